@@ -1,0 +1,740 @@
+//! The leader's brain: from what the probes saw and what is published, one decision per
+//! cycle, each with a sentence that says why. Pure: no I/O, no clock; the daemon acts.
+//!
+//! Order of concerns, first match wins (as in Patroni's `ha.py`):
+//! 1. no master known yet: discover it (from the znode if its master is really a live
+//!    master, else from the roles the nodes report), or wait and say why;
+//! 2. the master is down: promote the best replica (or finish a promotion already done);
+//! 3. the master no longer says it is a master: forget it and rediscover;
+//! 4. a live node that is not a replica of the master (a returning old master, a replica of
+//!    someone else): make it a replica of the master;
+//! 5. the published topology differs from what is true: publish.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use redis_failover_client::{NodeAddr, Topology};
+
+use crate::health::{NodeHealth, Status};
+use crate::info::NodeInfo;
+
+/// Every configured node of a group and what the probes know about it.
+pub type View = BTreeMap<NodeAddr, NodeHealth>;
+
+/// One decision of the leader.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Nothing can be decided safely yet (not every node probed, nodes disagree).
+    Wait { reason: String },
+    /// `+discovered`: take `master` as the group's master (it may be down: then the next
+    /// cycle fails over from it). No Redis command is sent.
+    Adopt {
+        master: NodeAddr,
+        epoch: u64,
+        reason: String,
+    },
+    /// `+selected-replica`: `failed` is down, promote `winner`.
+    Failover {
+        failed: NodeAddr,
+        winner: NodeAddr,
+        reason: String,
+    },
+    /// `+failover-roll-forward`: the master is down and `winner` already answers as a master
+    /// (a promotion that a previous leader or attempt left half done): adopt it with a new
+    /// epoch and re-point the others.
+    RollForward {
+        failed: NodeAddr,
+        winner: NodeAddr,
+        reason: String,
+    },
+    /// `-failover-abort-no-good-slave`: the master is down and no replica may be promoted.
+    NoCandidate { failed: NodeAddr, reason: String },
+    /// `-master-lost`: the master answers but is not a master any more; rediscover.
+    Forget { master: NodeAddr, reason: String },
+    /// `+reconf-replica`: make each of `nodes` a replica of `master`.
+    Reconfigure {
+        nodes: Vec<NodeAddr>,
+        master: NodeAddr,
+        reason: String,
+    },
+    /// `+publish`: write `topology` to `<root>/nodes`.
+    Publish { topology: Topology, reason: String },
+    /// All is as published.
+    Steady,
+}
+
+impl Decision {
+    /// The stable event name that starts the decision's log line.
+    pub fn event(&self) -> &'static str {
+        match self {
+            Decision::Wait { .. } => "-wait",
+            Decision::Adopt { .. } => "+discovered",
+            Decision::Failover { .. } => "+selected-replica",
+            Decision::RollForward { .. } => "+failover-roll-forward",
+            Decision::NoCandidate { .. } => "-failover-abort-no-good-slave",
+            Decision::Forget { .. } => "-master-lost",
+            Decision::Reconfigure { .. } => "+reconf-replica",
+            Decision::Publish { .. } => "+publish",
+            Decision::Steady => "steady",
+        }
+    }
+}
+
+impl fmt::Display for Decision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let event = self.event();
+        match self {
+            Decision::Wait { reason } => write!(f, "{event}: {reason}"),
+            Decision::Adopt {
+                master,
+                epoch,
+                reason,
+            } => write!(f, "{event} master {master} epoch {epoch}: {reason}"),
+            Decision::Failover {
+                failed,
+                winner,
+                reason,
+            }
+            | Decision::RollForward {
+                failed,
+                winner,
+                reason,
+            } => write!(f, "{event} {winner} to replace {failed}: {reason}"),
+            Decision::NoCandidate { failed, reason } => {
+                write!(f, "{event} master {failed} is down: {reason}")
+            }
+            Decision::Forget { master, reason } => write!(f, "{event} {master}: {reason}"),
+            Decision::Reconfigure {
+                nodes,
+                master,
+                reason,
+            } => write!(f, "{event} {} -> replicaof {master}: {reason}", join(nodes)),
+            Decision::Publish { topology, reason } => write!(
+                f,
+                "{event} master={} slaves=[{}] unavailable=[{}] epoch={}: {reason}",
+                topology
+                    .master
+                    .as_ref()
+                    .map_or("null".to_string(), |m| m.to_string()),
+                join(&topology.slaves),
+                join(&topology.unavailable),
+                topology.epoch
+            ),
+            Decision::Steady => write!(f, "{event}"),
+        }
+    }
+}
+
+fn join(addrs: &[NodeAddr]) -> String {
+    addrs
+        .iter()
+        .map(|a| a.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn up_info<'a>(view: &'a View, addr: &NodeAddr) -> Option<&'a NodeInfo> {
+    view.get(addr).filter(|h| h.is_up()).and_then(|h| h.info())
+}
+
+/// What should be published for `master` given the view. Never more than one master: the
+/// `master` field is the only place one can appear, and a node is listed as a replica only
+/// when it reports that it replicates from it.
+pub fn derive_topology(master: Option<&NodeAddr>, epoch: u64, view: &View) -> Topology {
+    let master_up = master
+        .and_then(|m| up_info(view, m))
+        .is_some_and(|i| i.is_master());
+    let mut topo = Topology {
+        master: if master_up { master.cloned() } else { None },
+        epoch,
+        ..Topology::default()
+    };
+    for (addr, health) in view {
+        if Some(addr) == master {
+            if !master_up {
+                topo.unavailable.push(addr.clone());
+            }
+            continue;
+        }
+        let follows_master = health.is_up()
+            && health
+                .info()
+                .is_some_and(|i| master.is_some() && i.master() == master);
+        // While the master is up a replica must also have its link up (a replica still
+        // loading its first sync serves nothing useful). While it is down, replicas of it
+        // still serve reads.
+        let listed = follows_master
+            && (!master_up || health.info().is_some_and(|i| i.link_up()));
+        if listed {
+            topo.slaves.push(addr.clone());
+        } else {
+            topo.unavailable.push(addr.clone());
+        }
+    }
+    topo
+}
+
+/// Ranks promotion candidates: lower `replica-priority`, then larger replication offset,
+/// then address (so every manager picks the same one). Priority 0 never.
+pub fn select_replica<'a>(
+    view: &'a View,
+    failed: &NodeAddr,
+) -> Result<(&'a NodeAddr, String), String> {
+    let mut candidates: Vec<(&NodeAddr, &NodeInfo)> = Vec::new();
+    let mut excluded = Vec::new();
+    for (addr, health) in view {
+        if addr == failed {
+            continue;
+        }
+        let Some(info) = health.info().filter(|_| health.is_up()) else {
+            excluded.push(format!("{addr} down"));
+            continue;
+        };
+        if info.is_master() {
+            excluded.push(format!("{addr} is a master"));
+        } else if info.priority == 0 {
+            excluded.push(format!("{addr} has replica-priority 0"));
+        } else {
+            candidates.push((addr, info));
+        }
+    }
+    candidates.sort_by(|(a, ai), (b, bi)| {
+        ai.priority
+            .cmp(&bi.priority)
+            .then(bi.offset.cmp(&ai.offset))
+            .then(a.cmp(b))
+    });
+    let ranking = candidates
+        .iter()
+        .map(|(a, i)| format!("{a} (priority {}, offset {})", i.priority, i.offset))
+        .collect::<Vec<_>>()
+        .join(" > ");
+    let excluded = if excluded.is_empty() {
+        String::new()
+    } else {
+        format!("; excluded: {}", excluded.join(", "))
+    };
+    match candidates.first() {
+        Some((winner, _)) => Ok((winner, format!("ranking {ranking}{excluded}"))),
+        None => Err(format!("no replica may be promoted{excluded}")),
+    }
+}
+
+/// The leader's belief about its group, kept between cycles.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GroupState {
+    /// The group's master; `None` until discovered. It stays set while that master is down
+    /// and nobody can replace it, so that it is taken back if it returns.
+    pub master: Option<NodeAddr>,
+    pub epoch: u64,
+}
+
+/// One cycle: what to do next, given the belief, the probes' view and the published znode
+/// (`None` when missing or unreadable).
+pub fn decide(state: &GroupState, view: &View, published: Option<&Topology>) -> Decision {
+    let Some(master) = &state.master else {
+        return discover(view, published);
+    };
+    let Some(master_health) = view.get(master) else {
+        return Decision::Forget {
+            master: master.clone(),
+            reason: "not one of the configured nodes".into(),
+        };
+    };
+    match master_health.status() {
+        Status::Unknown => {
+            return Decision::Wait {
+                reason: format!("master {master} not probed yet"),
+            }
+        }
+        Status::Down => return failover(master, master_health, view),
+        Status::Up => {}
+    }
+    if let Some(info) = master_health.info().filter(|i| !i.is_master()) {
+        let follows = info
+            .master()
+            .map_or("nobody".to_string(), |m| m.to_string());
+        return Decision::Forget {
+            master: master.clone(),
+            reason: format!("it now reports role replica of {follows}"),
+        };
+    }
+    let strays: Vec<NodeAddr> = view
+        .iter()
+        .filter(|(addr, _)| *addr != master)
+        .filter_map(|(addr, h)| {
+            let info = h.info().filter(|_| h.is_up())?;
+            (info.master() != Some(master)).then(|| addr.clone())
+        })
+        .collect();
+    if !strays.is_empty() {
+        let why: Vec<String> = strays
+            .iter()
+            .map(|a| match up_info(view, a).and_then(|i| i.master()) {
+                Some(m) => format!("{a} replicates from {m}"),
+                None => format!("{a} is a master"),
+            })
+            .collect();
+        return Decision::Reconfigure {
+            nodes: strays,
+            master: master.clone(),
+            reason: why.join(", "),
+        };
+    }
+    let topology = derive_topology(Some(master), state.epoch, view);
+    match published {
+        Some(p) if p.same_content(&topology) => Decision::Steady,
+        Some(_) => Decision::Publish {
+            topology,
+            reason: "the published topology differs from the nodes' state".into(),
+        },
+        None => Decision::Publish {
+            topology,
+            reason: "nothing valid published yet".into(),
+        },
+    }
+}
+
+fn failover(master: &NodeAddr, master_health: &NodeHealth, view: &View) -> Decision {
+    if let Some((addr, _)) = view.iter().find(|(_, h)| h.status() == Status::Unknown) {
+        return Decision::Wait {
+            reason: format!("master {master} is down, but {addr} is not probed yet"),
+        };
+    }
+    let why_down = master_health.last_error().unwrap_or("unreachable");
+    let promoted: Vec<&NodeAddr> = view
+        .iter()
+        .filter(|(addr, h)| {
+            *addr != master && h.is_up() && h.info().is_some_and(|i| i.is_master())
+        })
+        .map(|(a, _)| a)
+        .collect();
+    match promoted.as_slice() {
+        [] => {}
+        [winner] => {
+            return Decision::RollForward {
+                failed: master.clone(),
+                winner: (*winner).clone(),
+                reason: format!("master down ({why_down}) and {winner} already is a master"),
+            }
+        }
+        several => {
+            return Decision::Wait {
+                reason: format!(
+                    "master {master} is down and {} all claim to be masters; not guessing, fix \
+                     the roles by hand",
+                    join(&several.iter().map(|a| (*a).clone()).collect::<Vec<_>>())
+                ),
+            }
+        }
+    }
+    match select_replica(view, master) {
+        Ok((winner, ranking)) => Decision::Failover {
+            failed: master.clone(),
+            winner: winner.clone(),
+            reason: format!("master down ({why_down}); {ranking}"),
+        },
+        Err(reason) => Decision::NoCandidate {
+            failed: master.clone(),
+            reason,
+        },
+    }
+}
+
+fn discover(view: &View, published: Option<&Topology>) -> Decision {
+    if let Some((addr, _)) = view.iter().find(|(_, h)| h.status() == Status::Unknown) {
+        return Decision::Wait {
+            reason: format!("discovery waits for the first probe of {addr}"),
+        };
+    }
+    let epoch = published.map_or(0, |p| p.epoch);
+    let follows = |m: &NodeAddr| {
+        view.values()
+            .any(|h| h.is_up() && h.info().and_then(|i| i.master()) == Some(m))
+    };
+    if let Some(m) = published.and_then(|p| p.master.as_ref()) {
+        if let Some(h) = view.get(m) {
+            if h.is_up() && h.info().is_some_and(|i| i.is_master()) {
+                return Decision::Adopt {
+                    master: m.clone(),
+                    epoch,
+                    reason: "the published master is up and reports role master".into(),
+                };
+            }
+            if h.status() == Status::Down && follows(m) {
+                return Decision::Adopt {
+                    master: m.clone(),
+                    epoch,
+                    reason: "the published master is down and replicas still follow it; \
+                             failing over from it"
+                        .into(),
+                };
+            }
+        }
+    }
+    let masters: Vec<&NodeAddr> = view
+        .iter()
+        .filter(|(_, h)| h.is_up() && h.info().is_some_and(|i| i.is_master()))
+        .map(|(a, _)| a)
+        .collect();
+    let unknown_upstreams: Vec<String> = view
+        .iter()
+        .filter(|(_, h)| h.is_up())
+        .filter_map(|(a, h)| {
+            let m = h.info()?.master()?;
+            (!view.contains_key(m)).then(|| format!("{a} replicates from {m}"))
+        })
+        .collect();
+    if !unknown_upstreams.is_empty() {
+        return Decision::Wait {
+            reason: format!(
+                "nodes disagree: {} (not a configured node); not guessing, check -n/--nodes",
+                unknown_upstreams.join(", ")
+            ),
+        };
+    }
+    match masters.as_slice() {
+        [m] => Decision::Adopt {
+            master: (*m).clone(),
+            epoch,
+            reason: "the only node reporting role master".into(),
+        },
+        [] => {
+            let upstreams: std::collections::BTreeSet<&NodeAddr> = view
+                .values()
+                .filter(|h| h.is_up())
+                .filter_map(|h| h.info()?.master())
+                .collect();
+            match upstreams.iter().collect::<Vec<_>>().as_slice() {
+                [m] if view.get(*m).is_some_and(|h| h.status() == Status::Down) => {
+                    Decision::Adopt {
+                        master: (**m).clone(),
+                        epoch,
+                        reason: "no live master; every live replica follows this down node, \
+                                 failing over from it"
+                            .into(),
+                    }
+                }
+                _ => Decision::Wait {
+                    reason: format!(
+                        "no node reports role master (live replicas follow: [{}]); not guessing",
+                        join(&upstreams.into_iter().cloned().collect::<Vec<_>>())
+                    ),
+                },
+            }
+        }
+        several => Decision::Wait {
+            reason: format!(
+                "nodes disagree: {} all report role master; not guessing, make all but one \
+                 replicas (REPLICAOF)",
+                join(&several.iter().map(|a| (*a).clone()).collect::<Vec<_>>())
+            ),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::info::Role;
+    use std::time::{Duration, Instant};
+
+    fn a(port: u16) -> NodeAddr {
+        NodeAddr::new("h", port)
+    }
+
+    /// A node in a test view: `M` master, `R(p)` replica of port p, `Rd(p)` replica with link
+    /// down, `Down`, `Unknown`; then offset and priority.
+    #[derive(Clone, Copy)]
+    enum N {
+        M(u64),
+        R(u16, u64, u32),
+        Rd(u16, u64),
+        Down,
+        Unknown,
+    }
+
+    fn view(nodes: &[(u16, N)]) -> View {
+        let now = Instant::now();
+        let mut v = View::new();
+        for (port, n) in nodes {
+            let mut h = NodeHealth::new();
+            let info = |role, offset, priority| NodeInfo {
+                role,
+                offset,
+                priority,
+            };
+            let replica = |m: u16, link_up| Role::Replica {
+                master: a(m),
+                link_up,
+            };
+            match *n {
+                N::M(off) => {
+                    h.on_success(now, Some(info(Role::Master, off, 100)), None);
+                }
+                N::R(m, off, prio) => {
+                    h.on_success(now, Some(info(replica(m, true), off, prio)), None);
+                }
+                N::Rd(m, off) => {
+                    h.on_success(now, Some(info(replica(m, false), off, 100)), None);
+                }
+                N::Down => {
+                    h.on_success(now, Some(info(Role::Master, 0, 100)), None);
+                    for _ in 0..3 {
+                        h.on_failure(now + Duration::from_millis(5), "connection refused", 3);
+                    }
+                }
+                N::Unknown => {}
+            }
+            v.insert(a(*port), h);
+        }
+        v
+    }
+
+    fn st(master: Option<u16>, epoch: u64) -> GroupState {
+        GroupState {
+            master: master.map(a),
+            epoch,
+        }
+    }
+
+    fn topo(master: Option<u16>, slaves: &[u16], unavailable: &[u16], epoch: u64) -> Topology {
+        Topology {
+            master: master.map(a),
+            slaves: slaves.iter().map(|p| a(*p)).collect(),
+            unavailable: unavailable.iter().map(|p| a(*p)).collect(),
+            epoch,
+            ..Topology::default()
+        }
+    }
+
+    use N::*;
+
+    #[test]
+    fn decisions() {
+        let healthy = [(1, M(100)), (2, R(1, 100, 100)), (3, R(1, 90, 100))];
+        let cases: Vec<(&str, GroupState, Vec<(u16, N)>, Option<Topology>, Decision)> = vec![
+            (
+                "discovery waits for every node",
+                st(None, 0),
+                vec![(1, M(0)), (2, Unknown)],
+                None,
+                Decision::Wait { reason: "discovery waits for the first probe of h:2".into() },
+            ),
+            (
+                "discovery: the only master",
+                st(None, 0),
+                healthy.to_vec(),
+                None,
+                Decision::Adopt { master: a(1), epoch: 0, reason: "the only node reporting role master".into() },
+            ),
+            (
+                "discovery keeps the published epoch",
+                st(None, 0),
+                healthy.to_vec(),
+                Some(topo(Some(1), &[2, 3], &[], 7)),
+                Decision::Adopt { master: a(1), epoch: 7, reason: "the published master is up and reports role master".into() },
+            ),
+            (
+                "discovery: a published master that is a replica now is not kept",
+                st(None, 0),
+                vec![(1, R(2, 5, 100)), (2, M(5)), (3, R(2, 5, 100))],
+                Some(topo(Some(1), &[2, 3], &[], 3)),
+                Decision::Adopt { master: a(2), epoch: 3, reason: "the only node reporting role master".into() },
+            ),
+            (
+                "discovery: a down published master with followers is failed over from",
+                st(None, 0),
+                vec![(1, Down), (2, Rd(1, 5)), (3, Rd(1, 4))],
+                Some(topo(Some(1), &[2, 3], &[], 3)),
+                Decision::Adopt {
+                    master: a(1),
+                    epoch: 3,
+                    reason: "the published master is down and replicas still follow it; failing over from it".into(),
+                },
+            ),
+            (
+                "discovery without znode: all replicas follow one down node",
+                st(None, 0),
+                vec![(1, Down), (2, Rd(1, 5)), (3, Rd(1, 4))],
+                None,
+                Decision::Adopt {
+                    master: a(1),
+                    epoch: 0,
+                    reason: "no live master; every live replica follows this down node, failing over from it".into(),
+                },
+            ),
+            (
+                "discovery: two masters",
+                st(None, 0),
+                vec![(1, M(0)), (2, M(0)), (3, R(1, 0, 100))],
+                None,
+                Decision::Wait {
+                    reason: "nodes disagree: h:1,h:2 all report role master; not guessing, make all but one replicas (REPLICAOF)".into(),
+                },
+            ),
+            (
+                "discovery: a replica of an unknown node",
+                st(None, 0),
+                vec![(1, M(0)), (2, R(9, 0, 100))],
+                None,
+                Decision::Wait {
+                    reason: "nodes disagree: h:2 replicates from h:9 (not a configured node); not guessing, check -n/--nodes".into(),
+                },
+            ),
+            (
+                "discovery: no master at all",
+                st(None, 0),
+                vec![(1, Down), (2, Down)],
+                None,
+                Decision::Wait { reason: "no node reports role master (live replicas follow: []); not guessing".into() },
+            ),
+            (
+                "steady",
+                st(Some(1), 2),
+                healthy.to_vec(),
+                Some(topo(Some(1), &[2, 3], &[], 2)),
+                Decision::Steady,
+            ),
+            (
+                "first publish",
+                st(Some(1), 2),
+                healthy.to_vec(),
+                None,
+                Decision::Publish { topology: topo(Some(1), &[2, 3], &[], 2), reason: "nothing valid published yet".into() },
+            ),
+            (
+                "a replica went down",
+                st(Some(1), 2),
+                vec![(1, M(100)), (2, R(1, 100, 100)), (3, Down)],
+                Some(topo(Some(1), &[2, 3], &[], 2)),
+                Decision::Publish {
+                    topology: topo(Some(1), &[2], &[3], 2),
+                    reason: "the published topology differs from the nodes' state".into(),
+                },
+            ),
+            (
+                "a syncing replica is not listed yet",
+                st(Some(1), 2),
+                vec![(1, M(100)), (2, R(1, 100, 100)), (3, Rd(1, 0))],
+                Some(topo(Some(1), &[2, 3], &[], 2)),
+                Decision::Publish {
+                    topology: topo(Some(1), &[2], &[3], 2),
+                    reason: "the published topology differs from the nodes' state".into(),
+                },
+            ),
+            (
+                "the returning old master is made a replica",
+                st(Some(2), 3),
+                vec![(1, M(0)), (2, M(100)), (3, R(2, 100, 100))],
+                Some(topo(Some(2), &[3], &[1], 3)),
+                Decision::Reconfigure { nodes: vec![a(1)], master: a(2), reason: "h:1 is a master".into() },
+            ),
+            (
+                "a replica of the old master is re-pointed",
+                st(Some(2), 3),
+                vec![(1, Down), (2, M(100)), (3, Rd(1, 100))],
+                Some(topo(Some(2), &[], &[1, 3], 3)),
+                Decision::Reconfigure { nodes: vec![a(3)], master: a(2), reason: "h:3 replicates from h:1".into() },
+            ),
+            (
+                "master down: the larger offset wins",
+                st(Some(1), 2),
+                vec![(1, Down), (2, Rd(1, 90)), (3, Rd(1, 100))],
+                None,
+                Decision::Failover {
+                    failed: a(1),
+                    winner: a(3),
+                    reason: "master down (connection refused); ranking h:3 (priority 100, offset 100) > h:2 (priority 100, offset 90)".into(),
+                },
+            ),
+            (
+                "master down: a lower priority beats a larger offset, priority 0 never",
+                st(Some(1), 2),
+                vec![(1, Down), (2, R(1, 10, 50)), (3, R(1, 100, 100)), (4, R(1, 200, 0))],
+                None,
+                Decision::Failover {
+                    failed: a(1),
+                    winner: a(2),
+                    reason: "master down (connection refused); ranking h:2 (priority 50, offset 10) > h:3 (priority 100, offset 100); excluded: h:4 has replica-priority 0".into(),
+                },
+            ),
+            (
+                "master down: ties go to the lower address",
+                st(Some(1), 2),
+                vec![(1, Down), (3, R(1, 7, 100)), (2, R(1, 7, 100))],
+                None,
+                Decision::Failover {
+                    failed: a(1),
+                    winner: a(2),
+                    reason: "master down (connection refused); ranking h:2 (priority 100, offset 7) > h:3 (priority 100, offset 7)".into(),
+                },
+            ),
+            (
+                "master down: nobody fit",
+                st(Some(1), 2),
+                vec![(1, Down), (2, R(1, 10, 0)), (3, Down)],
+                None,
+                Decision::NoCandidate {
+                    failed: a(1),
+                    reason: "no replica may be promoted; excluded: h:2 has replica-priority 0, h:3 down".into(),
+                },
+            ),
+            (
+                "master down: a half-done promotion is rolled forward",
+                st(Some(1), 2),
+                vec![(1, Down), (2, M(10)), (3, Rd(1, 10))],
+                None,
+                Decision::RollForward {
+                    failed: a(1),
+                    winner: a(2),
+                    reason: "master down (connection refused) and h:2 already is a master".into(),
+                },
+            ),
+            (
+                "master down: waits for unprobed nodes",
+                st(Some(1), 2),
+                vec![(1, Down), (2, Unknown), (3, R(1, 1, 100))],
+                None,
+                Decision::Wait { reason: "master h:1 is down, but h:2 is not probed yet".into() },
+            ),
+            (
+                "master demoted behind our back",
+                st(Some(1), 2),
+                vec![(1, R(2, 0, 100)), (2, M(0))],
+                None,
+                Decision::Forget { master: a(1), reason: "it now reports role replica of h:2".into() },
+            ),
+        ];
+        for (name, state, nodes, published, want) in cases {
+            let got = decide(&state, &view(&nodes), published.as_ref());
+            assert_eq!(got, want, "{name}");
+        }
+    }
+
+    #[test]
+    fn derived_topology_never_lists_two_masters_or_a_dead_master() {
+        let v = view(&[(1, Down), (2, M(5)), (3, R(1, 5, 100))]);
+        let t = derive_topology(Some(&a(1)), 4, &v);
+        assert_eq!(t, topo(None, &[3], &[1, 2], 4));
+        let t = derive_topology(Some(&a(2)), 5, &v);
+        assert_eq!(t, topo(Some(2), &[], &[1, 3], 5));
+        let t = derive_topology(None, 0, &v);
+        assert_eq!(t, topo(None, &[], &[1, 2, 3], 0));
+    }
+
+    #[test]
+    fn decisions_read_as_one_line() {
+        let d = Decision::Reconfigure {
+            nodes: vec![a(1), a(3)],
+            master: a(2),
+            reason: "h:1 is a master".into(),
+        };
+        assert_eq!(d.to_string(), "+reconf-replica h:1,h:3 -> replicaof h:2: h:1 is a master");
+        let d = Decision::Publish {
+            topology: topo(None, &[], &[1], 9),
+            reason: "r".into(),
+        };
+        assert_eq!(d.to_string(), "+publish master=null slaves=[] unavailable=[h:1] epoch=9: r");
+    }
+}

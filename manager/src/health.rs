@@ -1,0 +1,224 @@
+//! When is a node down: consecutive probe failures against `--max-failures`. Pure; every
+//! call takes `now`, so the rules are tested without servers or clocks.
+//!
+//! The probes (see `probe.rs`) make the timing: a crashed node fails every probe at once
+//! (connection refused), a hung one fails one probe per deadline, so `max_failures`
+//! consecutive failures take milliseconds for a crash and about `--down-after-ms` for a hang.
+
+use std::time::{Duration, Instant};
+
+use crate::info::NodeInfo;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// Not probed yet since the manager started.
+    Unknown,
+    Up,
+    Down,
+}
+
+/// A change worth a log line and a new decision.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Transition {
+    /// `+sdown`: the node is now unavailable.
+    Down { reason: String },
+    /// `-sdown`: the node answers again (or for the first time).
+    Up,
+}
+
+/// Probe history of one node.
+#[derive(Clone, Debug)]
+pub struct NodeHealth {
+    status: Status,
+    consecutive_failures: u32,
+    last_ok: Option<Instant>,
+    down_since: Option<Instant>,
+    last_error: Option<String>,
+    /// The latest replication state the node reported; kept while it is down, because the
+    /// offset it had is still what ranks it if it comes back.
+    info: Option<NodeInfo>,
+    /// `info` was read after the node last went down.
+    info_fresh: bool,
+    latency: Option<Duration>,
+}
+
+impl Default for NodeHealth {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl NodeHealth {
+    pub fn new() -> Self {
+        Self {
+            status: Status::Unknown,
+            consecutive_failures: 0,
+            last_ok: None,
+            down_since: None,
+            last_error: None,
+            info: None,
+            info_fresh: false,
+            latency: None,
+        }
+    }
+
+    pub fn status(&self) -> Status {
+        self.status
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.status == Status::Up
+    }
+
+    pub fn info(&self) -> Option<&NodeInfo> {
+        self.info.as_ref()
+    }
+
+    pub fn latency(&self) -> Option<Duration> {
+        self.latency
+    }
+
+    pub fn last_error(&self) -> Option<&str> {
+        self.last_error.as_deref()
+    }
+
+    pub fn consecutive_failures(&self) -> u32 {
+        self.consecutive_failures
+    }
+
+    pub fn last_ok(&self) -> Option<Instant> {
+        self.last_ok
+    }
+
+    pub fn down_since(&self) -> Option<Instant> {
+        self.down_since
+    }
+
+    /// A probe succeeded; `info` is set when the probe read `INFO replication`.
+    pub fn on_success(
+        &mut self,
+        now: Instant,
+        info: Option<NodeInfo>,
+        latency: Option<Duration>,
+    ) -> Option<Transition> {
+        self.consecutive_failures = 0;
+        self.last_ok = Some(now);
+        if let Some(info) = info {
+            self.info = Some(info);
+            self.info_fresh = true;
+        }
+        if latency.is_some() {
+            self.latency = latency;
+        }
+        // Up needs an INFO read since the node was last down: a returning node's role is
+        // whatever it restarted with, not what it had before, and deciding on a role we have
+        // not seen would be guessing.
+        if self.status != Status::Up && self.info_fresh {
+            self.status = Status::Up;
+            self.down_since = None;
+            self.last_error = None;
+            return Some(Transition::Up);
+        }
+        None
+    }
+
+    /// A probe failed (connection refused or dropped, deadline passed, error reply).
+    pub fn on_failure(
+        &mut self,
+        now: Instant,
+        reason: &str,
+        max_failures: u32,
+    ) -> Option<Transition> {
+        self.consecutive_failures = self.consecutive_failures.saturating_add(1);
+        self.last_error = Some(reason.to_string());
+        if self.status != Status::Down && self.consecutive_failures >= max_failures.max(1) {
+            self.status = Status::Down;
+            self.down_since = Some(now);
+            self.info_fresh = false;
+            return Some(Transition::Down {
+                reason: format!(
+                    "{} consecutive failed probes, last: {reason}",
+                    self.consecutive_failures
+                ),
+            });
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::info::Role;
+
+    #[derive(Clone, Copy, Debug)]
+    enum Ev {
+        Ok,
+        OkInfo,
+        Fail,
+    }
+
+    fn info() -> NodeInfo {
+        NodeInfo {
+            role: Role::Master,
+            offset: 1,
+            priority: 100,
+        }
+    }
+
+    fn run(events: &[Ev], max_failures: u32) -> (Status, Vec<&'static str>, u32) {
+        let t0 = Instant::now();
+        let mut h = NodeHealth::new();
+        let mut transitions = vec![];
+        for (i, ev) in events.iter().enumerate() {
+            let now = t0 + Duration::from_millis(10 * i as u64);
+            let t = match ev {
+                Ev::Ok => h.on_success(now, None, None),
+                Ev::OkInfo => h.on_success(now, Some(info()), Some(Duration::from_millis(1))),
+                Ev::Fail => h.on_failure(now, "refused", max_failures),
+            };
+            match t {
+                Some(Transition::Down { .. }) => transitions.push("+sdown"),
+                Some(Transition::Up) => transitions.push("-sdown"),
+                None => {}
+            }
+        }
+        (h.status(), transitions, h.consecutive_failures())
+    }
+
+    #[test]
+    fn table() {
+        use Ev::*;
+        let cases: Vec<(&str, Vec<Ev>, u32, Status, Vec<&str>)> = vec![
+            ("nothing yet", vec![], 3, Status::Unknown, vec![]),
+            ("ping alone does not make a node up", vec![Ok], 3, Status::Unknown, vec![]),
+            ("first INFO makes it up", vec![OkInfo], 3, Status::Up, vec!["-sdown"]),
+            ("two failures are not enough", vec![OkInfo, Fail, Fail], 3, Status::Up, vec!["-sdown"]),
+            ("three consecutive failures", vec![OkInfo, Fail, Fail, Fail], 3, Status::Down, vec!["-sdown", "+sdown"]),
+            ("a success resets the count", vec![OkInfo, Fail, Fail, Ok, Fail, Fail], 3, Status::Up, vec!["-sdown"]),
+            ("max-failures 1", vec![OkInfo, Fail], 1, Status::Down, vec!["-sdown", "+sdown"]),
+            ("max-failures 0 acts as 1", vec![OkInfo, Fail], 0, Status::Down, vec!["-sdown", "+sdown"]),
+            ("down is reported once", vec![OkInfo, Fail, Fail, Fail, Fail, Fail], 3, Status::Down, vec!["-sdown", "+sdown"]),
+            ("never seen, then down", vec![Fail, Fail, Fail], 3, Status::Down, vec!["+sdown"]),
+            ("back needs a fresh INFO", vec![OkInfo, Fail, Fail, Fail, Ok, Ok], 3, Status::Down, vec!["-sdown", "+sdown"]),
+            ("back with INFO", vec![OkInfo, Fail, Fail, Fail, Ok, OkInfo], 3, Status::Up, vec!["-sdown", "+sdown", "-sdown"]),
+        ];
+        for (name, events, max, want_status, want_transitions) in cases {
+            let (status, transitions, _) = run(&events, max);
+            assert_eq!(status, want_status, "{name}");
+            assert_eq!(transitions, want_transitions, "{name}");
+        }
+    }
+
+    #[test]
+    fn down_reason_names_the_count_and_the_error() {
+        let mut h = NodeHealth::new();
+        let now = Instant::now();
+        h.on_failure(now, "x", 2);
+        let Some(Transition::Down { reason }) = h.on_failure(now, "connection refused", 2) else {
+            panic!("expected down");
+        };
+        assert_eq!(reason, "2 consecutive failed probes, last: connection refused");
+        assert_eq!(h.down_since(), Some(now));
+    }
+}

@@ -1,0 +1,134 @@
+//! What a node says about itself: `INFO replication` text turned into role, replication
+//! offset, link status and `replica-priority`. Pure.
+
+use redis_failover_client::NodeAddr;
+
+/// Sentinel's and Redis's default `replica-priority`.
+pub const DEFAULT_PRIORITY: u32 = 100;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Role {
+    Master,
+    Replica {
+        /// The master this replica follows, as it reports it (`master_host:master_port`).
+        master: NodeAddr,
+        /// `master_link_status:up`: the replication stream is flowing.
+        link_up: bool,
+    },
+}
+
+/// One node's replication state as of one `INFO replication` reply.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeInfo {
+    pub role: Role,
+    /// `master_repl_offset` on a master, `slave_repl_offset` on a replica: how much of the
+    /// replication stream this node has.
+    pub offset: u64,
+    /// `replica-priority` (reported as `slave_priority`); 0 = never promote.
+    pub priority: u32,
+}
+
+impl NodeInfo {
+    pub fn is_master(&self) -> bool {
+        self.role == Role::Master
+    }
+
+    /// The master this node replicates from, if it is a replica.
+    pub fn master(&self) -> Option<&NodeAddr> {
+        match &self.role {
+            Role::Replica { master, .. } => Some(master),
+            Role::Master => None,
+        }
+    }
+
+    pub fn link_up(&self) -> bool {
+        matches!(self.role, Role::Replica { link_up: true, .. })
+    }
+}
+
+/// Parses the text of `INFO replication`. `priority` comes from `CONFIG GET
+/// replica-priority` when the caller has it, since masters do not report it in `INFO`.
+pub fn parse_info_replication(text: &str, priority: Option<u32>) -> Result<NodeInfo, String> {
+    let mut role = None;
+    let mut master_host = None;
+    let mut master_port = None;
+    let mut link_up = false;
+    let mut master_offset = None;
+    let mut slave_offset = None;
+    let mut info_priority = None;
+    for line in text.lines() {
+        let Some((key, value)) = line.trim_end_matches('\r').split_once(':') else {
+            continue;
+        };
+        match key {
+            "role" => role = Some(value.to_string()),
+            "master_host" => master_host = Some(value.to_string()),
+            "master_port" => master_port = value.parse::<u16>().ok(),
+            "master_link_status" => link_up = value == "up",
+            "master_repl_offset" => master_offset = value.parse::<u64>().ok(),
+            "slave_repl_offset" => slave_offset = value.parse::<u64>().ok(),
+            "slave_priority" | "replica_priority" => info_priority = value.parse::<u32>().ok(),
+            _ => {}
+        }
+    }
+    let priority = priority.or(info_priority).unwrap_or(DEFAULT_PRIORITY);
+    match role.as_deref() {
+        Some("master") => Ok(NodeInfo {
+            role: Role::Master,
+            offset: master_offset.unwrap_or(0),
+            priority,
+        }),
+        Some("slave") | Some("replica") => {
+            let (Some(host), Some(port)) = (master_host, master_port) else {
+                return Err("INFO replication of a replica lacks master_host/master_port".into());
+            };
+            Ok(NodeInfo {
+                role: Role::Replica {
+                    master: NodeAddr::new(host, port),
+                    link_up,
+                },
+                // A replica whose link never came up has no slave_repl_offset worth trusting.
+                offset: slave_offset.or(master_offset).unwrap_or(0),
+                priority,
+            })
+        }
+        Some(other) => Err(format!("unexpected role:{other} in INFO replication")),
+        None => Err("INFO replication has no role: line".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MASTER: &str = "# Replication\r\nrole:master\r\nconnected_slaves:1\r\nslave0:ip=127.0.0.1,port=7001,state=online,offset=42,lag=0\r\nmaster_failover_state:no-failover\r\nmaster_replid:abc\r\nmaster_repl_offset:42\r\n";
+    const REPLICA: &str = "# Replication\r\nrole:slave\r\nmaster_host:127.0.0.1\r\nmaster_port:7000\r\nmaster_link_status:up\r\nmaster_last_io_seconds_ago:0\r\nmaster_sync_in_progress:0\r\nslave_read_repl_offset:40\r\nslave_repl_offset:40\r\nslave_priority:10\r\nslave_read_only:1\r\nmaster_repl_offset:40\r\n";
+
+    #[test]
+    fn table() {
+        let h = |p| NodeAddr::new("127.0.0.1", p);
+        let cases: Vec<(&str, &str, Option<u32>, Result<NodeInfo, &str>)> = vec![
+            ("master", MASTER, None, Ok(NodeInfo { role: Role::Master, offset: 42, priority: 100 })),
+            ("master with CONFIG priority", MASTER, Some(0), Ok(NodeInfo { role: Role::Master, offset: 42, priority: 0 })),
+            ("replica", REPLICA, None, Ok(NodeInfo { role: Role::Replica { master: h(7000), link_up: true }, offset: 40, priority: 10 })),
+            ("CONFIG wins over INFO", REPLICA, Some(0), Ok(NodeInfo { role: Role::Replica { master: h(7000), link_up: true }, offset: 40, priority: 0 })),
+            (
+                "replica with link down",
+                "role:slave\nmaster_host:10.0.0.1\nmaster_port:6379\nmaster_link_status:down\nslave_repl_offset:7\n",
+                None,
+                Ok(NodeInfo { role: Role::Replica { master: NodeAddr::new("10.0.0.1", 6379), link_up: false }, offset: 7, priority: 100 }),
+            ),
+            ("no role", "# Replication\r\n", None, Err("no role")),
+            ("replica without master", "role:slave\n", None, Err("lacks master_host")),
+            ("sentinel", "role:sentinel\n", None, Err("unexpected role:sentinel")),
+        ];
+        for (name, text, prio, want) in cases {
+            let got = parse_info_replication(text, prio);
+            match (got, want) {
+                (Ok(g), Ok(w)) => assert_eq!(g, w, "{name}"),
+                (Err(g), Err(w)) => assert!(g.contains(w), "{name}: {g}"),
+                (g, w) => panic!("{name}: got {g:?}, want {w:?}"),
+            }
+        }
+    }
+}
