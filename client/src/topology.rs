@@ -42,16 +42,17 @@ impl FromStr for NodeAddr {
         let bad = |why: &str| format!("bad address {s:?}: {why} (expected host:port)");
         let (host, port) = s.rsplit_once(':').ok_or_else(|| bad("no port"))?;
         let host = match host.strip_prefix('[') {
-            Some(inner) => inner
-                .strip_suffix(']')
-                .ok_or_else(|| bad("unclosed '['"))?,
+            Some(inner) => inner.strip_suffix(']').ok_or_else(|| bad("unclosed '['"))?,
             None if host.contains(':') => return Err(bad("IPv6 hosts need brackets, [::1]:6379")),
             None => host,
         };
         if host.is_empty() {
             return Err(bad("empty host"));
         }
-        if host.chars().any(|c| c.is_whitespace() || c == '/' || c == ',') {
+        if host
+            .chars()
+            .any(|c| c.is_whitespace() || c == '/' || c == ',')
+        {
             return Err(bad("host has a space, ',' or '/'"));
         }
         let port: u16 = port
@@ -175,7 +176,11 @@ mod tests {
     #[test]
     fn addresses_parse_and_print() {
         let cases = [
-            ("127.0.0.1:6379", Some(("127.0.0.1", 6379)), "127.0.0.1:6379"),
+            (
+                "127.0.0.1:6379",
+                Some(("127.0.0.1", 6379)),
+                "127.0.0.1:6379",
+            ),
             (" redis-1:7000 ", Some(("redis-1", 7000)), "redis-1:7000"),
             ("[::1]:6380", Some(("::1", 6380)), "[::1]:6380"),
         ];
@@ -186,8 +191,17 @@ mod tests {
             assert_eq!(got.to_string(), shown);
         }
         for bad in [
-            "", "6379", "host", ":6379", "host:", "host:0", "host:70000", "host:abc", "::1:6379",
-            "[::1:6379", "a b:1",
+            "",
+            "6379",
+            "host",
+            ":6379",
+            "host:",
+            "host:0",
+            "host:70000",
+            "host:abc",
+            "::1:6379",
+            "[::1:6379",
+            "a b:1",
         ] {
             let err = bad.parse::<NodeAddr>().expect_err(bad);
             assert!(err.contains("bad address"), "{err}");
@@ -212,8 +226,9 @@ mod tests {
         assert_eq!(t.master, Some(a("h:1")));
         assert_eq!(t.slaves, vec![a("h:2")]);
         assert_eq!(t.epoch, 0);
-        let t = Topology::from_json(br#"{"master":null,"slaves":[],"unavailable":["h:1"],"future":1}"#)
-            .expect("null master and unknown keys");
+        let t =
+            Topology::from_json(br#"{"master":null,"slaves":[],"unavailable":["h:1"],"future":1}"#)
+                .expect("null master and unknown keys");
         assert_eq!(t.master, None);
     }
 
@@ -228,14 +243,27 @@ mod tests {
             manager: Some("m".into()),
         };
         let json = String::from_utf8(t.to_json()).expect("utf8");
-        assert!(json.starts_with(r#"{"master":"h:1","slaves":["h:2"],"unavailable":["h:3"],"epoch":4"#), "{json}");
+        assert!(
+            json.starts_with(r#"{"master":"h:1","slaves":["h:2"],"unavailable":["h:3"],"epoch":4"#),
+            "{json}"
+        );
         assert_eq!(Topology::from_json(json.as_bytes()).expect("decode"), t);
     }
 
     #[test]
     fn corrupt_payloads_are_refused() {
-        for bad in [&b"garbage"[..], b"{}", br#"{"master":"nope"}"#, br#"{"master":"h:1","slaves":["h:1"]}"#, br#"{"master":5}"#] {
-            assert!(Topology::from_json(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+        for bad in [
+            &b"garbage"[..],
+            b"{}",
+            br#"{"master":"nope"}"#,
+            br#"{"master":"h:1","slaves":["h:1"]}"#,
+            br#"{"master":5}"#,
+        ] {
+            assert!(
+                Topology::from_json(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 }

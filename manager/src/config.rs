@@ -22,15 +22,30 @@ pub const DEFAULT_GROUP_NAME: &str = "mymaster";
 #[command(name = "redis_node_manager", version, about, long_about = None)]
 pub struct Cli {
     /// Redis nodes of the group, host:port,host:port,... (master and replicas, in any order).
-    #[arg(short = 'n', long, env = "REDIS_FAILOVER_NODES", value_name = "HOST:PORT,...")]
+    #[arg(
+        short = 'n',
+        long,
+        env = "REDIS_FAILOVER_NODES",
+        value_name = "HOST:PORT,..."
+    )]
     pub nodes: Option<String>,
 
     /// ZooKeeper servers, host:port,host:port,...
-    #[arg(short = 'z', long, env = "REDIS_FAILOVER_ZKSERVERS", value_name = "HOST:PORT,...")]
+    #[arg(
+        short = 'z',
+        long,
+        env = "REDIS_FAILOVER_ZKSERVERS",
+        value_name = "HOST:PORT,..."
+    )]
     pub zkservers: Option<String>,
 
     /// Redis password (AUTH), the same for every node.
-    #[arg(short = 'p', long, env = "REDIS_FAILOVER_PASSWORD", hide_env_values = true)]
+    #[arg(
+        short = 'p',
+        long,
+        env = "REDIS_FAILOVER_PASSWORD",
+        hide_env_values = true
+    )]
     pub password: Option<String>,
 
     /// Redis ACL user name (AUTH user password); needs --password.
@@ -306,7 +321,9 @@ fn group(
     }
     let nodes = parse_addr_list(nodes).map_err(|e| ConfigError(format!("{nodes_flag}: {e}")))?;
     let paths = ZnodePaths::new(root).map_err(|e| ConfigError(format!("{root_flag}: {e}")))?;
-    if paths.root() == "/" || paths.root() == "/zookeeper" || paths.root().starts_with("/zookeeper/")
+    if paths.root() == "/"
+        || paths.root() == "/zookeeper"
+        || paths.root().starts_with("/zookeeper/")
     {
         return err(format!(
             "{root_flag}: {} is reserved; use a path of its own such as /redis_failover",
@@ -359,8 +376,16 @@ mod tests {
 
     #[test]
     fn flags_alone() {
-        let c = load(&["-n", "127.0.0.1:7000,127.0.0.1:7001", "-z", "127.0.0.1:2181"], "")
-            .expect("valid");
+        let c = load(
+            &[
+                "-n",
+                "127.0.0.1:7000,127.0.0.1:7001",
+                "-z",
+                "127.0.0.1:2181",
+            ],
+            "",
+        )
+        .expect("valid");
         assert_eq!(c.groups.len(), 1);
         assert_eq!(c.groups[0].name, "mymaster");
         assert_eq!(c.groups[0].paths.root(), "/redis_failover");
@@ -379,7 +404,10 @@ mod tests {
         assert_eq!(c.max_failures, 5);
         assert_eq!(c.down_after, Duration::from_millis(700));
         assert_eq!(c.auth.password.as_ref().map(Secret::expose), Some("s3cret"));
-        assert!(!format!("{c:?}").contains("s3cret"), "password leaked in Debug");
+        assert!(
+            !format!("{c:?}").contains("s3cret"),
+            "password leaked in Debug"
+        );
     }
 
     #[test]
@@ -409,17 +437,61 @@ znode_path = "/rf/b"
         let cases: Vec<(Vec<&str>, &str, &str)> = vec![
             (vec!["-n", "h:1"], "", "no ZooKeeper servers"),
             (vec!["-z", "z:1"], "", "no Redis nodes"),
-            (vec!["-z", "z:1", "-n", "h"], "", "-n/--nodes: bad address \"h\": no port"),
-            (vec!["-z", "z:1", "-n", "h:1,h:99999"], "", "-n/--nodes: bad address \"h:99999\""),
-            (vec!["-z", "z:1", "-n", "h:1,h:1"], "", "-n/--nodes: duplicate address h:1"),
-            (vec!["-z", "z:1", "-n", ","], "", "-n/--nodes: empty address list"),
-            (vec!["-z", "nope", "-n", "h:1"], "", "-z/--zkservers: bad address \"nope\""),
-            (vec!["-z", "z:1", "-n", "h:1", "--znode-path", "rf"], "", "--znode-path: znode path \"rf\" must start with '/'"),
-            (vec!["-z", "z:1", "-n", "h:1", "--znode-path", "/zookeeper"], "", "is reserved"),
-            (vec!["-z", "z:1", "-n", "h:1", "--max-failures", "0"], "", "--max-failures must be at least 1"),
-            (vec!["-z", "z:1", "-n", "h:1", "--down-after-ms", "5"], "", "--down-after-ms 5 is out of range"),
-            (vec!["-z", "z:1", "-n", "h:1", "--zk-session-timeout-ms", "10"], "", "--zk-session-timeout-ms 10 is out of range"),
-            (vec!["-z", "z:1", "-n", "h:1", "--username", "u"], "", "--username needs -p/--password"),
+            (
+                vec!["-z", "z:1", "-n", "h"],
+                "",
+                "-n/--nodes: bad address \"h\": no port",
+            ),
+            (
+                vec!["-z", "z:1", "-n", "h:1,h:99999"],
+                "",
+                "-n/--nodes: bad address \"h:99999\"",
+            ),
+            (
+                vec!["-z", "z:1", "-n", "h:1,h:1"],
+                "",
+                "-n/--nodes: duplicate address h:1",
+            ),
+            (
+                vec!["-z", "z:1", "-n", ","],
+                "",
+                "-n/--nodes: empty address list",
+            ),
+            (
+                vec!["-z", "nope", "-n", "h:1"],
+                "",
+                "-z/--zkservers: bad address \"nope\"",
+            ),
+            (
+                vec!["-z", "z:1", "-n", "h:1", "--znode-path", "rf"],
+                "",
+                "--znode-path: znode path \"rf\" must start with '/'",
+            ),
+            (
+                vec!["-z", "z:1", "-n", "h:1", "--znode-path", "/zookeeper"],
+                "",
+                "is reserved",
+            ),
+            (
+                vec!["-z", "z:1", "-n", "h:1", "--max-failures", "0"],
+                "",
+                "--max-failures must be at least 1",
+            ),
+            (
+                vec!["-z", "z:1", "-n", "h:1", "--down-after-ms", "5"],
+                "",
+                "--down-after-ms 5 is out of range",
+            ),
+            (
+                vec!["-z", "z:1", "-n", "h:1", "--zk-session-timeout-ms", "10"],
+                "",
+                "--zk-session-timeout-ms 10 is out of range",
+            ),
+            (
+                vec!["-z", "z:1", "-n", "h:1", "--username", "u"],
+                "",
+                "--username needs -p/--password",
+            ),
             (
                 vec!["-z", "z:1", "-n", "h:1"],
                 "[[groups]]\nname=\"b\"\nnodes=\"h:1\"\nznode_path=\"/b\"\n",
@@ -440,7 +512,11 @@ znode_path = "/rf/b"
     #[test]
     fn unknown_file_keys_are_refused() {
         let e = toml::from_str::<FileConfig>("max_failure = 3\n").expect_err("typo");
-        assert!(e.message().contains("unknown field `max_failure`"), "{}", e.message());
+        assert!(
+            e.message().contains("unknown field `max_failure`"),
+            "{}",
+            e.message()
+        );
     }
 
     #[test]
@@ -452,7 +528,11 @@ znode_path = "/rf/b"
         let e = Config::load(cli(&["-C", path.to_str().expect("utf8")])).expect_err("bad key");
         assert!(e.0.contains("bad.toml") && e.0.contains("nodez"), "{}", e.0);
         let e = Config::load(cli(&["-C", "/nonexistent/x.toml"])).expect_err("missing");
-        assert!(e.0.contains("cannot read config file /nonexistent/x.toml"), "{}", e.0);
+        assert!(
+            e.0.contains("cannot read config file /nonexistent/x.toml"),
+            "{}",
+            e.0
+        );
         std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -163,8 +163,7 @@ pub fn derive_topology(master: Option<&NodeAddr>, epoch: u64, view: &View) -> To
         // While the master is up a replica must also have its link up (a replica still
         // loading its first sync serves nothing useful). While it is down, replicas of it
         // still serve reads.
-        let listed = follows_master
-            && (!master_up || health.info().is_some_and(|i| i.link_up()));
+        let listed = follows_master && (!master_up || health.info().is_some_and(|i| i.link_up()));
         if listed {
             topo.slaves.push(addr.clone());
         } else {
@@ -304,9 +303,7 @@ fn failover(master: &NodeAddr, master_health: &NodeHealth, view: &View) -> Decis
     let why_down = master_health.last_error().unwrap_or("unreachable");
     let promoted: Vec<&NodeAddr> = view
         .iter()
-        .filter(|(addr, h)| {
-            *addr != master && h.is_up() && h.info().is_some_and(|i| i.is_master())
-        })
+        .filter(|(addr, h)| *addr != master && h.is_up() && h.info().is_some_and(|i| i.is_master()))
         .map(|(a, _)| a)
         .collect();
     match promoted.as_slice() {
@@ -511,6 +508,7 @@ mod tests {
     use N::*;
 
     #[test]
+    #[allow(clippy::type_complexity)]
     fn decisions() {
         let healthy = [(1, M(100)), (2, R(1, 100, 100)), (3, R(1, 90, 100))];
         let cases: Vec<(&str, GroupState, Vec<(u16, N)>, Option<Topology>, Decision)> = vec![
@@ -730,11 +728,17 @@ mod tests {
             master: a(2),
             reason: "h:1 is a master".into(),
         };
-        assert_eq!(d.to_string(), "+reconf-replica h:1,h:3 -> replicaof h:2: h:1 is a master");
+        assert_eq!(
+            d.to_string(),
+            "+reconf-replica h:1,h:3 -> replicaof h:2: h:1 is a master"
+        );
         let d = Decision::Publish {
             topology: topo(None, &[], &[1], 9),
             reason: "r".into(),
         };
-        assert_eq!(d.to_string(), "+publish master=null slaves=[] unavailable=[h:1] epoch=9: r");
+        assert_eq!(
+            d.to_string(),
+            "+publish master=null slaves=[] unavailable=[h:1] epoch=9: r"
+        );
     }
 }

@@ -187,21 +187,88 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::type_complexity)]
     fn table() {
         use Ev::*;
         let cases: Vec<(&str, Vec<Ev>, u32, Status, Vec<&str>)> = vec![
             ("nothing yet", vec![], 3, Status::Unknown, vec![]),
-            ("ping alone does not make a node up", vec![Ok], 3, Status::Unknown, vec![]),
-            ("first INFO makes it up", vec![OkInfo], 3, Status::Up, vec!["-sdown"]),
-            ("two failures are not enough", vec![OkInfo, Fail, Fail], 3, Status::Up, vec!["-sdown"]),
-            ("three consecutive failures", vec![OkInfo, Fail, Fail, Fail], 3, Status::Down, vec!["-sdown", "+sdown"]),
-            ("a success resets the count", vec![OkInfo, Fail, Fail, Ok, Fail, Fail], 3, Status::Up, vec!["-sdown"]),
-            ("max-failures 1", vec![OkInfo, Fail], 1, Status::Down, vec!["-sdown", "+sdown"]),
-            ("max-failures 0 acts as 1", vec![OkInfo, Fail], 0, Status::Down, vec!["-sdown", "+sdown"]),
-            ("down is reported once", vec![OkInfo, Fail, Fail, Fail, Fail, Fail], 3, Status::Down, vec!["-sdown", "+sdown"]),
-            ("never seen, then down", vec![Fail, Fail, Fail], 3, Status::Down, vec!["+sdown"]),
-            ("back needs a fresh INFO", vec![OkInfo, Fail, Fail, Fail, Ok, Ok], 3, Status::Down, vec!["-sdown", "+sdown"]),
-            ("back with INFO", vec![OkInfo, Fail, Fail, Fail, Ok, OkInfo], 3, Status::Up, vec!["-sdown", "+sdown", "-sdown"]),
+            (
+                "ping alone does not make a node up",
+                vec![Ok],
+                3,
+                Status::Unknown,
+                vec![],
+            ),
+            (
+                "first INFO makes it up",
+                vec![OkInfo],
+                3,
+                Status::Up,
+                vec!["-sdown"],
+            ),
+            (
+                "two failures are not enough",
+                vec![OkInfo, Fail, Fail],
+                3,
+                Status::Up,
+                vec!["-sdown"],
+            ),
+            (
+                "three consecutive failures",
+                vec![OkInfo, Fail, Fail, Fail],
+                3,
+                Status::Down,
+                vec!["-sdown", "+sdown"],
+            ),
+            (
+                "a success resets the count",
+                vec![OkInfo, Fail, Fail, Ok, Fail, Fail],
+                3,
+                Status::Up,
+                vec!["-sdown"],
+            ),
+            (
+                "max-failures 1",
+                vec![OkInfo, Fail],
+                1,
+                Status::Down,
+                vec!["-sdown", "+sdown"],
+            ),
+            (
+                "max-failures 0 acts as 1",
+                vec![OkInfo, Fail],
+                0,
+                Status::Down,
+                vec!["-sdown", "+sdown"],
+            ),
+            (
+                "down is reported once",
+                vec![OkInfo, Fail, Fail, Fail, Fail, Fail],
+                3,
+                Status::Down,
+                vec!["-sdown", "+sdown"],
+            ),
+            (
+                "never seen, then down",
+                vec![Fail, Fail, Fail],
+                3,
+                Status::Down,
+                vec!["+sdown"],
+            ),
+            (
+                "back needs a fresh INFO",
+                vec![OkInfo, Fail, Fail, Fail, Ok, Ok],
+                3,
+                Status::Down,
+                vec!["-sdown", "+sdown"],
+            ),
+            (
+                "back with INFO",
+                vec![OkInfo, Fail, Fail, Fail, Ok, OkInfo],
+                3,
+                Status::Up,
+                vec!["-sdown", "+sdown", "-sdown"],
+            ),
         ];
         for (name, events, max, want_status, want_transitions) in cases {
             let (status, transitions, _) = run(&events, max);
@@ -218,7 +285,10 @@ mod tests {
         let Some(Transition::Down { reason }) = h.on_failure(now, "connection refused", 2) else {
             panic!("expected down");
         };
-        assert_eq!(reason, "2 consecutive failed probes, last: connection refused");
+        assert_eq!(
+            reason,
+            "2 consecutive failed probes, last: connection refused"
+        );
         assert_eq!(h.down_since(), Some(now));
     }
 }

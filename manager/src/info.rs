@@ -105,6 +105,7 @@ mod tests {
     const REPLICA: &str = "# Replication\r\nrole:slave\r\nmaster_host:127.0.0.1\r\nmaster_port:7000\r\nmaster_link_status:up\r\nmaster_last_io_seconds_ago:0\r\nmaster_sync_in_progress:0\r\nslave_read_repl_offset:40\r\nslave_repl_offset:40\r\nslave_priority:10\r\nslave_read_only:1\r\nmaster_repl_offset:40\r\n";
 
     #[test]
+    #[allow(clippy::type_complexity)]
     fn table() {
         let h = |p| NodeAddr::new("127.0.0.1", p);
         let cases: Vec<(&str, &str, Option<u32>, Result<NodeInfo, &str>)> = vec![

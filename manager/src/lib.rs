@@ -1,6 +1,156 @@
-//! `redis_node_manager`: keeps a Redis master/replica group available, coordinated through
-//! ZooKeeper.
+//! `redis_node_manager`: keeps Redis master/replica groups available, coordinated through
+//! ZooKeeper. [`run`] is the whole daemon; `main.rs` only parses flags and sets up logging,
+//! so tests run the daemon in-process.
+//!
+//! # Layout
+//! - [`config`]: flags + TOML file -> validated [`Config`].
+//! - [`info`], [`health`], [`decide`]: pure decisions (node state from probe history, the
+//!   leader's next step, which replica to promote), tested without servers.
+//! - [`node`]: Redis connections and verbs; [`probe`]: per-node watching tasks.
+//! - [`zk`]: ZooKeeper session, leader lock, compare-and-set publishing.
+//! - [`daemon`]: one group's loop, the only place where decisions meet I/O.
+
 pub mod config;
+pub mod daemon;
 pub mod decide;
 pub mod health;
 pub mod info;
+pub mod node;
+pub mod probe;
+pub mod zk;
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+pub use config::{Cli, Config, ConfigError};
+
+use crate::node::{Connector, NodeError};
+
+/// Completes when `rx` turns true (or its sender is gone). Holds no borrow across awaits, so
+/// tasks that select on it stay `Send`.
+pub(crate) async fn stopped(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}
+
+/// Why the daemon could not start. Its `Display` is the one line printed before exit 2.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    #[error("{0}")]
+    Redis(String),
+    #[error("{0}")]
+    ZooKeeper(String),
+}
+
+/// Checks every node once: a node that is down is fine (it is probed later), but a wrong
+/// password or a port that is not Redis is a configuration mistake worth refusing to start.
+async fn preflight(config: &Config, connector: &Connector) -> Result<(), StartError> {
+    let checks = config.groups.iter().flat_map(|g| {
+        g.nodes.iter().map(move |n| async move {
+            let r = async {
+                let mut c = connector
+                    .connect(n, Duration::from_secs(2), Some(Duration::from_secs(2)))
+                    .await?;
+                node::read_info(&mut c).await
+            }
+            .await;
+            (g.name.clone(), n.clone(), r)
+        })
+    });
+    for (group, n, r) in futures::future::join_all(checks).await {
+        match r {
+            Ok(_) => {}
+            Err(e) if e.is_config_mistake() => {
+                return Err(StartError::Redis(format!(
+                    "Redis node {n} (group {group}): {e}"
+                )))
+            }
+            Err(NodeError::Reply(m)) if m.contains("unknown command") => {
+                return Err(StartError::Redis(format!(
+                    "Redis node {n} (group {group}) does not look like Redis: {m}"
+                )))
+            }
+            Err(e) => {
+                warn!(group = %group, "node {n} is not reachable at start ({e}); it will be probed")
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs the manager until `shutdown` completes, then releases the locks, closes the
+/// ZooKeeper session and ends every task.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
+    let connector = Connector::new(config.auth.clone());
+    preflight(&config, &connector).await?;
+    let wait = config.zk_session_timeout + Duration::from_secs(1);
+    let client = zk::connect(&config.zkservers, config.zk_session_timeout, wait)
+        .await
+        .map_err(StartError::ZooKeeper)?;
+    info!(
+        "+manager {} started: ZooKeeper session {}, {} group(s)",
+        config.manager_id,
+        client.session_id(),
+        config.groups.len()
+    );
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (session_tx, session_rx) = watch::channel(None);
+    let mut tasks = Vec::new();
+    tasks.push(tokio::spawn(zk::keep_session(
+        config.zkservers.clone(),
+        config.zk_session_timeout,
+        client,
+        session_tx,
+        stop_rx.clone(),
+    )));
+    let probe_timeout =
+        (config.down_after / config.max_failures.max(1)).max(Duration::from_millis(10));
+    for group in &config.groups {
+        let (leader_tx, leader_rx) = watch::channel(None);
+        tasks.push(tokio::spawn(zk::elect(
+            group.name.clone(),
+            group.paths.clone(),
+            config.manager_id.clone(),
+            session_rx.clone(),
+            leader_tx,
+            stop_rx.clone(),
+        )));
+        let settings = probe::ProbeSettings {
+            connector: connector.clone(),
+            probe_timeout,
+            max_failures: config.max_failures,
+            probe_key: format!("_redis_failover_probe:{}", config.manager_id),
+        };
+        let daemon = daemon::GroupDaemon::new(
+            group.clone(),
+            config.manager_id.clone(),
+            config.max_failures,
+            connector.clone(),
+        );
+        tasks.push(tokio::spawn(daemon.run(
+            settings,
+            leader_rx,
+            stop_rx.clone(),
+        )));
+    }
+    drop(session_rx);
+
+    shutdown.await;
+    info!("-manager {} shutting down", config.manager_id);
+    let _ = stop_tx.send(true);
+    for t in tasks {
+        if tokio::time::timeout(Duration::from_secs(5), t)
+            .await
+            .is_err()
+        {
+            warn!("a task did not end within 5 s of shutdown");
+        }
+    }
+    info!("-manager {} stopped", config.manager_id);
+    Ok(())
+}

@@ -1,0 +1,357 @@
+//! One group's loop: probe observations update the view; while this manager leads, each
+//! cycle asks `decide` for one decision, logs it in one line, and acts on it (the only place
+//! where decisions meet I/O). Standby managers keep probing so that they can take over with
+//! a warm view.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use redis_failover_client::{NodeAddr, Topology};
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, error, info, warn};
+
+use crate::config::GroupConfig;
+use crate::decide::{decide, derive_topology, Decision, GroupState, View};
+use crate::health::{NodeHealth, Transition};
+use crate::info::NodeInfo;
+use crate::node::{self, Connector};
+use crate::probe::{self, NodeProbe, Observation, ProbeResult, ProbeSettings};
+use crate::zk::{self, Leadership, Published};
+
+/// How often the leader re-checks when nothing happens.
+const TICK: Duration = Duration::from_millis(100);
+/// The same waiting reason is logged again after this long.
+const REPEAT_LOG: Duration = Duration::from_secs(30);
+
+/// Explicit failover progress, logged as it advances (Sentinel's `failover-state-*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FailoverState {
+    SelectReplica,
+    Promote,
+    ReconfReplicas,
+    Publish,
+}
+
+pub struct GroupDaemon {
+    cfg: GroupConfig,
+    manager_id: String,
+    max_failures: u32,
+    connector: Connector,
+    view: View,
+    probes: BTreeMap<NodeAddr, NodeProbe>,
+    state: GroupState,
+    published: Published,
+    leader: Option<Leadership>,
+    last_log: Option<(String, Instant)>,
+}
+
+impl GroupDaemon {
+    pub fn new(
+        cfg: GroupConfig,
+        manager_id: String,
+        max_failures: u32,
+        connector: Connector,
+    ) -> Self {
+        let view = cfg
+            .nodes
+            .iter()
+            .map(|n| (n.clone(), NodeHealth::new()))
+            .collect();
+        Self {
+            cfg,
+            manager_id,
+            max_failures,
+            connector,
+            view,
+            probes: BTreeMap::new(),
+            state: GroupState::default(),
+            published: Published::Missing,
+            leader: None,
+            last_log: None,
+        }
+    }
+
+    pub async fn run(
+        mut self,
+        settings: ProbeSettings,
+        mut leadership: watch::Receiver<Option<Leadership>>,
+        shutdown: watch::Receiver<bool>,
+    ) {
+        let (tx, mut rx) = mpsc::channel::<Observation>(1024);
+        for node in &self.cfg.nodes {
+            let p = probe::spawn(node.clone(), settings.clone(), tx.clone(), shutdown.clone());
+            self.probes.insert(node.clone(), p);
+        }
+        drop(tx);
+        let mut shutdown_rx = shutdown.clone();
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut again = false;
+        loop {
+            if again {
+                again = self.cycle().await;
+            }
+            tokio::select! {
+                biased;
+                _ = crate::stopped(&mut shutdown_rx) => break,
+                changed = leadership.changed() => {
+                    if changed.is_err() { break; }
+                    let now_leader = leadership.borrow_and_update().clone();
+                    again = self.on_leadership(now_leader).await;
+                }
+                obs = rx.recv() => match obs {
+                    Some(obs) => again = self.observe(obs) || again,
+                    None => break,
+                },
+                _ = tick.tick() => again = true,
+            }
+        }
+        for (_, p) in std::mem::take(&mut self.probes) {
+            for t in p.tasks {
+                let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
+            }
+        }
+        debug!(group = %self.cfg.name, "group loop ended");
+    }
+
+    /// Applies one probe result; true when a node changed state (worth a cycle now).
+    fn observe(&mut self, obs: Observation) -> bool {
+        let Some(h) = self.view.get_mut(&obs.node) else {
+            return false;
+        };
+        let t = match obs.result {
+            ProbeResult::Ok { info, latency } => h.on_success(obs.at, info, latency),
+            ProbeResult::Failed(e) => {
+                if e.is_config_mistake() {
+                    warn!(group = %self.cfg.name, "-probe-error {}: {e}", obs.node);
+                }
+                h.on_failure(obs.at, &e.to_string(), self.max_failures)
+            }
+        };
+        match t {
+            Some(Transition::Down { reason }) => {
+                warn!(group = %self.cfg.name, "+sdown {}: {reason}", obs.node);
+                true
+            }
+            Some(Transition::Up) => {
+                info!(group = %self.cfg.name, "-sdown {}: answers again", obs.node);
+                true
+            }
+            None => false,
+        }
+    }
+
+    async fn on_leadership(&mut self, leader: Option<Leadership>) -> bool {
+        let was = self.leader.is_some();
+        self.leader = leader;
+        if self.leader.is_some() && !was {
+            // A new term: believe nothing from before, read what is published, rediscover.
+            self.state = GroupState::default();
+            self.refresh_published().await;
+            return true;
+        }
+        false
+    }
+
+    async fn refresh_published(&mut self) {
+        let Some(leader) = &self.leader else { return };
+        let path = self.cfg.paths.nodes();
+        match zk::read_published(&leader.client, &path).await {
+            Ok(p) => {
+                if let Published::Corrupt { error, .. } = &p {
+                    error!(group = %self.cfg.name, "-corrupt-znode {path}: {error}; rebuilding it from discovery");
+                }
+                self.published = p;
+            }
+            Err(e) => warn!(group = %self.cfg.name, "-zk-read {e}"),
+        }
+    }
+
+    fn log_decision(&mut self, d: &Decision) {
+        let line = d.to_string();
+        match d {
+            Decision::Steady => {}
+            Decision::Wait { .. } | Decision::NoCandidate { .. } => {
+                let repeat = self
+                    .last_log
+                    .as_ref()
+                    .is_some_and(|(l, at)| *l == line && at.elapsed() < REPEAT_LOG);
+                if !repeat {
+                    warn!(group = %self.cfg.name, "{line}");
+                    self.last_log = Some((line, Instant::now()));
+                }
+            }
+            _ => {
+                info!(group = %self.cfg.name, "{line}");
+                self.last_log = None;
+            }
+        }
+    }
+
+    /// One decision and its action; true when another cycle should follow at once.
+    async fn cycle(&mut self) -> bool {
+        let Some(leader) = self.leader.clone() else {
+            return false;
+        };
+        let decision = decide(&self.state, &self.view, self.published.topology());
+        self.log_decision(&decision);
+        match decision {
+            Decision::Steady | Decision::Wait { .. } => false,
+            Decision::Adopt { master, epoch, .. } => {
+                self.state = GroupState {
+                    master: Some(master),
+                    epoch,
+                };
+                true
+            }
+            Decision::Forget { .. } => {
+                self.state.master = None;
+                true
+            }
+            Decision::Publish { topology, .. } => {
+                self.publish(&leader, topology).await;
+                false
+            }
+            Decision::NoCandidate { failed, .. } => {
+                let t = derive_topology(Some(&failed), self.state.epoch, &self.view);
+                if !self
+                    .published
+                    .topology()
+                    .is_some_and(|p| p.same_content(&t))
+                {
+                    self.publish(&leader, t).await;
+                }
+                false
+            }
+            Decision::Reconfigure { nodes, master, .. } => {
+                if !leader.confirm().await {
+                    warn!(group = %self.cfg.name, "-leader-unconfirmed: not re-pointing {nodes:?}");
+                    return false;
+                }
+                self.reconfigure(&nodes, &master).await;
+                true
+            }
+            Decision::Failover { failed, winner, .. } => {
+                self.failover(&leader, failed, winner, true).await
+            }
+            Decision::RollForward { failed, winner, .. } => {
+                self.failover(&leader, failed, winner, false).await
+            }
+        }
+    }
+
+    async fn failover(
+        &mut self,
+        leader: &Leadership,
+        failed: NodeAddr,
+        winner: NodeAddr,
+        promote: bool,
+    ) -> bool {
+        let g = self.cfg.name.clone();
+        let started = Instant::now();
+        let mut step = FailoverState::SelectReplica;
+        // The only gate that matters: no change to Redis without a confirmed lock.
+        if !leader.confirm().await {
+            warn!(group = %g, "-failover-abort-not-leader: cannot confirm the lock in ZooKeeper; not promoting {winner}");
+            return false;
+        }
+        step = advance(&g, step, FailoverState::Promote);
+        let promoted = if promote {
+            node::promote(&self.connector, &winner).await
+        } else {
+            node::check_master(&self.connector, &winner).await
+        };
+        let info = match promoted {
+            Ok(info) => info,
+            Err(e) => {
+                error!(group = %g, "-failover-abort-promote-failed {winner}: {e}; state: master {failed} down, {winner} role unknown; retrying on the next cycle");
+                return false;
+            }
+        };
+        self.set_info(&winner, info);
+        info!(group = %g, "+promoted {winner}: answers ROLE master after {} ms", started.elapsed().as_millis());
+        self.state = GroupState {
+            master: Some(winner.clone()),
+            epoch: self.state.epoch + 1,
+        };
+        step = advance(&g, step, FailoverState::ReconfReplicas);
+        let others: Vec<NodeAddr> = self
+            .view
+            .iter()
+            .filter(|(a, h)| **a != winner && **a != failed && h.is_up())
+            .map(|(a, _)| a.clone())
+            .collect();
+        self.reconfigure(&others, &winner).await;
+        advance(&g, step, FailoverState::Publish);
+        let topology = derive_topology(Some(&winner), self.state.epoch, &self.view);
+        if self.publish(leader, topology).await {
+            info!(
+                group = %g,
+                "+switch-master {} {} {} {} {} epoch {} in {} ms",
+                g, failed.host, failed.port, winner.host, winner.port, self.state.epoch,
+                started.elapsed().as_millis()
+            );
+        } else {
+            error!(group = %g, "-switch-master-unpublished: {winner} is master in Redis (epoch {}) but the znode is not updated yet; retrying", self.state.epoch);
+        }
+        true
+    }
+
+    async fn reconfigure(&mut self, nodes: &[NodeAddr], master: &NodeAddr) {
+        let g = self.cfg.name.clone();
+        let calls = nodes.iter().map(|n| {
+            let connector = self.connector.clone();
+            let n = n.clone();
+            let master = master.clone();
+            async move {
+                let r = node::replicaof(&connector, &n, &master).await;
+                (n, r)
+            }
+        });
+        for (n, r) in futures::future::join_all(calls).await {
+            match r {
+                Ok(info) => {
+                    info!(group = %g, "+reconf-replica {n}: REPLICAOF {master} sent");
+                    self.set_info(&n, info);
+                }
+                Err(e) => {
+                    warn!(group = %g, "-reconf-replica-failed {n}: REPLICAOF {master}: {e}; retrying on a later cycle")
+                }
+            }
+            if let Some(p) = self.probes.get(&n) {
+                p.poke.notify_one();
+            }
+        }
+    }
+
+    fn set_info(&mut self, addr: &NodeAddr, info: NodeInfo) {
+        if let Some(h) = self.view.get_mut(addr) {
+            h.on_success(Instant::now(), Some(info), None);
+        }
+    }
+
+    /// Writes the topology; true when it landed.
+    async fn publish(&mut self, leader: &Leadership, mut topology: Topology) -> bool {
+        topology.updated_at_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        topology.manager = Some(self.manager_id.clone());
+        match zk::publish(leader, &self.cfg.paths, &self.published, &topology).await {
+            Ok(version) => {
+                debug!(group = %self.cfg.name, "published {} version {version}", self.cfg.paths.nodes());
+                self.published = Published::Valid { topology, version };
+                true
+            }
+            Err(e) => {
+                warn!(group = %self.cfg.name, "-publish-failed: {e}");
+                self.refresh_published().await;
+                false
+            }
+        }
+    }
+}
+
+fn advance(group: &str, from: FailoverState, to: FailoverState) -> FailoverState {
+    debug!(group = %group, "failover-state {from:?} -> {to:?}");
+    to
+}

@@ -1,0 +1,210 @@
+//! Talking to one Redis node: connections with deadlines, reading its replication state, and
+//! the verbs the leader acts with (`REPLICAOF NO ONE`, `REPLICAOF host port`, `ROLE`).
+//! Decides nothing.
+
+use std::time::{Duration, Instant};
+
+use redis::aio::MultiplexedConnection;
+use redis::{
+    AsyncConnectionConfig, ConnectionAddr, ConnectionInfo, ErrorKind, IntoConnectionInfo,
+    RedisError,
+};
+use redis_failover_client::NodeAddr;
+
+use crate::config::RedisAuth;
+use crate::info::{parse_info_replication, NodeInfo};
+
+/// How long a leader's command (promote, re-point, confirm) may take on one node.
+pub const ACT_TIMEOUT: Duration = Duration::from_millis(1500);
+
+/// Opens connections to the group's nodes with the configured credentials.
+#[derive(Clone, Debug)]
+pub struct Connector {
+    auth: RedisAuth,
+}
+
+impl Connector {
+    pub fn new(auth: RedisAuth) -> Self {
+        Self { auth }
+    }
+
+    fn info(&self, addr: &NodeAddr) -> Result<ConnectionInfo, RedisError> {
+        let mut redis = redis::RedisConnectionInfo::default().set_skip_set_lib_name();
+        if let Some(user) = &self.auth.username {
+            redis = redis.set_username(user);
+        }
+        if let Some(pass) = &self.auth.password {
+            redis = redis.set_password(pass.expose());
+        }
+        Ok(ConnectionAddr::Tcp(addr.host.clone(), addr.port)
+            .into_connection_info()?
+            .set_redis_settings(redis))
+    }
+
+    /// A connection whose setup (TCP + AUTH) must finish within `connect_timeout`; every
+    /// request on it fails after `response_timeout` (`None` for parked blocking reads, which
+    /// are bounded by their own block time).
+    pub async fn connect(
+        &self,
+        addr: &NodeAddr,
+        connect_timeout: Duration,
+        response_timeout: Option<Duration>,
+    ) -> Result<MultiplexedConnection, NodeError> {
+        let client = redis::Client::open(self.info(addr)?).map_err(NodeError::from)?;
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(connect_timeout))
+            .set_response_timeout(response_timeout);
+        match tokio::time::timeout(
+            connect_timeout + Duration::from_millis(50),
+            client.get_multiplexed_async_connection_with_config(&config),
+        )
+        .await
+        {
+            Ok(r) => r.map_err(NodeError::from),
+            Err(_) => Err(NodeError::Timeout(connect_timeout)),
+        }
+    }
+
+    /// Connects, runs `f`, all within `ACT_TIMEOUT`.
+    pub async fn act<T, F, Fut>(&self, addr: &NodeAddr, f: F) -> Result<T, NodeError>
+    where
+        F: FnOnce(MultiplexedConnection) -> Fut,
+        Fut: std::future::Future<Output = Result<T, NodeError>>,
+    {
+        let work = async {
+            let conn = self.connect(addr, ACT_TIMEOUT, Some(ACT_TIMEOUT)).await?;
+            f(conn).await
+        };
+        tokio::time::timeout(ACT_TIMEOUT, work)
+            .await
+            .unwrap_or(Err(NodeError::Timeout(ACT_TIMEOUT)))
+    }
+}
+
+/// Why a node did not answer as hoped, in words fit for a log line.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum NodeError {
+    #[error("no reply within {} ms", .0.as_millis())]
+    Timeout(Duration),
+    #[error("authentication failed ({0}); check -p/--password and --username")]
+    Auth(String),
+    #[error("does not speak the Redis protocol ({0}); is this port a Redis server?")]
+    NotRedis(String),
+    #[error("connection: {0}")]
+    Connection(String),
+    #[error("{0}")]
+    Reply(String),
+}
+
+impl NodeError {
+    /// The node is reachable and answers, but we are not allowed in, or it is not Redis:
+    /// a configuration mistake rather than a failure of the node.
+    pub fn is_config_mistake(&self) -> bool {
+        matches!(self, NodeError::Auth(_) | NodeError::NotRedis(_))
+    }
+}
+
+impl From<RedisError> for NodeError {
+    fn from(e: RedisError) -> Self {
+        let code = e.code().unwrap_or("");
+        if e.kind() == ErrorKind::AuthenticationFailed
+            || matches!(code, "NOAUTH" | "WRONGPASS" | "NOPERM")
+        {
+            return NodeError::Auth(one_line(&e));
+        }
+        if e.kind() == ErrorKind::Parse {
+            return NodeError::NotRedis(one_line(&e));
+        }
+        if e.is_timeout() {
+            return NodeError::Timeout(Duration::ZERO);
+        }
+        if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() {
+            return NodeError::Connection(one_line(&e));
+        }
+        NodeError::Reply(one_line(&e))
+    }
+}
+
+fn one_line(e: &RedisError) -> String {
+    e.to_string().replace(['\r', '\n'], " ")
+}
+
+/// Reads `INFO replication` and `replica-priority` (from `CONFIG GET` when allowed, since a
+/// master does not report it in `INFO`).
+pub async fn read_info(conn: &mut MultiplexedConnection) -> Result<NodeInfo, NodeError> {
+    let text: String = redis::cmd("INFO")
+        .arg("replication")
+        .query_async(conn)
+        .await?;
+    let priority: Option<u32> = match redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("replica-priority")
+        .query_async::<Vec<String>>(conn)
+        .await
+    {
+        Ok(kv) => kv.get(1).and_then(|v| v.parse().ok()),
+        // CONFIG may be renamed or forbidden by ACL; INFO's slave_priority then serves.
+        Err(e) if e.kind() == ErrorKind::Io || e.is_timeout() => return Err(e.into()),
+        Err(_) => None,
+    };
+    parse_info_replication(&text, priority).map_err(NodeError::NotRedis)
+}
+
+/// `REPLICAOF NO ONE`, then waits until `ROLE` says master.
+pub async fn promote(connector: &Connector, addr: &NodeAddr) -> Result<NodeInfo, NodeError> {
+    connector
+        .act(addr, |mut conn| async move {
+            let _: () = redis::cmd("REPLICAOF")
+                .arg("NO")
+                .arg("ONE")
+                .query_async(&mut conn)
+                .await?;
+            confirm_master(&mut conn).await
+        })
+        .await
+}
+
+/// Polls `ROLE` until the node reports master (bounded by the caller's deadline), then
+/// returns its fresh replication state.
+pub async fn confirm_master(conn: &mut MultiplexedConnection) -> Result<NodeInfo, NodeError> {
+    let start = Instant::now();
+    loop {
+        let role: redis::Role = redis::cmd("ROLE").query_async(conn).await?;
+        if matches!(role, redis::Role::Primary { .. }) {
+            return read_info(conn).await;
+        }
+        if start.elapsed() > ACT_TIMEOUT {
+            return Err(NodeError::Reply("ROLE still not master".into()));
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// `REPLICAOF host port`, then returns the node's fresh replication state.
+pub async fn replicaof(
+    connector: &Connector,
+    addr: &NodeAddr,
+    master: &NodeAddr,
+) -> Result<NodeInfo, NodeError> {
+    let master = master.clone();
+    connector
+        .act(addr, |mut conn| async move {
+            let _: String = redis::cmd("REPLICAOF")
+                .arg(&master.host)
+                .arg(master.port)
+                .query_async(&mut conn)
+                .await?;
+            read_info(&mut conn).await
+        })
+        .await
+}
+
+/// Confirms the node answers as a master and returns its state.
+pub async fn check_master(connector: &Connector, addr: &NodeAddr) -> Result<NodeInfo, NodeError> {
+    connector
+        .act(
+            addr,
+            |mut conn| async move { confirm_master(&mut conn).await },
+        )
+        .await
+}

@@ -1,0 +1,292 @@
+//! Watching one node. Two tasks per node, each reporting [`Observation`]s; neither decides
+//! anything (that is `health.rs` and `decide.rs`):
+//!
+//! - the **crash detector** keeps a dedicated connection parked in a blocking read (`BLPOP`
+//!   on a master; `XREAD BLOCK` once the node answers `READONLY`, as replicas do). A crashed
+//!   process breaks that connection at once; reconnecting is then refused, so
+//!   `--max-failures` failures pile up within tens of milliseconds. It never reports a
+//!   timeout: hangs are the other task's job.
+//! - the **poller** reads `INFO replication` every [`POLL_INTERVAL`] with a deadline of
+//!   `down-after / max-failures`, and retries at once after a failure, so a hung node
+//!   (SIGSTOP, a black-holed link) collects `max-failures` failures in about `down-after`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use redis::aio::MultiplexedConnection;
+use redis::Value;
+use redis_failover_client::NodeAddr;
+use tokio::sync::{mpsc, watch, Notify};
+
+use crate::info::NodeInfo;
+use crate::node::{read_info, Connector, NodeError};
+
+/// How often the poller refreshes role, offsets, link status and priority.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
+/// How long the parked read blocks before it is re-issued.
+const BLOCK: Duration = Duration::from_secs(1);
+/// Spacing of retries after a failure: short, so a crash is confirmed quickly...
+const RETRY_FAST: Duration = Duration::from_millis(25);
+/// ...and longer once the node is known to be down, so a dead node is not hammered.
+const RETRY_SLOW: Duration = Duration::from_millis(250);
+
+#[derive(Clone, Debug)]
+pub enum ProbeResult {
+    /// The node answered; `info` when the probe read `INFO replication`.
+    Ok {
+        info: Option<NodeInfo>,
+        latency: Option<Duration>,
+    },
+    Failed(NodeError),
+}
+
+#[derive(Clone, Debug)]
+pub struct Observation {
+    pub node: NodeAddr,
+    pub at: Instant,
+    pub result: ProbeResult,
+}
+
+/// Settings shared by every probe of a group.
+#[derive(Clone, Debug)]
+pub struct ProbeSettings {
+    pub connector: Connector,
+    /// Deadline of one probe: `down-after / max-failures`.
+    pub probe_timeout: Duration,
+    pub max_failures: u32,
+    /// Key the parked read blocks on; never written.
+    pub probe_key: String,
+}
+
+/// Handle to one node's probe tasks.
+pub struct NodeProbe {
+    /// Wakes the poller for an immediate `INFO` (after the leader changed the node).
+    pub poke: Arc<Notify>,
+    pub tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Starts both tasks for `node`; they end when `shutdown` turns true.
+pub fn spawn(
+    node: NodeAddr,
+    settings: ProbeSettings,
+    tx: mpsc::Sender<Observation>,
+    shutdown: watch::Receiver<bool>,
+) -> NodeProbe {
+    let poke = Arc::new(Notify::new());
+    let tasks = vec![
+        tokio::spawn(crash_detector(
+            node.clone(),
+            settings.clone(),
+            tx.clone(),
+            shutdown.clone(),
+        )),
+        tokio::spawn(poller(node, settings, tx, shutdown, poke.clone())),
+    ];
+    NodeProbe { poke, tasks }
+}
+
+async fn report(tx: &mpsc::Sender<Observation>, node: &NodeAddr, result: ProbeResult) -> bool {
+    tx.send(Observation {
+        node: node.clone(),
+        at: Instant::now(),
+        result,
+    })
+    .await
+    .is_ok()
+}
+
+/// Sleeps, or returns false at shutdown.
+async fn pause(d: Duration, shutdown: &mut watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => {}
+        _ = crate::stopped(shutdown) => return false,
+    }
+    !*shutdown.borrow()
+}
+
+fn retry_delay(failures: u32, max_failures: u32) -> Duration {
+    if failures < max_failures {
+        RETRY_FAST
+    } else {
+        RETRY_SLOW
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ParkedRead {
+    Blpop,
+    Xread,
+}
+
+async fn parked_read(
+    conn: &mut MultiplexedConnection,
+    mode: ParkedRead,
+    key: &str,
+) -> redis::RedisResult<Value> {
+    let cmd = match mode {
+        ParkedRead::Blpop => {
+            let mut c = redis::cmd("BLPOP");
+            c.arg(key).arg(BLOCK.as_secs_f64());
+            c
+        }
+        ParkedRead::Xread => {
+            let mut c = redis::cmd("XREAD");
+            c.arg("BLOCK")
+                .arg(BLOCK.as_millis() as u64)
+                .arg("STREAMS")
+                .arg(key)
+                .arg("$");
+            c
+        }
+    };
+    cmd.query_async(conn).await
+}
+
+async fn crash_detector(
+    node: NodeAddr,
+    s: ProbeSettings,
+    tx: mpsc::Sender<Observation>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut failures = 0u32;
+    let mut mode = ParkedRead::Blpop;
+    while !*shutdown.borrow() {
+        let conn = tokio::select! {
+            c = s.connector.connect(&node, s.probe_timeout, None) => c,
+            _ = crate::stopped(&mut shutdown) => return,
+        };
+        let mut conn = match conn {
+            Ok(c) => c,
+            // A connect that hangs is the poller's to report.
+            Err(NodeError::Timeout(_)) => continue,
+            Err(e) => {
+                failures += 1;
+                if !report(&tx, &node, ProbeResult::Failed(e)).await {
+                    return;
+                }
+                if !pause(retry_delay(failures, s.max_failures), &mut shutdown).await {
+                    return;
+                }
+                continue;
+            }
+        };
+        loop {
+            // Bounded: the server answers nil after BLOCK; a hung server is caught by the
+            // deadline, which then only costs a reconnect (the poller reports the hang).
+            let read = tokio::select! {
+                r = tokio::time::timeout(BLOCK + s.probe_timeout * 2, parked_read(&mut conn, mode, &s.probe_key)) => r,
+                _ = crate::stopped(&mut shutdown) => return,
+            };
+            let err = match read {
+                Err(_elapsed) => break,
+                Ok(Ok(_)) => {
+                    if failures > 0 {
+                        failures = 0;
+                        let ok = ProbeResult::Ok {
+                            info: None,
+                            latency: None,
+                        };
+                        if !report(&tx, &node, ok).await {
+                            return;
+                        }
+                    }
+                    continue;
+                }
+                Ok(Err(e)) => e,
+            };
+            match err.code() {
+                // Replicas refuse BLPOP (it writes); XREAD BLOCK is read-only and works on both.
+                Some("READONLY") if mode == ParkedRead::Blpop => {
+                    mode = ParkedRead::Xread;
+                    continue;
+                }
+                // Alive but loading its dataset: wait, do not spin.
+                Some("LOADING") => {
+                    if !pause(RETRY_SLOW, &mut shutdown).await {
+                        return;
+                    }
+                    continue;
+                }
+                _ => {}
+            }
+            let e = NodeError::from(err);
+            let broken = matches!(e, NodeError::Connection(_) | NodeError::Timeout(_));
+            failures += 1;
+            if !report(&tx, &node, ProbeResult::Failed(e)).await {
+                return;
+            }
+            if broken {
+                // Reconnect at once: a crashed node refuses it, which confirms the crash.
+                break;
+            }
+            if !pause(retry_delay(failures, s.max_failures), &mut shutdown).await {
+                return;
+            }
+        }
+    }
+}
+
+async fn poller(
+    node: NodeAddr,
+    s: ProbeSettings,
+    tx: mpsc::Sender<Observation>,
+    mut shutdown: watch::Receiver<bool>,
+    poke: Arc<Notify>,
+) {
+    let mut conn: Option<MultiplexedConnection> = None;
+    let mut failures = 0u32;
+    while !*shutdown.borrow() {
+        let started = Instant::now();
+        let attempt = async {
+            if conn.is_none() {
+                conn = Some(
+                    s.connector
+                        .connect(&node, s.probe_timeout, Some(s.probe_timeout))
+                        .await?,
+                );
+            }
+            let Some(c) = conn.as_mut() else {
+                return Err(NodeError::Connection("not connected".into()));
+            };
+            read_info(c).await
+        };
+        let outcome = tokio::select! {
+            r = tokio::time::timeout(s.probe_timeout, attempt) => r.unwrap_or(Err(NodeError::Timeout(s.probe_timeout))),
+            _ = crate::stopped(&mut shutdown) => return,
+        };
+        let (result, wait) = match outcome {
+            Ok(info) => {
+                failures = 0;
+                let latency = Some(started.elapsed());
+                (
+                    ProbeResult::Ok {
+                        info: Some(info),
+                        latency,
+                    },
+                    POLL_INTERVAL,
+                )
+            }
+            Err(e) => {
+                // A timed-out or broken connection may hold stale replies: start afresh.
+                let e = match e {
+                    NodeError::Timeout(_) => NodeError::Timeout(s.probe_timeout),
+                    other => other,
+                };
+                conn = None;
+                failures += 1;
+                (
+                    ProbeResult::Failed(e),
+                    retry_delay(failures, s.max_failures),
+                )
+            }
+        };
+        if !report(&tx, &node, result).await {
+            return;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = poke.notified() => {}
+            _ = crate::stopped(&mut shutdown) => return,
+        }
+    }
+}

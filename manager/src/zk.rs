@@ -1,0 +1,338 @@
+//! ZooKeeper: the session (rebuilt after expiry), the per-group leader lock, and reading and
+//! compare-and-set writing of `<root>/nodes`.
+//!
+//! Leadership is a [`watch`] of `Option<Leadership>`: `Some` only while the session is
+//! connected and this manager's lock node is the lowest. It turns `None` the moment the
+//! connection drops (the session may already be expired on the server, so acting would be a
+//! gamble), and comes back after a reconnect only if the lock node is still ours. Every
+//! write of the topology is a multi-op that also checks the lock node, so a deposed leader
+//! cannot overwrite a newer topology even if it has not noticed yet.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis_failover_client::{Topology, ZnodePaths};
+use tokio::sync::watch;
+use tracing::{info, warn};
+use zookeeper_client as zk;
+
+/// Bound on every single ZooKeeper request made outside the lock recipe.
+pub const ZK_OP_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Connects within `wait` or says why not.
+pub async fn connect(
+    servers: &str,
+    session_timeout: Duration,
+    wait: Duration,
+) -> Result<zk::Client, String> {
+    let connecting = zk::Client::connector()
+        .with_session_timeout(session_timeout)
+        .with_connection_timeout(Duration::from_millis(
+            (session_timeout.as_millis() as u64 / 3).clamp(200, 2000),
+        ))
+        .connect(servers);
+    match tokio::time::timeout(wait, connecting).await {
+        Ok(Ok(c)) => Ok(c),
+        Ok(Err(e)) => Err(format!("cannot connect to ZooKeeper at {servers}: {e}")),
+        Err(_) => Err(format!(
+            "cannot reach ZooKeeper at {servers} within {} ms; check -z/--zkservers and that \
+             ZooKeeper is running",
+            wait.as_millis()
+        )),
+    }
+}
+
+/// Keeps a live session in `tx`: `Some(client)` while the session lives (connected or
+/// not), `None` between an expiry and the next session.
+pub async fn keep_session(
+    servers: String,
+    session_timeout: Duration,
+    first: zk::Client,
+    tx: watch::Sender<Option<zk::Client>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut client = first;
+    loop {
+        let mut states = client.state_watcher();
+        tx.send_replace(Some(client.clone()));
+        loop {
+            let state = tokio::select! {
+                s = states.changed() => s,
+                _ = crate::stopped(&mut shutdown) => {
+                    tx.send_replace(None);
+                    return;
+                }
+            };
+            match state {
+                zk::SessionState::Disconnected => warn!(
+                    "-zk-disconnected: lost the ZooKeeper connection; standing by until it returns"
+                ),
+                zk::SessionState::SyncConnected | zk::SessionState::ConnectedReadOnly => {
+                    info!(
+                        "+zk-reconnected: ZooKeeper session {} resumed",
+                        client.session_id()
+                    )
+                }
+                terminal => {
+                    warn!(
+                        "-zk-session: ZooKeeper session {} ended ({terminal}); opening a new one",
+                        client.session_id()
+                    );
+                    break;
+                }
+            }
+        }
+        tx.send_replace(None);
+        drop(client);
+        let mut delay = Duration::from_millis(200);
+        client = loop {
+            let attempt = connect(&servers, session_timeout, session_timeout);
+            tokio::select! {
+                r = attempt => match r {
+                    Ok(c) => {
+                        info!("+zk-session: new ZooKeeper session {}", c.session_id());
+                        break c;
+                    }
+                    Err(e) => warn!("-zk-session: {e}; retrying"),
+                },
+                _ = crate::stopped(&mut shutdown) => return,
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = crate::stopped(&mut shutdown) => return,
+            }
+            delay = (delay * 2).min(Duration::from_secs(5));
+        };
+    }
+}
+
+/// This manager holds a group's lock, through this session.
+#[derive(Clone, Debug)]
+pub struct Leadership {
+    pub client: zk::Client,
+    /// Deleted (the lock released) when the last clone is dropped.
+    pub lock: Arc<zk::OwnedLockClient>,
+}
+
+impl Leadership {
+    /// True when a round trip to ZooKeeper now confirms the lock node is still ours. Asked
+    /// right before any change to Redis.
+    pub async fn confirm(&self) -> bool {
+        if self.client.state() != zk::SessionState::SyncConnected {
+            return false;
+        }
+        matches!(
+            tokio::time::timeout(ZK_OP_TIMEOUT, self.client.check_stat(self.lock.lock_path())).await,
+            Ok(Ok(Some(stat))) if stat.ephemeral_owner == self.client.session_id().0
+        )
+    }
+}
+
+/// Contends for the group's lock whenever there is a session, and publishes leadership.
+pub async fn elect(
+    group: String,
+    paths: ZnodePaths,
+    manager_id: String,
+    mut sessions: watch::Receiver<Option<zk::Client>>,
+    tx: watch::Sender<Option<Leadership>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let lock_dir = paths.lock();
+    loop {
+        let client = tokio::select! {
+            c = sessions.wait_for(|c| c.is_some()) => match c {
+                Ok(c) => c.clone(),
+                Err(_) => return,
+            },
+            _ = crate::stopped(&mut shutdown) => return,
+        };
+        let Some(client) = client else { continue };
+        let mut states = client.state_watcher();
+        let options = zk::LockOptions::new(zk::Acls::anyone_all())
+            .with_ancestor_options(zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all()));
+        let options = match options {
+            Ok(o) => o,
+            Err(e) => {
+                warn!(group = %group, "-leader: cannot prepare the lock options: {e}");
+                return;
+            }
+        };
+        let prefix = match zk::LockPrefix::new_curator(&lock_dir, "lock-") {
+            Ok(p) => p,
+            Err(e) => {
+                warn!(group = %group, "-leader: bad lock path {lock_dir}: {e}");
+                return;
+            }
+        };
+        // Cancel-safe: dropping the future removes a half-made lock node.
+        let locked = tokio::select! {
+            r = client.lock(prefix, manager_id.as_bytes(), options) => r.map(|l| l.into_owned()),
+            _ = wait_terminal(&mut states) => continue,
+            _ = crate::stopped(&mut shutdown) => return,
+        };
+        let lock = match locked {
+            Ok(l) => Arc::new(l),
+            Err(e) => {
+                warn!(group = %group, "-leader: could not take the lock under {lock_dir}: {e}; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                    _ = crate::stopped(&mut shutdown) => return,
+                }
+            }
+        };
+        let leadership = Leadership {
+            client: client.clone(),
+            lock: lock.clone(),
+        };
+        info!(group = %group, "+leader: {manager_id} holds {}", lock.lock_path());
+        tx.send_replace(Some(leadership.clone()));
+        // Hold it while the session lives; stand down while disconnected.
+        let mut suspended = false;
+        let lost = loop {
+            let state = tokio::select! {
+                s = states.changed() => s,
+                _ = crate::stopped(&mut shutdown) => {
+                    tx.send_replace(None);
+                    release(&client, &lock).await;
+                    info!(group = %group, "-leader: shutting down, lock released");
+                    return;
+                }
+            };
+            match state {
+                zk::SessionState::Disconnected => {
+                    if !suspended {
+                        suspended = true;
+                        tx.send_replace(None);
+                        warn!(group = %group, "-leader: ZooKeeper connection lost; no action until it returns");
+                    }
+                }
+                zk::SessionState::SyncConnected => {
+                    if suspended {
+                        if leadership.confirm().await {
+                            suspended = false;
+                            info!(group = %group, "+leader: ZooKeeper connection back, lock still ours");
+                            tx.send_replace(Some(leadership.clone()));
+                        } else {
+                            break "lock node gone after reconnect";
+                        }
+                    }
+                }
+                _ => break "ZooKeeper session ended",
+            }
+        };
+        tx.send_replace(None);
+        warn!(group = %group, "-leader: {lost}; contending again");
+        drop(leadership);
+        drop(lock);
+    }
+}
+
+async fn wait_terminal(states: &mut zk::StateWatcher) {
+    loop {
+        if states.changed().await.is_terminated() {
+            return;
+        }
+    }
+}
+
+async fn release(client: &zk::Client, lock: &Arc<zk::OwnedLockClient>) {
+    let _ = tokio::time::timeout(ZK_OP_TIMEOUT, client.delete(lock.lock_path(), None)).await;
+}
+
+/// What `<root>/nodes` holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Published {
+    Missing,
+    /// Unreadable as a topology; the version lets the leader replace it with a checked write.
+    Corrupt {
+        version: i32,
+        error: String,
+    },
+    Valid {
+        topology: Topology,
+        version: i32,
+    },
+}
+
+impl Published {
+    pub fn topology(&self) -> Option<&Topology> {
+        match self {
+            Published::Valid { topology, .. } => Some(topology),
+            _ => None,
+        }
+    }
+
+    fn version(&self) -> Option<i32> {
+        match self {
+            Published::Missing => None,
+            Published::Corrupt { version, .. } | Published::Valid { version, .. } => Some(*version),
+        }
+    }
+}
+
+pub async fn read_published(client: &zk::Client, path: &str) -> Result<Published, String> {
+    match tokio::time::timeout(ZK_OP_TIMEOUT, client.get_data(path)).await {
+        Err(_) => Err(format!("reading {path} timed out")),
+        Ok(Err(zk::Error::NoNode)) => Ok(Published::Missing),
+        Ok(Err(e)) => Err(format!("reading {path}: {e}")),
+        Ok(Ok((data, stat))) => Ok(match Topology::from_json(&data) {
+            Ok(topology) => Published::Valid {
+                topology,
+                version: stat.version,
+            },
+            Err(e) => Published::Corrupt {
+                version: stat.version,
+                error: e.to_string(),
+            },
+        }),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("{0} changed under us (someone else wrote it); re-reading")]
+    Conflict(String),
+    #[error("lost the leader lock while writing {0}")]
+    LockLost(String),
+    #[error("writing {0}: {1}")]
+    Zk(String, String),
+}
+
+/// Writes `topology` to `<root>/nodes` if it still is at the version we last read (or still
+/// missing), and only while our lock node exists. Returns the new version.
+pub async fn publish(
+    leader: &Leadership,
+    paths: &ZnodePaths,
+    previous: &Published,
+    topology: &Topology,
+) -> Result<i32, PublishError> {
+    let path = paths.nodes();
+    let data = topology.to_json();
+    let write = async {
+        match previous.version() {
+            Some(v) => leader
+                .lock
+                .set_data(&path, &data, Some(v))
+                .await
+                .map(|s| s.version),
+            None => {
+                // Parents first (mkdir -p); the lock recipe already made the root.
+                let dir = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+                match leader.client.mkdir(paths.root(), &dir).await {
+                    Ok(()) | Err(zk::Error::NodeExists) => {}
+                    Err(e) => return Err(e),
+                }
+                leader.lock.create(&path, &data, &dir).await.map(|_| 0)
+            }
+        }
+    };
+    match tokio::time::timeout(ZK_OP_TIMEOUT, write).await {
+        Err(_) => Err(PublishError::Zk(path, "timed out".into())),
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(zk::Error::BadVersion | zk::Error::NodeExists | zk::Error::NoNode)) => {
+            Err(PublishError::Conflict(path))
+        }
+        Ok(Err(zk::Error::RuntimeInconsistent)) => Err(PublishError::LockLost(path)),
+        Ok(Err(e)) => Err(PublishError::Zk(path, e.to_string())),
+    }
+}
