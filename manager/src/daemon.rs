@@ -20,6 +20,8 @@ use crate::zk::{self, Leadership, Published};
 
 /// How often the leader re-checks when nothing happens.
 const TICK: Duration = Duration::from_millis(100);
+/// Bound on the fresh `INFO` read from candidates right before a promotion.
+const REFRESH_TIMEOUT: Duration = Duration::from_millis(300);
 /// The same waiting reason is logged again after this long.
 const REPEAT_LOG: Duration = Duration::from_secs(30);
 
@@ -133,8 +135,17 @@ impl GroupDaemon {
                 warn!(group = %self.cfg.name, "+sdown {}: {reason}", obs.node);
                 true
             }
-            Some(Transition::Up) => {
-                info!(group = %self.cfg.name, "-sdown {}: answers again", obs.node);
+            Some(Transition::Up { was_down }) => {
+                let role = match h.info() {
+                    Some(i) if i.is_master() => "master".to_string(),
+                    Some(i) => format!("replica of {}", i.master().map_or("?".into(), |m| m.to_string())),
+                    None => "?".to_string(),
+                };
+                if was_down {
+                    info!(group = %self.cfg.name, "-sdown {}: answers again as {role}", obs.node);
+                } else {
+                    info!(group = %self.cfg.name, "+monitor {}: up as {role}", obs.node);
+                }
                 true
             }
             None => false,
@@ -193,7 +204,12 @@ impl GroupDaemon {
         let Some(leader) = self.leader.clone() else {
             return false;
         };
-        let decision = decide(&self.state, &self.view, self.published.topology());
+        let mut decision = decide(&self.state, &self.view, self.published.topology());
+        if matches!(decision, Decision::Failover { .. }) {
+            // Rank on offsets read now, not up to a poll interval ago.
+            self.refresh_replicas().await;
+            decision = decide(&self.state, &self.view, self.published.topology());
+        }
         self.log_decision(&decision);
         match decision {
             Decision::Steady | Decision::Wait { .. } => false,
@@ -320,6 +336,35 @@ impl GroupDaemon {
             }
             if let Some(p) = self.probes.get(&n) {
                 p.poke.notify_one();
+            }
+        }
+    }
+
+    /// Reads `INFO replication` from every live node but the master, at once, within
+    /// [`REFRESH_TIMEOUT`]; a node that does not answer keeps its last known state.
+    async fn refresh_replicas(&mut self) {
+        let targets: Vec<NodeAddr> = self
+            .view
+            .iter()
+            .filter(|(a, h)| Some(*a) != self.state.master.as_ref() && h.is_up())
+            .map(|(a, _)| a.clone())
+            .collect();
+        let reads = targets.into_iter().map(|n| {
+            let connector = self.connector.clone();
+            async move {
+                let r = tokio::time::timeout(REFRESH_TIMEOUT, async {
+                    let mut c = connector
+                        .connect(&n, REFRESH_TIMEOUT, Some(REFRESH_TIMEOUT))
+                        .await?;
+                    node::read_info(&mut c).await
+                })
+                .await;
+                (n, r)
+            }
+        });
+        for (n, r) in futures::future::join_all(reads).await {
+            if let Ok(Ok(info)) = r {
+                self.set_info(&n, info);
             }
         }
     }

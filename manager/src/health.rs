@@ -22,8 +22,8 @@ pub enum Status {
 pub enum Transition {
     /// `+sdown`: the node is now unavailable.
     Down { reason: String },
-    /// `-sdown`: the node answers again (or for the first time).
-    Up,
+    /// `-sdown` (after being down) or `+monitor` (first answer): the node answers.
+    Up { was_down: bool },
 }
 
 /// Probe history of one node.
@@ -114,10 +114,11 @@ impl NodeHealth {
         // whatever it restarted with, not what it had before, and deciding on a role we have
         // not seen would be guessing.
         if self.status != Status::Up && self.info_fresh {
+            let was_down = self.status == Status::Down;
             self.status = Status::Up;
             self.down_since = None;
             self.last_error = None;
-            return Some(Transition::Up);
+            return Some(Transition::Up { was_down });
         }
         None
     }
@@ -179,7 +180,8 @@ mod tests {
             };
             match t {
                 Some(Transition::Down { .. }) => transitions.push("+sdown"),
-                Some(Transition::Up) => transitions.push("-sdown"),
+                Some(Transition::Up { was_down: true }) => transitions.push("-sdown"),
+                Some(Transition::Up { was_down: false }) => transitions.push("+monitor"),
                 None => {}
             }
         }
@@ -204,49 +206,49 @@ mod tests {
                 vec![OkInfo],
                 3,
                 Status::Up,
-                vec!["-sdown"],
+                vec!["+monitor"],
             ),
             (
                 "two failures are not enough",
                 vec![OkInfo, Fail, Fail],
                 3,
                 Status::Up,
-                vec!["-sdown"],
+                vec!["+monitor"],
             ),
             (
                 "three consecutive failures",
                 vec![OkInfo, Fail, Fail, Fail],
                 3,
                 Status::Down,
-                vec!["-sdown", "+sdown"],
+                vec!["+monitor", "+sdown"],
             ),
             (
                 "a success resets the count",
                 vec![OkInfo, Fail, Fail, Ok, Fail, Fail],
                 3,
                 Status::Up,
-                vec!["-sdown"],
+                vec!["+monitor"],
             ),
             (
                 "max-failures 1",
                 vec![OkInfo, Fail],
                 1,
                 Status::Down,
-                vec!["-sdown", "+sdown"],
+                vec!["+monitor", "+sdown"],
             ),
             (
                 "max-failures 0 acts as 1",
                 vec![OkInfo, Fail],
                 0,
                 Status::Down,
-                vec!["-sdown", "+sdown"],
+                vec!["+monitor", "+sdown"],
             ),
             (
                 "down is reported once",
                 vec![OkInfo, Fail, Fail, Fail, Fail, Fail],
                 3,
                 Status::Down,
-                vec!["-sdown", "+sdown"],
+                vec!["+monitor", "+sdown"],
             ),
             (
                 "never seen, then down",
@@ -260,14 +262,14 @@ mod tests {
                 vec![OkInfo, Fail, Fail, Fail, Ok, Ok],
                 3,
                 Status::Down,
-                vec!["-sdown", "+sdown"],
+                vec!["+monitor", "+sdown"],
             ),
             (
                 "back with INFO",
                 vec![OkInfo, Fail, Fail, Fail, Ok, OkInfo],
                 3,
                 Status::Up,
-                vec!["-sdown", "+sdown", "-sdown"],
+                vec!["+monitor", "+sdown", "-sdown"],
             ),
         ];
         for (name, events, max, want_status, want_transitions) in cases {
