@@ -138,7 +138,10 @@ impl GroupDaemon {
             Some(Transition::Up { was_down }) => {
                 let role = match h.info() {
                     Some(i) if i.is_master() => "master".to_string(),
-                    Some(i) => format!("replica of {}", i.master().map_or("?".into(), |m| m.to_string())),
+                    Some(i) => format!(
+                        "replica of {}",
+                        i.master().map_or("?".into(), |m| m.to_string())
+                    ),
                     None => "?".to_string(),
                 };
                 if was_down {

@@ -30,6 +30,8 @@ use std::time::{Duration, Instant};
 
 pub use redis;
 
+pub mod manager;
+
 /// Poll interval of [`wait_until`] / [`wait_until_async`] and of the internal waits.
 const POLL: Duration = Duration::from_millis(10);
 /// How long a ZooKeeper server may take to answer `srvr` with `Mode:`.

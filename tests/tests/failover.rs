@@ -1,0 +1,236 @@
+//! Failover with real processes: crash and hang of the master, choice of the replica,
+//! `replica-priority 0`, and nodes that come back.
+
+use std::time::{Duration, Instant};
+
+use redis_failover_client::{NodeAddr, Topology};
+use redis_failover_tests::manager::{config, wait_topology, zk_client, Manager};
+use redis_failover_tests::{
+    init_tracing, shared_zk, unique_root, wait_until, NodeRole, RedisGroup, RedisNode,
+};
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+fn addr(n: &RedisNode) -> NodeAddr {
+    n.addr().parse().expect("address")
+}
+
+/// Starts a manager on `trio` and waits until it published master + 2 replicas.
+async fn managed(
+    trio: &RedisGroup,
+    name: &str,
+    tweak: impl FnOnce(&mut redis_failover_manager::Cli),
+) -> (Manager, zookeeper_client::Client, String, Topology) {
+    init_tracing();
+    let zk = shared_zk();
+    let root = unique_root(name);
+    let m = Manager::start(config(&zk.connect_string(), &trio.addrs(), &root, tweak));
+    let client = zk_client(&zk.connect_string()).await;
+    let t = wait_topology(
+        &client,
+        &root,
+        DEADLINE,
+        "the healthy trio published",
+        |t| t.slaves.len() == 2,
+    )
+    .await;
+    (m, client, root, t)
+}
+
+fn write_keys(node: &RedisNode, prefix: &str, n: usize, value_len: usize) {
+    let value = "x".repeat(value_len);
+    for i in 0..n {
+        node.cmd(&["SET", &format!("{prefix}:{i}"), &value])
+            .expect("SET on master");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_promotes_the_replica_with_the_larger_offset() {
+    let trio = RedisGroup::trio();
+    // The lagging replica gets the lower address, so that only the offset can make the
+    // other one win (ties go to the lower address).
+    let (lag_i, good_i) = if addr(trio.node(1)) < addr(trio.node(2)) {
+        (1, 2)
+    } else {
+        (2, 1)
+    };
+    let (lagging, good, master) = (trio.node(lag_i), trio.node(good_i), trio.node(0));
+    let (m, client, root, before) =
+        managed(&trio, "offset", |c| c.down_after_ms = Some(6000)).await;
+    assert_eq!(before.epoch, 0);
+
+    // Freeze one replica and write more than socket buffers hold, so that it cannot catch
+    // up from its kernel buffers after the master dies.
+    lagging.sigstop();
+    write_keys(master, "k", 200, 100_000);
+    let master_offset = master.offset().expect("master offset");
+    wait_until(DEADLINE, "the good replica caught up", || {
+        (good.offset()? >= master_offset).then_some(())
+    });
+    master.kill9();
+    lagging.sigcont();
+
+    let t = wait_topology(&client, &root, DEADLINE, "a new master", |t| {
+        t.master.is_some() && t.master != before.master
+    })
+    .await;
+    assert_eq!(
+        t.master,
+        Some(addr(good)),
+        "the replica with the larger offset wins"
+    );
+    assert_eq!(t.epoch, 1, "epoch bumped once");
+    assert!(t.unavailable.contains(&addr(master)));
+    assert_eq!(good.role(), Some(NodeRole::Master));
+    // The other replica is re-pointed to the winner and listed once its link is up.
+    let good_port = good.port();
+    wait_until(DEADLINE, "the lagging replica follows the winner", || {
+        matches!(lagging.role(), Some(NodeRole::Replica { master_port, link_up: true }) if master_port == good_port)
+            .then_some(())
+    });
+    let t = wait_topology(
+        &client,
+        &root,
+        DEADLINE,
+        "the re-pointed replica listed",
+        |t| t.slaves == vec![addr(lagging)],
+    )
+    .await;
+    assert_eq!(t.epoch, 1);
+    m.stop().await.expect("clean stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_priority_zero_replica_is_never_promoted() {
+    let trio = RedisGroup::trio();
+    // Make the replica that would win the tie-break unpromotable.
+    let (zero_i, other_i) = if addr(trio.node(1)) < addr(trio.node(2)) {
+        (1, 2)
+    } else {
+        (2, 1)
+    };
+    trio.node(zero_i)
+        .cmd(&["CONFIG", "SET", "replica-priority", "0"])
+        .expect("config set");
+    let (m, client, root, before) = managed(&trio, "prio0", |_| {}).await;
+    trio.node(0).kill9();
+    let t = wait_topology(&client, &root, DEADLINE, "a new master", |t| {
+        t.master.is_some() && t.master != before.master
+    })
+    .await;
+    assert_eq!(t.master, Some(addr(trio.node(other_i))));
+
+    // With the promotable one gone too, nobody is promoted: the group says it has no master.
+    trio.node(other_i).kill9();
+    let t = wait_topology(&client, &root, DEADLINE, "master null", |t| {
+        t.master.is_none()
+    })
+    .await;
+    assert!(t.unavailable.contains(&addr(trio.node(other_i))));
+    assert!(
+        matches!(trio.node(zero_i).role(), Some(NodeRole::Replica { .. })),
+        "priority 0 stays a replica"
+    );
+    m.stop().await.expect("clean stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_master_is_failed_over_after_down_after() {
+    let trio = RedisGroup::trio();
+    let down_after = Duration::from_millis(1500);
+    let (m, client, root, before) = managed(&trio, "hang", |c| {
+        c.down_after_ms = Some(down_after.as_millis() as u64)
+    })
+    .await;
+    let t0 = Instant::now();
+    trio.node(0).sigstop();
+    let t = wait_topology(
+        &client,
+        &root,
+        DEADLINE,
+        "a new master after SIGSTOP",
+        |t| t.master.is_some() && t.master != before.master,
+    )
+    .await;
+    let took = t0.elapsed();
+    // Not before max-failures probe deadlines have passed, and not much after down-after.
+    assert!(
+        took >= down_after * 2 / 3,
+        "failed over after {took:?}, before the hang could be confirmed"
+    );
+    assert!(
+        took <= down_after + Duration::from_secs(2),
+        "failed over after {took:?}"
+    );
+    assert_eq!(t.epoch, 1);
+    trio.node(0).sigcont();
+    // The old master wakes up believing it is a master; it must come back as a replica.
+    let new_port = t.master.as_ref().expect("master").port;
+    wait_until(DEADLINE, "the woken master made a replica", || {
+        matches!(trio.node(0).role(), Some(NodeRole::Replica { master_port, .. }) if master_port == new_port)
+            .then_some(())
+    });
+    m.stop().await.expect("clean stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_old_master_rejoins_as_a_replica() {
+    let trio = RedisGroup::trio();
+    let (m, client, root, before) = managed(&trio, "rejoin", |_| {}).await;
+    let old = trio.node(0);
+    old.kill9();
+    let t = wait_topology(&client, &root, DEADLINE, "a new master", |t| {
+        t.master.is_some() && t.master != before.master
+    })
+    .await;
+    let new_master = t.master.clone().expect("master");
+    // Restarted as a master (no replicaof), with its old dataset: never a second master.
+    old.restart(None);
+    let t = wait_topology(
+        &client,
+        &root,
+        DEADLINE,
+        "the old master listed as a replica",
+        |t| t.slaves.contains(&addr(old)),
+    )
+    .await;
+    assert_eq!(
+        t.master,
+        Some(new_master.clone()),
+        "the master did not change back"
+    );
+    assert_eq!(t.slaves.len(), 2);
+    assert_eq!(
+        old.role(),
+        Some(NodeRole::Replica {
+            master_port: new_master.port,
+            link_up: true
+        })
+    );
+    m.stop().await.expect("clean stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_replica_is_unavailable_then_rejoins() {
+    let trio = RedisGroup::trio();
+    let (m, client, root, before) = managed(&trio, "replica", |_| {}).await;
+    let r = trio.node(1);
+    r.kill9();
+    let t = wait_topology(&client, &root, DEADLINE, "the replica unavailable", |t| {
+        t.unavailable == vec![addr(r)]
+    })
+    .await;
+    assert_eq!(
+        t.master, before.master,
+        "a replica's death is not a failover"
+    );
+    assert_eq!(t.epoch, before.epoch);
+    r.restart(Some(trio.node(0).port()));
+    let t = wait_topology(&client, &root, DEADLINE, "the replica back", |t| {
+        t.slaves.len() == 2 && t.unavailable.is_empty()
+    })
+    .await;
+    assert_eq!(t.master, before.master);
+    m.stop().await.expect("clean stop");
+}
