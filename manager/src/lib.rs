@@ -55,7 +55,14 @@ async fn preflight(config: &Config, connector: &Connector) -> Result<(), StartEr
                 let mut c = connector
                     .connect(n, Duration::from_secs(2), Some(Duration::from_secs(2)))
                     .await?;
-                node::read_info(&mut c).await
+                // Connected, then dropped on the first command: something listens there,
+                // but it is not Redis (a Redis at its client limit would say so).
+                node::read_info(&mut c).await.map_err(|e| match e {
+                    NodeError::Connection(m) => {
+                        NodeError::NotRedis(format!("it closed the connection on INFO: {m}"))
+                    }
+                    other => other,
+                })
             }
             .await;
             (g.name.clone(), n.clone(), r)

@@ -828,10 +828,13 @@ impl RedisNode {
         };
         let deadline = started + REDIS_READY_TIMEOUT;
         loop {
-            let pong = redis_cmd_timeout(port, Duration::from_millis(200), &["PING"])
-                .ok()
-                .and_then(|v| value_to_string(&v));
-            if pong.as_deref() == Some("PONG") {
+            let pong = redis_cmd_timeout(port, Duration::from_millis(200), &["PING"]);
+            // A node started with --requirepass answers NOAUTH: it is up all the same.
+            let ready = match &pong {
+                Ok(v) => value_to_string(v).as_deref() == Some("PONG"),
+                Err(e) => e.code() == Some("NOAUTH"),
+            };
+            if ready {
                 return Ok(proc);
             }
             if let Some(status) = proc.exit_status() {

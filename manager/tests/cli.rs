@@ -1,0 +1,187 @@
+//! The `redis_node_manager` binary: bad input gives one line naming the culprit and exit
+//! code 2 (never a panic); SIGTERM releases the lock and exits 0.
+
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use redis_failover_tests::manager::{wait_topology, zk_client};
+use redis_failover_tests::{
+    free_port, shared_zk, spawn_guarded, unique_root, RedisGroup, RedisNode,
+};
+
+const BIN: &str = env!("CARGO_BIN_EXE_redis_node_manager");
+
+/// Runs the binary to completion (bounded) with a clean environment for our variables.
+fn run(args: &[&str]) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .env("RUST_LOG", "error")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("REDIS_FAILOVER_") {
+            cmd.env_remove(k);
+        }
+    }
+    let child = cmd.spawn().expect("spawn redis_node_manager");
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(out) => out.expect("wait"),
+        Err(_) => {
+            // SAFETY: killing our own child by pid.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            panic!("redis_node_manager {args:?} did not exit within 30 s");
+        }
+    }
+}
+
+/// Asserts exit code 2 and a single stderr line containing every `want`.
+fn assert_refused(args: &[&str], want: &[&str]) {
+    let out = run(args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: stderr {stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "{args:?}: want one line, got:\n{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    for w in want {
+        assert!(lines[0].contains(w), "{args:?}: {:?} lacks {w:?}", lines[0]);
+    }
+}
+
+#[test]
+fn malformed_and_missing_input_is_refused() {
+    let zk = "127.0.0.1:1";
+    assert_refused(
+        &["-z", zk, "-n", "127.0.0.1"],
+        &["-n/--nodes", "\"127.0.0.1\"", "no port"],
+    );
+    assert_refused(&["-z", zk, "-n", "h:1,h:70000"], &["-n/--nodes", "h:70000"]);
+    assert_refused(&["-z", zk, "-n", "h:1,h:1"], &["duplicate address h:1"]);
+    assert_refused(&["-z", zk, "-n", ""], &["-n/--nodes", "empty address list"]);
+    assert_refused(&["-n", "h:1"], &["no ZooKeeper servers", "-z/--zkservers"]);
+    assert_refused(
+        &["-z", zk, "-n", "h:1", "--max-failures", "0"],
+        &["--max-failures"],
+    );
+}
+
+#[test]
+fn unknown_config_keys_are_refused() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("manager.toml");
+    std::fs::write(
+        &path,
+        "zkservers = \"127.0.0.1:1\"\nnodes = \"h:1\"\nmax_failure = 3\n",
+    )
+    .expect("write");
+    assert_refused(
+        &["-C", path.to_str().expect("utf8")],
+        &["manager.toml", "unknown field `max_failure`"],
+    );
+}
+
+#[test]
+fn unreachable_zookeeper_is_reported_within_a_bound() {
+    let trio = RedisGroup::start(0, &[]);
+    let zk = format!("127.0.0.1:{}", free_port());
+    let started = std::time::Instant::now();
+    assert_refused(
+        &[
+            "-z",
+            &zk,
+            "-n",
+            &trio.node(0).addr(),
+            "--zk-session-timeout-ms",
+            "1500",
+        ],
+        &["ZooKeeper", &zk],
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn wrong_password_is_refused() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let node = RedisNode::start(
+        dir.path(),
+        free_port(),
+        None,
+        &["--requirepass", "right-one"],
+    );
+    let zk = shared_zk().connect_string();
+    assert_refused(
+        &["-z", &zk, "-n", &node.addr(), "-p", "wrong-one"],
+        &[&node.addr(), "authentication failed", "--password"],
+    );
+    // No password at all against a protected node is the same mistake.
+    assert_refused(
+        &["-z", &zk, "-n", &node.addr()],
+        &[&node.addr(), "authentication"],
+    );
+    let out = run(&["-z", &zk, "-n", &node.addr(), "-p", "wrong-one"]);
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("wrong-one"),
+        "password leaked"
+    );
+}
+
+#[test]
+fn a_port_that_is_not_redis_is_refused() {
+    let zk = shared_zk();
+    let not_redis = format!("127.0.0.1:{}", zk.port());
+    assert_refused(
+        &["-z", &zk.connect_string(), "-n", &not_redis],
+        &[&not_redis, "Redis"],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_releases_the_lock_and_exits_zero() {
+    let zk = shared_zk();
+    let trio = RedisGroup::trio();
+    let root = unique_root("sigterm");
+    let nodes = trio.addrs().join(",");
+    let connect = zk.connect_string();
+    let root_arg = root.clone();
+    let child = spawn_guarded(move || {
+        let mut c = Command::new(BIN);
+        c.args(["-z", &connect, "-n", &nodes, "--znode-path", &root_arg])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        c
+    })
+    .expect("spawn manager");
+    let client = zk_client(&zk.connect_string()).await;
+    wait_topology(&client, &root, Duration::from_secs(30), "published", |t| {
+        t.slaves.len() == 2
+    })
+    .await;
+    let lock = format!("{root}/master_redis_node_manager_lock");
+    assert_eq!(
+        client
+            .list_children(&lock)
+            .await
+            .expect("lock children")
+            .len(),
+        1
+    );
+
+    assert!(
+        child.terminate(Duration::from_secs(10)),
+        "did not exit on SIGTERM"
+    );
+    let status = child.exit_status().expect("exited");
+    assert_eq!(status.code(), Some(0), "exit status {status:?}");
+    let children = client.list_children(&lock).await.expect("lock children");
+    assert!(children.is_empty(), "lock not released: {children:?}");
+}

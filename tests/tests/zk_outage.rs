@@ -1,0 +1,64 @@
+//! ZooKeeper down: the manager must not promote anyone (it cannot know whether it still
+//! leads), and it finishes the job once ZooKeeper is back. Its own ZooKeeper, since this
+//! test stops it.
+
+use std::time::Duration;
+
+use redis_failover_tests::manager::{config, wait_topology, zk_client, Manager};
+use redis_failover_tests::{init_tracing, unique_root, NodeRole, RedisGroup, ZkServer};
+
+const DEADLINE: Duration = Duration::from_secs(40);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_promotion_while_zookeeper_is_down() {
+    init_tracing();
+    let zk = ZkServer::start();
+    let trio = RedisGroup::trio();
+    let root = unique_root("zk_outage");
+    let session_ms = 3000;
+    let m = Manager::start(config(&zk.connect_string(), &trio.addrs(), &root, |c| {
+        c.zk_session_timeout_ms = Some(session_ms)
+    }));
+    let client = zk_client(&zk.connect_string()).await;
+    let before = wait_topology(
+        &client,
+        &root,
+        DEADLINE,
+        "the healthy trio published",
+        |t| t.slaves.len() == 2,
+    )
+    .await;
+    drop(client);
+
+    zk.stop();
+    trio.node(0).kill9();
+    // Watch the replicas for longer than the session timeout: neither may become master.
+    let until = tokio::time::Instant::now() + Duration::from_millis(session_ms * 2);
+    while tokio::time::Instant::now() < until {
+        for i in 1..3 {
+            assert!(
+                matches!(trio.node(i).role(), Some(NodeRole::Replica { .. })),
+                "{} was promoted while ZooKeeper was down",
+                trio.node(i).addr()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    zk.restart();
+    let client = zk_client(&zk.connect_string()).await;
+    let t = wait_topology(
+        &client,
+        &root,
+        DEADLINE,
+        "a failover once ZooKeeper is back",
+        |t| t.master.is_some() && t.master != before.master,
+    )
+    .await;
+    assert_eq!(t.epoch, before.epoch + 1);
+    let promoted: Vec<_> = (1..3)
+        .filter(|i| trio.node(*i).role() == Some(NodeRole::Master))
+        .collect();
+    assert_eq!(promoted.len(), 1, "exactly one master among the survivors");
+    m.stop().await.expect("clean stop");
+}
