@@ -45,6 +45,9 @@ pub struct GroupDaemon {
     published: Published,
     leader: Option<Leadership>,
     last_log: Option<(String, Instant)>,
+    /// `ip:port` -> configured `host:port`, so that a replica reporting its master by IP is
+    /// matched with a node configured by name.
+    aliases: BTreeMap<NodeAddr, NodeAddr>,
 }
 
 impl GroupDaemon {
@@ -70,7 +73,33 @@ impl GroupDaemon {
             published: Published::Missing,
             leader: None,
             last_log: None,
+            aliases: BTreeMap::new(),
         }
+    }
+
+    /// Resolves configured host names once (bounded), for matching replicas' reports.
+    async fn resolve_aliases(&mut self) {
+        for node in &self.cfg.nodes {
+            let lookup = tokio::net::lookup_host((node.host.as_str(), node.port));
+            if let Ok(Ok(addrs)) = tokio::time::timeout(Duration::from_secs(2), lookup).await {
+                for a in addrs {
+                    let ip = NodeAddr::new(a.ip().to_string(), a.port());
+                    if ip != *node {
+                        self.aliases.entry(ip).or_insert_with(|| node.clone());
+                    }
+                }
+            }
+        }
+    }
+
+    /// A replica's reported master, named as configured.
+    fn canonical(&self, mut info: NodeInfo) -> NodeInfo {
+        if let crate::info::Role::Replica { master, .. } = &mut info.role {
+            if let Some(configured) = self.aliases.get(master) {
+                *master = configured.clone();
+            }
+        }
+        info
     }
 
     pub async fn run(
@@ -79,6 +108,7 @@ impl GroupDaemon {
         mut leadership: watch::Receiver<Option<Leadership>>,
         shutdown: watch::Receiver<bool>,
     ) {
+        self.resolve_aliases().await;
         let (tx, mut rx) = mpsc::channel::<Observation>(1024);
         for node in &self.cfg.nodes {
             let p = probe::spawn(node.clone(), settings.clone(), tx.clone(), shutdown.clone());
@@ -118,10 +148,17 @@ impl GroupDaemon {
 
     /// Applies one probe result; true when a node changed state (worth a cycle now).
     fn observe(&mut self, obs: Observation) -> bool {
+        let result = match obs.result {
+            ProbeResult::Ok { info, latency } => ProbeResult::Ok {
+                info: info.map(|i| self.canonical(i)),
+                latency,
+            },
+            failed => failed,
+        };
         let Some(h) = self.view.get_mut(&obs.node) else {
             return false;
         };
-        let t = match obs.result {
+        let t = match result {
             ProbeResult::Ok { info, latency } => h.on_success(obs.at, info, latency),
             ProbeResult::Failed(e) => {
                 if e.is_config_mistake() {
@@ -373,6 +410,7 @@ impl GroupDaemon {
     }
 
     fn set_info(&mut self, addr: &NodeAddr, info: NodeInfo) {
+        let info = self.canonical(info);
         if let Some(h) = self.view.get_mut(addr) {
             h.on_success(Instant::now(), Some(info), None);
         }

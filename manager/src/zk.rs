@@ -140,7 +140,8 @@ pub async fn elect(
     let lock_dir = paths.lock();
     loop {
         let client = tokio::select! {
-            c = sessions.wait_for(|c| c.is_some()) => match c {
+            // Skip a session that already ended: its replacement is on the way.
+            c = sessions.wait_for(|c| c.as_ref().is_some_and(|c| !c.state().is_terminated())) => match c {
                 Ok(c) => c.clone(),
                 Err(_) => return,
             },

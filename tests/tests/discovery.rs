@@ -147,3 +147,25 @@ async fn two_masters_are_not_guessed_between() {
     assert_eq!(t.master, Some(addr(&a.addr())));
     m.stop().await.expect("clean stop");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_configured_by_name_match_replicas_reporting_ips() {
+    init_tracing();
+    let zk = shared_zk();
+    let trio = RedisGroup::trio();
+    let root = unique_root("by_name");
+    // The replicas were started with `replicaof 127.0.0.1 <port>`; the operator names them.
+    let named: Vec<String> = trio
+        .ports()
+        .iter()
+        .map(|p| format!("localhost:{p}"))
+        .collect();
+    let m = Manager::start(config(&zk.connect_string(), &named, &root, |_| {}));
+    let client = zk_client(&zk.connect_string()).await;
+    let t = wait_topology(&client, &root, DEADLINE, "the named trio published", |t| {
+        t.slaves.len() == 2
+    })
+    .await;
+    assert_eq!(t.master, Some(addr(&named[0])));
+    m.stop().await.expect("clean stop");
+}

@@ -29,18 +29,35 @@ async fn groups_fail_over_independently() {
     assert_eq!(config.groups.len(), 2);
     let m = Manager::start(config);
     let client = zk_client(&zk.connect_string()).await;
-    let before1 = wait_topology(&client, &root1, DEADLINE, "group one", |t| t.slaves.len() == 1).await;
-    let before2 = wait_topology(&client, &root2, DEADLINE, "group two", |t| t.slaves.len() == 1).await;
-    assert_eq!(before1.master.as_ref().map(|m| m.port), Some(one.node(0).port()));
-    assert_eq!(before2.master.as_ref().map(|m| m.port), Some(two.node(0).port()));
+    let before1 = wait_topology(&client, &root1, DEADLINE, "group one", |t| {
+        t.slaves.len() == 1
+    })
+    .await;
+    let before2 = wait_topology(&client, &root2, DEADLINE, "group two", |t| {
+        t.slaves.len() == 1
+    })
+    .await;
+    assert_eq!(
+        before1.master.as_ref().map(|m| m.port),
+        Some(one.node(0).port())
+    );
+    assert_eq!(
+        before2.master.as_ref().map(|m| m.port),
+        Some(two.node(0).port())
+    );
 
     two.node(0).kill9();
     let after2 = wait_topology(&client, &root2, DEADLINE, "group two failed over", |t| {
-        t.master.as_ref().is_some_and(|m| m.port == two.node(1).port())
+        t.master
+            .as_ref()
+            .is_some_and(|m| m.port == two.node(1).port())
     })
     .await;
     assert_eq!(after2.epoch, 1);
     let after1 = wait_topology(&client, &root1, DEADLINE, "group one", |_| true).await;
-    assert!(after1.same_content(&before1), "group one changed: {after1:?}");
+    assert!(
+        after1.same_content(&before1),
+        "group one changed: {after1:?}"
+    );
     m.stop().await.expect("clean stop");
 }
