@@ -26,7 +26,9 @@ async fn main() {
     let client = match tokio::time::timeout(Duration::from_secs(15), connecting).await {
         Ok(Ok(c)) => c,
         Ok(Err(e)) => fail(&format!("cannot connect to ZooKeeper at {servers}: {e}")),
-        Err(_) => fail(&format!("ZooKeeper at {servers} did not answer within 15 s")),
+        Err(_) => fail(&format!(
+            "ZooKeeper at {servers} did not answer within 15 s"
+        )),
     };
     let path = paths.nodes();
     loop {
@@ -39,7 +41,10 @@ async fn main() {
                         stat.version,
                         t.master.map_or("null".to_string(), |m| m.to_string()),
                         t.slaves.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
-                        t.unavailable.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+                        t.unavailable
+                            .iter()
+                            .map(|s| s.to_string())
+                            .collect::<Vec<_>>(),
                         t.epoch
                     ),
                     Err(e) => println!("version {}: {path} is corrupt: {e}", stat.version),
@@ -57,7 +62,10 @@ async fn main() {
         };
         let event = changed.await;
         if event.event_type == zk::EventType::Session {
-            fail(&format!("ZooKeeper session ended ({:?})", event.session_state));
+            fail(&format!(
+                "ZooKeeper session ended ({:?})",
+                event.session_state
+            ));
         }
     }
 }
