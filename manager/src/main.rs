@@ -1,6 +1,8 @@
 //! `redis_node_manager`: parses flags, sets up logging (`RUST_LOG`), runs the daemon until
 //! SIGTERM or ctrl-c. Exit 0 after a clean shutdown, 2 on bad configuration or startup.
 
+use std::io::IsTerminal;
+
 use clap::Parser;
 use redis_failover_manager::{run, Cli, Config};
 use tracing_subscriber::EnvFilter;
@@ -32,6 +34,7 @@ fn main() {
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
     let config = match Config::load(cli) {
