@@ -37,6 +37,9 @@ pub struct NodeHealth {
     /// The latest replication state the node reported; kept while it is down, because the
     /// offset it had is still what ranks it if it comes back.
     info: Option<NodeInfo>,
+    last_failure_at: Option<Instant>,
+    /// When the question that `info` answers was asked.
+    info_at: Option<Instant>,
     /// `info` was read after the node last went down.
     info_fresh: bool,
     latency: Option<Duration>,
@@ -57,6 +60,8 @@ impl NodeHealth {
             down_since: None,
             last_error: None,
             info: None,
+            info_at: None,
+            last_failure_at: None,
             info_fresh: false,
             latency: None,
         }
@@ -101,10 +106,17 @@ impl NodeHealth {
         info: Option<NodeInfo>,
         latency: Option<Duration>,
     ) -> Option<Transition> {
+        // Asked before the latest failure was seen: says nothing about the node now.
+        if self.last_failure_at.is_some_and(|f| now < f) {
+            return None;
+        }
         self.consecutive_failures = 0;
-        self.last_ok = Some(now);
-        if let Some(info) = info {
+        self.last_ok = Some(self.last_ok.map_or(now, |t| t.max(now)));
+        // A reply to a question asked before the state we already hold is older than it
+        // (a poll in flight while the leader promoted this node): keep the newer state.
+        if let Some(info) = info.filter(|_| self.info_at.is_none_or(|t| now >= t)) {
             self.info = Some(info);
+            self.info_at = Some(now);
             self.info_fresh = true;
         }
         if latency.is_some() {
@@ -132,6 +144,7 @@ impl NodeHealth {
     ) -> Option<Transition> {
         self.consecutive_failures = self.consecutive_failures.saturating_add(1);
         self.last_error = Some(reason.to_string());
+        self.last_failure_at = Some(self.last_failure_at.map_or(now, |t| t.max(now)));
         if self.status != Status::Down && self.consecutive_failures >= max_failures.max(1) {
             self.status = Status::Down;
             self.down_since = Some(now);
@@ -277,6 +290,45 @@ mod tests {
             assert_eq!(status, want_status, "{name}");
             assert_eq!(transitions, want_transitions, "{name}");
         }
+    }
+
+    #[test]
+    fn an_older_reply_does_not_replace_newer_state() {
+        let t0 = Instant::now();
+        let mut h = NodeHealth::new();
+        let replica = NodeInfo {
+            role: Role::Replica {
+                master: redis_failover_client::NodeAddr::new("h", 1),
+                link_up: true,
+            },
+            offset: 5,
+            priority: 100,
+        };
+        h.on_success(t0, Some(replica.clone()), None);
+        // The leader promoted the node and recorded what it saw at t0 + 10 ms...
+        h.on_success(t0 + Duration::from_millis(10), Some(info()), None);
+        // ...then a poll asked at t0 + 5 ms is processed: it must not win.
+        h.on_success(t0 + Duration::from_millis(5), Some(replica.clone()), None);
+        assert_eq!(h.info(), Some(&info()));
+        h.on_success(t0 + Duration::from_millis(20), Some(replica.clone()), None);
+        assert_eq!(h.info(), Some(&replica));
+    }
+
+    #[test]
+    fn a_reply_asked_before_a_failure_is_ignored() {
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let mut h = NodeHealth::new();
+        h.on_success(ms(0), Some(info()), None);
+        for n in [10, 11, 12] {
+            h.on_failure(ms(n), "refused", 3);
+        }
+        assert_eq!(h.status(), Status::Down);
+        // A poll asked at 5 ms, answered just before the crash, processed late.
+        assert_eq!(h.on_success(ms(5), Some(info()), None), None);
+        assert_eq!(h.status(), Status::Down);
+        assert!(h.on_success(ms(20), Some(info()), None).is_some());
+        assert_eq!(h.status(), Status::Up);
     }
 
     #[test]

@@ -43,6 +43,7 @@ pub enum ProbeResult {
 #[derive(Clone, Debug)]
 pub struct Observation {
     pub node: NodeAddr,
+    /// When the probe asked (for `INFO`) or saw the failure.
     pub at: Instant,
     pub result: ProbeResult,
 }
@@ -86,9 +87,18 @@ pub fn spawn(
 }
 
 async fn report(tx: &mpsc::Sender<Observation>, node: &NodeAddr, result: ProbeResult) -> bool {
+    report_at(tx, node, result, Instant::now()).await
+}
+
+async fn report_at(
+    tx: &mpsc::Sender<Observation>,
+    node: &NodeAddr,
+    result: ProbeResult,
+    at: Instant,
+) -> bool {
     tx.send(Observation {
         node: node.clone(),
-        at: Instant::now(),
+        at,
         result,
     })
     .await
@@ -280,7 +290,9 @@ async fn poller(
                 )
             }
         };
-        if !report(&tx, &node, result).await {
+        // Stamped with when the request was sent: a reply is only as new as its question,
+        // and the leader must not take it over what it saw after acting on the node.
+        if !report_at(&tx, &node, result, started).await {
             return;
         }
         tokio::select! {
