@@ -60,6 +60,16 @@ pub async fn keep_session(
                 s = states.changed() => s,
                 _ = crate::stopped(&mut shutdown) => {
                     tx.send_replace(None);
+                    drop(client);
+                    // The session closes once the other tasks drop their clones too; wait
+                    // (bounded) so that the process does not exit before it is sent.
+                    let closed = tokio::time::timeout(ZK_OP_TIMEOUT, async {
+                        while !states.changed().await.is_terminated() {}
+                    })
+                    .await;
+                    if closed.is_ok() {
+                        info!("-zk-session: ZooKeeper session closed");
+                    }
                     return;
                 }
             };
