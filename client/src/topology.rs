@@ -119,6 +119,11 @@ pub struct Topology {
     /// The id of the manager that wrote this.
     #[serde(default)]
     pub manager: Option<String>,
+    /// Set by the leader right before it promotes this node (`REPLICAOF NO ONE`), cleared
+    /// once the promotion is published: a leader that takes over finishes that promotion and
+    /// no other. Clients ignore it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promoting: Option<NodeAddr>,
 }
 
 /// Why a `<root>/nodes` payload was refused.
@@ -150,6 +155,7 @@ impl Topology {
 
     /// Every node named, master first.
     pub fn all_nodes(&self) -> impl Iterator<Item = &NodeAddr> {
+        // `promoting` names a node listed elsewhere, so it is not counted again.
         self.master
             .iter()
             .chain(self.slaves.iter())
@@ -162,6 +168,7 @@ impl Topology {
             && self.slaves == other.slaves
             && self.unavailable == other.unavailable
             && self.epoch == other.epoch
+            && self.promoting == other.promoting
     }
 }
 
@@ -241,6 +248,7 @@ mod tests {
             epoch: 4,
             updated_at_ms: 5,
             manager: Some("m".into()),
+            promoting: None,
         };
         let json = String::from_utf8(t.to_json()).expect("utf8");
         assert!(

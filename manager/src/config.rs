@@ -46,7 +46,7 @@ pub struct Cli {
         env = "REDIS_FAILOVER_PASSWORD",
         hide_env_values = true
     )]
-    pub password: Option<String>,
+    pub password: Option<Secret>,
 
     /// Redis ACL user name (AUTH user password); needs --password.
     #[arg(long, env = "REDIS_FAILOVER_USERNAME")]
@@ -90,7 +90,7 @@ pub struct Cli {
 pub struct FileConfig {
     pub nodes: Option<NodesValue>,
     pub zkservers: Option<String>,
-    pub password: Option<String>,
+    pub password: Option<Secret>,
     pub username: Option<String>,
     pub znode_path: Option<String>,
     pub group_name: Option<String>,
@@ -134,6 +134,43 @@ pub struct Secret(String);
 impl Secret {
     pub fn expose(&self) -> &str {
         &self.0
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_string()))
+    }
+}
+
+/// Refuses anything but a string without echoing the value (a TOML type error would
+/// otherwise print the password).
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Secret;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Secret, E> {
+                Ok(Secret(v.to_string()))
+            }
+            fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Secret, E> {
+                Err(E::custom("password must be a string (in quotes)"))
+            }
+            fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Secret, E> {
+                Err(E::custom("password must be a string (in quotes)"))
+            }
+            fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Secret, E> {
+                Err(E::custom("password must be a string (in quotes)"))
+            }
+            fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Secret, E> {
+                Err(E::custom("password must be a string (in quotes)"))
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 
@@ -255,7 +292,7 @@ impl Config {
             }
         }
 
-        let password = cli.password.or(file.password).filter(|p| !p.is_empty());
+        let password = cli.password.or(file.password).filter(|p| !p.0.is_empty());
         let username = cli.username.or(file.username).filter(|u| !u.is_empty());
         if username.is_some() && password.is_none() {
             return err("--username needs -p/--password");
@@ -280,9 +317,10 @@ impl Config {
             .zk_session_timeout_ms
             .or(file.zk_session_timeout_ms)
             .unwrap_or(DEFAULT_ZK_SESSION_TIMEOUT_MS);
-        if !(1000..=600_000).contains(&session_ms) {
+        // Below 2 s a leader's single Redis step (up to 1.5 s) could outlive its session.
+        if !(2000..=600_000).contains(&session_ms) {
             return err(format!(
-                "--zk-session-timeout-ms {session_ms} is out of range (1000 to 600000)"
+                "--zk-session-timeout-ms {session_ms} is out of range (2000 to 600000)"
             ));
         }
         let name = cli
@@ -297,10 +335,7 @@ impl Config {
         Ok(Config {
             zkservers,
             groups,
-            auth: RedisAuth {
-                username,
-                password: password.map(Secret),
-            },
+            auth: RedisAuth { username, password },
             max_failures,
             down_after: Duration::from_millis(down_after_ms),
             zk_session_timeout: Duration::from_millis(session_ms),
@@ -507,6 +542,18 @@ znode_path = "/rf/b"
             let got = load(&args, file).expect_err(want);
             assert!(got.contains(want), "{args:?}: got {got:?}, want {want:?}");
         }
+    }
+
+    #[test]
+    fn a_mistyped_password_is_not_echoed() {
+        let e = toml::from_str::<FileConfig>("password = 9876543210\n").expect_err("not a string");
+        assert!(
+            e.message().contains("password must be a string"),
+            "{}",
+            e.message()
+        );
+        assert!(!e.to_string().contains("9876543210") || !e.message().contains("9876543210"));
+        assert!(!e.message().contains("9876543210"), "{}", e.message());
     }
 
     #[test]

@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{debug, error, info, warn};
 
 use crate::config::GroupConfig;
-use crate::decide::{decide, derive_topology, Decision, GroupState, View};
+use crate::decide::{decide, derive_topology, Decision, GroupState, Policy, View};
 use crate::health::{NodeHealth, Transition};
 use crate::info::NodeInfo;
 use crate::node::{self, Connector};
@@ -20,6 +20,8 @@ use crate::zk::{self, Leadership, Published};
 
 /// How often the leader re-checks when nothing happens.
 const TICK: Duration = Duration::from_millis(100);
+/// How often configured host names are resolved again.
+const RESOLVE_EVERY: Duration = Duration::from_secs(30);
 /// Bound on the fresh `INFO` read from candidates right before a promotion.
 const REFRESH_TIMEOUT: Duration = Duration::from_millis(300);
 /// The same waiting reason is logged again after this long.
@@ -48,6 +50,11 @@ pub struct GroupDaemon {
     /// `ip:port` -> configured `host:port`, so that a replica reporting its master by IP is
     /// matched with a node configured by name.
     aliases: BTreeMap<NodeAddr, NodeAddr>,
+    aliases_at: Option<Instant>,
+    policy: Policy,
+    /// `published` was read in the current term (a decision on a previous term's copy could
+    /// undo what another leader did meanwhile).
+    published_known: bool,
 }
 
 impl GroupDaemon {
@@ -55,6 +62,7 @@ impl GroupDaemon {
         cfg: GroupConfig,
         manager_id: String,
         max_failures: u32,
+        policy: Policy,
         connector: Connector,
     ) -> Self {
         let view = cfg
@@ -74,11 +82,19 @@ impl GroupDaemon {
             leader: None,
             last_log: None,
             aliases: BTreeMap::new(),
+            aliases_at: None,
+            policy,
+            published_known: false,
         }
     }
 
-    /// Resolves configured host names once (bounded), for matching replicas' reports.
+    /// Resolves configured host names (bounded; again every [`RESOLVE_EVERY`], so that a DNS
+    /// failure at start or a moved name heals), for matching replicas' reports.
     async fn resolve_aliases(&mut self) {
+        if self.aliases_at.is_some_and(|t| t.elapsed() < RESOLVE_EVERY) {
+            return;
+        }
+        self.aliases_at = Some(Instant::now());
         for node in &self.cfg.nodes {
             let lookup = tokio::net::lookup_host((node.host.as_str(), node.port));
             if let Ok(Ok(addrs)) = tokio::time::timeout(Duration::from_secs(2), lookup).await {
@@ -121,6 +137,11 @@ impl GroupDaemon {
         let mut again = false;
         loop {
             if again {
+                // Decide on everything the probes have said so far.
+                while let Ok(obs) = rx.try_recv() {
+                    self.observe(obs);
+                }
+                self.resolve_aliases().await;
                 again = self.cycle().await;
             }
             tokio::select! {
@@ -193,11 +214,14 @@ impl GroupDaemon {
     }
 
     async fn on_leadership(&mut self, leader: Option<Leadership>) -> bool {
-        let was = self.leader.is_some();
+        let term = |l: &Option<Leadership>| l.as_ref().map(|l| l.lock.lock_path().to_string());
+        let new_term = leader.is_some() && term(&leader) != term(&self.leader);
+        let resumed = leader.is_some() && self.leader.is_none();
         self.leader = leader;
-        if self.leader.is_some() && !was {
-            // A new term: believe nothing from before, read what is published, rediscover.
+        if new_term || resumed {
+            // Believe nothing from before: read what is published, rediscover.
             self.state = GroupState::default();
+            self.published_known = false;
             self.refresh_published().await;
             return true;
         }
@@ -213,6 +237,7 @@ impl GroupDaemon {
                     error!(group = %self.cfg.name, "-corrupt-znode {path}: {error}; rebuilding it from discovery");
                 }
                 self.published = p;
+                self.published_known = true;
             }
             Err(e) => warn!(group = %self.cfg.name, "-zk-read {e}"),
         }
@@ -244,19 +269,40 @@ impl GroupDaemon {
         let Some(leader) = self.leader.clone() else {
             return false;
         };
-        let mut decision = decide(&self.state, &self.view, self.published.topology());
+        if !self.published_known {
+            self.refresh_published().await;
+            if !self.published_known {
+                return false;
+            }
+        }
+        let decide_now = |d: &Self| {
+            decide(
+                &d.state,
+                &d.view,
+                d.published.topology(),
+                Instant::now(),
+                &d.policy,
+            )
+        };
+        let mut decision = decide_now(self);
         if matches!(decision, Decision::Failover { .. }) {
             // Rank on offsets read now, not up to a poll interval ago.
             self.refresh_replicas().await;
-            decision = decide(&self.state, &self.view, self.published.topology());
+            decision = decide_now(self);
         }
         self.log_decision(&decision);
         match decision {
             Decision::Steady | Decision::Wait { .. } => false,
             Decision::Adopt { master, epoch, .. } => {
+                // An unreadable znode lost its epoch; every earlier epoch took a write, so
+                // its version bounds them all.
+                let floor = match &self.published {
+                    Published::Corrupt { version, .. } => *version as u64 + 1,
+                    _ => 0,
+                };
                 self.state = GroupState {
                     master: Some(master),
-                    epoch,
+                    epoch: epoch.max(floor),
                 };
                 true
             }
@@ -306,9 +352,18 @@ impl GroupDaemon {
         let g = self.cfg.name.clone();
         let started = Instant::now();
         let mut step = FailoverState::SelectReplica;
-        // The only gate that matters: no change to Redis without a confirmed lock.
-        if !leader.confirm().await {
-            warn!(group = %g, "-failover-abort-not-leader: cannot confirm the lock in ZooKeeper; not promoting {winner}");
+        // The gate: no change to Redis until a lock-checked write to ZooKeeper has recorded
+        // which node is being promoted, so that a leader taking over finishes this promotion
+        // and no other.
+        if promote {
+            let mut intent = derive_topology(Some(&failed), self.state.epoch, &self.view);
+            intent.promoting = Some(winner.clone());
+            if !self.publish(leader, intent).await {
+                warn!(group = %g, "-failover-abort-not-leader: could not record the promotion of {winner} in ZooKeeper; not promoting");
+                return false;
+            }
+        } else if !leader.confirm().await {
+            warn!(group = %g, "-failover-abort-not-leader: cannot confirm the lock in ZooKeeper; not adopting {winner}");
             return false;
         }
         step = advance(&g, step, FailoverState::Promote);
@@ -320,7 +375,7 @@ impl GroupDaemon {
         let info = match promoted {
             Ok(info) => info,
             Err(e) => {
-                error!(group = %g, "-failover-abort-promote-failed {winner}: {e}; state: master {failed} down, {winner} role unknown; retrying on the next cycle");
+                error!(group = %g, "-failover-abort-promote-failed {winner}: {e}; state: master {failed} down, {winner} recorded as being promoted, role unknown; retrying on the next cycle");
                 return false;
             }
         };
@@ -330,6 +385,10 @@ impl GroupDaemon {
             master: Some(winner.clone()),
             epoch: self.state.epoch + 1,
         };
+        if !leader.confirm().await {
+            warn!(group = %g, "-leader-unconfirmed: {winner} is master (epoch {}), not re-pointing the others; the next leader finishes", self.state.epoch);
+            return false;
+        }
         step = advance(&g, step, FailoverState::ReconfReplicas);
         let others: Vec<NodeAddr> = self
             .view

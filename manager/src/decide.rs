@@ -12,6 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::time::{Duration, Instant};
 
 use redis_failover_client::{NodeAddr, Topology};
 
@@ -173,12 +174,30 @@ pub fn derive_topology(master: Option<&NodeAddr>, epoch: u64, view: &View) -> To
     topo
 }
 
+/// Tunables of the decisions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Policy {
+    /// A replica whose link to the failed master went down longer than this before the
+    /// master was seen down holds data too old to promote (Sentinel: 10 x down-after).
+    pub link_grace: Duration,
+}
+
 /// Ranks promotion candidates: lower `replica-priority`, then larger replication offset,
-/// then address (so every manager picks the same one). Priority 0 never.
+/// then address (so every manager picks the same one). Only live replicas of the failed
+/// master, not in a full sync, whose link was up within `link_grace` of the failure; priority
+/// 0 never.
 pub fn select_replica<'a>(
     view: &'a View,
     failed: &NodeAddr,
+    now: Instant,
+    policy: &Policy,
 ) -> Result<(&'a NodeAddr, String), String> {
+    // Replicas lose their link when the master dies: allow the time since then too.
+    let since_failure = view
+        .get(failed)
+        .and_then(|h| h.down_since())
+        .map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
+    let grace = policy.link_grace + since_failure;
     let mut candidates: Vec<(&NodeAddr, &NodeInfo)> = Vec::new();
     let mut excluded = Vec::new();
     for (addr, health) in view {
@@ -189,10 +208,20 @@ pub fn select_replica<'a>(
             excluded.push(format!("{addr} down"));
             continue;
         };
+        let linked_recently = info.in_sync_within(grace);
         if info.is_master() {
             excluded.push(format!("{addr} is a master"));
+        } else if info.master() != Some(failed) {
+            let m = info.master().map_or("?".to_string(), |m| m.to_string());
+            excluded.push(format!("{addr} replicates from {m}"));
         } else if info.priority == 0 {
             excluded.push(format!("{addr} has replica-priority 0"));
+        } else if info.syncing() {
+            excluded.push(format!("{addr} is in a full sync"));
+        } else if !linked_recently {
+            excluded.push(format!(
+                "{addr} has not been in sync with {failed} recently"
+            ));
         } else {
             candidates.push((addr, info));
         }
@@ -230,10 +259,27 @@ pub struct GroupState {
 
 /// One cycle: what to do next, given the belief, the probes' view and the published znode
 /// (`None` when missing or unreadable).
-pub fn decide(state: &GroupState, view: &View, published: Option<&Topology>) -> Decision {
+pub fn decide(
+    state: &GroupState,
+    view: &View,
+    published: Option<&Topology>,
+    now: Instant,
+    policy: &Policy,
+) -> Decision {
     let Some(master) = &state.master else {
         return discover(view, published);
     };
+    if let Some(p) = published.filter(|p| p.epoch > state.epoch) {
+        return Decision::Forget {
+            master: master.clone(),
+            reason: format!(
+                "epoch {} is published (by {}), newer than ours ({})",
+                p.epoch,
+                p.manager.as_deref().unwrap_or("?"),
+                state.epoch
+            ),
+        };
+    }
     let Some(master_health) = view.get(master) else {
         return Decision::Forget {
             master: master.clone(),
@@ -246,7 +292,7 @@ pub fn decide(state: &GroupState, view: &View, published: Option<&Topology>) -> 
                 reason: format!("master {master} not probed yet"),
             }
         }
-        Status::Down => return failover(master, master_health, view),
+        Status::Down => return failover(master, master_health, view, published, now, policy),
         Status::Up => {}
     }
     if let Some(info) = master_health.info().filter(|i| !i.is_master()) {
@@ -294,38 +340,36 @@ pub fn decide(state: &GroupState, view: &View, published: Option<&Topology>) -> 
     }
 }
 
-fn failover(master: &NodeAddr, master_health: &NodeHealth, view: &View) -> Decision {
+fn failover(
+    master: &NodeAddr,
+    master_health: &NodeHealth,
+    view: &View,
+    published: Option<&Topology>,
+    now: Instant,
+    policy: &Policy,
+) -> Decision {
     if let Some((addr, _)) = view.iter().find(|(_, h)| h.status() == Status::Unknown) {
         return Decision::Wait {
             reason: format!("master {master} is down, but {addr} is not probed yet"),
         };
     }
     let why_down = master_health.last_error().unwrap_or("unreachable");
-    let promoted: Vec<&NodeAddr> = view
-        .iter()
-        .filter(|(addr, h)| *addr != master && h.is_up() && h.info().is_some_and(|i| i.is_master()))
-        .map(|(a, _)| a)
-        .collect();
-    match promoted.as_slice() {
-        [] => {}
-        [winner] => {
+    // A promotion a leader recorded before sending REPLICAOF NO ONE, and the node answers as
+    // a master: finish that one. A node that merely says it is a master (restarted without
+    // its REPLICAOF, say) is not adopted: it may hold anything.
+    if let Some(winner) = published.and_then(|p| p.promoting.as_ref()) {
+        if winner != master && up_info(view, winner).is_some_and(|i| i.is_master()) {
             return Decision::RollForward {
                 failed: master.clone(),
-                winner: (*winner).clone(),
-                reason: format!("master down ({why_down}) and {winner} already is a master"),
-            }
-        }
-        several => {
-            return Decision::Wait {
+                winner: winner.clone(),
                 reason: format!(
-                    "master {master} is down and {} all claim to be masters; not guessing, fix \
-                     the roles by hand",
-                    join(&several.iter().map(|a| (*a).clone()).collect::<Vec<_>>())
+                    "master down ({why_down}) and {winner}, recorded as being promoted, already \
+                     is a master"
                 ),
-            }
+            };
         }
     }
-    match select_replica(view, master) {
+    match select_replica(view, master, now, policy) {
         Ok((winner, ranking)) => Decision::Failover {
             failed: master.clone(),
             winner: winner.clone(),
@@ -344,7 +388,12 @@ fn discover(view: &View, published: Option<&Topology>) -> Decision {
             reason: format!("discovery waits for the first probe of {addr}"),
         };
     }
-    let epoch = published.map_or(0, |p| p.epoch);
+    let published_epoch = published.map_or(0, |p| p.epoch);
+    // A master other than the published one is a change clients must see as newer.
+    let epoch_for = |m: &NodeAddr| match published {
+        Some(p) if p.master.as_ref() != Some(m) => published_epoch + 1,
+        _ => published_epoch,
+    };
     let follows = |m: &NodeAddr| {
         view.values()
             .any(|h| h.is_up() && h.info().and_then(|i| i.master()) == Some(m))
@@ -354,14 +403,14 @@ fn discover(view: &View, published: Option<&Topology>) -> Decision {
             if h.is_up() && h.info().is_some_and(|i| i.is_master()) {
                 return Decision::Adopt {
                     master: m.clone(),
-                    epoch,
+                    epoch: published_epoch,
                     reason: "the published master is up and reports role master".into(),
                 };
             }
             if h.status() == Status::Down && follows(m) {
                 return Decision::Adopt {
                     master: m.clone(),
-                    epoch,
+                    epoch: published_epoch,
                     reason: "the published master is down and replicas still follow it; \
                              failing over from it"
                         .into(),
@@ -393,7 +442,7 @@ fn discover(view: &View, published: Option<&Topology>) -> Decision {
     match masters.as_slice() {
         [m] => Decision::Adopt {
             master: (*m).clone(),
-            epoch,
+            epoch: epoch_for(m),
             reason: "the only node reporting role master".into(),
         },
         [] => {
@@ -406,7 +455,7 @@ fn discover(view: &View, published: Option<&Topology>) -> Decision {
                 [m] if view.get(*m).is_some_and(|h| h.status() == Status::Down) => {
                     Decision::Adopt {
                         master: (**m).clone(),
-                        epoch,
+                        epoch: epoch_for(m),
                         reason: "no live master; every live replica follows this down node, \
                                  failing over from it"
                             .into(),
@@ -440,19 +489,30 @@ mod tests {
         NodeAddr::new("h", port)
     }
 
-    /// A node in a test view: `M` master, `R(p)` replica of port p, `Rd(p)` replica with link
-    /// down, `Down`, `Unknown`; then offset and priority.
+    /// A node in a test view: `M` master, `R(p)` replica of port p, `Rd(p)` replica whose link
+    /// just went down, `Sync(p)` replica in its first full sync, `Stale(p)` replica whose link
+    /// has been down for an hour, `Down`, `Unknown`; then offset and priority.
     #[derive(Clone, Copy)]
     enum N {
         M(u64),
         R(u16, u64, u32),
         Rd(u16, u64),
+        Sync(u16),
+        Stale(u16, u64),
         Down,
         Unknown,
     }
 
-    fn view(nodes: &[(u16, N)]) -> View {
-        let now = Instant::now();
+    const POLICY: Policy = Policy {
+        link_grace: Duration::from_secs(20),
+    };
+
+    /// A base time far enough from the clock's origin to subtract hours from.
+    fn t0() -> Instant {
+        Instant::now() + Duration::from_secs(100_000)
+    }
+
+    fn view(nodes: &[(u16, N)], now: Instant) -> View {
         let mut v = View::new();
         for (port, n) in nodes {
             let mut h = NodeHealth::new();
@@ -461,19 +521,39 @@ mod tests {
                 offset,
                 priority,
             };
-            let replica = |m: u16, link_up| Role::Replica {
+            let replica = |m: u16, link_up, syncing, down: Option<u64>| Role::Replica {
                 master: a(m),
                 link_up,
+                syncing,
+                link_down_secs: down,
             };
             match *n {
                 N::M(off) => {
                     h.on_success(now, Some(info(Role::Master, off, 100)), None);
                 }
                 N::R(m, off, prio) => {
-                    h.on_success(now, Some(info(replica(m, true), off, prio)), None);
+                    h.on_success(
+                        now,
+                        Some(info(replica(m, true, false, None), off, prio)),
+                        None,
+                    );
                 }
                 N::Rd(m, off) => {
-                    h.on_success(now, Some(info(replica(m, false), off, 100)), None);
+                    h.on_success(
+                        now,
+                        Some(info(replica(m, false, false, Some(1)), off, 100)),
+                        None,
+                    );
+                }
+                N::Sync(m) => {
+                    h.on_success(now, Some(info(replica(m, false, true, None), 0, 100)), None);
+                }
+                N::Stale(m, off) => {
+                    h.on_success(
+                        now,
+                        Some(info(replica(m, false, false, Some(3600)), off, 100)),
+                        None,
+                    );
                 }
                 N::Down => {
                     h.on_success(now, Some(info(Role::Master, 0, 100)), None);
@@ -538,7 +618,7 @@ mod tests {
                 st(None, 0),
                 vec![(1, R(2, 5, 100)), (2, M(5)), (3, R(2, 5, 100))],
                 Some(topo(Some(1), &[2, 3], &[], 3)),
-                Decision::Adopt { master: a(2), epoch: 3, reason: "the only node reporting role master".into() },
+                Decision::Adopt { master: a(2), epoch: 4, reason: "the only node reporting role master".into() },
             ),
             (
                 "discovery: a down published master with followers is failed over from",
@@ -679,15 +759,54 @@ mod tests {
                 },
             ),
             (
-                "master down: a half-done promotion is rolled forward",
+                "master down: a recorded promotion is rolled forward",
                 st(Some(1), 2),
                 vec![(1, Down), (2, M(10)), (3, Rd(1, 10))],
-                None,
+                Some(Topology { promoting: Some(a(2)), ..topo(None, &[3], &[1, 2], 2) }),
                 Decision::RollForward {
                     failed: a(1),
                     winner: a(2),
-                    reason: "master down (connection refused) and h:2 already is a master".into(),
+                    reason: "master down (connection refused) and h:2, recorded as being promoted, already is a master".into(),
                 },
+            ),
+            (
+                "master down: a node that merely claims master is not adopted",
+                st(Some(1), 2),
+                vec![(1, Down), (2, M(10)), (3, Rd(1, 10))],
+                Some(topo(Some(1), &[2, 3], &[], 2)),
+                Decision::Failover {
+                    failed: a(1),
+                    winner: a(3),
+                    reason: "master down (connection refused); ranking h:3 (priority 100, offset 10); excluded: h:2 is a master".into(),
+                },
+            ),
+            (
+                "master down: only in-sync replicas of the failed master are candidates",
+                st(Some(1), 2),
+                vec![(1, Down), (2, Sync(1)), (3, Stale(1, 99)), (4, R(9, 99, 100)), (5, Rd(1, 5))],
+                None,
+                Decision::Failover {
+                    failed: a(1),
+                    winner: a(5),
+                    reason: "master down (connection refused); ranking h:5 (priority 100, offset 5); excluded: h:2 is in a full sync, h:3 has not been in sync with h:1 recently, h:4 replicates from h:9".into(),
+                },
+            ),
+            (
+                "master down: a never-synced replica is no candidate at all",
+                st(Some(1), 2),
+                vec![(1, Down), (2, Sync(1))],
+                None,
+                Decision::NoCandidate {
+                    failed: a(1),
+                    reason: "no replica may be promoted; excluded: h:2 is in a full sync".into(),
+                },
+            ),
+            (
+                "a newer epoch published by someone else: rediscover",
+                st(Some(1), 2),
+                healthy.to_vec(),
+                Some(Topology { manager: Some("other".into()), ..topo(Some(1), &[2, 3], &[], 5) }),
+                Decision::Forget { master: a(1), reason: "epoch 5 is published (by other), newer than ours (2)".into() },
             ),
             (
                 "master down: waits for unprobed nodes",
@@ -705,14 +824,15 @@ mod tests {
             ),
         ];
         for (name, state, nodes, published, want) in cases {
-            let got = decide(&state, &view(&nodes), published.as_ref());
+            let now = t0();
+            let got = decide(&state, &view(&nodes, now), published.as_ref(), now, &POLICY);
             assert_eq!(got, want, "{name}");
         }
     }
 
     #[test]
     fn derived_topology_never_lists_two_masters_or_a_dead_master() {
-        let v = view(&[(1, Down), (2, M(5)), (3, R(1, 5, 100))]);
+        let v = view(&[(1, Down), (2, M(5)), (3, R(1, 5, 100))], t0());
         let t = derive_topology(Some(&a(1)), 4, &v);
         assert_eq!(t, topo(None, &[3], &[1, 2], 4));
         let t = derive_topology(Some(&a(2)), 5, &v);

@@ -300,6 +300,8 @@ mod tests {
             role: Role::Replica {
                 master: redis_failover_client::NodeAddr::new("h", 1),
                 link_up: true,
+                syncing: false,
+                link_down_secs: None,
             },
             offset: 5,
             priority: 100,

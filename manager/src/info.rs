@@ -14,6 +14,12 @@ pub enum Role {
         master: NodeAddr,
         /// `master_link_status:up`: the replication stream is flowing.
         link_up: bool,
+        /// `master_sync_in_progress:1`: a full sync is under way; its data is not the
+        /// master's yet.
+        syncing: bool,
+        /// `master_link_down_since_seconds` while the link is down; `None` when it is up or
+        /// the link never came up (Redis reports -1).
+        link_down_secs: Option<u64>,
     },
 }
 
@@ -44,6 +50,22 @@ impl NodeInfo {
     pub fn link_up(&self) -> bool {
         matches!(self.role, Role::Replica { link_up: true, .. })
     }
+
+    pub fn syncing(&self) -> bool {
+        matches!(self.role, Role::Replica { syncing: true, .. })
+    }
+
+    /// A replica whose link is up, or went down at most `grace` ago (by its own account).
+    pub fn in_sync_within(&self, grace: std::time::Duration) -> bool {
+        match &self.role {
+            Role::Replica { link_up: true, .. } => true,
+            Role::Replica {
+                link_down_secs: Some(s),
+                ..
+            } => *s <= grace.as_secs(),
+            _ => false,
+        }
+    }
 }
 
 /// Parses the text of `INFO replication`. `priority` comes from `CONFIG GET
@@ -53,6 +75,8 @@ pub fn parse_info_replication(text: &str, priority: Option<u32>) -> Result<NodeI
     let mut master_host = None;
     let mut master_port = None;
     let mut link_up = false;
+    let mut syncing = false;
+    let mut link_down_secs = None;
     let mut master_offset = None;
     let mut slave_offset = None;
     let mut info_priority = None;
@@ -65,6 +89,8 @@ pub fn parse_info_replication(text: &str, priority: Option<u32>) -> Result<NodeI
             "master_host" => master_host = Some(value.to_string()),
             "master_port" => master_port = value.parse::<u16>().ok(),
             "master_link_status" => link_up = value == "up",
+            "master_sync_in_progress" => syncing = value == "1",
+            "master_link_down_since_seconds" => link_down_secs = value.parse::<u64>().ok(),
             "master_repl_offset" => master_offset = value.parse::<u64>().ok(),
             "slave_repl_offset" => slave_offset = value.parse::<u64>().ok(),
             "slave_priority" | "replica_priority" => info_priority = value.parse::<u32>().ok(),
@@ -86,6 +112,8 @@ pub fn parse_info_replication(text: &str, priority: Option<u32>) -> Result<NodeI
                 role: Role::Replica {
                     master: NodeAddr::new(host, port),
                     link_up,
+                    syncing,
+                    link_down_secs: if link_up { None } else { link_down_secs },
                 },
                 // A replica whose link never came up has no slave_repl_offset worth trusting.
                 offset: slave_offset.or(master_offset).unwrap_or(0),
@@ -111,13 +139,13 @@ mod tests {
         let cases: Vec<(&str, &str, Option<u32>, Result<NodeInfo, &str>)> = vec![
             ("master", MASTER, None, Ok(NodeInfo { role: Role::Master, offset: 42, priority: 100 })),
             ("master with CONFIG priority", MASTER, Some(0), Ok(NodeInfo { role: Role::Master, offset: 42, priority: 0 })),
-            ("replica", REPLICA, None, Ok(NodeInfo { role: Role::Replica { master: h(7000), link_up: true }, offset: 40, priority: 10 })),
-            ("CONFIG wins over INFO", REPLICA, Some(0), Ok(NodeInfo { role: Role::Replica { master: h(7000), link_up: true }, offset: 40, priority: 0 })),
+            ("replica", REPLICA, None, Ok(NodeInfo { role: Role::Replica { master: h(7000), link_up: true, syncing: false, link_down_secs: None }, offset: 40, priority: 10 })),
+            ("CONFIG wins over INFO", REPLICA, Some(0), Ok(NodeInfo { role: Role::Replica { master: h(7000), link_up: true, syncing: false, link_down_secs: None }, offset: 40, priority: 0 })),
             (
                 "replica with link down",
-                "role:slave\nmaster_host:10.0.0.1\nmaster_port:6379\nmaster_link_status:down\nslave_repl_offset:7\n",
+                "role:slave\nmaster_host:10.0.0.1\nmaster_port:6379\nmaster_link_status:down\nmaster_link_down_since_seconds:12\nmaster_sync_in_progress:1\nslave_repl_offset:7\n",
                 None,
-                Ok(NodeInfo { role: Role::Replica { master: NodeAddr::new("10.0.0.1", 6379), link_up: false }, offset: 7, priority: 100 }),
+                Ok(NodeInfo { role: Role::Replica { master: NodeAddr::new("10.0.0.1", 6379), link_up: false, syncing: true, link_down_secs: Some(12) }, offset: 7, priority: 100 }),
             ),
             ("no role", "# Replication\r\n", None, Err("no role")),
             ("replica without master", "role:slave\n", None, Err("lacks master_host")),

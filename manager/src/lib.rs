@@ -105,9 +105,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         config.groups.len()
     );
 
+    // Two stages: the groups stop acting first, then the locks are released and the
+    // session closed, so that no failover step runs without the lock.
     let (stop_tx, stop_rx) = watch::channel(false);
+    let (stop_groups_tx, stop_groups_rx) = watch::channel(false);
     let (session_tx, session_rx) = watch::channel(None);
     let mut tasks = Vec::new();
+    let mut group_tasks = Vec::new();
     tasks.push(tokio::spawn(zk::keep_session(
         config.zkservers.clone(),
         config.zk_session_timeout,
@@ -133,22 +137,35 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             max_failures: config.max_failures,
             probe_key: format!("_redis_failover_probe:{}", config.manager_id),
         };
+        let policy = decide::Policy {
+            link_grace: config.down_after * 10,
+        };
         let daemon = daemon::GroupDaemon::new(
             group.clone(),
             config.manager_id.clone(),
             config.max_failures,
+            policy,
             connector.clone(),
         );
-        tasks.push(tokio::spawn(daemon.run(
+        group_tasks.push(tokio::spawn(daemon.run(
             settings,
             leader_rx,
-            stop_rx.clone(),
+            stop_groups_rx.clone(),
         )));
     }
     drop(session_rx);
 
     shutdown.await;
     info!("-manager {} shutting down", config.manager_id);
+    let _ = stop_groups_tx.send(true);
+    for t in group_tasks {
+        if tokio::time::timeout(Duration::from_secs(5), t)
+            .await
+            .is_err()
+        {
+            warn!("a group loop did not end within 5 s of shutdown");
+        }
+    }
     let _ = stop_tx.send(true);
     for t in tasks {
         if tokio::time::timeout(Duration::from_secs(5), t)

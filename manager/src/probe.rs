@@ -26,7 +26,7 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
 /// How long the parked read blocks before it is re-issued.
 const BLOCK: Duration = Duration::from_secs(1);
 /// Spacing of retries after a failure: short, so a crash is confirmed quickly...
-const RETRY_FAST: Duration = Duration::from_millis(25);
+const RETRY_FAST: Duration = Duration::from_millis(20);
 /// ...and longer once the node is known to be down, so a dead node is not hammered.
 const RETRY_SLOW: Duration = Duration::from_millis(250);
 
@@ -190,50 +190,51 @@ async fn crash_detector(
             let err = match read {
                 Err(_elapsed) => break,
                 Ok(Ok(_)) => {
-                    if failures > 0 {
-                        failures = 0;
-                        let ok = ProbeResult::Ok {
-                            info: None,
-                            latency: None,
-                        };
-                        if !report(&tx, &node, ok).await {
-                            return;
-                        }
+                    if !alive(&tx, &node, &mut failures).await {
+                        return;
                     }
                     continue;
                 }
                 Ok(Err(e)) => e,
             };
-            match err.code() {
-                // Replicas refuse BLPOP (it writes); XREAD BLOCK is read-only and works on both.
-                Some("READONLY") if mode == ParkedRead::Blpop => {
-                    mode = ParkedRead::Xread;
-                    continue;
-                }
-                // Alive but loading its dataset: wait, do not spin.
-                Some("LOADING") => {
-                    if !pause(RETRY_SLOW, &mut shutdown).await {
-                        return;
-                    }
-                    continue;
-                }
-                _ => {}
-            }
-            let e = NodeError::from(err);
-            let broken = matches!(e, NodeError::Connection(_) | NodeError::Timeout(_));
-            failures += 1;
-            if !report(&tx, &node, ProbeResult::Failed(e)).await {
-                return;
-            }
-            if broken {
-                // Reconnect at once: a crashed node refuses it, which confirms the crash.
+            if e_is_transport(&err) {
+                // Reconnect at once: only a refused reconnect counts, so a connection killed
+                // on a live node (CLIENT KILL) is not a failure, and a crash is confirmed by
+                // the node refusing us.
                 break;
             }
-            if !pause(retry_delay(failures, s.max_failures), &mut shutdown).await {
+            // Any reply, even an error, comes from a live process: READONLY on a replica,
+            // NOREPLICAS or MISCONF on a master that refuses writes, NOPERM for our ACL user,
+            // MASTERDOWN, LOADING, UNBLOCKED after a role change. Park on the read-only XREAD
+            // from then on, and let the poller judge the node.
+            if mode == ParkedRead::Blpop {
+                mode = ParkedRead::Xread;
+            } else if !pause(RETRY_SLOW, &mut shutdown).await {
+                return;
+            }
+            if !alive(&tx, &node, &mut failures).await {
                 return;
             }
         }
     }
+}
+
+/// Reports a success if failures were reported since the last one.
+async fn alive(tx: &mpsc::Sender<Observation>, node: &NodeAddr, failures: &mut u32) -> bool {
+    if *failures == 0 {
+        return true;
+    }
+    *failures = 0;
+    let ok = ProbeResult::Ok {
+        info: None,
+        latency: None,
+    };
+    report(tx, node, ok).await
+}
+
+/// The connection failed, as opposed to the server answering with an error.
+fn e_is_transport(e: &redis::RedisError) -> bool {
+    e.is_connection_dropped() || e.is_io_error() || e.is_connection_refusal() || e.is_timeout()
 }
 
 async fn poller(
@@ -248,17 +249,28 @@ async fn poller(
     while !*shutdown.borrow() {
         let started = Instant::now();
         let attempt = async {
-            if conn.is_none() {
-                conn = Some(
-                    s.connector
-                        .connect(&node, s.probe_timeout, Some(s.probe_timeout))
-                        .await?,
-                );
+            // A connection dropped under a live node (CLIENT KILL, an idle timeout) is
+            // retried once with a fresh one before it counts as a failure.
+            let mut fresh = conn.is_none();
+            loop {
+                if conn.is_none() {
+                    conn = Some(
+                        s.connector
+                            .connect(&node, s.probe_timeout, Some(s.probe_timeout))
+                            .await?,
+                    );
+                }
+                let Some(c) = conn.as_mut() else {
+                    return Err(NodeError::Connection("not connected".into()));
+                };
+                match read_info(c).await {
+                    Err(NodeError::Connection(_)) if !fresh => {
+                        conn = None;
+                        fresh = true;
+                    }
+                    other => return other,
+                }
             }
-            let Some(c) = conn.as_mut() else {
-                return Err(NodeError::Connection("not connected".into()));
-            };
-            read_info(c).await
         };
         let outcome = tokio::select! {
             r = tokio::time::timeout(s.probe_timeout, attempt) => r.unwrap_or(Err(NodeError::Timeout(s.probe_timeout))),

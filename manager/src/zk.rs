@@ -202,6 +202,8 @@ pub async fn elect(
         let lost = loop {
             let state = tokio::select! {
                 s = states.changed() => s,
+                // Deleted by hand (or by a ZooKeeper admin): we no longer lead.
+                _ = lock_gone(&client, lock.lock_path()) => break "lock node deleted",
                 _ = crate::stopped(&mut shutdown) => {
                     tx.send_replace(None);
                     release(&client, &lock).await;
@@ -235,6 +237,23 @@ pub async fn elect(
         warn!(group = %group, "-leader: {lost}; contending again");
         drop(leadership);
         drop(lock);
+    }
+}
+
+/// Completes when the lock node no longer exists. Errors (a dropped connection) leave it
+/// pending: the session state says what happened, and the caller re-arms it after each state
+/// change.
+async fn lock_gone(client: &zk::Client, path: &str) {
+    loop {
+        match tokio::time::timeout(ZK_OP_TIMEOUT, client.check_and_watch_stat(path)).await {
+            Ok(Ok((None, _))) => return,
+            Ok(Ok((Some(_), watcher))) => {
+                if watcher.changed().await.event_type == zk::EventType::NodeDeleted {
+                    return;
+                }
+            }
+            _ => std::future::pending::<()>().await,
+        }
     }
 }
 

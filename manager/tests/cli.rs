@@ -97,7 +97,7 @@ fn unreachable_zookeeper_is_reported_within_a_bound() {
             "-n",
             &trio.node(0).addr(),
             "--zk-session-timeout-ms",
-            "1500",
+            "2000",
         ],
         &["ZooKeeper", &zk],
     );

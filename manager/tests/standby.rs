@@ -97,7 +97,7 @@ async fn a_standby_takes_over_when_the_leader_is_killed() {
     assert!(ids[0].ends_with("-b"), "{ids:?}");
     let took = killed.elapsed();
     assert!(
-        took < Duration::from_millis(SESSION_MS * 3),
+        took < Duration::from_millis(SESSION_MS * 5),
         "lock handed over after {took:?}, session timeout {SESSION_MS} ms"
     );
 

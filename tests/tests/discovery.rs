@@ -124,7 +124,13 @@ async fn two_masters_are_not_guessed_between() {
         |_| {},
     ));
     let client = zk_client(&zk.connect_string()).await;
-    // The manager must keep waiting: nothing is published and neither node is touched.
+    // First evidence that the manager leads (so it would act if it were going to)...
+    let lock = format!("{root}/master_redis_node_manager_lock");
+    redis_failover_tests::wait_until_async(DEADLINE, "the manager holds the lock", || async {
+        (client.list_children(&lock).await.ok()?.len() == 1).then_some(())
+    })
+    .await;
+    // ...then it must keep waiting: nothing is published and neither node is touched.
     // Observe for a while (bounded) and check at every step.
     let until = tokio::time::Instant::now() + Duration::from_secs(3);
     while tokio::time::Instant::now() < until {

@@ -160,7 +160,7 @@ async fn a_hung_master_is_failed_over_after_down_after() {
         "failed over after {took:?}, before the hang could be confirmed"
     );
     assert!(
-        took <= down_after + Duration::from_secs(2),
+        took <= down_after + Duration::from_secs(5),
         "failed over after {took:?}"
     );
     assert_eq!(t.epoch, 1);

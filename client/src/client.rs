@@ -1,0 +1,684 @@
+//! The handle applications hold. It implements [`redis::aio::ConnectionLike`], so every
+//! `redis::AsyncCommands` method and `redis::pipe()` work on it unchanged; each command is
+//! routed (writes to the master, reads to a replica), given a deadline, and retried when the
+//! failure proves it was not applied or the command is a read.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use redis::aio::{ConnectionLike, MultiplexedConnection};
+use redis::{
+    AsyncConnectionConfig, Cmd, ConnectionAddr, ErrorKind, IntoConnectionInfo, Pipeline,
+    RedisError, RedisFuture, RedisResult, ServerErrorKind, Value,
+};
+use tokio::sync::{watch, Notify};
+use tracing::debug;
+use zookeeper_client as zk;
+
+use crate::error::{client_error, maybe_executed, no_master, ConnectError};
+use crate::route::{self, Target};
+use crate::watcher::{self, Shared, TopologyView};
+use crate::{NodeAddr, Topology, ZnodePaths};
+
+/// How reads pick a replica.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ReadPolicy {
+    #[default]
+    RoundRobin,
+    Random,
+}
+
+/// Options for [`Client`]; start with [`Client::builder`].
+#[derive(Clone, Debug)]
+pub struct ClientBuilder {
+    zkservers: String,
+    znode_path: String,
+    password: Option<String>,
+    username: Option<String>,
+    db: i64,
+    connect_timeout: Duration,
+    command_timeout: Duration,
+    zk_session_timeout: Duration,
+    max_retries: u32,
+    retry_failure: bool,
+    retry_non_idempotent: bool,
+    retry_backoff: Duration,
+    master_only: bool,
+    read_policy: ReadPolicy,
+    namespace: Option<Vec<u8>>,
+}
+
+impl ClientBuilder {
+    /// ZooKeeper root of the group (`--znode-path` of the manager); default `/redis_failover`.
+    pub fn znode_path(mut self, path: impl Into<String>) -> Self {
+        self.znode_path = path.into();
+        self
+    }
+    /// Redis password (AUTH), the same for every node.
+    pub fn password(mut self, password: impl Into<String>) -> Self {
+        self.password = Some(password.into());
+        self
+    }
+    /// Redis ACL user (with [`Self::password`]).
+    pub fn username(mut self, username: impl Into<String>) -> Self {
+        self.username = Some(username.into());
+        self
+    }
+    /// Database number selected on every connection (`SELECT` itself is refused).
+    pub fn db(mut self, db: i64) -> Self {
+        self.db = db;
+        self
+    }
+    /// Bound on opening a connection to a node (default 1 s).
+    pub fn connect_timeout(mut self, t: Duration) -> Self {
+        self.connect_timeout = t;
+        self
+    }
+    /// Bound on one command or pipeline round trip (default 2 s). Blocking commands
+    /// (`BLPOP key 5`) need a larger one.
+    pub fn command_timeout(mut self, t: Duration) -> Self {
+        self.command_timeout = t;
+        self
+    }
+    /// ZooKeeper session timeout (default 10 s).
+    pub fn zk_session_timeout(mut self, t: Duration) -> Self {
+        self.zk_session_timeout = t;
+        self
+    }
+    /// Retries after a retryable failure (default 3).
+    pub fn max_retries(mut self, n: u32) -> Self {
+        self.max_retries = n;
+        self
+    }
+    /// Whether to retry at all (default true).
+    pub fn retry_failure(mut self, yes: bool) -> Self {
+        self.retry_failure = yes;
+        self
+    }
+    /// Also retry writes that may already have been applied (the connection broke or timed
+    /// out after sending). Default false: such a write returns an error that says so.
+    pub fn retry_non_idempotent(mut self, yes: bool) -> Self {
+        self.retry_non_idempotent = yes;
+        self
+    }
+    /// First wait before a retry, doubled each time; a retry also starts as soon as the
+    /// topology changes (default 100 ms).
+    pub fn retry_backoff(mut self, t: Duration) -> Self {
+        self.retry_backoff = t;
+        self
+    }
+    /// Send everything, reads included, to the master (default false).
+    pub fn master_only(mut self, yes: bool) -> Self {
+        self.master_only = yes;
+        self
+    }
+    pub fn read_policy(mut self, p: ReadPolicy) -> Self {
+        self.read_policy = p;
+        self
+    }
+    /// Prefix every key with `ns` (commands whose keys cannot be found are refused).
+    pub fn namespace(mut self, ns: impl Into<Vec<u8>>) -> Self {
+        self.namespace = Some(ns.into()).filter(|n: &Vec<u8>| !n.is_empty());
+        self
+    }
+
+    /// Connects to ZooKeeper, reads the topology and opens connections to its nodes. Fails
+    /// with a clear error when ZooKeeper cannot be reached or the znode is missing or
+    /// corrupt.
+    pub async fn connect(self) -> Result<Client, ConnectError> {
+        let paths = ZnodePaths::new(&self.znode_path).map_err(ConnectError::Config)?;
+        crate::topology::parse_addr_list(self.zkservers.split('/').next().unwrap_or(""))
+            .map_err(|e| ConnectError::Config(format!("zkservers: {e}")))?;
+        if self.username.is_some() && self.password.is_none() {
+            return Err(ConnectError::Config("username needs a password".into()));
+        }
+        let wait = self.zk_session_timeout.min(Duration::from_secs(15));
+        let zk = watcher::connect(&self.zkservers, self.zk_session_timeout, wait)
+            .await
+            .map_err(ConnectError::ZooKeeper)?;
+        let (topology, version) = watcher::read_once(&zk, &paths)
+            .await
+            .map_err(ConnectError::Topology)?;
+        let view = TopologyView {
+            topology,
+            version,
+            fetched_at: std::time::Instant::now(),
+            stale_since: None,
+        };
+        let (tx, rx) = watch::channel(view.clone());
+        let (session_tx, session_rx) = watch::channel(None);
+        let shared = Arc::new(Shared {
+            tx,
+            refresh: Notify::new(),
+            session: session_tx,
+        });
+        let shutdown = Arc::new(Notify::new());
+        tokio::spawn(watcher::run(
+            self.zkservers.clone(),
+            self.zk_session_timeout,
+            paths.clone(),
+            zk,
+            shared.clone(),
+            shutdown.clone(),
+        ));
+        let opener = Opener {
+            username: self.username.clone(),
+            password: self.password.clone(),
+            db: self.db,
+            connect_timeout: self.connect_timeout,
+            command_timeout: self.command_timeout,
+        };
+        let conns = Arc::new(RwLock::new(Arc::new(Conns::build(&view, None))));
+        let inner = Arc::new(Inner {
+            cfg: self,
+            paths,
+            opener,
+            conns: conns.clone(),
+            topo: rx.clone(),
+            shared,
+            session: session_rx,
+            next: AtomicUsize::new(0),
+            shutdown: shutdown.clone(),
+        });
+        tokio::spawn(follow(rx, conns, inner.opener.clone(), shutdown));
+        let client = Client { inner };
+        client.current().warm_up(&client.inner.opener).await;
+        Ok(client)
+    }
+}
+
+/// Opens connections to nodes with the client's credentials and deadlines.
+#[derive(Clone)]
+struct Opener {
+    username: Option<String>,
+    password: Option<String>,
+    db: i64,
+    connect_timeout: Duration,
+    command_timeout: Duration,
+}
+
+impl Opener {
+    async fn open(&self, addr: &NodeAddr) -> RedisResult<MultiplexedConnection> {
+        self.open_with(addr, Some(self.command_timeout)).await
+    }
+
+    /// A connection whose replies may take `response_timeout` (`None`: no bound, for
+    /// `BLPOP key 0`).
+    async fn open_with(
+        &self,
+        addr: &NodeAddr,
+        response_timeout: Option<Duration>,
+    ) -> RedisResult<MultiplexedConnection> {
+        // No CLIENT SETINFO round trip: connecting costs one TCP handshake (plus AUTH/SELECT
+        // when configured).
+        let mut settings = redis::RedisConnectionInfo::default()
+            .set_db(self.db)
+            .set_skip_set_lib_name();
+        if let Some(u) = &self.username {
+            settings = settings.set_username(u);
+        }
+        if let Some(p) = &self.password {
+            settings = settings.set_password(p);
+        }
+        let info = ConnectionAddr::Tcp(addr.host.clone(), addr.port)
+            .into_connection_info()?
+            .set_redis_settings(settings);
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.connect_timeout))
+            .set_response_timeout(response_timeout);
+        let client = redis::Client::open(info)?;
+        match tokio::time::timeout(
+            self.connect_timeout + Duration::from_millis(50),
+            client.get_multiplexed_async_connection_with_config(&config),
+        )
+        .await
+        {
+            Ok(r) => r,
+            Err(_) => Err(RedisError::from((
+                ErrorKind::Io,
+                "connect timed out",
+                addr.to_string(),
+            ))),
+        }
+    }
+}
+
+/// One node's connection, opened on first use and reopened after it breaks.
+struct NodeConn {
+    addr: NodeAddr,
+    conn: RwLock<Option<MultiplexedConnection>>,
+}
+
+impl NodeConn {
+    fn new(addr: NodeAddr) -> Self {
+        Self {
+            addr,
+            conn: RwLock::new(None),
+        }
+    }
+
+    async fn get(&self, opener: &Opener) -> RedisResult<MultiplexedConnection> {
+        if let Some(c) = self.conn.read().ok().and_then(|g| g.clone()) {
+            return Ok(c);
+        }
+        let c = opener.open(&self.addr).await?;
+        if let Ok(mut g) = self.conn.write() {
+            *g = Some(c.clone());
+        }
+        Ok(c)
+    }
+
+    fn invalidate(&self) {
+        if let Ok(mut g) = self.conn.write() {
+            *g = None;
+        }
+    }
+}
+
+/// The connections for one topology.
+struct Conns {
+    topology: Topology,
+    version: i32,
+    master: Option<Arc<NodeConn>>,
+    replicas: Vec<Arc<NodeConn>>,
+}
+
+impl Conns {
+    /// Connections for `view`, keeping those of `previous` to nodes that remain (a
+    /// connection does not care about its node's role); the others are dropped, which closes
+    /// them.
+    fn build(view: &TopologyView, previous: Option<&Conns>) -> Conns {
+        let reuse = |addr: &NodeAddr| -> Arc<NodeConn> {
+            previous
+                .and_then(|p| {
+                    p.master
+                        .iter()
+                        .chain(p.replicas.iter())
+                        .find(|c| c.addr == *addr)
+                        .cloned()
+                })
+                .unwrap_or_else(|| Arc::new(NodeConn::new(addr.clone())))
+        };
+        Conns {
+            topology: view.topology.clone(),
+            version: view.version,
+            master: view.topology.master.as_ref().map(reuse),
+            replicas: view.topology.slaves.iter().map(reuse).collect(),
+        }
+    }
+
+    /// Opens every connection now (bounded), so the first commands do not pay for it.
+    async fn warm_up(&self, opener: &Opener) {
+        let all = self.master.iter().chain(self.replicas.iter());
+        futures::future::join_all(all.map(|c| async move {
+            if let Err(e) = c.get(opener).await {
+                debug!(
+                    "redis_failover client: cannot connect to {} yet: {e}",
+                    c.addr
+                );
+            }
+        }))
+        .await;
+    }
+}
+
+/// Rebuilds the connections whenever the watcher publishes a new topology.
+async fn follow(
+    mut rx: watch::Receiver<TopologyView>,
+    conns: Arc<RwLock<Arc<Conns>>>,
+    opener: Opener,
+    shutdown: Arc<Notify>,
+) {
+    loop {
+        tokio::select! {
+            r = rx.changed() => if r.is_err() { return },
+            _ = shutdown.notified() => { shutdown.notify_one(); return }
+        }
+        let view = rx.borrow_and_update().clone();
+        let next = {
+            let Ok(current) = conns.read() else { return };
+            if current.version == view.version && current.topology.same_content(&view.topology) {
+                continue;
+            }
+            Arc::new(Conns::build(&view, Some(&current)))
+        };
+        if let Ok(mut g) = conns.write() {
+            *g = next.clone();
+        }
+        debug!(
+            "redis_failover client: topology version {} epoch {} master {:?}",
+            view.version, view.topology.epoch, view.topology.master
+        );
+        next.warm_up(&opener).await;
+    }
+}
+
+struct Inner {
+    cfg: ClientBuilder,
+    paths: ZnodePaths,
+    opener: Opener,
+    conns: Arc<RwLock<Arc<Conns>>>,
+    topo: watch::Receiver<TopologyView>,
+    shared: Arc<Shared>,
+    session: watch::Receiver<Option<zk::Client>>,
+    next: AtomicUsize,
+    shutdown: Arc<Notify>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Ends the watcher and the connection follower (each passes the permit on).
+        self.shutdown.notify_one();
+    }
+}
+
+/// A Redis client that follows the topology published by `redis_node_manager`. Cheap to
+/// clone; clones share connections and the ZooKeeper session.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+/// What a failure means for retrying.
+#[derive(Debug, PartialEq, Eq)]
+enum Failure {
+    /// Not applied (refused connection, READONLY, LOADING, MASTERDOWN, no master): safe.
+    NotApplied,
+    /// The request may have reached the server (broken connection, timeout).
+    MaybeApplied,
+    /// An answer from Redis (WRONGTYPE, syntax...): never retried.
+    Final,
+}
+
+fn classify(e: &RedisError) -> Failure {
+    match e.kind() {
+        ErrorKind::Server(ServerErrorKind::ReadOnly)
+        | ErrorKind::Server(ServerErrorKind::BusyLoading)
+        | ErrorKind::Server(ServerErrorKind::MasterDown) => Failure::NotApplied,
+        _ if e.is_connection_refusal() => Failure::NotApplied,
+        _ if e.is_timeout() || e.is_connection_dropped() || e.is_io_error() => {
+            Failure::MaybeApplied
+        }
+        _ => Failure::Final,
+    }
+}
+
+/// Refuses what a routing client cannot do on a shared, reconnecting connection.
+fn check_supported(cmd: &Cmd) -> RedisResult<()> {
+    let why = match route::classify(cmd) {
+        route::Special::PubSub => "needs a dedicated connection: use Client::master_connection() for pub/sub",
+        route::Special::Select => "is not supported: the database is a client option (ClientBuilder::db)",
+        route::Special::Transaction => "is not supported: use an atomic pipeline (redis::pipe().atomic())",
+        route::Special::ConnectionState => "is not supported: it changes one connection's state, which is not kept across reconnects",
+        route::Special::Blocking | route::Special::None => return Ok(()),
+    };
+    Err(client_error(
+        "redis_failover: command not supported",
+        format!("{} {why}", command_name(cmd)),
+    ))
+}
+
+fn command_name(cmd: &Cmd) -> String {
+    cmd.args_iter()
+        .next()
+        .and_then(|a| match a {
+            redis::Arg::Simple(b) => Some(String::from_utf8_lossy(b).to_uppercase()),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+impl Client {
+    /// Starts a builder for the ZooKeeper servers `zkservers` (`host:port,...`).
+    pub fn builder(zkservers: impl Into<String>) -> ClientBuilder {
+        ClientBuilder {
+            zkservers: zkservers.into(),
+            znode_path: crate::paths::DEFAULT_ROOT.to_string(),
+            password: None,
+            username: None,
+            db: 0,
+            connect_timeout: Duration::from_secs(1),
+            command_timeout: Duration::from_secs(2),
+            zk_session_timeout: Duration::from_secs(10),
+            max_retries: 3,
+            retry_failure: true,
+            retry_non_idempotent: false,
+            retry_backoff: Duration::from_millis(100),
+            master_only: false,
+            read_policy: ReadPolicy::RoundRobin,
+            namespace: None,
+        }
+    }
+
+    fn current(&self) -> Arc<Conns> {
+        match self.inner.conns.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// The topology as last read, with its version, epoch and age.
+    pub fn topology(&self) -> TopologyView {
+        self.inner.topo.borrow().clone()
+    }
+
+    /// A receiver that sees every topology change (`changed().await`).
+    pub fn subscribe(&self) -> watch::Receiver<TopologyView> {
+        self.inner.topo.clone()
+    }
+
+    /// A connection to the current master, for what the client does not route (pub/sub
+    /// subscriptions, `MONITOR`). It does not follow failovers.
+    pub async fn master_connection(&self) -> RedisResult<MultiplexedConnection> {
+        let conns = self.current();
+        let master = conns.master.as_ref().ok_or_else(no_master)?;
+        self.inner.opener.open(&master.addr).await
+    }
+
+    /// Asks the node manager to fail over: to `to`, or to the best replica when `None`
+    /// (`ANY_SLAVE`), by writing `<root>/manual_failover` as the Ruby client does.
+    pub async fn manual_failover(&self, to: Option<&NodeAddr>) -> Result<(), ConnectError> {
+        let session = self.inner.session.borrow().clone();
+        let zk = session.ok_or_else(|| {
+            ConnectError::ZooKeeper("no ZooKeeper session right now; try again".into())
+        })?;
+        let path = self.inner.paths.manual_failover();
+        let data = to.map_or("ANY_SLAVE".to_string(), |a| a.to_string());
+        let opts = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+        let write = async {
+            match zk.create(&path, data.as_bytes(), &opts).await {
+                Ok(_) => Ok(()),
+                Err(zk::Error::NodeExists) => {
+                    zk.set_data(&path, data.as_bytes(), None).await.map(|_| ())
+                }
+                Err(e) => Err(e),
+            }
+        };
+        match tokio::time::timeout(Duration::from_secs(5), write).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(ConnectError::ZooKeeper(format!("writing {path}: {e}"))),
+            Err(_) => Err(ConnectError::ZooKeeper(format!("writing {path} timed out"))),
+        }
+    }
+
+    fn pick(&self, conns: &Conns, target: Target) -> Option<Arc<NodeConn>> {
+        if target == Target::Replica && !self.inner.cfg.master_only && !conns.replicas.is_empty() {
+            let n = conns.replicas.len();
+            let i = match self.inner.cfg.read_policy {
+                ReadPolicy::RoundRobin => self.inner.next.fetch_add(1, Ordering::Relaxed),
+                ReadPolicy::Random => random_index(),
+            } % n;
+            return Some(conns.replicas[i].clone());
+        }
+        conns.master.clone()
+    }
+
+    /// Waits before retry `attempt`: until the topology changes or the backoff passes.
+    async fn backoff(&self, attempt: u32) {
+        self.inner.shared.refresh.notify_one();
+        let wait = self.inner.cfg.retry_backoff * 2u32.saturating_pow(attempt.saturating_sub(1));
+        let mut rx = self.inner.topo.clone();
+        rx.mark_unchanged();
+        let _ = tokio::time::timeout(wait, rx.changed()).await;
+        // Let the follower swap in connections for the new topology.
+        tokio::task::yield_now().await;
+    }
+
+    /// The node's shared connection, or for a blocking command a connection of its own that
+    /// waits as long as the command may block (plus the usual command timeout), so that it
+    /// neither times out early nor holds up the other commands.
+    async fn connection(
+        &self,
+        node: &NodeConn,
+        blocking: Option<route::BlockTimeout>,
+    ) -> RedisResult<MultiplexedConnection> {
+        let opener = &self.inner.opener;
+        match blocking {
+            None => node.get(opener).await,
+            Some(route::BlockTimeout::Forever) => opener.open_with(&node.addr, None).await,
+            Some(route::BlockTimeout::After(d)) => {
+                opener
+                    .open_with(&node.addr, Some(d + opener.command_timeout))
+                    .await
+            }
+        }
+    }
+
+    /// Runs `send` against the node chosen for `target`, retrying as the policy allows.
+    async fn execute<T, F, Fut>(
+        &self,
+        name: &str,
+        target: Target,
+        is_write: bool,
+        blocking: Option<route::BlockTimeout>,
+        send: F,
+    ) -> RedisResult<T>
+    where
+        F: Fn(MultiplexedConnection) -> Fut,
+        Fut: std::future::Future<Output = RedisResult<T>>,
+    {
+        let cfg = &self.inner.cfg;
+        let retries = if cfg.retry_failure {
+            cfg.max_retries
+        } else {
+            0
+        };
+        let mut attempt = 0;
+        loop {
+            let conns = self.current();
+            // `sent`: whether the request may have reached a server.
+            let (result, sent) = match self.pick(&conns, target) {
+                None => (Err(no_master()), false),
+                Some(node) => match self.connection(&node, blocking).await {
+                    Err(e) => (Err(e), false),
+                    Ok(conn) => {
+                        let r = send(conn).await;
+                        if let Err(e) = &r {
+                            if e.is_connection_dropped() || e.is_timeout() || e.is_io_error() {
+                                node.invalidate();
+                            }
+                        }
+                        (r, true)
+                    }
+                },
+            };
+            let e = match result {
+                Ok(v) => return Ok(v),
+                Err(e) => e,
+            };
+            let failure = if sent {
+                classify(&e)
+            } else if e.kind() == ErrorKind::AuthenticationFailed
+                || matches!(e.code(), Some("WRONGPASS" | "NOAUTH" | "NOPERM"))
+            {
+                Failure::Final
+            } else {
+                Failure::NotApplied
+            };
+            let may_retry = match failure {
+                Failure::Final => false,
+                Failure::NotApplied => true,
+                Failure::MaybeApplied => !is_write || cfg.retry_non_idempotent,
+            };
+            if !may_retry || attempt >= retries {
+                if failure == Failure::MaybeApplied && is_write && !cfg.retry_non_idempotent {
+                    return Err(maybe_executed(name, &e));
+                }
+                return Err(e);
+            }
+            attempt += 1;
+            debug!("redis_failover client: {name} failed ({e}); retry {attempt}/{retries}");
+            self.backoff(attempt).await;
+        }
+    }
+}
+
+fn random_index() -> usize {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(std::time::Instant::now().elapsed().as_nanos() as u64);
+    h.finish() as usize
+}
+
+impl ConnectionLike for Client {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        Box::pin(async move {
+            let name = command_name(cmd);
+            check_supported(cmd)?;
+            let owned;
+            let cmd = match &self.inner.cfg.namespace {
+                Some(ns) => {
+                    owned = route::namespaced(cmd, ns)
+                        .map_err(|e| client_error("redis_failover: namespace", e.to_string()))?;
+                    &owned
+                }
+                None => cmd,
+            };
+            let target = route::route_cmd(cmd);
+            let is_write = target == Target::Master;
+            let blocking = match route::classify(cmd) {
+                route::Special::Blocking => {
+                    Some(route::blocking_timeout(cmd).unwrap_or(route::BlockTimeout::Forever))
+                }
+                _ => None,
+            };
+            self.execute(&name, target, is_write, blocking, |mut c| async move {
+                c.req_packed_command(cmd).await
+            })
+            .await
+        })
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        Box::pin(async move {
+            for cmd in pipeline.cmd_iter() {
+                check_supported(cmd)?;
+            }
+            let owned;
+            let pipeline = match &self.inner.cfg.namespace {
+                Some(ns) => {
+                    owned = route::namespaced_pipeline(pipeline, ns)
+                        .map_err(|e| client_error("redis_failover: namespace", e.to_string()))?;
+                    &owned
+                }
+                None => pipeline,
+            };
+            let target = route::route_pipeline(pipeline);
+            let is_write = target == Target::Master;
+            self.execute("pipeline", target, is_write, None, |mut c| async move {
+                c.req_packed_commands(pipeline, offset, count).await
+            })
+            .await
+        })
+    }
+
+    fn get_db(&self) -> i64 {
+        self.inner.cfg.db
+    }
+}

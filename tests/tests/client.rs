@@ -1,0 +1,390 @@
+//! The client library against real processes: routing, redis-rs compatibility, following a
+//! failover, safe retries, and a corrupt or missing znode.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use redis::AsyncCommands;
+use redis_failover_client::{Client, NodeAddr, Topology};
+use redis_failover_tests::manager::{config, wait_topology, write_raw, zk_client, Manager};
+use redis_failover_tests::{
+    init_tracing, shared_zk, unique_root, wait_until_async, RedisGroup, RedisNode,
+};
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// `cmdstat_<name>` calls on a node.
+fn calls(node: &RedisNode, name: &str) -> u64 {
+    let info = node.info("commandstats").unwrap_or_default();
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("cmdstat_{name}:calls=")))
+        .and_then(|rest| rest.split(',').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+async fn managed(trio: &RedisGroup, name: &str) -> (Manager, String) {
+    init_tracing();
+    let zk = shared_zk();
+    let root = unique_root(name);
+    let m = Manager::start(config(&zk.connect_string(), &trio.addrs(), &root, |_| {}));
+    let zkc = zk_client(&zk.connect_string()).await;
+    wait_topology(&zkc, &root, DEADLINE, "published", |t| {
+        t.slaves.len() == trio.len() - 1
+    })
+    .await;
+    (m, root)
+}
+
+/// Publishes a topology by hand (no manager), for tests that must control it.
+async fn publish_by_hand(root: &str, topology: &Topology) {
+    let zkc = zk_client(&shared_zk().connect_string()).await;
+    write_raw(&zkc, &format!("{root}/nodes"), &topology.to_json()).await;
+}
+
+fn addr(n: &RedisNode) -> NodeAddr {
+    n.addr().parse().expect("address")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_go_to_the_master_and_reads_to_replicas() {
+    let trio = RedisGroup::trio();
+    let (m, root) = managed(&trio, "routing").await;
+    let mut c = Client::builder(shared_zk().connect_string())
+        .znode_path(&root)
+        .connect()
+        .await
+        .expect("connect");
+    for i in 0..100 {
+        let _: () = c.set(format!("k{i}"), i).await.expect("SET");
+    }
+    // Replicas may lag a little behind the master: wait for the last key.
+    wait_until_async(DEADLINE, "replicas caught up", || async {
+        (trio.node(1).get("k99").is_some() && trio.node(2).get("k99").is_some()).then_some(())
+    })
+    .await;
+    for i in 0..100 {
+        let v: Option<i64> = c.get(format!("k{i}")).await.expect("GET");
+        assert_eq!(v, Some(i));
+    }
+    assert_eq!(calls(trio.node(0), "get"), 0, "a read reached the master");
+    let (r1, r2) = (calls(trio.node(1), "get"), calls(trio.node(2), "get"));
+    assert_eq!(r1 + r2, 100);
+    assert_eq!((r1, r2), (50, 50), "round robin over both replicas");
+    assert!(calls(trio.node(0), "set") >= 100);
+
+    // redis-rs pipelines: all reads -> a replica; any write -> the master, as a whole.
+    let (a, b): (Option<i64>, Option<i64>) = redis::pipe()
+        .get("k1")
+        .get("k2")
+        .query_async(&mut c)
+        .await
+        .expect("read pipeline");
+    assert_eq!((a, b), (Some(1), Some(2)));
+    let before = calls(trio.node(0), "get");
+    let (_, v): ((), Option<i64>) = redis::pipe()
+        .set("p", 7)
+        .ignore()
+        .get("p")
+        .query_async(&mut c)
+        .await
+        .map(|(v,): (Option<i64>,)| ((), v))
+        .expect("write pipeline");
+    assert_eq!(v, Some(7), "read-your-write inside a pipeline with a write");
+    assert_eq!(
+        calls(trio.node(0), "get"),
+        before + 1,
+        "the pipeline's GET ran on the master"
+    );
+    let (x, y): (i64, i64) = redis::pipe()
+        .atomic()
+        .incr("ctr", 1)
+        .incr("ctr", 1)
+        .query_async(&mut c)
+        .await
+        .expect("MULTI/EXEC");
+    assert_eq!((x, y), (1, 2));
+
+    // Server errors come back as they are, never retried.
+    let _: () = c.lpush("list", "x").await.expect("LPUSH");
+    let err = c
+        .get::<_, Option<String>>("list")
+        .await
+        .expect_err("WRONGTYPE");
+    assert_eq!(err.code(), Some("WRONGTYPE"), "{err}");
+    m.stop().await.expect("stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_fall_back_to_the_master_and_master_only_is_honoured() {
+    let trio = RedisGroup::trio();
+    let (m, root) = managed(&trio, "fallback").await;
+    let zk = shared_zk().connect_string();
+    let mut only = Client::builder(&zk)
+        .znode_path(&root)
+        .master_only(true)
+        .connect()
+        .await
+        .expect("connect");
+    let _: () = only.set("a", 1).await.expect("SET");
+    for _ in 0..10 {
+        let _: Option<i64> = only.get("a").await.expect("GET");
+    }
+    assert_eq!(
+        calls(trio.node(0), "get"),
+        10,
+        "master_only sends reads to the master"
+    );
+    assert_eq!(calls(trio.node(1), "get") + calls(trio.node(2), "get"), 0);
+
+    let mut c = Client::builder(&zk)
+        .znode_path(&root)
+        .connect()
+        .await
+        .expect("connect");
+    trio.node(1).kill9();
+    trio.node(2).kill9();
+    let mut sub = c.subscribe();
+    wait_until_async(DEADLINE, "no replica left in the client's topology", || {
+        let seen = sub.borrow_and_update().topology.slaves.is_empty();
+        async move { seen.then_some(()) }
+    })
+    .await;
+    for _ in 0..10 {
+        let v: Option<i64> = c.get("a").await.expect("GET without replicas");
+        assert_eq!(v, Some(1));
+    }
+    assert_eq!(
+        calls(trio.node(0), "get"),
+        20,
+        "reads fell back to the master"
+    );
+    m.stop().await.expect("stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_loop_survives_a_master_crash() {
+    let trio = RedisGroup::trio();
+    let (m, root) = managed(&trio, "survive").await;
+    let mut c = Client::builder(shared_zk().connect_string())
+        .znode_path(&root)
+        .connect()
+        .await
+        .expect("connect");
+    let old_master = c.topology().topology.master.clone();
+    let mut acked: HashMap<u64, Instant> = HashMap::new();
+    let mut errors = Vec::new();
+    let start = Instant::now();
+    let mut killed_at = None;
+    let mut switched_at = None;
+    let mut after_switch = 0;
+    let mut seq = 0u64;
+    while after_switch < 300 {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "the loop did not recover: {errors:?}"
+        );
+        seq += 1;
+        match c.set::<_, _, ()>(format!("seq:{seq}"), seq).await {
+            Ok(()) => {
+                acked.insert(seq, Instant::now());
+                if switched_at.is_some() {
+                    after_switch += 1;
+                }
+            }
+            Err(e) => errors.push(e.to_string()),
+        }
+        if seq == 300 {
+            killed_at = Some(Instant::now());
+            trio.node(0).kill9();
+        }
+        if killed_at.is_some()
+            && switched_at.is_none()
+            && c.topology().topology.master != old_master
+        {
+            switched_at = Some(Instant::now());
+        }
+    }
+    let new_master = c.topology().topology.master.clone().expect("a master");
+    let node = trio
+        .nodes()
+        .iter()
+        .find(|n| addr(n) == new_master)
+        .expect("new master is a trio node");
+    let killed_at = killed_at.expect("killed");
+    let mut missing = Vec::new();
+    for (s, at) in &acked {
+        if node.get(&format!("seq:{s}")).is_none() {
+            missing.push((*s, *at));
+        }
+    }
+    eprintln!(
+        "write loop: {} acknowledged, {} errors surfaced, {} acknowledged writes missing (all acknowledged before the kill: {})",
+        acked.len(),
+        errors.len(),
+        missing.len(),
+        missing.iter().all(|(_, at)| *at <= killed_at)
+    );
+    // Asynchronous replication may lose what the master acknowledged just before it died,
+    // never what the new master acknowledged.
+    assert!(
+        missing.iter().all(|(_, at)| *at <= killed_at),
+        "lost writes acknowledged after the kill: {missing:?}"
+    );
+    assert!(errors.len() <= 3, "too many errors surfaced: {errors:?}");
+    m.stop().await.expect("stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_or_missing_znode_keeps_the_last_good_topology() {
+    init_tracing();
+    let trio = RedisGroup::trio();
+    let root = unique_root("client_corrupt");
+    let zk = shared_zk().connect_string();
+    // No znode yet: connect says so.
+    let err = Client::builder(&zk)
+        .znode_path(&root)
+        .connect()
+        .await
+        .err()
+        .expect("missing znode");
+    assert!(
+        err.to_string()
+            .contains(&format!("{root}/nodes does not exist")),
+        "{err}"
+    );
+    let good = Topology {
+        master: Some(addr(trio.node(0))),
+        slaves: vec![addr(trio.node(1)), addr(trio.node(2))],
+        epoch: 3,
+        ..Topology::default()
+    };
+    let zkc = zk_client(&zk).await;
+    write_raw(&zkc, &format!("{root}/nodes"), b"{broken").await;
+    let err = Client::builder(&zk)
+        .znode_path(&root)
+        .connect()
+        .await
+        .err()
+        .expect("corrupt znode");
+    assert!(err.to_string().contains("is corrupt"), "{err}");
+
+    publish_by_hand(&root, &good).await;
+    let mut c = Client::builder(&zk)
+        .znode_path(&root)
+        .connect()
+        .await
+        .expect("connect");
+    assert_eq!(c.topology().topology.epoch, 3);
+    write_raw(&zkc, &format!("{root}/nodes"), b"garbage").await;
+    // Bounded observation: the view never changes and commands keep working.
+    let until = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < until {
+        let _: () = c.set("x", 1).await.expect("SET with a corrupt znode");
+        assert_eq!(c.topology().topology, good);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A valid topology again is picked up.
+    let newer = Topology {
+        epoch: 4,
+        ..good.clone()
+    };
+    publish_by_hand(&root, &newer).await;
+    let mut sub = c.subscribe();
+    wait_until_async(DEADLINE, "epoch 4 seen", || {
+        let e = sub.borrow_and_update().topology.epoch;
+        async move { (e == 4).then_some(()) }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_cut_mid_flight_is_not_sent_twice() {
+    init_tracing();
+    let dir = tempfile::tempdir().expect("tmp");
+    let master = RedisNode::start(dir.path(), redis_failover_tests::free_port(), None, &[]);
+    let root = unique_root("idempotent");
+    publish_by_hand(
+        &root,
+        &Topology {
+            master: Some(addr(&master)),
+            ..Topology::default()
+        },
+    )
+    .await;
+    let zk = shared_zk().connect_string();
+    let builder = Client::builder(&zk)
+        .znode_path(&root)
+        .command_timeout(Duration::from_millis(300))
+        .retry_backoff(Duration::from_millis(10));
+
+    // Default: the INCR reaches the frozen master, times out, and is not sent again.
+    let mut c = builder.clone().connect().await.expect("connect");
+    master.sigstop();
+    let err = c.incr::<_, _, i64>("n", 1).await.expect_err("timeout");
+    assert!(err.to_string().contains("may have been executed"), "{err}");
+    master.sigcont();
+    wait_until_async(DEADLINE, "the INCR applied once", || async {
+        (master.get("n").as_deref() == Some("1")).then_some(())
+    })
+    .await;
+    // Reads are retried: a GET against a frozen master fails only after every retry.
+    // With the opt-in, the same write is retried and lands more than once.
+    let mut c = builder
+        .retry_non_idempotent(true)
+        .max_retries(2)
+        .connect()
+        .await
+        .expect("connect");
+    master.sigstop();
+    let r = c.incr::<_, _, i64>("m", 1).await;
+    master.sigcont();
+    assert!(r.is_err());
+    wait_until_async(DEADLINE, "all three INCRs applied", || async {
+        (master.get("m").as_deref() == Some("3")).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_errors_are_clear() {
+    let err = Client::builder(format!("127.0.0.1:{}", redis_failover_tests::free_port()))
+        .zk_session_timeout(Duration::from_millis(1500))
+        .connect()
+        .await
+        .err()
+        .expect("no ZooKeeper");
+    assert!(err.to_string().contains("ZooKeeper at 127.0.0.1:"), "{err}");
+    let err = Client::builder("nonsense")
+        .connect()
+        .await
+        .err()
+        .expect("bad servers");
+    assert!(err.to_string().contains("zkservers"), "{err}");
+    let single = RedisGroup::start(0, &[]);
+    let root = unique_root("pubsub");
+    publish_by_hand(
+        &root,
+        &Topology {
+            master: Some(addr(single.node(0))),
+            ..Topology::default()
+        },
+    )
+    .await;
+    let mut c = Client::builder(shared_zk().connect_string())
+        .znode_path(&root)
+        .connect()
+        .await
+        .expect("connect");
+    let err = redis::cmd("SUBSCRIBE")
+        .arg("ch")
+        .query_async::<redis::Value>(&mut c)
+        .await
+        .expect_err("pub/sub refused");
+    assert!(err.to_string().contains("SUBSCRIBE"), "{err}");
+    let err = redis::cmd("SELECT")
+        .arg(1)
+        .query_async::<redis::Value>(&mut c)
+        .await
+        .expect_err("SELECT refused");
+    assert!(err.to_string().contains("SELECT"), "{err}");
+}
