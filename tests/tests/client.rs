@@ -58,8 +58,10 @@ async fn writes_go_to_the_master_and_reads_to_replicas() {
         let _: () = c.set(format!("k{i}"), i).await.expect("SET");
     }
     // Replicas may lag a little behind the master: wait for the last key.
+    // (EXISTS, not GET, so that the check does not count as a read below.)
+    let has = |i: usize| trio.node(i).cmd(&["EXISTS", "k99"]).ok() == Some(redis::Value::Int(1));
     wait_until_async(DEADLINE, "replicas caught up", || async {
-        (trio.node(1).get("k99").is_some() && trio.node(2).get("k99").is_some()).then_some(())
+        (has(1) && has(2)).then_some(())
     })
     .await;
     for i in 0..100 {
@@ -387,4 +389,75 @@ async fn connect_errors_are_clear() {
         .await
         .expect_err("SELECT refused");
     assert!(err.to_string().contains("SELECT"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespace_blocking_commands_and_manual_failover_requests() {
+    init_tracing();
+    let trio = RedisGroup::start(1, &[]);
+    let root = unique_root("client_misc");
+    let t = Topology {
+        master: Some(addr(trio.node(0))),
+        slaves: vec![addr(trio.node(1))],
+        ..Topology::default()
+    };
+    publish_by_hand(&root, &t).await;
+    let zk = shared_zk().connect_string();
+    let mut c = Client::builder(&zk)
+        .znode_path(&root)
+        .namespace("app:")
+        .connect()
+        .await
+        .expect("connect");
+
+    // Keys get the prefix on the server, and reads find them again.
+    let _: () = c.set("user", "ann").await.expect("SET");
+    let _: () = c.mset(&[("a", 1), ("b", 2)]).await.expect("MSET");
+    assert_eq!(trio.node(0).get("app:user").as_deref(), Some("ann"));
+    assert_eq!(trio.node(0).get("user"), None);
+    let vals: Vec<Option<i64>> = redis::cmd("MGET")
+        .arg("a")
+        .arg("b")
+        .query_async(&mut c)
+        .await
+        .expect("MGET");
+    assert_eq!(vals.len(), 2);
+    // Commands whose keys cannot be found are refused rather than run unprefixed.
+    let err = redis::cmd("KEYS")
+        .arg("*")
+        .query_async::<redis::Value>(&mut c)
+        .await
+        .expect_err("KEYS refused");
+    assert!(err.to_string().contains("namespace"), "{err}");
+
+    // A blocking command waits its own timeout, longer than the command timeout.
+    let mut quick = Client::builder(&zk)
+        .znode_path(&root)
+        .command_timeout(Duration::from_millis(200))
+        .connect()
+        .await
+        .expect("connect");
+    let started = Instant::now();
+    let popped: Option<(String, String)> = quick
+        .blpop("empty", 0.6)
+        .await
+        .expect("BLPOP with its own timeout");
+    assert_eq!(popped, None);
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "BLPOP returned after {:?}",
+        started.elapsed()
+    );
+
+    // Manual failover requests are written where the node manager looks for them.
+    let zkc = zk_client(&zk).await;
+    let path = format!("{root}/manual_failover");
+    c.manual_failover(Some(&addr(trio.node(1))))
+        .await
+        .expect("request");
+    let (data, _) = zkc.get_data(&path).await.expect("request written");
+    assert_eq!(String::from_utf8_lossy(&data), trio.node(1).addr());
+    c.manual_failover(None).await.expect("request");
+    let (data, _) = zkc.get_data(&path).await.expect("request written");
+    assert_eq!(String::from_utf8_lossy(&data), "ANY_SLAVE");
 }

@@ -62,3 +62,66 @@ async fn no_promotion_while_zookeeper_is_down() {
     assert_eq!(promoted.len(), 1, "exactly one master among the survivors");
     m.stop().await.expect("clean stop");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_keep_serving_while_zookeeper_is_down() {
+    use redis::AsyncCommands;
+    use redis_failover_client::{Client, Topology};
+    use redis_failover_tests::manager::write_raw;
+
+    init_tracing();
+    let zk = ZkServer::start();
+    let trio = RedisGroup::trio();
+    let root = unique_root("client_zk_outage");
+    let addr = |i: usize| trio.node(i).addr().parse().expect("address");
+    let topology = Topology {
+        master: Some(addr(0)),
+        slaves: vec![addr(1), addr(2)],
+        epoch: 1,
+        ..Topology::default()
+    };
+    let zkc = zk_client(&zk.connect_string()).await;
+    write_raw(&zkc, &format!("{root}/nodes"), &topology.to_json()).await;
+    drop(zkc);
+    let mut c = Client::builder(zk.connect_string())
+        .znode_path(&root)
+        .connect()
+        .await
+        .expect("connect");
+    assert_eq!(c.topology().age(), Duration::ZERO);
+
+    zk.stop();
+    let mut sub = c.subscribe();
+    redis_failover_tests::wait_until_async(
+        DEADLINE,
+        "the client notices ZooKeeper is gone",
+        || {
+            let stale = sub.borrow_and_update().stale_since.is_some();
+            async move { stale.then_some(()) }
+        },
+    )
+    .await;
+    // Reads and writes keep working on the last topology (bounded observation).
+    let until = tokio::time::Instant::now() + Duration::from_secs(2);
+    let mut n = 0u64;
+    while tokio::time::Instant::now() < until {
+        n += 1;
+        let _: () = c.set("k", n).await.expect("SET while ZooKeeper is down");
+        let _: Option<u64> = c.get("k").await.expect("GET while ZooKeeper is down");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let age = c.topology().age();
+    assert!(
+        age >= Duration::from_secs(1),
+        "age {age:?} does not show the outage"
+    );
+    assert_eq!(c.topology().topology, topology);
+
+    zk.restart();
+    redis_failover_tests::wait_until_async(DEADLINE, "the client is current again", || {
+        let fresh = c.topology().stale_since.is_none();
+        async move { fresh.then_some(()) }
+    })
+    .await;
+    let _: () = c.set("k", 0).await.expect("SET after ZooKeeper is back");
+}
