@@ -25,21 +25,9 @@ pub async fn connect(
     session_timeout: Duration,
     wait: Duration,
 ) -> Result<zk::Client, String> {
-    let connecting = zk::Client::connector()
-        .with_session_timeout(session_timeout)
-        .with_connection_timeout(Duration::from_millis(
-            (session_timeout.as_millis() as u64 / 3).clamp(200, 2000),
-        ))
-        .connect(servers);
-    match tokio::time::timeout(wait, connecting).await {
-        Ok(Ok(c)) => Ok(c),
-        Ok(Err(e)) => Err(format!("cannot connect to ZooKeeper at {servers}: {e}")),
-        Err(_) => Err(format!(
-            "cannot reach ZooKeeper at {servers} within {} ms; check -z/--zkservers and that \
-             ZooKeeper is running",
-            wait.as_millis()
-        )),
-    }
+    redis_failover_client::watcher::connect(servers, session_timeout, wait)
+        .await
+        .map_err(|e| format!("{e}; check -z/--zkservers and that ZooKeeper is running"))
 }
 
 /// Keeps a live session in `tx`: `Some(client)` while the session lives (connected or
