@@ -3,7 +3,7 @@
 //! routed (writes to the master, reads to a replica), given a deadline, and retried when the
 //! failure proves it was not applied or the command is a read.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -153,14 +153,14 @@ impl ClientBuilder {
             refresh: Notify::new(),
             session: session_tx,
         });
-        let shutdown = Arc::new(Notify::new());
+        let (shutdown, shutdown_rx) = watch::channel(false);
         tokio::spawn(watcher::run(
             self.zkservers.clone(),
             self.zk_session_timeout,
             paths.clone(),
             zk,
             shared.clone(),
-            shutdown.clone(),
+            shutdown_rx.clone(),
         ));
         let opener = Opener {
             username: self.username.clone(),
@@ -170,6 +170,7 @@ impl ClientBuilder {
             command_timeout: self.command_timeout,
         };
         let conns = Arc::new(RwLock::new(Arc::new(Conns::build(&view, None))));
+        let generation = Arc::new(AtomicU64::new(0));
         let inner = Arc::new(Inner {
             cfg: self,
             paths,
@@ -178,11 +179,20 @@ impl ClientBuilder {
             topo: rx.clone(),
             shared,
             session: session_rx,
-            next: AtomicUsize::new(0),
-            shutdown: shutdown.clone(),
+            generation: generation.clone(),
+            shutdown,
         });
-        tokio::spawn(follow(rx, conns, inner.opener.clone(), shutdown));
-        let client = Client { inner };
+        tokio::spawn(follow(
+            rx,
+            conns,
+            generation,
+            inner.opener.clone(),
+            shutdown_rx,
+        ));
+        let client = Client {
+            inner,
+            local: Local::default(),
+        };
         client.current().warm_up(&client.inner.opener).await;
         Ok(client)
     }
@@ -327,13 +337,14 @@ impl Conns {
 async fn follow(
     mut rx: watch::Receiver<TopologyView>,
     conns: Arc<RwLock<Arc<Conns>>>,
+    generation: Arc<AtomicU64>,
     opener: Opener,
-    shutdown: Arc<Notify>,
+    mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
         tokio::select! {
             r = rx.changed() => if r.is_err() { return },
-            _ = shutdown.notified() => { shutdown.notify_one(); return }
+            _ = watcher::stopped(&mut shutdown) => return,
         }
         let view = rx.borrow_and_update().clone();
         let next = {
@@ -346,6 +357,7 @@ async fn follow(
         if let Ok(mut g) = conns.write() {
             *g = next.clone();
         }
+        generation.fetch_add(1, Ordering::Release);
         debug!(
             "redis_failover client: topology version {} epoch {} master {:?}",
             view.version, view.topology.epoch, view.topology.master
@@ -362,14 +374,17 @@ struct Inner {
     topo: watch::Receiver<TopologyView>,
     shared: Arc<Shared>,
     session: watch::Receiver<Option<zk::Client>>,
-    next: AtomicUsize,
-    shutdown: Arc<Notify>,
+    /// Bumped whenever the connections change (new topology, a broken connection), so that
+    /// every handle drops the connections it holds on to.
+    generation: Arc<AtomicU64>,
+    shutdown: watch::Sender<bool>,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        // Ends the watcher and the connection follower (each passes the permit on).
-        self.shutdown.notify_one();
+        // Ends the watcher (closing the ZooKeeper session) and the connection follower
+        // (closing the Redis connections), whoever else still holds a topology receiver.
+        self.shutdown.send_replace(true);
     }
 }
 
@@ -378,6 +393,40 @@ impl Drop for Inner {
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
+    local: Local,
+}
+
+/// What one handle keeps between commands: the connections it used, valid while the shared
+/// generation is unchanged, so that the hot path takes no lock and clones nothing (as a
+/// task holding its own clone of a redis-rs connection).
+#[derive(Clone, Default)]
+struct Local {
+    generation: u64,
+    conns: Option<Arc<Conns>>,
+    /// 0: the master; 1..: the replicas, in `conns` order.
+    slots: Vec<Option<MultiplexedConnection>>,
+    next_replica: usize,
+}
+
+/// A request as `ConnectionLike` hands it over.
+enum Request<'a> {
+    One(&'a Cmd),
+    Many(&'a Pipeline, usize, usize),
+}
+
+enum Reply {
+    One(Value),
+    Many(Vec<Value>),
+}
+
+async fn send(conn: &mut MultiplexedConnection, req: &Request<'_>) -> RedisResult<Reply> {
+    match req {
+        Request::One(cmd) => conn.req_packed_command(cmd).await.map(Reply::One),
+        Request::Many(p, offset, count) => conn
+            .req_packed_commands(p, *offset, *count)
+            .await
+            .map(Reply::Many),
+    }
 }
 
 /// What a failure means for retrying.
@@ -405,8 +454,8 @@ fn classify(e: &RedisError) -> Failure {
 }
 
 /// Refuses what a routing client cannot do on a shared, reconnecting connection.
-fn check_supported(cmd: &Cmd) -> RedisResult<()> {
-    let why = match route::classify(cmd) {
+fn check_supported(special: route::Special, cmd: &Cmd) -> RedisResult<()> {
+    let why = match special {
         route::Special::PubSub => "needs a dedicated connection: use Client::master_connection() for pub/sub",
         route::Special::Select => "is not supported: the database is a client option (ClientBuilder::db)",
         route::Special::Transaction => "is not supported: use an atomic pipeline (redis::pipe().atomic())",
@@ -502,16 +551,35 @@ impl Client {
         }
     }
 
-    fn pick(&self, conns: &Conns, target: Target) -> Option<Arc<NodeConn>> {
+    /// Makes `local` match the current connections.
+    fn sync_local(&mut self) -> Arc<Conns> {
+        let generation = self.inner.generation.load(Ordering::Acquire);
+        match &self.local.conns {
+            Some(c) if self.local.generation == generation => c.clone(),
+            _ => {
+                let conns = self.current();
+                self.local.slots = vec![None; 1 + conns.replicas.len()];
+                self.local.conns = Some(conns.clone());
+                self.local.generation = generation;
+                conns
+            }
+        }
+    }
+
+    /// The slot (0: master, 1..: replicas) and node for `target`.
+    fn pick(&mut self, conns: &Conns, target: Target) -> Option<(usize, Arc<NodeConn>)> {
         if target == Target::Replica && !self.inner.cfg.master_only && !conns.replicas.is_empty() {
             let n = conns.replicas.len();
             let i = match self.inner.cfg.read_policy {
-                ReadPolicy::RoundRobin => self.inner.next.fetch_add(1, Ordering::Relaxed),
+                ReadPolicy::RoundRobin => {
+                    self.local.next_replica = self.local.next_replica.wrapping_add(1);
+                    self.local.next_replica
+                }
                 ReadPolicy::Random => random_index(),
             } % n;
-            return Some(conns.replicas[i].clone());
+            return Some((1 + i, conns.replicas[i].clone()));
         }
-        conns.master.clone()
+        conns.master.clone().map(|m| (0, m))
     }
 
     /// Waits before retry `attempt`: until the topology changes or the backoff passes.
@@ -545,43 +613,61 @@ impl Client {
         }
     }
 
-    /// Runs `send` against the node chosen for `target`, retrying as the policy allows.
-    async fn execute<T, F, Fut>(
-        &self,
-        name: &str,
+    /// Sends `req` to the node chosen for `target`, retrying as the policy allows.
+    async fn execute(
+        &mut self,
+        name: impl Fn() -> String,
         target: Target,
         is_write: bool,
         blocking: Option<route::BlockTimeout>,
-        send: F,
-    ) -> RedisResult<T>
-    where
-        F: Fn(MultiplexedConnection) -> Fut,
-        Fut: std::future::Future<Output = RedisResult<T>>,
-    {
-        let cfg = &self.inner.cfg;
-        let retries = if cfg.retry_failure {
-            cfg.max_retries
-        } else {
-            0
+        req: Request<'_>,
+    ) -> RedisResult<Reply> {
+        let (retries, retry_writes) = {
+            let cfg = &self.inner.cfg;
+            let retries = if cfg.retry_failure {
+                cfg.max_retries
+            } else {
+                0
+            };
+            (retries, cfg.retry_non_idempotent)
         };
         let mut attempt = 0;
         loop {
-            let conns = self.current();
+            let conns = self.sync_local();
             // `sent`: whether the request may have reached a server.
             let (result, sent) = match self.pick(&conns, target) {
                 None => (Err(no_master()), false),
-                Some(node) => match self.connection(&node, blocking).await {
-                    Err(e) => (Err(e), false),
-                    Ok(conn) => {
-                        let r = send(conn).await;
-                        if let Err(e) = &r {
-                            if e.is_connection_dropped() || e.is_timeout() || e.is_io_error() {
-                                node.invalidate();
-                            }
-                        }
-                        (r, true)
+                Some((_, node)) if blocking.is_some() => {
+                    match self.connection(&node, blocking).await {
+                        Err(e) => (Err(e), false),
+                        Ok(mut conn) => (send(&mut conn, &req).await, true),
                     }
-                },
+                }
+                Some((slot, node)) => {
+                    let ready = match self.local.slots.get(slot) {
+                        Some(Some(_)) => Ok(()),
+                        _ => node.get(&self.inner.opener).await.map(|c| {
+                            if let Some(s) = self.local.slots.get_mut(slot) {
+                                *s = Some(c);
+                            }
+                        }),
+                    };
+                    match (ready, self.local.slots.get_mut(slot)) {
+                        (Err(e), _) => (Err(e), false),
+                        (Ok(()), Some(Some(conn))) => {
+                            let r = send(conn, &req).await;
+                            if let Err(e) = &r {
+                                if e.is_connection_dropped() || e.is_timeout() || e.is_io_error() {
+                                    // Every handle drops its copy; the next use reconnects.
+                                    node.invalidate();
+                                    self.inner.generation.fetch_add(1, Ordering::Release);
+                                }
+                            }
+                            (r, true)
+                        }
+                        (Ok(()), _) => (Err(no_master()), false),
+                    }
+                }
             };
             let e = match result {
                 Ok(v) => return Ok(v),
@@ -599,16 +685,19 @@ impl Client {
             let may_retry = match failure {
                 Failure::Final => false,
                 Failure::NotApplied => true,
-                Failure::MaybeApplied => !is_write || cfg.retry_non_idempotent,
+                Failure::MaybeApplied => !is_write || retry_writes,
             };
             if !may_retry || attempt >= retries {
-                if failure == Failure::MaybeApplied && is_write && !cfg.retry_non_idempotent {
-                    return Err(maybe_executed(name, &e));
+                if failure == Failure::MaybeApplied && is_write && !retry_writes {
+                    return Err(maybe_executed(&name(), &e));
                 }
                 return Err(e);
             }
             attempt += 1;
-            debug!("redis_failover client: {name} failed ({e}); retry {attempt}/{retries}");
+            debug!(
+                "redis_failover client: {} failed ({e}); retry {attempt}/{retries}",
+                name()
+            );
             self.backoff(attempt).await;
         }
     }
@@ -624,8 +713,6 @@ fn random_index() -> usize {
 impl ConnectionLike for Client {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         Box::pin(async move {
-            let name = command_name(cmd);
-            check_supported(cmd)?;
             let owned;
             let cmd = match &self.inner.cfg.namespace {
                 Some(ns) => {
@@ -635,18 +722,20 @@ impl ConnectionLike for Client {
                 }
                 None => cmd,
             };
-            let target = route::route_cmd(cmd);
-            let is_write = target == Target::Master;
-            let blocking = match route::classify(cmd) {
-                route::Special::Blocking => {
-                    Some(route::blocking_timeout(cmd).unwrap_or(route::BlockTimeout::Forever))
-                }
-                _ => None,
-            };
-            self.execute(&name, target, is_write, blocking, |mut c| async move {
-                c.req_packed_command(cmd).await
-            })
-            .await
+            let plan = route::plan(cmd);
+            check_supported(plan.special, cmd)?;
+            let is_write = plan.target == Target::Master;
+            let name = || command_name(cmd);
+            match self
+                .execute(name, plan.target, is_write, plan.block, Request::One(cmd))
+                .await?
+            {
+                Reply::One(v) => Ok(v),
+                Reply::Many(_) => Err(client_error(
+                    "redis_failover: internal error",
+                    "a pipeline reply to a single command".into(),
+                )),
+            }
         })
     }
 
@@ -658,7 +747,7 @@ impl ConnectionLike for Client {
     ) -> RedisFuture<'a, Vec<Value>> {
         Box::pin(async move {
             for cmd in pipeline.cmd_iter() {
-                check_supported(cmd)?;
+                check_supported(route::classify(cmd), cmd)?;
             }
             let owned;
             let pipeline = match &self.inner.cfg.namespace {
@@ -671,10 +760,17 @@ impl ConnectionLike for Client {
             };
             let target = route::route_pipeline(pipeline);
             let is_write = target == Target::Master;
-            self.execute("pipeline", target, is_write, None, |mut c| async move {
-                c.req_packed_commands(pipeline, offset, count).await
-            })
-            .await
+            let req = Request::Many(pipeline, offset, count);
+            match self
+                .execute(|| "pipeline".to_string(), target, is_write, None, req)
+                .await?
+            {
+                Reply::Many(v) => Ok(v),
+                Reply::One(_) => Err(client_error(
+                    "redis_failover: internal error",
+                    "a single reply to a pipeline".into(),
+                )),
+            }
         })
     }
 

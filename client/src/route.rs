@@ -223,60 +223,89 @@ fn xread_options(a: &[Option<&[u8]>]) -> XreadOptions {
     opts
 }
 
-fn blocks(a: &[Option<&[u8]>], spec: Option<&CommandSpec>) -> bool {
-    if is_any(a.first(), &["wait", "waitaof"]) {
-        return true;
+/// The command name in lower case, for matching by name (`None` if not a short ASCII name).
+fn lower_name<'b>(a: &[Option<&[u8]>], buf: &'b mut [u8; 24]) -> Option<&'b str> {
+    let name = (*a.first()?)?;
+    let out = buf.get_mut(..name.len())?;
+    out.copy_from_slice(name);
+    out.make_ascii_lowercase();
+    std::str::from_utf8(out).ok()
+}
+
+fn blocks(name: &str, a: &[Option<&[u8]>], spec: Option<&CommandSpec>) -> bool {
+    match name {
+        "wait" | "waitaof" => true,
+        "xread" | "xreadgroup" => xread_options(a).block_value.is_some(),
+        _ => spec.is_some_and(|s| s.has(Flags::BLOCKING)),
     }
-    if is_any(a.first(), &["xread", "xreadgroup"]) {
-        return xread_options(a).block_value.is_some();
+}
+
+fn classify_with(name: &str, a: &[Option<&[u8]>], spec: Option<&CommandSpec>) -> Special {
+    match name {
+        "subscribe" | "psubscribe" | "ssubscribe" | "unsubscribe" | "punsubscribe"
+        | "sunsubscribe" => Special::PubSub,
+        "select" => Special::Select,
+        "multi" | "exec" | "discard" | "watch" | "unwatch" => Special::Transaction,
+        "auth" | "hello" | "reset" | "quit" | "monitor" | "readonly" | "readwrite" | "asking" => {
+            Special::ConnectionState
+        }
+        "client"
+            if is_any(
+                a.get(1),
+                &[
+                    "reply", "tracking", "caching", "setname", "setinfo", "no-evict",
+                ],
+            ) =>
+        {
+            Special::ConnectionState
+        }
+        _ if blocks(name, a, spec) => Special::Blocking,
+        _ => Special::None,
     }
-    spec.is_some_and(|s| s.has(Flags::BLOCKING))
 }
 
 fn classify_argv(a: &[Option<&[u8]>]) -> Special {
-    let name = a.first();
-    let sub = a.get(1);
-    if is_any(
-        name,
-        &[
-            "subscribe",
-            "psubscribe",
-            "ssubscribe",
-            "unsubscribe",
-            "punsubscribe",
-            "sunsubscribe",
-        ],
-    ) {
-        Special::PubSub
-    } else if is(name, "select") {
-        Special::Select
-    } else if is_any(name, &["multi", "exec", "discard", "watch", "unwatch"]) {
-        Special::Transaction
-    } else if is_any(
-        name,
-        &[
-            "auth",
-            "hello",
-            "reset",
-            "quit",
-            "monitor",
-            "readonly",
-            "readwrite",
-            "asking",
-        ],
-    ) || (is(name, "client")
-        && is_any(
-            sub,
-            &[
-                "reply", "tracking", "caching", "setname", "setinfo", "no-evict",
-            ],
-        ))
+    let mut buf = [0u8; 24];
+    let name = lower_name(a, &mut buf).unwrap_or("");
+    classify_with(name, a, spec_for(a))
+}
+
+/// Everything the client needs to know about one command, worked out once.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Plan {
+    pub target: Target,
+    pub special: Special,
+    /// For [`Special::Blocking`]: how long the command may wait.
+    pub block: Option<BlockTimeout>,
+}
+
+/// Routes and classifies `cmd` (the client's hot path): only the name and the first
+/// argument are looked at, unless the command's options matter (`XREAD`, blocking commands).
+pub fn plan(cmd: &Cmd) -> Plan {
+    let mut args = cmd.args_iter().map(|a| match a {
+        Arg::Simple(bytes) => Some(bytes),
+        _ => None,
+    });
+    let head = [args.next().flatten(), args.next().flatten()];
+    let mut buf = [0u8; 24];
+    let name = lower_name(&head, &mut buf).unwrap_or("");
+    let spec = spec_for(&head);
+    let full;
+    let a: &[Option<&[u8]>] = if matches!(name, "xread" | "xreadgroup")
+        || spec.is_some_and(|s| s.has(Flags::BLOCKING))
+        || matches!(name, "wait" | "waitaof")
     {
-        Special::ConnectionState
-    } else if blocks(a, spec_for(a)) {
-        Special::Blocking
+        full = argv(cmd);
+        &full
     } else {
-        Special::None
+        &head
+    };
+    let special = classify_with(name, a, spec);
+    let block = (special == Special::Blocking).then(|| block_timeout_of(name, a));
+    Plan {
+        target: route_with(name, spec, special),
+        special,
+        block,
     }
 }
 
@@ -319,51 +348,50 @@ pub fn blocking_timeout(cmd: &Cmd) -> Option<BlockTimeout> {
     if classify_argv(&a) != Special::Blocking {
         return None;
     }
-    let name = a.first();
-    Some(if is_any(name, &["xread", "xreadgroup"]) {
-        parse_millis(xread_options(&a).block_value.and_then(|i| a.get(i)))
-    } else if is(name, "wait") {
-        parse_millis(a.get(2))
-    } else if is(name, "waitaof") {
-        parse_millis(a.get(3))
-    } else if is_any(name, &["blmpop", "bzmpop"]) {
-        parse_seconds(a.get(1))
-    } else if is_any(
-        name,
-        &[
-            "blpop",
-            "brpop",
-            "bzpopmin",
-            "bzpopmax",
-            "blmove",
-            "brpoplpush",
-        ],
-    ) {
-        parse_seconds(a.last())
-    } else {
-        BlockTimeout::Forever
-    })
+    let mut buf = [0u8; 24];
+    let name = lower_name(&a, &mut buf).unwrap_or("");
+    Some(block_timeout_of(name, &a))
 }
 
-fn route_argv(a: &[Option<&[u8]>]) -> Target {
-    let Some(spec) = spec_for(a) else {
+fn block_timeout_of(name: &str, a: &[Option<&[u8]>]) -> BlockTimeout {
+    match name {
+        "xread" | "xreadgroup" => parse_millis(xread_options(a).block_value.and_then(|i| a.get(i))),
+        "wait" => parse_millis(a.get(2)),
+        "waitaof" => parse_millis(a.get(3)),
+        "blmpop" | "bzmpop" => parse_seconds(a.get(1)),
+        "blpop" | "brpop" | "bzpopmin" | "bzpopmax" | "blmove" | "brpoplpush" => {
+            parse_seconds(a.last())
+        }
+        _ => BlockTimeout::Forever,
+    }
+}
+
+fn route_with(name: &str, spec: Option<&CommandSpec>, special: Special) -> Target {
+    let Some(spec) = spec else {
         return Target::Master;
     };
-    let ro_script = is_any(a.first(), &["eval_ro", "evalsha_ro", "fcall_ro"]);
+    let ro_script = matches!(name, "eval_ro" | "evalsha_ro" | "fcall_ro");
     let replica = spec.has(Flags::READONLY)
         && !spec
             .flags
             .intersects(Flags::WRITE | Flags::PUBSUB | Flags::ADMIN)
         && (!spec.has(Flags::NOSCRIPT) || ro_script)
-        && !is(a.first(), "touch")
+        && name != "touch"
         // A cursor belongs to the server that issued it; replicas are picked per command.
-        && !is_any(a.first(), &["scan", "sscan", "hscan", "zscan"])
-        && classify_argv(a) == Special::None;
+        && !matches!(name, "scan" | "sscan" | "hscan" | "zscan")
+        && special == Special::None;
     if replica {
         Target::Replica
     } else {
         Target::Master
     }
+}
+
+fn route_argv(a: &[Option<&[u8]>]) -> Target {
+    let mut buf = [0u8; 24];
+    let name = lower_name(a, &mut buf).unwrap_or("");
+    let spec = spec_for(a);
+    route_with(name, spec, classify_with(name, a, spec))
 }
 
 /// Where `cmd` must go (see the module doc for the rule).
@@ -1048,6 +1076,38 @@ mod tests {
             "bzmpop",
         ] {
             assert!(movable(name).is_some(), "{name}");
+        }
+    }
+
+    #[test]
+    fn plan_agrees_with_the_separate_functions() {
+        for line in [
+            "GET k",
+            "SET k v",
+            "BLPOP a b 1.5",
+            "XREAD BLOCK 100 STREAMS s $",
+            "XREAD STREAMS s 0",
+            "SUBSCRIBE c",
+            "SELECT 1",
+            "MULTI",
+            "CLIENT SETNAME x",
+            "CLIENT LIST",
+            "WAIT 1 100",
+            "OBJECT ENCODING k",
+            "SCAN 0",
+            "EVAL_RO s 0",
+            "TOUCH k",
+            "NOSUCH x",
+            "averyveryverylongcommandname x",
+        ] {
+            let mut c = redis::Cmd::new();
+            for w in line.split(' ') {
+                c.arg(w);
+            }
+            let p = plan(&c);
+            assert_eq!(p.target, route_cmd(&c), "{line}");
+            assert_eq!(p.special, classify(&c), "{line}");
+            assert_eq!(p.block, blocking_timeout(&c), "{line}");
         }
     }
 }

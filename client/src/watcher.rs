@@ -71,6 +71,11 @@ pub async fn read_once(client: &zk::Client, paths: &ZnodePaths) -> Result<(Topol
     }
 }
 
+/// Completes when `rx` turns true or its sender is gone (the client was dropped).
+pub(crate) async fn stopped(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}
+
 /// Shared between the watcher task and the client.
 pub struct Shared {
     pub tx: watch::Sender<TopologyView>,
@@ -88,14 +93,14 @@ pub async fn run(
     paths: ZnodePaths,
     first: zk::Client,
     shared: Arc<Shared>,
-    shutdown: Arc<Notify>,
+    mut shutdown: watch::Receiver<bool>,
 ) {
     let mut client = first;
     let mut logged: Option<String> = None;
     loop {
         shared.session.send_replace(Some(client.clone()));
-        watch_session(&client, &paths, &shared, &shutdown, &mut logged).await;
-        if shared.tx.is_closed() {
+        watch_session(&client, &paths, &shared, &mut shutdown, &mut logged).await;
+        if *shutdown.borrow() || shared.tx.is_closed() {
             return;
         }
         mark_stale(&shared);
@@ -111,11 +116,11 @@ pub async fn run(
                     }
                     Err(e) => note(&mut logged, format!("redis_failover client: {e}; serving the last topology")),
                 },
-                _ = shutdown.notified() => return,
+                _ = stopped(&mut shutdown) => return,
             }
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
-                _ = shutdown.notified() => return,
+                _ = stopped(&mut shutdown) => return,
             }
             delay = (delay * 2).min(Duration::from_secs(5));
         };
@@ -146,7 +151,7 @@ async fn watch_session(
     client: &zk::Client,
     paths: &ZnodePaths,
     shared: &Shared,
-    shutdown: &Notify,
+    shutdown: &mut watch::Receiver<bool>,
     logged: &mut Option<String>,
 ) {
     let path = paths.nodes();
@@ -227,7 +232,7 @@ async fn watch_session(
                 _ = &mut changed => break,
                 _ = &mut retry => break,
                 _ = shared.refresh.notified() => break,
-                _ = shutdown.notified() => return,
+                _ = stopped(shutdown) => return,
                 state = states.changed() => match state {
                     zk::SessionState::Disconnected => mark_stale(shared),
                     // Watches survive a reconnect, but a change while disconnected may have

@@ -125,3 +125,58 @@ async fn clients_keep_serving_while_zookeeper_is_down() {
     .await;
     let _: () = c.set("k", 0).await.expect("SET after ZooKeeper is back");
 }
+
+/// `zk_num_alive_connections` from the 4-letter `mntr` command.
+fn zk_connections(zk: &ZkServer) -> Option<u64> {
+    let out = redis_failover_tests::zk_four_letter(zk.port(), "mntr")?;
+    out.lines()
+        .find_map(|l| l.strip_prefix("zk_num_alive_connections"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_clients_close_their_sessions() {
+    use redis_failover_client::{Client, Topology};
+    use redis_failover_tests::manager::write_raw;
+
+    init_tracing();
+    // Its own ZooKeeper, so that the connection count is this test's alone.
+    let zk = ZkServer::start();
+    let trio = RedisGroup::start(1, &[]);
+    let root = unique_root("client_drop");
+    let addr = |i: usize| trio.node(i).addr().parse().expect("address");
+    let zkc = zk_client(&zk.connect_string()).await;
+    let mut t = Topology {
+        master: Some(addr(0)),
+        slaves: vec![addr(1)],
+        ..Topology::default()
+    };
+    write_raw(&zkc, &format!("{root}/nodes"), &t.to_json()).await;
+    let baseline = zk_connections(&zk).expect("mntr");
+    let mut clients = Vec::new();
+    for _ in 0..5 {
+        clients.push(
+            Client::builder(zk.connect_string())
+                .znode_path(&root)
+                .connect()
+                .await
+                .expect("connect"),
+        );
+    }
+    assert_eq!(zk_connections(&zk), Some(baseline + 5));
+    // A topology change, and a receiver kept beyond the client's life.
+    let kept = clients[0].subscribe();
+    t.epoch = 1;
+    write_raw(&zkc, &format!("{root}/nodes"), &t.to_json()).await;
+    redis_failover_tests::wait_until_async(DEADLINE, "the change seen", || {
+        let seen = clients.iter().all(|c| c.topology().topology.epoch == 1);
+        async move { seen.then_some(()) }
+    })
+    .await;
+    drop(clients);
+    redis_failover_tests::wait_until_async(DEADLINE, "every client session closed", || async {
+        (zk_connections(&zk) == Some(baseline)).then_some(())
+    })
+    .await;
+    drop(kept);
+}
