@@ -552,34 +552,42 @@ impl Client {
     }
 
     /// Makes `local` match the current connections.
-    fn sync_local(&mut self) -> Arc<Conns> {
+    fn sync_local(&mut self) {
         let generation = self.inner.generation.load(Ordering::Acquire);
-        match &self.local.conns {
-            Some(c) if self.local.generation == generation => c.clone(),
-            _ => {
-                let conns = self.current();
-                self.local.slots = vec![None; 1 + conns.replicas.len()];
-                self.local.conns = Some(conns.clone());
-                self.local.generation = generation;
-                conns
-            }
+        if self.local.conns.is_none() || self.local.generation != generation {
+            let conns = self.current();
+            self.local.slots = vec![None; 1 + conns.replicas.len()];
+            self.local.conns = Some(conns);
+            self.local.generation = generation;
         }
     }
 
-    /// The slot (0: master, 1..: replicas) and node for `target`.
-    fn pick(&mut self, conns: &Conns, target: Target) -> Option<(usize, Arc<NodeConn>)> {
+    /// The slot (0: master, 1..: replicas) for `target`. No reference counts are touched:
+    /// on the hot path they would bounce between cores.
+    fn pick(&mut self, target: Target) -> Option<usize> {
+        let conns = self.local.conns.as_deref()?;
         if target == Target::Replica && !self.inner.cfg.master_only && !conns.replicas.is_empty() {
             let n = conns.replicas.len();
             let i = match self.inner.cfg.read_policy {
-                ReadPolicy::RoundRobin => {
-                    self.local.next_replica = self.local.next_replica.wrapping_add(1);
-                    self.local.next_replica
-                }
+                // Advanced by `rotate` once a try is made on the chosen replica.
+                ReadPolicy::RoundRobin => self.local.next_replica,
                 ReadPolicy::Random => random_index(),
             } % n;
-            return Some((1 + i, conns.replicas[i].clone()));
+            return Some(1 + i);
         }
-        conns.master.clone().map(|m| (0, m))
+        conns.master.is_some().then_some(0)
+    }
+
+    fn rotate(&mut self) {
+        self.local.next_replica = self.local.next_replica.wrapping_add(1);
+    }
+
+    fn node_at(&self, slot: usize) -> Option<Arc<NodeConn>> {
+        let conns = self.local.conns.as_deref()?;
+        match slot {
+            0 => conns.master.clone(),
+            i => conns.replicas.get(i - 1).cloned(),
+        }
     }
 
     /// Waits before retry `attempt`: until the topology changes or the backoff passes.
@@ -613,7 +621,84 @@ impl Client {
         }
     }
 
-    /// Sends `req` to the node chosen for `target`, retrying as the policy allows.
+    /// The first try on the connection this handle already holds, if it holds one: a small
+    /// future for the common case; `None` when there is no such connection.
+    async fn try_cached(
+        &mut self,
+        target: Target,
+        req: &Request<'_>,
+    ) -> Option<RedisResult<Reply>> {
+        self.sync_local();
+        let slot = self.pick(target)?;
+        let conn = self.local.slots.get_mut(slot)?.as_mut()?;
+        let r = send(conn, req).await;
+        self.rotate();
+        if let Err(e) = &r {
+            self.on_send_error(slot, e);
+        }
+        Some(r)
+    }
+
+    /// A broken or timed-out connection: every handle drops its copy; the next use
+    /// reconnects.
+    fn on_send_error(&mut self, slot: usize, e: &RedisError) {
+        if e.is_connection_dropped() || e.is_timeout() || e.is_io_error() {
+            if let Some(node) = self.node_at(slot) {
+                node.invalidate();
+            }
+            self.inner.generation.fetch_add(1, Ordering::Release);
+        }
+    }
+
+    /// One try: the result, and whether the request may have reached a server.
+    async fn attempt(
+        &mut self,
+        target: Target,
+        blocking: Option<route::BlockTimeout>,
+        req: &Request<'_>,
+    ) -> (RedisResult<Reply>, bool) {
+        self.sync_local();
+        let picked = self.pick(target);
+        self.rotate();
+        // `sent`: whether the request may have reached a server.
+        match picked {
+            None => (Err(no_master()), false),
+            Some(slot) if blocking.is_some() => match self.node_at(slot) {
+                None => (Err(no_master()), false),
+                Some(node) => match self.connection(&node, blocking).await {
+                    Err(e) => (Err(e), false),
+                    Ok(mut conn) => (send(&mut conn, req).await, true),
+                },
+            },
+            Some(slot) => {
+                let mut ready = Ok(());
+                if !matches!(self.local.slots.get(slot), Some(Some(_))) {
+                    ready = match self.node_at(slot) {
+                        None => Err(no_master()),
+                        Some(node) => node.get(&self.inner.opener).await.map(|c| {
+                            if let Some(s) = self.local.slots.get_mut(slot) {
+                                *s = Some(c);
+                            }
+                        }),
+                    };
+                }
+                match (ready, self.local.slots.get_mut(slot)) {
+                    (Err(e), _) => (Err(e), false),
+                    (Ok(()), Some(Some(conn))) => {
+                        let r = send(conn, req).await;
+                        if let Err(e) = &r {
+                            self.on_send_error(slot, e);
+                        }
+                        (r, true)
+                    }
+                    (Ok(()), _) => (Err(no_master()), false),
+                }
+            }
+        }
+    }
+
+    /// Sends `req` to the node chosen for `target`, retrying as the policy allows. `first`
+    /// is the error of a try already made (by [`Self::try_cached`]).
     async fn execute(
         &mut self,
         name: impl Fn() -> String,
@@ -621,6 +706,7 @@ impl Client {
         is_write: bool,
         blocking: Option<route::BlockTimeout>,
         req: Request<'_>,
+        first: Option<RedisError>,
     ) -> RedisResult<Reply> {
         let (retries, retry_writes) = {
             let cfg = &self.inner.cfg;
@@ -632,46 +718,14 @@ impl Client {
             (retries, cfg.retry_non_idempotent)
         };
         let mut attempt = 0;
+        let mut pending = first.map(|e| (e, true));
         loop {
-            let conns = self.sync_local();
-            // `sent`: whether the request may have reached a server.
-            let (result, sent) = match self.pick(&conns, target) {
-                None => (Err(no_master()), false),
-                Some((_, node)) if blocking.is_some() => {
-                    match self.connection(&node, blocking).await {
-                        Err(e) => (Err(e), false),
-                        Ok(mut conn) => (send(&mut conn, &req).await, true),
-                    }
-                }
-                Some((slot, node)) => {
-                    let ready = match self.local.slots.get(slot) {
-                        Some(Some(_)) => Ok(()),
-                        _ => node.get(&self.inner.opener).await.map(|c| {
-                            if let Some(s) = self.local.slots.get_mut(slot) {
-                                *s = Some(c);
-                            }
-                        }),
-                    };
-                    match (ready, self.local.slots.get_mut(slot)) {
-                        (Err(e), _) => (Err(e), false),
-                        (Ok(()), Some(Some(conn))) => {
-                            let r = send(conn, &req).await;
-                            if let Err(e) = &r {
-                                if e.is_connection_dropped() || e.is_timeout() || e.is_io_error() {
-                                    // Every handle drops its copy; the next use reconnects.
-                                    node.invalidate();
-                                    self.inner.generation.fetch_add(1, Ordering::Release);
-                                }
-                            }
-                            (r, true)
-                        }
-                        (Ok(()), _) => (Err(no_master()), false),
-                    }
-                }
-            };
-            let e = match result {
-                Ok(v) => return Ok(v),
-                Err(e) => e,
+            let (e, sent) = match pending.take() {
+                Some(p) => p,
+                None => match self.attempt(target, blocking, &req).await {
+                    (Ok(v), _) => return Ok(v),
+                    (Err(e), sent) => (e, sent),
+                },
             };
             let failure = if sent {
                 classify(&e)
@@ -726,8 +780,19 @@ impl ConnectionLike for Client {
             check_supported(plan.special, cmd)?;
             let is_write = plan.target == Target::Master;
             let name = || command_name(cmd);
-            match self
-                .execute(name, plan.target, is_write, plan.block, Request::One(cmd))
+            let req = Request::One(cmd);
+            let first = if plan.block.is_none() {
+                match self.try_cached(plan.target, &req).await {
+                    Some(Ok(Reply::One(v))) => return Ok(v),
+                    Some(Err(e)) if classify(&e) == Failure::Final => return Err(e),
+                    Some(r) => r.err(),
+                    None => None,
+                }
+            } else {
+                None
+            };
+            // The retrying path is a large future: boxed, so only the rare call pays for it.
+            match Box::pin(self.execute(name, plan.target, is_write, plan.block, req, first))
                 .await?
             {
                 Reply::One(v) => Ok(v),
@@ -761,9 +826,21 @@ impl ConnectionLike for Client {
             let target = route::route_pipeline(pipeline);
             let is_write = target == Target::Master;
             let req = Request::Many(pipeline, offset, count);
-            match self
-                .execute(|| "pipeline".to_string(), target, is_write, None, req)
-                .await?
+            let first = match self.try_cached(target, &req).await {
+                Some(Ok(Reply::Many(v))) => return Ok(v),
+                Some(Err(e)) if classify(&e) == Failure::Final => return Err(e),
+                Some(r) => r.err(),
+                None => None,
+            };
+            match Box::pin(self.execute(
+                || "pipeline".to_string(),
+                target,
+                is_write,
+                None,
+                req,
+                first,
+            ))
+            .await?
             {
                 Reply::Many(v) => Ok(v),
                 Reply::One(_) => Err(client_error(
