@@ -169,6 +169,26 @@ pub fn lookup_with_sub(name: &[u8], sub: Option<&[u8]>) -> Option<&'static Comma
         .map(|i| &COMMANDS[i])
 }
 
+/// [`lookup_with_sub`] for a name already in lower case: a hash lookup instead of a binary
+/// search, for the client's hot path.
+pub fn lookup_lowercase(name: &str, sub: Option<&[u8]>) -> Option<&'static CommandSpec> {
+    static BY_NAME: std::sync::OnceLock<std::collections::HashMap<&'static str, usize>> =
+        std::sync::OnceLock::new();
+    let map = BY_NAME.get_or_init(|| {
+        COMMANDS
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| !c.name.contains('|'))
+            .map(|(i, c)| (c.name, i))
+            .collect()
+    });
+    let spec = &COMMANDS[*map.get(name)?];
+    if spec.has_subcommands {
+        return lookup_with_sub(name.as_bytes(), sub);
+    }
+    Some(spec)
+}
+
 /// Builds one row of the table (used by the generated code; one positional argument per
 /// column keeps the rows short).
 #[allow(clippy::too_many_arguments)]

@@ -289,7 +289,10 @@ pub fn plan(cmd: &Cmd) -> Plan {
     let head = [args.next().flatten(), args.next().flatten()];
     let mut buf = [0u8; 24];
     let name = lower_name(&head, &mut buf).unwrap_or("");
-    let spec = spec_for(&head);
+    let spec = match name {
+        "" => spec_for(&head),
+        _ => commands::lookup_lowercase(name, head[1]),
+    };
     let full;
     let a: &[Option<&[u8]>] = if matches!(name, "xread" | "xreadgroup")
         || spec.is_some_and(|s| s.has(Flags::BLOCKING))
