@@ -419,11 +419,13 @@ enum Reply {
     Many(Vec<Value>),
 }
 
+/// Sends on `conn` through its inherent (unboxed) methods: the client's own future is the
+/// only allocation per command, as with a plain connection.
 async fn send(conn: &mut MultiplexedConnection, req: &Request<'_>) -> RedisResult<Reply> {
     match req {
-        Request::One(cmd) => conn.req_packed_command(cmd).await.map(Reply::One),
+        Request::One(cmd) => conn.send_packed_command(cmd).await.map(Reply::One),
         Request::Many(p, offset, count) => conn
-            .req_packed_commands(p, *offset, *count)
+            .send_packed_commands(p, *offset, *count)
             .await
             .map(Reply::Many),
     }
