@@ -29,6 +29,7 @@
 //! Every wait has a deadline; processes are stopped by the harness's Drop guards. Logging is
 //! quiet (`warn`) unless `RUST_LOG` says otherwise.
 
+use redis_failover_bench::{init_logging, ms, node_addr, open, us};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -138,12 +139,7 @@ enum Part {
 
 fn main() -> ExitCode {
     let opts = Opts::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging();
 
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .thread_name("bench")
@@ -589,7 +585,7 @@ async fn propagation(
     let addrs: Vec<NodeAddr> = ports.iter().map(|p| node_addr(*p)).collect();
     let mut admin = Vec::new();
     for a in &addrs {
-        admin.push(open_admin(a, deadline).await?);
+        admin.push(open(a, deadline, deadline).await?);
     }
     // The trio starts with node 0 as master; node 2 stays a replica throughout.
     let mut epoch = 1u64;
@@ -1059,14 +1055,6 @@ async fn wait_until(timeout: Duration, what: &str, f: impl Fn() -> bool) -> Resu
     }
 }
 
-async fn open_admin(addr: &NodeAddr, timeout: Duration) -> Result<MultiplexedConnection, String> {
-    let c = redis::Client::open(format!("redis://{addr}/")).map_err(|e| format!("{addr}: {e}"))?;
-    tokio::time::timeout(timeout, c.get_multiplexed_async_connection())
-        .await
-        .map_err(|_| format!("connecting to {addr} timed out"))?
-        .map_err(|e| format!("connecting to {addr}: {e}"))
-}
-
 /// ZooKeeper's `zk_num_alive_connections` (`mntr`; its own connection included).
 async fn zk_connections(zk_port: u16) -> Option<u64> {
     let mntr = tokio::task::spawn_blocking(move || zk_four_letter(zk_port, "mntr"))
@@ -1123,10 +1111,6 @@ fn process_cpu() -> Option<Duration> {
     Some(Duration::from_nanos(total))
 }
 
-fn node_addr(port: u16) -> NodeAddr {
-    NodeAddr::new("127.0.0.1", port)
-}
-
 /// Nearest-rank percentile of a sorted sample (0 when empty).
 fn percentile(sorted: &[u64], p: f64) -> u64 {
     if sorted.is_empty() {
@@ -1174,14 +1158,6 @@ fn median_f64(mut v: Vec<f64>) -> f64 {
 
 fn ratio(a: Duration, b: Duration) -> f64 {
     a.as_secs_f64() / b.as_secs_f64()
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-fn us(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e6
 }
 
 fn verdict(met: bool) -> &'static str {

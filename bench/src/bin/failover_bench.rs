@@ -17,6 +17,7 @@
 //!
 //! Every wait has a deadline; a run that misses one is reported as failed and counted.
 
+use redis_failover_bench::{init_logging, ms, node_addr, open};
 use std::any::Any;
 use std::fmt;
 use std::process::ExitCode;
@@ -25,7 +26,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::{Parser, ValueEnum};
 use redis::aio::MultiplexedConnection;
-use redis::AsyncConnectionConfig;
 use redis_failover_client::{NodeAddr, Topology};
 use redis_failover_manager::probe::POLL_INTERVAL;
 use redis_failover_manager::Cli;
@@ -158,12 +158,7 @@ struct Settings {
 
 fn main() -> ExitCode {
     let opts = Opts::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging();
 
     let bench_rt = match tokio::runtime::Builder::new_multi_thread()
         .thread_name("bench")
@@ -430,9 +425,13 @@ async fn measure(
         .map_err(|e| format!("reading {path} (to arm the watch): {e}"))?;
     let mut conns = Vec::new();
     for addr in &survivors {
-        conns.push(open(addr, PREOPEN_TIMEOUT).await.map_err(|e| {
-            format!("cannot open the write connection to {addr} before the signal: {e}")
-        })?);
+        conns.push(
+            open(addr, PREOPEN_TIMEOUT, SET_TIMEOUT)
+                .await
+                .map_err(|e| {
+                    format!("cannot open the write connection to {addr} before the signal: {e}")
+                })?,
+        );
     }
 
     // 3. Signal.
@@ -601,7 +600,7 @@ async fn write_until_ok(
     loop {
         every.tick().await;
         if conn.is_none() {
-            conn = open(&addr, SET_TIMEOUT).await.ok();
+            conn = open(&addr, SET_TIMEOUT, SET_TIMEOUT).await.ok();
         }
         if let Some(c) = conn.as_mut() {
             n += 1;
@@ -625,25 +624,6 @@ async fn write_until_ok(
     }
 }
 
-/// A connection to `addr` with connect and reply timeouts.
-async fn open(addr: &NodeAddr, timeout: Duration) -> Result<MultiplexedConnection, String> {
-    let client =
-        redis::Client::open(format!("redis://{addr}/")).map_err(|e| format!("{addr}: {e}"))?;
-    let config = AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(timeout))
-        .set_response_timeout(Some(SET_TIMEOUT));
-    match tokio::time::timeout(
-        timeout + Duration::from_millis(10),
-        client.get_multiplexed_async_connection_with_config(&config),
-    )
-    .await
-    {
-        Ok(Ok(c)) => Ok(c),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err(format!("no connection within {} ms", timeout.as_millis())),
-    }
-}
-
 /// A random number in `[0, n)` (0 when `n` is 0), from std's randomly keyed hasher.
 fn random_below(n: u64) -> u64 {
     use std::hash::{BuildHasher, Hasher};
@@ -659,10 +639,6 @@ fn random_below(n: u64) -> u64 {
     h.finish() % n
 }
 
-fn node_addr(port: u16) -> NodeAddr {
-    NodeAddr::new("127.0.0.1", port)
-}
-
 fn join(addrs: &[NodeAddr]) -> String {
     addrs
         .iter()
@@ -674,10 +650,6 @@ fn join(addrs: &[NodeAddr]) -> String {
 fn unix_ms(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }
 
 fn join_error(e: JoinError) -> String {
