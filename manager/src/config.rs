@@ -74,6 +74,11 @@ pub struct Cli {
     #[arg(long, env = "REDIS_FAILOVER_ZK_SESSION_TIMEOUT_MS", value_name = "MS")]
     pub zk_session_timeout_ms: Option<u64>,
 
+    /// Replicas further behind the failed master than this many bytes of replication stream
+    /// are not promoted; with none left the group stays without a master [default: no bound].
+    #[arg(long, env = "REDIS_FAILOVER_MAX_LAG_BYTES", value_name = "BYTES")]
+    pub max_lag_bytes: Option<u64>,
+
     /// Name of this manager, used in its id (`<hostname>-<name>`) [default: the process id].
     #[arg(long, env = "REDIS_FAILOVER_MANAGER_NAME", value_name = "NAME")]
     pub manager_name: Option<String>,
@@ -98,6 +103,7 @@ pub struct FileConfig {
     pub down_after_ms: Option<u64>,
     pub zk_session_timeout_ms: Option<u64>,
     pub manager_name: Option<String>,
+    pub max_lag_bytes: Option<u64>,
     #[serde(default)]
     pub groups: Vec<FileGroup>,
 }
@@ -204,6 +210,7 @@ pub struct Config {
     pub max_failures: u32,
     pub down_after: Duration,
     pub zk_session_timeout: Duration,
+    pub max_lag_bytes: Option<u64>,
     /// `<hostname>-<name>`: stable for a given config, unique among managers.
     pub manager_id: String,
 }
@@ -339,6 +346,7 @@ impl Config {
             max_failures,
             down_after: Duration::from_millis(down_after_ms),
             zk_session_timeout: Duration::from_millis(session_ms),
+            max_lag_bytes: cli.max_lag_bytes.or(file.max_lag_bytes),
             manager_id: format!("{}-{name}", hostname()),
         })
     }

@@ -180,6 +180,9 @@ pub struct Policy {
     /// A replica whose link to the failed master went down longer than this before the
     /// master was seen down holds data too old to promote (Sentinel: 10 x down-after).
     pub link_grace: Duration,
+    /// `--max-lag-bytes`: a replica further behind the failed master's last known offset is
+    /// not promoted (`None`: no bound).
+    pub max_lag_bytes: Option<u64>,
 }
 
 /// Ranks promotion candidates: lower `replica-priority`, then larger replication offset,
@@ -198,6 +201,10 @@ pub fn select_replica<'a>(
         .and_then(|h| h.down_since())
         .map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
     let grace = policy.link_grace + since_failure;
+    let master_offset = view
+        .get(failed)
+        .and_then(|h| h.info())
+        .map_or(0, |i| i.offset);
     let mut candidates: Vec<(&NodeAddr, &NodeInfo)> = Vec::new();
     let mut excluded = Vec::new();
     for (addr, health) in view {
@@ -218,6 +225,14 @@ pub fn select_replica<'a>(
             excluded.push(format!("{addr} has replica-priority 0"));
         } else if info.syncing() {
             excluded.push(format!("{addr} is in a full sync"));
+        } else if let Some(max) = policy
+            .max_lag_bytes
+            .filter(|max| master_offset.saturating_sub(info.offset) > *max)
+        {
+            excluded.push(format!(
+                "{addr} is {} bytes behind (--max-lag-bytes {max})",
+                master_offset.saturating_sub(info.offset)
+            ));
         } else if !linked_recently {
             excluded.push(format!(
                 "{addr} has not been in sync with {failed} recently"
@@ -505,6 +520,7 @@ mod tests {
 
     const POLICY: Policy = Policy {
         link_grace: Duration::from_secs(20),
+        max_lag_bytes: None,
     };
 
     /// A base time far enough from the clock's origin to subtract hours from.
@@ -828,6 +844,39 @@ mod tests {
             let got = decide(&state, &view(&nodes, now), published.as_ref(), now, &POLICY);
             assert_eq!(got, want, "{name}");
         }
+    }
+
+    #[test]
+    fn the_lag_bound_excludes_replicas_too_far_behind() {
+        let now = t0();
+        let mut v = view(&[(2, Rd(1, 900)), (3, Rd(1, 400))], now);
+        // The failed master was last seen at offset 1000.
+        let mut m = NodeHealth::new();
+        m.on_success(
+            now,
+            Some(NodeInfo {
+                role: Role::Master,
+                offset: 1000,
+                priority: 100,
+            }),
+            None,
+        );
+        for _ in 0..3 {
+            m.on_failure(now, "connection refused", 3);
+        }
+        v.insert(a(1), m);
+        let bound = |max| Policy {
+            max_lag_bytes: max,
+            ..POLICY
+        };
+        let pick = |p: Policy| select_replica(&v, &a(1), now, &p).map(|(w, _)| w.clone());
+        assert_eq!(pick(bound(None)), Ok(a(2)));
+        assert_eq!(pick(bound(Some(100))), Ok(a(2)));
+        let err = pick(bound(Some(50))).expect_err("both too far behind");
+        assert_eq!(
+            err,
+            "no replica may be promoted; excluded: h:2 is 100 bytes behind (--max-lag-bytes 50), h:3 is 600 bytes behind (--max-lag-bytes 50)"
+        );
     }
 
     #[test]

@@ -139,6 +139,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         };
         let policy = decide::Policy {
             link_grace: config.down_after * 10,
+            max_lag_bytes: config.max_lag_bytes,
         };
         let daemon = daemon::GroupDaemon::new(
             group.clone(),
