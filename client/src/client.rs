@@ -423,11 +423,48 @@ enum Reply {
 /// only allocation per command, as with a plain connection.
 async fn send(conn: &mut MultiplexedConnection, req: &Request<'_>) -> RedisResult<Reply> {
     match req {
-        Request::One(cmd) => conn.send_packed_command(cmd).await.map(Reply::One),
-        Request::Many(p, offset, count) => conn
-            .send_packed_commands(p, *offset, *count)
-            .await
-            .map(Reply::Many),
+        Request::One(cmd) => match conn.send_packed_command(cmd).await? {
+            // redis-rs hands error replies over as values (the caller's `query` turns them
+            // into errors); the ones that mean "not applied here, ask the topology" must be
+            // seen by the retry logic.
+            Value::ServerError(e) if not_applied_reply(&e) => Err(e.into()),
+            v => Ok(Reply::One(v)),
+        },
+        Request::Many(p, offset, count) => {
+            let values = conn.send_packed_commands(p, *offset, *count).await?;
+            // Retried only when every reply says "not applied" (a pipeline of writes sent to a
+            // demoted master, or its aborted MULTI/EXEC): none of it took effect.
+            let mut all = values.iter().filter_map(|v| match v {
+                Value::ServerError(e) => Some(e),
+                _ => None,
+            });
+            if let Some(first) = all.next() {
+                let count_errors = 1 + all.clone().count();
+                if count_errors == values.len()
+                    && not_applied_reply(first)
+                    && all.all(not_applied_reply)
+                {
+                    return Err(first.clone().into());
+                }
+            }
+            Ok(Reply::Many(values))
+        }
+    }
+}
+
+/// An error reply that proves the command was not applied because of the node's role or
+/// state: `READONLY`, `LOADING`, `MASTERDOWN`, or a `MULTI`/`EXEC` aborted for one of them.
+fn not_applied_reply(e: &redis::ServerError) -> bool {
+    match e.kind() {
+        Some(
+            ServerErrorKind::ReadOnly | ServerErrorKind::BusyLoading | ServerErrorKind::MasterDown,
+        ) => true,
+        Some(ServerErrorKind::ExecAbort) => e.details().is_some_and(|d| {
+            ["READONLY", "LOADING", "MASTERDOWN"]
+                .iter()
+                .any(|c| d.contains(c))
+        }),
+        _ => false,
     }
 }
 

@@ -21,6 +21,9 @@ pub const DEFAULT_GROUP_NAME: &str = "mymaster";
 #[derive(Parser, Debug, Default)]
 #[command(name = "redis_node_manager", version, about, long_about = None)]
 pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Redis nodes of the group, host:port,host:port,... (master and replicas, in any order).
     #[arg(
         short = 'n',
@@ -35,6 +38,7 @@ pub struct Cli {
         short = 'z',
         long,
         env = "REDIS_FAILOVER_ZKSERVERS",
+        global = true,
         value_name = "HOST:PORT,..."
     )]
     pub zkservers: Option<String>,
@@ -53,7 +57,12 @@ pub struct Cli {
     pub username: Option<String>,
 
     /// Root znode of the group [default: /redis_failover].
-    #[arg(long, env = "REDIS_FAILOVER_ZNODE_PATH", value_name = "PATH")]
+    #[arg(
+        long,
+        env = "REDIS_FAILOVER_ZNODE_PATH",
+        value_name = "PATH",
+        global = true
+    )]
     pub znode_path: Option<String>,
 
     /// Name of the group given by --nodes, used in logs [default: mymaster].
@@ -85,8 +94,57 @@ pub struct Cli {
 
     /// TOML file with the same settings (snake_case keys) and optionally several
     /// [[groups]]; flags override it.
-    #[arg(short = 'C', long, env = "REDIS_FAILOVER_CONFIG", value_name = "FILE")]
+    #[arg(
+        short = 'C',
+        long,
+        env = "REDIS_FAILOVER_CONFIG",
+        value_name = "FILE",
+        global = true
+    )]
     pub config: Option<PathBuf>,
+}
+
+/// What to do instead of running the daemon.
+#[derive(clap::Subcommand, Debug)]
+pub enum Command {
+    /// Ask the leading manager to fail over: a planned switchover (no acknowledged write
+    /// lost) while the master is healthy, a promotion when it is down. Writes
+    /// <znode-path>/manual_failover and waits for the outcome.
+    Failover {
+        /// The replica to promote [default: the best one, ANY_SLAVE].
+        #[arg(long, value_name = "HOST:PORT")]
+        to: Option<String>,
+        /// How long to wait for the manager's verdict, in seconds.
+        #[arg(long, default_value_t = 30, value_name = "SECS")]
+        wait_secs: u64,
+    },
+}
+
+/// Where a subcommand finds the group: `-z` and `--znode-path` (or the config file's
+/// `zkservers` and `znode_path`), defaulting the path to `/redis_failover`.
+pub fn zk_target(cli: &Cli) -> Result<(String, ZnodePaths), ConfigError> {
+    let file = match &cli.config {
+        None => FileConfig::default(),
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                ConfigError(format!("cannot read config file {}: {e}", path.display()))
+            })?;
+            toml::from_str(&text).map_err(|e| {
+                ConfigError(format!("config file {}: {}", path.display(), e.message()))
+            })?
+        }
+    };
+    let Some(zk) = cli.zkservers.clone().or(file.zkservers) else {
+        return err("no ZooKeeper servers: give -z/--zkservers host:port,...");
+    };
+    validate_zkservers(&zk)?;
+    let root = cli
+        .znode_path
+        .clone()
+        .or(file.znode_path)
+        .unwrap_or_else(|| DEFAULT_ROOT.to_string());
+    let paths = ZnodePaths::new(&root).map_err(|e| ConfigError(format!("--znode-path: {e}")))?;
+    Ok((zk, paths))
 }
 
 /// The TOML file. Unknown keys are refused, so a typo is not silently ignored.

@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{debug, error, info, warn};
 
 use crate::config::GroupConfig;
-use crate::decide::{decide, derive_topology, Decision, GroupState, Policy, View};
+use crate::decide::{self, decide, derive_topology, Decision, GroupState, Policy, View};
 use crate::health::{NodeHealth, Transition};
 use crate::info::NodeInfo;
 use crate::node::{self, Connector};
@@ -20,6 +20,10 @@ use crate::zk::{self, Leadership, Published};
 
 /// How often the leader re-checks when nothing happens.
 const TICK: Duration = Duration::from_millis(100);
+/// How often the leader looks for a request in `<root>/manual_failover`.
+const MANUAL_CHECK_EVERY: Duration = Duration::from_millis(250);
+/// How long a planned switchover may pause writers while the target catches up.
+const SWITCHOVER_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often configured host names are resolved again.
 const RESOLVE_EVERY: Duration = Duration::from_secs(30);
 /// Bound on the fresh `INFO` read from candidates right before a promotion.
@@ -52,6 +56,7 @@ pub struct GroupDaemon {
     aliases: BTreeMap<NodeAddr, NodeAddr>,
     aliases_at: Option<Instant>,
     policy: Policy,
+    last_manual_check: Option<Instant>,
     /// `published` was read in the current term (a decision on a previous term's copy could
     /// undo what another leader did meanwhile).
     published_known: bool,
@@ -84,6 +89,7 @@ impl GroupDaemon {
             aliases: BTreeMap::new(),
             aliases_at: None,
             policy,
+            last_manual_check: None,
             published_known: false,
         }
     }
@@ -275,6 +281,16 @@ impl GroupDaemon {
                 return false;
             }
         }
+        if self.state.master.is_some()
+            && self
+                .last_manual_check
+                .is_none_or(|t| t.elapsed() >= MANUAL_CHECK_EVERY)
+        {
+            self.last_manual_check = Some(Instant::now());
+            if let Some(again) = self.manual_failover(&leader).await {
+                return again;
+            }
+        }
         let decide_now = |d: &Self| {
             decide(
                 &d.state,
@@ -408,6 +424,122 @@ impl GroupDaemon {
             );
         } else {
             error!(group = %g, "-switch-master-unpublished: {winner} is master in Redis (epoch {}) but the znode is not updated yet; retrying", self.state.epoch);
+        }
+        true
+    }
+
+    /// Carries out or refuses a pending manual failover request; `None` when there is none
+    /// (or it could not be read), else whether another cycle should follow at once.
+    async fn manual_failover(&mut self, leader: &Leadership) -> Option<bool> {
+        let g = self.cfg.name.clone();
+        let path = self.cfg.paths.manual_failover();
+        let (data, version) = match zk::read_manual(&leader.client, &path).await {
+            Ok(Some(r)) => r,
+            Ok(None) => return None,
+            Err(e) => {
+                warn!(group = %g, "-zk-read {e}");
+                return None;
+            }
+        };
+        let request = decide::parse_manual(&data);
+        if request == decide::ManualRequest::Refused {
+            return None;
+        }
+        let text = String::from_utf8_lossy(&data).trim().to_string();
+        let master = self.state.master.clone()?;
+        let target = match decide::judge_manual(
+            &self.state,
+            &self.view,
+            &request,
+            Instant::now(),
+            &self.policy,
+        ) {
+            Ok(t) => t,
+            Err(reason) => {
+                warn!(group = %g, "-manual-failover-refused {text}: {reason}");
+                if let Err(e) =
+                    zk::finish_manual(leader, &path, version, Some((&text, &reason))).await
+                {
+                    warn!(group = %g, "-manual-failover {e}");
+                }
+                return Some(false);
+            }
+        };
+        let master_up = self.view.get(&master).is_some_and(|h| h.is_up());
+        let how = if master_up {
+            format!("switchover from {master} to {target}")
+        } else {
+            format!("master down, promoting {target}")
+        };
+        info!(group = %g, "+manual-failover {text}: {how}");
+        let done = if master_up {
+            self.switchover(leader, master, target.clone()).await
+        } else {
+            self.failover(leader, master, target.clone(), true).await
+                && self.state.master.as_ref() == Some(&target)
+        };
+        if done {
+            info!(group = %g, "+manual-failover-done {text}: {target} is master, epoch {}", self.state.epoch);
+            if let Err(e) = zk::finish_manual(leader, &path, version, None).await {
+                warn!(group = %g, "-manual-failover {e}");
+            }
+        } else {
+            let reason = format!("the promotion of {target} failed; see the manager's log");
+            if let Err(e) = zk::finish_manual(leader, &path, version, Some((&text, &reason))).await
+            {
+                warn!(group = %g, "-manual-failover {e}");
+            }
+        }
+        Some(true)
+    }
+
+    /// A planned switchover from a live master (`FAILOVER TO`): writers pause until `target`
+    /// has every acknowledged write, so none is lost. True when `target` is master.
+    async fn switchover(
+        &mut self,
+        leader: &Leadership,
+        master: NodeAddr,
+        target: NodeAddr,
+    ) -> bool {
+        let g = self.cfg.name.clone();
+        let started = Instant::now();
+        let mut intent = derive_topology(Some(&master), self.state.epoch, &self.view);
+        intent.promoting = Some(target.clone());
+        if !self.publish(leader, intent).await {
+            warn!(group = %g, "-switchover-abort-not-leader: could not record the switchover to {target}");
+            return false;
+        }
+        match node::switchover(&self.connector, &master, &target, SWITCHOVER_TIMEOUT).await {
+            Ok(info) => self.set_info(&target, info),
+            Err(e) => {
+                error!(group = %g, "-switchover-failed {master} -> {target}: {e}; {master} stays master");
+                return false;
+            }
+        }
+        info!(group = %g, "+promoted {target}: master after FAILOVER TO in {} ms", started.elapsed().as_millis());
+        self.state = GroupState {
+            master: Some(target.clone()),
+            epoch: self.state.epoch + 1,
+        };
+        if !leader.confirm().await {
+            warn!(group = %g, "-leader-unconfirmed: {target} is master (epoch {}), not re-pointing the others", self.state.epoch);
+            return true;
+        }
+        let others: Vec<NodeAddr> = self
+            .view
+            .iter()
+            .filter(|(a, h)| **a != target && h.is_up())
+            .map(|(a, _)| a.clone())
+            .collect();
+        self.reconfigure(&others, &target).await;
+        let topology = derive_topology(Some(&target), self.state.epoch, &self.view);
+        if self.publish(leader, topology).await {
+            info!(
+                group = %g,
+                "+switch-master {} {} {} {} {} epoch {} in {} ms (switchover)",
+                g, master.host, master.port, target.host, target.port, self.state.epoch,
+                started.elapsed().as_millis()
+            );
         }
         true
     }

@@ -494,6 +494,97 @@ fn discover(view: &View, published: Option<&Topology>) -> Decision {
     }
 }
 
+/// An operator's request in `<root>/manual_failover`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ManualRequest {
+    /// `"h:p"`: promote this replica.
+    To(NodeAddr),
+    /// `"ANY_SLAVE"`: promote the best replica.
+    AnySlave,
+    /// A request this manager already refused (left visible for operators); not acted on.
+    Refused,
+    /// Not a request at all.
+    Invalid(String),
+}
+
+/// Reads a request as the Ruby gem's client writes it (`h:p` or `ANY_SLAVE`), also as a
+/// JSON string or `{"node":"h:p"}`; `{"refused":...}` is this manager's own verdict.
+pub fn parse_manual(data: &[u8]) -> ManualRequest {
+    let text = String::from_utf8_lossy(data);
+    let text = text.trim();
+    let value: Option<serde_json::Value> = serde_json::from_str(text).ok();
+    let raw = match &value {
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(serde_json::Value::Object(o)) if o.contains_key("refused") => {
+            return ManualRequest::Refused
+        }
+        Some(serde_json::Value::Object(o)) => match o.get("node").and_then(|n| n.as_str()) {
+            Some(n) => n.to_string(),
+            None => return ManualRequest::Invalid(format!("no \"node\" in {text}")),
+        },
+        _ => text.to_string(),
+    };
+    if raw.eq_ignore_ascii_case("ANY_SLAVE") || raw.eq_ignore_ascii_case("ANY_REPLICA") {
+        return ManualRequest::AnySlave;
+    }
+    match raw.parse() {
+        Ok(addr) => ManualRequest::To(addr),
+        Err(e) => ManualRequest::Invalid(e),
+    }
+}
+
+/// Which replica a manual request promotes, or why it is refused. With the master up the
+/// target must be a replica of it with its link up; with the master down the usual
+/// candidate rules apply.
+pub fn judge_manual(
+    state: &GroupState,
+    view: &View,
+    request: &ManualRequest,
+    now: Instant,
+    policy: &Policy,
+) -> Result<NodeAddr, String> {
+    let Some(master) = &state.master else {
+        return Err("no master is known yet".into());
+    };
+    let master_up = up_info(view, master).is_some_and(|i| i.is_master());
+    match request {
+        ManualRequest::Refused => Err("already refused".into()),
+        ManualRequest::Invalid(e) => Err(e.clone()),
+        ManualRequest::AnySlave => select_replica(view, master, now, policy)
+            .map(|(w, _)| w.clone())
+            .map_err(|e| format!("ANY_SLAVE: {e}")),
+        ManualRequest::To(to) => {
+            if to == master {
+                return Err(format!("{to} already is the master"));
+            }
+            if !view.contains_key(to) {
+                return Err(format!("{to} is not one of the configured nodes"));
+            }
+            let Some(info) = up_info(view, to) else {
+                return Err(format!("{to} is down"));
+            };
+            if info.master() != Some(master) {
+                return Err(format!("{to} is not a replica of the master {master}"));
+            }
+            if master_up && !info.link_up() {
+                return Err(format!("{to} is not in sync with {master} (link down)"));
+            }
+            match select_replica(view, master, now, policy) {
+                Err(e) => Err(format!("{to} may not be promoted: {e}")),
+                Ok(_) => {
+                    // Any ranked candidate may be named; the ranking only picks for ANY_SLAVE.
+                    let mut one = View::new();
+                    one.insert(master.clone(), view[master].clone());
+                    one.insert(to.clone(), view[to].clone());
+                    select_replica(&one, master, now, policy)
+                        .map(|(w, _)| w.clone())
+                        .map_err(|e| format!("{to} may not be promoted: {e}"))
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -844,6 +935,78 @@ mod tests {
             let got = decide(&state, &view(&nodes, now), published.as_ref(), now, &POLICY);
             assert_eq!(got, want, "{name}");
         }
+    }
+
+    #[test]
+    fn manual_requests_are_parsed_like_the_gem_writes_them() {
+        let cases: Vec<(&[u8], ManualRequest)> = vec![
+            (b"h:2", ManualRequest::To(a(2))),
+            (b"\"h:2\"", ManualRequest::To(a(2))),
+            (br#"{"node":"h:2"}"#, ManualRequest::To(a(2))),
+            (b"ANY_SLAVE", ManualRequest::AnySlave),
+            (b"\"ANY_SLAVE\"", ManualRequest::AnySlave),
+            (
+                br#"{"refused":"h:1 already is the master","request":"h:1"}"#,
+                ManualRequest::Refused,
+            ),
+            (
+                b"nonsense",
+                ManualRequest::Invalid(
+                    "bad address \"nonsense\": no port (expected host:port)".into(),
+                ),
+            ),
+        ];
+        for (data, want) in cases {
+            assert_eq!(
+                parse_manual(data),
+                want,
+                "{}",
+                String::from_utf8_lossy(data)
+            );
+        }
+    }
+
+    #[test]
+    fn manual_requests_are_judged() {
+        let now = t0();
+        let healthy = view(
+            &[
+                (1, M(10)),
+                (2, R(1, 10, 100)),
+                (3, R(1, 9, 0)),
+                (4, Sync(1)),
+            ],
+            now,
+        );
+        let st1 = st(Some(1), 1);
+        let judge = |r: ManualRequest| judge_manual(&st1, &healthy, &r, now, &POLICY);
+        assert_eq!(judge(ManualRequest::To(a(2))), Ok(a(2)));
+        assert_eq!(judge(ManualRequest::AnySlave), Ok(a(2)));
+        assert_eq!(
+            judge(ManualRequest::To(a(1))),
+            Err("h:1 already is the master".into())
+        );
+        assert_eq!(
+            judge(ManualRequest::To(a(9))),
+            Err("h:9 is not one of the configured nodes".into())
+        );
+        assert_eq!(
+            judge(ManualRequest::To(a(4))),
+            Err("h:4 is not in sync with h:1 (link down)".into())
+        );
+        assert!(judge(ManualRequest::To(a(3)))
+            .expect_err("priority 0")
+            .contains("replica-priority 0"));
+        assert_eq!(
+            judge_manual(
+                &st(None, 0),
+                &healthy,
+                &ManualRequest::AnySlave,
+                now,
+                &POLICY
+            ),
+            Err("no master is known yet".into())
+        );
     }
 
     #[test]

@@ -28,6 +28,50 @@ async fn shutdown_signal() {
     }
 }
 
+/// `redis_node_manager failover`: 0 when done, 1 when refused or unanswered, 2 on bad input.
+fn failover_command(cli: &Cli, to: Option<&str>, wait_secs: u64) -> i32 {
+    let (zk, paths) = match redis_failover_manager::config::zk_target(cli) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("redis_node_manager failover: {e}");
+            return 2;
+        }
+    };
+    let to = match to
+        .map(str::parse::<redis_failover_client::NodeAddr>)
+        .transpose()
+    {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("redis_node_manager failover: --to: {e}");
+            return 2;
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("redis_node_manager failover: cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    let wait = std::time::Duration::from_secs(wait_secs);
+    match runtime.block_on(redis_failover_manager::request_failover(
+        &zk,
+        &paths,
+        to.as_ref(),
+        wait,
+    )) {
+        Ok(msg) => {
+            println!("{msg}");
+            0
+        }
+        Err(e) => {
+            eprintln!("redis_node_manager failover: {e}");
+            1
+        }
+    }
+}
+
 fn main() {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
@@ -37,6 +81,10 @@ fn main() {
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
+    if let Some(redis_failover_manager::config::Command::Failover { to, wait_secs }) = &cli.command
+    {
+        std::process::exit(failover_command(&cli, to.as_deref(), *wait_secs));
+    }
     let config = match Config::load(cli) {
         Ok(c) => c,
         Err(e) => {

@@ -208,3 +208,57 @@ pub async fn check_master(connector: &Connector, addr: &NodeAddr) -> Result<Node
         )
         .await
 }
+
+/// A planned switchover: `FAILOVER TO host port TIMEOUT ms` on the live master, which pauses
+/// its writers, waits until `to` has all of its replication stream, then hands over (and
+/// becomes a replica of `to`), so no acknowledged write is lost. Waits (bounded by `timeout`
+/// plus a second) until `to` answers as master; aborts the `FAILOVER` if it does not.
+pub async fn switchover(
+    connector: &Connector,
+    master: &NodeAddr,
+    to: &NodeAddr,
+    timeout: Duration,
+) -> Result<NodeInfo, NodeError> {
+    let target = to.clone();
+    let ms = timeout.as_millis() as u64;
+    connector
+        .act(master, |mut conn| async move {
+            let _: String = redis::cmd("FAILOVER")
+                .arg("TO")
+                .arg(&target.host)
+                .arg(target.port)
+                .arg("TIMEOUT")
+                .arg(ms)
+                .query_async(&mut conn)
+                .await?;
+            Ok(())
+        })
+        .await?;
+    let deadline = Instant::now() + timeout + Duration::from_secs(1);
+    loop {
+        if let Ok(info) = connector
+            .act(to, |mut conn| async move { read_info(&mut conn).await })
+            .await
+        {
+            if info.is_master() {
+                return Ok(info);
+            }
+        }
+        if Instant::now() > deadline {
+            let _ = connector
+                .act(master, |mut conn| async move {
+                    let _: redis::Value = redis::cmd("FAILOVER")
+                        .arg("ABORT")
+                        .query_async(&mut conn)
+                        .await?;
+                    Ok(())
+                })
+                .await;
+            return Err(NodeError::Reply(format!(
+                "{to} did not become master within {} ms of FAILOVER TO; aborted",
+                timeout.as_millis()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}

@@ -354,3 +354,50 @@ pub async fn publish(
         Ok(Err(e)) => Err(PublishError::Zk(path, e.to_string())),
     }
 }
+
+/// The pending request in `<root>/manual_failover`, with its znode version.
+pub async fn read_manual(
+    client: &zk::Client,
+    path: &str,
+) -> Result<Option<(Vec<u8>, i32)>, String> {
+    match tokio::time::timeout(ZK_OP_TIMEOUT, client.get_data(path)).await {
+        Err(_) => Err(format!("reading {path} timed out")),
+        Ok(Err(zk::Error::NoNode)) => Ok(None),
+        Ok(Err(e)) => Err(format!("reading {path}: {e}")),
+        Ok(Ok((data, stat))) => Ok(Some((data, stat.version))),
+    }
+}
+
+/// Ends a request: deleted when carried out, replaced by `{"refused":..,"request":..}` when
+/// refused (so operators see why), both only if still at `version` and we hold the lock.
+pub async fn finish_manual(
+    leader: &Leadership,
+    path: &str,
+    version: i32,
+    refused: Option<(&str, &str)>,
+) -> Result<(), String> {
+    let write = async {
+        match refused {
+            None => leader.lock.delete(path, Some(version)).await,
+            Some((request, reason)) => {
+                let body = serde_json::json!({
+                    "refused": reason,
+                    "request": request,
+                    "at_ms": std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_millis() as u64),
+                });
+                leader
+                    .lock
+                    .set_data(path, body.to_string().as_bytes(), Some(version))
+                    .await
+                    .map(|_| ())
+            }
+        }
+    };
+    match tokio::time::timeout(ZK_OP_TIMEOUT, write).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(format!("updating {path}: {e}")),
+        Err(_) => Err(format!("updating {path} timed out")),
+    }
+}
