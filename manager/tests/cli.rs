@@ -185,3 +185,74 @@ async fn sigterm_releases_the_lock_and_exits_zero() {
     let children = client.list_children(&lock).await.expect("lock children");
     assert!(children.is_empty(), "lock not released: {children:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_failover_subcommand_reports_the_outcome() {
+    let zk = shared_zk();
+    let trio = RedisGroup::trio();
+    let root = unique_root("failover_cmd");
+    let (nodes, connect, root_arg) = (trio.addrs().join(","), zk.connect_string(), root.clone());
+    let _manager = spawn_guarded(move || {
+        let mut c = Command::new(BIN);
+        c.args(["-z", &connect, "-n", &nodes, "--znode-path", &root_arg])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        c
+    })
+    .expect("spawn manager");
+    let client = zk_client(&zk.connect_string()).await;
+    wait_topology(&client, &root, Duration::from_secs(30), "published", |t| {
+        t.slaves.len() == 2
+    })
+    .await;
+
+    let target = trio.node(1).addr();
+    let zk_arg = zk.connect_string();
+    let run_async = |args: Vec<String>| {
+        tokio::task::spawn_blocking(move || {
+            run(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        })
+    };
+    let out = run_async(vec![
+        "failover".into(),
+        "--to".into(),
+        target.clone(),
+        "-z".into(),
+        zk_arg.clone(),
+        "--znode-path".into(),
+        root.clone(),
+    ])
+    .await
+    .expect("join");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("the master is now {target}")),
+        "{stdout}"
+    );
+
+    // A node that is not a replica of the master: refused, exit 1, the reason printed.
+    let out = run_async(vec![
+        "failover".into(),
+        "--to".into(),
+        "127.0.0.1:1".into(),
+        "-z".into(),
+        zk_arg,
+        "--znode-path".into(),
+        root.clone(),
+    ])
+    .await
+    .expect("join");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("refused") && stderr.contains("not one of the configured nodes"),
+        "{stderr}"
+    );
+}
