@@ -23,5 +23,5 @@ pub mod watcher;
 pub use client::{Client, ClientBuilder, ReadPolicy};
 pub use error::ConnectError;
 pub use paths::ZnodePaths;
-pub use topology::{parse_addr_list, NodeAddr, Topology, TopologyError};
+pub use topology::{parse_addr_list, ManagerView, NodeAddr, Topology, TopologyError};
 pub use watcher::TopologyView;

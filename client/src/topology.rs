@@ -172,6 +172,31 @@ impl Topology {
     }
 }
 
+/// One manager's own view of the nodes, in `<root>/manager_node_state/<manager-id>`
+/// (ephemeral), with the Ruby gem's keys: `{"available":{"h:p":latency_ms},"unavailable":[..]}`
+/// plus when it was written.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ManagerView {
+    /// Nodes this manager can reach, with its last probe latency in ms.
+    #[serde(default)]
+    pub available: std::collections::BTreeMap<NodeAddr, f64>,
+    #[serde(default)]
+    pub unavailable: Vec<NodeAddr>,
+    /// When it was written, ms since the Unix epoch; an old view counts as absent.
+    #[serde(default)]
+    pub at_ms: u64,
+}
+
+impl ManagerView {
+    pub fn from_json(bytes: &[u8]) -> Result<Self, TopologyError> {
+        Ok(serde_json::from_slice(bytes)?)
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -256,6 +281,26 @@ mod tests {
             "{json}"
         );
         assert_eq!(Topology::from_json(json.as_bytes()).expect("decode"), t);
+    }
+
+    #[test]
+    fn manager_views_keep_the_gem_keys() {
+        let mut v = ManagerView {
+            at_ms: 7,
+            ..ManagerView::default()
+        };
+        v.available.insert(a("h:1"), 2.5);
+        v.unavailable.push(a("h:2"));
+        let json = String::from_utf8(v.to_json()).expect("utf8");
+        assert_eq!(
+            json,
+            r#"{"available":{"h:1":2.5},"unavailable":["h:2"],"at_ms":7}"#
+        );
+        assert_eq!(ManagerView::from_json(json.as_bytes()).expect("decode"), v);
+        let gem = ManagerView::from_json(br#"{"available":{"h:1":1},"unavailable":[]}"#)
+            .expect("the gem's format, without at_ms");
+        assert_eq!(gem.at_ms, 0);
+        assert!(ManagerView::from_json(b"\"garbage\"").is_err());
     }
 
     #[test]

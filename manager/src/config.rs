@@ -88,6 +88,15 @@ pub struct Cli {
     #[arg(long, env = "REDIS_FAILOVER_MAX_LAG_BYTES", value_name = "BYTES")]
     pub max_lag_bytes: Option<u64>,
 
+    /// How managers' views combine into "a node is down": majority, consensus or single
+    /// [default: majority].
+    #[arg(long, env = "REDIS_FAILOVER_NODE_STRATEGY", value_name = "STRATEGY")]
+    pub node_strategy: Option<crate::votes::Strategy>,
+
+    /// Fresh manager views needed before any node is judged down [default: 1].
+    #[arg(long, env = "REDIS_FAILOVER_REQUIRED_NODE_MANAGERS", value_name = "N")]
+    pub required_node_managers: Option<usize>,
+
     /// Name of this manager, used in its id (`<hostname>-<name>`) [default: the process id].
     #[arg(long, env = "REDIS_FAILOVER_MANAGER_NAME", value_name = "NAME")]
     pub manager_name: Option<String>,
@@ -162,6 +171,8 @@ pub struct FileConfig {
     pub zk_session_timeout_ms: Option<u64>,
     pub manager_name: Option<String>,
     pub max_lag_bytes: Option<u64>,
+    pub node_strategy: Option<String>,
+    pub required_node_managers: Option<usize>,
     #[serde(default)]
     pub groups: Vec<FileGroup>,
 }
@@ -269,6 +280,8 @@ pub struct Config {
     pub down_after: Duration,
     pub zk_session_timeout: Duration,
     pub max_lag_bytes: Option<u64>,
+    pub node_strategy: crate::votes::Strategy,
+    pub required_node_managers: usize,
     /// `<hostname>-<name>`: stable for a given config, unique among managers.
     pub manager_id: String,
 }
@@ -388,6 +401,20 @@ impl Config {
                 "--zk-session-timeout-ms {session_ms} is out of range (2000 to 600000)"
             ));
         }
+        let node_strategy = match (cli.node_strategy, file.node_strategy) {
+            (Some(s), _) => s,
+            (None, Some(s)) => s
+                .parse()
+                .map_err(|e: String| ConfigError(format!("node_strategy: {e}")))?,
+            (None, None) => crate::votes::Strategy::default(),
+        };
+        let required_node_managers = cli
+            .required_node_managers
+            .or(file.required_node_managers)
+            .unwrap_or(1);
+        if required_node_managers == 0 {
+            return err("--required-node-managers must be at least 1");
+        }
         let name = cli
             .manager_name
             .or(file.manager_name)
@@ -405,6 +432,8 @@ impl Config {
             down_after: Duration::from_millis(down_after_ms),
             zk_session_timeout: Duration::from_millis(session_ms),
             max_lag_bytes: cli.max_lag_bytes.or(file.max_lag_bytes),
+            node_strategy,
+            required_node_managers,
             manager_id: format!("{}-{name}", hostname()),
         })
     }

@@ -11,15 +11,27 @@ use tokio::sync::{mpsc, watch};
 use tracing::{debug, error, info, warn};
 
 use crate::config::GroupConfig;
-use crate::decide::{self, decide, derive_topology, Decision, GroupState, Policy, View};
+use crate::decide::{self, decide, derive_topology, Decision, GroupState, Policy, View, Votes};
+use crate::health::Status;
 use crate::health::{NodeHealth, Transition};
 use crate::info::NodeInfo;
 use crate::node::{self, Connector};
 use crate::probe::{self, NodeProbe, Observation, ProbeResult, ProbeSettings};
+use crate::votes::{self, Strategy};
 use crate::zk::{self, Leadership, Published};
+use redis_failover_client::ManagerView;
 
 /// How often the leader re-checks when nothing happens.
 const TICK: Duration = Duration::from_millis(100);
+/// How often every manager rewrites its view of the nodes.
+const VIEW_EVERY: Duration = Duration::from_millis(500);
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 /// How often the leader looks for a request in `<root>/manual_failover`.
 const MANUAL_CHECK_EVERY: Duration = Duration::from_millis(250);
 /// How long a planned switchover may pause writers while the target catches up.
@@ -40,6 +52,15 @@ enum FailoverState {
     Publish,
 }
 
+/// How the leader combines managers' views.
+#[derive(Clone, Copy, Debug)]
+pub struct VoteSettings {
+    pub strategy: Strategy,
+    pub required: usize,
+    /// A view older than this counts as absent.
+    pub max_age: Duration,
+}
+
 pub struct GroupDaemon {
     cfg: GroupConfig,
     manager_id: String,
@@ -57,6 +78,12 @@ pub struct GroupDaemon {
     aliases_at: Option<Instant>,
     policy: Policy,
     last_manual_check: Option<Instant>,
+    /// Other managers' views (read by the leader) and how to combine them.
+    views: Vec<(String, ManagerView)>,
+    last_views_read: Option<Instant>,
+    last_view_published: Option<Instant>,
+    vote: VoteSettings,
+    session: watch::Receiver<Option<zookeeper_client::Client>>,
     /// `published` was read in the current term (a decision on a previous term's copy could
     /// undo what another leader did meanwhile).
     published_known: bool,
@@ -68,6 +95,8 @@ impl GroupDaemon {
         manager_id: String,
         max_failures: u32,
         policy: Policy,
+        vote: VoteSettings,
+        session: watch::Receiver<Option<zookeeper_client::Client>>,
         connector: Connector,
     ) -> Self {
         let view = cfg
@@ -90,6 +119,11 @@ impl GroupDaemon {
             aliases_at: None,
             policy,
             last_manual_check: None,
+            views: Vec::new(),
+            last_views_read: None,
+            last_view_published: None,
+            vote,
+            session,
             published_known: false,
         }
     }
@@ -162,7 +196,10 @@ impl GroupDaemon {
                     Some(obs) => again = self.observe(obs) || again,
                     None => break,
                 },
-                _ = tick.tick() => again = true,
+                _ = tick.tick() => {
+                    self.publish_view().await;
+                    again = true;
+                }
             }
         }
         for (_, p) in std::mem::take(&mut self.probes) {
@@ -291,11 +328,19 @@ impl GroupDaemon {
                 return again;
             }
         }
+        if self
+            .last_views_read
+            .is_none_or(|t| t.elapsed() >= MANUAL_CHECK_EVERY)
+        {
+            self.last_views_read = Some(Instant::now());
+            self.read_views(&leader).await;
+        }
         let decide_now = |d: &Self| {
             decide(
                 &d.state,
                 &d.view,
                 d.published.topology(),
+                &d.votes(),
                 Instant::now(),
                 &d.policy,
             )
@@ -426,6 +471,74 @@ impl GroupDaemon {
             error!(group = %g, "-switch-master-unpublished: {winner} is master in Redis (epoch {}) but the znode is not updated yet; retrying", self.state.epoch);
         }
         true
+    }
+
+    /// This manager's view of the group, as other managers (and operators) read it.
+    fn own_view(&self) -> ManagerView {
+        let mut v = ManagerView {
+            at_ms: unix_ms(),
+            ..ManagerView::default()
+        };
+        for (addr, h) in &self.view {
+            match h.status() {
+                Status::Up => {
+                    let ms = h.latency().map_or(0.0, |l| l.as_secs_f64() * 1000.0);
+                    v.available
+                        .insert(addr.clone(), (ms * 1000.0).round() / 1000.0);
+                }
+                Status::Down => v.unavailable.push(addr.clone()),
+                Status::Unknown => {}
+            }
+        }
+        v
+    }
+
+    /// Writes the own view to `<root>/manager_node_state/<id>` (ephemeral) every
+    /// [`VIEW_EVERY`], leader or not.
+    async fn publish_view(&mut self) {
+        if self
+            .last_view_published
+            .is_some_and(|t| t.elapsed() < VIEW_EVERY)
+        {
+            return;
+        }
+        let Some(client) = self.session.borrow().clone() else {
+            return;
+        };
+        self.last_view_published = Some(Instant::now());
+        let path = self.cfg.paths.manager_node_state_of(&self.manager_id);
+        if let Err(e) = zk::publish_view(&client, &self.cfg.paths, &path, &self.own_view()).await {
+            debug!(group = %self.cfg.name, "-view-publish {e}");
+        }
+    }
+
+    async fn read_views(&mut self, leader: &Leadership) {
+        match zk::read_views(&leader.client, &self.cfg.paths).await {
+            Ok(v) => self.views = v,
+            Err(e) => debug!(group = %self.cfg.name, "-views-read {e}"),
+        }
+    }
+
+    /// The managers' verdict on every node (this manager's own probes included).
+    fn votes(&self) -> Votes {
+        let now_ms = unix_ms();
+        let max_age = self.vote.max_age.as_millis() as u64;
+        self.view
+            .iter()
+            .map(|(addr, h)| {
+                let own = match h.status() {
+                    Status::Down => Some(true),
+                    Status::Up => Some(false),
+                    Status::Unknown => None,
+                };
+                let ballots =
+                    votes::ballots_for(addr, &self.manager_id, own, &self.views, now_ms, max_age);
+                (
+                    addr.clone(),
+                    votes::tally(self.vote.strategy, self.vote.required, &ballots),
+                )
+            })
+            .collect()
     }
 
     /// Carries out or refuses a pending manual failover request; `None` when there is none

@@ -18,6 +18,7 @@ use redis_failover_client::{NodeAddr, Topology};
 
 use crate::health::{NodeHealth, Status};
 use crate::info::NodeInfo;
+use crate::votes::Verdict;
 
 /// Every configured node of a group and what the probes know about it.
 pub type View = BTreeMap<NodeAddr, NodeHealth>;
@@ -274,10 +275,15 @@ pub struct GroupState {
 
 /// One cycle: what to do next, given the belief, the probes' view and the published znode
 /// (`None` when missing or unreadable).
+/// What the managers' votes say about each node; a node without an entry is judged by this
+/// manager's own probes alone.
+pub type Votes = BTreeMap<NodeAddr, Verdict>;
+
 pub fn decide(
     state: &GroupState,
     view: &View,
     published: Option<&Topology>,
+    votes: &Votes,
     now: Instant,
     policy: &Policy,
 ) -> Decision {
@@ -307,8 +313,26 @@ pub fn decide(
                 reason: format!("master {master} not probed yet"),
             }
         }
-        Status::Down => return failover(master, master_health, view, published, now, policy),
-        Status::Up => {}
+        status => match (status, votes.get(master)) {
+            (_, Some(Verdict::Down(why))) => {
+                return failover(master, why, view, published, now, policy)
+            }
+            (Status::Down, None) => {
+                let why = master_health
+                    .last_error()
+                    .unwrap_or("unreachable")
+                    .to_string();
+                return failover(master, &why, view, published, now, policy);
+            }
+            (Status::Down, Some(Verdict::Up(why) | Verdict::Doubtful(why))) => {
+                return Decision::Wait {
+                    reason: format!(
+                        "master {master} is down for this manager, but not by vote ({why})"
+                    ),
+                }
+            }
+            _ => {}
+        },
     }
     if let Some(info) = master_health.info().filter(|i| !i.is_master()) {
         let follows = info
@@ -357,7 +381,7 @@ pub fn decide(
 
 fn failover(
     master: &NodeAddr,
-    master_health: &NodeHealth,
+    why_down: &str,
     view: &View,
     published: Option<&Topology>,
     now: Instant,
@@ -368,7 +392,6 @@ fn failover(
             reason: format!("master {master} is down, but {addr} is not probed yet"),
         };
     }
-    let why_down = master_health.last_error().unwrap_or("unreachable");
     // A promotion a leader recorded before sending REPLICAOF NO ONE, and the node answers as
     // a master: finish that one. A node that merely says it is a master (restarted without
     // its REPLICAOF, say) is not adopted: it may hold anything.
@@ -932,9 +955,60 @@ mod tests {
         ];
         for (name, state, nodes, published, want) in cases {
             let now = t0();
-            let got = decide(&state, &view(&nodes, now), published.as_ref(), now, &POLICY);
+            let got = decide(
+                &state,
+                &view(&nodes, now),
+                published.as_ref(),
+                &Votes::new(),
+                now,
+                &POLICY,
+            );
             assert_eq!(got, want, "{name}");
         }
+    }
+
+    #[test]
+    fn votes_decide_whether_the_master_is_down() {
+        let now = t0();
+        let published = topo(Some(1), &[2, 3], &[], 2);
+        let down_for_me = view(&[(1, Down), (2, Rd(1, 5)), (3, Rd(1, 4))], now);
+        let up_for_me = view(&[(1, M(5)), (2, R(1, 5, 100)), (3, R(1, 4, 100))], now);
+        let vote = |v: Verdict| Votes::from([(a(1), v)]);
+        let d = |v: &View, votes: &Votes| {
+            decide(&st(Some(1), 2), v, Some(&published), votes, now, &POLICY)
+        };
+        // Down for me, outvoted: wait, and say why.
+        assert_eq!(
+            d(&down_for_me, &vote(Verdict::Up("majority: down for 1 [me], up for 2 [a,b]".into()))),
+            Decision::Wait { reason: "master h:1 is down for this manager, but not by vote (majority: down for 1 [me], up for 2 [a,b])".into() }
+        );
+        // Too few views: never act.
+        assert!(matches!(
+            d(&down_for_me, &vote(Verdict::Doubtful("only 1 of 2".into()))),
+            Decision::Wait { .. }
+        ));
+        // Up for me, down by vote (e.g. `single`): fail over, naming the votes.
+        match d(
+            &up_for_me,
+            &vote(Verdict::Down(
+                "single: down for 1 [a], up for 1 [me]".into(),
+            )),
+        ) {
+            Decision::Failover { winner, reason, .. } => {
+                assert_eq!(winner, a(2));
+                assert!(
+                    reason.starts_with("master down (single: down for 1 [a], up for 1 [me])"),
+                    "{reason}"
+                );
+            }
+            other => panic!("expected a failover, got {other}"),
+        }
+        // No votes: my own probes decide, as a lone manager.
+        assert!(matches!(
+            d(&down_for_me, &Votes::new()),
+            Decision::Failover { .. }
+        ));
+        assert_eq!(d(&up_for_me, &Votes::new()), Decision::Steady);
     }
 
     #[test]

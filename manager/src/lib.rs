@@ -17,6 +17,7 @@ pub mod health;
 pub mod info;
 pub mod node;
 pub mod probe;
+pub mod votes;
 pub mod zk;
 
 use std::future::Future;
@@ -98,6 +99,29 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let client = zk::connect(&config.zkservers, config.zk_session_timeout, wait)
         .await
         .map_err(StartError::ZooKeeper)?;
+    // A manager id in use by a live manager is a configuration mistake; the view of a crashed
+    // process with the same name disappears when its session expires, so wait that long.
+    for group in &config.groups {
+        let path = group.paths.manager_node_state_of(&config.manager_id);
+        let deadline = tokio::time::Instant::now() + config.zk_session_timeout * 3 / 2;
+        loop {
+            match tokio::time::timeout(zk::ZK_OP_TIMEOUT, client.check_stat(&path)).await {
+                Ok(Ok(None)) => break,
+                Ok(Ok(Some(_))) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(200)).await
+                }
+                Ok(Ok(Some(_))) => {
+                    return Err(StartError::Config(ConfigError(format!(
+                        "manager id {} is already used by a running manager ({path} exists); \
+                         give each manager its own --manager-name",
+                        config.manager_id
+                    ))))
+                }
+                Ok(Err(e)) => return Err(StartError::ZooKeeper(format!("reading {path}: {e}"))),
+                Err(_) => return Err(StartError::ZooKeeper(format!("reading {path} timed out"))),
+            }
+        }
+    }
     info!(
         "+manager {} started: ZooKeeper session {}, {} group(s)",
         config.manager_id,
@@ -141,11 +165,18 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             link_grace: config.down_after * 10,
             max_lag_bytes: config.max_lag_bytes,
         };
+        let vote = daemon::VoteSettings {
+            strategy: config.node_strategy,
+            required: config.required_node_managers,
+            max_age: (config.down_after * 2).max(Duration::from_secs(2)),
+        };
         let daemon = daemon::GroupDaemon::new(
             group.clone(),
             config.manager_id.clone(),
             config.max_failures,
             policy,
+            vote,
+            session_rx.clone(),
             connector.clone(),
         );
         group_tasks.push(tokio::spawn(daemon.run(

@@ -401,3 +401,62 @@ pub async fn finish_manual(
         Err(_) => Err(format!("updating {path} timed out")),
     }
 }
+
+/// Writes this manager's view as an ephemeral znode (created on first use, parents made).
+pub async fn publish_view(
+    client: &zk::Client,
+    paths: &ZnodePaths,
+    path: &str,
+    view: &redis_failover_client::ManagerView,
+) -> Result<(), String> {
+    let data = view.to_json();
+    let write = async {
+        match client.set_data(path, &data, None).await {
+            Ok(_) => Ok(()),
+            Err(zk::Error::NoNode) => {
+                let dir = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+                match client.mkdir(&paths.manager_node_state(), &dir).await {
+                    Ok(()) | Err(zk::Error::NodeExists) => {}
+                    Err(e) => return Err(e),
+                }
+                let eph = zk::CreateMode::Ephemeral.with_acls(zk::Acls::anyone_all());
+                client.create(path, &data, &eph).await.map(|_| ())
+            }
+            Err(e) => Err(e),
+        }
+    };
+    match tokio::time::timeout(ZK_OP_TIMEOUT, write).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(format!("writing {path}: {e}")),
+        Err(_) => Err(format!("writing {path} timed out")),
+    }
+}
+
+/// Every manager's view under `<root>/manager_node_state` (unreadable ones skipped).
+pub async fn read_views(
+    client: &zk::Client,
+    paths: &ZnodePaths,
+) -> Result<Vec<(String, redis_failover_client::ManagerView)>, String> {
+    let dir = paths.manager_node_state();
+    let read = async {
+        let children = match client.list_children(&dir).await {
+            Ok(c) => c,
+            Err(zk::Error::NoNode) => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let mut views = Vec::new();
+        for id in children {
+            if let Ok((data, _)) = client.get_data(&format!("{dir}/{id}")).await {
+                if let Ok(v) = redis_failover_client::ManagerView::from_json(&data) {
+                    views.push((id, v));
+                }
+            }
+        }
+        Ok(views)
+    };
+    match tokio::time::timeout(ZK_OP_TIMEOUT, read).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(format!("reading {dir}: {e}")),
+        Err(_) => Err(format!("reading {dir} timed out")),
+    }
+}

@@ -55,6 +55,17 @@ impl Manager {
             .expect("manager task panicked")
     }
 
+    /// Waits (bounded) for `run` to fail at start and returns its error message.
+    pub async fn stop_after_start_error(mut self) -> String {
+        let handle = self.handle.take().expect("manager handle");
+        match tokio::time::timeout(Duration::from_secs(30), handle).await {
+            Ok(Ok(Err(e))) => e.to_string(),
+            Ok(Ok(Ok(()))) => panic!("the manager ended without an error"),
+            Ok(Err(e)) => panic!("manager task: {e}"),
+            Err(_) => panic!("the manager did not fail within 30 s"),
+        }
+    }
+
     /// True once `run` has returned (for example with a start-up error).
     pub fn is_finished(&self) -> bool {
         self.handle.as_ref().is_none_or(|h| h.is_finished())
