@@ -432,6 +432,17 @@ fn discover(view: &View, published: Option<&Topology>) -> Decision {
         Some(p) if p.master.as_ref() != Some(m) => published_epoch + 1,
         _ => published_epoch,
     };
+    // A promotion recorded by a leader that died before publishing it: finish that one, even
+    // if another node (an old master restarted without its REPLICAOF) also claims master.
+    if let Some(p) = published.and_then(|t| t.promoting.as_ref()) {
+        if up_info(view, p).is_some_and(|i| i.is_master()) {
+            return Decision::Adopt {
+                master: p.clone(),
+                epoch: published_epoch + 1,
+                reason: "finishing the promotion recorded in the znode".into(),
+            };
+        }
+    }
     let follows = |m: &NodeAddr| {
         view.values()
             .any(|h| h.is_up() && h.info().and_then(|i| i.master()) == Some(m))
@@ -771,6 +782,13 @@ mod tests {
                     epoch: 0,
                     reason: "no live master; every live replica follows this down node, failing over from it".into(),
                 },
+            ),
+            (
+                "discovery: two masters, one of them a recorded promotion",
+                st(None, 0),
+                vec![(1, M(0)), (2, M(9)), (3, R(1, 0, 100))],
+                Some(Topology { promoting: Some(a(2)), ..topo(None, &[3], &[1, 2], 5) }),
+                Decision::Adopt { master: a(2), epoch: 6, reason: "finishing the promotion recorded in the znode".into() },
             ),
             (
                 "discovery: two masters",

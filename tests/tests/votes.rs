@@ -100,3 +100,113 @@ async fn a_manager_id_in_use_is_refused() {
     assert!(err.contains("already used by a running manager"), "{err}");
     first.stop().await.expect("stop");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_leader_finishes_a_recorded_promotion_and_no_other() {
+    use redis_failover_client::{NodeAddr, Topology};
+    use redis_failover_tests::manager::write_raw;
+
+    init_tracing();
+    let zk = shared_zk();
+    let trio = RedisGroup::trio();
+    let root = unique_root("roll_forward");
+    let addr = |i: usize| -> NodeAddr { trio.node(i).addr().parse().expect("address") };
+    // What a leader killed between promotion and re-pointing leaves behind: the promotion of
+    // node 2 recorded, node 2 promoted, node 1 still following the old master, which has
+    // meanwhile restarted as a master of its own (without persistence it comes back empty,
+    // or with a stale RDB): two nodes claim master, and only the recorded one may win.
+    let mut left = Topology {
+        master: None,
+        slaves: vec![addr(1), addr(2)],
+        unavailable: vec![addr(0)],
+        epoch: 3,
+        ..Topology::default()
+    };
+    left.promoting = Some(addr(2));
+    let zkc = zk_client(&zk.connect_string()).await;
+    write_raw(&zkc, &format!("{root}/nodes"), &left.to_json()).await;
+    trio.node(0).kill9();
+    trio.node(2)
+        .cmd(&["REPLICAOF", "NO", "ONE"])
+        .expect("promote by hand");
+    trio.node(0).restart(None);
+
+    let m = Manager::start(config(&zk.connect_string(), &trio.addrs(), &root, |_| {}));
+    let t = wait_topology(&zkc, &root, DEADLINE, "the promotion finished", |t| {
+        t.master.is_some() && t.promoting.is_none()
+    })
+    .await;
+    assert_eq!(
+        t.master,
+        Some(addr(2)),
+        "the recorded promotion is the one finished"
+    );
+    assert_eq!(t.epoch, 4);
+    let port = trio.node(2).port();
+    for i in [0, 1] {
+        redis_failover_tests::wait_until(DEADLINE, "the others re-pointed", || {
+            matches!(trio.node(i).role(), Some(NodeRole::Replica { master_port, .. }) if master_port == port)
+                .then_some(())
+        });
+    }
+    m.stop().await.expect("stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_managers_one_leader_no_flapping_and_a_single_failover() {
+    init_tracing();
+    let zk = shared_zk();
+    let trio = RedisGroup::trio();
+    let root = unique_root("three");
+    let cfg = |name: &str| {
+        let name = name.to_string();
+        config(&zk.connect_string(), &trio.addrs(), &root, move |c| {
+            c.manager_name = Some(name)
+        })
+    };
+    let managers: Vec<Manager> = ["a", "b", "c"]
+        .iter()
+        .map(|n| Manager::start(cfg(n)))
+        .collect();
+    let zkc = zk_client(&zk.connect_string()).await;
+    let before = wait_topology(&zkc, &root, DEADLINE, "published", |t| t.slaves.len() == 2).await;
+    let lock = format!("{root}/master_redis_node_manager_lock");
+    let leader = || async {
+        let mut children = zkc.list_children(&lock).await.ok()?;
+        children.sort_by_key(|c| c.rsplit('-').next().map(str::to_string));
+        let first = children.first()?.clone();
+        let (data, _) = zkc.get_data(&format!("{lock}/{first}")).await.ok()?;
+        Some((children.len(), String::from_utf8_lossy(&data).to_string()))
+    };
+    let (n, first_leader) = wait_until_async(DEADLINE, "three contenders", || async {
+        leader().await.filter(|(n, _)| *n == 3)
+    })
+    .await;
+    assert_eq!(n, 3);
+    // Healthy managers keep the same leader (the Ruby gem's #37 was a lock flapping).
+    let until = tokio::time::Instant::now() + Duration::from_secs(3);
+    while tokio::time::Instant::now() < until {
+        assert_eq!(
+            leader().await.map(|(_, l)| l),
+            Some(first_leader.clone()),
+            "leadership moved"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // One failover, by whoever leads, however many managers watch.
+    trio.node(0).kill9();
+    let t = wait_topology(&zkc, &root, DEADLINE, "a failover", |t| {
+        t.master.is_some() && t.master != before.master
+    })
+    .await;
+    assert_eq!(t.epoch, before.epoch + 1);
+    let settle = tokio::time::Instant::now() + Duration::from_secs(2);
+    while tokio::time::Instant::now() < settle {
+        let now = read_topology(&zkc, &root).await.expect("topology");
+        assert_eq!(now.epoch, t.epoch, "a second failover happened");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for m in managers {
+        m.stop().await.expect("stop");
+    }
+}
