@@ -225,7 +225,8 @@ impl GroupDaemon {
         let t = match result {
             ProbeResult::Ok { info, latency } => h.on_success(obs.at, info, latency),
             ProbeResult::Failed(e) => {
-                if e.is_config_mistake() {
+                // Once per streak, not once per probe.
+                if e.is_config_mistake() && h.consecutive_failures() == 0 {
                     warn!(group = %self.cfg.name, "-probe-error {}: {e}", obs.node);
                 }
                 h.on_failure(obs.at, &e.to_string(), self.max_failures)

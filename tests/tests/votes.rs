@@ -210,3 +210,94 @@ async fn three_managers_one_leader_no_flapping_and_a_single_failover() {
         m.stop().await.expect("stop");
     }
 }
+
+/// Three managers; the third logs in as an ACL user that is then disabled on the master
+/// only, so it alone cannot reach the master. Returns whether a failover followed.
+async fn one_blind_manager(strategy: &str) -> bool {
+    init_tracing();
+    let zk = shared_zk();
+    let trio = RedisGroup::trio();
+    for n in trio.nodes() {
+        n.cmd(&["ACL", "SETUSER", "blind", "on", ">pw", "~*", "&*", "+@all"])
+            .expect("ACL SETUSER");
+    }
+    let root = unique_root(&format!("blind_{strategy}"));
+    let cfg = |name: &str, blind: bool| {
+        let (name, strategy) = (name.to_string(), strategy.to_string());
+        config(&zk.connect_string(), &trio.addrs(), &root, move |c| {
+            c.manager_name = Some(name);
+            c.node_strategy = Some(strategy.parse().expect("strategy"));
+            if blind {
+                c.username = Some("blind".into());
+                c.password = Some("pw".parse().expect("secret"));
+            }
+        })
+    };
+    let managers = vec![
+        Manager::start(cfg("a", false)),
+        Manager::start(cfg("b", false)),
+        Manager::start(cfg("c", true)),
+    ];
+    let zkc = zk_client(&zk.connect_string()).await;
+    let before = wait_topology(&zkc, &root, DEADLINE, "published", |t| t.slaves.len() == 2).await;
+    let master = before.master.clone().expect("master");
+    let views = format!("{root}/manager_node_state");
+    let view_of = |suffix: &'static str| {
+        let zkc = &zkc;
+        let views = &views;
+        async move {
+            let ids = zkc.list_children(views).await.ok()?;
+            let id = ids.into_iter().find(|i| i.ends_with(suffix))?;
+            let (data, _) = zkc.get_data(&format!("{views}/{id}")).await.ok()?;
+            ManagerView::from_json(&data).ok()
+        }
+    };
+    wait_until_async(DEADLINE, "three views", || async {
+        (zkc.list_children(&views).await.ok()?.len() == 3).then_some(())
+    })
+    .await;
+
+    // Blind c to the master only.
+    trio.node(0)
+        .cmd(&["ACL", "SETUSER", "blind", "off"])
+        .expect("ACL off");
+    trio.node(0)
+        .cmd(&["CLIENT", "KILL", "USER", "blind"])
+        .expect("CLIENT KILL");
+    wait_until_async(DEADLINE, "c sees the master down", || async {
+        view_of("-c")
+            .await
+            .filter(|v| v.unavailable.contains(&master))
+            .map(|_| ())
+    })
+    .await;
+    // Give the vote time to act (bounded), watching the epoch.
+    let until = tokio::time::Instant::now() + Duration::from_secs(3);
+    let mut failed_over = false;
+    while tokio::time::Instant::now() < until && !failed_over {
+        failed_over = read_topology(&zkc, &root)
+            .await
+            .is_some_and(|t| t.epoch > before.epoch);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for m in managers {
+        m.stop().await.expect("stop");
+    }
+    failed_over
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_blind_manager_is_outvoted_under_majority() {
+    assert!(
+        !one_blind_manager("majority").await,
+        "failed over on one manager's word"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_blind_manager_is_enough_under_single() {
+    assert!(
+        one_blind_manager("single").await,
+        "no failover although one manager saw the master down"
+    );
+}
