@@ -1,4 +1,4 @@
-//! Two manager processes on one group: one leads, the other stands by; `kill -9` of the
+//! Three manager processes on one group: one leads, the others stand by; `kill -9` of the
 //! leader hands the lock over within the ZooKeeper session timeout, and the new leader
 //! fails the master over.
 
@@ -76,25 +76,29 @@ async fn a_standby_takes_over_when_the_leader_is_killed() {
         t.manager
     );
     let b = spawn_manager(&zk.connect_string(), &trio.addrs(), &root, "b");
-    let ids = wait_until_async(Duration::from_secs(30), "b queued behind a", || async {
+    wait_until_async(Duration::from_secs(30), "b queued behind a", || async {
+        (contenders(&client, &root).await.len() == 2).then_some(())
+    })
+    .await;
+    let c = spawn_manager(&zk.connect_string(), &trio.addrs(), &root, "c");
+    let ids = wait_until_async(Duration::from_secs(30), "c queued behind b", || async {
+        let ids = contenders(&client, &root).await;
+        (ids.len() == 3).then_some(ids)
+    })
+    .await;
+    assert!(
+        ids[0].ends_with("-a") && ids[1].ends_with("-b") && ids[2].ends_with("-c"),
+        "{ids:?}"
+    );
+
+    let killed = Instant::now();
+    assert!(a.kill(), "kill -9 of manager a");
+    let ids = wait_until_async(Duration::from_secs(30), "a's lock gone", || async {
         let ids = contenders(&client, &root).await;
         (ids.len() == 2).then_some(ids)
     })
     .await;
-    assert!(ids[0].ends_with("-a") && ids[1].ends_with("-b"), "{ids:?}");
-
-    let killed = Instant::now();
-    assert!(a.kill(), "kill -9 of manager a");
-    let ids = wait_until_async(
-        Duration::from_secs(30),
-        "b alone holds the lock",
-        || async {
-            let ids = contenders(&client, &root).await;
-            (ids.len() == 1).then_some(ids)
-        },
-    )
-    .await;
-    assert!(ids[0].ends_with("-b"), "{ids:?}");
+    assert!(ids[0].ends_with("-b"), "b leads next: {ids:?}");
     let took = killed.elapsed();
     assert!(
         took < Duration::from_millis(SESSION_MS * 5),
@@ -125,5 +129,12 @@ async fn a_standby_takes_over_when_the_leader_is_killed() {
         .filter(|i| trio.node(*i).role() == Some(NodeRole::Master))
         .count();
     assert_eq!(masters, 1);
-    assert!(b.is_running());
+    // Exactly one failover, however many managers watched.
+    let settle = std::time::Instant::now() + Duration::from_secs(2);
+    while std::time::Instant::now() < settle {
+        let now = redis_failover_tests::manager::read_topology(&client, &root).await;
+        assert_eq!(now.map(|t| t.epoch), Some(1), "a second failover happened");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(b.is_running() && c.is_running());
 }

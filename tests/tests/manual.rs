@@ -170,3 +170,38 @@ async fn any_slave_is_served_and_a_bad_request_is_refused_visibly() {
     assert!(winner == addr(&trio.node(1).addr()) || winner == addr(&trio.node(2).addr()));
     m.stop().await.expect("stop");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_master_down_a_manual_request_promotes_the_named_replica() {
+    init_tracing();
+    let trio = RedisGroup::trio();
+    let root = unique_root("manual_down");
+    // Two views required and one manager: no automatic failover, only the operator's.
+    let m = Manager::start(config(
+        &shared_zk().connect_string(),
+        &trio.addrs(),
+        &root,
+        |c| c.required_node_managers = Some(2),
+    ));
+    let zk = shared_zk().connect_string();
+    let zkc = zk_client(&zk).await;
+    let before = wait_topology(&zkc, &root, DEADLINE, "published", |t| t.slaves.len() == 2).await;
+    let client = Client::builder(&zk)
+        .znode_path(&root)
+        .connect()
+        .await
+        .expect("connect");
+    trio.node(0).kill9();
+    let target = addr(&trio.node(2).addr());
+    client
+        .manual_failover(Some(&target))
+        .await
+        .expect("request written");
+    let t = wait_topology(&zkc, &root, DEADLINE, "the named replica promoted", |t| {
+        t.master.as_ref() == Some(&target)
+    })
+    .await;
+    assert_eq!(t.epoch, before.epoch + 1);
+    assert!(t.unavailable.contains(&addr(&trio.node(0).addr())));
+    m.stop().await.expect("stop");
+}
