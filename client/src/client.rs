@@ -171,6 +171,7 @@ impl ClientBuilder {
         };
         let conns = Arc::new(RwLock::new(Arc::new(Conns::build(&view, None))));
         let generation = Arc::new(AtomicU64::new(0));
+        let generation_tx = Arc::new(watch::channel(0u64).0);
         let inner = Arc::new(Inner {
             cfg: self,
             paths,
@@ -180,12 +181,14 @@ impl ClientBuilder {
             shared,
             session: session_rx,
             generation: generation.clone(),
+            generation_tx: generation_tx.clone(),
             shutdown,
         });
         tokio::spawn(follow(
             rx,
             conns,
             generation,
+            generation_tx,
             inner.opener.clone(),
             shutdown_rx,
         ));
@@ -338,6 +341,7 @@ async fn follow(
     mut rx: watch::Receiver<TopologyView>,
     conns: Arc<RwLock<Arc<Conns>>>,
     generation: Arc<AtomicU64>,
+    generation_tx: Arc<watch::Sender<u64>>,
     opener: Opener,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -357,7 +361,7 @@ async fn follow(
         if let Ok(mut g) = conns.write() {
             *g = next.clone();
         }
-        generation.fetch_add(1, Ordering::Release);
+        bump(&generation, &generation_tx);
         debug!(
             "redis_failover client: topology version {} epoch {} master {:?}",
             view.version, view.topology.epoch, view.topology.master
@@ -377,7 +381,15 @@ struct Inner {
     /// Bumped whenever the connections change (new topology, a broken connection), so that
     /// every handle drops the connections it holds on to.
     generation: Arc<AtomicU64>,
+    /// The same generation, for waiting on it (retries wait for new connections).
+    generation_tx: Arc<watch::Sender<u64>>,
     shutdown: watch::Sender<bool>,
+}
+
+/// Moves the generation on: every handle drops its connections on its next command.
+fn bump(generation: &AtomicU64, tx: &watch::Sender<u64>) {
+    let g = generation.fetch_add(1, Ordering::AcqRel) + 1;
+    tx.send_replace(g);
 }
 
 impl Drop for Inner {
@@ -630,14 +642,14 @@ impl Client {
     }
 
     /// Waits before retry `attempt`: until the topology changes or the backoff passes.
+    /// Waits before retry `attempt`: until the connections change (a new topology swapped
+    /// in, or a broken connection dropped) since the failed try, or the backoff passes.
     async fn backoff(&self, attempt: u32) {
         self.inner.shared.refresh.notify_one();
         let wait = self.inner.cfg.retry_backoff * 2u32.saturating_pow(attempt.saturating_sub(1));
-        let mut rx = self.inner.topo.clone();
-        rx.mark_unchanged();
-        let _ = tokio::time::timeout(wait, rx.changed()).await;
-        // Let the follower swap in connections for the new topology.
-        tokio::task::yield_now().await;
+        let used = self.local.generation;
+        let mut rx = self.inner.generation_tx.subscribe();
+        let _ = tokio::time::timeout(wait, rx.wait_for(|g| *g != used)).await;
     }
 
     /// The node's shared connection, or for a blocking command a connection of its own that
@@ -685,7 +697,7 @@ impl Client {
             if let Some(node) = self.node_at(slot) {
                 node.invalidate();
             }
-            self.inner.generation.fetch_add(1, Ordering::Release);
+            bump(&self.inner.generation, &self.inner.generation_tx);
         }
     }
 

@@ -23,7 +23,9 @@ use redis_failover_client::ManagerView;
 
 /// How often the leader re-checks when nothing happens.
 const TICK: Duration = Duration::from_millis(100);
-/// How often every manager rewrites its view of the nodes.
+/// How often the leader reads the other managers' views (each cycle, but not in bursts).
+const VIEWS_READ_EVERY: Duration = Duration::from_millis(50);
+/// How often every manager rewrites its view of the nodes (and at once on any change).
 const VIEW_EVERY: Duration = Duration::from_millis(500);
 
 fn unix_ms() -> u64 {
@@ -193,7 +195,14 @@ impl GroupDaemon {
                     again = self.on_leadership(now_leader).await;
                 }
                 obs = rx.recv() => match obs {
-                    Some(obs) => again = self.observe(obs) || again,
+                    Some(obs) => {
+                        if self.observe(obs) {
+                            // Other managers vote with this view: tell them at once.
+                            self.last_view_published = None;
+                            self.publish_view().await;
+                            again = true;
+                        }
+                    }
                     None => break,
                 },
                 _ = tick.tick() => {
@@ -331,7 +340,7 @@ impl GroupDaemon {
         }
         if self
             .last_views_read
-            .is_none_or(|t| t.elapsed() >= MANUAL_CHECK_EVERY)
+            .is_none_or(|t| t.elapsed() >= VIEWS_READ_EVERY)
         {
             self.last_views_read = Some(Instant::now());
             self.read_views(&leader).await;
