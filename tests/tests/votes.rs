@@ -252,10 +252,17 @@ async fn one_blind_manager(strategy: &str) -> bool {
             ManagerView::from_json(&data).ok()
         }
     };
-    wait_until_async(DEADLINE, "three views", || async {
-        (zkc.list_children(&views).await.ok()?.len() == 3).then_some(())
-    })
-    .await;
+    // Steady state first: every manager has reported every node available (a view that
+    // does not mention a node casts no ballot on it).
+    for suffix in ["-a", "-b", "-c"] {
+        wait_until_async(DEADLINE, "a full view from every manager", || async {
+            view_of(suffix)
+                .await
+                .filter(|v| v.available.len() == 3)
+                .map(|_| ())
+        })
+        .await;
+    }
 
     // Blind c to the master only.
     trio.node(0)
