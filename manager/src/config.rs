@@ -127,6 +127,13 @@ pub enum Command {
         #[arg(long, default_value_t = 30, value_name = "SECS")]
         wait_secs: u64,
     },
+    /// Print the group as ZooKeeper holds it: master, replicas, unavailable nodes, epoch,
+    /// the leading manager and every manager's view.
+    Status {
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Where a subcommand finds the group: `-z` and `--znode-path` (or the config file's

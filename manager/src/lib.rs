@@ -277,3 +277,126 @@ pub async fn request_failover(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// What `redis_node_manager status` shows.
+#[derive(Debug, serde::Serialize)]
+pub struct StatusReport {
+    pub znode_path: String,
+    pub topology: Option<redis_failover_client::Topology>,
+    /// Why `topology` is missing, if it is.
+    pub topology_error: Option<String>,
+    /// The manager holding the lock, then the standbys in the order they would take over.
+    pub managers_in_line: Vec<String>,
+    pub views: std::collections::BTreeMap<String, redis_failover_client::ManagerView>,
+}
+
+/// Reads everything `status` shows, with bounded waits.
+pub async fn status(
+    zkservers: &str,
+    paths: &redis_failover_client::ZnodePaths,
+) -> Result<StatusReport, String> {
+    let client = zk::connect(zkservers, Duration::from_secs(10), Duration::from_secs(10)).await?;
+    let (topology, topology_error) = match zk::read_published(&client, &paths.nodes()).await? {
+        zk::Published::Valid { topology, .. } => (Some(topology), None),
+        zk::Published::Missing => (None, Some(format!("{} does not exist", paths.nodes()))),
+        zk::Published::Corrupt { error, .. } => {
+            (None, Some(format!("{} is corrupt: {error}", paths.nodes())))
+        }
+    };
+    let lock = paths.lock();
+    let read_lock = async {
+        let mut children = match client.list_children(&lock).await {
+            Ok(c) => c,
+            Err(zookeeper_client::Error::NoNode) => Vec::new(),
+            Err(e) => return Err(format!("reading {lock}: {e}")),
+        };
+        // Lock order is the sequence suffix.
+        children.sort_by_key(|c| c.rsplit('-').next().map(str::to_string));
+        let mut ids = Vec::new();
+        for c in children {
+            if let Ok((data, _)) = client.get_data(&format!("{lock}/{c}")).await {
+                ids.push(String::from_utf8_lossy(&data).to_string());
+            }
+        }
+        Ok(ids)
+    };
+    let managers_in_line = tokio::time::timeout(zk::ZK_OP_TIMEOUT, read_lock)
+        .await
+        .map_err(|_| format!("reading {lock} timed out"))??;
+    let views = zk::read_views(&client, paths).await?.into_iter().collect();
+    Ok(StatusReport {
+        znode_path: paths.root().to_string(),
+        topology,
+        topology_error,
+        managers_in_line,
+        views,
+    })
+}
+
+impl std::fmt::Display for StatusReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let list = |v: &[redis_failover_client::NodeAddr]| {
+            if v.is_empty() {
+                "-".to_string()
+            } else {
+                v.iter()
+                    .map(|a| a.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        };
+        writeln!(f, "group at {}", self.znode_path)?;
+        match (&self.topology, &self.topology_error) {
+            (Some(t), _) => {
+                let master = t
+                    .master
+                    .as_ref()
+                    .map_or("none".to_string(), |m| m.to_string());
+                writeln!(f, "  master       {master}")?;
+                writeln!(f, "  replicas     {}", list(&t.slaves))?;
+                writeln!(f, "  unavailable  {}", list(&t.unavailable))?;
+                writeln!(f, "  epoch        {}", t.epoch)?;
+                if let Some(p) = &t.promoting {
+                    writeln!(f, "  promoting    {p}")?;
+                }
+            }
+            (None, e) => writeln!(f, "  topology     {}", e.as_deref().unwrap_or("unknown"))?,
+        }
+        match self.managers_in_line.split_first() {
+            Some((leader, standbys)) => {
+                writeln!(f, "  leader       {leader}")?;
+                writeln!(
+                    f,
+                    "  standbys     {}",
+                    if standbys.is_empty() {
+                        "-".to_string()
+                    } else {
+                        standbys.join(", ")
+                    }
+                )?;
+            }
+            None => writeln!(f, "  leader       none (no manager running)")?,
+        }
+        if !self.views.is_empty() {
+            writeln!(f, "  views")?;
+            for (id, v) in &self.views {
+                let up: Vec<String> = v
+                    .available
+                    .iter()
+                    .map(|(a, ms)| format!("{a} ({ms:.1} ms)"))
+                    .collect();
+                writeln!(
+                    f,
+                    "    {id:<24} up: {}  down: {}",
+                    if up.is_empty() {
+                        "-".to_string()
+                    } else {
+                        up.join(", ")
+                    },
+                    list(&v.unavailable)
+                )?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -72,6 +72,45 @@ fn failover_command(cli: &Cli, to: Option<&str>, wait_secs: u64) -> i32 {
     }
 }
 
+/// `redis_node_manager status`: 0 when printed, 1 when ZooKeeper could not be read, 2 on
+/// bad input.
+fn status_command(cli: &Cli, json: bool) -> i32 {
+    let (zk, paths) = match redis_failover_manager::config::zk_target(cli) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("redis_node_manager status: {e}");
+            return 2;
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("redis_node_manager status: cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    match runtime.block_on(redis_failover_manager::status(&zk, &paths)) {
+        Ok(report) if json => match serde_json::to_string_pretty(&report) {
+            Ok(s) => {
+                println!("{s}");
+                0
+            }
+            Err(e) => {
+                eprintln!("redis_node_manager status: {e}");
+                1
+            }
+        },
+        Ok(report) => {
+            print!("{report}");
+            0
+        }
+        Err(e) => {
+            eprintln!("redis_node_manager status: {e}");
+            1
+        }
+    }
+}
+
 fn main() {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
@@ -81,9 +120,14 @@ fn main() {
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
-    if let Some(redis_failover_manager::config::Command::Failover { to, wait_secs }) = &cli.command
-    {
-        std::process::exit(failover_command(&cli, to.as_deref(), *wait_secs));
+    match &cli.command {
+        Some(redis_failover_manager::config::Command::Failover { to, wait_secs }) => {
+            std::process::exit(failover_command(&cli, to.as_deref(), *wait_secs))
+        }
+        Some(redis_failover_manager::config::Command::Status { json }) => {
+            std::process::exit(status_command(&cli, *json))
+        }
+        None => {}
     }
     let config = match Config::load(cli) {
         Ok(c) => c,

@@ -256,3 +256,68 @@ async fn the_failover_subcommand_reports_the_outcome() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_subcommand_shows_the_group() {
+    let zk = shared_zk();
+    let trio = RedisGroup::trio();
+    let root = unique_root("status_cmd");
+    let (nodes, connect, root_arg) = (trio.addrs().join(","), zk.connect_string(), root.clone());
+    let _manager = spawn_guarded(move || {
+        let mut c = Command::new(BIN);
+        c.args([
+            "-z",
+            &connect,
+            "-n",
+            &nodes,
+            "--znode-path",
+            &root_arg,
+            "--manager-name",
+            "st",
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+        c
+    })
+    .expect("spawn manager");
+    let client = zk_client(&zk.connect_string()).await;
+    wait_topology(&client, &root, Duration::from_secs(30), "published", |t| {
+        t.slaves.len() == 2
+    })
+    .await;
+    let zk_arg = zk.connect_string();
+    let (root2, zk2) = (root.clone(), zk_arg.clone());
+    let out =
+        tokio::task::spawn_blocking(move || run(&["status", "-z", &zk2, "--znode-path", &root2]))
+            .await
+            .expect("join");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains(&format!("master       {}", trio.node(0).addr())),
+        "{text}"
+    );
+    assert!(text.contains("leader") && text.contains("-st"), "{text}");
+    let out = tokio::task::spawn_blocking(move || {
+        run(&["status", "--json", "-z", &zk_arg, "--znode-path", &root])
+    })
+    .await
+    .expect("join");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status --json is JSON");
+    assert_eq!(
+        v["topology"]["master"],
+        serde_json::Value::String(trio.node(0).addr())
+    );
+    assert!(
+        v["managers_in_line"][0]
+            .as_str()
+            .is_some_and(|id| id.ends_with("-st")),
+        "{v}"
+    );
+}
