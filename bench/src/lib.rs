@@ -1,11 +1,17 @@
 //! Helpers shared by the benchmark programs (`src/bin/*`): logging, addresses, connections
 //! with deadlines, unit conversions.
 
-use std::time::Duration;
+use std::any::Any;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use redis::aio::MultiplexedConnection;
 use redis::AsyncConnectionConfig;
-use redis_failover_client::NodeAddr;
+use redis_failover_client::{NodeAddr, Topology};
+use tokio::task::JoinError;
+use zookeeper_client as zk;
+
+/// Bound on one ZooKeeper read in [`watch_for_new_master`].
+pub const ZK_READ_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Logs to stderr, `warn` unless `RUST_LOG` says otherwise.
 pub fn init_logging() {
@@ -55,4 +61,109 @@ pub fn ms(d: Duration) -> f64 {
 
 pub fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
+}
+
+/// A random number in `[0, n)` (0 when `n` is 0), from std's randomly keyed hasher.
+pub fn random_below(n: u64) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    if n == 0 {
+        return 0;
+    }
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish() % n
+}
+
+pub fn join_error(e: JoinError) -> String {
+    if e.is_panic() {
+        panic_message(e.into_panic())
+    } else {
+        e.to_string()
+    }
+}
+
+pub fn panic_message(p: Box<dyn Any + Send>) -> String {
+    match p.downcast::<String>() {
+        Ok(s) => format!("panicked: {s}"),
+        Err(p) => match p.downcast::<&'static str>() {
+            Ok(s) => format!("panicked: {s}"),
+            Err(_) => "panicked".to_string(),
+        },
+    }
+}
+
+/// min / median / max of a sample.
+pub struct Stats {
+    pub min: Duration,
+    pub median: Duration,
+    pub max: Duration,
+}
+
+impl Stats {
+    pub fn of(sample: impl Iterator<Item = Duration>) -> Option<Stats> {
+        let mut v: Vec<Duration> = sample.collect();
+        v.sort();
+        let (first, last) = (*v.first()?, *v.last()?);
+        let mid = v.len() / 2;
+        let median = if v.len() % 2 == 1 {
+            v[mid]
+        } else {
+            (v[mid - 1] + v[mid]) / 2
+        };
+        Some(Stats {
+            min: first,
+            median,
+            max: last,
+        })
+    }
+}
+
+pub fn fmt_stats(s: &Option<Stats>) -> String {
+    match s {
+        Some(s) => format!(
+            "{:.1} / {:.1} / {:.1} ms",
+            ms(s.min),
+            ms(s.median),
+            ms(s.max)
+        ),
+        None => "n/a (no successful run)".to_string(),
+    }
+}
+
+/// Follows `path` with one-shot data watches until it holds a topology whose master is
+/// neither `null` nor `old`; returns when that read returned, and the topology.
+pub async fn watch_for_new_master(
+    zk: &zk::Client,
+    path: &str,
+    old: &NodeAddr,
+    first: zk::OneshotWatcher,
+) -> Result<(Instant, Topology), String> {
+    let mut watcher = Some(first);
+    loop {
+        if let Some(w) = watcher.take() {
+            // A node event, or a session event when the connection broke: read again either way.
+            let _event = w.changed().await;
+        } else {
+            // The previous read failed: retry soon, without a watch to wait on.
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        match tokio::time::timeout(ZK_READ_TIMEOUT, zk.get_and_watch_data(path)).await {
+            Ok(Ok((data, _stat, next))) => {
+                let at = Instant::now();
+                if let Ok(t) = Topology::from_json(&data) {
+                    if t.master.as_ref().is_some_and(|m| m != old) {
+                        return Ok((at, t));
+                    }
+                }
+                watcher = Some(next);
+            }
+            Ok(Err(zk::Error::NoNode)) => return Err(format!("{path} was deleted")),
+            Ok(Err(e)) => tracing::warn!("reading {path}: {e}; retrying"),
+            Err(_) => tracing::warn!("reading {path} timed out; retrying"),
+        }
+    }
 }

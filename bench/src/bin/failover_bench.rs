@@ -17,8 +17,10 @@
 //!
 //! Every wait has a deadline; a run that misses one is reported as failed and counted.
 
-use redis_failover_bench::{init_logging, ms, node_addr, open};
-use std::any::Any;
+use redis_failover_bench::{
+    fmt_stats, init_logging, join_error, ms, node_addr, open, random_below, watch_for_new_master,
+    Stats, ZK_READ_TIMEOUT,
+};
 use std::fmt;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -33,7 +35,7 @@ use redis_failover_tests::manager::{self as harness, Manager};
 use redis_failover_tests::{unique_root, RedisGroup, ZkServer};
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
-use tokio::task::{JoinError, JoinHandle};
+use tokio::task::JoinHandle;
 use zookeeper_client as zk;
 
 /// Reply timeout of one benchmark `SET`, and connect timeout of a fresh connection.
@@ -45,7 +47,6 @@ const PREOPEN_TIMEOUT: Duration = Duration::from_secs(2);
 /// Poll interval while waiting for the manager's first topology.
 const SETUP_POLL: Duration = Duration::from_millis(10);
 /// Bound on one ZooKeeper read of the bench itself.
-const ZK_READ_TIMEOUT: Duration = Duration::from_secs(3);
 /// The key the write probe sets.
 const BENCH_KEY: &str = "bench:key";
 
@@ -550,40 +551,6 @@ async fn measure(
     })
 }
 
-/// Follows `path` with one-shot data watches until it holds a topology whose master is
-/// neither `null` nor `old`; returns when that read returned, and the topology.
-async fn watch_for_new_master(
-    zk: &zk::Client,
-    path: &str,
-    old: &NodeAddr,
-    first: zk::OneshotWatcher,
-) -> Result<(Instant, Topology), String> {
-    let mut watcher = Some(first);
-    loop {
-        if let Some(w) = watcher.take() {
-            // A node event, or a session event when the connection broke: read again either way.
-            let _event = w.changed().await;
-        } else {
-            // The previous read failed: retry soon, without a watch to wait on.
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        match tokio::time::timeout(ZK_READ_TIMEOUT, zk.get_and_watch_data(path)).await {
-            Ok(Ok((data, _stat, next))) => {
-                let at = Instant::now();
-                if let Ok(t) = Topology::from_json(&data) {
-                    if t.master.as_ref().is_some_and(|m| m != old) {
-                        return Ok((at, t));
-                    }
-                }
-                watcher = Some(next);
-            }
-            Ok(Err(zk::Error::NoNode)) => return Err(format!("{path} was deleted")),
-            Ok(Err(e)) => tracing::warn!("failover_bench: reading {path}: {e}; retrying"),
-            Err(_) => tracing::warn!("failover_bench: reading {path} timed out; retrying"),
-        }
-    }
-}
-
 /// Sends `SET bench:key <n>` to `addr` every [`SET_EVERY`] until one is answered `OK`, then
 /// reports the node, the time and `n`. `READONLY` (a replica) means try again; any other
 /// error or a timeout means a fresh connection.
@@ -624,21 +591,6 @@ async fn write_until_ok(
     }
 }
 
-/// A random number in `[0, n)` (0 when `n` is 0), from std's randomly keyed hasher.
-fn random_below(n: u64) -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    if n == 0 {
-        return 0;
-    }
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    h.finish() % n
-}
-
 fn join(addrs: &[NodeAddr]) -> String {
     addrs
         .iter()
@@ -650,60 +602,4 @@ fn join(addrs: &[NodeAddr]) -> String {
 fn unix_ms(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
-fn join_error(e: JoinError) -> String {
-    if e.is_panic() {
-        panic_message(e.into_panic())
-    } else {
-        e.to_string()
-    }
-}
-
-fn panic_message(p: Box<dyn Any + Send>) -> String {
-    match p.downcast::<String>() {
-        Ok(s) => format!("panicked: {s}"),
-        Err(p) => match p.downcast::<&'static str>() {
-            Ok(s) => format!("panicked: {s}"),
-            Err(_) => "panicked".to_string(),
-        },
-    }
-}
-
-/// min / median / max of a sample.
-struct Stats {
-    min: Duration,
-    median: Duration,
-    max: Duration,
-}
-
-impl Stats {
-    fn of(sample: impl Iterator<Item = Duration>) -> Option<Stats> {
-        let mut v: Vec<Duration> = sample.collect();
-        v.sort();
-        let (first, last) = (*v.first()?, *v.last()?);
-        let mid = v.len() / 2;
-        let median = if v.len() % 2 == 1 {
-            v[mid]
-        } else {
-            (v[mid - 1] + v[mid]) / 2
-        };
-        Some(Stats {
-            min: first,
-            median,
-            max: last,
-        })
-    }
-}
-
-fn fmt_stats(s: &Option<Stats>) -> String {
-    match s {
-        Some(s) => format!(
-            "{:.1} / {:.1} / {:.1} ms",
-            ms(s.min),
-            ms(s.median),
-            ms(s.max)
-        ),
-        None => "n/a (no successful run)".to_string(),
-    }
 }

@@ -28,14 +28,16 @@
 //! (`warn`) unless `RUST_LOG` says otherwise; the manager processes get `RUST_LOG=warn` and
 //! log to files in the run's temp dir (their tails are printed when a run fails).
 
-use redis_failover_bench::{init_logging, ms, node_addr, open};
-use std::any::Any;
+use redis_failover_bench::{
+    fmt_stats, init_logging, join_error, ms, node_addr, open, random_below, watch_for_new_master,
+    Stats, ZK_READ_TIMEOUT,
+};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
 use redis::AsyncCommands;
@@ -46,11 +48,9 @@ use redis_failover_tests::{
     log_tail, spawn_guarded, unique_root, zk_four_letter, GuardedChild, RedisGroup, ZkServer,
 };
 use tokio::runtime::Handle;
-use tokio::task::JoinError;
 use zookeeper_client as zk;
 
 /// Bound on one ZooKeeper read of the bench itself.
-const ZK_READ_TIMEOUT: Duration = Duration::from_secs(3);
 /// Poll interval of the set-up waits.
 const SETUP_POLL: Duration = Duration::from_millis(10);
 /// Names of the three manager processes (`--manager-name`).
@@ -829,38 +829,6 @@ async fn measure_takeover(
     })
 }
 
-/// Follows `path` with one-shot data watches until it holds a topology whose master is
-/// neither `null` nor `old`; returns when that read returned, and the topology.
-async fn watch_for_new_master(
-    zk: &zk::Client,
-    path: &str,
-    old: &NodeAddr,
-    first: zk::OneshotWatcher,
-) -> Result<(Instant, Topology), String> {
-    let mut watcher = Some(first);
-    loop {
-        if let Some(w) = watcher.take() {
-            let _event = w.changed().await;
-        } else {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        match tokio::time::timeout(ZK_READ_TIMEOUT, zk.get_and_watch_data(path)).await {
-            Ok(Ok((data, _stat, next))) => {
-                let at = Instant::now();
-                if let Ok(t) = Topology::from_json(&data) {
-                    if t.master.as_ref().is_some_and(|m| m != old) {
-                        return Ok((at, t));
-                    }
-                }
-                watcher = Some(next);
-            }
-            Ok(Err(zk::Error::NoNode)) => return Err(format!("{path} was deleted")),
-            Ok(Err(e)) => tracing::warn!("ha_bench: reading {path}: {e}; retrying"),
-            Err(_) => tracing::warn!("ha_bench: reading {path} timed out; retrying"),
-        }
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // 2. Switchover write pause
 // ---------------------------------------------------------------------------------------------
@@ -1123,74 +1091,3 @@ async fn measure_switchover(
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
-
-/// A random number in `[0, n)` (0 when `n` is 0), from std's randomly keyed hasher.
-fn random_below(n: u64) -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    if n == 0 {
-        return 0;
-    }
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    h.finish() % n
-}
-
-fn join_error(e: JoinError) -> String {
-    if e.is_panic() {
-        panic_message(e.into_panic())
-    } else {
-        e.to_string()
-    }
-}
-
-fn panic_message(p: Box<dyn Any + Send>) -> String {
-    match p.downcast::<String>() {
-        Ok(s) => format!("panicked: {s}"),
-        Err(p) => match p.downcast::<&'static str>() {
-            Ok(s) => format!("panicked: {s}"),
-            Err(_) => "panicked".to_string(),
-        },
-    }
-}
-
-/// min / median / max of a sample.
-struct Stats {
-    min: Duration,
-    median: Duration,
-    max: Duration,
-}
-
-impl Stats {
-    fn of(sample: impl Iterator<Item = Duration>) -> Option<Stats> {
-        let mut v: Vec<Duration> = sample.collect();
-        v.sort();
-        let (first, last) = (*v.first()?, *v.last()?);
-        let mid = v.len() / 2;
-        let median = if v.len() % 2 == 1 {
-            v[mid]
-        } else {
-            (v[mid - 1] + v[mid]) / 2
-        };
-        Some(Stats {
-            min: first,
-            median,
-            max: last,
-        })
-    }
-}
-
-fn fmt_stats(s: &Option<Stats>) -> String {
-    match s {
-        Some(s) => format!(
-            "{:.1} / {:.1} / {:.1} ms",
-            ms(s.min),
-            ms(s.median),
-            ms(s.max)
-        ),
-        None => "n/a (no successful run)".to_string(),
-    }
-}
