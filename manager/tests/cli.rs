@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use redis_failover_tests::manager::{wait_topology, zk_client};
 use redis_failover_tests::{
-    free_port, shared_zk, spawn_guarded, unique_root, RedisGroup, RedisNode,
+    free_port, shared_zk, spawn_guarded, unique_root, GuardedChild, RedisGroup, RedisNode,
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_redis_node_manager");
@@ -51,6 +51,40 @@ fn assert_refused(args: &[&str], want: &[&str]) {
     for w in want {
         assert!(lines[0].contains(w), "{args:?}: {:?} lacks {w:?}", lines[0]);
     }
+}
+
+/// Starts the daemon as a process on `trio` under `root` (killed when the guard drops) and
+/// waits until it has published the trio.
+async fn managed_process(
+    trio: &RedisGroup,
+    root: &str,
+    extra: &[&str],
+) -> (GuardedChild, zookeeper_client::Client) {
+    let zk = shared_zk();
+    let mut args: Vec<String> = vec![
+        "-z".into(),
+        zk.connect_string(),
+        "-n".into(),
+        trio.addrs().join(","),
+        "--znode-path".into(),
+        root.to_string(),
+    ];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    let child = spawn_guarded(move || {
+        let mut c = Command::new(BIN);
+        c.args(&args)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        c
+    })
+    .expect("spawn manager");
+    let client = zk_client(&zk.connect_string()).await;
+    wait_topology(&client, root, Duration::from_secs(30), "published", |t| {
+        t.slaves.len() == 2
+    })
+    .await;
+    (child, client)
 }
 
 #[test]
@@ -146,26 +180,9 @@ fn a_port_that_is_not_redis_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_releases_the_lock_and_exits_zero() {
-    let zk = shared_zk();
     let trio = RedisGroup::trio();
     let root = unique_root("sigterm");
-    let nodes = trio.addrs().join(",");
-    let connect = zk.connect_string();
-    let root_arg = root.clone();
-    let child = spawn_guarded(move || {
-        let mut c = Command::new(BIN);
-        c.args(["-z", &connect, "-n", &nodes, "--znode-path", &root_arg])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        c
-    })
-    .expect("spawn manager");
-    let client = zk_client(&zk.connect_string()).await;
-    wait_topology(&client, &root, Duration::from_secs(30), "published", |t| {
-        t.slaves.len() == 2
-    })
-    .await;
+    let (child, client) = managed_process(&trio, &root, &[]).await;
     let lock = format!("{root}/master_redis_node_manager_lock");
     assert_eq!(
         client
@@ -191,21 +208,7 @@ async fn the_failover_subcommand_reports_the_outcome() {
     let zk = shared_zk();
     let trio = RedisGroup::trio();
     let root = unique_root("failover_cmd");
-    let (nodes, connect, root_arg) = (trio.addrs().join(","), zk.connect_string(), root.clone());
-    let _manager = spawn_guarded(move || {
-        let mut c = Command::new(BIN);
-        c.args(["-z", &connect, "-n", &nodes, "--znode-path", &root_arg])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        c
-    })
-    .expect("spawn manager");
-    let client = zk_client(&zk.connect_string()).await;
-    wait_topology(&client, &root, Duration::from_secs(30), "published", |t| {
-        t.slaves.len() == 2
-    })
-    .await;
+    let (_manager, _client) = managed_process(&trio, &root, &[]).await;
 
     let target = trio.node(1).addr();
     let zk_arg = zk.connect_string();
@@ -262,30 +265,7 @@ async fn the_status_subcommand_shows_the_group() {
     let zk = shared_zk();
     let trio = RedisGroup::trio();
     let root = unique_root("status_cmd");
-    let (nodes, connect, root_arg) = (trio.addrs().join(","), zk.connect_string(), root.clone());
-    let _manager = spawn_guarded(move || {
-        let mut c = Command::new(BIN);
-        c.args([
-            "-z",
-            &connect,
-            "-n",
-            &nodes,
-            "--znode-path",
-            &root_arg,
-            "--manager-name",
-            "st",
-        ])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-        c
-    })
-    .expect("spawn manager");
-    let client = zk_client(&zk.connect_string()).await;
-    wait_topology(&client, &root, Duration::from_secs(30), "published", |t| {
-        t.slaves.len() == 2
-    })
-    .await;
+    let (_manager, _client) = managed_process(&trio, &root, &["--manager-name", "st"]).await;
     let zk_arg = zk.connect_string();
     let (root2, zk2) = (root.clone(), zk_arg.clone());
     let out =
