@@ -97,6 +97,11 @@ pub struct Cli {
     #[arg(long, env = "REDIS_FAILOVER_REQUIRED_NODE_MANAGERS", value_name = "N")]
     pub required_node_managers: Option<usize>,
 
+    /// Serve HTTP health checks and status on this address (e.g. 127.0.0.1:8008) [default:
+    /// off].
+    #[arg(long, env = "REDIS_FAILOVER_HTTP_ADDR", value_name = "HOST:PORT")]
+    pub http_addr: Option<std::net::SocketAddr>,
+
     /// Name of this manager, used in its id (`<hostname>-<name>`) [default: the process id].
     #[arg(long, env = "REDIS_FAILOVER_MANAGER_NAME", value_name = "NAME")]
     pub manager_name: Option<String>,
@@ -180,6 +185,7 @@ pub struct FileConfig {
     pub max_lag_bytes: Option<u64>,
     pub node_strategy: Option<String>,
     pub required_node_managers: Option<usize>,
+    pub http_addr: Option<std::net::SocketAddr>,
     #[serde(default)]
     pub groups: Vec<FileGroup>,
 }
@@ -289,6 +295,7 @@ pub struct Config {
     pub max_lag_bytes: Option<u64>,
     pub node_strategy: crate::votes::Strategy,
     pub required_node_managers: usize,
+    pub http_addr: Option<std::net::SocketAddr>,
     /// `<hostname>-<name>`: stable for a given config, unique among managers.
     pub manager_id: String,
 }
@@ -441,6 +448,7 @@ impl Config {
             max_lag_bytes: cli.max_lag_bytes.or(file.max_lag_bytes),
             node_strategy,
             required_node_managers,
+            http_addr: cli.http_addr.or(file.http_addr),
             manager_id: format!("{}-{name}", hostname()),
         })
     }

@@ -14,6 +14,7 @@ use crate::config::GroupConfig;
 use crate::decide::{self, decide, derive_topology, Decision, GroupState, Policy, View, Votes};
 use crate::health::Status;
 use crate::health::{NodeHealth, Transition};
+use crate::http::GroupSnapshot;
 use crate::info::NodeInfo;
 use crate::node::{self, Connector};
 use crate::probe::{self, NodeProbe, Observation, ProbeResult, ProbeSettings};
@@ -86,6 +87,8 @@ pub struct GroupDaemon {
     last_view_published: Option<Instant>,
     vote: VoteSettings,
     session: watch::Receiver<Option<zookeeper_client::Client>>,
+    /// What the HTTP endpoint shows.
+    snapshot: watch::Sender<GroupSnapshot>,
     /// `published` was read in the current term (a decision on a previous term's copy could
     /// undo what another leader did meanwhile).
     published_known: bool,
@@ -99,6 +102,7 @@ impl GroupDaemon {
         policy: Policy,
         vote: VoteSettings,
         session: watch::Receiver<Option<zookeeper_client::Client>>,
+        snapshot: watch::Sender<GroupSnapshot>,
         connector: Connector,
     ) -> Self {
         let view = cfg
@@ -126,6 +130,7 @@ impl GroupDaemon {
             last_view_published: None,
             vote,
             session,
+            snapshot,
             published_known: false,
         }
     }
@@ -178,6 +183,13 @@ impl GroupDaemon {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut again = false;
         loop {
+            self.snapshot.send_replace(GroupSnapshot {
+                name: self.cfg.name.clone(),
+                znode_path: self.cfg.paths.root().to_string(),
+                leader: self.leader.is_some(),
+                topology: self.published.topology().cloned(),
+                view: self.own_view(),
+            });
             if again {
                 // Decide on everything the probes have said so far.
                 while let Ok(obs) = rx.try_recv() {
@@ -516,6 +528,12 @@ impl GroupDaemon {
             return;
         };
         self.last_view_published = Some(Instant::now());
+        if self.leader.is_none() {
+            // Standbys answer HTTP checks from the published topology too.
+            if let Ok(p) = zk::read_published(&client, &self.cfg.paths.nodes()).await {
+                self.published = p;
+            }
+        }
         let path = self.cfg.paths.manager_node_state_of(&self.manager_id);
         if let Err(e) = zk::publish_view(&client, &self.cfg.paths, &path, &self.own_view()).await {
             debug!(group = %self.cfg.name, "-view-publish {e}");

@@ -14,6 +14,7 @@ pub mod config;
 pub mod daemon;
 pub mod decide;
 pub mod health;
+pub mod http;
 pub mod info;
 pub mod node;
 pub mod probe;
@@ -94,6 +95,15 @@ async fn preflight(config: &Config, connector: &Connector) -> Result<(), StartEr
 /// ZooKeeper session and ends every task.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
     let connector = Connector::new(config.auth.clone());
+    // Bound before anything else, so that a taken port is a start-up error.
+    let http_listener = match config.http_addr {
+        None => None,
+        Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+            StartError::Config(ConfigError(format!(
+                "--http-addr {addr}: cannot listen: {e}"
+            )))
+        })?),
+    };
     preflight(&config, &connector).await?;
     let wait = config.zk_session_timeout + Duration::from_secs(1);
     let client = zk::connect(&config.zkservers, config.zk_session_timeout, wait)
@@ -136,6 +146,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let (session_tx, session_rx) = watch::channel(None);
     let mut tasks = Vec::new();
     let mut group_tasks = Vec::new();
+    let mut snapshots = Vec::new();
     tasks.push(tokio::spawn(zk::keep_session(
         config.zkservers.clone(),
         config.zk_session_timeout,
@@ -170,6 +181,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             required: config.required_node_managers,
             max_age: (config.down_after * 2).max(Duration::from_secs(2)),
         };
+        let (snapshot_tx, snapshot_rx) = watch::channel(http::GroupSnapshot::default());
+        snapshots.push(snapshot_rx);
         let daemon = daemon::GroupDaemon::new(
             group.clone(),
             config.manager_id.clone(),
@@ -177,6 +190,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             policy,
             vote,
             session_rx.clone(),
+            snapshot_tx,
             connector.clone(),
         );
         group_tasks.push(tokio::spawn(daemon.run(
@@ -184,6 +198,21 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             leader_rx,
             stop_groups_rx.clone(),
         )));
+    }
+    if let Some(listener) = http_listener {
+        let state = http::HttpState {
+            manager_id: config.manager_id.clone(),
+            groups: snapshots,
+            session: session_rx.clone(),
+        };
+        let mut stop = stop_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            let served = axum::serve(listener, http::router(state))
+                .with_graceful_shutdown(async move { stopped(&mut stop).await });
+            if let Err(e) = served.await {
+                warn!("-http: {e}");
+            }
+        }));
     }
     drop(session_rx);
 
