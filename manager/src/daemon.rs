@@ -55,6 +55,14 @@ enum FailoverState {
     Publish,
 }
 
+/// The tunables of a group's decisions.
+#[derive(Clone, Copy, Debug)]
+pub struct Rules {
+    pub max_failures: u32,
+    pub policy: Policy,
+    pub vote: VoteSettings,
+}
+
 /// How the leader combines managers' views.
 #[derive(Clone, Copy, Debug)]
 pub struct VoteSettings {
@@ -98,13 +106,16 @@ impl GroupDaemon {
     pub fn new(
         cfg: GroupConfig,
         manager_id: String,
-        max_failures: u32,
-        policy: Policy,
-        vote: VoteSettings,
+        rules: Rules,
         session: watch::Receiver<Option<zookeeper_client::Client>>,
         snapshot: watch::Sender<GroupSnapshot>,
         connector: Connector,
     ) -> Self {
+        let Rules {
+            max_failures,
+            policy,
+            vote,
+        } = rules;
         let view = cfg
             .nodes
             .iter()

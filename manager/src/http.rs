@@ -150,7 +150,7 @@ fn check(
 ) -> Response {
     let g = match s.group(group) {
         Ok(g) => g,
-        Err(r) => return r,
+        Err(msg) => return error(StatusCode::NOT_FOUND, msg),
     };
     let addr: NodeAddr = match node.parse() {
         Ok(a) => a,

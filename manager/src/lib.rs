@@ -183,12 +183,15 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         };
         let (snapshot_tx, snapshot_rx) = watch::channel(http::GroupSnapshot::default());
         snapshots.push(snapshot_rx);
+        let rules = daemon::Rules {
+            max_failures: config.max_failures,
+            policy,
+            vote,
+        };
         let daemon = daemon::GroupDaemon::new(
             group.clone(),
             config.manager_id.clone(),
-            config.max_failures,
-            policy,
-            vote,
+            rules,
             session_rx.clone(),
             snapshot_tx,
             connector.clone(),
