@@ -37,7 +37,8 @@ pub struct HttpState {
 }
 
 impl HttpState {
-    fn group(&self, name: &str) -> Result<GroupSnapshot, Response> {
+    /// The group's snapshot, or the message for a 404.
+    fn group(&self, name: &str) -> Result<GroupSnapshot, String> {
         self.groups
             .iter()
             .map(|g| g.borrow().clone())
@@ -48,10 +49,7 @@ impl HttpState {
                     .iter()
                     .map(|g| g.borrow().name.clone())
                     .collect();
-                error(
-                    StatusCode::NOT_FOUND,
-                    format!("unknown group {name:?}; known: {}", known.join(", ")),
-                )
+                format!("unknown group {name:?}; known: {}", known.join(", "))
             })
     }
 
