@@ -24,6 +24,32 @@ pub fn config(zk: &str, nodes: &[String], root: &str, tweak: impl FnOnce(&mut Cl
     Config::merge(cli, FileConfig::default()).expect("test config is valid")
 }
 
+/// Starts a manager on `group` under a fresh root named after `name` (on the shared
+/// ZooKeeper, flags adjusted by `tweak`) and waits until it has published every node as the
+/// master or one of its replicas. Returns the manager, a ZooKeeper session for the test, the
+/// root and the topology.
+pub async fn managed(
+    group: &crate::RedisGroup,
+    name: &str,
+    tweak: impl FnOnce(&mut Cli),
+) -> (Manager, zk::Client, String, Topology) {
+    crate::init_tracing();
+    let connect = crate::shared_zk().connect_string();
+    let root = crate::unique_root(name);
+    let m = Manager::start(config(&connect, &group.addrs(), &root, tweak));
+    let client = zk_client(&connect).await;
+    let replicas = group.len() - 1;
+    let t = wait_topology(
+        &client,
+        &root,
+        Duration::from_secs(30),
+        "the healthy group published",
+        |t| t.slaves.len() == replicas,
+    )
+    .await;
+    (m, client, root, t)
+}
+
 /// A manager running in this process. Dropping it asks it to stop (and aborts it).
 pub struct Manager {
     stop: Option<oneshot::Sender<()>>,

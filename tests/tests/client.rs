@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use redis::AsyncCommands;
 use redis_failover_client::{Client, NodeAddr, Topology};
-use redis_failover_tests::manager::{config, wait_topology, write_raw, zk_client, Manager};
+use redis_failover_tests::manager::{managed, write_raw, zk_client};
 use redis_failover_tests::{
     init_tracing, shared_zk, unique_root, wait_until_async, RedisGroup, RedisNode,
 };
@@ -22,19 +22,6 @@ fn calls(node: &RedisNode, name: &str) -> u64 {
         .unwrap_or(0)
 }
 
-async fn managed(trio: &RedisGroup, name: &str) -> (Manager, String) {
-    init_tracing();
-    let zk = shared_zk();
-    let root = unique_root(name);
-    let m = Manager::start(config(&zk.connect_string(), &trio.addrs(), &root, |_| {}));
-    let zkc = zk_client(&zk.connect_string()).await;
-    wait_topology(&zkc, &root, DEADLINE, "published", |t| {
-        t.slaves.len() == trio.len() - 1
-    })
-    .await;
-    (m, root)
-}
-
 /// Publishes a topology by hand (no manager), for tests that must control it.
 async fn publish_by_hand(root: &str, topology: &Topology) {
     let zkc = zk_client(&shared_zk().connect_string()).await;
@@ -48,7 +35,7 @@ fn addr(n: &RedisNode) -> NodeAddr {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_go_to_the_master_and_reads_to_replicas() {
     let trio = RedisGroup::trio();
-    let (m, root) = managed(&trio, "routing").await;
+    let (m, _, root, _) = managed(&trio, "routing", |_| {}).await;
     let mut c = Client::builder(shared_zk().connect_string())
         .znode_path(&root)
         .connect()
@@ -119,7 +106,7 @@ async fn writes_go_to_the_master_and_reads_to_replicas() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_fall_back_to_the_master_and_master_only_is_honoured() {
     let trio = RedisGroup::trio();
-    let (m, root) = managed(&trio, "fallback").await;
+    let (m, _, root, _) = managed(&trio, "fallback", |_| {}).await;
     let zk = shared_zk().connect_string();
     let mut only = Client::builder(&zk)
         .znode_path(&root)
@@ -166,7 +153,7 @@ async fn reads_fall_back_to_the_master_and_master_only_is_honoured() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_loop_survives_a_master_crash() {
     let trio = RedisGroup::trio();
-    let (m, root) = managed(&trio, "survive").await;
+    let (m, _, root, _) = managed(&trio, "survive", |_| {}).await;
     let mut c = Client::builder(shared_zk().connect_string())
         .znode_path(&root)
         .connect()

@@ -3,38 +3,14 @@
 
 use std::time::{Duration, Instant};
 
-use redis_failover_client::{NodeAddr, Topology};
-use redis_failover_tests::manager::{config, wait_topology, zk_client, Manager};
-use redis_failover_tests::{
-    init_tracing, shared_zk, unique_root, wait_until, NodeRole, RedisGroup, RedisNode,
-};
+use redis_failover_client::NodeAddr;
+use redis_failover_tests::manager::{managed, wait_topology};
+use redis_failover_tests::{wait_until, NodeRole, RedisGroup, RedisNode};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
 fn addr(n: &RedisNode) -> NodeAddr {
     n.addr().parse().expect("address")
-}
-
-/// Starts a manager on `trio` and waits until it published master + 2 replicas.
-async fn managed(
-    trio: &RedisGroup,
-    name: &str,
-    tweak: impl FnOnce(&mut redis_failover_manager::Cli),
-) -> (Manager, zookeeper_client::Client, String, Topology) {
-    init_tracing();
-    let zk = shared_zk();
-    let root = unique_root(name);
-    let m = Manager::start(config(&zk.connect_string(), &trio.addrs(), &root, tweak));
-    let client = zk_client(&zk.connect_string()).await;
-    let t = wait_topology(
-        &client,
-        &root,
-        DEADLINE,
-        "the healthy trio published",
-        |t| t.slaves.len() == 2,
-    )
-    .await;
-    (m, client, root, t)
 }
 
 fn write_keys(node: &RedisNode, prefix: &str, n: usize, value_len: usize) {

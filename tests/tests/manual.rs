@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use redis::AsyncCommands;
 use redis_failover_client::{Client, NodeAddr};
-use redis_failover_tests::manager::{config, wait_topology, zk_client, Manager};
+use redis_failover_tests::manager::{config, managed, wait_topology, zk_client, Manager};
 use redis_failover_tests::{
     init_tracing, shared_zk, unique_root, wait_until_async, NodeRole, RedisGroup,
 };
@@ -18,24 +18,10 @@ fn addr(s: &str) -> NodeAddr {
     s.parse().expect("address")
 }
 
-async fn managed(trio: &RedisGroup, name: &str) -> (Manager, String) {
-    init_tracing();
-    let root = unique_root(name);
-    let m = Manager::start(config(
-        &shared_zk().connect_string(),
-        &trio.addrs(),
-        &root,
-        |_| {},
-    ));
-    let zkc = zk_client(&shared_zk().connect_string()).await;
-    wait_topology(&zkc, &root, DEADLINE, "published", |t| t.slaves.len() == 2).await;
-    (m, root)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_switchover_under_writes_loses_no_acknowledged_write() {
     let trio = RedisGroup::trio();
-    let (m, root) = managed(&trio, "switchover").await;
+    let (m, _, root, _) = managed(&trio, "switchover", |_| {}).await;
     let zk = shared_zk().connect_string();
     let client = Client::builder(&zk)
         .znode_path(&root)
@@ -126,7 +112,7 @@ async fn a_switchover_under_writes_loses_no_acknowledged_write() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn any_slave_is_served_and_a_bad_request_is_refused_visibly() {
     let trio = RedisGroup::trio();
-    let (m, root) = managed(&trio, "any_slave").await;
+    let (m, _, root, _) = managed(&trio, "any_slave", |_| {}).await;
     let zk = shared_zk().connect_string();
     let client = Client::builder(&zk)
         .znode_path(&root)
