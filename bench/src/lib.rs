@@ -167,3 +167,28 @@ pub async fn watch_for_new_master(
         }
     }
 }
+
+/// Ends a run: stops the in-process manager (as a task: `Manager::stop` panics past its own
+/// deadline, which then fails this run instead of the bench), drops the Redis group off the
+/// runtime's workers (killing and reaping blocks), and returns `measured` unless stopping
+/// failed. `what` names the run in messages.
+pub async fn finish_run<T, G: Send + 'static>(
+    manager: redis_failover_tests::manager::Manager,
+    group: G,
+    measured: Result<T, String>,
+    what: &str,
+) -> Result<T, String> {
+    let stopped = tokio::spawn(manager.stop()).await;
+    if let Err(e) = tokio::task::spawn_blocking(move || drop(group)).await {
+        eprintln!(
+            "dropping the Redis nodes of {what} failed: {}",
+            join_error(e)
+        );
+    }
+    let ok = measured?;
+    match stopped {
+        Ok(Ok(())) => Ok(ok),
+        Ok(Err(e)) => Err(format!("the manager returned an error: {e}")),
+        Err(e) => Err(format!("stopping the manager failed: {}", join_error(e))),
+    }
+}

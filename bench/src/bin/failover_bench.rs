@@ -18,8 +18,8 @@
 //! Every wait has a deadline; a run that misses one is reported as failed and counted.
 
 use redis_failover_bench::{
-    fmt_stats, init_logging, join_error, ms, node_addr, open, random_below, watch_for_new_master,
-    Stats, ZK_READ_TIMEOUT,
+    finish_run, fmt_stats, init_logging, join_error, ms, node_addr, open, random_below,
+    watch_for_new_master, Stats, ZK_READ_TIMEOUT,
 };
 use std::fmt;
 use std::process::ExitCode;
@@ -353,22 +353,7 @@ async fn run_once(
     if scenario == Scenario::Hang {
         group.node(0).sigcont();
     }
-    // `Manager::stop` panics if the manager does not stop within 20 s: run it as a task so that
-    // such a panic fails this run instead of the bench.
-    let stopped = tokio::spawn(manager.stop()).await;
-    // Killing and reaping the nodes blocks (bounded): not on a runtime worker.
-    if let Err(e) = tokio::task::spawn_blocking(move || drop(group)).await {
-        eprintln!(
-            "failover_bench: dropping the trio of {scenario} run {run} failed: {}",
-            join_error(e)
-        );
-    }
-    let ok = measured?;
-    match stopped {
-        Ok(Ok(())) => Ok(ok),
-        Ok(Err(e)) => Err(format!("the manager returned an error: {e}")),
-        Err(e) => Err(format!("stopping the manager failed: {}", join_error(e))),
-    }
+    finish_run(manager, group, measured, &format!("{scenario} run {run}")).await
 }
 
 /// Waits for the steady topology, fails the master, measures (a) and (b).

@@ -29,8 +29,8 @@
 //! log to files in the run's temp dir (their tails are printed when a run fails).
 
 use redis_failover_bench::{
-    fmt_stats, init_logging, join_error, ms, node_addr, open, random_below, watch_for_new_master,
-    Stats, ZK_READ_TIMEOUT,
+    finish_run, fmt_stats, init_logging, join_error, ms, node_addr, open, random_below,
+    watch_for_new_master, Stats, ZK_READ_TIMEOUT,
 };
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -903,21 +903,7 @@ async fn switchover_run(s: &Settings, zk: &zk::Client, run: u32) -> Result<Switc
 
     let measured = measure_switchover(s, zk, &group, &root, &manager).await;
 
-    // `Manager::stop` panics if the manager does not stop within 20 s: a task, so that such a
-    // panic fails this run instead of the bench.
-    let stopped = tokio::spawn(manager.stop()).await;
-    if let Err(e) = tokio::task::spawn_blocking(move || drop(group)).await {
-        eprintln!(
-            "ha_bench: dropping the trio of switchover run {run} failed: {}",
-            join_error(e)
-        );
-    }
-    let ok = measured?;
-    match stopped {
-        Ok(Ok(())) => Ok(ok),
-        Ok(Err(e)) => Err(format!("the manager returned an error: {e}")),
-        Err(e) => Err(format!("stopping the manager failed: {}", join_error(e))),
-    }
+    finish_run(manager, group, measured, &format!("switchover run {run}")).await
 }
 
 async fn measure_switchover(
