@@ -5,7 +5,7 @@
 //! - [`topology`]: [`NodeAddr`] and [`Topology`], the JSON stored in `<root>/nodes`; parsing,
 //!   encoding and invariants. Pure.
 //! - [`paths`]: the znode paths under a root (`nodes`, `manager_node_state`, `manual_failover`,
-//!   the leader lock).
+//!   `paused`, `failover_history`, the leader lock).
 //! - [`commands`]: the command table generated from Redis's own flags; [`route`]: where a
 //!   command goes and how keys get a namespace. Pure.
 //! - [`watcher`]: the task that reads and watches `<root>/nodes` through ZooKeeper.
@@ -23,5 +23,7 @@ pub mod watcher;
 pub use client::{Client, ClientBuilder, ReadPolicy};
 pub use error::ConnectError;
 pub use paths::ZnodePaths;
-pub use topology::{parse_addr_list, ManagerView, NodeAddr, Topology, TopologyError};
+pub use topology::{
+    parse_addr_list, FailoverRecord, ManagerView, NodeAddr, PauseInfo, Topology, TopologyError,
+};
 pub use watcher::TopologyView;

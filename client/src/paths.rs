@@ -66,6 +66,17 @@ impl ZnodePaths {
         self.child("manual_failover")
     }
 
+    /// Operators' pause switch: while it exists (JSON [`crate::PauseInfo`]) the leader makes
+    /// no automatic failover; probing, publishing and manual failovers go on.
+    pub fn paused(&self) -> String {
+        self.child("paused")
+    }
+
+    /// The last failovers, newest last (JSON array of [`crate::FailoverRecord`], bounded).
+    pub fn failover_history(&self) -> String {
+        self.child("failover_history")
+    }
+
     /// Parent of the leader lock's ephemeral sequential children.
     pub fn lock(&self) -> String {
         self.child("master_redis_node_manager_lock")

@@ -124,6 +124,46 @@ pub struct Topology {
     /// no other. Clients ignore it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub promoting: Option<NodeAddr>,
+    /// Automatic failover is paused by an operator (`<root>/paused`); copied here by the
+    /// leader so that `zkCli.sh get <root>/nodes` shows it. Clients ignore it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused: Option<PauseInfo>,
+}
+
+/// The content of `<root>/paused`: who paused automatic failover, when and why.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PauseInfo {
+    /// When it was paused, ms since the Unix epoch.
+    #[serde(default)]
+    pub since_ms: u64,
+    #[serde(default)]
+    pub reason: String,
+    /// Who asked (`user@host` of the CLI, `http <peer>`, ...).
+    #[serde(default)]
+    pub by: String,
+}
+
+/// One entry of `<root>/failover_history`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailoverRecord {
+    /// When the new master was published, ms since the Unix epoch.
+    pub at_ms: u64,
+    /// `failover` (master down), `manual` (operator, master down) or `switchover`
+    /// (operator, master healthy: `FAILOVER TO`, no write lost).
+    pub kind: String,
+    /// Why: the decision's sentence (failure seen, candidates ranked).
+    pub reason: String,
+    pub from: NodeAddr,
+    pub to: NodeAddr,
+    /// From the decision to the new master published.
+    pub duration_ms: u64,
+    /// How the managers voted on the old master (empty for a switchover).
+    #[serde(default)]
+    pub votes: String,
+    /// The epoch the new master was published with.
+    pub epoch: u64,
+    /// The manager that did it.
+    pub manager: String,
 }
 
 /// Why a `<root>/nodes` payload was refused.
@@ -169,6 +209,7 @@ impl Topology {
             && self.unavailable == other.unavailable
             && self.epoch == other.epoch
             && self.promoting == other.promoting
+            && self.paused == other.paused
     }
 }
 
@@ -274,13 +315,26 @@ mod tests {
             updated_at_ms: 5,
             manager: Some("m".into()),
             promoting: None,
+            paused: None,
         };
         let json = String::from_utf8(t.to_json()).expect("utf8");
+        assert!(!json.contains("paused"), "absent when not paused: {json}");
         assert!(
             json.starts_with(r#"{"master":"h:1","slaves":["h:2"],"unavailable":["h:3"],"epoch":4"#),
             "{json}"
         );
         assert_eq!(Topology::from_json(json.as_bytes()).expect("decode"), t);
+        let paused = Topology {
+            paused: Some(PauseInfo {
+                since_ms: 7,
+                reason: "upgrade".into(),
+                by: "ops".into(),
+            }),
+            ..t.clone()
+        };
+        let json = paused.to_json();
+        assert_eq!(Topology::from_json(&json).expect("decode"), paused);
+        assert!(!paused.same_content(&t), "pausing is a change worth publishing");
     }
 
     #[test]

@@ -200,6 +200,7 @@ impl GroupDaemon {
                 leader: self.leader.is_some(),
                 topology: self.published.topology().cloned(),
                 view: self.own_view(),
+                ..GroupSnapshot::default()
             });
             if again {
                 // Decide on everything the probes have said so far.

@@ -11,23 +11,11 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use redis_failover_client::{ManagerView, NodeAddr, Topology};
-use serde::Serialize;
+use redis_failover_client::{NodeAddr, Topology};
 use tokio::sync::watch;
 use zookeeper_client as zk;
 
-/// What one group's loop shows to the outside, refreshed as it runs.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct GroupSnapshot {
-    pub name: String,
-    pub znode_path: String,
-    /// This manager holds the group's lock.
-    pub leader: bool,
-    /// The topology as last read or written by this manager (leaders keep it current).
-    pub topology: Option<Topology>,
-    /// This manager's own view of the nodes.
-    pub view: ManagerView,
-}
+pub use crate::snapshot::GroupSnapshot;
 
 #[derive(Clone)]
 pub struct HttpState {

@@ -18,6 +18,7 @@ pub mod http;
 pub mod info;
 pub mod node;
 pub mod probe;
+pub mod snapshot;
 pub mod votes;
 pub mod zk;
 
