@@ -334,7 +334,10 @@ mod tests {
         };
         let json = paused.to_json();
         assert_eq!(Topology::from_json(&json).expect("decode"), paused);
-        assert!(!paused.same_content(&t), "pausing is a change worth publishing");
+        assert!(
+            !paused.same_content(&t),
+            "pausing is a change worth publishing"
+        );
     }
 
     #[test]

@@ -102,6 +102,20 @@ pub struct Cli {
     #[arg(long, env = "REDIS_FAILOVER_HTTP_ADDR", value_name = "HOST:PORT")]
     pub http_addr: Option<std::net::SocketAddr>,
 
+    /// Answer the Redis Sentinel protocol on this address (e.g. 127.0.0.1:26379), so that
+    /// Sentinel-aware clients and tools work unchanged [default: off].
+    #[arg(long, env = "REDIS_FAILOVER_SENTINEL_ADDR", value_name = "HOST:PORT")]
+    pub sentinel_addr: Option<std::net::SocketAddr>,
+
+    /// Password Sentinel clients must give (AUTH / HELLO AUTH) on --sentinel-addr, like
+    /// sentinel.conf's `requirepass` [default: none].
+    #[arg(
+        long,
+        env = "REDIS_FAILOVER_SENTINEL_PASSWORD",
+        value_name = "PASSWORD"
+    )]
+    pub sentinel_password: Option<Secret>,
+
     /// Name of this manager, used in its id (`<hostname>-<name>`) [default: the process id].
     #[arg(long, env = "REDIS_FAILOVER_MANAGER_NAME", value_name = "NAME")]
     pub manager_name: Option<String>,
@@ -186,6 +200,8 @@ pub struct FileConfig {
     pub node_strategy: Option<String>,
     pub required_node_managers: Option<usize>,
     pub http_addr: Option<std::net::SocketAddr>,
+    pub sentinel_addr: Option<std::net::SocketAddr>,
+    pub sentinel_password: Option<Secret>,
     #[serde(default)]
     pub groups: Vec<FileGroup>,
 }
@@ -296,6 +312,9 @@ pub struct Config {
     pub node_strategy: crate::votes::Strategy,
     pub required_node_managers: usize,
     pub http_addr: Option<std::net::SocketAddr>,
+    pub sentinel_addr: Option<std::net::SocketAddr>,
+    /// Required from Sentinel-protocol clients when set.
+    pub sentinel_password: Option<Secret>,
     /// `<hostname>-<name>`: stable for a given config, unique among managers.
     pub manager_id: String,
 }
@@ -449,6 +468,8 @@ impl Config {
             node_strategy,
             required_node_managers,
             http_addr: cli.http_addr.or(file.http_addr),
+            sentinel_addr: cli.sentinel_addr.or(file.sentinel_addr),
+            sentinel_password: cli.sentinel_password.or(file.sentinel_password),
             manager_id: format!("{}-{name}", hostname()),
         })
     }

@@ -252,63 +252,9 @@ pub async fn request_failover(
     to: Option<&redis_failover_client::NodeAddr>,
     wait: Duration,
 ) -> Result<String, String> {
-    use zookeeper_client as zkc;
     let client = zk::connect(zkservers, Duration::from_secs(10), Duration::from_secs(10)).await?;
-    let path = paths.manual_failover();
-    let data = to.map_or("ANY_SLAVE".to_string(), |a| a.to_string());
-    let opts = zkc::CreateMode::Persistent.with_acls(zkc::Acls::anyone_all());
-    let write = async {
-        match client.create(&path, data.as_bytes(), &opts).await {
-            Ok(_) => Ok(()),
-            Err(zkc::Error::NodeExists) => client
-                .set_data(&path, data.as_bytes(), None)
-                .await
-                .map(|_| ()),
-            Err(zkc::Error::NoNode) => Err(zkc::Error::NoNode),
-            Err(e) => Err(e),
-        }
-    };
-    match tokio::time::timeout(zk::ZK_OP_TIMEOUT, write).await {
-        Ok(Ok(())) => {}
-        Ok(Err(zkc::Error::NoNode)) => {
-            return Err(format!(
-                "{} does not exist: no manager runs with --znode-path {}",
-                paths.root(),
-                paths.root()
-            ))
-        }
-        Ok(Err(e)) => return Err(format!("writing {path}: {e}")),
-        Err(_) => return Err(format!("writing {path} timed out")),
-    }
-    let deadline = tokio::time::Instant::now() + wait;
-    loop {
-        match zk::read_manual(&client, &path).await {
-            Ok(None) => {
-                let master = match zk::read_published(&client, &paths.nodes()).await {
-                    Ok(zk::Published::Valid { topology, .. }) => topology
-                        .master
-                        .map_or("null".to_string(), |m| m.to_string()),
-                    _ => "?".to_string(),
-                };
-                return Ok(format!("done: the master is now {master}"));
-            }
-            Ok(Some((data, _))) => {
-                if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&data) {
-                    if let Some(reason) = v.get("refused").and_then(|r| r.as_str()) {
-                        return Err(format!("refused: {reason}"));
-                    }
-                }
-            }
-            Err(e) => return Err(e),
-        }
-        if tokio::time::Instant::now() > deadline {
-            return Err(format!(
-                "no manager acted on {path} within {} s; is a redis_node_manager leading this group?",
-                wait.as_secs()
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    zk::request_manual(&client, paths, to).await?;
+    zk::await_manual(&client, paths, wait).await
 }
 
 /// What `redis_node_manager status` shows.

@@ -368,6 +368,77 @@ pub async fn read_manual(
     }
 }
 
+/// Writes a manual failover request (`h:p`, or `ANY_SLAVE` for `None`) to
+/// `<root>/manual_failover`, replacing any earlier one. Any manager or tool may write it; the
+/// leader carries it out.
+pub async fn request_manual(
+    client: &zk::Client,
+    paths: &ZnodePaths,
+    to: Option<&redis_failover_client::NodeAddr>,
+) -> Result<(), String> {
+    let path = paths.manual_failover();
+    let data = to.map_or("ANY_SLAVE".to_string(), |a| a.to_string());
+    let opts = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+    let write = async {
+        match client.create(&path, data.as_bytes(), &opts).await {
+            Ok(_) => Ok(()),
+            Err(zk::Error::NodeExists) => client
+                .set_data(&path, data.as_bytes(), None)
+                .await
+                .map(|_| ()),
+            Err(e) => Err(e),
+        }
+    };
+    match tokio::time::timeout(ZK_OP_TIMEOUT, write).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(zk::Error::NoNode)) => Err(format!(
+            "{} does not exist: no manager runs with --znode-path {}",
+            paths.root(),
+            paths.root()
+        )),
+        Ok(Err(e)) => Err(format!("writing {path}: {e}")),
+        Err(_) => Err(format!("writing {path} timed out")),
+    }
+}
+
+/// Waits (bounded by `wait`) for the leader's verdict on the pending manual request: `Ok`
+/// names the new master once the request is gone, `Err` gives the refusal or the timeout.
+pub async fn await_manual(
+    client: &zk::Client,
+    paths: &ZnodePaths,
+    wait: Duration,
+) -> Result<String, String> {
+    let path = paths.manual_failover();
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        match read_manual(client, &path).await? {
+            None => {
+                let master = match read_published(client, &paths.nodes()).await {
+                    Ok(Published::Valid { topology, .. }) => topology
+                        .master
+                        .map_or("null".to_string(), |m| m.to_string()),
+                    _ => "?".to_string(),
+                };
+                return Ok(format!("done: the master is now {master}"));
+            }
+            Some((data, _)) => {
+                if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&data) {
+                    if let Some(reason) = v.get("refused").and_then(|r| r.as_str()) {
+                        return Err(format!("refused: {reason}"));
+                    }
+                }
+            }
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(format!(
+                "no manager acted on {path} within {} s; is a redis_node_manager leading this group?",
+                wait.as_secs()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Ends a request: deleted when carried out, replaced by `{"refused":..,"request":..}` when
 /// refused (so operators see why), both only if still at `version` and we hold the lock.
 pub async fn finish_manual(
