@@ -153,6 +153,17 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Pause automatic failover for the group (maintenance): managers keep probing and
+    /// publishing, a down master is listed unavailable but not replaced, manual failovers
+    /// still work. Writes <znode-path>/paused; shown in the znode, `status` and /status.
+    Pause {
+        /// Why, for the other operators [default: none].
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+    },
+    /// Resume automatic failover (deletes <znode-path>/paused); a master that is down now
+    /// is replaced at once.
+    Resume,
 }
 
 /// Where a subcommand finds the group: `-z` and `--znode-path` (or the config file's
@@ -516,7 +527,7 @@ fn validate_zkservers(z: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
-fn hostname() -> String {
+pub fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|h| h.trim().to_string())

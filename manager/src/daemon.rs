@@ -6,15 +6,18 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use redis_failover_client::{NodeAddr, Topology};
-use tokio::sync::{mpsc, watch};
+use std::sync::Arc;
+
+use redis_failover_client::{FailoverRecord, NodeAddr, PauseInfo, Topology};
+use tokio::sync::{mpsc, watch, Notify};
 use tracing::{debug, error, info, warn};
 
 use crate::config::GroupConfig;
 use crate::decide::{self, decide, derive_topology, Decision, GroupState, Policy, View, Votes};
 use crate::health::Status;
 use crate::health::{NodeHealth, Transition};
-use crate::http::GroupSnapshot;
+use crate::metrics::GroupMetrics;
+use crate::snapshot::{GroupSettings, GroupSnapshot, NodeReport};
 use crate::info::NodeInfo;
 use crate::node::{self, Connector};
 use crate::probe::{self, NodeProbe, Observation, ProbeResult, ProbeSettings};
@@ -45,6 +48,8 @@ const RESOLVE_EVERY: Duration = Duration::from_secs(30);
 const REFRESH_TIMEOUT: Duration = Duration::from_millis(300);
 /// The same waiting reason is logged again after this long.
 const REPEAT_LOG: Duration = Duration::from_secs(30);
+/// How many failovers `<root>/failover_history` keeps.
+pub const HISTORY_LEN: usize = 20;
 
 /// Explicit failover progress, logged as it advances (Sentinel's `failover-state-*`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,6 +64,8 @@ enum FailoverState {
 #[derive(Clone, Copy, Debug)]
 pub struct Rules {
     pub max_failures: u32,
+    /// `--down-after-ms`, reported to operators.
+    pub down_after: Duration,
     pub policy: Policy,
     pub vote: VoteSettings,
 }
@@ -100,6 +107,20 @@ pub struct GroupDaemon {
     /// `published` was read in the current term (a decision on a previous term's copy could
     /// undo what another leader did meanwhile).
     published_known: bool,
+    /// `<root>/paused` as last read (every manager reads it).
+    pause: Option<PauseInfo>,
+    /// `pause` was read in the current term: no failover on a stale answer.
+    pause_known: bool,
+    /// `<root>/failover_history` as last read.
+    history: Vec<FailoverRecord>,
+    /// Every live manager's view and the lock order, for operators.
+    all_views: BTreeMap<String, ManagerView>,
+    managers_in_line: Vec<String>,
+    settings: GroupSettings,
+    /// Poked when `<root>/nodes` or `<root>/paused` changes (a ZooKeeper watch), so that
+    /// standbys show a new topology at once and the leader sees a pause at once.
+    changed: Arc<Notify>,
+    metrics: Option<Arc<GroupMetrics>>,
 }
 
 impl GroupDaemon {
@@ -113,9 +134,16 @@ impl GroupDaemon {
     ) -> Self {
         let Rules {
             max_failures,
+            down_after,
             policy,
             vote,
         } = rules;
+        let settings = GroupSettings {
+            max_failures,
+            down_after_ms: down_after.as_millis() as u64,
+            node_strategy: vote.strategy.to_string(),
+            required_node_managers: vote.required,
+        };
         let view = cfg
             .nodes
             .iter()
@@ -143,6 +171,88 @@ impl GroupDaemon {
             session,
             snapshot,
             published_known: false,
+            pause: None,
+            pause_known: false,
+            history: Vec::new(),
+            all_views: BTreeMap::new(),
+            managers_in_line: Vec::new(),
+            settings,
+            changed: Arc::new(Notify::new()),
+            metrics: None,
+        }
+    }
+
+    /// Feeds probe latencies and failover counts to `/metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<GroupMetrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// What HTTP, the Sentinel endpoint and metrics show of this group.
+    fn snapshot(&self) -> GroupSnapshot {
+        let master = self
+            .published
+            .topology()
+            .and_then(|t| t.master.clone())
+            .or_else(|| self.state.master.clone());
+        let master_offset = master
+            .as_ref()
+            .and_then(|m| self.view.get(m))
+            .filter(|h| h.is_up())
+            .and_then(|h| h.info())
+            .filter(|i| i.is_master())
+            .map(|i| i.offset);
+        let now = Instant::now();
+        let nodes = self
+            .view
+            .iter()
+            .map(|(addr, h)| {
+                let info = h.info();
+                let report = NodeReport {
+                    status: match h.status() {
+                        Status::Up => "up",
+                        Status::Down => "down",
+                        Status::Unknown => "unknown",
+                    }
+                    .to_string(),
+                    role: info.map(|i| {
+                        if i.is_master() { "master" } else { "replica" }.to_string()
+                    }),
+                    master: info.and_then(|i| i.master().cloned()),
+                    link_up: info.is_some_and(|i| i.link_up()),
+                    offset: info.map(|i| i.offset),
+                    lag_bytes: match (info, master_offset) {
+                        (Some(i), Some(mo)) if !i.is_master() && i.master() == master.as_ref() => {
+                            Some(mo.saturating_sub(i.offset))
+                        }
+                        _ => None,
+                    },
+                    priority: info.map(|i| i.priority),
+                    latency_ms: h.latency().map(|l| l.as_secs_f64() * 1000.0),
+                    consecutive_failures: h.consecutive_failures(),
+                    last_ok_ms_ago: h
+                        .last_ok()
+                        .map(|t| now.saturating_duration_since(t).as_millis() as u64),
+                    down_for_ms: h
+                        .down_since()
+                        .map(|t| now.saturating_duration_since(t).as_millis() as u64),
+                    last_error: h.last_error().map(str::to_string),
+                };
+                (addr.clone(), report)
+            })
+            .collect();
+        GroupSnapshot {
+            name: self.cfg.name.clone(),
+            znode_path: self.cfg.paths.root().to_string(),
+            leader: self.leader.is_some(),
+            topology: self.published.topology().cloned(),
+            view: self.own_view(),
+            nodes,
+            views: self.all_views.clone(),
+            managers_in_line: self.managers_in_line.clone(),
+            paused: self.pause.clone(),
+            history: self.history.clone(),
+            settings: self.settings.clone(),
         }
     }
 
@@ -189,18 +299,30 @@ impl GroupDaemon {
             self.probes.insert(node.clone(), p);
         }
         drop(tx);
+        let watcher = tokio::spawn(zk::watch_changes(
+            self.session.clone(),
+            vec![self.cfg.paths.nodes(), self.cfg.paths.paused()],
+            self.changed.clone(),
+            shutdown.clone(),
+        ));
+        let changed = self.changed.clone();
         let mut shutdown_rx = shutdown.clone();
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut again = false;
         loop {
-            self.snapshot.send_replace(GroupSnapshot {
-                name: self.cfg.name.clone(),
-                znode_path: self.cfg.paths.root().to_string(),
-                leader: self.leader.is_some(),
-                topology: self.published.topology().cloned(),
-                view: self.own_view(),
-                ..GroupSnapshot::default()
+            let snapshot = self.snapshot();
+            self.snapshot.send_if_modified(|s| {
+                // `view.at_ms` changes every time: compare without it.
+                let same = GroupSnapshot {
+                    view: ManagerView {
+                        at_ms: s.view.at_ms,
+                        ..snapshot.view.clone()
+                    },
+                    ..snapshot.clone()
+                } == *s;
+                *s = snapshot;
+                !same
             });
             if again {
                 // Decide on everything the probes have said so far.
@@ -229,12 +351,17 @@ impl GroupDaemon {
                     }
                     None => break,
                 },
+                _ = changed.notified() => {
+                    self.read_shared(true).await;
+                    again = true;
+                }
                 _ = tick.tick() => {
                     self.publish_view().await;
                     again = true;
                 }
             }
         }
+        let _ = tokio::time::timeout(Duration::from_secs(2), watcher).await;
         for (_, p) in std::mem::take(&mut self.probes) {
             for t in p.tasks {
                 let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
@@ -256,7 +383,12 @@ impl GroupDaemon {
             return false;
         };
         let t = match result {
-            ProbeResult::Ok { info, latency } => h.on_success(obs.at, info, latency),
+            ProbeResult::Ok { info, latency } => {
+                if let (Some(m), Some(l)) = (&self.metrics, latency) {
+                    m.observe_latency(&obs.node, l);
+                }
+                h.on_success(obs.at, info, latency)
+            }
             ProbeResult::Failed(e) => {
                 // Once per streak, not once per probe.
                 if e.is_config_mistake() && h.consecutive_failures() == 0 {
@@ -299,7 +431,9 @@ impl GroupDaemon {
             // Believe nothing from before: read what is published, rediscover.
             self.state = GroupState::default();
             self.published_known = false;
+            self.pause_known = false;
             self.refresh_published().await;
+            self.read_shared(true).await;
             return true;
         }
         false
@@ -352,6 +486,12 @@ impl GroupDaemon {
                 return false;
             }
         }
+        if !self.pause_known {
+            self.read_shared(true).await;
+            if !self.pause_known {
+                return false;
+            }
+        }
         if self.state.master.is_some()
             && self
                 .last_manual_check
@@ -369,6 +509,7 @@ impl GroupDaemon {
             self.last_views_read = Some(Instant::now());
             self.read_views(&leader).await;
         }
+        self.state.paused = self.pause.clone();
         let decide_now = |d: &Self| {
             decide(
                 &d.state,
@@ -398,6 +539,7 @@ impl GroupDaemon {
                 self.state = GroupState {
                     master: Some(master),
                     epoch: epoch.max(floor),
+                    paused: self.pause.clone(),
                 };
                 true
             }
@@ -409,8 +551,9 @@ impl GroupDaemon {
                 self.publish(&leader, topology).await;
                 false
             }
-            Decision::NoCandidate { failed, .. } => {
-                let t = derive_topology(Some(&failed), self.state.epoch, &self.view);
+            Decision::NoCandidate { failed, .. } | Decision::Paused { failed, .. } => {
+                let mut t = derive_topology(Some(&failed), self.state.epoch, &self.view);
+                t.paused = self.pause.clone();
                 if !self
                     .published
                     .topology()
@@ -428,11 +571,21 @@ impl GroupDaemon {
                 self.reconfigure(&nodes, &master).await;
                 true
             }
-            Decision::Failover { failed, winner, .. } => {
-                self.failover(&leader, failed, winner, true).await
+            Decision::Failover {
+                failed,
+                winner,
+                reason,
+            } => {
+                let why = Why::new("failover", reason, self.vote_text(&failed));
+                self.failover(&leader, failed, winner, true, why).await
             }
-            Decision::RollForward { failed, winner, .. } => {
-                self.failover(&leader, failed, winner, false).await
+            Decision::RollForward {
+                failed,
+                winner,
+                reason,
+            } => {
+                let why = Why::new("failover", reason, self.vote_text(&failed));
+                self.failover(&leader, failed, winner, false, why).await
             }
         }
     }
@@ -443,6 +596,7 @@ impl GroupDaemon {
         failed: NodeAddr,
         winner: NodeAddr,
         promote: bool,
+        why: Why,
     ) -> bool {
         let g = self.cfg.name.clone();
         let started = Instant::now();
@@ -479,6 +633,7 @@ impl GroupDaemon {
         self.state = GroupState {
             master: Some(winner.clone()),
             epoch: self.state.epoch + 1,
+            paused: self.pause.clone(),
         };
         if !leader.confirm().await {
             warn!(group = %g, "-leader-unconfirmed: {winner} is master (epoch {}), not re-pointing the others; the next leader finishes", self.state.epoch);
@@ -501,6 +656,7 @@ impl GroupDaemon {
                 g, failed.host, failed.port, winner.host, winner.port, self.state.epoch,
                 started.elapsed().as_millis()
             );
+            self.record(leader, why, failed, winner, started).await;
         } else {
             error!(group = %g, "-switch-master-unpublished: {winner} is master in Redis (epoch {}) but the znode is not updated yet; retrying", self.state.epoch);
         }
@@ -540,12 +696,7 @@ impl GroupDaemon {
             return;
         };
         self.last_view_published = Some(Instant::now());
-        if self.leader.is_none() {
-            // Standbys answer HTTP checks from the published topology too.
-            if let Ok(p) = zk::read_published(&client, &self.cfg.paths.nodes()).await {
-                self.published = p;
-            }
-        }
+        self.read_shared(false).await;
         let path = self.cfg.paths.manager_node_state_of(&self.manager_id);
         if let Err(e) = zk::publish_view(&client, &self.cfg.paths, &path, &self.own_view()).await {
             debug!(group = %self.cfg.name, "-view-publish {e}");
@@ -626,9 +777,15 @@ impl GroupDaemon {
         };
         info!(group = %g, "+manual-failover {text}: {how}");
         let done = if master_up {
-            self.switchover(leader, master, target.clone()).await
+            let why = Why::new("switchover", format!("manual request {text}: {how}"), String::new());
+            self.switchover(leader, master, target.clone(), why).await
         } else {
-            self.failover(leader, master, target.clone(), true).await
+            let why = Why::new(
+                "manual",
+                format!("manual request {text}: {how}"),
+                self.vote_text(&master),
+            );
+            self.failover(leader, master, target.clone(), true, why).await
                 && self.state.master.as_ref() == Some(&target)
         };
         if done {
@@ -653,6 +810,7 @@ impl GroupDaemon {
         leader: &Leadership,
         master: NodeAddr,
         target: NodeAddr,
+        why: Why,
     ) -> bool {
         let g = self.cfg.name.clone();
         let started = Instant::now();
@@ -673,6 +831,7 @@ impl GroupDaemon {
         self.state = GroupState {
             master: Some(target.clone()),
             epoch: self.state.epoch + 1,
+            paused: self.pause.clone(),
         };
         if !leader.confirm().await {
             warn!(group = %g, "-leader-unconfirmed: {target} is master (epoch {}), not re-pointing the others", self.state.epoch);
@@ -693,6 +852,7 @@ impl GroupDaemon {
                 g, master.host, master.port, target.host, target.port, self.state.epoch,
                 started.elapsed().as_millis()
             );
+            self.record(leader, why, master, target, started).await;
         }
         true
     }
@@ -760,8 +920,90 @@ impl GroupDaemon {
         }
     }
 
+    /// How the managers voted on `node`, in words, for the history.
+    fn vote_text(&self, node: &NodeAddr) -> String {
+        match self.votes().get(node) {
+            Some(votes::Verdict::Down(v) | votes::Verdict::Up(v) | votes::Verdict::Doubtful(v)) => {
+                v.clone()
+            }
+            None => "this manager's probes alone".to_string(),
+        }
+    }
+
+    /// Appends a finished failover to `<root>/failover_history` and counts it.
+    async fn record(
+        &mut self,
+        leader: &Leadership,
+        why: Why,
+        from: NodeAddr,
+        to: NodeAddr,
+        started: Instant,
+    ) {
+        let record = FailoverRecord {
+            at_ms: unix_ms(),
+            kind: why.kind.to_string(),
+            reason: why.reason,
+            from,
+            to,
+            duration_ms: started.elapsed().as_millis() as u64,
+            votes: why.votes,
+            epoch: self.state.epoch,
+            manager: self.manager_id.clone(),
+        };
+        if let Some(m) = &self.metrics {
+            m.failover_done();
+        }
+        match zk::append_history(&leader.client, &self.cfg.paths, &record, HISTORY_LEN).await {
+            Ok(history) => self.history = history,
+            Err(e) => warn!(group = %self.cfg.name, "-history-write {e}"),
+        }
+    }
+
+    /// Reads what every manager shows operators: the pause switch, the history, every
+    /// manager's view and the lock order; and, on a standby (or when `nodes_changed`), the
+    /// published topology.
+    async fn read_shared(&mut self, nodes_changed: bool) {
+        let Some(client) = self.session.borrow().clone() else {
+            return;
+        };
+        if self.leader.is_none() || nodes_changed {
+            if let Ok(p) = zk::read_published(&client, &self.cfg.paths.nodes()).await {
+                if self.leader.is_none() {
+                    self.published = p;
+                }
+            }
+        }
+        match zk::read_pause(&client, &self.cfg.paths).await {
+            Ok(p) => {
+                if p != self.pause {
+                    match &p {
+                        Some(p) => warn!(group = %self.cfg.name, "+paused by {}: {}; no automatic failover until resumed", p.by, p.reason),
+                        None if self.pause.is_some() => info!(group = %self.cfg.name, "-paused: automatic failover resumed"),
+                        None => {}
+                    }
+                }
+                self.pause = p;
+                self.pause_known = true;
+            }
+            Err(e) => debug!(group = %self.cfg.name, "-pause-read {e}"),
+        }
+        if nodes_changed {
+            return;
+        }
+        if let Ok(h) = zk::read_history(&client, &self.cfg.paths).await {
+            self.history = h;
+        }
+        if let Ok(v) = zk::read_views(&client, &self.cfg.paths).await {
+            self.all_views = v.into_iter().collect();
+        }
+        if let Ok(order) = zk::read_lock_order(&client, &self.cfg.paths).await {
+            self.managers_in_line = order;
+        }
+    }
+
     /// Writes the topology; true when it landed.
     async fn publish(&mut self, leader: &Leadership, mut topology: Topology) -> bool {
+        topology.paused = self.pause.clone();
         topology.updated_at_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
@@ -777,6 +1019,23 @@ impl GroupDaemon {
                 self.refresh_published().await;
                 false
             }
+        }
+    }
+}
+
+/// Why a failover happened, for the history.
+struct Why {
+    kind: &'static str,
+    reason: String,
+    votes: String,
+}
+
+impl Why {
+    fn new(kind: &'static str, reason: impl Into<String>, votes: String) -> Self {
+        Self {
+            kind,
+            reason: reason.into(),
+            votes,
         }
     }
 }

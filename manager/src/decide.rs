@@ -51,6 +51,9 @@ pub enum Decision {
     },
     /// `-failover-abort-no-good-slave`: the master is down and no replica may be promoted.
     NoCandidate { failed: NodeAddr, reason: String },
+    /// `-failover-abort-paused`: the master is down but an operator paused automatic
+    /// failover; the topology is published (master listed unavailable) and nothing else.
+    Paused { failed: NodeAddr, reason: String },
     /// `-master-lost`: the master answers but is not a master any more; rediscover.
     Forget { master: NodeAddr, reason: String },
     /// `+reconf-replica`: make each of `nodes` a replica of `master`.
@@ -74,6 +77,7 @@ impl Decision {
             Decision::Failover { .. } => "+selected-replica",
             Decision::RollForward { .. } => "+failover-roll-forward",
             Decision::NoCandidate { .. } => "-failover-abort-no-good-slave",
+            Decision::Paused { .. } => "-failover-abort-paused",
             Decision::Forget { .. } => "-master-lost",
             Decision::Reconfigure { .. } => "+reconf-replica",
             Decision::Publish { .. } => "+publish",
@@ -102,7 +106,7 @@ impl fmt::Display for Decision {
                 winner,
                 reason,
             } => write!(f, "{event} {winner} to replace {failed}: {reason}"),
-            Decision::NoCandidate { failed, reason } => {
+            Decision::NoCandidate { failed, reason } | Decision::Paused { failed, reason } => {
                 write!(f, "{event} master {failed} is down: {reason}")
             }
             Decision::Forget { master, reason } => write!(f, "{event} {master}: {reason}"),
@@ -271,6 +275,9 @@ pub struct GroupState {
     /// and nobody can replace it, so that it is taken back if it returns.
     pub master: Option<NodeAddr>,
     pub epoch: u64,
+    /// `<root>/paused` as last read: no automatic failover while set, and it is copied into
+    /// the published topology.
+    pub paused: Option<redis_failover_client::PauseInfo>,
 }
 
 /// One cycle: what to do next, given the belief, the probes' view and the published znode
@@ -315,14 +322,14 @@ pub fn decide(
         }
         status => match (status, votes.get(master)) {
             (_, Some(Verdict::Down(why))) => {
-                return failover(master, why, view, published, now, policy)
+                return failover(state, why, view, published, now, policy)
             }
             (Status::Down, None) => {
                 let why = master_health
                     .last_error()
                     .unwrap_or("unreachable")
                     .to_string();
-                return failover(master, &why, view, published, now, policy);
+                return failover(state, &why, view, published, now, policy);
             }
             (Status::Down, Some(Verdict::Up(why) | Verdict::Doubtful(why))) => {
                 return Decision::Wait {
@@ -365,7 +372,8 @@ pub fn decide(
             reason: why.join(", "),
         };
     }
-    let topology = derive_topology(Some(master), state.epoch, view);
+    let mut topology = derive_topology(Some(master), state.epoch, view);
+    topology.paused = state.paused.clone();
     match published {
         Some(p) if p.same_content(&topology) => Decision::Steady,
         Some(_) => Decision::Publish {
@@ -380,13 +388,18 @@ pub fn decide(
 }
 
 fn failover(
-    master: &NodeAddr,
+    state: &GroupState,
     why_down: &str,
     view: &View,
     published: Option<&Topology>,
     now: Instant,
     policy: &Policy,
 ) -> Decision {
+    let Some(master) = &state.master else {
+        return Decision::Wait {
+            reason: "no master known".into(),
+        };
+    };
     if let Some((addr, _)) = view.iter().find(|(_, h)| h.status() == Status::Unknown) {
         return Decision::Wait {
             reason: format!("master {master} is down, but {addr} is not probed yet"),
@@ -406,6 +419,19 @@ fn failover(
                 ),
             };
         }
+    }
+    // Paused after the roll-forward: a promotion already recorded is finished, since leaving
+    // it half done would leave two nodes answering as master.
+    if let Some(p) = &state.paused {
+        return Decision::Paused {
+            failed: master.clone(),
+            reason: format!(
+                "automatic failover is paused (by {}: {}); `redis_node_manager resume` or a \
+                 manual failover acts",
+                if p.by.is_empty() { "?" } else { &p.by },
+                if p.reason.is_empty() { "no reason given" } else { &p.reason }
+            ),
+        };
     }
     match select_replica(view, master, now, policy) {
         Ok((winner, ranking)) => Decision::Failover {
@@ -713,6 +739,18 @@ mod tests {
         GroupState {
             master: master.map(a),
             epoch,
+            paused: None,
+        }
+    }
+
+    fn paused(state: GroupState) -> GroupState {
+        GroupState {
+            paused: Some(redis_failover_client::PauseInfo {
+                since_ms: 1,
+                reason: "upgrade".into(),
+                by: "ops".into(),
+            }),
+            ..state
         }
     }
 
@@ -916,6 +954,44 @@ mod tests {
                     winner: a(2),
                     reason: "master down (connection refused) and h:2, recorded as being promoted, already is a master".into(),
                 },
+            ),
+            (
+                "paused: a down master is not replaced",
+                paused(st(Some(1), 2)),
+                vec![(1, Down), (2, Rd(1, 90)), (3, Rd(1, 100))],
+                None,
+                Decision::Paused {
+                    failed: a(1),
+                    reason: "automatic failover is paused (by ops: upgrade); `redis_node_manager resume` or a manual failover acts".into(),
+                },
+            ),
+            (
+                "paused: a recorded promotion is still finished (never two masters)",
+                paused(st(Some(1), 2)),
+                vec![(1, Down), (2, M(10)), (3, Rd(1, 10))],
+                Some(Topology { promoting: Some(a(2)), ..topo(None, &[3], &[1, 2], 2) }),
+                Decision::RollForward {
+                    failed: a(1),
+                    winner: a(2),
+                    reason: "master down (connection refused) and h:2, recorded as being promoted, already is a master".into(),
+                },
+            ),
+            (
+                "paused: the pause is published with the topology",
+                paused(st(Some(1), 2)),
+                healthy.to_vec(),
+                Some(topo(Some(1), &[2, 3], &[], 2)),
+                Decision::Publish {
+                    topology: Topology { paused: paused(st(None, 0)).paused, ..topo(Some(1), &[2, 3], &[], 2) },
+                    reason: "the published topology differs from the nodes' state".into(),
+                },
+            ),
+            (
+                "paused and published as paused: steady",
+                paused(st(Some(1), 2)),
+                healthy.to_vec(),
+                Some(Topology { paused: paused(st(None, 0)).paused, ..topo(Some(1), &[2, 3], &[], 2) }),
+                Decision::Steady,
             ),
             (
                 "master down: a node that merely claims master is not adopted",

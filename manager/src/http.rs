@@ -1,17 +1,23 @@
 //! The HTTP endpoint (`--http-addr`, off by default), for load balancers and operators:
-//! `GET /health`, `GET /status`, and Patroni-style checks `GET /master/{group}/{host:port}`
-//! and `GET /replica/{group}/{host:port}` that answer 200 only when that node currently is
-//! the master / a healthy replica in the published topology (503 otherwise). Every manager
-//! answers, standby included, from the topology and its own probes; nothing is decided here.
+//! `GET /health`, `GET /status`, `GET /metrics` (Prometheus), Patroni-style checks
+//! `GET /master/{group}/{host:port}` and `GET /replica/{group}/{host:port}` that answer 200
+//! only when that node currently is the master / a healthy replica in the published topology
+//! (503 otherwise), and the operator actions `POST /failover`, `POST /pause`, `POST /resume`,
+//! which only write requests to ZooKeeper: the leader acts on them. Every manager answers,
+//! standby included; nothing is decided here.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::body::Bytes;
+use axum::routing::{get, post};
 use axum::{Json, Router};
-use redis_failover_client::{NodeAddr, Topology};
+use redis_failover_client::{NodeAddr, PauseInfo, Topology, ZnodePaths};
+use serde::Deserialize;
 use tokio::sync::watch;
 use zookeeper_client as zk;
 
@@ -22,7 +28,12 @@ pub struct HttpState {
     pub manager_id: String,
     pub groups: Vec<watch::Receiver<GroupSnapshot>>,
     pub session: watch::Receiver<Option<zk::Client>>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
+
+/// Longest `wait_secs` a `POST /failover` may ask for.
+const MAX_FAILOVER_WAIT: Duration = Duration::from_secs(120);
+const DEFAULT_FAILOVER_WAIT: Duration = Duration::from_secs(30);
 
 impl HttpState {
     /// The group's snapshot, or the message for a 404.
@@ -38,6 +49,35 @@ impl HttpState {
                     .map(|g| g.borrow().name.clone())
                     .collect();
                 format!("unknown group {name:?}; known: {}", known.join(", "))
+            })
+    }
+
+    /// The group a request names, or the only one when it names none.
+    fn pick(&self, name: Option<&str>) -> Result<GroupSnapshot, Response> {
+        match name {
+            Some(n) => self.group(n).map_err(|m| error(StatusCode::NOT_FOUND, m)),
+            None if self.groups.len() == 1 => Ok(self.groups[0].borrow().clone()),
+            None => Err(error(
+                StatusCode::BAD_REQUEST,
+                "this manager watches several groups: say which with \"group\"".to_string(),
+            )),
+        }
+    }
+
+    /// The live ZooKeeper session, for writing requests.
+    fn client(&self) -> Result<zk::Client, Response> {
+        self.session
+            .borrow()
+            .clone()
+            .filter(|c| c.state() == zk::SessionState::SyncConnected)
+            .ok_or_else(|| {
+                error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!(
+                        "no ZooKeeper connection ({}); try again later",
+                        self.zk_state()
+                    ),
+                )
             })
     }
 
@@ -59,15 +99,164 @@ pub fn router(state: HttpState) -> Router {
         .route("/status", get(status))
         .route("/master/{group}/{node}", get(master))
         .route("/replica/{group}/{node}", get(replica))
+        .route("/metrics", get(metrics))
+        .route("/failover", post(failover))
+        .route("/pause", post(pause))
+        .route("/resume", post(resume))
         .fallback(|| async {
             error(
                 StatusCode::NOT_FOUND,
-                "no such endpoint; try /health, /status, /master/{group}/{host:port}, \
-                 /replica/{group}/{host:port}"
+                "no such endpoint; try GET /health, /status, /metrics, \
+                 /master/{group}/{host:port}, /replica/{group}/{host:port}, \
+                 POST /failover, /pause, /resume"
+                    .to_string(),
+            )
+        })
+        .method_not_allowed_fallback(|| async {
+            error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method not allowed: /failover, /pause and /resume take POST, the rest GET"
                     .to_string(),
             )
         })
         .with_state(state)
+}
+
+/// Decodes an optional JSON body (an empty body is `{}`).
+fn body<T: for<'de> Deserialize<'de>>(bytes: &Bytes) -> Result<T, Response> {
+    let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        bytes
+    };
+    serde_json::from_slice(bytes)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, format!("bad JSON body: {e}")))
+}
+
+fn paths_of(g: &GroupSnapshot) -> Result<ZnodePaths, Response> {
+    ZnodePaths::new(&g.znode_path).map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FailoverBody {
+    group: Option<String>,
+    /// `h:p`; absent = the best replica.
+    to: Option<String>,
+    /// How long to wait for the leader's verdict [default 30, at most 120].
+    wait_secs: Option<u64>,
+}
+
+/// Writes a manual failover request and waits for the leader's verdict: 200 done, 409
+/// refused (with the reason), 504 nobody acted in time.
+async fn failover(State(s): State<HttpState>, raw: Bytes) -> Response {
+    let req: FailoverBody = match body(&raw) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let g = match s.pick(req.group.as_deref()) {
+        Ok(g) => g,
+        Err(r) => return r,
+    };
+    let to: Option<NodeAddr> = match req.to.as_deref().map(str::parse).transpose() {
+        Ok(t) => t,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    let paths = match paths_of(&g) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let client = match s.client() {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let wait = req
+        .wait_secs
+        .map_or(DEFAULT_FAILOVER_WAIT, Duration::from_secs)
+        .min(MAX_FAILOVER_WAIT);
+    if let Err(e) = crate::zk::request_manual(&client, &paths, to.as_ref()).await {
+        return error(StatusCode::SERVICE_UNAVAILABLE, e);
+    }
+    match crate::zk::await_manual(&client, &paths, wait).await {
+        Ok(crate::zk::ManualOutcome::Done(m)) => (
+            StatusCode::OK,
+            Json(serde_json::json!({ "group": g.name, "result": m })),
+        )
+            .into_response(),
+        Ok(crate::zk::ManualOutcome::Refused(r)) => {
+            error(StatusCode::CONFLICT, format!("refused: {r}"))
+        }
+        Ok(crate::zk::ManualOutcome::TimedOut(m)) => error(StatusCode::GATEWAY_TIMEOUT, m),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PauseBody {
+    group: Option<String>,
+    reason: Option<String>,
+}
+
+/// Pauses automatic failover for a group (`<root>/paused`); monitoring goes on.
+async fn pause(State(s): State<HttpState>, raw: Bytes) -> Response {
+    let req: PauseBody = match body(&raw) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let info = PauseInfo {
+        since_ms: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64),
+        reason: req.reason.unwrap_or_default(),
+        by: format!("http ({})", s.manager_id),
+    };
+    switch(&s, req.group.as_deref(), Some(info)).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResumeBody {
+    group: Option<String>,
+}
+
+async fn resume(State(s): State<HttpState>, raw: Bytes) -> Response {
+    let req: ResumeBody = match body(&raw) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    switch(&s, req.group.as_deref(), None).await
+}
+
+async fn switch(s: &HttpState, group: Option<&str>, pause: Option<PauseInfo>) -> Response {
+    let g = match s.pick(group) {
+        Ok(g) => g,
+        Err(r) => return r,
+    };
+    let paths = match paths_of(&g) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let client = match s.client() {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    match crate::zk::set_pause(&client, &paths, pause.as_ref()).await {
+        Ok(()) => Json(serde_json::json!({ "group": g.name, "paused": pause })).into_response(),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e),
+    }
+}
+
+async fn metrics(State(s): State<HttpState>) -> Response {
+    let groups: Vec<GroupSnapshot> = s.groups.iter().map(|g| g.borrow().clone()).collect();
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        s.metrics.render(&groups, &s.zk_state()),
+    )
+        .into_response()
 }
 
 async fn health(State(s): State<HttpState>) -> Response {
@@ -89,12 +278,14 @@ async fn health(State(s): State<HttpState>) -> Response {
 }
 
 async fn status(State(s): State<HttpState>) -> Response {
-    let groups: BTreeMap<String, GroupSnapshot> = s
+    let groups: BTreeMap<String, serde_json::Value> = s
         .groups
         .iter()
         .map(|g| {
             let g = g.borrow().clone();
-            (g.name.clone(), g)
+            let mut v = serde_json::to_value(&g).unwrap_or_default();
+            v["last_failover"] = serde_json::to_value(g.last_failover()).unwrap_or_default();
+            (g.name.clone(), v)
         })
         .collect();
     Json(serde_json::json!({

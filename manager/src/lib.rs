@@ -16,6 +16,7 @@ pub mod decide;
 pub mod health;
 pub mod http;
 pub mod info;
+pub mod metrics;
 pub mod node;
 pub mod probe;
 pub mod snapshot;
@@ -148,6 +149,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let mut tasks = Vec::new();
     let mut group_tasks = Vec::new();
     let mut snapshots = Vec::new();
+    let metrics = metrics::Metrics::new();
     tasks.push(tokio::spawn(zk::keep_session(
         config.zkservers.clone(),
         config.zk_session_timeout,
@@ -186,6 +188,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         snapshots.push(snapshot_rx);
         let rules = daemon::Rules {
             max_failures: config.max_failures,
+            down_after: config.down_after,
             policy,
             vote,
         };
@@ -196,7 +199,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             session_rx.clone(),
             snapshot_tx,
             connector.clone(),
-        );
+        )
+        .with_metrics(metrics.group(&group.name));
         group_tasks.push(tokio::spawn(daemon.run(
             settings,
             leader_rx,
@@ -206,8 +210,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     if let Some(listener) = http_listener {
         let state = http::HttpState {
             manager_id: config.manager_id.clone(),
-            groups: snapshots,
+            groups: snapshots.clone(),
             session: session_rx.clone(),
+            metrics: metrics.clone(),
         };
         let mut stop = stop_rx.clone();
         tasks.push(tokio::spawn(async move {
@@ -254,7 +259,20 @@ pub async fn request_failover(
 ) -> Result<String, String> {
     let client = zk::connect(zkservers, Duration::from_secs(10), Duration::from_secs(10)).await?;
     zk::request_manual(&client, paths, to).await?;
-    zk::await_manual(&client, paths, wait).await
+    match zk::await_manual(&client, paths, wait).await? {
+        zk::ManualOutcome::Done(m) => Ok(m),
+        other => Err(other.to_string()),
+    }
+}
+
+/// `redis_node_manager pause` / `resume`: sets or clears `<root>/paused`.
+pub async fn set_pause(
+    zkservers: &str,
+    paths: &redis_failover_client::ZnodePaths,
+    pause: Option<&redis_failover_client::PauseInfo>,
+) -> Result<(), String> {
+    let client = zk::connect(zkservers, Duration::from_secs(10), Duration::from_secs(10)).await?;
+    zk::set_pause(&client, paths, pause).await
 }
 
 /// What `redis_node_manager status` shows.
@@ -267,6 +285,10 @@ pub struct StatusReport {
     /// The manager holding the lock, then the standbys in the order they would take over.
     pub managers_in_line: Vec<String>,
     pub views: std::collections::BTreeMap<String, redis_failover_client::ManagerView>,
+    /// `<root>/paused`, when automatic failover is paused.
+    pub paused: Option<redis_failover_client::PauseInfo>,
+    /// The recorded failovers, oldest first.
+    pub history: Vec<redis_failover_client::FailoverRecord>,
 }
 
 /// Reads everything `status` shows, with bounded waits.
@@ -282,33 +304,18 @@ pub async fn status(
             (None, Some(format!("{} is corrupt: {error}", paths.nodes())))
         }
     };
-    let lock = paths.lock();
-    let read_lock = async {
-        let mut children = match client.list_children(&lock).await {
-            Ok(c) => c,
-            Err(zookeeper_client::Error::NoNode) => Vec::new(),
-            Err(e) => return Err(format!("reading {lock}: {e}")),
-        };
-        // Lock order is the sequence suffix.
-        children.sort_by_key(|c| c.rsplit('-').next().map(str::to_string));
-        let mut ids = Vec::new();
-        for c in children {
-            if let Ok((data, _)) = client.get_data(&format!("{lock}/{c}")).await {
-                ids.push(String::from_utf8_lossy(&data).to_string());
-            }
-        }
-        Ok(ids)
-    };
-    let managers_in_line = tokio::time::timeout(zk::ZK_OP_TIMEOUT, read_lock)
-        .await
-        .map_err(|_| format!("reading {lock} timed out"))??;
+    let managers_in_line = zk::read_lock_order(&client, paths).await?;
     let views = zk::read_views(&client, paths).await?.into_iter().collect();
+    let paused = zk::read_pause(&client, paths).await?;
+    let history = zk::read_history(&client, paths).await?;
     Ok(StatusReport {
         znode_path: paths.root().to_string(),
         topology,
         topology_error,
         managers_in_line,
         views,
+        paused,
+        history,
     })
 }
 
@@ -341,6 +348,19 @@ impl std::fmt::Display for StatusReport {
             }
             (None, e) => writeln!(f, "  topology     {}", e.as_deref().unwrap_or("unknown"))?,
         }
+        if let Some(p) = &self.paused {
+            writeln!(
+                f,
+                "  paused       yes: no automatic failover (by {}, {}{})",
+                p.by,
+                ago(p.since_ms),
+                if p.reason.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", p.reason)
+                }
+            )?;
+        }
         match self.managers_in_line.split_first() {
             Some((leader, standbys)) => {
                 writeln!(f, "  leader       {leader}")?;
@@ -355,6 +375,22 @@ impl std::fmt::Display for StatusReport {
                 )?;
             }
             None => writeln!(f, "  leader       none (no manager running)")?,
+        }
+        if !self.history.is_empty() {
+            writeln!(f, "  failovers (last {}, newest first)", self.history.len().min(5))?;
+            for r in self.history.iter().rev().take(5) {
+                writeln!(
+                    f,
+                    "    {:<10} {} -> {}  epoch {}  {} ms  {}  by {}",
+                    r.kind,
+                    r.from,
+                    r.to,
+                    r.epoch,
+                    r.duration_ms,
+                    ago(r.at_ms),
+                    r.manager
+                )?;
+            }
         }
         if !self.views.is_empty() {
             writeln!(f, "  views")?;
@@ -377,5 +413,18 @@ impl std::fmt::Display for StatusReport {
             }
         }
         Ok(())
+    }
+}
+
+/// `12 s ago` for a Unix time in ms.
+fn ago(at_ms: u64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let secs = now.saturating_sub(at_ms) / 1000;
+    match secs {
+        0..=119 => format!("{secs} s ago"),
+        120..=7199 => format!("{} min ago", secs / 60),
+        _ => format!("{} h ago", secs / 3600),
     }
 }

@@ -111,6 +111,54 @@ fn status_command(cli: &Cli, json: bool) -> i32 {
     }
 }
 
+/// `redis_node_manager pause` (`reason` given) / `resume`: 0 when written, 1 when ZooKeeper
+/// could not be written, 2 on bad input.
+fn pause_command(cli: &Cli, reason: Option<String>) -> i32 {
+    let what = if reason.is_some() { "pause" } else { "resume" };
+    let (zk, paths) = match redis_failover_manager::config::zk_target(cli) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("redis_node_manager {what}: {e}");
+            return 2;
+        }
+    };
+    let pause = reason.map(|reason| redis_failover_client::PauseInfo {
+        since_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64),
+        reason,
+        by: format!(
+            "{}@{}",
+            std::env::var("USER").unwrap_or_else(|_| "?".into()),
+            redis_failover_manager::config::hostname()
+        ),
+    });
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("redis_node_manager {what}: cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    match runtime.block_on(redis_failover_manager::set_pause(&zk, &paths, pause.as_ref())) {
+        Ok(()) if pause.is_some() => {
+            println!(
+                "paused: no automatic failover for {} until `redis_node_manager resume`",
+                paths.root()
+            );
+            0
+        }
+        Ok(()) => {
+            println!("resumed: automatic failover is on for {}", paths.root());
+            0
+        }
+        Err(e) => {
+            eprintln!("redis_node_manager {what}: {e}");
+            1
+        }
+    }
+}
+
 fn main() {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
@@ -126,6 +174,12 @@ fn main() {
         }
         Some(redis_failover_manager::config::Command::Status { json }) => {
             std::process::exit(status_command(&cli, *json))
+        }
+        Some(redis_failover_manager::config::Command::Pause { reason }) => {
+            std::process::exit(pause_command(&cli, Some(reason.clone().unwrap_or_default())))
+        }
+        Some(redis_failover_manager::config::Command::Resume) => {
+            std::process::exit(pause_command(&cli, None))
         }
         None => {}
     }

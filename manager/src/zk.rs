@@ -401,13 +401,32 @@ pub async fn request_manual(
     }
 }
 
-/// Waits (bounded by `wait`) for the leader's verdict on the pending manual request: `Ok`
-/// names the new master once the request is gone, `Err` gives the refusal or the timeout.
+/// The leader's verdict on a manual failover request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ManualOutcome {
+    /// Carried out: `done: the master is now h:p`.
+    Done(String),
+    /// Refused, with the leader's reason.
+    Refused(String),
+    /// Nobody acted within the wait.
+    TimedOut(String),
+}
+
+impl std::fmt::Display for ManualOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ManualOutcome::Done(m) | ManualOutcome::TimedOut(m) => f.write_str(m),
+            ManualOutcome::Refused(r) => write!(f, "refused: {r}"),
+        }
+    }
+}
+
+/// Waits (bounded by `wait`) for the leader's verdict on the pending manual request.
 pub async fn await_manual(
     client: &zk::Client,
     paths: &ZnodePaths,
     wait: Duration,
-) -> Result<String, String> {
+) -> Result<ManualOutcome, String> {
     let path = paths.manual_failover();
     let deadline = tokio::time::Instant::now() + wait;
     loop {
@@ -419,21 +438,23 @@ pub async fn await_manual(
                         .map_or("null".to_string(), |m| m.to_string()),
                     _ => "?".to_string(),
                 };
-                return Ok(format!("done: the master is now {master}"));
+                return Ok(ManualOutcome::Done(format!(
+                    "done: the master is now {master}"
+                )));
             }
             Some((data, _)) => {
                 if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&data) {
                     if let Some(reason) = v.get("refused").and_then(|r| r.as_str()) {
-                        return Err(format!("refused: {reason}"));
+                        return Ok(ManualOutcome::Refused(reason.to_string()));
                     }
                 }
             }
         }
         if tokio::time::Instant::now() > deadline {
-            return Err(format!(
+            return Ok(ManualOutcome::TimedOut(format!(
                 "no manager acted on {path} within {} s; is a redis_node_manager leading this group?",
                 wait.as_secs()
-            ));
+            )));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -530,4 +551,188 @@ pub async fn read_views(
         Ok(Err(e)) => Err(format!("reading {dir}: {e}")),
         Err(_) => Err(format!("reading {dir} timed out")),
     }
+}
+
+/// Pokes `notify` whenever one of `paths` is created, changed or deleted, through ZooKeeper
+/// watches re-armed after each event and on each new session. Ends with `shutdown`.
+pub async fn watch_changes(
+    mut sessions: watch::Receiver<Option<zk::Client>>,
+    paths: Vec<String>,
+    notify: Arc<tokio::sync::Notify>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let client = sessions
+            .borrow_and_update()
+            .clone()
+            .filter(|c| !c.state().is_terminated());
+        let mut watchers = Vec::new();
+        if let Some(client) = &client {
+            for p in &paths {
+                if let Ok(Ok((_, w))) =
+                    tokio::time::timeout(ZK_OP_TIMEOUT, client.check_and_watch_stat(p)).await
+                {
+                    watchers.push(Box::pin(w.changed()));
+                }
+            }
+        }
+        if watchers.is_empty() {
+            // No session, or ZooKeeper unreachable: the periodic reads cover it meanwhile.
+            tokio::select! {
+                r = sessions.changed() => if r.is_err() { return },
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = crate::stopped(&mut shutdown) => return,
+            }
+            continue;
+        }
+        tokio::select! {
+            _ = futures::future::select_all(watchers) => notify.notify_one(),
+            r = sessions.changed() => if r.is_err() { return },
+            // A safety net: re-arm now and then even if an event was missed.
+            _ = tokio::time::sleep(Duration::from_secs(30)) => {}
+            _ = crate::stopped(&mut shutdown) => return,
+        }
+    }
+}
+
+/// `<root>/paused`: `None` when automatic failover is not paused. An unreadable payload
+/// still pauses (an operator meant to pause; the reason is lost).
+pub async fn read_pause(
+    client: &zk::Client,
+    paths: &ZnodePaths,
+) -> Result<Option<redis_failover_client::PauseInfo>, String> {
+    let path = paths.paused();
+    match tokio::time::timeout(ZK_OP_TIMEOUT, client.get_data(&path)).await {
+        Err(_) => Err(format!("reading {path} timed out")),
+        Ok(Err(zk::Error::NoNode)) => Ok(None),
+        Ok(Err(e)) => Err(format!("reading {path}: {e}")),
+        Ok(Ok((data, _))) => Ok(Some(serde_json::from_slice(&data).unwrap_or_else(|_| {
+            redis_failover_client::PauseInfo {
+                reason: String::from_utf8_lossy(&data).trim().to_string(),
+                ..Default::default()
+            }
+        }))),
+    }
+}
+
+/// Pauses (`Some`) or resumes (`None`) automatic failover for a group. Needs the group's
+/// root to exist (a manager has run).
+pub async fn set_pause(
+    client: &zk::Client,
+    paths: &ZnodePaths,
+    pause: Option<&redis_failover_client::PauseInfo>,
+) -> Result<(), String> {
+    let path = paths.paused();
+    let write = async {
+        match pause {
+            None => match client.delete(&path, None).await {
+                Ok(()) | Err(zk::Error::NoNode) => Ok(()),
+                Err(e) => Err(e),
+            },
+            Some(p) => {
+                let data = serde_json::to_vec(p).unwrap_or_default();
+                let opts = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+                match client.create(&path, &data, &opts).await {
+                    Ok(_) => Ok(()),
+                    Err(zk::Error::NodeExists) => {
+                        client.set_data(&path, &data, None).await.map(|_| ())
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+        }
+    };
+    match tokio::time::timeout(ZK_OP_TIMEOUT, write).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(zk::Error::NoNode)) => Err(format!(
+            "{} does not exist: no manager runs with --znode-path {}",
+            paths.root(),
+            paths.root()
+        )),
+        Ok(Err(e)) => Err(format!("writing {path}: {e}")),
+        Err(_) => Err(format!("writing {path} timed out")),
+    }
+}
+
+/// `<root>/failover_history`, oldest first (empty when missing or unreadable).
+pub async fn read_history(
+    client: &zk::Client,
+    paths: &ZnodePaths,
+) -> Result<Vec<redis_failover_client::FailoverRecord>, String> {
+    Ok(read_history_versioned(client, paths).await?.0)
+}
+
+async fn read_history_versioned(
+    client: &zk::Client,
+    paths: &ZnodePaths,
+) -> Result<(Vec<redis_failover_client::FailoverRecord>, Option<i32>), String> {
+    let path = paths.failover_history();
+    match tokio::time::timeout(ZK_OP_TIMEOUT, client.get_data(&path)).await {
+        Err(_) => Err(format!("reading {path} timed out")),
+        Ok(Err(zk::Error::NoNode)) => Ok((Vec::new(), None)),
+        Ok(Err(e)) => Err(format!("reading {path}: {e}")),
+        // A corrupt history is replaced rather than blocking new records.
+        Ok(Ok((data, stat))) => Ok((
+            serde_json::from_slice(&data).unwrap_or_default(),
+            Some(stat.version),
+        )),
+    }
+}
+
+/// Appends `record`, keeping the newest `keep`; compare-and-set, retried a few times.
+/// Returns the history as written.
+pub async fn append_history(
+    client: &zk::Client,
+    paths: &ZnodePaths,
+    record: &redis_failover_client::FailoverRecord,
+    keep: usize,
+) -> Result<Vec<redis_failover_client::FailoverRecord>, String> {
+    let path = paths.failover_history();
+    for _ in 0..5 {
+        let (mut history, version) = read_history_versioned(client, paths).await?;
+        history.push(record.clone());
+        let excess = history.len().saturating_sub(keep);
+        history.drain(..excess);
+        let data = serde_json::to_vec(&history).unwrap_or_default();
+        let write = async {
+            match version {
+                Some(v) => client.set_data(&path, &data, Some(v)).await.map(|_| ()),
+                None => {
+                    let opts = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+                    client.create(&path, &data, &opts).await.map(|_| ())
+                }
+            }
+        };
+        match tokio::time::timeout(ZK_OP_TIMEOUT, write).await {
+            Ok(Ok(())) => return Ok(history),
+            Ok(Err(zk::Error::BadVersion | zk::Error::NodeExists)) => continue,
+            Ok(Err(e)) => return Err(format!("writing {path}: {e}")),
+            Err(_) => return Err(format!("writing {path} timed out")),
+        }
+    }
+    Err(format!("writing {path}: kept changing under us"))
+}
+
+/// The manager ids holding or waiting for the group's lock, the holder first.
+pub async fn read_lock_order(client: &zk::Client, paths: &ZnodePaths) -> Result<Vec<String>, String> {
+    let lock = paths.lock();
+    let read = async {
+        let mut children = match client.list_children(&lock).await {
+            Ok(c) => c,
+            Err(zk::Error::NoNode) => Vec::new(),
+            Err(e) => return Err(format!("reading {lock}: {e}")),
+        };
+        // Lock order is the sequence suffix.
+        children.sort_by_key(|c| c.rsplit('-').next().map(str::to_string));
+        let mut ids = Vec::new();
+        for c in children {
+            if let Ok((data, _)) = client.get_data(&format!("{lock}/{c}")).await {
+                ids.push(String::from_utf8_lossy(&data).to_string());
+            }
+        }
+        Ok(ids)
+    };
+    tokio::time::timeout(ZK_OP_TIMEOUT, read)
+        .await
+        .map_err(|_| format!("reading {lock} timed out"))?
 }
