@@ -16,11 +16,11 @@ use crate::config::GroupConfig;
 use crate::decide::{self, decide, derive_topology, Decision, GroupState, Policy, View, Votes};
 use crate::health::Status;
 use crate::health::{NodeHealth, Transition};
-use crate::metrics::GroupMetrics;
-use crate::snapshot::{GroupSettings, GroupSnapshot, NodeReport};
 use crate::info::NodeInfo;
+use crate::metrics::GroupMetrics;
 use crate::node::{self, Connector};
 use crate::probe::{self, NodeProbe, Observation, ProbeResult, ProbeSettings};
+use crate::snapshot::{GroupSettings, GroupSnapshot, NodeReport};
 use crate::votes::{self, Strategy};
 use crate::zk::{self, Leadership, Published};
 use redis_failover_client::ManagerView;
@@ -215,9 +215,8 @@ impl GroupDaemon {
                         Status::Unknown => "unknown",
                     }
                     .to_string(),
-                    role: info.map(|i| {
-                        if i.is_master() { "master" } else { "replica" }.to_string()
-                    }),
+                    role: info
+                        .map(|i| if i.is_master() { "master" } else { "replica" }.to_string()),
                     master: info.and_then(|i| i.master().cloned()),
                     link_up: info.is_some_and(|i| i.link_up()),
                     offset: info.map(|i| i.offset),
@@ -777,7 +776,11 @@ impl GroupDaemon {
         };
         info!(group = %g, "+manual-failover {text}: {how}");
         let done = if master_up {
-            let why = Why::new("switchover", format!("manual request {text}: {how}"), String::new());
+            let why = Why::new(
+                "switchover",
+                format!("manual request {text}: {how}"),
+                String::new(),
+            );
             self.switchover(leader, master, target.clone(), why).await
         } else {
             let why = Why::new(
@@ -785,7 +788,8 @@ impl GroupDaemon {
                 format!("manual request {text}: {how}"),
                 self.vote_text(&master),
             );
-            self.failover(leader, master, target.clone(), true, why).await
+            self.failover(leader, master, target.clone(), true, why)
+                .await
                 && self.state.master.as_ref() == Some(&target)
         };
         if done {
@@ -977,8 +981,12 @@ impl GroupDaemon {
             Ok(p) => {
                 if p != self.pause {
                     match &p {
-                        Some(p) => warn!(group = %self.cfg.name, "+paused by {}: {}; no automatic failover until resumed", p.by, p.reason),
-                        None if self.pause.is_some() => info!(group = %self.cfg.name, "-paused: automatic failover resumed"),
+                        Some(p) => {
+                            warn!(group = %self.cfg.name, "+paused by {}: {}; no automatic failover until resumed", p.by, p.reason)
+                        }
+                        None if self.pause.is_some() => {
+                            info!(group = %self.cfg.name, "-paused: automatic failover resumed")
+                        }
                         None => {}
                     }
                 }

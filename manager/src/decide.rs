@@ -429,7 +429,11 @@ fn failover(
                 "automatic failover is paused (by {}: {}); `redis_node_manager resume` or a \
                  manual failover acts",
                 if p.by.is_empty() { "?" } else { &p.by },
-                if p.reason.is_empty() { "no reason given" } else { &p.reason }
+                if p.reason.is_empty() {
+                    "no reason given"
+                } else {
+                    &p.reason
+                }
             ),
         };
     }

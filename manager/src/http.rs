@@ -10,10 +10,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::body::Bytes;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use redis_failover_client::{NodeAddr, PauseInfo, Topology, ZnodePaths};
@@ -53,11 +53,13 @@ impl HttpState {
     }
 
     /// The group a request names, or the only one when it names none.
-    fn pick(&self, name: Option<&str>) -> Result<GroupSnapshot, Response> {
+    fn pick(&self, name: Option<&str>) -> Result<GroupSnapshot, ApiError> {
         match name {
-            Some(n) => self.group(n).map_err(|m| error(StatusCode::NOT_FOUND, m)),
+            Some(n) => self
+                .group(n)
+                .map_err(|m| ApiError(StatusCode::NOT_FOUND, m)),
             None if self.groups.len() == 1 => Ok(self.groups[0].borrow().clone()),
-            None => Err(error(
+            None => Err(ApiError(
                 StatusCode::BAD_REQUEST,
                 "this manager watches several groups: say which with \"group\"".to_string(),
             )),
@@ -65,13 +67,13 @@ impl HttpState {
     }
 
     /// The live ZooKeeper session, for writing requests.
-    fn client(&self) -> Result<zk::Client, Response> {
+    fn client(&self) -> Result<zk::Client, ApiError> {
         self.session
             .borrow()
             .clone()
             .filter(|c| c.state() == zk::SessionState::SyncConnected)
             .ok_or_else(|| {
-                error(
+                ApiError(
                     StatusCode::SERVICE_UNAVAILABLE,
                     format!(
                         "no ZooKeeper connection ({}); try again later",
@@ -91,6 +93,15 @@ impl HttpState {
 
 fn error(code: StatusCode, message: String) -> Response {
     (code, Json(serde_json::json!({ "error": message }))).into_response()
+}
+
+/// A refused request: its status code and the message shown as `{"error": ..}`.
+struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        error(self.0, self.1)
+    }
 }
 
 pub fn router(state: HttpState) -> Router {
@@ -123,18 +134,18 @@ pub fn router(state: HttpState) -> Router {
 }
 
 /// Decodes an optional JSON body (an empty body is `{}`).
-fn body<T: for<'de> Deserialize<'de>>(bytes: &Bytes) -> Result<T, Response> {
+fn body<T: for<'de> Deserialize<'de>>(bytes: &Bytes) -> Result<T, ApiError> {
     let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
         b"{}"
     } else {
         bytes
     };
     serde_json::from_slice(bytes)
-        .map_err(|e| error(StatusCode::BAD_REQUEST, format!("bad JSON body: {e}")))
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("bad JSON body: {e}")))
 }
 
-fn paths_of(g: &GroupSnapshot) -> Result<ZnodePaths, Response> {
-    ZnodePaths::new(&g.znode_path).map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e))
+fn paths_of(g: &GroupSnapshot) -> Result<ZnodePaths, ApiError> {
+    ZnodePaths::new(&g.znode_path).map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e))
 }
 
 #[derive(Deserialize)]
@@ -149,45 +160,36 @@ struct FailoverBody {
 
 /// Writes a manual failover request and waits for the leader's verdict: 200 done, 409
 /// refused (with the reason), 504 nobody acted in time.
-async fn failover(State(s): State<HttpState>, raw: Bytes) -> Response {
-    let req: FailoverBody = match body(&raw) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let g = match s.pick(req.group.as_deref()) {
-        Ok(g) => g,
-        Err(r) => return r,
-    };
-    let to: Option<NodeAddr> = match req.to.as_deref().map(str::parse).transpose() {
-        Ok(t) => t,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e),
-    };
-    let paths = match paths_of(&g) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let client = match s.client() {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+async fn failover(State(s): State<HttpState>, raw: Bytes) -> Result<Response, ApiError> {
+    let req: FailoverBody = body(&raw)?;
+    let g = s.pick(req.group.as_deref())?;
+    let to: Option<NodeAddr> = req
+        .to
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e))?;
+    let paths = paths_of(&g)?;
+    let client = s.client()?;
     let wait = req
         .wait_secs
         .map_or(DEFAULT_FAILOVER_WAIT, Duration::from_secs)
         .min(MAX_FAILOVER_WAIT);
-    if let Err(e) = crate::zk::request_manual(&client, &paths, to.as_ref()).await {
-        return error(StatusCode::SERVICE_UNAVAILABLE, e);
-    }
-    match crate::zk::await_manual(&client, &paths, wait).await {
-        Ok(crate::zk::ManualOutcome::Done(m)) => (
-            StatusCode::OK,
-            Json(serde_json::json!({ "group": g.name, "result": m })),
-        )
-            .into_response(),
-        Ok(crate::zk::ManualOutcome::Refused(r)) => {
-            error(StatusCode::CONFLICT, format!("refused: {r}"))
+    let unavailable = |e| ApiError(StatusCode::SERVICE_UNAVAILABLE, e);
+    crate::zk::request_manual(&client, &paths, to.as_ref())
+        .await
+        .map_err(unavailable)?;
+    match crate::zk::await_manual(&client, &paths, wait)
+        .await
+        .map_err(unavailable)?
+    {
+        crate::zk::ManualOutcome::Done(m) => {
+            Ok(Json(serde_json::json!({ "group": g.name, "result": m })).into_response())
         }
-        Ok(crate::zk::ManualOutcome::TimedOut(m)) => error(StatusCode::GATEWAY_TIMEOUT, m),
-        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e),
+        crate::zk::ManualOutcome::Refused(r) => {
+            Err(ApiError(StatusCode::CONFLICT, format!("refused: {r}")))
+        }
+        crate::zk::ManualOutcome::TimedOut(m) => Err(ApiError(StatusCode::GATEWAY_TIMEOUT, m)),
     }
 }
 
@@ -199,11 +201,8 @@ struct PauseBody {
 }
 
 /// Pauses automatic failover for a group (`<root>/paused`); monitoring goes on.
-async fn pause(State(s): State<HttpState>, raw: Bytes) -> Response {
-    let req: PauseBody = match body(&raw) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+async fn pause(State(s): State<HttpState>, raw: Bytes) -> Result<Response, ApiError> {
+    let req: PauseBody = body(&raw)?;
     let info = PauseInfo {
         since_ms: SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -220,31 +219,23 @@ struct ResumeBody {
     group: Option<String>,
 }
 
-async fn resume(State(s): State<HttpState>, raw: Bytes) -> Response {
-    let req: ResumeBody = match body(&raw) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+async fn resume(State(s): State<HttpState>, raw: Bytes) -> Result<Response, ApiError> {
+    let req: ResumeBody = body(&raw)?;
     switch(&s, req.group.as_deref(), None).await
 }
 
-async fn switch(s: &HttpState, group: Option<&str>, pause: Option<PauseInfo>) -> Response {
-    let g = match s.pick(group) {
-        Ok(g) => g,
-        Err(r) => return r,
-    };
-    let paths = match paths_of(&g) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let client = match s.client() {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    match crate::zk::set_pause(&client, &paths, pause.as_ref()).await {
-        Ok(()) => Json(serde_json::json!({ "group": g.name, "paused": pause })).into_response(),
-        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e),
-    }
+async fn switch(
+    s: &HttpState,
+    group: Option<&str>,
+    pause: Option<PauseInfo>,
+) -> Result<Response, ApiError> {
+    let g = s.pick(group)?;
+    let paths = paths_of(&g)?;
+    let client = s.client()?;
+    crate::zk::set_pause(&client, &paths, pause.as_ref())
+        .await
+        .map_err(|e| ApiError(StatusCode::SERVICE_UNAVAILABLE, e))?;
+    Ok(Json(serde_json::json!({ "group": g.name, "paused": pause })).into_response())
 }
 
 async fn metrics(State(s): State<HttpState>) -> Response {

@@ -140,7 +140,11 @@ fn pause_command(cli: &Cli, reason: Option<String>) -> i32 {
             return 1;
         }
     };
-    match runtime.block_on(redis_failover_manager::set_pause(&zk, &paths, pause.as_ref())) {
+    match runtime.block_on(redis_failover_manager::set_pause(
+        &zk,
+        &paths,
+        pause.as_ref(),
+    )) {
         Ok(()) if pause.is_some() => {
             println!(
                 "paused: no automatic failover for {} until `redis_node_manager resume`",
@@ -175,9 +179,9 @@ fn main() {
         Some(redis_failover_manager::config::Command::Status { json }) => {
             std::process::exit(status_command(&cli, *json))
         }
-        Some(redis_failover_manager::config::Command::Pause { reason }) => {
-            std::process::exit(pause_command(&cli, Some(reason.clone().unwrap_or_default())))
-        }
+        Some(redis_failover_manager::config::Command::Pause { reason }) => std::process::exit(
+            pause_command(&cli, Some(reason.clone().unwrap_or_default())),
+        ),
         Some(redis_failover_manager::config::Command::Resume) => {
             std::process::exit(pause_command(&cli, None))
         }

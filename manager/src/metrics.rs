@@ -178,8 +178,9 @@ impl Metrics {
         // Families whose label sets come and go are rebuilt on each scrape.
         self.node_role.clear();
         self.zk_state.clear();
-        self.zk_connected
-            .set(i64::from(zk_state == "SyncConnected" || zk_state == "ConnectedReadOnly"));
+        self.zk_connected.set(i64::from(
+            zk_state == "SyncConnected" || zk_state == "ConnectedReadOnly",
+        ));
         self.zk_state
             .get_or_create(&StateLabels {
                 state: zk_state.to_string(),
@@ -190,7 +191,9 @@ impl Metrics {
                 group: g.name.clone(),
             };
             self.is_leader.get_or_create(&gl).set(i64::from(g.leader));
-            self.paused.get_or_create(&gl).set(i64::from(g.paused.is_some()));
+            self.paused
+                .get_or_create(&gl)
+                .set(i64::from(g.paused.is_some()));
             self.managers
                 .get_or_create(&gl)
                 .set(g.managers_in_line.len() as i64);

@@ -714,7 +714,10 @@ pub async fn append_history(
 }
 
 /// The manager ids holding or waiting for the group's lock, the holder first.
-pub async fn read_lock_order(client: &zk::Client, paths: &ZnodePaths) -> Result<Vec<String>, String> {
+pub async fn read_lock_order(
+    client: &zk::Client,
+    paths: &ZnodePaths,
+) -> Result<Vec<String>, String> {
     let lock = paths.lock();
     let read = async {
         let mut children = match client.list_children(&lock).await {

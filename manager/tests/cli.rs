@@ -301,3 +301,88 @@ async fn the_status_subcommand_shows_the_group() {
         "{v}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_and_resume_subcommands_switch_automatic_failover() {
+    let zk = shared_zk();
+    let trio = RedisGroup::trio();
+    let root = unique_root("pause_cmd");
+    let (_manager, client) = managed_process(&trio, &root, &["--manager-name", "pz"]).await;
+    let zk_arg = zk.connect_string();
+    let cmd = |args: Vec<String>| async move {
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            run(&args)
+        })
+        .await
+        .expect("join")
+    };
+    let with_target = |sub: &[&str]| {
+        let mut v: Vec<String> = sub.iter().map(|s| s.to_string()).collect();
+        v.extend([
+            "-z".into(),
+            zk_arg.clone(),
+            "--znode-path".into(),
+            root.clone(),
+        ]);
+        v
+    };
+
+    let out = cmd(with_target(&["pause", "--reason", "disk swap"])).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.starts_with("paused"), "{stdout}");
+    let t = wait_topology(
+        &client,
+        &root,
+        Duration::from_secs(30),
+        "paused in the znode",
+        |t| t.paused.is_some(),
+    )
+    .await;
+    let p = t.paused.expect("paused");
+    assert_eq!(p.reason, "disk swap");
+    assert!(p.by.contains('@'), "who paused: {p:?}");
+    let out = cmd(with_target(&["status"])).await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("paused       yes") && text.contains("disk swap"),
+        "{text}"
+    );
+
+    let out = cmd(with_target(&["resume"])).await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_topology(
+        &client,
+        &root,
+        Duration::from_secs(30),
+        "resumed in the znode",
+        |t| t.paused.is_none(),
+    )
+    .await;
+    let out = cmd(with_target(&["status"])).await;
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("paused"));
+
+    // A root no manager ever used: a clear error, exit 1.
+    let out = cmd(vec![
+        "pause".into(),
+        "-z".into(),
+        zk_arg.clone(),
+        "--znode-path".into(),
+        "/no_such_root_for_pause".into(),
+    ])
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("does not exist"), "{stderr}");
+}

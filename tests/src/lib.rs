@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 
 pub use redis;
 
+pub mod http;
 pub mod manager;
 
 /// Poll interval of [`wait_until`] / [`wait_until_async`] and of the internal waits.

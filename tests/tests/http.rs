@@ -1,34 +1,19 @@
 //! The HTTP endpoint: health, status, and the master/replica checks load balancers use,
-//! before and after a failover; bad requests get 4xx with a message.
+//! before and after a failover; the pause switch, manual failover, history and metrics;
+//! bad requests get 4xx with a message.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::Duration;
 
+use redis_failover_tests::http::{get_json, request, request_async};
 use redis_failover_tests::manager::{config, wait_topology, zk_client, Manager};
 use redis_failover_tests::{
-    free_port, init_tracing, shared_zk, unique_root, wait_until_async, RedisGroup,
+    free_port, init_tracing, shared_zk, unique_root, wait_until_async, NodeRole, RedisGroup,
 };
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
-/// One HTTP/1.1 request; returns the status code and the body.
 fn http(port: u16, method: &str, path: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
-    )
-    .ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    let code = out.split_whitespace().nth(1)?.parse().ok()?;
-    let body = out
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Some((code, body))
+    request(port, method, path, "")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -114,5 +99,234 @@ async fn load_balancer_checks_follow_a_failover() {
         }
     })
     .await;
+    m.stop().await.expect("stop");
+}
+
+/// A manager with HTTP on a trio, under its own root; returns what the tests need.
+async fn http_managed(name: &str) -> (RedisGroup, Manager, zookeeper_client::Client, String, u16) {
+    init_tracing();
+    let zk = shared_zk();
+    let trio = RedisGroup::trio();
+    let root = unique_root(name);
+    let port = free_port();
+    let m = Manager::start(config(&zk.connect_string(), &trio.addrs(), &root, |c| {
+        c.http_addr = Some(format!("127.0.0.1:{port}").parse().expect("addr"));
+    }));
+    let zkc = zk_client(&zk.connect_string()).await;
+    wait_topology(&zkc, &root, DEADLINE, "published", |t| t.slaves.len() == 2).await;
+    (trio, m, zkc, root, port)
+}
+
+/// One sample's value from Prometheus text, by metric name and label values.
+fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let lines = text.lines().map(|l| Ok(l.to_string()));
+    let scrape =
+        prometheus_parse::Scrape::parse(lines).expect("/metrics parses as Prometheus text");
+    scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            _ => f64::NAN,
+        })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_holds_a_failover_and_resume_lets_it_happen() {
+    let (trio, m, zkc, root, port) = http_managed("http-pause").await;
+    let m0 = trio.node(0).addr();
+
+    let (code, body) = request_async(port, "POST", "/pause", r#"{"reason":"kernel upgrade"}"#)
+        .await
+        .expect("pause");
+    assert_eq!(code, 200, "{body}");
+    // Visible in the znode (for zkCli.sh) and in /status.
+    let t = wait_topology(&zkc, &root, DEADLINE, "the pause in the znode", |t| {
+        t.paused.is_some()
+    })
+    .await;
+    assert_eq!(
+        t.paused.map(|p| p.reason),
+        Some("kernel upgrade".to_string())
+    );
+    let status = get_json(port, "/status").await.expect("status");
+    assert_eq!(
+        status["groups"]["mymaster"]["paused"]["reason"], "kernel upgrade",
+        "{status}"
+    );
+
+    // The master dies: it is published unavailable (the decision was made) but not replaced.
+    trio.node(0).kill9();
+    let t = wait_topology(
+        &zkc,
+        &root,
+        DEADLINE,
+        "the dead master listed unavailable",
+        |t| t.unavailable.iter().any(|a| a.to_string() == m0),
+    )
+    .await;
+    // `master: null`, as when no replica may be promoted: writers fail fast, nobody is
+    // sent to a replica.
+    assert_eq!(t.master, None, "no new master while paused: {t:?}");
+    assert!(
+        t.promoting.is_none(),
+        "no promotion started while paused: {t:?}"
+    );
+    for i in 1..3 {
+        let role = trio.node(i).role();
+        assert!(
+            matches!(role, Some(NodeRole::Replica { .. })),
+            "node {i} must not be promoted while paused: {role:?}"
+        );
+    }
+
+    // Resume: the failover happens, and is recorded with its reason and the votes.
+    let (code, body) = request_async(port, "POST", "/resume", "")
+        .await
+        .expect("resume");
+    assert_eq!(code, 200, "{body}");
+    let t = wait_topology(&zkc, &root, DEADLINE, "a new master after resume", |t| {
+        t.master.as_ref().is_some_and(|m| m.to_string() != m0) && t.paused.is_none()
+    })
+    .await;
+    let new = t.master.expect("master").to_string();
+    let status = wait_until_async(DEADLINE, "the failover in /status", || async {
+        let s = get_json(port, "/status").await?;
+        (!s["groups"]["mymaster"]["last_failover"].is_null()).then_some(s)
+    })
+    .await;
+    let last = &status["groups"]["mymaster"]["last_failover"];
+    assert_eq!(last["kind"], "failover", "{last}");
+    assert_eq!(last["from"], m0.as_str(), "{last}");
+    assert_eq!(last["to"], new.as_str(), "{last}");
+    assert!(
+        last["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("master down")),
+        "{last}"
+    );
+    assert!(
+        last["votes"].as_str().is_some_and(|v| !v.is_empty()),
+        "{last}"
+    );
+    assert!(status["groups"]["mymaster"]["paused"].is_null(), "{status}");
+
+    // Metrics: parseable, and they say what happened.
+    let (code, text) = request_async(port, "GET", "/metrics", "")
+        .await
+        .expect("metrics");
+    assert_eq!(code, 200);
+    let g = [("group", "mymaster")];
+    assert_eq!(
+        sample(&text, "redis_failover_failovers_total", &g),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "redis_failover_is_leader", &g),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "redis_failover_paused", &g),
+        Some(0.0),
+        "{text}"
+    );
+    assert!(
+        sample(&text, "redis_failover_epoch", &g).is_some_and(|e| e >= 1.0),
+        "{text}"
+    );
+    assert!(
+        sample(&text, "redis_failover_last_failover_duration_seconds", &g)
+            .is_some_and(|d| d > 0.0 && d < 30.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "redis_failover_node_up", &[("node", m0.as_str())]),
+        Some(0.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "redis_failover_node_role",
+            &[("node", new.as_str()), ("role", "master")]
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert!(
+        sample(
+            &text,
+            "redis_failover_probe_latency_seconds_count",
+            &[("node", new.as_str())]
+        )
+        .is_some_and(|c| c > 0.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "redis_failover_zookeeper_connected", &[]),
+        Some(1.0),
+        "{text}"
+    );
+    m.stop().await.expect("stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manual_failover_over_http_and_bad_requests() {
+    let (trio, m, zkc, root, port) = http_managed("http-failover").await;
+    let (m0, r1) = (trio.node(0).addr(), trio.node(1).addr());
+
+    // Bad requests: a message and a 4xx, nothing written.
+    for (body, code, says) in [
+        ("{not json", 400, "bad JSON"),
+        (r#"{"to":"nope"}"#, 400, "bad address"),
+        (r#"{"group":"other"}"#, 404, "unknown group"),
+        (r#"{"target":"h:1"}"#, 400, "unknown field"),
+    ] {
+        let (c, b) = request_async(port, "POST", "/failover", body)
+            .await
+            .expect("answer");
+        assert_eq!(c, code, "{body} -> {b}");
+        assert!(b.contains(says), "{body} -> {b}");
+        assert!(
+            serde_json::from_str::<serde_json::Value>(&b).is_ok(),
+            "JSON message: {b}"
+        );
+    }
+    let (c, b) = request_async(port, "GET", "/failover", "")
+        .await
+        .expect("answer");
+    assert_eq!(c, 405, "{b}");
+    assert!(b.contains("POST"), "{b}");
+    // A node that is not in the group: refused by the leader, with its reason.
+    let (c, b) = request_async(port, "POST", "/failover", r#"{"to":"127.0.0.1:1"}"#)
+        .await
+        .expect("answer");
+    assert_eq!(c, 409, "{b}");
+    assert!(b.contains("refused"), "{b}");
+
+    // A planned switchover to a named replica.
+    let (c, b) = request_async(port, "POST", "/failover", &format!(r#"{{"to":"{r1}"}}"#))
+        .await
+        .expect("answer");
+    assert_eq!(c, 200, "{b}");
+    assert!(b.contains(&r1), "{b}");
+    let t = wait_topology(&zkc, &root, DEADLINE, "the switchover", |t| {
+        t.master.as_ref().is_some_and(|m| m.to_string() == r1) && t.slaves.len() == 2
+    })
+    .await;
+    assert!(t.epoch >= 1);
+    let status = wait_until_async(DEADLINE, "the switchover in /status", || async {
+        let s = get_json(port, "/status").await?;
+        (s["groups"]["mymaster"]["last_failover"]["kind"] == "switchover").then_some(s)
+    })
+    .await;
+    let last = &status["groups"]["mymaster"]["last_failover"];
+    assert_eq!(last["from"], m0.as_str(), "{last}");
+    assert_eq!(last["to"], r1.as_str(), "{last}");
     m.stop().await.expect("stop");
 }
