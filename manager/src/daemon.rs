@@ -963,18 +963,17 @@ impl GroupDaemon {
         }
     }
 
-    /// Reads what every manager shows operators: the pause switch, the history, every
-    /// manager's view and the lock order; and, on a standby (or when `nodes_changed`), the
-    /// published topology.
+    /// Reads what every manager shows operators: the published topology (standbys), the
+    /// pause switch, and unless only the watched znodes changed (`nodes_changed`), the
+    /// history, every manager's view and the lock order.
     async fn read_shared(&mut self, nodes_changed: bool) {
         let Some(client) = self.session.borrow().clone() else {
             return;
         };
-        if self.leader.is_none() || nodes_changed {
+        // The leader knows what it wrote; a standby reads what the leader wrote.
+        if self.leader.is_none() {
             if let Ok(p) = zk::read_published(&client, &self.cfg.paths.nodes()).await {
-                if self.leader.is_none() {
-                    self.published = p;
-                }
+                self.published = p;
             }
         }
         match zk::read_pause(&client, &self.cfg.paths).await {
