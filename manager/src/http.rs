@@ -276,6 +276,8 @@ async fn status(State(s): State<HttpState>) -> Response {
             let g = g.borrow().clone();
             let mut v = serde_json::to_value(&g).unwrap_or_default();
             v["last_failover"] = serde_json::to_value(g.last_failover()).unwrap_or_default();
+            // The leading manager's id (`leader` says whether it is this one).
+            v["leader_id"] = serde_json::to_value(g.managers_in_line.first()).unwrap_or_default();
             (g.name.clone(), v)
         })
         .collect();

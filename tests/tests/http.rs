@@ -213,6 +213,13 @@ async fn pause_holds_a_failover_and_resume_lets_it_happen() {
         "{last}"
     );
     assert!(status["groups"]["mymaster"]["paused"].is_null(), "{status}");
+    assert!(
+        status["groups"]["mymaster"]["leader_id"]
+            .as_str()
+            .is_some_and(|id| !id.is_empty()),
+        "{status}"
+    );
+    assert_eq!(status["groups"]["mymaster"]["leader"], true, "{status}");
 
     // Metrics: parseable, and they say what happened.
     let (code, text) = request_async(port, "GET", "/metrics", "")
