@@ -226,6 +226,10 @@ pub struct ManagerView {
     /// When it was written, ms since the Unix epoch; an old view counts as absent.
     #[serde(default)]
     pub at_ms: u64,
+    /// Where this manager answers the Sentinel protocol (`host:port`), so that the others
+    /// can list it in `SENTINEL SENTINELS`; absent when it does not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sentinel_addr: Option<NodeAddr>,
 }
 
 impl ManagerView {

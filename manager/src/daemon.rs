@@ -121,6 +121,8 @@ pub struct GroupDaemon {
     /// standbys show a new topology at once and the leader sees a pause at once.
     changed: Arc<Notify>,
     metrics: Option<Arc<GroupMetrics>>,
+    /// This manager's Sentinel-protocol address, announced in its view.
+    sentinel_addr: Option<NodeAddr>,
 }
 
 impl GroupDaemon {
@@ -179,7 +181,14 @@ impl GroupDaemon {
             settings,
             changed: Arc::new(Notify::new()),
             metrics: None,
+            sentinel_addr: None,
         }
+    }
+
+    /// Announces where this manager answers the Sentinel protocol.
+    pub fn with_sentinel_addr(mut self, addr: Option<NodeAddr>) -> Self {
+        self.sentinel_addr = addr;
+        self
     }
 
     /// Feeds probe latencies and failover counts to `/metrics`.
@@ -666,6 +675,7 @@ impl GroupDaemon {
     fn own_view(&self) -> ManagerView {
         let mut v = ManagerView {
             at_ms: unix_ms(),
+            sentinel_addr: self.sentinel_addr.clone(),
             ..ManagerView::default()
         };
         for (addr, h) in &self.view {

@@ -13,12 +13,14 @@
 pub mod config;
 pub mod daemon;
 pub mod decide;
+pub mod events;
 pub mod health;
 pub mod http;
 pub mod info;
 pub mod metrics;
 pub mod node;
 pub mod probe;
+pub mod sentinel;
 pub mod snapshot;
 pub mod votes;
 pub mod zk;
@@ -106,6 +108,27 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             )))
         })?),
     };
+    let sentinel_listener = match config.sentinel_addr {
+        None => None,
+        Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+            StartError::Config(ConfigError(format!(
+                "--sentinel-addr {addr}: cannot listen: {e}"
+            )))
+        })?),
+    };
+    // What the other managers list in `SENTINEL SENTINELS`: the bound address (the real port
+    // when asked for port 0), or this host's name when bound to every interface.
+    let sentinel_announce = sentinel_listener
+        .as_ref()
+        .and_then(|l| l.local_addr().ok())
+        .map(|a| {
+            let host = if a.ip().is_unspecified() {
+                config::hostname()
+            } else {
+                a.ip().to_string()
+            };
+            redis_failover_client::NodeAddr::new(host, a.port())
+        });
     preflight(&config, &connector).await?;
     let wait = config.zk_session_timeout + Duration::from_secs(1);
     let client = zk::connect(&config.zkservers, config.zk_session_timeout, wait)
@@ -200,7 +223,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             snapshot_tx,
             connector.clone(),
         )
-        .with_metrics(metrics.group(&group.name));
+        .with_metrics(metrics.group(&group.name))
+        .with_sentinel_addr(sentinel_announce.clone());
         group_tasks.push(tokio::spawn(daemon.run(
             settings,
             leader_rx,
@@ -222,6 +246,24 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 warn!("-http: {e}");
             }
         }));
+    }
+    if let Some(listener) = sentinel_listener {
+        let port = listener.local_addr().map_or(0, |a| a.port());
+        let state = sentinel::SentinelState {
+            manager_id: config.manager_id.clone(),
+            groups: snapshots.clone(),
+            session: session_rx.clone(),
+            password: config
+                .sentinel_password
+                .as_ref()
+                .map(|p| p.expose().to_string()),
+            port,
+        };
+        tasks.push(tokio::spawn(sentinel::serve(
+            listener,
+            state,
+            stop_rx.clone(),
+        )));
     }
     drop(session_rx);
 
@@ -377,7 +419,11 @@ impl std::fmt::Display for StatusReport {
             None => writeln!(f, "  leader       none (no manager running)")?,
         }
         if !self.history.is_empty() {
-            writeln!(f, "  failovers (last {}, newest first)", self.history.len().min(5))?;
+            writeln!(
+                f,
+                "  failovers (last {}, newest first)",
+                self.history.len().min(5)
+            )?;
             for r in self.history.iter().rev().take(5) {
                 writeln!(
                     f,
