@@ -9,6 +9,9 @@
 //! - [`node`]: Redis connections and verbs; [`probe`]: per-node watching tasks.
 //! - [`zk`]: ZooKeeper session, leader lock, compare-and-set publishing.
 //! - [`daemon`]: one group's loop, the only place where decisions meet I/O.
+//! - [`snapshot`]: what a group's loop shows outside; [`http`] (checks, status, operator
+//!   actions), [`metrics`] (Prometheus) and [`sentinel`] (the Sentinel protocol, with
+//!   [`events`] derived from topology changes) only read snapshots and write requests.
 
 pub mod config;
 pub mod daemon;
