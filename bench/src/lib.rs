@@ -10,6 +10,8 @@ use redis_failover_client::{NodeAddr, Topology};
 use tokio::task::JoinError;
 use zookeeper_client as zk;
 
+pub mod sentinel;
+
 /// Bound on one ZooKeeper read in [`watch_for_new_master`].
 pub const ZK_READ_TIMEOUT: Duration = Duration::from_secs(3);
 
