@@ -310,7 +310,18 @@ impl GroupDaemon {
         let watcher = tokio::spawn(zk::watch_changes(
             self.session.clone(),
             vec![self.cfg.paths.nodes(), self.cfg.paths.paused()],
+            Vec::new(),
             self.changed.clone(),
+            shutdown.clone(),
+        ));
+        // Another manager's view changing (it saw a node go down) matters to the leader's
+        // vote at once, not at its next tick.
+        let views_changed = Arc::new(Notify::new());
+        let views_watcher = tokio::spawn(zk::watch_changes(
+            self.session.clone(),
+            Vec::new(),
+            vec![self.cfg.paths.manager_node_state()],
+            views_changed.clone(),
             shutdown.clone(),
         ));
         let changed = self.changed.clone();
@@ -363,6 +374,12 @@ impl GroupDaemon {
                     self.read_shared(true).await;
                     again = true;
                 }
+                _ = views_changed.notified() => {
+                    if self.leader.is_some() {
+                        self.last_views_read = None;
+                        again = true;
+                    }
+                }
                 _ = tick.tick() => {
                     self.publish_view().await;
                     again = true;
@@ -370,6 +387,7 @@ impl GroupDaemon {
             }
         }
         let _ = tokio::time::timeout(Duration::from_secs(2), watcher).await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), views_watcher).await;
         for (_, p) in std::mem::take(&mut self.probes) {
             for t in p.tasks {
                 let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
@@ -385,7 +403,7 @@ impl GroupDaemon {
                 info: info.map(|i| self.canonical(i)),
                 latency,
             },
-            failed => failed,
+            other => other,
         };
         let Some(h) = self.view.get_mut(&obs.node) else {
             return false;
@@ -396,6 +414,11 @@ impl GroupDaemon {
                     m.observe_latency(&obs.node, l);
                 }
                 h.on_success(obs.at, info, latency)
+            }
+            ProbeResult::Restarted { run_id } => {
+                warn!(group = %self.cfg.name, "+reboot {}: answers with a new run_id {run_id}", obs.node);
+                h.on_restart();
+                return true;
             }
             ProbeResult::Failed(e) => {
                 // Once per streak, not once per probe.
@@ -545,6 +568,7 @@ impl GroupDaemon {
                     _ => 0,
                 };
                 self.state = GroupState {
+                    master_restarts: self.restarts_of(&master),
                     master: Some(master),
                     epoch: epoch.max(floor),
                     paused: self.pause.clone(),
@@ -560,6 +584,14 @@ impl GroupDaemon {
                 false
             }
             Decision::NoCandidate { failed, .. } | Decision::Paused { failed, .. } => {
+                // A restarted master nobody can (or may) replace stays the master: its
+                // restart is then history, not a reason to fail over later.
+                if self.view.get(&failed).is_some_and(|h| h.is_up())
+                    && self.restarts_of(&failed) > self.state.master_restarts
+                {
+                    warn!(group = %self.cfg.name, "-reboot-kept {failed}: restarted, but no replica may replace it; keeping it as the master");
+                    self.state.master_restarts = self.restarts_of(&failed);
+                }
                 let mut t = derive_topology(Some(&failed), self.state.epoch, &self.view);
                 t.paused = self.pause.clone();
                 if !self
@@ -642,6 +674,7 @@ impl GroupDaemon {
             master: Some(winner.clone()),
             epoch: self.state.epoch + 1,
             paused: self.pause.clone(),
+            master_restarts: self.restarts_of(&winner),
         };
         if !leader.confirm().await {
             warn!(group = %g, "-leader-unconfirmed: {winner} is master (epoch {}), not re-pointing the others; the next leader finishes", self.state.epoch);
@@ -846,6 +879,7 @@ impl GroupDaemon {
             master: Some(target.clone()),
             epoch: self.state.epoch + 1,
             paused: self.pause.clone(),
+            master_restarts: self.restarts_of(&target),
         };
         if !leader.confirm().await {
             warn!(group = %g, "-leader-unconfirmed: {target} is master (epoch {}), not re-pointing the others", self.state.epoch);
@@ -932,6 +966,10 @@ impl GroupDaemon {
         if let Some(h) = self.view.get_mut(addr) {
             h.on_success(Instant::now(), Some(info), None);
         }
+    }
+
+    fn restarts_of(&self, node: &NodeAddr) -> u64 {
+        self.view.get(node).map_or(0, |h| h.restarts())
     }
 
     /// How the managers voted on `node`, in words, for the history.

@@ -278,6 +278,9 @@ pub struct GroupState {
     /// `<root>/paused` as last read: no automatic failover while set, and it is copied into
     /// the published topology.
     pub paused: Option<redis_failover_client::PauseInfo>,
+    /// The master's restart count (`NodeHealth::restarts`) when it became the master: a
+    /// higher count means it restarted since.
+    pub master_restarts: u64,
 }
 
 /// One cycle: what to do next, given the belief, the probes' view and the published znode
@@ -340,6 +343,20 @@ pub fn decide(
             }
             _ => {}
         },
+    }
+    // A master that restarted lost its memory: it holds what it loaded from disk (an old
+    // snapshot, or nothing), and its replicas would resync from it and lose what they have.
+    // That is a fact this manager observed (a new run_id), not a judgement on reachability,
+    // so it needs no vote; promote before the replicas reconnect (within about a second).
+    if master_health.restarts() > state.master_restarts {
+        return failover(
+            state,
+            "it restarted (new run_id) and may have lost writes its replicas have",
+            view,
+            published,
+            now,
+            policy,
+        );
     }
     if let Some(info) = master_health.info().filter(|i| !i.is_master()) {
         let follows = info
@@ -744,6 +761,7 @@ mod tests {
             master: master.map(a),
             epoch,
             paused: None,
+            master_restarts: 0,
         }
     }
 
@@ -1212,6 +1230,42 @@ mod tests {
             err,
             "no replica may be promoted; excluded: h:2 is 100 bytes behind (--max-lag-bytes 50), h:3 is 600 bytes behind (--max-lag-bytes 50)"
         );
+    }
+
+    #[test]
+    fn a_master_that_restarted_is_replaced_without_a_vote() {
+        let now = t0();
+        let mut v = view(&[(1, M(50)), (2, R(1, 400, 100)), (3, R(1, 390, 100))], now);
+        let votes_up = Votes::from([(a(1), Verdict::Up("majority: up for 3".into()))]);
+        let d = |v: &View, st: &GroupState| {
+            decide(
+                st,
+                v,
+                Some(&topo(Some(1), &[2, 3], &[], 2)),
+                &votes_up,
+                now,
+                &POLICY,
+            )
+        };
+        // Not restarted: steady.
+        assert_eq!(d(&v, &st(Some(1), 2)), Decision::Steady);
+        if let Some(h) = v.get_mut(&a(1)) {
+            h.on_restart();
+        }
+        assert_eq!(
+            d(&v, &st(Some(1), 2)),
+            Decision::Failover {
+                failed: a(1),
+                winner: a(2),
+                reason: "master down (it restarted (new run_id) and may have lost writes its replicas have); ranking h:2 (priority 100, offset 400) > h:3 (priority 100, offset 390)".into(),
+            }
+        );
+        // A restart seen before it became the master (counted in the state) is history.
+        let known = GroupState {
+            master_restarts: 1,
+            ..st(Some(1), 2)
+        };
+        assert_eq!(d(&v, &known), Decision::Steady);
     }
 
     #[test]

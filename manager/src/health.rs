@@ -43,6 +43,8 @@ pub struct NodeHealth {
     /// `info` was read after the node last went down.
     info_fresh: bool,
     latency: Option<Duration>,
+    /// How many times the node was seen restarting (its `run_id` changed).
+    restarts: u64,
 }
 
 impl Default for NodeHealth {
@@ -64,7 +66,18 @@ impl NodeHealth {
             last_failure_at: None,
             info_fresh: false,
             latency: None,
+            restarts: 0,
         }
+    }
+
+    pub fn restarts(&self) -> u64 {
+        self.restarts
+    }
+
+    /// `+reboot`: the node answers with a new `run_id`. Whatever it held in memory is gone;
+    /// what it has now is what it loaded from disk, if anything.
+    pub fn on_restart(&mut self) {
+        self.restarts += 1;
     }
 
     pub fn status(&self) -> Status {

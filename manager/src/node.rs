@@ -150,6 +150,16 @@ pub async fn read_info(conn: &mut MultiplexedConnection) -> Result<NodeInfo, Nod
     parse_info_replication(&text, priority).map_err(NodeError::NotRedis)
 }
 
+/// The node's `run_id` (`INFO server`): a new one means the process restarted.
+pub async fn read_run_id(conn: &mut MultiplexedConnection) -> Result<String, NodeError> {
+    let text: String = redis::cmd("INFO").arg("server").query_async(conn).await?;
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix("run_id:"))
+        .map(|id| id.trim().to_string())
+        .filter(|id| !id.is_empty())
+        .ok_or_else(|| NodeError::NotRedis("INFO server has no run_id".into()))
+}
+
 /// `REPLICAOF NO ONE`, then waits until `ROLE` says master.
 pub async fn promote(connector: &Connector, addr: &NodeAddr) -> Result<NodeInfo, NodeError> {
     connector

@@ -19,7 +19,7 @@ use redis_failover_client::NodeAddr;
 use tokio::sync::{mpsc, watch, Notify};
 
 use crate::info::NodeInfo;
-use crate::node::{read_info, Connector, NodeError};
+use crate::node::{read_info, read_run_id, Connector, NodeError};
 
 /// How often the poller refreshes role, offsets, link status and priority.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
@@ -38,6 +38,11 @@ pub enum ProbeResult {
         latency: Option<Duration>,
     },
     Failed(NodeError),
+    /// The node answers with a `run_id` other than the one it had: it restarted, maybe too
+    /// fast for any probe to fail.
+    Restarted {
+        run_id: String,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -160,6 +165,7 @@ async fn crash_detector(
 ) {
     let mut failures = 0u32;
     let mut mode = ParkedRead::Blpop;
+    let mut run_id: Option<String> = None;
     while !*shutdown.borrow() {
         let conn = tokio::select! {
             c = s.connector.connect(&node, s.probe_timeout, None) => c,
@@ -180,6 +186,22 @@ async fn crash_detector(
                 continue;
             }
         };
+        // Every reconnect asks who answers: a process that restarted faster than a crash can
+        // be confirmed (a graceful restart takes ~20 ms) comes back with whatever it loaded
+        // from disk, possibly older than its replicas.
+        let id = tokio::select! {
+            r = tokio::time::timeout(s.probe_timeout, read_run_id(&mut conn)) => r,
+            _ = crate::stopped(&mut shutdown) => return,
+        };
+        if let Ok(Ok(id)) = id {
+            if run_id.as_ref().is_some_and(|old| *old != id) {
+                let restarted = ProbeResult::Restarted { run_id: id.clone() };
+                if !report(&tx, &node, restarted).await {
+                    return;
+                }
+            }
+            run_id = Some(id);
+        }
         loop {
             // Bounded: the server answers nil after BLOCK; a hung server is caught by the
             // deadline, which then only costs a reconnect (the poller reports the hang).

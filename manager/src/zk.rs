@@ -553,11 +553,13 @@ pub async fn read_views(
     }
 }
 
-/// Pokes `notify` whenever one of `paths` is created, changed or deleted, through ZooKeeper
-/// watches re-armed after each event and on each new session. Ends with `shutdown`.
+/// Pokes `notify` whenever one of `paths` is created, changed or deleted, or (for each of
+/// `dirs`) a child is added, removed or rewritten, through ZooKeeper watches re-armed after
+/// each event and on each new session. Ends with `shutdown`.
 pub async fn watch_changes(
     mut sessions: watch::Receiver<Option<zk::Client>>,
     paths: Vec<String>,
+    dirs: Vec<String>,
     notify: Arc<tokio::sync::Notify>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -568,7 +570,18 @@ pub async fn watch_changes(
             .filter(|c| !c.state().is_terminated());
         let mut watchers = Vec::new();
         if let Some(client) = &client {
-            for p in &paths {
+            let mut watched: Vec<String> = paths.clone();
+            for d in &dirs {
+                match tokio::time::timeout(ZK_OP_TIMEOUT, client.list_and_watch_children(d)).await {
+                    Ok(Ok((children, w))) => {
+                        watchers.push(Box::pin(w.changed()));
+                        watched.extend(children.iter().map(|c| format!("{d}/{c}")));
+                    }
+                    // Not there yet: watch for its creation.
+                    _ => watched.push(d.clone()),
+                }
+            }
+            for p in &watched {
                 if let Ok(Ok((_, w))) =
                     tokio::time::timeout(ZK_OP_TIMEOUT, client.check_and_watch_stat(p)).await
                 {

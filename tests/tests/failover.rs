@@ -210,3 +210,52 @@ async fn a_killed_replica_is_unavailable_then_rejoins() {
     assert_eq!(t.master, before.master);
     m.stop().await.expect("clean stop");
 }
+
+/// A master that restarts faster than a crash can be confirmed (here: killed and started
+/// again at once, without persistence) comes back empty. Left as the master, its replicas
+/// would resync from it and lose everything; the manager sees the new run_id and promotes a
+/// replica that still has the data, then makes the restarted node its replica.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_restarted_faster_than_a_crash_is_confirmed_is_failed_over() {
+    let trio = RedisGroup::trio();
+    let master = trio.node(0);
+    let (m, client, root, before) =
+        managed(&trio, "fast_restart", |c| c.max_failures = Some(5)).await;
+    write_keys(master, "kept", 50, 100);
+    let master_offset = master.offset().expect("master offset");
+    for i in 1..3 {
+        wait_until(DEADLINE, "replicas caught up", || {
+            (trio.node(i).offset()? >= master_offset).then_some(())
+        });
+    }
+
+    master.restart(None);
+    let t = wait_topology(&client, &root, DEADLINE, "a new master", |t| {
+        t.master.is_some() && t.master != before.master
+    })
+    .await;
+    let new = t.master.clone().expect("master");
+    let new_node = trio
+        .nodes()
+        .iter()
+        .find(|n| addr(n) == new)
+        .expect("the new master is one of the trio");
+    for i in 0..50 {
+        assert!(
+            new_node.get(&format!("kept:{i}")).is_some(),
+            "kept:{i} survived on the new master {new}"
+        );
+    }
+    // The restarted node rejoins as a replica of the new master, never as a second master.
+    wait_until(DEADLINE, "the restarted node re-pointed", || {
+        match master.role()? {
+            NodeRole::Replica {
+                master_port,
+                link_up: true,
+            } if master_port == new.port => Some(()),
+            _ => None,
+        }
+    });
+    assert!(master.get("kept:0").is_some(), "it got the data back");
+    m.stop().await.expect("stop");
+}
