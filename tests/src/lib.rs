@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 
 pub use redis;
 
+pub mod chaos;
 pub mod http;
 pub mod manager;
 
