@@ -448,3 +448,137 @@ async fn namespace_blocking_commands_and_manual_failover_requests() {
     let (data, _) = zkc.get_data(&path).await.expect("request written");
     assert_eq!(String::from_utf8_lossy(&data), "ANY_SLAVE");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_in_flight_on_a_deposed_master_is_not_acknowledged() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use redis_failover_tests::manager::wait_topology;
+    use redis_failover_tests::NodeRole;
+
+    let trio = RedisGroup::trio();
+    let (m, zkc, root, before) = managed(&trio, "deposed", |c| c.down_after_ms = Some(500)).await;
+    // A command timeout far longer than the failover: the write is still waiting for the
+    // frozen master when the client learns of the new one.
+    let timeout = Duration::from_secs(10);
+    let c = Client::builder(shared_zk().connect_string())
+        .znode_path(&root)
+        .command_timeout(timeout)
+        .connect()
+        .await
+        .expect("connect");
+    let old = trio.node(0);
+    let mut first = c.clone();
+    let _: () = first.set("before", 1).await.expect("SET before the freeze");
+
+    old.sigstop();
+    let frozen_at = Instant::now();
+    // One write in flight on the frozen master (its connection is open: the kernel takes the
+    // bytes), and a loop of writes that records every acknowledgement.
+    let mut one = c.clone();
+    let in_flight = tokio::spawn(async move {
+        let r = one.set::<_, _, ()>("in_flight", "x").await;
+        (r, Instant::now())
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let acks = Arc::new(AtomicUsize::new(0));
+    let mut looping = c.clone();
+    let (stop_loop, acks_loop) = (stop.clone(), acks.clone());
+    let writer = tokio::spawn(async move {
+        let (mut acked, mut errors) = (Vec::new(), Vec::new());
+        let mut seq = 0u64;
+        while !stop_loop.load(Ordering::Relaxed) {
+            seq += 1;
+            match looping.set::<_, _, ()>(format!("seq:{seq}"), seq).await {
+                Ok(()) => {
+                    acked.push(seq);
+                    acks_loop.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => errors.push(e.to_string()),
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        (acked, errors)
+    });
+
+    let t = wait_topology(&zkc, &root, DEADLINE, "a new master", |t| {
+        t.master.is_some() && t.master != before.master
+    })
+    .await;
+    let new_master = t.master.clone().expect("master");
+    let mut sub = c.subscribe();
+    wait_until_async(DEADLINE, "the client follows the new master", || {
+        let seen = sub.borrow_and_update().topology.master == t.master;
+        async move { seen.then_some(()) }
+    })
+    .await;
+    // The in-flight write must end now, not when the old master wakes up or at the timeout.
+    let until = Instant::now() + Duration::from_secs(3);
+    while !in_flight.is_finished() && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let ended_while_frozen = in_flight.is_finished();
+    old.sigcont();
+    let resumed_at = Instant::now();
+    let (r, ended_at) = in_flight.await.expect("in-flight task");
+    assert!(
+        r.is_err(),
+        "the client acknowledged a write in flight on the deposed master (ended {:?} after the \
+         freeze, {:?} after SIGCONT)",
+        ended_at - frozen_at,
+        ended_at.saturating_duration_since(resumed_at)
+    );
+    let err = r.expect_err("checked");
+    assert!(
+        err.to_string().contains("may have been executed")
+            && err.to_string().contains("master changed"),
+        "{err}"
+    );
+    assert!(
+        ended_while_frozen && ended_at - frozen_at < timeout,
+        "the in-flight write ended {:?} after the freeze",
+        ended_at - frozen_at
+    );
+
+    // The old master wakes up as a master, is made a replica of the new one, and loses what
+    // it applied meanwhile: no write the client acknowledged may be among it.
+    let node = trio
+        .nodes()
+        .iter()
+        .find(|n| addr(n) == new_master)
+        .expect("new master is a trio node");
+    let new_port = node.port();
+    wait_until_async(DEADLINE, "the old master made a replica", || async {
+        matches!(old.role(), Some(NodeRole::Replica { master_port, link_up: true }) if master_port == new_port)
+            .then_some(())
+    })
+    .await;
+    // Some more writes once the old master is a replica again.
+    let so_far = acks.load(Ordering::Relaxed);
+    wait_until_async(DEADLINE, "50 more writes acknowledged", || {
+        let n = acks.load(Ordering::Relaxed);
+        async move { (n >= so_far + 50).then_some(()) }
+    })
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    let (acked, errors) = writer.await.expect("writer task");
+    let missing: Vec<u64> = acked
+        .iter()
+        .copied()
+        .filter(|s| node.get(&format!("seq:{s}")).is_none())
+        .collect();
+    eprintln!(
+        "deposed master: in-flight write ended {:?} after the freeze ({err}); loop: {} acknowledged, {} errors {errors:?}",
+        ended_at - frozen_at,
+        acked.len(),
+        errors.len()
+    );
+    assert!(
+        missing.is_empty(),
+        "acknowledged writes missing on the new master: {missing:?}"
+    );
+    assert!(!acked.is_empty(), "the loop made no progress: {errors:?}");
+    assert_eq!(node.get("in_flight"), None, "the write was not retried");
+    m.stop().await.expect("stop");
+}
