@@ -2113,11 +2113,11 @@ fn classify(c: &LossCtx, ack: Option<&Ack>, seq: u64) -> (LostWrite, bool) {
     let old = c.master_before.map_or("?".to_string(), |p| format!(":{p}"));
     let (why, legit) = match (c.kind, c.target_was_master, c.failover_at) {
         // A restarted master answers as soon as it is up, before any manager can see its new
-        // run_id: what it acknowledges until the failover reaches the client (a few tens of
-        // ms) goes when it is made a replica. Inherent to asynchronous replication, like the
+        // run_id: what it acknowledges (the old process is gone by then) until the failover
+        // reaches the client (a few tens of ms) goes when it is made a replica. Inherent to asynchronous replication, like the
         // window before a kill -9 (`min-replicas-to-write 1` on the nodes closes both).
         (FaultKind::Restart, true, Some(f))
-            if ack.sent >= c.t_restored && ack.sent <= f + RESTART_WINDOW_SLACK =>
+            if ack.at >= c.t_restored && ack.sent <= f + RESTART_WINDOW_SLACK =>
         {
             (
                 format!(
