@@ -2,6 +2,7 @@
 //! with deadlines, unit conversions.
 
 use std::any::Any;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use redis::aio::MultiplexedConnection;
@@ -192,5 +193,40 @@ pub async fn finish_run<T, G: Send + 'static>(
         Ok(Ok(())) => Ok(ok),
         Ok(Err(e)) => Err(format!("the manager returned an error: {e}")),
         Err(e) => Err(format!("stopping the manager failed: {}", join_error(e))),
+    }
+}
+
+/// The `redis_node_manager` binary: `given`, else the one next to this executable.
+pub fn manager_bin(given: Option<&Path>, me: &str) -> Result<PathBuf, String> {
+    let bin = match given {
+        Some(b) => b.to_path_buf(),
+        None => std::env::current_exe()
+            .map_err(|e| format!("{me}: cannot locate this executable ({e}); give --manager-bin"))?
+            .with_file_name("redis_node_manager"),
+    };
+    if bin.is_file() {
+        Ok(bin)
+    } else {
+        Err(format!(
+            "{me}: {} not found; build it first: cargo build --release -p redis-failover-manager \
+             (or give --manager-bin PATH)",
+            bin.display()
+        ))
+    }
+}
+
+/// Warns when `bin` is older than the running program: a benchmark of a stale manager
+/// measures yesterday's code.
+pub fn warn_if_stale(bin: &Path, me: &str) {
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let exe = std::env::current_exe().ok();
+    if let (Some(b), Some(e)) = (modified(bin), exe.as_deref().and_then(modified)) {
+        if b < e {
+            eprintln!(
+                "{me}: warning: {} is older than this program; rebuild it (cargo build --release \
+                 -p redis-failover-manager) to test the current manager",
+                bin.display()
+            );
+        }
     }
 }

@@ -543,25 +543,6 @@ impl Drop for EventTap {
 // Our managers as processes
 // ---------------------------------------------------------------------------------------------
 
-/// The `redis_node_manager` binary: `given`, else the one next to this executable.
-pub fn manager_bin(given: Option<&Path>, me: &str) -> Result<PathBuf, String> {
-    let bin = match given {
-        Some(b) => b.to_path_buf(),
-        None => std::env::current_exe()
-            .map_err(|e| format!("{me}: cannot locate this executable ({e}); give --manager-bin"))?
-            .with_file_name("redis_node_manager"),
-    };
-    if bin.is_file() {
-        Ok(bin)
-    } else {
-        Err(format!(
-            "{me}: {} not found; build it first: cargo build --release -p redis-failover-manager \
-             (or give --manager-bin PATH)",
-            bin.display()
-        ))
-    }
-}
-
 /// `redis_node_manager` processes on one group (`--manager-name m1`, `m2`, ...), each logging
 /// to `<log dir>/manager-<name>.log`. Dropping it kills them.
 pub struct ManagerProcs {

@@ -21,7 +21,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use redis_failover_bench::init_logging;
+use redis_failover_bench::{init_logging, manager_bin, warn_if_stale};
 use redis_failover_tests::chaos::{self, FaultKind, ManagerMode, Options};
 use redis_failover_tests::ZkServer;
 
@@ -117,25 +117,14 @@ fn main() -> ExitCode {
     let managers = if opts.in_process {
         ManagerMode::InProcess
     } else {
-        let bin = match &opts.manager_bin {
-            Some(b) => b.clone(),
-            None => match std::env::current_exe() {
-                Ok(exe) => exe.with_file_name("redis_node_manager"),
-                Err(e) => {
-                    eprintln!("chaos: cannot locate this executable ({e}); give --manager-bin");
-                    return ExitCode::FAILURE;
-                }
-            },
+        let bin = match manager_bin(opts.manager_bin.as_deref(), "chaos") {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("{e} (or run --in-process)");
+                return ExitCode::FAILURE;
+            }
         };
-        if !bin.is_file() {
-            eprintln!(
-                "chaos: {} not found; build it first: cargo build --release -p redis-failover-manager \
-                 (or give --manager-bin PATH, or --in-process)",
-                bin.display()
-            );
-            return ExitCode::FAILURE;
-        }
-        warn_if_stale(&bin);
+        warn_if_stale(&bin, "chaos");
         ManagerMode::Process(bin)
     };
     let (kill_down, freeze) = match (
@@ -191,21 +180,6 @@ fn main() -> ExitCode {
                 println!("repeat with --seed {seed}");
                 ExitCode::FAILURE
             }
-        }
-    }
-}
-
-/// Warns when `bin` is older than this executable (which links the manager's library): it
-/// may not hold the manager's latest changes.
-fn warn_if_stale(bin: &std::path::Path) {
-    let modified = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    let exe = std::env::current_exe().ok();
-    if let (Some(b), Some(e)) = (modified(bin), exe.as_deref().and_then(modified)) {
-        if b < e {
-            eprintln!(
-                "chaos: warning: {} is older than this program; rebuild it (cargo build --release -p redis-failover-manager) to test the current manager",
-                bin.display()
-            );
         }
     }
 }

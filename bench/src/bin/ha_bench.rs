@@ -29,8 +29,8 @@
 //! log to files in the run's temp dir (their tails are printed when a run fails).
 
 use redis_failover_bench::{
-    finish_run, fmt_stats, init_logging, join_error, ms, node_addr, open, random_below,
-    watch_for_new_master, Stats, ZK_READ_TIMEOUT,
+    finish_run, fmt_stats, init_logging, join_error, manager_bin, ms, node_addr, open,
+    random_below, watch_for_new_master, Stats, ZK_READ_TIMEOUT,
 };
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -134,25 +134,13 @@ fn main() -> ExitCode {
     let manager_bin = if opts.scenario == ScenarioArg::Switchover {
         None
     } else {
-        let bin = match &opts.manager_bin {
-            Some(b) => b.clone(),
-            None => match std::env::current_exe() {
-                Ok(exe) => exe.with_file_name("redis_node_manager"),
-                Err(e) => {
-                    eprintln!("ha_bench: cannot locate this executable ({e}); give --manager-bin");
-                    return ExitCode::FAILURE;
-                }
-            },
-        };
-        if !bin.is_file() {
-            eprintln!(
-                "ha_bench: {} not found; build it first: cargo build --release -p redis-failover-manager \
-                 (or give --manager-bin PATH)",
-                bin.display()
-            );
-            return ExitCode::FAILURE;
+        match manager_bin(opts.manager_bin.as_deref(), "ha_bench") {
+            Ok(b) => Some(b),
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::FAILURE;
+            }
         }
-        Some(bin)
     };
 
     let build_rt = |name: &str| {

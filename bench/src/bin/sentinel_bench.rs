@@ -41,13 +41,12 @@
 //! whole bench stops starting runs after --max-minutes.
 
 use redis_failover_bench::sentinel::{
-    count_lost, keep_logs, load_average, manager_bin, plot_timelines, ClientWriter, EventTap,
-    ManagerProcs, Panel, SentinelProgram, SentinelSettings, SentinelWriter, Sentinels, WriteLog,
-    Writer,
+    count_lost, keep_logs, load_average, plot_timelines, ClientWriter, EventTap, ManagerProcs,
+    Panel, SentinelProgram, SentinelSettings, SentinelWriter, Sentinels, WriteLog, Writer,
 };
 use redis_failover_bench::{
-    init_logging, join_error, ms, node_addr, random_below, watch_for_new_master, Stats,
-    ZK_READ_TIMEOUT,
+    init_logging, join_error, manager_bin, ms, node_addr, random_below, watch_for_new_master,
+    Stats, ZK_READ_TIMEOUT,
 };
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -19,10 +19,10 @@
 //! a Drop guard.
 
 use redis_failover_bench::sentinel::{
-    load_average, manager_bin, ClientWriter, CpuHogs, EventTap, ManagerProcs, SentinelProgram,
-    SentinelSettings, SentinelWriter, Sentinels, Writer,
+    load_average, ClientWriter, CpuHogs, EventTap, ManagerProcs, SentinelProgram, SentinelSettings,
+    SentinelWriter, Sentinels, Writer,
 };
-use redis_failover_bench::{init_logging, join_error, ms, node_addr, ZK_READ_TIMEOUT};
+use redis_failover_bench::{init_logging, join_error, manager_bin, ms, node_addr, ZK_READ_TIMEOUT};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -34,7 +34,9 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use redis::AsyncCommands;
-use redis_failover_bench::{init_logging, ms, node_addr, open, panic_message};
+use redis_failover_bench::{
+    init_logging, manager_bin, ms, node_addr, open, panic_message, warn_if_stale,
+};
 use redis_failover_client::{Client, NodeAddr, ZnodePaths};
 use redis_failover_tests::manager::{read_topology, zk_client};
 use redis_failover_tests::{
@@ -429,34 +431,14 @@ fn main() -> ExitCode {
         eprintln!("zk_outage: --kill-after-secs must be less than --outage-secs");
         return ExitCode::FAILURE;
     }
-    let bin = match &opts.manager_bin {
-        Some(b) => b.clone(),
-        None => match std::env::current_exe() {
-            Ok(exe) => exe.with_file_name("redis_node_manager"),
-            Err(e) => {
-                eprintln!("zk_outage: cannot locate this executable ({e}); give --manager-bin");
-                return ExitCode::FAILURE;
-            }
-        },
-    };
-    if !bin.is_file() {
-        eprintln!(
-            "zk_outage: {} not found; build it first: cargo build --release -p redis-failover-manager \
-             (or give --manager-bin PATH)",
-            bin.display()
-        );
-        return ExitCode::FAILURE;
-    }
-    let modified = |p: &Path| fs::metadata(p).and_then(|m| m.modified()).ok();
-    let exe = std::env::current_exe().ok();
-    if let (Some(b), Some(e)) = (modified(&bin), exe.as_deref().and_then(modified)) {
-        if b < e {
-            eprintln!(
-                "zk_outage: warning: {} is older than this program; rebuild it (cargo build --release -p redis-failover-manager) to test the current manager",
-                bin.display()
-            );
+    let bin = match manager_bin(opts.manager_bin.as_deref(), "zk_outage") {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
         }
-    }
+    };
+    warn_if_stale(&bin, "zk_outage");
     let dir = opts.log_dir.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!("rf-zk-outage-{}", std::process::id()))
     });
