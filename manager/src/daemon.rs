@@ -330,19 +330,8 @@ impl GroupDaemon {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut again = false;
         loop {
-            let snapshot = self.snapshot();
-            self.snapshot.send_if_modified(|s| {
-                // `view.at_ms` changes every time: compare without it.
-                let same = GroupSnapshot {
-                    view: ManagerView {
-                        at_ms: s.view.at_ms,
-                        ..snapshot.view.clone()
-                    },
-                    ..snapshot.clone()
-                } == *s;
-                *s = snapshot;
-                !same
-            });
+            // Probe ages change on every pass, so there is no unchanged snapshot to skip.
+            self.snapshot.send_replace(self.snapshot());
             if again {
                 // Decide on everything the probes have said so far.
                 while let Ok(obs) = rx.try_recv() {

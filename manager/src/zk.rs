@@ -378,15 +378,34 @@ pub async fn request_manual(
 ) -> Result<(), String> {
     let path = paths.manual_failover();
     let data = to.map_or("ANY_SLAVE".to_string(), |a| a.to_string());
-    let opts = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+    operator_write(client, paths, &path, Some(data.as_bytes())).await
+}
+
+/// An operator's write under an existing group root: `Some(data)` creates or replaces the
+/// persistent znode `path`, `None` deletes it (absent is fine). A missing root means no
+/// manager ever ran there, which is what the error says.
+async fn operator_write(
+    client: &zk::Client,
+    paths: &ZnodePaths,
+    path: &str,
+    data: Option<&[u8]>,
+) -> Result<(), String> {
     let write = async {
-        match client.create(&path, data.as_bytes(), &opts).await {
-            Ok(_) => Ok(()),
-            Err(zk::Error::NodeExists) => client
-                .set_data(&path, data.as_bytes(), None)
-                .await
-                .map(|_| ()),
-            Err(e) => Err(e),
+        match data {
+            None => match client.delete(path, None).await {
+                Ok(()) | Err(zk::Error::NoNode) => Ok(()),
+                Err(e) => Err(e),
+            },
+            Some(data) => {
+                let opts = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+                match client.create(path, data, &opts).await {
+                    Ok(_) => Ok(()),
+                    Err(zk::Error::NodeExists) => {
+                        client.set_data(path, data, None).await.map(|_| ())
+                    }
+                    Err(e) => Err(e),
+                }
+            }
         }
     };
     match tokio::time::timeout(ZK_OP_TIMEOUT, write).await {
@@ -635,36 +654,8 @@ pub async fn set_pause(
     paths: &ZnodePaths,
     pause: Option<&redis_failover_client::PauseInfo>,
 ) -> Result<(), String> {
-    let path = paths.paused();
-    let write = async {
-        match pause {
-            None => match client.delete(&path, None).await {
-                Ok(()) | Err(zk::Error::NoNode) => Ok(()),
-                Err(e) => Err(e),
-            },
-            Some(p) => {
-                let data = serde_json::to_vec(p).unwrap_or_default();
-                let opts = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
-                match client.create(&path, &data, &opts).await {
-                    Ok(_) => Ok(()),
-                    Err(zk::Error::NodeExists) => {
-                        client.set_data(&path, &data, None).await.map(|_| ())
-                    }
-                    Err(e) => Err(e),
-                }
-            }
-        }
-    };
-    match tokio::time::timeout(ZK_OP_TIMEOUT, write).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(zk::Error::NoNode)) => Err(format!(
-            "{} does not exist: no manager runs with --znode-path {}",
-            paths.root(),
-            paths.root()
-        )),
-        Ok(Err(e)) => Err(format!("writing {path}: {e}")),
-        Err(_) => Err(format!("writing {path} timed out")),
-    }
+    let data = pause.map(|p| serde_json::to_vec(p).unwrap_or_default());
+    operator_write(client, paths, &paths.paused(), data.as_deref()).await
 }
 
 /// `<root>/failover_history`, oldest first (empty when missing or unreadable).
