@@ -1268,6 +1268,12 @@ impl Client {
             Ok(shared.group(&args[2]))
         };
         let no_such = || error("ERR No such master with that name");
+        // `SENTINEL <sub> <name>` answered from the group's view.
+        let for_group = |f: &dyn Fn(&GroupView<'_>) -> Frame| match with_group(3) {
+            Err(e) => e,
+            Ok(None) => no_such(),
+            Ok(Some((i, s))) => f(&shared.group_view(i, &s)),
+        };
         match sub.as_str() {
             "masters" => {
                 if args.len() != 2 {
@@ -1280,37 +1286,23 @@ impl Client {
                     .collect();
                 Frame::Array(masters)
             }
-            "master" => match with_group(3) {
-                Err(e) => e,
-                Ok(None) => no_such(),
-                Ok(Some((i, s))) => fields(shared.group_view(i, &s).master_fields()),
-            },
-            "replicas" | "slaves" => match with_group(3) {
-                Err(e) => e,
-                Ok(None) => no_such(),
-                Ok(Some((i, s))) => {
-                    let g = shared.group_view(i, &s);
-                    Frame::Array(
-                        g.replicas()
-                            .iter()
-                            .map(|r| fields(g.replica_fields(r)))
-                            .collect(),
-                    )
-                }
-            },
-            "sentinels" => match with_group(3) {
-                Err(e) => e,
-                Ok(None) => no_such(),
-                Ok(Some((i, s))) => {
-                    let g = shared.group_view(i, &s);
-                    Frame::Array(
-                        g.other_managers()
-                            .iter()
-                            .map(|id| fields(g.manager_fields(id)))
-                            .collect(),
-                    )
-                }
-            },
+            "master" => for_group(&|g| fields(g.master_fields())),
+            "replicas" | "slaves" => for_group(&|g| {
+                Frame::Array(
+                    g.replicas()
+                        .iter()
+                        .map(|r| fields(g.replica_fields(r)))
+                        .collect(),
+                )
+            }),
+            "sentinels" => for_group(&|g| {
+                Frame::Array(
+                    g.other_managers()
+                        .iter()
+                        .map(|id| fields(g.manager_fields(id)))
+                        .collect(),
+                )
+            }),
             "get-master-addr-by-name" => match with_group(3) {
                 Err(e) => e,
                 Ok(Some((_, s))) => match s.topology.and_then(|t| t.master) {
