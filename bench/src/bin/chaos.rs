@@ -21,9 +21,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use redis_failover_bench::{init_logging, manager_bin, warn_if_stale};
+use redis_failover_bench::scaffold::{fail, warn_if_stale, Scaffold};
 use redis_failover_tests::chaos::{self, FaultKind, ManagerMode, Options};
-use redis_failover_tests::ZkServer;
 
 /// Random faults against a Redis trio and three node managers; counts split-brain instants,
 /// rounds that do not converge and lost acknowledged writes.
@@ -112,17 +111,13 @@ fn range(v: &[u64], what: &str) -> Result<(Duration, Duration), String> {
 
 fn main() -> ExitCode {
     let opts = Opts::parse();
-    init_logging();
-
+    let scaffold = Scaffold::new("chaos");
     let managers = if opts.in_process {
         ManagerMode::InProcess
     } else {
-        let bin = match manager_bin(opts.manager_bin.as_deref(), "chaos") {
+        let bin = match scaffold.manager_bin(opts.manager_bin.as_deref()) {
             Ok(b) => b,
-            Err(e) => {
-                eprintln!("{e} (or run --in-process)");
-                return ExitCode::FAILURE;
-            }
+            Err(e) => return fail(format!("{e} (or run --in-process)")),
         };
         warn_if_stale(&bin, "chaos");
         ManagerMode::Process(bin)
@@ -132,10 +127,7 @@ fn main() -> ExitCode {
         range(&opts.freeze_ms, "--freeze-ms"),
     ) {
         (Ok(k), Ok(f)) => (k, f),
-        (Err(e), _) | (_, Err(e)) => {
-            eprintln!("chaos: {e}");
-            return ExitCode::FAILURE;
-        }
+        (Err(e), _) | (_, Err(e)) => return fail(format!("chaos: {e}")),
     };
     let seed = opts.seed.unwrap_or_else(chaos::seed_from_time);
     let log_dir = opts.log_dir.clone().unwrap_or_else(|| {
@@ -157,29 +149,26 @@ fn main() -> ExitCode {
         ..Options::default()
     };
 
-    eprintln!("chaos: starting ZooKeeper ...");
-    let zk = ZkServer::start();
-    let result = chaos::run(&options, &zk.connect_string(), &mut |line| {
-        println!("{line}")
-    });
-    drop(zk);
-    match result {
-        Err(e) => {
-            eprintln!("chaos: {e}");
-            ExitCode::FAILURE
-        }
-        Ok(report) => {
-            println!();
-            print!("{}", report.summary());
-            for a in &report.anomalies {
-                println!("  round {} t={:.3}s {}", a.round, a.at_s, a.what);
-            }
-            if report.passed() {
-                ExitCode::SUCCESS
-            } else {
-                println!("repeat with --seed {seed}");
-                ExitCode::FAILURE
+    // The engine runs its own runtimes and threads.
+    scaffold.without_runtime().zookeeper().run(|env| {
+        let result = chaos::run(&options, &env.zk().connect_string(), &mut |line| {
+            println!("{line}")
+        });
+        match result {
+            Err(e) => fail(format!("chaos: {e}")),
+            Ok(report) => {
+                println!();
+                print!("{}", report.summary());
+                for a in &report.anomalies {
+                    println!("  round {} t={:.3}s {}", a.round, a.at_s, a.what);
+                }
+                if report.passed() {
+                    ExitCode::SUCCESS
+                } else {
+                    println!("repeat with --seed {seed}");
+                    ExitCode::FAILURE
+                }
             }
         }
-    }
+    })
 }

@@ -17,22 +17,25 @@
 //!
 //! Every wait has a deadline; a run that misses one is reported as failed and counted.
 
-use redis_failover_bench::{
-    finish_run, fmt_stats, init_logging, join_error, ms, node_addr, open, random_below,
-    watch_for_new_master, Stats, ZK_READ_TIMEOUT,
-};
-use std::fmt;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 use redis::aio::MultiplexedConnection;
-use redis_failover_client::{NodeAddr, Topology};
+use redis_failover_bench::failure::{Scenario, ScenarioArg};
+use redis_failover_bench::inprocess::{self, finish_run};
+use redis_failover_bench::nodes::{open, Trio};
+use redis_failover_bench::scaffold::Scaffold;
+use redis_failover_bench::stats::{fmt_stats, Stats};
+use redis_failover_bench::tasks::{join_error, start_trio};
+use redis_failover_bench::time::{jitter, ms, unix_ms};
+use redis_failover_bench::znodes::{arm_topology_watch, watch_for_new_master};
+use redis_failover_client::NodeAddr;
 use redis_failover_manager::probe::POLL_INTERVAL;
 use redis_failover_manager::Cli;
 use redis_failover_tests::manager::{self as harness, Manager};
-use redis_failover_tests::{unique_root, RedisGroup, ZkServer};
+use redis_failover_tests::{unique_root, RedisGroup};
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -44,9 +47,6 @@ const SET_TIMEOUT: Duration = Duration::from_millis(50);
 const SET_EVERY: Duration = Duration::from_millis(1);
 /// Connect timeout of the connections opened before the signal.
 const PREOPEN_TIMEOUT: Duration = Duration::from_secs(2);
-/// Poll interval while waiting for the manager's first topology.
-const SETUP_POLL: Duration = Duration::from_millis(10);
-/// Bound on one ZooKeeper read of the bench itself.
 /// The key the write probe sets.
 const BENCH_KEY: &str = "bench:key";
 
@@ -93,43 +93,6 @@ struct Opts {
     linger_ms: u64,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum ScenarioArg {
-    Crash,
-    Hang,
-    Both,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Scenario {
-    /// `kill -9` the master.
-    Crash,
-    /// `SIGSTOP` the master (`SIGCONT` at the end of the run).
-    Hang,
-}
-
-impl Scenario {
-    fn name(self) -> &'static str {
-        match self {
-            Scenario::Crash => "crash",
-            Scenario::Hang => "hang",
-        }
-    }
-
-    fn how(self) -> &'static str {
-        match self {
-            Scenario::Crash => "`kill -9`",
-            Scenario::Hang => "`SIGSTOP`",
-        }
-    }
-}
-
-impl fmt::Display for Scenario {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
 /// What one successful run measured.
 #[derive(Debug)]
 struct RunOk {
@@ -159,61 +122,24 @@ struct Settings {
 
 fn main() -> ExitCode {
     let opts = Opts::parse();
-    init_logging();
-
-    let bench_rt = match tokio::runtime::Builder::new_multi_thread()
-        .thread_name("bench")
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("failover_bench: cannot start the bench's tokio runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    // The manager gets a runtime of its own, sized like the daemon's (`Runtime::new()`), so
-    // that the bench's probes do not share its worker threads.
-    let manager_rt = match tokio::runtime::Builder::new_multi_thread()
-        .thread_name("manager")
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("failover_bench: cannot start the manager's tokio runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-
-    eprintln!("failover_bench: starting ZooKeeper ...");
-    let zk_server = ZkServer::start();
-    let settings = Settings {
-        deadline: Duration::from_secs(opts.timeout_secs),
-        zk_connect: zk_server.connect_string(),
-        manager_rt: manager_rt.handle().clone(),
-        opts,
-    };
-    let all_ok = bench_rt.block_on(bench(&settings));
-    // Every manager was stopped (or aborted) by now; end the runtimes, then ZooKeeper.
-    drop(bench_rt);
-    drop(manager_rt);
-    drop(zk_server);
-    if all_ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    Scaffold::new("failover_bench")
+        .zookeeper()
+        .manager_runtime()
+        .run(|env| {
+            let settings = Settings {
+                deadline: Duration::from_secs(opts.timeout_secs),
+                zk_connect: env.zk().connect_string(),
+                manager_rt: env.manager_handle(),
+                opts,
+            };
+            env.block_on(bench(&settings))
+        })
 }
 
 /// Runs every scenario and prints the lines, summaries and Markdown table. True when no run
 /// failed.
 async fn bench(s: &Settings) -> bool {
-    let scenarios: Vec<Scenario> = match s.opts.scenario {
-        ScenarioArg::Crash => vec![Scenario::Crash],
-        ScenarioArg::Hang => vec![Scenario::Hang],
-        ScenarioArg::Both => vec![Scenario::Crash, Scenario::Hang],
-    };
+    let scenarios = s.opts.scenario.scenarios();
     let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
     let zk = harness::zk_client(&s.zk_connect).await;
 
@@ -289,7 +215,7 @@ async fn bench(s: &Settings) -> bool {
             fmt_stats(&b)
         );
         rows.push(format!(
-            "| {} ({}) | {}/{} | {} | {} |",
+            "| {} (`{}`) | {}/{} | {} | {} |",
             scenario,
             scenario.how(),
             ok.len(),
@@ -331,10 +257,7 @@ async fn run_once(
     scenario: Scenario,
     run: u32,
 ) -> Result<RunOk, String> {
-    let group = tokio::task::spawn_blocking(RedisGroup::trio)
-        .await
-        .map_err(|e| format!("the redis trio did not start: {}", join_error(e)))?;
-    let group = Arc::new(group);
+    let group = start_trio().await?;
     let root = unique_root(&format!("bench_{scenario}_{run}"));
     let addrs: Vec<String> = group.addrs();
     let opts = &s.opts;
@@ -343,10 +266,7 @@ async fn run_once(
         c.down_after_ms = Some(opts.down_after_ms);
         c.manager_name = Some(format!("bench-{scenario}-{run}"));
     });
-    let manager = {
-        let _on_manager_rt = s.manager_rt.enter();
-        Manager::start(config)
-    };
+    let manager = inprocess::start(&s.manager_rt, config);
 
     let measured = measure(s, zk, scenario, &group, &root, &manager).await;
 
@@ -365,50 +285,16 @@ async fn measure(
     root: &str,
     manager: &Manager,
 ) -> Result<RunOk, String> {
-    let master = node_addr(group.node(0).port());
-    let survivors: Vec<NodeAddr> = group.nodes()[1..]
-        .iter()
-        .map(|n| node_addr(n.port()))
-        .collect();
+    let trio = Trio::of(group);
+    let (master, survivors) = (trio.master.clone(), trio.replicas.clone());
 
     // 1. The manager has discovered the trio and published it.
-    let setup_deadline = Instant::now() + s.deadline;
-    let mut last: Option<Topology> = None;
-    loop {
-        let topo = harness::read_topology(zk, root).await;
-        if let Some(t) = &topo {
-            if t.master.as_ref() == Some(&master) && survivors.iter().all(|r| t.slaves.contains(r))
-            {
-                break;
-            }
-        }
-        if topo.is_some() {
-            last = topo;
-        }
-        if manager.is_finished() {
-            return Err(format!(
-                "the manager ended before publishing master {master} with slaves {} (run with RUST_LOG=info to see why)",
-                join(&survivors)
-            ));
-        }
-        if Instant::now() >= setup_deadline {
-            return Err(format!(
-                "timed out after {:?} waiting for the manager to publish master {master} with slaves {}; last topology: {last:?}",
-                s.deadline,
-                join(&survivors)
-            ));
-        }
-        tokio::time::sleep(SETUP_POLL).await;
-    }
-    let jitter = random_below(s.opts.jitter_ms);
-    tokio::time::sleep(Duration::from_millis(s.opts.settle_ms + jitter)).await;
+    inprocess::wait_published(zk, root, &trio, manager, s.deadline).await?;
+    tokio::time::sleep(Duration::from_millis(s.opts.settle_ms) + jitter(s.opts.jitter_ms)).await;
 
     // 2. Arm the watch and open the write connections before the signal.
     let path = format!("{root}/nodes");
-    let (_, _, watcher) = tokio::time::timeout(ZK_READ_TIMEOUT, zk.get_and_watch_data(&path))
-        .await
-        .map_err(|_| format!("reading {path} (to arm the watch) timed out"))?
-        .map_err(|e| format!("reading {path} (to arm the watch): {e}"))?;
+    let (_, watcher) = arm_topology_watch(zk, &path).await?;
     let mut conns = Vec::new();
     for addr in &survivors {
         conns.push(
@@ -422,7 +308,7 @@ async fn measure(
 
     // 3. Signal.
     let t0 = Instant::now();
-    let t0_wall_ms = unix_ms(SystemTime::now());
+    let t0_wall_ms = unix_ms();
     let killer: Option<JoinHandle<()>> = match scenario {
         Scenario::Crash => {
             let g = Arc::clone(group);
@@ -466,7 +352,7 @@ async fn measure(
         Err(_) => {
             let now = harness::read_topology(zk, root).await;
             return Err(format!(
-                "(a) timed out: no topology with a master other than {master} within {:?} of the {}; {path} holds {now:?}{}",
+                "(a) timed out: no topology with a master other than {master} within {:?} of the `{}`; {path} holds {now:?}{}",
                 s.deadline,
                 scenario.how(),
                 match &b {
@@ -491,7 +377,7 @@ async fn measure(
         Ok(None) => return Err("(b) every write task ended without an OK".to_string()),
         Err(_) => {
             return Err(format!(
-                "(b) timed out: no surviving node accepted `SET {BENCH_KEY}` within {:?} of the {}, although {path} names {winner} as master since {:.1} ms",
+                "(b) timed out: no surviving node accepted `SET {BENCH_KEY}` within {:?} of the `{}`, although {path} names {winner} as master since {:.1} ms",
                 s.deadline,
                 scenario.how(),
                 ms(seen_at.duration_since(t0))
@@ -514,7 +400,7 @@ async fn measure(
             )),
             _ => {
                 return Err(format!(
-                    "{winner} (epoch {}) was published {:.1} ms after the {}, but {} ms later {path} holds {now:?}",
+                    "{winner} (epoch {}) was published {:.1} ms after the `{}`, but {} ms later {path} holds {now:?}",
                     topo.epoch,
                     ms(seen_at.duration_since(t0)),
                     scenario.how(),
@@ -574,17 +460,4 @@ async fn write_until_ok(
             }
         }
     }
-}
-
-fn join(addrs: &[NodeAddr]) -> String {
-    addrs
-        .iter()
-        .map(NodeAddr::to_string)
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-fn unix_ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }

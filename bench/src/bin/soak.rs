@@ -18,11 +18,6 @@
 //! ctrl-c ends the running phase early (the summary still prints). Every process is killed by
 //! a Drop guard.
 
-use redis_failover_bench::sentinel::{
-    load_average, ClientWriter, CpuHogs, EventTap, ManagerProcs, SentinelProgram, SentinelSettings,
-    SentinelWriter, Sentinels, Writer,
-};
-use redis_failover_bench::{init_logging, join_error, manager_bin, ms, node_addr, ZK_READ_TIMEOUT};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,10 +25,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
-use redis_failover_client::{Client, NodeAddr, Topology, ZnodePaths};
+use redis_failover_bench::load::{load_average, CpuHogs};
+use redis_failover_bench::managers::{ManagedTrio, ManagerProcs, ManagerSpec};
+use redis_failover_bench::nodes::Trio;
+use redis_failover_bench::scaffold::{fail, manager_bin, Scaffold};
+use redis_failover_bench::sentinel::{
+    ready_and_tapped, SentinelProgram, SentinelTrio, SentinelWriter, Sentinels,
+};
+use redis_failover_bench::tasks::{join_error, teardown};
+use redis_failover_bench::time::ms;
+use redis_failover_bench::writer::{ClientWriter, WriteLog, Writer};
+use redis_failover_client::{Client, Topology};
 use redis_failover_tests::manager as harness;
 use redis_failover_tests::{unique_root, RedisGroup, ZkServer};
-use zookeeper_client as zk;
 
 /// How often the bench reads `<root>/nodes` (ours) during a phase.
 const POLL: Duration = Duration::from_millis(250);
@@ -96,17 +100,9 @@ enum SystemArg {
 struct PhaseOut {
     system: String,
     settings: String,
+    counts: Counts,
     minutes: f64,
     interrupted: bool,
-    failovers: u64,
-    /// Ours: master changes seen by polling; Sentinel: `+switch-master` per sentinel.
-    changes: String,
-    /// False suspicions of the master, and of any node.
-    sdown_master: usize,
-    sdown_any: usize,
-    /// Sentinel: `+odown` events (per sentinel); ours: "-" .
-    odown: String,
-    other: String,
     acked: usize,
     errors: usize,
     first_error: Option<String>,
@@ -116,31 +112,27 @@ struct PhaseOut {
     load_end: String,
 }
 
+/// What each system counts in its own way.
+#[derive(Default)]
+struct Counts {
+    failovers: u64,
+    /// Ours: master changes seen by polling; Sentinel: `+switch-master` per sentinel.
+    changes: String,
+    /// False suspicions of the master, and of any node.
+    sdown_master: usize,
+    sdown_any: usize,
+    /// Sentinel: `+odown` events (per sentinel); ours: "-" .
+    odown: String,
+    other: String,
+}
+
 fn main() -> ExitCode {
     let opts = Opts::parse();
-    init_logging();
+    let scaffold = Scaffold::new("soak").thread_name("soak");
     if !(opts.minutes > 0.0 && opts.minutes <= 24.0 * 60.0) {
-        eprintln!("soak: --minutes must be in (0, 1440]");
-        return ExitCode::FAILURE;
+        return fail("soak: --minutes must be in (0, 1440]");
     }
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .thread_name("soak")
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("soak: cannot start the tokio runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let ok = rt.block_on(soak(&opts));
-    drop(rt);
-    if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    scaffold.run(|env| env.block_on(soak(&opts)))
 }
 
 async fn soak(o: &Opts) -> bool {
@@ -191,12 +183,12 @@ async fn soak(o: &Opts) -> bool {
             p.system,
             p.minutes,
             if p.interrupted { " (interrupted)" } else { "" },
-            p.failovers,
-            p.changes,
-            p.sdown_master,
-            p.sdown_any,
-            p.odown,
-            p.other,
+            p.counts.failovers,
+            p.counts.changes,
+            p.counts.sdown_master,
+            p.counts.sdown_any,
+            p.counts.odown,
+            p.counts.other,
             p.acked,
             p.errors,
             p.first_error
@@ -220,10 +212,10 @@ async fn soak(o: &Opts) -> bool {
             p.settings,
             p.minutes,
             if p.interrupted { " (interrupted)" } else { "" },
-            p.failovers,
-            p.sdown_master,
-            p.sdown_any,
-            p.odown,
+            p.counts.failovers,
+            p.counts.sdown_master,
+            p.counts.sdown_any,
+            p.counts.odown,
             p.acked,
             p.errors,
             ms(p.longest_gap),
@@ -248,19 +240,6 @@ fn shares(v: &[f64]) -> String {
         .map(|s| format!("{:.0}%", s * 100.0))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-async fn start_trio() -> Result<Arc<RedisGroup>, String> {
-    tokio::task::spawn_blocking(RedisGroup::trio)
-        .await
-        .map(Arc::new)
-        .map_err(|e| format!("the redis trio did not start: {}", join_error(e)))
-}
-
-async fn teardown(f: impl FnOnce() + Send + 'static) {
-    if let Err(e) = tokio::task::spawn_blocking(f).await {
-        eprintln!("soak: tearing down failed: {}", join_error(e));
-    }
 }
 
 /// The ticks of a phase: every [`POLL`] until its end or ctrl-c.
@@ -310,6 +289,65 @@ impl PhaseClock {
     }
 }
 
+/// A phase under load: the busy loops and the clock.
+struct Loaded {
+    cpu: CpuHogs,
+    load_start: String,
+    t_start: Instant,
+    clock: PhaseClock,
+}
+
+impl Loaded {
+    /// Starts the busy loops and the clock.
+    fn start(o: &Opts, hogs: usize) -> Result<Loaded, String> {
+        let load_start = load_average();
+        let cpu = CpuHogs::start(hogs)?;
+        let t_start = Instant::now();
+        Ok(Loaded {
+            cpu,
+            load_start,
+            t_start,
+            clock: PhaseClock::new(t_start, o.minutes),
+        })
+    }
+
+    /// Stops the busy loops and the writer (unless the phase `failed`), and puts the phase's
+    /// figures together (all but the [`Counts`]).
+    async fn end(
+        self,
+        failed: Option<String>,
+        writer: Writer,
+        system: &str,
+        settings: String,
+    ) -> Result<PhaseOut, String> {
+        let hog_shares = self.cpu.core_shares();
+        let load_end = load_average();
+        let elapsed = self.t_start.elapsed();
+        let cpu = self.cpu;
+        tokio::task::spawn_blocking(move || cpu.stop())
+            .await
+            .map_err(|e| format!("stopping the busy loops: {}", join_error(e)))?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        let log: WriteLog = writer.stop(Duration::from_secs(3)).await;
+        Ok(PhaseOut {
+            system: system.into(),
+            settings,
+            counts: Counts::default(),
+            minutes: elapsed.as_secs_f64() / 60.0,
+            interrupted: self.clock.interrupted,
+            acked: log.acks.len(),
+            errors: log.errors.len(),
+            first_error: log.errors.first().map(|e| e.error.clone()),
+            longest_gap: log.longest_gap(self.t_start, self.t_start + elapsed).0,
+            hog_shares,
+            load_start: self.load_start,
+            load_end,
+        })
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Ours
 // ---------------------------------------------------------------------------------------------
@@ -332,27 +370,30 @@ async fn ours_phase(o: &Opts, hogs: usize, interrupted: &AtomicBool) -> Result<P
         .await
         .map_err(|e| format!("ZooKeeper did not start: {}", join_error(e)))?;
     let zk_connect = zk_server.connect_string();
-    let group = match start_trio().await {
-        Ok(g) => g,
-        Err(e) => {
-            teardown(move || drop(zk_server)).await;
-            return Err(e);
-        }
-    };
     let root = unique_root("soak");
-    let managers = ManagerProcs::start(&bin, 3, &zk_connect, &group, &root, &our_args(o), "info");
-    let out = match &managers {
-        Ok(m) => ours_measure(o, hogs, interrupted, &zk_connect, &group, &root, m)
-            .await
-            .map_err(|e| format!("{e}{}", m.tails(15))),
-        Err(e) => Err(e.clone()),
+    let spec = ManagerSpec {
+        bin: &bin,
+        count: 3,
+        zk: &zk_connect,
+        root: &root,
+        extra: our_args(o),
+        rust_log: "info",
+        http: false,
+        log_dir: None,
     };
-    teardown(move || {
-        drop(managers);
-        drop(group);
-        drop(zk_server);
-    })
-    .await;
+    let out = match ManagedTrio::start(&spec).await {
+        Ok(trio) => {
+            let out = trio
+                .measure(15, |m| {
+                    ours_measure(o, hogs, interrupted, &zk_connect, &trio.group, &root, m)
+                })
+                .await;
+            trio.teardown().await;
+            out
+        }
+        Err(e) => Err(e),
+    };
+    teardown("ZooKeeper", move || drop(zk_server)).await;
     out
 }
 
@@ -366,35 +407,11 @@ async fn ours_measure(
     managers: &ManagerProcs,
 ) -> Result<PhaseOut, String> {
     let zk = harness::zk_client(zk_connect).await;
-    let paths = ZnodePaths::new(root).map_err(|e| format!("root {root}: {e}"))?;
-    let master = node_addr(group.node(0).port());
-    let replicas: Vec<NodeAddr> = group.nodes()[1..]
-        .iter()
-        .map(|n| node_addr(n.port()))
-        .collect();
-    let deadline = Instant::now() + Duration::from_secs(o.timeout_secs);
-    let before = loop {
-        let topo = harness::read_topology(&zk, root).await;
-        let locks = children(&zk, &paths.lock()).await;
-        let views = children(&zk, &paths.manager_node_state()).await;
-        if let Some(t) = topo.as_ref().filter(|t| {
-            t.master.as_ref() == Some(&master) && replicas.iter().all(|r| t.slaves.contains(r))
-        }) {
-            if locks == 3 && views == 3 {
-                break t.clone();
-            }
-        }
-        if let Some(e) = managers.exited() {
-            return Err(e);
-        }
-        if Instant::now() >= deadline {
-            return Err(format!(
-                "not ready within {} s: <root>/nodes holds {topo:?}, {locks} lock children, {views} views",
-                o.timeout_secs
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let trio = Trio::of(group);
+    let master = &trio.master;
+    let before = managers
+        .wait_ready(&zk, root, &trio, Duration::from_secs(o.timeout_secs))
+        .await?;
     let client = tokio::time::timeout(
         Duration::from_secs(o.timeout_secs),
         Client::builder(zk_connect)
@@ -412,10 +429,8 @@ async fn ours_measure(
     );
     // Log positions before the load starts: only what happens under load counts.
     let sdown0 = managers.log_lines("+sdown").concat().len();
-    let load_start = load_average();
-    let cpu = CpuHogs::start(hogs)?;
-    let t_start = Instant::now();
-    let mut clock = PhaseClock::new(t_start, o.minutes);
+    let mut load = Loaded::start(o, hogs)?;
+    let t_start = load.t_start;
     println!(
         "ours: 3 managers `{}`, load started ({hogs} busy loops); master {master}, epoch {}",
         our_args(o).join(" "),
@@ -424,7 +439,7 @@ async fn ours_measure(
     let mut last: Topology = before.clone();
     let mut changes = 0u64;
     let mut failed = None;
-    while let Some(progress) = clock.tick(interrupted).await {
+    while let Some(progress) = load.clock.tick(interrupted).await {
         if let Some(t) = harness::read_topology(&zk, root).await {
             if t.master != last.master {
                 changes += 1;
@@ -441,7 +456,7 @@ async fn ours_measure(
         if progress {
             println!(
                 "ours: {:.0} min: epoch {}, {} writes acked, load {}",
-                clock.minutes(),
+                load.clock.minutes(),
                 last.epoch,
                 writer.acked(),
                 load_average()
@@ -452,17 +467,10 @@ async fn ours_measure(
             break;
         }
     }
-    let hog_shares = cpu.core_shares();
-    let load_end = load_average();
-    let elapsed = t_start.elapsed();
-    tokio::task::spawn_blocking(move || cpu.stop())
-        .await
-        .map_err(|e| format!("stopping the busy loops: {}", join_error(e)))?;
-    if let Some(e) = failed {
-        return Err(e);
-    }
-    let log = writer.stop(Duration::from_secs(3)).await;
+    let settings = format!("3 managers, `{}`", our_args(o).join(" "));
+    let out = load.end(failed, writer, "ours", settings).await;
     drop(client);
+    let mut out = out?;
     let after = harness::read_topology(&zk, root)
         .await
         .ok_or_else(|| format!("{root}/nodes unreadable at the end"))?;
@@ -481,32 +489,15 @@ async fn ours_measure(
     for l in sdown_lines.iter().take(10) {
         println!("ours: log: {l}");
     }
-    Ok(PhaseOut {
-        system: "ours".into(),
-        settings: format!("3 managers, `{}`", our_args(o).join(" ")),
-        minutes: elapsed.as_secs_f64() / 60.0,
-        interrupted: clock.interrupted,
+    out.counts = Counts {
         failovers: after.epoch.saturating_sub(before.epoch),
         changes: changes.to_string(),
         sdown_master,
         sdown_any: sdown_lines.len(),
         odown: "-".into(),
         other: format!("+switch-master log lines {switches}, -zk-* log lines {zk_trouble}"),
-        acked: log.acks.len(),
-        errors: log.errors.len(),
-        first_error: log.errors.first().map(|e| e.1.clone()),
-        longest_gap: log.longest_gap(t_start, t_start + elapsed).0,
-        hog_shares,
-        load_start,
-        load_end,
-    })
-}
-
-async fn children(zk: &zk::Client, path: &str) -> usize {
-    match tokio::time::timeout(ZK_READ_TIMEOUT, zk.list_children(path)).await {
-        Ok(Ok(c)) => c.len(),
-        _ => 0,
-    }
+    };
+    Ok(out)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -520,34 +511,13 @@ async fn sentinel_phase(
 ) -> Result<PhaseOut, String> {
     let program = SentinelProgram::find()?;
     eprintln!("soak: sentinel: starting the trio and 3 sentinels ...");
-    let group = start_trio().await?;
-    let settings = SentinelSettings {
-        quorum: 2,
-        down_after_ms: o.sentinel_down_after_ms,
-        failover_timeout_ms: 5000,
-        parallel_syncs: 1,
-    };
-    let port = group.node(0).port();
-    let started =
-        tokio::task::spawn_blocking(move || Sentinels::start(&program, 3, port, settings))
-            .await
-            .map_err(|e| format!("starting the sentinels: {}", join_error(e)))
-            .and_then(|r| r);
-    let sentinels = match started {
-        Ok(s) => Arc::new(s),
-        Err(e) => {
-            teardown(move || drop(group)).await;
-            return Err(e);
-        }
-    };
-    let out = sentinel_measure(o, hogs, interrupted, &group, &sentinels)
-        .await
-        .map_err(|e| format!("{e}{}", sentinels.tails(15)));
-    teardown(move || {
-        drop(sentinels);
-        drop(group);
-    })
-    .await;
+    let trio = SentinelTrio::start(program, o.sentinel_down_after_ms, 5000).await?;
+    let out = trio
+        .measure(15, |group, sentinels| {
+            sentinel_measure(o, hogs, interrupted, group, sentinels)
+        })
+        .await;
+    trio.teardown().await;
     out
 }
 
@@ -558,12 +528,7 @@ async fn sentinel_measure(
     group: &Arc<RedisGroup>,
     sentinels: &Arc<Sentinels>,
 ) -> Result<PhaseOut, String> {
-    let sn = Arc::clone(sentinels);
-    let wait = Duration::from_secs(o.timeout_secs);
-    tokio::task::spawn_blocking(move || sn.wait_ready(2, wait))
-        .await
-        .map_err(|e| format!("waiting for the sentinels: {}", join_error(e)))??;
-    let tap = EventTap::start(&sentinels.ports()).await?;
+    let tap = ready_and_tapped(sentinels, Duration::from_secs(o.timeout_secs)).await?;
     let writer = Writer::spawn(
         SentinelWriter::new(
             &sentinels.ports(),
@@ -574,18 +539,16 @@ async fn sentinel_measure(
         Some(Duration::from_millis(o.write_every_ms)),
         Duration::from_secs(10),
     );
-    let master = node_addr(group.node(0).port());
-    let load_start = load_average();
-    let cpu = CpuHogs::start(hogs)?;
-    let t_start = Instant::now();
-    let mut clock = PhaseClock::new(t_start, o.minutes);
+    let master = Trio::of(group).master;
+    let mut load = Loaded::start(o, hogs)?;
+    let t_start = load.t_start;
     println!(
         "sentinel: 3 sentinels, quorum 2, down-after-milliseconds {}, failover-timeout 5000; load started ({hogs} busy loops); master {master}",
         o.sentinel_down_after_ms
     );
     let mut seen = 0usize;
     let mut failed = None;
-    while let Some(progress) = clock.tick(interrupted).await {
+    while let Some(progress) = load.clock.tick(interrupted).await {
         let evs = tap.events();
         for e in evs.iter().skip(seen) {
             if e.at >= t_start
@@ -607,7 +570,7 @@ async fn sentinel_measure(
         if progress {
             println!(
                 "sentinel: {:.0} min: {} failover(s), {} writes acked, load {}",
-                clock.minutes(),
+                load.clock.minutes(),
                 tap.failovers(t_start),
                 writer.acked(),
                 load_average()
@@ -618,16 +581,6 @@ async fn sentinel_measure(
             break;
         }
     }
-    let hog_shares = cpu.core_shares();
-    let load_end = load_average();
-    let elapsed = t_start.elapsed();
-    tokio::task::spawn_blocking(move || cpu.stop())
-        .await
-        .map_err(|e| format!("stopping the busy loops: {}", join_error(e)))?;
-    if let Some(e) = failed {
-        return Err(e);
-    }
-    let log = writer.stop(Duration::from_secs(3)).await;
     let per = |ch: &str, master_only: bool| tap.counts(ch, t_start, master_only);
     let sum = |v: Vec<usize>| v.iter().sum::<usize>();
     let fmt = |v: Vec<usize>| {
@@ -637,14 +590,12 @@ async fn sentinel_measure(
             v.iter().map(usize::to_string).collect::<Vec<_>>().join("+")
         )
     };
-    Ok(PhaseOut {
-        system: "Sentinel".into(),
-        settings: format!(
-            "3 sentinels, quorum 2, `down-after-milliseconds {}`, `failover-timeout 5000`",
-            o.sentinel_down_after_ms
-        ),
-        minutes: elapsed.as_secs_f64() / 60.0,
-        interrupted: clock.interrupted,
+    let settings = format!(
+        "3 sentinels, quorum 2, `down-after-milliseconds {}`, `failover-timeout 5000`",
+        o.sentinel_down_after_ms
+    );
+    let mut out = load.end(failed, writer, "Sentinel", settings).await?;
+    out.counts = Counts {
         failovers: tap.failovers(t_start) as u64,
         changes: fmt(per("+switch-master", false)),
         sdown_master: sum(per("+sdown", true)),
@@ -655,12 +606,6 @@ async fn sentinel_measure(
             fmt(per("+try-failover", false)),
             fmt(per("+tilt", false))
         ),
-        acked: log.acks.len(),
-        errors: log.errors.len(),
-        first_error: log.errors.first().map(|e| e.1.clone()),
-        longest_gap: log.longest_gap(t_start, t_start + elapsed).0,
-        hog_shares,
-        load_start,
-        load_end,
-    })
+    };
+    Ok(out)
 }

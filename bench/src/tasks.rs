@@ -1,0 +1,51 @@
+//! Tasks and what goes wrong in them: join errors and panics as messages, and the blocking
+//! work of a run (starting a Redis trio, killing and reaping processes) moved off the
+//! runtime's workers, and locks on what tasks share.
+
+use std::any::Any;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use redis_failover_tests::RedisGroup;
+use tokio::task::JoinError;
+
+/// A failed task as a message (its panic message when it panicked).
+pub fn join_error(e: JoinError) -> String {
+    if e.is_panic() {
+        panic_message(e.into_panic())
+    } else {
+        e.to_string()
+    }
+}
+
+/// `panicked: <message>`.
+pub fn panic_message(p: Box<dyn Any + Send>) -> String {
+    match p.downcast::<String>() {
+        Ok(s) => format!("panicked: {s}"),
+        Err(p) => match p.downcast::<&'static str>() {
+            Ok(s) => format!("panicked: {s}"),
+            Err(_) => "panicked".to_string(),
+        },
+    }
+}
+
+/// A fresh Redis trio (master + 2 replicas), started off the runtime's workers.
+pub async fn start_trio() -> Result<Arc<RedisGroup>, String> {
+    tokio::task::spawn_blocking(RedisGroup::trio)
+        .await
+        .map(Arc::new)
+        .map_err(|e| format!("the redis trio did not start: {}", join_error(e)))
+}
+
+/// Runs `f` (dropping processes: killing and reaping blocks) off the runtime's workers; a
+/// failure is printed, naming `what`.
+pub async fn teardown(what: &str, f: impl FnOnce() + Send + 'static) {
+    if let Err(e) = tokio::task::spawn_blocking(f).await {
+        eprintln!("tearing down {what} failed: {}", join_error(e));
+    }
+}
+
+/// Locks a mutex shared with tasks, ignoring poisoning (a panicked task must not break the
+/// report).
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}

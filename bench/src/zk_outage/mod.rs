@@ -1,0 +1,476 @@
+//! `zk_outage`'s scenario (the program's documentation is in `src/bin/zk_outage.rs`): its
+//! flags, the run from a healthy group through the outage to the checks after the failover,
+//! with its [`steps`] report, the [`traffic`] and what the managers say ([`logs`]).
+
+mod logs;
+mod steps;
+mod traffic;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use redis_failover_client::{Client, ZnodePaths};
+use redis_failover_tests::manager::{read_topology, zk_client};
+use redis_failover_tests::{log_tail, unique_root, NodeRole, RedisGroup, ZkServer};
+use tokio::runtime::Runtime;
+
+use crate::managers::{ManagerProcs, ManagerSpec};
+use crate::nodes::node_addr;
+use crate::time::ms;
+use crate::wait::poll_blocking;
+use crate::writer::{check_lost_acks, Ack};
+use logs::{health, log_len, log_since};
+use steps::Steps;
+use traffic::{window, Traffic};
+
+/// Poll interval of the ROLE checks during the outage.
+const ROLE_POLL: Duration = Duration::from_millis(50);
+
+/// Stops ZooKeeper under a healthy group, kills the master during the outage, and checks that
+/// nobody is promoted until ZooKeeper is back and that the group then fails over.
+#[derive(Parser, Debug)]
+#[command(name = "zk_outage", version, long_about = None)]
+pub struct Opts {
+    /// How long ZooKeeper stays down, in seconds.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(2..))]
+    pub outage_secs: u64,
+
+    /// When the master is killed, in seconds after ZooKeeper went down (must be less than
+    /// --outage-secs).
+    #[arg(long, default_value_t = 20)]
+    pub kill_after_secs: u64,
+
+    /// Traffic before ZooKeeper is stopped, in seconds.
+    #[arg(long, default_value_t = 5)]
+    baseline_secs: u64,
+
+    /// The managers' --zk-session-timeout-ms [default: the manager's own default].
+    #[arg(long)]
+    session_ms: Option<u64>,
+
+    /// The redis_node_manager binary [default: next to this executable].
+    #[arg(long, value_name = "PATH")]
+    pub manager_bin: Option<PathBuf>,
+
+    /// Deadline of every wait, in seconds.
+    #[arg(long, default_value_t = 60)]
+    timeout_secs: u64,
+
+    /// The writer and the reader each send one command per this many ms (at most).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..))]
+    op_interval_ms: u64,
+
+    /// Where the managers' logs go [default: a new directory under the temp dir, kept].
+    #[arg(long, value_name = "DIR")]
+    pub log_dir: Option<PathBuf>,
+}
+
+/// What the scenario runs with.
+pub struct Setup<'a> {
+    pub rt: &'a Runtime,
+    pub opts: &'a Opts,
+    pub zk: &'a ZkServer,
+    /// The `redis_node_manager` binary.
+    pub bin: &'a Path,
+    /// Where the managers' logs go.
+    pub dir: &'a Path,
+}
+
+/// Runs the scenario; `Err` lists the failed checks.
+pub fn scenario(s: &Setup) -> Result<(), Vec<String>> {
+    let deadline = Duration::from_secs(s.opts.timeout_secs);
+    let group = RedisGroup::trio();
+    let root = unique_root("zk_outage_bench");
+    let paths = ZnodePaths::new(&root).map_err(|e| vec![format!("root {root}: {e}")])?;
+    let zk_connect = s.zk.connect_string();
+    let mut extra = Vec::new();
+    if let Some(ms) = s.opts.session_ms {
+        extra.extend(["--zk-session-timeout-ms".to_string(), ms.to_string()]);
+    }
+    let spec = ManagerSpec {
+        bin: s.bin,
+        count: 3,
+        zk: &zk_connect,
+        root: &root,
+        extra,
+        rust_log: "info",
+        http: true,
+        log_dir: Some(s.dir),
+    };
+    let managers = ManagerProcs::start(&spec, &group).map_err(|e| vec![e])?;
+    let result = scenario_with(s, &group, &root, &paths, &managers, deadline);
+    if result.is_err() {
+        for m in &managers.procs {
+            println!("--- tail of {}:\n{}", m.log.display(), log_tail(&m.log, 25));
+        }
+    }
+    // Managers first (they would otherwise react to the nodes dying), then the trio.
+    managers.terminate_all(Duration::from_secs(10));
+    drop(managers);
+    drop(group);
+    result
+}
+
+fn scenario_with(
+    s: &Setup,
+    group: &RedisGroup,
+    root: &str,
+    paths: &ZnodePaths,
+    managers: &ManagerProcs,
+    deadline: Duration,
+) -> Result<(), Vec<String>> {
+    let rt = s.rt;
+    let zk_connect = s.zk.connect_string();
+    let master = node_addr(group.node(0).port());
+    let survivors = [1usize, 2];
+    let mut steps = Steps::new();
+    println!(
+        "zk_outage: ZooKeeper {zk_connect}, trio {:?} (master {master}), 3 redis_node_manager processes ({}), session timeout {}, outage {} s, master killed {} s into it",
+        group.ports(),
+        s.bin.display(),
+        s.opts
+            .session_ms
+            .map_or("default".to_string(), |m| format!("{m} ms")),
+        s.opts.outage_secs,
+        s.opts.kill_after_secs
+    );
+
+    // 1. Healthy: published with both replicas, three lock children.
+    let zkc = rt.block_on(zk_client(&zk_connect));
+    let lock_dir = paths.lock();
+    let healthy = poll_blocking(deadline, || {
+        let t = rt.block_on(read_topology(&zkc, root))?;
+        let children = rt
+            .block_on(async {
+                tokio::time::timeout(Duration::from_secs(3), zkc.list_children(&lock_dir)).await
+            })
+            .ok()?
+            .ok()?;
+        (t.master.as_ref() == Some(&master) && t.slaves.len() == 2 && children.len() == 3)
+            .then_some(t)
+    });
+    let Some(before) = healthy else {
+        return Err(vec![format!(
+            "the group was not published with its 2 replicas and 3 managers within {deadline:?}"
+        )]);
+    };
+    let client = rt
+        .block_on(async {
+            tokio::time::timeout(
+                deadline,
+                Client::builder(&zk_connect).znode_path(root).connect(),
+            )
+            .await
+        })
+        .map_err(|_| vec!["Client::connect timed out".to_string()])?
+        .map_err(|e| vec![format!("Client::connect: {e}")])?;
+    let every = Duration::from_millis(s.opts.op_interval_ms);
+    steps.restart_clock();
+    let traffic = {
+        let _on_rt = rt.enter();
+        Traffic::start(&client, every)
+    };
+    steps.now(&format!(
+        "healthy: master {master}, replicas {:?}, epoch {}; writer and reader started",
+        before
+            .slaves
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        before.epoch
+    ));
+    health(&steps, managers);
+    std::thread::sleep(Duration::from_secs(s.opts.baseline_secs));
+
+    // 2. ZooKeeper down.
+    let log_marks: Vec<u64> = managers.procs.iter().map(|m| log_len(&m.log)).collect();
+    let (t_stop, t_down) = timed(|| s.zk.stop());
+    steps.step(
+        t_stop,
+        &format!(
+            "ZooKeeper stopped: SIGTERM (the process was gone {:.0} ms later)",
+            ms(t_down - t_stop)
+        ),
+    );
+    steps.detail(&format!(
+        "before the outage: {}",
+        traffic.windows(steps.t0, t_down)
+    ));
+    let mut sub = client.subscribe();
+    let stale = poll_blocking(deadline, || sub.borrow_and_update().stale_since);
+    match stale {
+        Some(at) => steps.step(
+            at,
+            "the client notices: its topology is stale (kept, and served from)",
+        ),
+        None => steps.check(false, "the client notices ZooKeeper is gone"),
+    }
+
+    // 3. Watch the roles until the kill, kill the master, watch until ZooKeeper returns.
+    let kill_at = t_down + Duration::from_secs(s.opts.kill_after_secs);
+    let back_at = t_down + Duration::from_secs(s.opts.outage_secs);
+    let mut promoted: Vec<String> = Vec::new();
+    let mut role_checks = 0u64;
+    watch_roles(
+        &steps,
+        group,
+        kill_at,
+        &[0, 1, 2],
+        &mut promoted,
+        &mut role_checks,
+    );
+    let t_kill = Instant::now();
+    group.node(0).kill9();
+    steps.step(t_kill, &format!("kill -9 of the master {master}"));
+    let (w, rd) = traffic.ok_in(t_down, t_kill);
+    steps.detail(&format!(
+        "ZooKeeper down, master alive ({:.1} s): {}",
+        (t_kill - t_down).as_secs_f64(),
+        traffic.windows(t_down, t_kill)
+    ));
+    steps.check(
+        w > 0 && rd > 0,
+        "the client kept writing and reading on the live master while ZooKeeper was down",
+    );
+    let mid = t_kill + (back_at - t_kill) / 2;
+    watch_roles(
+        &steps,
+        group,
+        mid,
+        &survivors,
+        &mut promoted,
+        &mut role_checks,
+    );
+    steps.now("half-way between the kill and ZooKeeper's return: the managers say");
+    health(&steps, managers);
+    watch_roles(
+        &steps,
+        group,
+        back_at,
+        &survivors,
+        &mut promoted,
+        &mut role_checks,
+    );
+    steps.now(&format!(
+        "end of the outage: {role_checks} ROLE checks every {} ms since ZooKeeper went down",
+        ROLE_POLL.as_millis()
+    ));
+    for p in &promoted {
+        steps.detail(p);
+    }
+    steps.check(
+        promoted.is_empty(),
+        "no replica became master while ZooKeeper was down",
+    );
+    logs::report_outage(&mut steps, managers, &log_marks);
+    steps.detail(&format!(
+        "ZooKeeper down, master dead ({:.1} s): {}",
+        (back_at - t_kill).as_secs_f64(),
+        traffic.windows(t_kill, Instant::now())
+    ));
+
+    // 4. ZooKeeper back.
+    let (t_restart, t_back) = timed(|| s.zk.restart());
+    steps.step(
+        t_back,
+        &format!(
+            "ZooKeeper answers again (same port and data dir; {:.0} ms to start)",
+            ms(t_back - t_restart)
+        ),
+    );
+    let zkc = rt.block_on(zk_client(&zk_connect));
+    let children = rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(3), zkc.list_children(&lock_dir)).await
+    });
+    if let Ok(Ok(children)) = children {
+        steps.now(&format!(
+            "lock children now: {} (the old sessions come back with ZooKeeper's data and keep \
+             their lock children until they expire, one session timeout after the restart)",
+            children.len()
+        ));
+    }
+    let published = poll_blocking(deadline, || {
+        let t = rt.block_on(read_topology(&zkc, root))?;
+        t.master
+            .as_ref()
+            .filter(|m| **m != master)
+            .map(|_| (Instant::now(), t.clone()))
+    });
+    let Some((t_published, after)) = published else {
+        steps.check(
+            false,
+            &format!("a new master is published within {deadline:?} of ZooKeeper's return"),
+        );
+        return Err(steps.failures);
+    };
+    let new_master = after.master.clone().unwrap_or_else(|| master.clone());
+    steps.step(
+        t_published,
+        &format!(
+            "new master {new_master} published (epoch {} -> {}): {:.0} ms after ZooKeeper came back",
+            before.epoch,
+            after.epoch,
+            ms(t_published - t_back)
+        ),
+    );
+    let followed = poll_blocking(deadline, || {
+        (client.topology().topology.master.as_ref() == Some(&new_master)).then(Instant::now)
+    });
+    match followed {
+        Some(t) => steps.step(
+            t,
+            &format!(
+                "the client's topology names {new_master}: {:.0} ms after ZooKeeper came back",
+                ms(t - t_back)
+            ),
+        ),
+        None => steps.check(false, "the client follows the new master"),
+    }
+    let first_write = poll_blocking(deadline, || traffic.first_write_from(t_back));
+    match &first_write {
+        Some(o) => steps.step(
+            o.at,
+            &format!(
+                "first write acknowledged since ZooKeeper came back (seq:{}, client's master {}, sent {:.0} ms after): {:.0} ms after ZooKeeper came back",
+                o.seq,
+                o.node.as_ref().map_or("none".to_string(), ToString::to_string),
+                ms(o.sent.saturating_duration_since(t_back)),
+                ms(o.at - t_back)
+            ),
+        ),
+        None => steps.check(false, "a write is acknowledged after ZooKeeper's return"),
+    }
+    logs::report_return(&steps, managers, t_back);
+
+    // 5. Checks after the failover.
+    std::thread::sleep(Duration::from_secs(1));
+    health(&steps, managers);
+    let roles: Vec<Option<NodeRole>> = survivors.iter().map(|i| group.node(*i).role()).collect();
+    let masters = roles
+        .iter()
+        .filter(|r| **r == Some(NodeRole::Master))
+        .count();
+    steps.detail(&format!(
+        "survivors: {}",
+        survivors
+            .iter()
+            .zip(&roles)
+            .map(|(i, r)| format!("{} {r:?}", group.node(*i).addr()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    steps.check(masters == 1, "exactly one master among the survivors");
+    let final_topo = rt.block_on(read_topology(&zkc, root));
+    let epoch_now = final_topo.as_ref().map_or(0, |t| t.epoch);
+    steps.check(
+        epoch_now == before.epoch + 1,
+        &format!(
+            "one failover in all (epoch {} -> {epoch_now})",
+            before.epoch
+        ),
+    );
+    let switches: usize = managers
+        .procs
+        .iter()
+        .map(|m| log_since(&m.log, 0).matches("+switch-master").count())
+        .sum();
+    steps.check(
+        switches == 1,
+        &format!("one +switch-master in the managers' logs ({switches})"),
+    );
+
+    // The old master comes back (as a master, with whatever it had) and must be demoted.
+    let t_old = Instant::now();
+    group.node(0).restart(None);
+    steps.step(
+        t_old,
+        &format!("old master {master} restarted (as a master)"),
+    );
+    let rejoined = poll_blocking(deadline, || {
+        let t = rt.block_on(read_topology(&zkc, root))?;
+        (t.master.as_ref() == Some(&new_master) && t.slaves.contains(&master)).then(Instant::now)
+    });
+    match rejoined {
+        Some(t) => steps.step(
+            t,
+            &format!(
+                "{master} listed as a replica of {new_master}: {:.0} ms after its restart",
+                ms(t - t_old)
+            ),
+        ),
+        None => steps.check(false, "the old master rejoins as a replica"),
+    }
+
+    // 6. Traffic stops; every acknowledged write must be on the new master.
+    let (writes, reads) = rt.block_on(traffic.stop());
+    let t_end = Instant::now();
+    steps.detail(&format!(
+        "after ZooKeeper came back: writes {}; reads {}",
+        window(&writes, t_back, t_end),
+        window(&reads, t_back, t_end)
+    ));
+    let acked = writes.acks.len();
+    let (lost_async, lost_other): (Vec<Ack>, Vec<Ack>) =
+        match rt.block_on(check_lost_acks(&new_master, &writes)) {
+            Err(e) => {
+                steps.check(false, &e);
+                (Vec::new(), Vec::new())
+            }
+            Ok(missing) => missing.into_iter().partition(|a| a.at <= t_kill),
+        };
+    steps.detail(&format!(
+        "{acked} writes acknowledged in all; missing on {new_master}: {} acknowledged before the kill -9 (async replication window{}), {} others",
+        lost_async.len(),
+        lost_async
+            .iter()
+            .map(|a| ms(t_kill - a.at))
+            .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))))
+            .map(|x| format!(", up to {x:.1} ms before it"))
+            .unwrap_or_default(),
+        lost_other.len()
+    ));
+    steps.check(
+        lost_other.is_empty(),
+        "no acknowledged write lost outside the async-replication window of the master's crash",
+    );
+    drop(client);
+    if steps.failures.is_empty() {
+        Ok(())
+    } else {
+        Err(steps.failures)
+    }
+}
+
+/// Polls `ROLE` (`INFO replication`) of `nodes` every [`ROLE_POLL`] until `until`; a node
+/// other than the initial master (node 0) answering master is recorded in `promoted`.
+fn watch_roles(
+    steps: &Steps,
+    group: &RedisGroup,
+    until: Instant,
+    nodes: &[usize],
+    promoted: &mut Vec<String>,
+    checks: &mut u64,
+) {
+    while Instant::now() < until {
+        for &i in nodes {
+            let role = group.node(i).role();
+            *checks += 1;
+            if i != 0 && role == Some(NodeRole::Master) && promoted.len() < 10 {
+                promoted.push(format!(
+                    "{} answered master at {}",
+                    group.node(i).addr(),
+                    steps.at(Instant::now())
+                ));
+            }
+        }
+        std::thread::sleep(ROLE_POLL.min(until.saturating_duration_since(Instant::now())));
+    }
+}
+
+/// Runs `f`; when it started and when it returned.
+fn timed(f: impl FnOnce()) -> (Instant, Instant) {
+    let start = Instant::now();
+    f();
+    (start, Instant::now())
+}
