@@ -1,18 +1,18 @@
 //! Manual failover requests (`<root>/manual_failover`): a planned switchover under a write
 //! loop loses no acknowledged write; `ANY_SLAVE`; refused requests stay visible.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
-use redis::AsyncCommands;
 use redis_failover_client::{Client, NodeAddr};
 use redis_failover_tests::manager::{config, managed, wait_topology, zk_client, Manager};
+use redis_failover_tests::writer::{check_lost, ClientWriter, Writer};
 use redis_failover_tests::{
     init_tracing, shared_zk, unique_root, wait_until_async, NodeRole, RedisGroup,
 };
 
 const DEADLINE: Duration = Duration::from_secs(30);
+/// Bound on one write of the writer, and on stopping it.
+const WRITE_BOUND: Duration = Duration::from_secs(60);
 
 fn addr(s: &str) -> NodeAddr {
     s.parse().expect("address")
@@ -31,22 +31,7 @@ async fn a_switchover_under_writes_loses_no_acknowledged_write() {
     let target = addr(&trio.node(2).addr());
 
     // A writer with sequence-numbered keys, through the client, until told to stop.
-    let stop = Arc::new(AtomicBool::new(false));
-    let writer = {
-        let mut c = client.clone();
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            let (mut acked, mut errors, mut seq) = (Vec::new(), Vec::new(), 0u64);
-            while !stop.load(Ordering::Relaxed) {
-                seq += 1;
-                match c.set::<_, _, ()>(format!("seq:{seq}"), seq).await {
-                    Ok(()) => acked.push(seq),
-                    Err(e) => errors.push(e.to_string()),
-                }
-            }
-            (acked, errors)
-        })
-    };
+    let writer = Writer::spawn(ClientWriter(client.clone()), None, WRITE_BOUND);
     wait_until_async(DEADLINE, "the writer going", || async {
         (trio.node(0).cmd(&["EXISTS", "seq:100"]).ok() == Some(redis::Value::Int(1))).then_some(())
     })
@@ -73,16 +58,14 @@ async fn a_switchover_under_writes_loses_no_acknowledged_write() {
         (trio.node(2).cmd(&["DBSIZE"]).ok() != before).then_some(())
     })
     .await;
-    stop.store(true, Ordering::Relaxed);
-    let (acked, errors) = writer.await.expect("writer");
-    let lost: Vec<u64> = acked
-        .iter()
-        .copied()
-        .filter(|s| trio.node(2).get(&format!("seq:{s}")).is_none())
-        .collect();
+    let log = writer.stop(WRITE_BOUND).await;
+    let lost = check_lost(&target, &log.acked_seqs())
+        .await
+        .expect("the loss check reads the new master");
+    let errors: Vec<String> = log.errors.iter().map(|e| e.error.clone()).collect();
     eprintln!(
         "switchover: {} acknowledged, {} errors surfaced, {} lost; first errors: {:?}",
-        acked.len(),
+        log.acks.len(),
         errors.len(),
         lost.len(),
         errors.iter().take(3).collect::<Vec<_>>()
