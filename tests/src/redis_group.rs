@@ -3,6 +3,8 @@
 use std::path::Path;
 use std::time::Duration;
 
+use redis_failover_client::NodeAddr;
+
 use crate::redis_node::RedisNode;
 use crate::util::free_port;
 
@@ -95,6 +97,17 @@ impl RedisGroup {
     /// All nodes, master first.
     pub fn nodes(&self) -> &[RedisNode] {
         &self.nodes
+    }
+
+    /// The node at `addr`.
+    ///
+    /// # Panics
+    /// When no node of the group is at `addr`.
+    pub fn node_at(&self, addr: &NodeAddr) -> &RedisNode {
+        self.nodes
+            .iter()
+            .find(|n| n.node_addr() == *addr)
+            .unwrap_or_else(|| panic!("{addr} is not a node of the group"))
     }
 
     /// Node `i` (0 = the initial master).

@@ -7,6 +7,8 @@ use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use redis_failover_client::NodeAddr;
+
 use crate::process::{open_log, spawn_guarded, GuardedChild};
 use crate::redis_helpers::{parse_role, redis_cmd_timeout, value_to_string, NodeRole};
 use crate::util::{lock, log_tail};
@@ -169,6 +171,11 @@ impl RedisNode {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// `127.0.0.1:PORT` as a [`NodeAddr`].
+    pub fn node_addr(&self) -> NodeAddr {
+        NodeAddr::new("127.0.0.1", self.port)
+    }
+
     /// The directory holding this node's files.
     pub fn dir(&self) -> &Path {
         &self.dir
@@ -288,6 +295,23 @@ impl RedisNode {
         info.lines()
             .find_map(|l| l.trim().strip_prefix("master_repl_offset:"))
             .and_then(|v| v.trim().parse().ok())
+    }
+
+    /// True when this node answers as a replica of 127.0.0.1:`master_port`, with its link up
+    /// if `link_up` is asked for.
+    pub fn follows(&self, master_port: u16, link_up: bool) -> bool {
+        matches!(self.role(), Some(NodeRole::Replica { master_port: p, link_up: up })
+            if p == master_port && (up || !link_up))
+    }
+
+    /// Waits (up to `timeout`) until [`RedisNode::follows`]`(master_port, link_up)`.
+    ///
+    /// # Panics
+    /// On timeout, naming `what`.
+    pub fn wait_follows(&self, master_port: u16, link_up: bool, timeout: Duration, what: &str) {
+        wait_until(timeout, what, || {
+            self.follows(master_port, link_up).then_some(())
+        });
     }
 
     /// Waits (up to `timeout`) until this node is a replica with `master_link_status:up`,

@@ -53,3 +53,17 @@ where
         tokio::time::sleep(POLL.min(deadline - now)).await;
     }
 }
+
+/// Runs `check` every `every` until `duration` has passed (a bounded observation, for
+/// asserting that something does not happen: `check` asserts).
+pub async fn for_a_while<F, Fut>(duration: Duration, every: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let until = tokio::time::Instant::now() + duration;
+    while tokio::time::Instant::now() < until {
+        check().await;
+        tokio::time::sleep(every).await;
+    }
+}

@@ -257,6 +257,19 @@ fn converged(s: &Sweep, ports: &[u16]) -> bool {
 }
 
 impl ObsState {
+    /// Logs an anomaly seen `at_s` into the run, and keeps its details (up to a bound).
+    fn record(&mut self, at_s: f64, what: String) {
+        self.log
+            .push(format!("{at_s:9.3} round {} {what}", self.round));
+        if self.anomalies.len() < MAX_DETAILS {
+            self.anomalies.push(Anomaly {
+                round: self.round,
+                at_s,
+                what,
+            });
+        }
+    }
+
     pub(super) fn absorb(&mut self, s: Sweep, j: &Judge) {
         self.sweeps += 1;
         let at_s = (s.start - j.t0).as_secs_f64();
@@ -286,16 +299,7 @@ impl ObsState {
                 if tight_public_masters.len() >= 2 {
                     self.split_brain += 1;
                     self.round_split_brain += 1;
-                    let what = format!("SPLIT-BRAIN: {}", describe(&s, &j.ports));
-                    self.log
-                        .push(format!("{at_s:9.3} round {} {what}", self.round));
-                    if self.anomalies.len() < MAX_DETAILS {
-                        self.anomalies.push(Anomaly {
-                            round: self.round,
-                            at_s,
-                            what,
-                        });
-                    }
+                    self.record(at_s, format!("SPLIT-BRAIN: {}", describe(&s, &j.ports)));
                 }
             }
         }
@@ -329,15 +333,7 @@ impl ObsState {
                                     ms(s.start - since),
                                     describe(&s, &j.ports)
                                 );
-                                self.log
-                                    .push(format!("{at_s:9.3} round {} {what}", self.round));
-                                if self.anomalies.len() < MAX_DETAILS {
-                                    self.anomalies.push(Anomaly {
-                                        round: self.round,
-                                        at_s,
-                                        what,
-                                    });
-                                }
+                                self.record(at_s, what);
                             }
                         }
                         _ => self.stale_since = Some((m.port, s.start)),

@@ -4,9 +4,10 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::config::FaultKind;
+pub(super) use crate::stats::{fmt_ms, fmt_s, ms, rel_ms, Stats};
 
 /// Details kept per kind of anomaly (counts are always complete).
 pub(super) const MAX_DETAILS: usize = 50;
@@ -265,8 +266,8 @@ impl Report {
                 (true, true) => format!("{} master", kind.name()),
                 (true, false) => format!("{} replica", kind.name()),
             };
-            let conv = stats(rs.iter().filter_map(|r| r.converged_after));
-            let fo = stats(rs.iter().filter_map(|r| r.new_master_after));
+            let conv = Stats::of(rs.iter().filter_map(|r| r.converged_after));
+            let fo = Stats::of(rs.iter().filter_map(|r| r.new_master_after));
             let failovers: u64 = rs
                 .iter()
                 .map(|r| r.epoch_after.saturating_sub(r.epoch_before))
@@ -276,17 +277,17 @@ impl Report {
                 w,
                 "    {label:<18} {:>3} | {} | {} | {failovers:>3} | {:.0} ms",
                 rs.len(),
-                fmt_stats_s(&conv),
-                fmt_stats_ms(&fo),
+                fmt_s(&conv, 2),
+                fmt_ms(&fo, 0),
                 ms(gap)
             );
         }
-        let takeovers = stats(self.rounds.iter().filter_map(|r| r.takeover_after));
+        let takeovers = Stats::of(self.rounds.iter().filter_map(|r| r.takeover_after));
         if takeovers.is_some() {
             let _ = writeln!(
                 w,
                 "  leader takeover   kill of the leading manager -> another holds the lock: {}",
-                fmt_stats_s(&takeovers)
+                fmt_s(&takeovers, 2)
             );
         }
         let _ = writeln!(
@@ -344,61 +345,5 @@ impl Report {
             }
         }
         s
-    }
-}
-
-struct Stats {
-    min: Duration,
-    median: Duration,
-    max: Duration,
-}
-
-fn stats(sample: impl Iterator<Item = Duration>) -> Option<Stats> {
-    let mut v: Vec<Duration> = sample.collect();
-    v.sort();
-    let (min, max) = (*v.first()?, *v.last()?);
-    let mid = v.len() / 2;
-    let median = if v.len() % 2 == 1 {
-        v[mid]
-    } else {
-        (v[mid - 1] + v[mid]) / 2
-    };
-    Some(Stats { min, median, max })
-}
-
-fn fmt_stats_s(s: &Option<Stats>) -> String {
-    match s {
-        Some(s) => format!(
-            "{:.2} / {:.2} / {:.2} s",
-            s.min.as_secs_f64(),
-            s.median.as_secs_f64(),
-            s.max.as_secs_f64()
-        ),
-        None => "-".to_string(),
-    }
-}
-
-fn fmt_stats_ms(s: &Option<Stats>) -> String {
-    match s {
-        Some(s) => format!(
-            "{:.0} / {:.0} / {:.0} ms",
-            ms(s.min),
-            ms(s.median),
-            ms(s.max)
-        ),
-        None => "-".to_string(),
-    }
-}
-
-pub(super) fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-/// Signed ms from `origin` to `t`.
-pub(super) fn rel_ms(t: Instant, origin: Instant) -> f64 {
-    if t >= origin {
-        ms(t - origin)
-    } else {
-        -ms(origin - t)
     }
 }

@@ -9,7 +9,8 @@ use redis_failover_manager::config::{Cli, FileConfig};
 use redis_failover_manager::{run, Config, StartError};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use zookeeper_client as zk;
+
+use crate::Scene;
 
 mod set;
 mod zk_read;
@@ -33,30 +34,24 @@ pub fn config(zk: &str, nodes: &[String], root: &str, tweak: impl FnOnce(&mut Cl
     Config::merge(cli, FileConfig::default()).expect("test config is valid")
 }
 
-/// Starts a manager on `group` under a fresh root named after `name` (on the shared
+/// Starts a manager on `group` in a fresh [`Scene`] named after `name` (on the shared
 /// ZooKeeper, flags adjusted by `tweak`) and waits until it has published every node as the
-/// master or one of its replicas. Returns the manager, a ZooKeeper session for the test, the
-/// root and the topology.
+/// master or one of its replicas. Returns the manager, the scene and the topology.
 pub async fn managed(
     group: &crate::RedisGroup,
     name: &str,
     tweak: impl FnOnce(&mut Cli),
-) -> (Manager, zk::Client, String, Topology) {
-    crate::init_tracing();
-    let connect = crate::shared_zk().connect_string();
-    let root = crate::unique_root(name);
-    let m = Manager::start(config(&connect, &group.addrs(), &root, tweak));
-    let client = zk_client(&connect).await;
-    let replicas = group.len() - 1;
-    let t = wait_topology(
-        &client,
-        &root,
-        Duration::from_secs(30),
-        "the healthy group published",
-        |t| t.slaves.len() == replicas,
-    )
-    .await;
-    (m, client, root, t)
+) -> (Manager, Scene, Topology) {
+    let scene = Scene::new(name).await;
+    let m = scene.manager(&group.addrs(), tweak);
+    let t = scene
+        .wait_published(
+            Duration::from_secs(30),
+            "the healthy group published",
+            group.len() - 1,
+        )
+        .await;
+    (m, scene, t)
 }
 
 /// A manager running in this process. Dropping it asks it to stop (and aborts it).

@@ -192,17 +192,17 @@ impl ManagerSet {
         Ok(())
     }
 
-    /// Kills manager `i` abruptly (see [`ManagerMode`]).
-    pub fn kill(&mut self, i: usize) {
+    /// Kills manager `i` abruptly (see [`ManagerMode`]); returns whether it is gone (a
+    /// process reaped within a bound).
+    pub fn kill(&mut self, i: usize) -> bool {
         match self.slots[i].running.take() {
-            Some(Running::Process(child)) => {
-                child.kill();
-            }
+            Some(Running::Process(child)) => child.kill(),
             Some(Running::InProcess { rt, manager }) => {
                 rt.shutdown_background();
                 drop(manager);
+                true
             }
-            None => {}
+            None => true,
         }
     }
 
