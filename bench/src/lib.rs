@@ -2,14 +2,17 @@
 //!
 //! Shared by every program:
 //! * [`scaffold`]: logging, runtimes, a throwaway ZooKeeper, the manager binary, exit codes;
-//! * [`time`] and [`stats`]: durations as the reports print them, random delays, summaries;
+//! * [`time`] and [`stats`]: what the reports need beyond `redis_failover_tests::stats`
+//!   (microseconds, the time of day, random delays, percentiles);
 //! * [`tasks`] and [`wait`]: task failures, blocking work off the runtime, bounded waits;
 //! * [`nodes`] and [`znodes`]: the Redis nodes and the managers' znodes as the bench reads
 //!   them;
 //! * [`inprocess`] and [`managers`]: a manager in this process, or manager processes;
-//! * [`writer`]: a writer with an acknowledgement log, and the lost-write check;
 //! * [`failure`]: the crash and hang of the master;
 //! * [`sentinel`], [`load`], [`plot`]: Redis Sentinel, CPU hogs and logs, PNG timelines.
+//!
+//! The writer with its acknowledgement log and the lost-write check are
+//! `redis_failover_tests::writer`'s, shared with the tests.
 //!
 //! Each larger program keeps its measurements in a module of its own: [`client_bench`],
 //! [`ha_bench`], [`sentinel_bench`], [`zk_outage`].
@@ -26,7 +29,6 @@ pub mod stats;
 pub mod tasks;
 pub mod time;
 pub mod wait;
-pub mod writer;
 pub mod znodes;
 
 pub mod client_bench;

@@ -1,48 +1,17 @@
-//! Summaries of a sample: min / median / max, nearest-rank percentiles, and how the reports
-//! print them.
+//! Summaries of a sample as the bench reports print them, beyond
+//! `redis_failover_tests::stats`: min / median / max with a text for "no sample", and
+//! nearest-rank percentiles.
 
 use std::time::Duration;
 
-use crate::time::ms;
-
-/// min / median / max of a sample.
-#[derive(Clone, Copy, Debug)]
-pub struct Stats {
-    pub min: Duration,
-    pub median: Duration,
-    pub max: Duration,
-}
-
-impl Stats {
-    /// `None` for an empty sample; the median of an even sample is the mean of the middle two.
-    pub fn of(sample: impl Iterator<Item = Duration>) -> Option<Stats> {
-        let mut v: Vec<Duration> = sample.collect();
-        v.sort();
-        let (first, last) = (*v.first()?, *v.last()?);
-        let mid = v.len() / 2;
-        let median = if v.len() % 2 == 1 {
-            v[mid]
-        } else {
-            (v[mid - 1] + v[mid]) / 2
-        };
-        Some(Stats {
-            min: first,
-            median,
-            max: last,
-        })
-    }
-}
+use redis_failover_tests::stats::{fmt_ms, ms, Stats};
 
 /// `min / median / max ms` with one decimal, or `none` when there is no sample.
 pub fn fmt_stats_or(s: &Option<Stats>, none: &str) -> String {
-    match s {
-        Some(s) => format!(
-            "{:.1} / {:.1} / {:.1} ms",
-            ms(s.min),
-            ms(s.median),
-            ms(s.max)
-        ),
-        None => none.to_string(),
+    if s.is_some() {
+        fmt_ms(s, 1)
+    } else {
+        none.to_string()
     }
 }
 

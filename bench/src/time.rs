@@ -1,33 +1,12 @@
-//! Clocks and durations as the reports print them: milliseconds and microseconds, times
-//! relative to an instant, the wall clock in Unix milliseconds, and random delays.
+//! Clocks as the bench needs them beyond `redis_failover_tests::stats` (`ms`, `rel_ms`) and
+//! `redis_failover_tests::unix_ms`: microseconds, the time of day (to place log lines), and
+//! random delays.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-/// `d` in milliseconds.
-pub fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// `d` in microseconds.
 pub fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
-}
-
-/// `at` relative to `t0`, in ms (negative before it).
-pub fn signed_ms(at: Instant, t0: Instant) -> f64 {
-    if at >= t0 {
-        ms(at.duration_since(t0))
-    } else {
-        -ms(t0.duration_since(at))
-    }
-}
-
-/// The wall clock now, in milliseconds since the Unix epoch (the unit of the topology's
-/// `updated_at_ms`).
-pub fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Seconds since midnight UTC now (to place log lines, which carry the time of day).
@@ -40,14 +19,9 @@ pub fn wall_secs_of_day() -> f64 {
 /// A random delay, uniform in [0, `max_ms`) ms (zero when `max_ms` is 0): it makes a
 /// signal fall at a random point of a probe cycle.
 pub fn jitter(max_ms: u64) -> Duration {
-    Duration::from_millis(random_below(max_ms))
-}
-
-/// A random number in `[0, n)` (0 when `n` is 0).
-pub fn random_below(n: u64) -> u64 {
-    if n == 0 {
-        0
+    if max_ms == 0 {
+        Duration::ZERO
     } else {
-        fastrand::u64(..n)
+        Duration::from_millis(fastrand::u64(..max_ms))
     }
 }

@@ -26,17 +26,18 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
 use redis_failover_bench::load::{load_average, CpuHogs};
-use redis_failover_bench::managers::{ManagedTrio, ManagerProcs, ManagerSpec};
+use redis_failover_bench::managers::{log_lines, wait_ready, ManagedTrio, ManagerSpec};
 use redis_failover_bench::nodes::Trio;
 use redis_failover_bench::scaffold::{fail, manager_bin, Scaffold};
 use redis_failover_bench::sentinel::{
     ready_and_tapped, SentinelProgram, SentinelTrio, SentinelWriter, Sentinels,
 };
 use redis_failover_bench::tasks::{join_error, teardown};
-use redis_failover_bench::time::ms;
-use redis_failover_bench::writer::{ClientWriter, WriteLog, Writer};
 use redis_failover_client::{Client, Topology};
 use redis_failover_tests::manager as harness;
+use redis_failover_tests::manager::ManagerSet;
+use redis_failover_tests::stats::ms;
+use redis_failover_tests::writer::{ClientWriter, WriteLog, Writer};
 use redis_failover_tests::{unique_root, RedisGroup, ZkServer};
 
 /// How often the bench reads `<root>/nodes` (ours) during a phase.
@@ -378,14 +379,12 @@ async fn ours_phase(o: &Opts, hogs: usize, interrupted: &AtomicBool) -> Result<P
         root: &root,
         extra: our_args(o),
         rust_log: "info",
-        http: false,
-        log_dir: None,
     };
     let out = match ManagedTrio::start(&spec).await {
         Ok(trio) => {
             let out = trio
-                .measure(15, |m| {
-                    ours_measure(o, hogs, interrupted, &zk_connect, &trio.group, &root, m)
+                .measure(15, |group, m| {
+                    ours_measure(o, hogs, interrupted, &zk_connect, group, &root, m)
                 })
                 .await;
             trio.teardown().await;
@@ -404,14 +403,19 @@ async fn ours_measure(
     zk_connect: &str,
     group: &Arc<RedisGroup>,
     root: &str,
-    managers: &ManagerProcs,
+    managers: &ManagerSet,
 ) -> Result<PhaseOut, String> {
     let zk = harness::zk_client(zk_connect).await;
     let trio = Trio::of(group);
     let master = &trio.master;
-    let before = managers
-        .wait_ready(&zk, root, &trio, Duration::from_secs(o.timeout_secs))
-        .await?;
+    let before = wait_ready(
+        managers,
+        &zk,
+        root,
+        &trio,
+        Duration::from_secs(o.timeout_secs),
+    )
+    .await?;
     let client = tokio::time::timeout(
         Duration::from_secs(o.timeout_secs),
         Client::builder(zk_connect)
@@ -428,7 +432,7 @@ async fn ours_measure(
         Duration::from_secs(10),
     );
     // Log positions before the load starts: only what happens under load counts.
-    let sdown0 = managers.log_lines("+sdown").concat().len();
+    let sdown0 = log_lines(managers, "+sdown").len();
     let mut load = Loaded::start(o, hogs)?;
     let t_start = load.t_start;
     println!(
@@ -474,9 +478,7 @@ async fn ours_measure(
     let after = harness::read_topology(&zk, root)
         .await
         .ok_or_else(|| format!("{root}/nodes unreadable at the end"))?;
-    let sdown_lines: Vec<String> = managers
-        .log_lines("+sdown")
-        .concat()
+    let sdown_lines: Vec<String> = log_lines(managers, "+sdown")
         .into_iter()
         .skip(sdown0)
         .collect();
@@ -484,8 +486,8 @@ async fn ours_measure(
         .iter()
         .filter(|l| l.contains(&format!("+sdown {master}")))
         .count();
-    let switches: usize = managers.log_lines("+switch-master").concat().len();
-    let zk_trouble: usize = managers.log_lines("-zk-").concat().len();
+    let switches: usize = log_lines(managers, "+switch-master").len();
+    let zk_trouble: usize = log_lines(managers, "-zk-").len();
     for l in sdown_lines.iter().take(10) {
         println!("ours: log: {l}");
     }

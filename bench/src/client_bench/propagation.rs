@@ -19,7 +19,7 @@ use zookeeper_client as zk;
 use super::{close_clients, publish, verdict, wait_until, zk_connections, Env, POLL};
 use crate::nodes::{node_addr, open};
 use crate::stats::{fmt_dist, pct_dur};
-use crate::time::ms;
+use redis_failover_tests::stats::ms;
 
 /// The value every client's counter key gets on the new master before a change: an `INCR`
 /// answered with at least this much was executed by the new master.

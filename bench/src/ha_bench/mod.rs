@@ -13,7 +13,7 @@ use redis_failover_tests::manager as harness;
 use redis_failover_tests::ZkServer;
 use tokio::runtime::Handle;
 
-use crate::time::ms;
+use redis_failover_tests::stats::ms;
 use switchover::SwitchoverOk;
 use takeover::TakeoverOk;
 

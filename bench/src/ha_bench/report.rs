@@ -3,7 +3,8 @@
 use super::switchover::SwitchoverOk;
 use super::takeover::TakeoverOk;
 use super::Settings;
-use crate::stats::{fmt_stats, Stats};
+use crate::stats::fmt_stats;
+use redis_failover_tests::stats::Stats;
 
 /// Prints the summary and the Markdown table of the runs.
 pub(super) fn summary(

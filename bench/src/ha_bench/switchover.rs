@@ -14,8 +14,9 @@ use super::Settings;
 use crate::inprocess::{self, finish_run};
 use crate::nodes::Trio;
 use crate::tasks::start_trio;
-use crate::time::{jitter, signed_ms};
-use crate::writer::{check_lost, ClientWriter, Writer};
+use crate::time::jitter;
+use redis_failover_tests::stats::rel_ms;
+use redis_failover_tests::writer::{check_lost, ClientWriter, Writer};
 
 pub(super) struct SwitchoverOk {
     pub(super) pause: Duration,
@@ -151,8 +152,8 @@ async fn measure(
 
     Ok(SwitchoverOk {
         pause,
-        pause_from_ms: signed_ms(from, t_req),
-        pause_to_ms: signed_ms(to, t_req),
+        pause_from_ms: rel_ms(from, t_req),
+        pause_to_ms: rel_ms(to, t_req),
         request_to_topology: t_topo.duration_since(t_req),
         new_master: target,
         epoch: topo.epoch,

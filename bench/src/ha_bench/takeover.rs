@@ -11,12 +11,14 @@ use redis_failover_tests::{unique_root, zk_four_letter, RedisGroup};
 use zookeeper_client as zk;
 
 use super::{Settings, MANAGERS, SETUP_POLL};
-use crate::managers::{ManagedTrio, ManagerProcs, ManagerSpec};
+use crate::managers::{ManagedTrio, ManagerSpec};
 use crate::nodes::Trio;
 use crate::tasks::join_error;
-use crate::time::{jitter, ms};
+use crate::time::jitter;
 use crate::wait::{poll_until, Check};
 use crate::znodes::{arm_topology_watch, watch_for_new_master, ZK_READ_TIMEOUT};
+use redis_failover_tests::manager::{lock_order, ManagerSet};
+use redis_failover_tests::stats::ms;
 
 pub(super) struct TakeoverOk {
     pub(super) takeover: Duration,
@@ -53,43 +55,10 @@ impl TakeoverOk {
     }
 }
 
-/// One child of the lock directory.
-#[derive(Clone, Debug)]
-struct Holder {
-    seq: u64,
-    child: String,
-    id: String,
-    session: i64,
-}
-
 /// The sequence number at the end of a lock child's name.
 fn seq_of(child: &str) -> Option<u64> {
     let digits = child.len() - child.trim_end_matches(|c: char| c.is_ascii_digit()).len();
     child[child.len() - digits..].parse().ok()
-}
-
-/// Every child of the lock directory with its data (the manager id), lowest sequence first.
-async fn lock_holders(zk: &zk::Client, dir: &str) -> Result<Vec<Holder>, String> {
-    let children = match tokio::time::timeout(ZK_READ_TIMEOUT, zk.list_children(dir)).await {
-        Err(_) => return Err(format!("listing {dir} timed out")),
-        Ok(Err(zk::Error::NoNode)) => return Ok(Vec::new()),
-        Ok(Err(e)) => return Err(format!("listing {dir}: {e}")),
-        Ok(Ok(c)) => c,
-    };
-    let mut out = Vec::new();
-    for child in children {
-        let Some(seq) = seq_of(&child) else { continue };
-        if let Some((id, session)) = holder_of(zk, dir, &child).await? {
-            out.push(Holder {
-                seq,
-                child,
-                id,
-                session,
-            });
-        }
-    }
-    out.sort_by_key(|h| h.seq);
-    Ok(out)
 }
 
 /// The data (manager id) and owner session of one lock child; `None` when it is gone.
@@ -139,12 +108,10 @@ pub(super) async fn run(s: &Settings, zk: &zk::Client, run: u32) -> Result<Takeo
             s.opts.session_ms.to_string(),
         ],
         rust_log: "warn",
-        http: false,
-        log_dir: None,
     };
     let trio = ManagedTrio::start(&spec).await?;
     let measured = trio
-        .measure(15, |m| measure(s, zk, &trio.group, &root, m))
+        .measure(15, |group, m| measure(s, zk, group, &root, m))
         .await;
     trio.teardown().await;
     measured
@@ -155,7 +122,7 @@ async fn measure(
     zk: &zk::Client,
     group: &Arc<RedisGroup>,
     root: &str,
-    managers: &ManagerProcs,
+    managers: &ManagerSet,
 ) -> Result<TakeoverOk, String> {
     let paths = ZnodePaths::new(root).map_err(|e| format!("root {root}: {e}"))?;
     let lock_dir = paths.lock();
@@ -166,7 +133,7 @@ async fn measure(
     poll_until(s.deadline, SETUP_POLL, || async {
         let topo = harness::read_topology(zk, root).await;
         let published = topo.as_ref().is_some_and(|t| trio.published_in(t));
-        let holders = match lock_holders(zk, &lock_dir).await {
+        let holders = match lock_order(zk, root).await {
             Ok(h) => h,
             Err(e) => return Check::Failed(e),
         };
@@ -190,8 +157,8 @@ async fn measure(
     }
 
     // 2. Who leads, and its process.
-    let holders = lock_holders(zk, &lock_dir).await?;
-    let leader = holders
+    let holders = lock_order(zk, root).await?;
+    let (_, leader_child, leader_id) = holders
         .first()
         .cloned()
         .ok_or_else(|| format!("{lock_dir} has no children"))?;
@@ -201,14 +168,14 @@ async fn measure(
             holders.len()
         ));
     }
-    let leader_proc = managers.by_id(&leader.id).ok_or_else(|| {
-        format!(
-            "no manager process has the id {:?} of the lowest lock child",
-            leader.id
-        )
+    let leader = managers.by_id(&leader_id).ok_or_else(|| {
+        format!("no manager process has the id {leader_id:?} of the lowest lock child")
     })?;
-    let old_leader = &leader_proc.name;
-    let negotiated = negotiated_timeout(s.zk_port, leader.session).await;
+    let old_leader = managers.name(leader).to_string();
+    let session = holder_of(zk, &lock_dir, &leader_child)
+        .await?
+        .map_or(0, |(_, session)| session);
+    let negotiated = negotiated_timeout(s.zk_port, session).await;
 
     // 3. Arm the child watch, kill the leader, follow the lock.
     let (_, _, mut watcher) =
@@ -216,17 +183,20 @@ async fn measure(
             .await
             .map_err(|_| format!("watching {lock_dir} timed out"))?
             .map_err(|e| format!("watching {lock_dir}: {e}"))?;
-    let victim = Arc::clone(&leader_proc.child);
+    let victim = managers
+        .process(leader)
+        .ok_or_else(|| format!("{old_leader} is not running"))?;
     let t0 = Instant::now();
-    let killer = tokio::task::spawn_blocking(move || victim.kill());
+    // The kill blocks until the process is reaped (a few ms): the lock changes seconds later.
+    let reaped = tokio::task::block_in_place(|| victim.kill());
     let deadline = tokio::time::Instant::from_std(t0 + s.deadline);
     let (seen_at, new_holder) = loop {
         let changed = tokio::time::timeout_at(deadline, watcher.changed()).await;
         if changed.is_err() {
-            let now = lock_holders(zk, &lock_dir).await;
+            let now = lock_order(zk, root).await;
             return Err(format!(
-                "no other manager held the lock within {:?} of the SIGKILL of {old_leader} ({}); children now: {now:?}",
-                s.deadline, leader.id
+                "no other manager held the lock within {:?} of the SIGKILL of {old_leader} ({leader_id}); children now: {now:?}",
+                s.deadline
             ));
         }
         let (children, _, next) =
@@ -240,34 +210,23 @@ async fn measure(
             .iter()
             .filter_map(|c| seq_of(c).map(|q| (q, c)))
             .min();
-        if let Some((seq, child)) = lowest {
-            if *child != leader.child {
-                if let Some((id, session)) = holder_of(zk, &lock_dir, child).await? {
-                    if id != leader.id {
-                        break (
-                            at,
-                            Holder {
-                                seq,
-                                child: child.clone(),
-                                id,
-                                session,
-                            },
-                        );
+        if let Some((_, child)) = lowest {
+            if *child != leader_child {
+                if let Some((id, _)) = holder_of(zk, &lock_dir, child).await? {
+                    if id != leader_id {
+                        break (at, id);
                     }
                 }
             }
         }
     };
     let takeover = seen_at.duration_since(t0);
-    let reaped = killer
-        .await
-        .map_err(|e| format!("SIGKILL of {old_leader}: {}", join_error(e)))?;
     if !reaped {
         return Err(format!("{old_leader} survived SIGKILL"));
     }
     let new_leader = managers
-        .by_id(&new_holder.id)
-        .map_or_else(|| new_holder.id.clone(), |p| p.name.clone());
+        .by_id(&new_holder)
+        .map_or_else(|| new_holder.clone(), |i| managers.name(i).to_string());
 
     // 4. The new leader acts: kill -9 the redis master, wait for a new master in ZooKeeper.
     let nodes_path = paths.nodes();
@@ -318,13 +277,13 @@ async fn measure(
     }
     Ok(TakeoverOk {
         takeover,
-        old_leader: old_leader.clone(),
+        old_leader,
         new_leader,
         negotiated_timeout: negotiated,
         master_failover: published_at.duration_since(t1),
         new_master,
         published_by: topo.manager.clone(),
-        new_leader_id: new_holder.id,
+        new_leader_id: new_holder,
         epoch_before: before.epoch,
         epoch_after: after.epoch,
     })

@@ -3,7 +3,7 @@
 //! * [`procs`]: real Sentinel processes (`redis-sentinel`, or `redis-server --sentinel`) on
 //!   free loopback ports, monitoring one master as [`MASTER_NAME`], and commands to them;
 //! * [`events`]: a `PSUBSCRIBE *` on every sentinel, each event with the instant it arrived;
-//! * [`writer`]: a Sentinel-aware redis-rs writer for [`crate::writer::Writer`].
+//! * [`writer`]: a Sentinel-aware redis-rs writer for [`redis_failover_tests::writer::Writer`].
 
 pub mod events;
 pub mod procs;

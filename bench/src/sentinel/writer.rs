@@ -7,7 +7,7 @@ use redis::sentinel::{SentinelClient, SentinelServerType};
 use redis::{AsyncConnectionConfig, ConnectionAddr};
 use redis_failover_client::NodeAddr;
 
-use crate::writer::{SeqWriter, SetFuture};
+use redis_failover_tests::writer::{SeqWriter, SetFuture};
 
 use super::MASTER_NAME;
 

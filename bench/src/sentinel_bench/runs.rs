@@ -17,13 +17,15 @@ use super::{
 };
 use crate::failure::Scenario;
 use crate::load::keep_logs;
-use crate::managers::{ManagedTrio, ManagerProcs, ManagerSpec};
+use crate::managers::{wait_ready, ManagedTrio, ManagerSpec};
 use crate::nodes::{node_addr, Trio};
 use crate::sentinel::{ready_and_tapped, EventTap, SentinelTrio, SentinelWriter, Sentinels};
 use crate::tasks::join_error;
-use crate::time::{jitter, ms, signed_ms};
-use crate::writer::{check_lost, ClientWriter, WriteLog, Writer};
+use crate::time::jitter;
 use crate::znodes::{arm_topology_watch, watch_for_new_master};
+use redis_failover_tests::manager::ManagerSet;
+use redis_failover_tests::stats::{ms, rel_ms};
+use redis_failover_tests::writer::{check_lost, ClientWriter, WriteLog, Writer};
 
 /// With --log-dir: where this run's logs go.
 fn run_log_dir(s: &Settings, sc: Scenario, da: u64, sys: System, run: u32) -> Option<PathBuf> {
@@ -111,12 +113,10 @@ pub(super) async fn ours_run(
         root: &root,
         extra: manager_args(da),
         rust_log: "info",
-        http: false,
-        log_dir: None,
     };
     let trio = ManagedTrio::start(&spec).await?;
     let measured = trio
-        .measure(12, |m| ours_measure(s, zk, sc, &trio.group, &root, m))
+        .measure(12, |group, m| ours_measure(s, zk, sc, group, &root, m))
         .await;
     if let (Some(dir), Ok(m)) = (run_log_dir(s, sc, da, System::Ours, run), &trio.managers) {
         keep_logs(&dir, &[m.log_paths(), redis_logs(&trio.group)].concat());
@@ -131,11 +131,9 @@ async fn ours_measure(
     sc: Scenario,
     group: &Arc<RedisGroup>,
     root: &str,
-    managers: &ManagerProcs,
+    managers: &ManagerSet,
 ) -> Result<RunOk, String> {
-    managers
-        .wait_ready(zk, root, &Trio::of(group), s.deadline)
-        .await?;
+    wait_ready(managers, zk, root, &Trio::of(group), s.deadline).await?;
     let client = tokio::time::timeout(
         s.deadline,
         Client::builder(&s.zk_connect)
@@ -320,7 +318,7 @@ async fn measure(
         .acks
         .iter()
         .filter(|a| a.at >= from)
-        .map(|a| signed_ms(a.at, t0))
+        .map(|a| rel_ms(a.at, t0))
         .collect();
     let rate = |a: Instant, b: Instant| {
         let n = log.acks.iter().filter(|x| x.at >= a && x.at < b).count();
@@ -333,7 +331,7 @@ async fn measure(
         promoted: promoted_at.map(|p| p.saturating_duration_since(t0)),
         write_gap: first.at.duration_since(t0),
         longest_gap,
-        longest_gap_at: signed_ms(gap_start, t0),
+        longest_gap_at: rel_ms(gap_start, t0),
         new_master,
         acked: log.acks.len(),
         rate_before,

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::steps::Steps;
-use crate::managers::ManagerProcs;
+use super::ManagerProc;
 
 /// Failover actions a manager must not log while ZooKeeper is down (`+selected-replica` is
 /// a decision: it is reported, and must be followed by an abort).
@@ -44,15 +44,14 @@ fn http_get(addr: SocketAddr, path: &str) -> Result<String, String> {
 }
 
 /// Every manager's `GET /health`, one line each.
-pub(super) fn health(steps: &Steps, managers: &ManagerProcs) {
-    for m in &managers.procs {
+pub(super) fn health(steps: &Steps, managers: &[ManagerProc]) {
+    for m in managers {
         let alive = if m.child.is_running() {
             "running"
         } else {
             "EXITED"
         };
-        let Some(http) = m.http else { continue };
-        match http_get(http, "/health") {
+        match http_get(m.http, "/health") {
             Ok(body) => steps.detail(&format!("{} ({alive}) /health: {body}", m.name)),
             Err(e) => steps.detail(&format!("{} ({alive}) /health: no answer ({e})", m.name)),
         }
@@ -79,9 +78,9 @@ pub(super) fn event_of(line: &str) -> Option<&str> {
 
 /// Reports what each manager logged since `log_marks` (the outage), the failover actions
 /// among it (a failed check) and the decisions that were not carried out.
-pub(super) fn report_outage(steps: &mut Steps, managers: &ManagerProcs, log_marks: &[u64]) {
+pub(super) fn report_outage(steps: &mut Steps, managers: &[ManagerProc], log_marks: &[u64]) {
     let mut actions = Vec::new();
-    for (m, mark) in managers.procs.iter().zip(log_marks) {
+    for (m, mark) in managers.iter().zip(log_marks) {
         let text = log_since(&m.log, *mark);
         let mut seen: Vec<(String, usize, String)> = Vec::new();
         for line in text.lines() {
@@ -115,7 +114,6 @@ pub(super) fn report_outage(steps: &mut Steps, managers: &ManagerProcs, log_mark
         steps.detail(&format!("action while ZooKeeper was down: {a}"));
     }
     let decisions: Vec<String> = managers
-        .procs
         .iter()
         .zip(log_marks)
         .flat_map(|(m, mark)| {
@@ -147,9 +145,8 @@ pub(super) fn report_outage(steps: &mut Steps, managers: &ManagerProcs, log_mark
 
 /// Prints the managers' log lines of note since ZooKeeper came back at `t_back` (up to the
 /// first publication), and who logged `+switch-master`.
-pub(super) fn report_return(steps: &Steps, managers: &ManagerProcs, t_back: Instant) {
+pub(super) fn report_return(steps: &Steps, managers: &[ManagerProc], t_back: Instant) {
     let mut timeline: Vec<(f64, String)> = managers
-        .procs
         .iter()
         .flat_map(|m| {
             log_since(&m.log, 0)
@@ -191,7 +188,6 @@ pub(super) fn report_return(steps: &Steps, managers: &ManagerProcs, t_back: Inst
         }
     }
     let switched_by: Vec<&str> = managers
-        .procs
         .iter()
         .filter(|m| log_since(&m.log, 0).contains("+switch-master"))
         .map(|m| m.name.as_str())

@@ -6,21 +6,23 @@ mod logs;
 mod steps;
 mod traffic;
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
 use redis_failover_client::{Client, ZnodePaths};
-use redis_failover_tests::manager::{read_topology, zk_client};
-use redis_failover_tests::{log_tail, unique_root, NodeRole, RedisGroup, ZkServer};
+use redis_failover_tests::manager::{manager_process, read_topology, zk_client, ManagerSet};
+use redis_failover_tests::{
+    free_port, log_tail, unique_root, GuardedChild, NodeRole, RedisGroup, ZkServer,
+};
 use tokio::runtime::Runtime;
 
-use crate::managers::{ManagerProcs, ManagerSpec};
 use crate::nodes::node_addr;
-use crate::time::ms;
 use crate::wait::poll_blocking;
-use crate::writer::{check_lost_acks, Ack};
 use logs::{health, log_len, log_since};
+use redis_failover_tests::stats::ms;
+use redis_failover_tests::writer::{check_lost_acks, Ack};
 use steps::Steps;
 use traffic::{window, Traffic};
 
@@ -77,36 +79,64 @@ pub struct Setup<'a> {
     pub dir: &'a Path,
 }
 
+/// One manager process of the scenario, with its `/health` address.
+struct ManagerProc {
+    name: String,
+    child: GuardedChild,
+    log: PathBuf,
+    http: SocketAddr,
+}
+
+/// Starts the three managers (`m1`..`m3`), each with an `--http-addr` of its own, logging
+/// into the log directory.
+fn start_managers(s: &Setup, group: &RedisGroup, root: &str) -> Result<Vec<ManagerProc>, String> {
+    let mut flags = ManagerSet::base_flags(&s.zk.connect_string(), &group.addrs(), root);
+    if let Some(ms) = s.opts.session_ms {
+        flags.extend(["--zk-session-timeout-ms".to_string(), ms.to_string()]);
+    }
+    (1..=3)
+        .map(|i| {
+            let name = format!("m{i}");
+            let http = SocketAddr::from(([127, 0, 0, 1], free_port()));
+            let log = s.dir.join(format!("manager-{name}.log"));
+            // A fresh log: the report reads it from its start.
+            let _ = std::fs::remove_file(&log);
+            let mut args = flags.clone();
+            args.extend([
+                "--manager-name".to_string(),
+                name.clone(),
+                "--http-addr".to_string(),
+                http.to_string(),
+            ]);
+            let child = manager_process(s.bin, &args, "info", Some(&log))
+                .map_err(|e| format!("manager {name}: {e}"))?;
+            Ok(ManagerProc {
+                name,
+                child,
+                log,
+                http,
+            })
+        })
+        .collect()
+}
+
 /// Runs the scenario; `Err` lists the failed checks.
 pub fn scenario(s: &Setup) -> Result<(), Vec<String>> {
     let deadline = Duration::from_secs(s.opts.timeout_secs);
     let group = RedisGroup::trio();
     let root = unique_root("zk_outage_bench");
     let paths = ZnodePaths::new(&root).map_err(|e| vec![format!("root {root}: {e}")])?;
-    let zk_connect = s.zk.connect_string();
-    let mut extra = Vec::new();
-    if let Some(ms) = s.opts.session_ms {
-        extra.extend(["--zk-session-timeout-ms".to_string(), ms.to_string()]);
-    }
-    let spec = ManagerSpec {
-        bin: s.bin,
-        count: 3,
-        zk: &zk_connect,
-        root: &root,
-        extra,
-        rust_log: "info",
-        http: true,
-        log_dir: Some(s.dir),
-    };
-    let managers = ManagerProcs::start(&spec, &group).map_err(|e| vec![e])?;
+    let managers = start_managers(s, &group, &root).map_err(|e| vec![e])?;
     let result = scenario_with(s, &group, &root, &paths, &managers, deadline);
     if result.is_err() {
-        for m in &managers.procs {
+        for m in &managers {
             println!("--- tail of {}:\n{}", m.log.display(), log_tail(&m.log, 25));
         }
     }
     // Managers first (they would otherwise react to the nodes dying), then the trio.
-    managers.terminate_all(Duration::from_secs(10));
+    for m in &managers {
+        m.child.terminate(Duration::from_secs(10));
+    }
     drop(managers);
     drop(group);
     result
@@ -117,7 +147,7 @@ fn scenario_with(
     group: &RedisGroup,
     root: &str,
     paths: &ZnodePaths,
-    managers: &ManagerProcs,
+    managers: &[ManagerProc],
     deadline: Duration,
 ) -> Result<(), Vec<String>> {
     let rt = s.rt;
@@ -184,7 +214,7 @@ fn scenario_with(
     std::thread::sleep(Duration::from_secs(s.opts.baseline_secs));
 
     // 2. ZooKeeper down.
-    let log_marks: Vec<u64> = managers.procs.iter().map(|m| log_len(&m.log)).collect();
+    let log_marks: Vec<u64> = managers.iter().map(|m| log_len(&m.log)).collect();
     let (t_stop, t_down) = timed(|| s.zk.stop());
     steps.step(
         t_stop,
@@ -371,7 +401,6 @@ fn scenario_with(
         ),
     );
     let switches: usize = managers
-        .procs
         .iter()
         .map(|m| log_since(&m.log, 0).matches("+switch-master").count())
         .sum();

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use redis::AsyncCommands;
 use redis_failover_client::Client;
 
-use crate::writer::{key as seq_key, Ack, ClientWriter, SeqWriter, SetFuture, WriteLog, Writer};
+use redis_failover_tests::writer::{
+    key as seq_key, Ack, ClientWriter, SeqWriter, SetFuture, WriteLog, Writer,
+};
 
 /// A command still unanswered after this long is given up (and logged as failed).
 const CALL_BOUND: Duration = Duration::from_secs(15);
