@@ -8,6 +8,7 @@
 //! * [`nodes`] and [`znodes`]: the Redis nodes and the managers' znodes as the bench reads
 //!   them;
 //! * [`inprocess`] and [`managers`]: a manager in this process, or manager processes;
+//! * [`watched`]: a trio with its watchers (managers or sentinels) for one run;
 //! * [`failure`]: the crash and hang of the master;
 //! * [`sentinel`], [`load`], [`plot`]: Redis Sentinel, CPU hogs and logs, PNG timelines.
 //!
@@ -29,6 +30,7 @@ pub mod stats;
 pub mod tasks;
 pub mod time;
 pub mod wait;
+pub mod watched;
 pub mod znodes;
 
 pub mod client_bench;

@@ -4,10 +4,8 @@
 //! and the lines of their logs.
 
 use std::fs::File;
-use std::future::Future;
 use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use redis_failover_client::{Topology, ZnodePaths};
@@ -18,6 +16,7 @@ use zookeeper_client as zk;
 use crate::nodes::Trio;
 use crate::tasks::{start_trio, teardown};
 use crate::wait::{poll_until, Check};
+use crate::watched::{Watched, Watchers};
 use crate::znodes::count_children;
 
 /// Poll interval of [`wait_ready`].
@@ -53,43 +52,26 @@ impl ManagerSpec<'_> {
     }
 }
 
-/// A fresh Redis trio with manager processes on it.
-pub struct ManagedTrio {
-    pub group: Arc<RedisGroup>,
-    /// The managers, or why they did not start.
-    pub managers: Result<ManagerSet, String>,
+impl Watchers for ManagerSet {
+    fn tails(&self, n: usize) -> String {
+        ManagerSet::tails(self, n)
+    }
+
+    fn log_paths(&self) -> Vec<PathBuf> {
+        ManagerSet::log_paths(self)
+    }
 }
 
-impl ManagedTrio {
-    /// Starts a fresh trio and the managers of `spec` on it.
-    pub async fn start(spec: &ManagerSpec<'_>) -> Result<ManagedTrio, String> {
-        let group = start_trio().await?;
-        let managers = spec.start(&group);
-        Ok(ManagedTrio { group, managers })
-    }
-
-    /// Runs `measure` on the trio and its managers (when they started), with the tails
-    /// (`tail` lines) of their logs added to a failure.
-    pub async fn measure<'a, T, F, Fut>(&'a self, tail: usize, measure: F) -> Result<T, String>
-    where
-        F: FnOnce(&'a Arc<RedisGroup>, &'a ManagerSet) -> Fut,
-        Fut: Future<Output = Result<T, String>>,
-    {
-        match &self.managers {
-            Ok(m) => measure(&self.group, m)
-                .await
-                .map_err(|e| format!("{e}{}", m.tails(tail))),
-            Err(e) => Err(e.clone()),
+/// A fresh trio and the managers of `spec` on it (the trio is torn down again when they
+/// cannot start).
+pub async fn start_managed(spec: &ManagerSpec<'_>) -> Result<Watched<ManagerSet>, String> {
+    let group = start_trio().await?;
+    match spec.start(&group) {
+        Ok(watchers) => Ok(Watched { watchers, group }),
+        Err(e) => {
+            teardown("the trio", move || drop(group)).await;
+            Err(e)
         }
-    }
-
-    /// Kills the managers, then the trio (off the runtime's workers).
-    pub async fn teardown(self) {
-        teardown("the managers and the trio", move || {
-            drop(self.managers);
-            drop(self.group);
-        })
-        .await;
     }
 }
 

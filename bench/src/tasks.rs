@@ -6,7 +6,7 @@ use std::any::Any;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use redis_failover_tests::RedisGroup;
-use tokio::task::JoinError;
+use tokio::task::{JoinError, JoinHandle};
 
 /// A failed task as a message (its panic message when it panicked).
 pub fn join_error(e: JoinError) -> String {
@@ -34,6 +34,25 @@ pub async fn start_trio() -> Result<Arc<RedisGroup>, String> {
         .await
         .map(Arc::new)
         .map_err(|e| format!("the redis trio did not start: {}", join_error(e)))
+}
+
+/// A `kill -9` of a Redis node under way, off the runtime's workers (it waits until the
+/// process is reaped).
+pub struct Killing(JoinHandle<()>);
+
+impl Killing {
+    /// Kills node `i` of `group`.
+    pub fn start(group: &Arc<RedisGroup>, i: usize) -> Killing {
+        let g = Arc::clone(group);
+        Killing(tokio::task::spawn_blocking(move || g.node(i).kill9()))
+    }
+
+    /// Waits until the node is gone.
+    pub async fn done(self) -> Result<(), String> {
+        self.0
+            .await
+            .map_err(|e| format!("kill -9 of the master failed: {}", join_error(e)))
+    }
 }
 
 /// Runs `f` (dropping processes: killing and reaping blocks) off the runtime's workers; a

@@ -28,7 +28,7 @@ use redis_failover_bench::inprocess::{self, finish_run};
 use redis_failover_bench::nodes::{open, Trio};
 use redis_failover_bench::scaffold::Scaffold;
 use redis_failover_bench::stats::fmt_stats;
-use redis_failover_bench::tasks::{join_error, start_trio};
+use redis_failover_bench::tasks::{join_error, start_trio, Killing};
 use redis_failover_bench::time::jitter;
 use redis_failover_bench::znodes::{arm_topology_watch, watch_for_new_master};
 use redis_failover_client::NodeAddr;
@@ -96,6 +96,14 @@ struct Opts {
     linger_ms: u64,
 }
 
+/// What a run works with.
+struct Settings {
+    opts: Opts,
+    deadline: Duration,
+    zk_connect: String,
+    manager_rt: Handle,
+}
+
 /// What one successful run measured.
 #[derive(Debug)]
 struct RunOk {
@@ -114,13 +122,6 @@ struct RunOk {
     set_attempts: u64,
     /// With --linger-ms: what `<root>/nodes` held after lingering, when the epoch moved on.
     after_linger: Option<String>,
-}
-
-struct Settings {
-    opts: Opts,
-    deadline: Duration,
-    zk_connect: String,
-    manager_rt: Handle,
 }
 
 fn main() -> ExitCode {
@@ -312,12 +313,8 @@ async fn measure(
     // 3. Signal.
     let t0 = Instant::now();
     let t0_wall_ms = unix_ms();
-    let killer: Option<JoinHandle<()>> = match scenario {
-        Scenario::Crash => {
-            let g = Arc::clone(group);
-            // kill9 waits (polling) until the process is reaped: off the runtime's workers.
-            Some(tokio::task::spawn_blocking(move || g.node(0).kill9()))
-        }
+    let killer = match scenario {
+        Scenario::Crash => Some(Killing::start(group, 0)),
         Scenario::Hang => {
             group.node(0).sigstop();
             None
@@ -347,8 +344,7 @@ async fn measure(
         w.abort();
     }
     if let Some(k) = killer {
-        k.await
-            .map_err(|e| format!("kill -9 of the master failed: {}", join_error(e)))?;
+        k.done().await?;
     }
 
     let (seen_at, topo) = match a {

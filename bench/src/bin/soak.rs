@@ -26,11 +26,11 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
 use redis_failover_bench::load::{load_average, CpuHogs};
-use redis_failover_bench::managers::{log_lines, wait_ready, ManagedTrio, ManagerSpec};
+use redis_failover_bench::managers::{log_lines, start_managed, wait_ready, ManagerSpec};
 use redis_failover_bench::nodes::Trio;
 use redis_failover_bench::scaffold::{fail, manager_bin, Scaffold};
 use redis_failover_bench::sentinel::{
-    ready_and_tapped, SentinelProgram, SentinelTrio, SentinelWriter, Sentinels,
+    ready_and_tapped, start_watched, SentinelProgram, SentinelWriter, Sentinels,
 };
 use redis_failover_bench::tasks::{join_error, teardown};
 use redis_failover_client::{Client, Topology};
@@ -380,7 +380,7 @@ async fn ours_phase(o: &Opts, hogs: usize, interrupted: &AtomicBool) -> Result<P
         extra: our_args(o),
         rust_log: "info",
     };
-    let out = match ManagedTrio::start(&spec).await {
+    let out = match start_managed(&spec).await {
         Ok(trio) => {
             let out = trio
                 .measure(15, |group, m| {
@@ -513,7 +513,7 @@ async fn sentinel_phase(
 ) -> Result<PhaseOut, String> {
     let program = SentinelProgram::find()?;
     eprintln!("soak: sentinel: starting the trio and 3 sentinels ...");
-    let trio = SentinelTrio::start(program, o.sentinel_down_after_ms, 5000).await?;
+    let trio = start_watched(program, o.sentinel_down_after_ms, 5000).await?;
     let out = trio
         .measure(15, |group, sentinels| {
             sentinel_measure(o, hogs, interrupted, group, sentinels)

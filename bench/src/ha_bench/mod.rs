@@ -9,13 +9,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
+use redis_failover_client::NodeAddr;
 use redis_failover_tests::manager as harness;
 use redis_failover_tests::ZkServer;
 use tokio::runtime::Handle;
 
 use redis_failover_tests::stats::ms;
-use switchover::SwitchoverOk;
-use takeover::TakeoverOk;
 
 /// Poll interval of the set-up waits.
 const SETUP_POLL: Duration = Duration::from_millis(10);
@@ -247,4 +246,63 @@ pub async fn bench(s: &Settings) -> bool {
 
     report::summary(s, nproc, &takeovers, &switchovers);
     ok
+}
+
+/// What one successful takeover run measured.
+pub struct TakeoverOk {
+    /// SIGKILL of the leader -> another manager holds the lock.
+    takeover: Duration,
+    /// The killed leader's and the new leader's `--manager-name`.
+    old_leader: String,
+    new_leader: String,
+    /// The leader's session timeout as ZooKeeper granted it (`cons`, `to=`).
+    negotiated_timeout: Option<u64>,
+    /// `kill -9` of the Redis master -> a new master published.
+    master_failover: Duration,
+    new_master: NodeAddr,
+    /// `manager` field of the topology that named the new master.
+    published_by: Option<String>,
+    /// The new leader's manager id (`<hostname>-<name>`).
+    new_leader_id: String,
+    /// `<root>/nodes`'s epoch before the master's kill, and a while after it.
+    epoch_before: u64,
+    epoch_after: u64,
+}
+
+impl TakeoverOk {
+    fn failovers(&self) -> i128 {
+        i128::from(self.epoch_after) - i128::from(self.epoch_before)
+    }
+
+    fn check_failure(&self) -> Option<String> {
+        let mut bad = Vec::new();
+        if self.failovers() != 1 {
+            bad.push(format!("{} failovers, expected 1", self.failovers()));
+        }
+        if self.published_by.as_deref() != Some(self.new_leader_id.as_str()) {
+            bad.push(format!(
+                "the new master was published by {:?}, not by the new leader {}",
+                self.published_by, self.new_leader_id
+            ));
+        }
+        (!bad.is_empty()).then(|| bad.join("; "))
+    }
+}
+
+/// What one successful switchover run measured.
+pub struct SwitchoverOk {
+    pause: Duration,
+    /// Start and end of the longest gap, relative to the request, in ms.
+    pause_from_ms: f64,
+    pause_to_ms: f64,
+    request_to_topology: Duration,
+    new_master: NodeAddr,
+    epoch: u64,
+    acked: usize,
+    /// Acknowledged writes per second before the request.
+    rate_before: f64,
+    median_gap: Duration,
+    errors: usize,
+    first_error: Option<String>,
+    lost: usize,
 }

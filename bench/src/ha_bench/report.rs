@@ -1,8 +1,6 @@
 //! `ha_bench`'s summary: min / median / max per scenario, the checks, and the Markdown table.
 
-use super::switchover::SwitchoverOk;
-use super::takeover::TakeoverOk;
-use super::Settings;
+use super::{Settings, SwitchoverOk, TakeoverOk};
 use crate::stats::fmt_stats;
 use redis_failover_tests::stats::Stats;
 

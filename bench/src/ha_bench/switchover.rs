@@ -4,36 +4,19 @@
 
 use std::time::{Duration, Instant};
 
-use redis_failover_client::{Client, NodeAddr};
+use redis_failover_client::Client;
 use redis_failover_manager::Cli;
 use redis_failover_tests::manager::{self as harness, Manager};
 use redis_failover_tests::{unique_root, RedisGroup};
 use zookeeper_client as zk;
 
-use super::Settings;
+use super::{Settings, SwitchoverOk};
 use crate::inprocess::{self, finish_run};
 use crate::nodes::Trio;
 use crate::tasks::start_trio;
 use crate::time::jitter;
 use redis_failover_tests::stats::rel_ms;
 use redis_failover_tests::writer::{check_lost, ClientWriter, Writer};
-
-pub(super) struct SwitchoverOk {
-    pub(super) pause: Duration,
-    /// Start and end of the longest gap, relative to the request, in ms.
-    pub(super) pause_from_ms: f64,
-    pub(super) pause_to_ms: f64,
-    pub(super) request_to_topology: Duration,
-    pub(super) new_master: NodeAddr,
-    pub(super) epoch: u64,
-    pub(super) acked: usize,
-    /// Acknowledged writes per second before the request.
-    pub(super) rate_before: f64,
-    pub(super) median_gap: Duration,
-    pub(super) errors: usize,
-    pub(super) first_error: Option<String>,
-    pub(super) lost: usize,
-}
 
 /// One run: fresh trio, root and in-process manager; switch over under the writer; measure;
 /// clean up.

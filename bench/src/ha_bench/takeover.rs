@@ -5,55 +5,20 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use redis_failover_client::{NodeAddr, ZnodePaths};
+use redis_failover_client::ZnodePaths;
 use redis_failover_tests::manager as harness;
 use redis_failover_tests::{unique_root, zk_four_letter, RedisGroup};
 use zookeeper_client as zk;
 
-use super::{Settings, MANAGERS, SETUP_POLL};
-use crate::managers::{ManagedTrio, ManagerSpec};
+use super::{Settings, TakeoverOk, MANAGERS, SETUP_POLL};
+use crate::managers::{start_managed, ManagerSpec};
 use crate::nodes::Trio;
-use crate::tasks::join_error;
+use crate::tasks::Killing;
 use crate::time::jitter;
 use crate::wait::{poll_until, Check};
 use crate::znodes::{arm_topology_watch, watch_for_new_master, ZK_READ_TIMEOUT};
 use redis_failover_tests::manager::{lock_order, ManagerSet};
 use redis_failover_tests::stats::ms;
-
-pub(super) struct TakeoverOk {
-    pub(super) takeover: Duration,
-    pub(super) old_leader: String,
-    pub(super) new_leader: String,
-    /// The leader's session timeout as ZooKeeper granted it (`cons`, `to=`).
-    pub(super) negotiated_timeout: Option<u64>,
-    pub(super) master_failover: Duration,
-    pub(super) new_master: NodeAddr,
-    /// `manager` field of the topology that named the new master.
-    pub(super) published_by: Option<String>,
-    pub(super) new_leader_id: String,
-    pub(super) epoch_before: u64,
-    pub(super) epoch_after: u64,
-}
-
-impl TakeoverOk {
-    pub(super) fn failovers(&self) -> i128 {
-        i128::from(self.epoch_after) - i128::from(self.epoch_before)
-    }
-
-    pub(super) fn check_failure(&self) -> Option<String> {
-        let mut bad = Vec::new();
-        if self.failovers() != 1 {
-            bad.push(format!("{} failovers, expected 1", self.failovers()));
-        }
-        if self.published_by.as_deref() != Some(self.new_leader_id.as_str()) {
-            bad.push(format!(
-                "the new master was published by {:?}, not by the new leader {}",
-                self.published_by, self.new_leader_id
-            ));
-        }
-        (!bad.is_empty()).then(|| bad.join("; "))
-    }
-}
 
 /// The sequence number at the end of a lock child's name.
 fn seq_of(child: &str) -> Option<u64> {
@@ -109,7 +74,7 @@ pub(super) async fn run(s: &Settings, zk: &zk::Client, run: u32) -> Result<Takeo
         ],
         rust_log: "warn",
     };
-    let trio = ManagedTrio::start(&spec).await?;
+    let trio = start_managed(&spec).await?;
     let measured = trio
         .measure(15, |group, m| measure(s, zk, group, &root, m))
         .await;
@@ -237,29 +202,23 @@ async fn measure(
             before.master
         ));
     }
-    let g = Arc::clone(group);
     let t1 = Instant::now();
-    let redis_killer = tokio::task::spawn_blocking(move || g.node(0).kill9());
+    let redis_killer = Killing::start(group, 0);
     let deadline = tokio::time::Instant::from_std(t1 + s.deadline);
     let found = tokio::time::timeout_at(
         deadline,
         watch_for_new_master(zk, &nodes_path, &master, watcher),
     )
     .await;
-    redis_killer
-        .await
-        .map_err(|e| format!("kill -9 of the redis master: {}", join_error(e)))?;
-    let (published_at, topo) = match found {
-        Err(_) => {
-            let now = harness::read_topology(zk, root).await;
-            return Err(format!(
-                "the new leader {new_leader} published no new master within {:?} of the `kill -9` of {master}; {nodes_path} holds {now:?}",
-                s.deadline
-            ));
-        }
-        Ok(Err(e)) => return Err(e),
-        Ok(Ok(found)) => found,
+    redis_killer.done().await?;
+    let Ok(found) = found else {
+        let now = harness::read_topology(zk, root).await;
+        return Err(format!(
+            "the new leader {new_leader} published no new master within {:?} of the `kill -9` of {master}; {nodes_path} holds {now:?}",
+            s.deadline
+        ));
     };
+    let (published_at, topo) = found?;
     let new_master = topo
         .master
         .clone()

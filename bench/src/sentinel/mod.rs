@@ -9,78 +9,58 @@ pub mod events;
 pub mod procs;
 pub mod writer;
 
-use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
-
-use redis_failover_tests::RedisGroup;
 
 pub use events::{EventTap, SentinelEvent};
 pub use procs::{sentinel_cmd, SentinelProgram, SentinelSettings, Sentinels};
 pub use writer::SentinelWriter;
 
 use crate::tasks::{join_error, start_trio, teardown};
+use crate::watched::{Watched, Watchers};
 
 /// The master's name in every sentinel's config (and our managers' default `--group-name`).
 pub const MASTER_NAME: &str = "mymaster";
 
-/// A fresh Redis trio watched by 3 sentinels.
-pub struct SentinelTrio {
-    pub group: Arc<RedisGroup>,
-    pub sentinels: Arc<Sentinels>,
+impl Watchers for Arc<Sentinels> {
+    fn tails(&self, n: usize) -> String {
+        Sentinels::tails(self, n)
+    }
+
+    fn log_paths(&self) -> Vec<PathBuf> {
+        Sentinels::log_paths(self)
+    }
 }
 
-impl SentinelTrio {
-    /// Starts a trio and 3 sentinels on it (quorum 2, parallel-syncs 1) with these timeouts;
-    /// the trio is torn down again when the sentinels cannot start.
-    pub async fn start(
-        program: SentinelProgram,
-        down_after_ms: u64,
-        failover_timeout_ms: u64,
-    ) -> Result<SentinelTrio, String> {
-        let group = start_trio().await?;
-        let settings = SentinelSettings {
-            quorum: 2,
-            down_after_ms,
-            failover_timeout_ms,
-            parallel_syncs: 1,
-        };
-        let port = group.node(0).port();
-        let started =
-            tokio::task::spawn_blocking(move || Sentinels::start(&program, 3, port, settings))
-                .await
-                .map_err(|e| format!("starting the sentinels: {}", join_error(e)))
-                .and_then(|r| r);
-        match started {
-            Ok(s) => Ok(SentinelTrio {
-                group,
-                sentinels: Arc::new(s),
-            }),
-            Err(e) => {
-                teardown("the trio", move || drop(group)).await;
-                Err(e)
-            }
-        }
-    }
-
-    /// Runs `measure`, with the tails (`tail` lines) of the sentinels' logs added to a
-    /// failure.
-    pub async fn measure<'a, T, F, Fut>(&'a self, tail: usize, measure: F) -> Result<T, String>
-    where
-        F: FnOnce(&'a Arc<RedisGroup>, &'a Arc<Sentinels>) -> Fut,
-        Fut: Future<Output = Result<T, String>>,
-    {
-        measure(&self.group, &self.sentinels)
+/// A fresh trio and 3 sentinels on it (quorum 2, parallel-syncs 1) with these timeouts; the
+/// trio is torn down again when the sentinels cannot start.
+pub async fn start_watched(
+    program: SentinelProgram,
+    down_after_ms: u64,
+    failover_timeout_ms: u64,
+) -> Result<Watched<Arc<Sentinels>>, String> {
+    let group = start_trio().await?;
+    let settings = SentinelSettings {
+        quorum: 2,
+        down_after_ms,
+        failover_timeout_ms,
+        parallel_syncs: 1,
+    };
+    let port = group.node(0).port();
+    let started =
+        tokio::task::spawn_blocking(move || Sentinels::start(&program, 3, port, settings))
             .await
-            .map_err(|e| format!("{e}{}", self.sentinels.tails(tail)))
-    }
-
-    /// Kills the sentinels, then the trio (off the runtime's workers).
-    pub async fn teardown(self) {
-        teardown("the sentinels and the trio", move || {
-            drop(self.sentinels);
-            drop(self.group);
-        })
-        .await;
+            .map_err(|e| format!("starting the sentinels: {}", join_error(e)))
+            .and_then(|r| r);
+    match started {
+        Ok(s) => Ok(Watched {
+            watchers: Arc::new(s),
+            group,
+        }),
+        Err(e) => {
+            teardown("the trio", move || drop(group)).await;
+            Err(e)
+        }
     }
 }
 

@@ -272,9 +272,9 @@ pub async fn bench(s: &Settings) -> bool {
                         continue;
                     }
                     let r = match sys {
-                        System::Sentinel => runs::sentinel_run(s, sc, da, run).await,
+                        System::Sentinel => runs::sentinel_run(s, (sc, da, sys), run).await,
                         System::Ours => match &zk {
-                            Some(zk) => runs::ours_run(s, zk, sc, da, run).await,
+                            Some(zk) => runs::ours_run(s, zk, (sc, da, sys), run).await,
                             None => Err("no ZooKeeper".to_string()),
                         },
                     };

@@ -2,7 +2,6 @@
 //! or 3 of our managers, a writer, the master killed or frozen; then the time to a new
 //! master, the write gap, the lost writes and the failovers.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,57 +11,50 @@ use redis_failover_tests::{unique_root, RedisGroup};
 use zookeeper_client as zk;
 
 use super::{
-    manager_args, RunOk, Settings, System, ACK_GUARD, CALL_BOUND, CONNECT_TIMEOUT,
+    manager_args, Key, RunOk, Settings, ACK_GUARD, CALL_BOUND, CONNECT_TIMEOUT,
     SENTINEL_RETRY_PAUSE, WARM_ACKS,
 };
 use crate::failure::Scenario;
 use crate::load::keep_logs;
-use crate::managers::{wait_ready, ManagedTrio, ManagerSpec};
+use crate::managers::{start_managed, wait_ready, ManagerSpec};
 use crate::nodes::{node_addr, Trio};
-use crate::sentinel::{ready_and_tapped, EventTap, SentinelTrio, SentinelWriter, Sentinels};
-use crate::tasks::join_error;
+use crate::sentinel::{ready_and_tapped, start_watched, EventTap, SentinelWriter, Sentinels};
+use crate::tasks::{join_error, Killing};
 use crate::time::jitter;
+use crate::watched::{Watched, Watchers};
 use crate::znodes::{arm_topology_watch, watch_for_new_master};
 use redis_failover_tests::manager::ManagerSet;
 use redis_failover_tests::stats::{ms, rel_ms};
 use redis_failover_tests::writer::{check_lost, ClientWriter, WriteLog, Writer};
 
-/// With --log-dir: where this run's logs go.
-fn run_log_dir(s: &Settings, sc: Scenario, da: u64, sys: System, run: u32) -> Option<PathBuf> {
-    s.opts
-        .log_dir
-        .as_ref()
-        .map(|d| d.join(format!("{sc}-{da}-{sys}-{run}")))
-}
-
-/// The redis logs of a trio.
-fn redis_logs(group: &RedisGroup) -> Vec<PathBuf> {
-    group.nodes().iter().map(|n| n.log_path()).collect()
-}
-
-pub(super) async fn sentinel_run(
+/// Ends a run: with --log-dir, keeps its logs in `<dir>/<scenario>-<D>-<system>-<run>/`;
+/// tears the trio and its watchers down; returns what was measured.
+async fn conclude<W: Watchers>(
     s: &Settings,
-    sc: Scenario,
-    da: u64,
+    (sc, da, sys): Key,
     run: u32,
+    trio: Watched<W>,
+    measured: Result<RunOk, String>,
 ) -> Result<RunOk, String> {
+    if let Some(d) = &s.opts.log_dir {
+        keep_logs(&d.join(format!("{sc}-{da}-{sys}-{run}")), &trio.log_paths());
+    }
+    trio.teardown().await;
+    measured
+}
+
+pub(super) async fn sentinel_run(s: &Settings, key: Key, run: u32) -> Result<RunOk, String> {
+    let (sc, da, _) = key;
     let Some(program) = s.sentinel.clone() else {
         return Err("no sentinel program".into());
     };
-    let trio = SentinelTrio::start(program, da, s.opts.failover_timeout_ms).await?;
+    let trio = start_watched(program, da, s.opts.failover_timeout_ms).await?;
     let measured = trio
         .measure(12, |group, sentinels| {
             sentinel_measure(s, sc, group, sentinels)
         })
         .await;
-    if let Some(dir) = run_log_dir(s, sc, da, System::Sentinel, run) {
-        keep_logs(
-            &dir,
-            &[trio.sentinels.log_paths(), redis_logs(&trio.group)].concat(),
-        );
-    }
-    trio.teardown().await;
-    measured
+    conclude(s, key, run, trio, measured).await
 }
 
 async fn sentinel_measure(
@@ -98,10 +90,10 @@ async fn sentinel_measure(
 pub(super) async fn ours_run(
     s: &Settings,
     zk: &zk::Client,
-    sc: Scenario,
-    da: u64,
+    key: Key,
     run: u32,
 ) -> Result<RunOk, String> {
+    let (sc, da, _) = key;
     let Some(bin) = s.manager_bin.as_deref() else {
         return Err("no redis_node_manager binary".into());
     };
@@ -114,23 +106,19 @@ pub(super) async fn ours_run(
         extra: manager_args(da),
         rust_log: "info",
     };
-    let trio = ManagedTrio::start(&spec).await?;
+    let trio = start_managed(&spec).await?;
     let measured = trio
-        .measure(12, |group, m| ours_measure(s, zk, sc, group, &root, m))
+        .measure(12, |group, m| ours_measure(s, sc, zk, &root, group, m))
         .await;
-    if let (Some(dir), Ok(m)) = (run_log_dir(s, sc, da, System::Ours, run), &trio.managers) {
-        keep_logs(&dir, &[m.log_paths(), redis_logs(&trio.group)].concat());
-    }
-    trio.teardown().await;
-    measured
+    conclude(s, key, run, trio, measured).await
 }
 
 async fn ours_measure(
     s: &Settings,
-    zk: &zk::Client,
     sc: Scenario,
-    group: &Arc<RedisGroup>,
+    zk: &zk::Client,
     root: &str,
+    group: &Arc<RedisGroup>,
     managers: &ManagerSet,
 ) -> Result<RunOk, String> {
     wait_ready(managers, zk, root, &Trio::of(group), s.deadline).await?;
@@ -209,12 +197,7 @@ async fn measure(
     // 3. The failure.
     let t0 = Instant::now();
     match sc {
-        Scenario::Crash => {
-            let g = Arc::clone(group);
-            tokio::task::spawn_blocking(move || g.node(0).kill9())
-                .await
-                .map_err(|e| format!("kill -9 of the master: {}", join_error(e)))?;
-        }
+        Scenario::Crash => Killing::start(group, 0).done().await?,
         Scenario::Hang => group.node(0).sigstop(),
     }
     let t_fail = Instant::now();
