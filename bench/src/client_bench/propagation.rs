@@ -10,6 +10,7 @@ use redis::aio::MultiplexedConnection;
 use redis::AsyncCommands;
 use redis_failover_client::{Client, NodeAddr, Topology, TopologyView};
 use redis_failover_tests::manager as harness;
+use redis_failover_tests::stats::ms;
 use redis_failover_tests::{parse_role, unique_root, NodeRole};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -19,7 +20,6 @@ use zookeeper_client as zk;
 use super::{close_clients, publish, verdict, wait_until, zk_connections, Env, POLL};
 use crate::nodes::{node_addr, open};
 use crate::stats::{fmt_dist, pct_dur};
-use redis_failover_tests::stats::ms;
 
 /// The value every client's counter key gets on the new master before a change: an `INCR`
 /// answered with at least this much was executed by the new master.

@@ -11,10 +11,9 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use redis_failover_client::NodeAddr;
 use redis_failover_tests::manager as harness;
+use redis_failover_tests::stats::ms;
 use redis_failover_tests::ZkServer;
 use tokio::runtime::Handle;
-
-use redis_failover_tests::stats::ms;
 
 /// Poll interval of the set-up waits.
 const SETUP_POLL: Duration = Duration::from_millis(10);

@@ -1,8 +1,9 @@
 //! `ha_bench`'s summary: min / median / max per scenario, the checks, and the Markdown table.
 
+use redis_failover_tests::stats::Stats;
+
 use super::{Settings, SwitchoverOk, TakeoverOk};
 use crate::stats::fmt_stats;
-use redis_failover_tests::stats::Stats;
 
 /// Prints the summary and the Markdown table of the runs.
 pub(super) fn summary(

@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 use redis_failover_client::Client;
 use redis_failover_manager::Cli;
 use redis_failover_tests::manager::{self as harness, Manager};
+use redis_failover_tests::stats::rel_ms;
+use redis_failover_tests::writer::{check_lost, ClientWriter, Writer};
 use redis_failover_tests::{unique_root, RedisGroup};
 use zookeeper_client as zk;
 
@@ -15,8 +17,6 @@ use crate::inprocess::{self, finish_run};
 use crate::nodes::Trio;
 use crate::tasks::start_trio;
 use crate::time::jitter;
-use redis_failover_tests::stats::rel_ms;
-use redis_failover_tests::writer::{check_lost, ClientWriter, Writer};
 
 /// One run: fresh trio, root and in-process manager; switch over under the writer; measure;
 /// clean up.

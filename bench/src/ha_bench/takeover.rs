@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use redis_failover_client::ZnodePaths;
 use redis_failover_tests::manager as harness;
+use redis_failover_tests::manager::{lock_order, ManagerSet};
+use redis_failover_tests::stats::ms;
 use redis_failover_tests::{unique_root, zk_four_letter, RedisGroup};
 use zookeeper_client as zk;
 
@@ -17,8 +19,6 @@ use crate::tasks::Killing;
 use crate::time::jitter;
 use crate::wait::{poll_until, Check};
 use crate::znodes::{arm_topology_watch, watch_for_new_master, ZK_READ_TIMEOUT};
-use redis_failover_tests::manager::{lock_order, ManagerSet};
-use redis_failover_tests::stats::ms;
 
 /// The sequence number at the end of a lock child's name.
 fn seq_of(child: &str) -> Option<u64> {

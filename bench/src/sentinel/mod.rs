@@ -12,12 +12,12 @@ pub mod writer;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::tasks::{join_error, start_trio, teardown};
+use crate::watched::{Watched, Watchers};
+
 pub use events::{EventTap, SentinelEvent};
 pub use procs::{sentinel_cmd, SentinelProgram, SentinelSettings, Sentinels};
 pub use writer::SentinelWriter;
-
-use crate::tasks::{join_error, start_trio, teardown};
-use crate::watched::{Watched, Watchers};
 
 /// The master's name in every sentinel's config (and our managers' default `--group-name`).
 pub const MASTER_NAME: &str = "mymaster";

@@ -6,7 +6,6 @@ use redis::aio::MultiplexedConnection;
 use redis::sentinel::{SentinelClient, SentinelServerType};
 use redis::{AsyncConnectionConfig, ConnectionAddr};
 use redis_failover_client::NodeAddr;
-
 use redis_failover_tests::writer::{SeqWriter, SetFuture};
 
 use super::MASTER_NAME;

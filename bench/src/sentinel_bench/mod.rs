@@ -13,12 +13,12 @@ use std::time::{Duration, Instant};
 use clap::{Parser, ValueEnum};
 use redis_failover_client::NodeAddr;
 use redis_failover_tests::manager as harness;
+use redis_failover_tests::stats::ms;
 use redis_failover_tests::ZkServer;
 
 use crate::failure::{Scenario, ScenarioArg};
 use crate::load::load_average;
 use crate::sentinel::SentinelProgram;
-use redis_failover_tests::stats::ms;
 
 /// An acknowledgement counts as the new master's when it comes this long after the failure
 /// took effect (a reply the old master sent just before could still be read a moment later).

@@ -7,6 +7,9 @@ use std::time::{Duration, Instant};
 
 use redis_failover_client::Client;
 use redis_failover_tests::manager as harness;
+use redis_failover_tests::manager::ManagerSet;
+use redis_failover_tests::stats::{ms, rel_ms};
+use redis_failover_tests::writer::{check_lost, ClientWriter, WriteLog, Writer};
 use redis_failover_tests::{unique_root, RedisGroup};
 use zookeeper_client as zk;
 
@@ -23,9 +26,6 @@ use crate::tasks::{join_error, Killing};
 use crate::time::jitter;
 use crate::watched::{Watched, Watchers};
 use crate::znodes::{arm_topology_watch, watch_for_new_master};
-use redis_failover_tests::manager::ManagerSet;
-use redis_failover_tests::stats::{ms, rel_ms};
-use redis_failover_tests::writer::{check_lost, ClientWriter, WriteLog, Writer};
 
 /// Ends a run: with --log-dir, keeps its logs in `<dir>/<scenario>-<D>-<system>-<run>/`;
 /// tears the trio and its watchers down; returns what was measured.

@@ -3,11 +3,12 @@
 
 use std::time::Duration;
 
+use redis_failover_tests::stats::ms;
+use redis_failover_tests::stats::Stats;
+
 use super::{manager_args, Key, RunOk, Settings, System};
 use crate::failure::Scenario;
 use crate::stats::fmt_stats_or;
-use redis_failover_tests::stats::ms;
-use redis_failover_tests::stats::Stats;
 
 pub(super) fn ok_runs(results: &[(Key, Result<RunOk, String>)], key: Key) -> (Vec<&RunOk>, usize) {
     let all: Vec<&Result<RunOk, String>> = results

@@ -3,10 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
+use redis_failover_tests::stats::ms;
+
 use super::{summary, Key, RunOk, Settings, System, BIN_MS};
 use crate::failure::Scenario;
 use crate::plot::{plot_timelines, Panel};
-use redis_failover_tests::stats::ms;
 
 /// `path` with `suffix` added to its file stem.
 pub(super) fn with_suffix(path: &Path, suffix: &str) -> PathBuf {

@@ -11,20 +11,20 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use logs::{health, log_len, log_since};
 use redis_failover_client::{Client, ZnodePaths};
 use redis_failover_tests::manager::{manager_process, read_topology, zk_client, ManagerSet};
+use redis_failover_tests::stats::ms;
+use redis_failover_tests::writer::{check_lost_acks, Ack};
 use redis_failover_tests::{
     free_port, log_tail, unique_root, GuardedChild, NodeRole, RedisGroup, ZkServer,
 };
+use steps::Steps;
 use tokio::runtime::Runtime;
+use traffic::{window, Traffic};
 
 use crate::nodes::node_addr;
 use crate::wait::poll_blocking;
-use logs::{health, log_len, log_since};
-use redis_failover_tests::stats::ms;
-use redis_failover_tests::writer::{check_lost_acks, Ack};
-use steps::Steps;
-use traffic::{window, Traffic};
 
 /// Poll interval of the ROLE checks during the outage.
 const ROLE_POLL: Duration = Duration::from_millis(50);

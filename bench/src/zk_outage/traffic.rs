@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use redis::AsyncCommands;
 use redis_failover_client::Client;
-
 use redis_failover_tests::writer::{
     key as seq_key, Ack, ClientWriter, SeqWriter, SetFuture, WriteLog, Writer,
 };
