@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use logs::{health, log_len, log_since};
-use redis_failover_client::{Client, ZnodePaths};
+use redis_failover_client::{Client, NodeAddr, Topology, ZnodePaths};
 use redis_failover_tests::manager::{manager_process, read_topology, zk_client, ManagerSet};
 use redis_failover_tests::stats::ms;
 use redis_failover_tests::writer::{check_lost_acks, Ack};
@@ -22,10 +22,13 @@ use redis_failover_tests::{
 use steps::Steps;
 use tokio::runtime::Runtime;
 use traffic::{window, Traffic};
+use zookeeper_client as zk;
 
 use crate::nodes::node_addr;
 use crate::wait::poll_blocking;
 
+/// The nodes that survive the master (node 0).
+const SURVIVORS: [usize; 2] = [1, 2];
 /// Poll interval of the ROLE checks during the outage.
 const ROLE_POLL: Duration = Duration::from_millis(50);
 
@@ -142,6 +145,20 @@ pub fn scenario(s: &Setup) -> Result<(), Vec<String>> {
     result
 }
 
+/// What the phases of the scenario share.
+struct Run<'a> {
+    s: &'a Setup<'a>,
+    group: &'a RedisGroup,
+    root: &'a str,
+    zk_connect: String,
+    lock_dir: String,
+    managers: &'a [ManagerProc],
+    deadline: Duration,
+    /// The initial master (node 0).
+    master: NodeAddr,
+    steps: Steps,
+}
+
 fn scenario_with(
     s: &Setup,
     group: &RedisGroup,
@@ -150,14 +167,22 @@ fn scenario_with(
     managers: &[ManagerProc],
     deadline: Duration,
 ) -> Result<(), Vec<String>> {
-    let rt = s.rt;
-    let zk_connect = s.zk.connect_string();
-    let master = node_addr(group.node(0).port());
-    let survivors = [1usize, 2];
-    let mut steps = Steps::new();
+    let mut r = Run {
+        s,
+        group,
+        root,
+        zk_connect: s.zk.connect_string(),
+        lock_dir: paths.lock(),
+        managers,
+        deadline,
+        master: node_addr(group.node(0).port()),
+        steps: Steps::new(),
+    };
     println!(
-        "zk_outage: ZooKeeper {zk_connect}, trio {:?} (master {master}), 3 redis_node_manager processes ({}), session timeout {}, outage {} s, master killed {} s into it",
+        "zk_outage: ZooKeeper {}, trio {:?} (master {}), 3 redis_node_manager processes ({}), session timeout {}, outage {} s, master killed {} s into it",
+        r.zk_connect,
         group.ports(),
+        r.master,
         s.bin.display(),
         s.opts
             .session_ms
@@ -165,19 +190,34 @@ fn scenario_with(
         s.opts.outage_secs,
         s.opts.kill_after_secs
     );
+    let (before, client, traffic) = healthy(&mut r)?;
+    let t_kill = outage(&mut r, &client, &traffic);
+    let (zkc, new_master, t_back) = zk_back(&mut r, &client, &traffic, &before)?;
+    after_failover(&mut r, &zkc, &before, &new_master);
+    loss_check(&mut r, traffic, &new_master, t_back, t_kill);
+    drop(client);
+    if r.steps.failures.is_empty() {
+        Ok(())
+    } else {
+        Err(r.steps.failures)
+    }
+}
 
+/// Phase 1: the group is healthy (published with both replicas, three lock children); the
+/// client's writer and reader start.
+fn healthy(r: &mut Run) -> Result<(Topology, Client, Traffic), Vec<String>> {
     // 1. Healthy: published with both replicas, three lock children.
-    let zkc = rt.block_on(zk_client(&zk_connect));
-    let lock_dir = paths.lock();
+    let (rt, deadline, master, root) = (r.s.rt, r.deadline, &r.master, r.root);
+    let zkc = rt.block_on(zk_client(&r.zk_connect));
     let healthy = poll_blocking(deadline, || {
         let t = rt.block_on(read_topology(&zkc, root))?;
         let children = rt
             .block_on(async {
-                tokio::time::timeout(Duration::from_secs(3), zkc.list_children(&lock_dir)).await
+                tokio::time::timeout(Duration::from_secs(3), zkc.list_children(&r.lock_dir)).await
             })
             .ok()?
             .ok()?;
-        (t.master.as_ref() == Some(&master) && t.slaves.len() == 2 && children.len() == 3)
+        (t.master.as_ref() == Some(master) && t.slaves.len() == 2 && children.len() == 3)
             .then_some(t)
     });
     let Some(before) = healthy else {
@@ -189,19 +229,19 @@ fn scenario_with(
         .block_on(async {
             tokio::time::timeout(
                 deadline,
-                Client::builder(&zk_connect).znode_path(root).connect(),
+                Client::builder(&r.zk_connect).znode_path(root).connect(),
             )
             .await
         })
         .map_err(|_| vec!["Client::connect timed out".to_string()])?
         .map_err(|e| vec![format!("Client::connect: {e}")])?;
-    let every = Duration::from_millis(s.opts.op_interval_ms);
-    steps.restart_clock();
+    let every = Duration::from_millis(r.s.opts.op_interval_ms);
+    r.steps.restart_clock();
     let traffic = {
         let _on_rt = rt.enter();
         Traffic::start(&client, every)
     };
-    steps.now(&format!(
+    r.steps.now(&format!(
         "healthy: master {master}, replicas {:?}, epoch {}; writer and reader started",
         before
             .slaves
@@ -210,31 +250,38 @@ fn scenario_with(
             .collect::<Vec<_>>(),
         before.epoch
     ));
-    health(&steps, managers);
-    std::thread::sleep(Duration::from_secs(s.opts.baseline_secs));
+    health(&r.steps, r.managers);
+    std::thread::sleep(Duration::from_secs(r.s.opts.baseline_secs));
+    Ok((before, client, traffic))
+}
 
+/// Phases 2 and 3: ZooKeeper stops; the roles are watched, the master is killed, the roles
+/// are watched until ZooKeeper returns; what the managers logged meanwhile. Returns when the
+/// master was killed.
+fn outage(r: &mut Run, client: &Client, traffic: &Traffic) -> Instant {
     // 2. ZooKeeper down.
-    let log_marks: Vec<u64> = managers.iter().map(|m| log_len(&m.log)).collect();
+    let (s, group, master) = (r.s, r.group, r.master.clone());
+    let log_marks: Vec<u64> = r.managers.iter().map(|m| log_len(&m.log)).collect();
     let (t_stop, t_down) = timed(|| s.zk.stop());
-    steps.step(
+    r.steps.step(
         t_stop,
         &format!(
             "ZooKeeper stopped: SIGTERM (the process was gone {:.0} ms later)",
             ms(t_down - t_stop)
         ),
     );
-    steps.detail(&format!(
+    r.steps.detail(&format!(
         "before the outage: {}",
-        traffic.windows(steps.t0, t_down)
+        traffic.windows(r.steps.t0, t_down)
     ));
     let mut sub = client.subscribe();
-    let stale = poll_blocking(deadline, || sub.borrow_and_update().stale_since);
+    let stale = poll_blocking(r.deadline, || sub.borrow_and_update().stale_since);
     match stale {
-        Some(at) => steps.step(
+        Some(at) => r.steps.step(
             at,
             "the client notices: its topology is stale (kept, and served from)",
         ),
-        None => steps.check(false, "the client notices ZooKeeper is gone"),
+        None => r.steps.check(false, "the client notices ZooKeeper is gone"),
     }
 
     // 3. Watch the roles until the kill, kill the master, watch until ZooKeeper returns.
@@ -243,7 +290,7 @@ fn scenario_with(
     let mut promoted: Vec<String> = Vec::new();
     let mut role_checks = 0u64;
     watch_roles(
-        &steps,
+        &r.steps,
         group,
         kill_at,
         &[0, 1, 2],
@@ -252,69 +299,83 @@ fn scenario_with(
     );
     let t_kill = Instant::now();
     group.node(0).kill9();
-    steps.step(t_kill, &format!("kill -9 of the master {master}"));
+    r.steps
+        .step(t_kill, &format!("kill -9 of the master {master}"));
     let (w, rd) = traffic.ok_in(t_down, t_kill);
-    steps.detail(&format!(
+    r.steps.detail(&format!(
         "ZooKeeper down, master alive ({:.1} s): {}",
         (t_kill - t_down).as_secs_f64(),
         traffic.windows(t_down, t_kill)
     ));
-    steps.check(
+    r.steps.check(
         w > 0 && rd > 0,
         "the client kept writing and reading on the live master while ZooKeeper was down",
     );
     let mid = t_kill + (back_at - t_kill) / 2;
     watch_roles(
-        &steps,
+        &r.steps,
         group,
         mid,
-        &survivors,
+        &SURVIVORS,
         &mut promoted,
         &mut role_checks,
     );
-    steps.now("half-way between the kill and ZooKeeper's return: the managers say");
-    health(&steps, managers);
+    r.steps
+        .now("half-way between the kill and ZooKeeper's return: the managers say");
+    health(&r.steps, r.managers);
     watch_roles(
-        &steps,
+        &r.steps,
         group,
         back_at,
-        &survivors,
+        &SURVIVORS,
         &mut promoted,
         &mut role_checks,
     );
-    steps.now(&format!(
+    r.steps.now(&format!(
         "end of the outage: {role_checks} ROLE checks every {} ms since ZooKeeper went down",
         ROLE_POLL.as_millis()
     ));
     for p in &promoted {
-        steps.detail(p);
+        r.steps.detail(p);
     }
-    steps.check(
+    r.steps.check(
         promoted.is_empty(),
         "no replica became master while ZooKeeper was down",
     );
-    logs::report_outage(&mut steps, managers, &log_marks);
-    steps.detail(&format!(
+    logs::report_outage(&mut r.steps, r.managers, &log_marks);
+    r.steps.detail(&format!(
         "ZooKeeper down, master dead ({:.1} s): {}",
         (back_at - t_kill).as_secs_f64(),
         traffic.windows(t_kill, Instant::now())
     ));
+    t_kill
+}
 
+/// Phase 4: ZooKeeper returns; the new master is published, the client follows it, a write
+/// is acknowledged. Returns a new ZooKeeper session, the new master and when ZooKeeper came
+/// back.
+fn zk_back(
+    r: &mut Run,
+    client: &Client,
+    traffic: &Traffic,
+    before: &Topology,
+) -> Result<(zk::Client, NodeAddr, Instant), Vec<String>> {
     // 4. ZooKeeper back.
-    let (t_restart, t_back) = timed(|| s.zk.restart());
-    steps.step(
+    let (rt, deadline, master, root) = (r.s.rt, r.deadline, r.master.clone(), r.root);
+    let (t_restart, t_back) = timed(|| r.s.zk.restart());
+    r.steps.step(
         t_back,
         &format!(
             "ZooKeeper answers again (same port and data dir; {:.0} ms to start)",
             ms(t_back - t_restart)
         ),
     );
-    let zkc = rt.block_on(zk_client(&zk_connect));
+    let zkc = rt.block_on(zk_client(&r.zk_connect));
     let children = rt.block_on(async {
-        tokio::time::timeout(Duration::from_secs(3), zkc.list_children(&lock_dir)).await
+        tokio::time::timeout(Duration::from_secs(3), zkc.list_children(&r.lock_dir)).await
     });
     if let Ok(Ok(children)) = children {
-        steps.now(&format!(
+        r.steps.now(&format!(
             "lock children now: {} (the old sessions come back with ZooKeeper's data and keep \
              their lock children until they expire, one session timeout after the restart)",
             children.len()
@@ -328,14 +389,14 @@ fn scenario_with(
             .map(|_| (Instant::now(), t.clone()))
     });
     let Some((t_published, after)) = published else {
-        steps.check(
+        r.steps.check(
             false,
             &format!("a new master is published within {deadline:?} of ZooKeeper's return"),
         );
-        return Err(steps.failures);
+        return Err(std::mem::take(&mut r.steps.failures));
     };
     let new_master = after.master.clone().unwrap_or_else(|| master.clone());
-    steps.step(
+    r.steps.step(
         t_published,
         &format!(
             "new master {new_master} published (epoch {} -> {}): {:.0} ms after ZooKeeper came back",
@@ -348,18 +409,18 @@ fn scenario_with(
         (client.topology().topology.master.as_ref() == Some(&new_master)).then(Instant::now)
     });
     match followed {
-        Some(t) => steps.step(
+        Some(t) => r.steps.step(
             t,
             &format!(
                 "the client's topology names {new_master}: {:.0} ms after ZooKeeper came back",
                 ms(t - t_back)
             ),
         ),
-        None => steps.check(false, "the client follows the new master"),
+        None => r.steps.check(false, "the client follows the new master"),
     }
     let first_write = poll_blocking(deadline, || traffic.first_write_from(t_back));
     match &first_write {
-        Some(o) => steps.step(
+        Some(o) => r.steps.step(
             o.at,
             &format!(
                 "first write acknowledged since ZooKeeper came back (seq:{}, client's master {}, sent {:.0} ms after): {:.0} ms after ZooKeeper came back",
@@ -369,42 +430,50 @@ fn scenario_with(
                 ms(o.at - t_back)
             ),
         ),
-        None => steps.check(false, "a write is acknowledged after ZooKeeper's return"),
+        None => r.steps.check(false, "a write is acknowledged after ZooKeeper's return"),
     }
-    logs::report_return(&steps, managers, t_back);
+    logs::report_return(&r.steps, r.managers, t_back);
+    Ok((zkc, new_master, t_back))
+}
 
+/// Phase 5: checks after the failover; the old master restarts and must rejoin as a replica.
+fn after_failover(r: &mut Run, zkc: &zk::Client, before: &Topology, new_master: &NodeAddr) {
     // 5. Checks after the failover.
+    let (rt, deadline, master, root, group) =
+        (r.s.rt, r.deadline, r.master.clone(), r.root, r.group);
     std::thread::sleep(Duration::from_secs(1));
-    health(&steps, managers);
-    let roles: Vec<Option<NodeRole>> = survivors.iter().map(|i| group.node(*i).role()).collect();
+    health(&r.steps, r.managers);
+    let roles: Vec<Option<NodeRole>> = SURVIVORS.iter().map(|i| group.node(*i).role()).collect();
     let masters = roles
         .iter()
         .filter(|r| **r == Some(NodeRole::Master))
         .count();
-    steps.detail(&format!(
+    r.steps.detail(&format!(
         "survivors: {}",
-        survivors
+        SURVIVORS
             .iter()
             .zip(&roles)
             .map(|(i, r)| format!("{} {r:?}", group.node(*i).addr()))
             .collect::<Vec<_>>()
             .join(", ")
     ));
-    steps.check(masters == 1, "exactly one master among the survivors");
-    let final_topo = rt.block_on(read_topology(&zkc, root));
+    r.steps
+        .check(masters == 1, "exactly one master among the survivors");
+    let final_topo = rt.block_on(read_topology(zkc, root));
     let epoch_now = final_topo.as_ref().map_or(0, |t| t.epoch);
-    steps.check(
+    r.steps.check(
         epoch_now == before.epoch + 1,
         &format!(
             "one failover in all (epoch {} -> {epoch_now})",
             before.epoch
         ),
     );
-    let switches: usize = managers
+    let switches: usize = r
+        .managers
         .iter()
         .map(|m| log_since(&m.log, 0).matches("+switch-master").count())
         .sum();
-    steps.check(
+    r.steps.check(
         switches == 1,
         &format!("one +switch-master in the managers' logs ({switches})"),
     );
@@ -412,43 +481,54 @@ fn scenario_with(
     // The old master comes back (as a master, with whatever it had) and must be demoted.
     let t_old = Instant::now();
     group.node(0).restart(None);
-    steps.step(
+    r.steps.step(
         t_old,
         &format!("old master {master} restarted (as a master)"),
     );
     let rejoined = poll_blocking(deadline, || {
-        let t = rt.block_on(read_topology(&zkc, root))?;
-        (t.master.as_ref() == Some(&new_master) && t.slaves.contains(&master)).then(Instant::now)
+        let t = rt.block_on(read_topology(zkc, root))?;
+        (t.master.as_ref() == Some(new_master) && t.slaves.contains(&master)).then(Instant::now)
     });
     match rejoined {
-        Some(t) => steps.step(
+        Some(t) => r.steps.step(
             t,
             &format!(
                 "{master} listed as a replica of {new_master}: {:.0} ms after its restart",
                 ms(t - t_old)
             ),
         ),
-        None => steps.check(false, "the old master rejoins as a replica"),
+        None => r.steps.check(false, "the old master rejoins as a replica"),
     }
+}
 
+/// Phase 6: the traffic stops; every acknowledged write must be on the new master, but for
+/// those acknowledged just before the master's `kill -9`.
+fn loss_check(
+    r: &mut Run,
+    traffic: Traffic,
+    new_master: &NodeAddr,
+    t_back: Instant,
+    t_kill: Instant,
+) {
     // 6. Traffic stops; every acknowledged write must be on the new master.
+    let rt = r.s.rt;
     let (writes, reads) = rt.block_on(traffic.stop());
     let t_end = Instant::now();
-    steps.detail(&format!(
+    r.steps.detail(&format!(
         "after ZooKeeper came back: writes {}; reads {}",
         window(&writes, t_back, t_end),
         window(&reads, t_back, t_end)
     ));
     let acked = writes.acks.len();
     let (lost_async, lost_other): (Vec<Ack>, Vec<Ack>) =
-        match rt.block_on(check_lost_acks(&new_master, &writes)) {
+        match rt.block_on(check_lost_acks(new_master, &writes)) {
             Err(e) => {
-                steps.check(false, &e);
+                r.steps.check(false, &e);
                 (Vec::new(), Vec::new())
             }
             Ok(missing) => missing.into_iter().partition(|a| a.at <= t_kill),
         };
-    steps.detail(&format!(
+    r.steps.detail(&format!(
         "{acked} writes acknowledged in all; missing on {new_master}: {} acknowledged before the kill -9 (async replication window{}), {} others",
         lost_async.len(),
         lost_async
@@ -459,16 +539,10 @@ fn scenario_with(
             .unwrap_or_default(),
         lost_other.len()
     ));
-    steps.check(
+    r.steps.check(
         lost_other.is_empty(),
         "no acknowledged write lost outside the async-replication window of the master's crash",
     );
-    drop(client);
-    if steps.failures.is_empty() {
-        Ok(())
-    } else {
-        Err(steps.failures)
-    }
 }
 
 /// Polls `ROLE` (`INFO replication`) of `nodes` every [`ROLE_POLL`] until `until`; a node
