@@ -63,7 +63,7 @@ mod round;
 
 pub use config::{seed_from_time, FaultKind, ManagerMode, Options};
 pub use observer::{parse_role_reply, Role};
-pub use report::{Anomaly, LostWrite, Report, RoundReport};
+pub use report::{Anomaly, LostWrite, Published, Report, RoundReport, RoundTimes};
 
 /// Runs the chaos described by `opts` against the ZooKeeper at `zk_connect`, printing a line
 /// per round (and progress) through `out`. Every process it starts is stopped by pid before it
