@@ -54,7 +54,7 @@ pub async fn managed(
     (m, scene, t)
 }
 
-/// [`managed`] on a fresh [`RedisGroup::trio`], which it returns first.
+/// [`managed`] on a fresh [`crate::RedisGroup::trio`], which it returns first.
 pub async fn managed_trio(
     name: &str,
     tweak: impl FnOnce(&mut Cli),
