@@ -133,8 +133,8 @@ async fn a_hung_master_is_failed_over_after_down_after() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_old_master_rejoins_as_a_replica() {
     let (trio, m, s, before) = managed_trio("rejoin", |_| {}).await;
+    trio.node(0).kill9();
     let old = trio.node(0);
-    old.kill9();
     let t = s.wait_new_master(DEADLINE, "a new master", &before).await;
     let new_master = t.master.clone().expect("master");
     // Restarted as a master (no replicaof), with its old dataset: never a second master.
