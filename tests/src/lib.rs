@@ -13,6 +13,19 @@
 //!   long-lived spawner thread ([`spawn_guarded`]), which lives as long as the test binary.
 //!
 //! Every wait is a deadline-bounded poll ([`wait_until`], [`wait_until_async`]).
+//!
+//! The modules, one job each:
+//! * `process`: the spawner thread and [`GuardedChild`];
+//! * `zookeeper`: [`ZkServer`], [`shared_zk`], four-letter commands and the CLI;
+//! * `redis_node`, `redis_group`, `redis_helpers`: [`RedisNode`], [`RedisGroup`], one-shot
+//!   commands, roles and async connections;
+//! * [`manager`]: the node manager in-process ([`manager::Manager`]) and N managers
+//!   in-process or as processes ([`manager::ManagerSet`]), ZooKeeper reads of what they
+//!   publish;
+//! * `scene`: a test's fresh root and ZooKeeper session ([`Scene`]);
+//! * [`writer`]: a writer with an acknowledgement log and the lost-write check;
+//! * [`chaos`]: the chaos engine; [`http`]: a tiny HTTP client; [`stats`]: min/median/max;
+//! * `wait`, `util`: polls, ports, roots, tracing, the clock in Unix ms.
 
 pub use redis;
 
@@ -32,7 +45,7 @@ mod zookeeper;
 
 pub use process::{spawn_child, spawn_guarded, GuardedChild};
 pub use redis_group::RedisGroup;
-pub use redis_helpers::{parse_role, redis_cmd_timeout, NodeRole};
+pub use redis_helpers::{connect_async, parse_role, redis_cmd_timeout, NodeRole};
 pub use redis_node::RedisNode;
 pub use scene::{group_topology, Scene};
 pub use util::{free_port, init_tracing, log_tail, pid_alive, unique_root, unix_ms, unix_ms_at};

@@ -318,7 +318,7 @@ extern "C" fn cleanup_shared_zk() {
 }
 
 /// One ZooKeeper per test binary, started lazily on first use. Give each test its own
-/// [`unique_root`]. It is killed when the binary exits (an `atexit` hook that also removes
+/// [`crate::unique_root`]. It is killed when the binary exits (an `atexit` hook that also removes
 /// its temp dir, with `PR_SET_PDEATHSIG` of the spawner thread as a backstop).
 pub fn shared_zk() -> &'static ZkServer {
     SHARED_ZK.get_or_init(|| {

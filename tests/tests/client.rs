@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use redis::AsyncCommands;
 use redis_failover_client::{Client, ClientBuilder, ConnectError, Topology};
-use redis_failover_tests::manager::managed;
+use redis_failover_tests::manager::managed_trio;
 use redis_failover_tests::{group_topology, wait_until_async, RedisGroup, RedisNode, Scene};
 
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -16,6 +16,11 @@ const WRITE_BOUND: Duration = Duration::from_secs(60);
 /// The error of connecting with `builder` (panics naming `what` when it connects).
 async fn connect_err(builder: ClientBuilder, what: &str) -> ConnectError {
     builder.connect().await.err().expect(what)
+}
+
+/// The error `c` answers `cmd` with (panics naming `what` when it succeeds).
+async fn refused(c: &mut Client, cmd: &redis::Cmd, what: &str) -> redis::RedisError {
+    cmd.query_async::<redis::Value>(c).await.expect_err(what)
 }
 
 /// `cmdstat_<name>` calls on a node.
@@ -29,8 +34,7 @@ fn calls(node: &RedisNode, name: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_go_to_the_master_and_reads_to_replicas() {
-    let trio = RedisGroup::trio();
-    let (m, scene, _) = managed(&trio, "routing", |_| {}).await;
+    let (trio, m, scene, _) = managed_trio("routing", |_| {}).await;
     let mut c = scene.client().await;
     for i in 0..100 {
         let _: () = c.set(format!("k{i}"), i).await.expect("SET");
@@ -96,8 +100,7 @@ async fn writes_go_to_the_master_and_reads_to_replicas() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_fall_back_to_the_master_and_master_only_is_honoured() {
-    let trio = RedisGroup::trio();
-    let (m, scene, _) = managed(&trio, "fallback", |_| {}).await;
+    let (trio, m, scene, _) = managed_trio("fallback", |_| {}).await;
     let mut only = scene
         .builder()
         .master_only(true)
@@ -138,8 +141,7 @@ async fn reads_fall_back_to_the_master_and_master_only_is_honoured() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_loop_survives_a_master_crash() {
-    let trio = RedisGroup::trio();
-    let (m, scene, _) = managed(&trio, "survive", |_| {}).await;
+    let (trio, m, scene, _) = managed_trio("survive", |_| {}).await;
     let mut c = scene.client().await;
     let old_master = c.topology().topology.master.clone();
     let mut acked: HashMap<u64, Instant> = HashMap::new();
@@ -302,17 +304,9 @@ async fn connect_errors_are_clear() {
     let scene = Scene::new("pubsub").await;
     scene.publish(&group_topology(&single, 0)).await;
     let mut c = scene.client().await;
-    let err = redis::cmd("SUBSCRIBE")
-        .arg("ch")
-        .query_async::<redis::Value>(&mut c)
-        .await
-        .expect_err("pub/sub refused");
+    let err = refused(&mut c, redis::cmd("SUBSCRIBE").arg("ch"), "pub/sub refused").await;
     assert!(err.to_string().contains("SUBSCRIBE"), "{err}");
-    let err = redis::cmd("SELECT")
-        .arg(1)
-        .query_async::<redis::Value>(&mut c)
-        .await
-        .expect_err("SELECT refused");
+    let err = refused(&mut c, redis::cmd("SELECT").arg(1), "SELECT refused").await;
     assert!(err.to_string().contains("SELECT"), "{err}");
 }
 
@@ -341,11 +335,7 @@ async fn namespace_blocking_commands_and_manual_failover_requests() {
         .expect("MGET");
     assert_eq!(vals.len(), 2);
     // Commands whose keys cannot be found are refused rather than run unprefixed.
-    let err = redis::cmd("KEYS")
-        .arg("*")
-        .query_async::<redis::Value>(&mut c)
-        .await
-        .expect_err("KEYS refused");
+    let err = refused(&mut c, redis::cmd("KEYS").arg("*"), "KEYS refused").await;
     assert!(err.to_string().contains("namespace"), "{err}");
 
     // A blocking command waits its own timeout, longer than the command timeout.
@@ -383,8 +373,7 @@ async fn namespace_blocking_commands_and_manual_failover_requests() {
 async fn a_write_in_flight_on_a_deposed_master_is_not_acknowledged() {
     use redis_failover_tests::writer::{check_lost, ClientWriter, Writer};
 
-    let trio = RedisGroup::trio();
-    let (m, scene, before) = managed(&trio, "deposed", |c| c.down_after_ms = Some(500)).await;
+    let (trio, m, scene, before) = managed_trio("deposed", |c| c.down_after_ms = Some(500)).await;
     // A command timeout far longer than the failover: the write is still waiting for the
     // frozen master when the client learns of the new one.
     let timeout = Duration::from_secs(10);

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use redis_failover_tests::manager::managed;
+use redis_failover_tests::manager::{managed, managed_trio};
 use redis_failover_tests::{wait_until, NodeRole, RedisGroup, RedisNode};
 
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -132,10 +132,9 @@ async fn a_hung_master_is_failed_over_after_down_after() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_old_master_rejoins_as_a_replica() {
-    let trio = RedisGroup::trio();
-    let (m, s, before) = managed(&trio, "rejoin", |_| {}).await;
+    let (trio, m, s, before) = managed_trio("rejoin", |_| {}).await;
+    trio.node(0).kill9();
     let old = trio.node(0);
-    old.kill9();
     let t = s.wait_new_master(DEADLINE, "a new master", &before).await;
     let new_master = t.master.clone().expect("master");
     // Restarted as a master (no replicaof), with its old dataset: never a second master.
@@ -163,8 +162,7 @@ async fn the_old_master_rejoins_as_a_replica() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_replica_is_unavailable_then_rejoins() {
-    let trio = RedisGroup::trio();
-    let (m, s, before) = managed(&trio, "replica", |_| {}).await;
+    let (trio, m, s, before) = managed_trio("replica", |_| {}).await;
     let r = trio.node(1);
     r.kill9();
     let t = s

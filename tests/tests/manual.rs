@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use redis_failover_client::{Client, NodeAddr, Topology};
-use redis_failover_tests::manager::managed;
+use redis_failover_tests::manager::managed_trio;
 use redis_failover_tests::writer::{check_lost, ClientWriter, Writer};
 use redis_failover_tests::{wait_until_async, RedisGroup, Scene};
 
@@ -30,8 +30,7 @@ async fn request_and_wait(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_switchover_under_writes_loses_no_acknowledged_write() {
-    let trio = RedisGroup::trio();
-    let (m, scene, _) = managed(&trio, "switchover", |_| {}).await;
+    let (trio, m, scene, _) = managed_trio("switchover", |_| {}).await;
     let client = scene.client().await;
     let target = trio.node(2).node_addr();
 
@@ -93,8 +92,7 @@ async fn a_switchover_under_writes_loses_no_acknowledged_write() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn any_slave_is_served_and_a_bad_request_is_refused_visibly() {
-    let trio = RedisGroup::trio();
-    let (m, scene, _) = managed(&trio, "any_slave", |_| {}).await;
+    let (trio, m, scene, _) = managed_trio("any_slave", |_| {}).await;
     let client = scene.client().await;
     let old = trio.node(0).node_addr();
 

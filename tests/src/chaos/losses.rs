@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::config::FaultKind;
-use super::report::{ms, rel_ms, LostWrite};
+use super::report::{ms, rel_ms, LostWrite, RoundReport};
 use crate::writer::Ack;
 
 /// The observer sees a failover begin up to one sweep (20 ms) after it did, and the client
@@ -13,14 +13,34 @@ const RESTART_WINDOW_SLACK: Duration = Duration::from_millis(40);
 
 /// What the classification of a lost write knows about its round.
 pub(super) struct LossCtx {
-    pub(super) kind: FaultKind,
-    pub(super) target_was_master: bool,
-    pub(super) t_fault: Instant,
-    pub(super) t_restored: Instant,
+    kind: FaultKind,
+    target_was_master: bool,
+    t_fault: Instant,
+    t_restored: Instant,
     /// When the observer first saw the failover begin (a promotion recorded or another
     /// master published).
-    pub(super) failover_at: Option<Instant>,
-    pub(super) master_before: Option<u16>,
+    failover_at: Option<Instant>,
+    master_before: Option<u16>,
+}
+
+impl LossCtx {
+    /// The context of `report`'s round: the fault at `t_fault`, over at `t_restored`, the
+    /// failover seen beginning at `failover_at`.
+    pub(super) fn new(
+        report: &RoundReport,
+        t_fault: Instant,
+        t_restored: Instant,
+        failover_at: Option<Instant>,
+    ) -> LossCtx {
+        LossCtx {
+            kind: report.fault,
+            target_was_master: report.target_was_master,
+            t_fault,
+            t_restored,
+            failover_at,
+            master_before: report.before.master,
+        }
+    }
 }
 
 /// Whether a lost write is the async-replication window of a master crash (`true`) or

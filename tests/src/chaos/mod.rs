@@ -44,7 +44,10 @@
 //!   master with its value. A write missing after a `kill -9` of the master that was
 //!   acknowledged before the kill is the asynchronous replication window (as with Sentinel)
 //!   and counted apart; any other lost write is unexpected (a bug).
-
+//!
+//! The seed drives a `fastrand::Rng`: the same seed gives the same schedule of faults,
+//! targets and hold times. The writer is the harness's [`crate::writer::Writer`]; the managers
+//! are a [`crate::manager::ManagerSet`].
 //!
 //! The modules: [`config`] (what to run), `engine` (the driver), `faults`, `round`,
 //! `observer`, `losses` (the classification of a lost write) and [`report`].
@@ -63,7 +66,7 @@ mod round;
 
 pub use config::{seed_from_time, FaultKind, ManagerMode, Options};
 pub use observer::{parse_role_reply, Role};
-pub use report::{Anomaly, LostWrite, Report, RoundReport};
+pub use report::{Anomaly, LostWrite, Published, Report, RoundReport, RoundTimes};
 
 /// Runs the chaos described by `opts` against the ZooKeeper at `zk_connect`, printing a line
 /// per round (and progress) through `out`. Every process it starts is stopped by pid before it

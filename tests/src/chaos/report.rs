@@ -25,6 +25,26 @@ pub struct LostWrite {
     pub why: String,
 }
 
+/// The published master (its port) and epoch at one moment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Published {
+    pub master: Option<u16>,
+    pub epoch: u64,
+}
+
+/// How long the steps of a round took (`None`: the step did not happen).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RoundTimes {
+    /// From the end of the fault (restart, SIGCONT, new manager started) to convergence.
+    pub converged_after: Option<Duration>,
+    /// From the fault to convergence.
+    pub converged_from_fault: Option<Duration>,
+    /// From the fault to the first publication of another master.
+    pub new_master_after: Option<Duration>,
+    /// For [`FaultKind::KillLeader`]: from the kill to another manager holding the lock.
+    pub takeover_after: Option<Duration>,
+}
+
 /// What happened in one round.
 #[derive(Clone, Debug)]
 pub struct RoundReport {
@@ -37,18 +57,11 @@ pub struct RoundReport {
     pub hold: Option<Duration>,
     /// Seconds since the start of the run when the fault was injected.
     pub at_s: f64,
-    /// From the end of the fault (restart, SIGCONT, new manager started) to convergence.
-    pub converged_after: Option<Duration>,
-    /// From the fault to convergence.
-    pub converged_from_fault: Option<Duration>,
-    pub master_before: Option<u16>,
-    pub master_after: Option<u16>,
-    pub epoch_before: u64,
-    pub epoch_after: u64,
-    /// From the fault to the first publication of another master.
-    pub new_master_after: Option<Duration>,
-    /// For [`FaultKind::KillLeader`]: from the kill to another manager holding the lock.
-    pub takeover_after: Option<Duration>,
+    /// What was published before the fault.
+    pub before: Published,
+    /// What was published at the end of the round.
+    pub after: Published,
+    pub times: RoundTimes,
     pub acked: usize,
     pub errors: usize,
     /// The first few errors: seq, when sent and failed (from the fault), the message.
@@ -70,7 +83,7 @@ pub struct RoundReport {
 
 impl RoundReport {
     pub fn converged(&self) -> bool {
-        self.converged_after.is_some()
+        self.times.converged_after.is_some()
     }
 
     /// One line for the log.
@@ -79,7 +92,7 @@ impl RoundReport {
             .hold
             .map(|h| format!(" {:.1}s", h.as_secs_f64()))
             .unwrap_or_default();
-        let conv = match (self.converged_after, self.converged_from_fault) {
+        let conv = match (self.times.converged_after, self.times.converged_from_fault) {
             (Some(a), Some(f)) => format!(
                 "converged {:.2}s after the fault ended ({:.2}s after the fault)",
                 a.as_secs_f64(),
@@ -87,24 +100,26 @@ impl RoundReport {
             ),
             _ => "NOT CONVERGED".to_string(),
         };
-        let failover = match (self.master_before, self.master_after) {
+        let failover = match (self.before.master, self.after.master) {
             (Some(b), Some(a)) if a != b => format!(
                 " | failover :{b} -> :{a} epoch {}->{}{}",
-                self.epoch_before,
-                self.epoch_after,
-                self.new_master_after
+                self.before.epoch,
+                self.after.epoch,
+                self.times
+                    .new_master_after
                     .map(|d| format!(" published {:.0} ms after the fault", ms(d)))
                     .unwrap_or_default()
             ),
-            _ if self.epoch_after != self.epoch_before => format!(
+            _ if self.after.epoch != self.before.epoch => format!(
                 " | epoch {}->{} (master :{})",
-                self.epoch_before,
-                self.epoch_after,
-                self.master_after.map_or("?".into(), |p| p.to_string())
+                self.before.epoch,
+                self.after.epoch,
+                self.after.master.map_or("?".into(), |p| p.to_string())
             ),
             _ => String::new(),
         };
         let takeover = self
+            .times
             .takeover_after
             .map(|d| format!(" | lock taken over {:.2}s after the kill", d.as_secs_f64()))
             .unwrap_or_default();
@@ -266,11 +281,11 @@ impl Report {
                 (true, true) => format!("{} master", kind.name()),
                 (true, false) => format!("{} replica", kind.name()),
             };
-            let conv = Stats::of(rs.iter().filter_map(|r| r.converged_after));
-            let fo = Stats::of(rs.iter().filter_map(|r| r.new_master_after));
+            let conv = Stats::of(rs.iter().filter_map(|r| r.times.converged_after));
+            let fo = Stats::of(rs.iter().filter_map(|r| r.times.new_master_after));
             let failovers: u64 = rs
                 .iter()
-                .map(|r| r.epoch_after.saturating_sub(r.epoch_before))
+                .map(|r| r.after.epoch.saturating_sub(r.before.epoch))
                 .sum();
             let gap = rs.iter().map(|r| r.max_write_gap).max().unwrap_or_default();
             let _ = writeln!(
@@ -282,7 +297,7 @@ impl Report {
                 ms(gap)
             );
         }
-        let takeovers = Stats::of(self.rounds.iter().filter_map(|r| r.takeover_after));
+        let takeovers = Stats::of(self.rounds.iter().filter_map(|r| r.times.takeover_after));
         if takeovers.is_some() {
             let _ = writeln!(
                 w,

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use super::engine::Engine;
 use super::faults::{Fault, Injected};
 use super::losses::{classify, LossCtx};
-use super::report::{rel_ms, LostWrite, RoundReport};
+use super::report::{rel_ms, LostWrite, Published, RoundReport, RoundTimes};
 use crate::util::lock;
 use crate::writer::Ack;
 
@@ -33,14 +33,15 @@ impl Engine<'_> {
             target_was_master,
             hold: None,
             at_s: (round_start - self.t0).as_secs_f64(),
-            converged_after: None,
-            converged_from_fault: None,
-            master_before: before.master.as_ref().map(|m| m.port),
-            master_after: None,
-            epoch_before: before.epoch,
-            epoch_after: before.epoch,
-            new_master_after: None,
-            takeover_after: None,
+            before: Published {
+                master: before.master.as_ref().map(|m| m.port),
+                epoch: before.epoch,
+            },
+            after: Published {
+                master: None,
+                epoch: before.epoch,
+            },
+            times: RoundTimes::default(),
             acked: 0,
             errors: 0,
             error_details: Vec::new(),
@@ -63,7 +64,7 @@ impl Engine<'_> {
 
         // 2. Convergence.
         if let Some(id) = &killed_id {
-            report.takeover_after = self.takeover_time(id, t_fault);
+            report.times.takeover_after = self.takeover_time(id, t_fault);
         }
         let converged = self.wait_converged(
             t_restored,
@@ -74,8 +75,8 @@ impl Engine<'_> {
         match converged {
             Ok(at) => {
                 let at = at.max(t_restored);
-                report.converged_after = Some(at - t_restored);
-                report.converged_from_fault = Some(at - t_fault);
+                report.times.converged_after = Some(at - t_restored);
+                report.times.converged_from_fault = Some(at - t_fault);
             }
             Err(e) => {
                 let prior = report
@@ -94,14 +95,14 @@ impl Engine<'_> {
             report.split_brain = o.round_split_brain;
             report.stale_master = o.round_stale_master;
             let after = o.latest.as_ref().and_then(|s| s.topo.as_ref());
-            report.master_after = after.and_then(|t| t.master.as_ref()).map(|m| m.port);
-            report.epoch_after = after.map_or(before.epoch, |t| t.epoch);
-            report.new_master_after = o
+            report.after.master = after.and_then(|t| t.master.as_ref()).map(|m| m.port);
+            report.after.epoch = after.map_or(before.epoch, |t| t.epoch);
+            report.times.new_master_after = o
                 .publications
                 .iter()
                 .filter(|(at, _)| *at >= t_fault)
                 .find(|(_, t)| {
-                    t.master.is_some() && t.master.as_ref().map(|m| m.port) != report.master_before
+                    t.master.is_some() && t.master.as_ref().map(|m| m.port) != report.before.master
                 })
                 .map(|(at, _)| *at - t_fault);
             // The failover began when the observer first saw the old master replaced, or a
@@ -112,26 +113,19 @@ impl Engine<'_> {
                 .filter(|(at, _)| *at >= t_fault)
                 .find(|(_, t)| {
                     t.promoting.is_some()
-                        || t.master.as_ref().map(|m| m.port) != report.master_before
+                        || t.master.as_ref().map(|m| m.port) != report.before.master
                 })
                 .map(|(at, _)| *at);
         }
         self.flush_observer_log();
 
         // 4. Lost writes: everything acknowledged so far must be on the published master.
-        match report.master_after.filter(|_| report.converged()) {
+        match report.after.master.filter(|_| report.converged()) {
             None => report.check_error = Some("no converged master to check".into()),
             Some(port) => match self.check(port) {
                 Err(e) => report.check_error = Some(e),
                 Ok(missing) => {
-                    let ctx = LossCtx {
-                        kind: fault.kind,
-                        target_was_master,
-                        t_fault,
-                        t_restored,
-                        failover_at: failover_began,
-                        master_before: report.master_before,
-                    };
+                    let ctx = LossCtx::new(&report, t_fault, t_restored, failover_began);
                     let classified: Vec<(LostWrite, bool)> = self.with_log(|w| {
                         missing
                             .iter()

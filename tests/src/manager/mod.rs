@@ -54,6 +54,16 @@ pub async fn managed(
     (m, scene, t)
 }
 
+/// [`managed`] on a fresh [`crate::RedisGroup::trio`], which it returns first.
+pub async fn managed_trio(
+    name: &str,
+    tweak: impl FnOnce(&mut Cli),
+) -> (crate::RedisGroup, Manager, Scene, Topology) {
+    let trio = crate::RedisGroup::trio();
+    let (m, scene, t) = managed(&trio, name, tweak).await;
+    (trio, m, scene, t)
+}
+
 /// A manager running in this process. Dropping it asks it to stop (and aborts it).
 pub struct Manager {
     stop: Option<oneshot::Sender<()>>,

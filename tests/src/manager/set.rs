@@ -344,3 +344,25 @@ impl Drop for ManagerSet {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The flags of a set give the config the command line would (as the struct-built
+    /// [`super::super::config`] does for the same settings).
+    #[test]
+    fn flags_give_the_same_config_as_the_struct() {
+        let nodes = vec!["127.0.0.1:7000".to_string(), "127.0.0.1:7001".to_string()];
+        let mut flags = ManagerSet::base_flags("127.0.0.1:2181", &nodes, "/t_root");
+        flags.extend(["--manager-name", "m1", "--zk-session-timeout-ms", "4000"].map(String::from));
+        flags.extend(["--down-after-ms", "900"].map(String::from));
+        let from_flags = config_from_args(&flags).expect("valid flags");
+        let from_struct = super::super::config("127.0.0.1:2181", &nodes, "/t_root", |c| {
+            c.manager_name = Some("m1".into());
+            c.down_after_ms = Some(900);
+        });
+        assert_eq!(format!("{from_flags:?}"), format!("{from_struct:?}"));
+        assert!(config_from_args(&["--no-such-flag".to_string()]).is_err());
+    }
+}
