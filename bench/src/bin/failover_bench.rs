@@ -25,7 +25,7 @@ use clap::Parser;
 use redis::aio::MultiplexedConnection;
 use redis_failover_bench::failure::{Scenario, ScenarioArg};
 use redis_failover_bench::inprocess::{self, finish_run};
-use redis_failover_bench::nodes::{open, Trio};
+use redis_failover_bench::nodes::Trio;
 use redis_failover_bench::scaffold::Scaffold;
 use redis_failover_bench::stats::fmt_stats;
 use redis_failover_bench::tasks::{join_error, start_trio, Killing};
@@ -38,7 +38,7 @@ use redis_failover_tests::manager::{self as harness, Manager};
 use redis_failover_tests::stats::ms;
 use redis_failover_tests::stats::Stats;
 use redis_failover_tests::unix_ms;
-use redis_failover_tests::{unique_root, RedisGroup};
+use redis_failover_tests::{connect_async, unique_root, RedisGroup};
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -301,13 +301,9 @@ async fn measure(
     let (_, watcher) = arm_topology_watch(zk, &path).await?;
     let mut conns = Vec::new();
     for addr in &survivors {
-        conns.push(
-            open(addr, PREOPEN_TIMEOUT, SET_TIMEOUT)
-                .await
-                .map_err(|e| {
-                    format!("cannot open the write connection to {addr} before the signal: {e}")
-                })?,
-        );
+        conns.push(connect_async(addr, PREOPEN_TIMEOUT).await.map_err(|e| {
+            format!("cannot open the write connection to {addr} before the signal: {e}")
+        })?);
     }
 
     // 3. Signal.
@@ -437,7 +433,7 @@ async fn write_until_ok(
     loop {
         every.tick().await;
         if conn.is_none() {
-            conn = open(&addr, SET_TIMEOUT, SET_TIMEOUT).await.ok();
+            conn = connect_async(&addr, SET_TIMEOUT).await.ok();
         }
         if let Some(c) = conn.as_mut() {
             n += 1;

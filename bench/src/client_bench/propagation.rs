@@ -11,14 +11,14 @@ use redis::AsyncCommands;
 use redis_failover_client::{Client, NodeAddr, Topology, TopologyView};
 use redis_failover_tests::manager as harness;
 use redis_failover_tests::stats::ms;
-use redis_failover_tests::{parse_role, unique_root, NodeRole};
+use redis_failover_tests::{connect_async, parse_role, unique_root, NodeRole};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use zookeeper_client as zk;
 
 use super::{close_clients, publish, verdict, wait_until, zk_connections, Env, Opts, POLL};
-use crate::nodes::{node_addr, open};
+use crate::nodes::node_addr;
 use crate::stats::{fmt_dist, pct_dur};
 
 /// The value every client's counter key gets on the new master before a change: an `INCR`
@@ -72,7 +72,7 @@ pub(super) async fn run(env: &Env<'_>) -> Result<(), String> {
     let addrs: Vec<NodeAddr> = env.ports.iter().map(|p| node_addr(*p)).collect();
     let mut admin = Vec::new();
     for a in &addrs {
-        admin.push(open(a, deadline, deadline).await?);
+        admin.push(connect_async(a, deadline).await?);
     }
     // The trio starts with node 0 as master; node 2 stays a replica throughout.
     let mut epoch = 1u64;
