@@ -1,5 +1,5 @@
 //! `client_bench`'s measurements (the program's documentation is in `src/bin/client_bench.rs`):
-//! its flags, the two parts ([`throughput`], [`propagation`]) and what they share: the
+//! its flags, the two parts (`throughput`, `propagation`) and what they share: the
 //! topology written by hand, bounded waits, and the check that dropped clients close their
 //! ZooKeeper sessions.
 

@@ -1,5 +1,5 @@
 //! `ha_bench`'s measurements (the program's documentation is in `src/bin/ha_bench.rs`): its
-//! flags, the two scenarios ([`takeover`], [`switchover`]) and their [`report`].
+//! flags, the two scenarios (`takeover`, `switchover`) and their `report`.
 
 mod report;
 mod switchover;

@@ -1,6 +1,6 @@
 //! `sentinel_bench`'s measurements (the program's documentation is in
-//! `src/bin/sentinel_bench.rs`): its flags, the [`runs`] of each system, their [`summary`]
-//! and the PNG [`timeline`].
+//! `src/bin/sentinel_bench.rs`): its flags, the `runs` of each system, their `summary`
+//! and the PNG `timeline`.
 
 mod runs;
 mod summary;
@@ -103,6 +103,8 @@ pub struct Opts {
     no_plot: bool,
 
     /// Keep every run's manager / sentinel and redis logs in DIR/<scenario>-<D>-<system>-<run>/.
+    // The text is also the flag's --help, which shows the angle brackets as they are.
+    #[allow(rustdoc::invalid_html_tags)]
     #[arg(long, value_name = "DIR")]
     log_dir: Option<PathBuf>,
 }

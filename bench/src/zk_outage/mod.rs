@@ -1,6 +1,6 @@
 //! `zk_outage`'s scenario (the program's documentation is in `src/bin/zk_outage.rs`): its
 //! flags, the run from a healthy group through the outage to the checks after the failover,
-//! with its [`steps`] report, the [`traffic`] and what the managers say ([`logs`]).
+//! with its `steps` report, the `traffic` and what the managers say (`logs`).
 
 mod logs;
 mod steps;
