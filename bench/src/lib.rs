@@ -15,8 +15,9 @@
 //! The writer with its acknowledgement log and the lost-write check are
 //! `redis_failover_tests::writer`'s, shared with the tests.
 //!
-//! Each larger program keeps its measurements in a module of its own: [`client_bench`],
-//! [`ha_bench`], [`sentinel_bench`], [`zk_outage`].
+//! Each program keeps its measurements in a module of its own ([`client_bench`],
+//! [`failover_bench`], [`ha_bench`], [`sentinel_bench`], [`soak`], [`zk_outage`]; `chaos`'s
+//! engine is `redis_failover_tests::chaos`), behind a thin `src/bin/<name>.rs`.
 
 pub mod failure;
 pub mod inprocess;
@@ -34,6 +35,8 @@ pub mod watched;
 pub mod znodes;
 
 pub mod client_bench;
+pub mod failover_bench;
 pub mod ha_bench;
 pub mod sentinel_bench;
+pub mod soak;
 pub mod zk_outage;

@@ -276,7 +276,7 @@ pub async fn bench(s: &Settings) -> bool {
                     let r = match sys {
                         System::Sentinel => runs::sentinel_run(s, (sc, da, sys), run).await,
                         System::Ours => match &zk {
-                            Some(zk) => runs::ours_run(s, zk, (sc, da, sys), run).await,
+                            Some(zk) => runs::ours_run(s, (sc, da, sys), run, zk).await,
                             None => Err("no ZooKeeper".to_string()),
                         },
                     };

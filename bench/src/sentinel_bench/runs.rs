@@ -89,9 +89,9 @@ async fn sentinel_measure(
 
 pub(super) async fn ours_run(
     s: &Settings,
-    zk: &zk::Client,
     key: Key,
     run: u32,
+    zk: &zk::Client,
 ) -> Result<RunOk, String> {
     let (sc, da, _) = key;
     let Some(bin) = s.manager_bin.as_deref() else {
