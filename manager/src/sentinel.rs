@@ -15,9 +15,10 @@
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
+use redis_failover_client::wire::{unix_ms, ManualRequest};
 use redis_failover_client::{ManagerView, NodeAddr, Topology, ZnodePaths};
 use redis_protocol::bytes::{Bytes, BytesMut};
 use redis_protocol::codec::Resp2;
@@ -262,12 +263,6 @@ async fn watch_group(
             changed = rx.changed() => if changed.is_err() { return },
         }
     }
-}
-
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1405,7 +1400,8 @@ impl Client {
             Err(e) => return error(format!("ERR {e}")),
         };
         match crate::zk::read_manual(&zk, &paths.manual_failover()).await {
-            Ok(Some((data, _))) if !is_refusal(&data) => {
+            // An earlier request the leader refused stays in the znode until the next one.
+            Ok(Some((data, _))) if ManualRequest::parse(&data) != ManualRequest::Refused => {
                 return error("INPROG Failover already in progress")
             }
             Ok(_) => {}
@@ -1422,11 +1418,6 @@ impl Client {
             Err(e) => error(format!("ERR {e}")),
         }
     }
-}
-
-/// An earlier request the leader refused stays in the znode until the next one.
-fn is_refusal(data: &[u8]) -> bool {
-    serde_json::from_slice::<serde_json::Value>(data).is_ok_and(|v| v.get("refused").is_some())
 }
 
 /// The global options Sentinel has, with the values that describe this endpoint.
