@@ -24,8 +24,9 @@ use tokio::sync::{watch, Notify};
 use tracing::debug;
 use zookeeper_client as zk;
 
-use crate::error::{client_error, maybe_executed, no_master, ConnectError};
+use crate::error::{client_error, maybe_executed, no_master, ConnectError, RequestError};
 use crate::route::{self, Target};
+use crate::session::{self, Op};
 use crate::watcher::{self, Shared, TopologyView};
 use crate::{NodeAddr, Topology, ZnodePaths};
 
@@ -142,12 +143,8 @@ impl ClientBuilder {
             return Err(ConnectError::Config("username needs a password".into()));
         }
         let wait = self.zk_session_timeout.min(Duration::from_secs(15));
-        let zk = watcher::connect(&self.zkservers, self.zk_session_timeout, wait)
-            .await
-            .map_err(ConnectError::ZooKeeper)?;
-        let (topology, version) = watcher::read_once(&zk, &paths)
-            .await
-            .map_err(ConnectError::Topology)?;
+        let zk = session::connect(&self.zkservers, self.zk_session_timeout, wait).await?;
+        let (topology, version) = watcher::read_once(&zk, &paths).await?;
         let view = TopologyView {
             topology,
             version,
@@ -765,11 +762,9 @@ impl Client {
 
     /// Asks the node manager to fail over: to `to`, or to the best replica when `None`
     /// (`ANY_SLAVE`), by writing `<root>/manual_failover` as the Ruby client does.
-    pub async fn manual_failover(&self, to: Option<&NodeAddr>) -> Result<(), ConnectError> {
+    pub async fn manual_failover(&self, to: Option<&NodeAddr>) -> Result<(), RequestError> {
         let session = self.inner.session.borrow().clone();
-        let zk = session.ok_or_else(|| {
-            ConnectError::ZooKeeper("no ZooKeeper session right now; try again".into())
-        })?;
+        let zk = session.ok_or(RequestError::NoSession)?;
         let path = self.inner.paths.manual_failover();
         let data = crate::wire::ManualRequest::encode(to);
         let opts = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
@@ -780,11 +775,8 @@ impl Client {
                 Err(e) => Err(e),
             }
         };
-        match tokio::time::timeout(Duration::from_secs(5), write).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(ConnectError::ZooKeeper(format!("writing {path}: {e}"))),
-            Err(_) => Err(ConnectError::ZooKeeper(format!("writing {path} timed out"))),
-        }
+        session::timed(Op::Writing, &path, Duration::from_secs(5), write).await?;
+        Ok(())
     }
 
     /// Makes `local` match the current connections.

@@ -15,11 +15,12 @@ pub mod client;
 pub mod commands;
 pub mod error;
 pub mod route;
+pub mod session;
 pub mod watcher;
 pub mod wire;
 
 pub use client::{Client, ClientBuilder, ReadPolicy};
-pub use error::ConnectError;
+pub use error::{ConnectError, RequestError, TopologyReadError};
 pub use watcher::TopologyView;
 pub use wire::{
     parse_addr_list, FailoverRecord, ManagerView, NodeAddr, PauseInfo, Topology, TopologyError,

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis_failover_client::wire::{FailoverRecord, ManualRefusal, ManualRequest, PauseInfo};
-use redis_failover_client::{Topology, ZnodePaths};
+use redis_failover_client::{session, Topology, ZnodePaths};
 use tokio::sync::watch;
 use tracing::{info, warn};
 use zookeeper_client as zk;
@@ -26,7 +26,7 @@ pub async fn connect(
     session_timeout: Duration,
     wait: Duration,
 ) -> Result<zk::Client, String> {
-    redis_failover_client::watcher::connect(servers, session_timeout, wait)
+    redis_failover_client::session::connect(servers, session_timeout, wait)
         .await
         .map_err(|e| format!("{e}; check -z/--zkservers and that ZooKeeper is running"))
 }
@@ -83,25 +83,19 @@ pub async fn keep_session(
         }
         tx.send_replace(None);
         drop(client);
-        let mut delay = Duration::from_millis(200);
-        client = loop {
-            let attempt = connect(&servers, session_timeout, session_timeout);
-            tokio::select! {
-                r = attempt => match r {
-                    Ok(c) => {
-                        info!("+zk-session: new ZooKeeper session {}", c.session_id());
-                        break c;
-                    }
-                    Err(e) => warn!("-zk-session: {e}; retrying"),
-                },
-                _ = crate::stopped(&mut shutdown) => return,
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(delay) => {}
-                _ = crate::stopped(&mut shutdown) => return,
-            }
-            delay = (delay * 2).min(Duration::from_secs(5));
+        let reconnect = session::reconnect(
+            &servers,
+            session_timeout,
+            Duration::from_millis(200),
+            |e| {
+                warn!("-zk-session: {e}; check -z/--zkservers and that ZooKeeper is running; retrying")
+            },
+        );
+        client = tokio::select! {
+            c = reconnect => c,
+            _ = crate::stopped(&mut shutdown) => return,
         };
+        info!("+zk-session: new ZooKeeper session {}", client.session_id());
     }
 }
 
