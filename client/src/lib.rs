@@ -11,15 +11,22 @@
 //! - [`client`]: [`Client`], the handle applications use (`redis::aio::ConnectionLike`).
 //! - [`error`]: connect errors and the errors the client raises itself.
 
+mod builder;
 pub mod client;
 pub mod commands;
+mod connection;
+mod conns;
 pub mod error;
+mod retry;
 pub mod route;
+mod send;
 pub mod session;
+mod term;
 pub mod watcher;
 pub mod wire;
 
-pub use client::{Client, ClientBuilder, ReadPolicy};
+pub use builder::{ClientBuilder, ReadPolicy};
+pub use client::Client;
 pub use error::{ConnectError, RequestError, TopologyReadError};
 pub use watcher::TopologyView;
 pub use wire::{
