@@ -43,7 +43,7 @@ impl ConnectionLike for Client {
             let owned;
             let cmd = match &self.inner.cfg.namespace {
                 Some(ns) => {
-                    owned = route::namespaced(cmd, ns)
+                    owned = crate::namespace::namespaced(cmd, ns)
                         .map_err(|e| client_error("redis_failover: namespace", e.to_string()))?;
                     &owned
                 }
@@ -90,7 +90,7 @@ impl ConnectionLike for Client {
             let owned;
             let pipeline = match &self.inner.cfg.namespace {
                 Some(ns) => {
-                    owned = route::namespaced_pipeline(pipeline, ns)
+                    owned = crate::namespace::namespaced_pipeline(pipeline, ns)
                         .map_err(|e| client_error("redis_failover: namespace", e.to_string()))?;
                     &owned
                 }

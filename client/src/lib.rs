@@ -17,6 +17,7 @@ pub mod commands;
 mod connection;
 mod conns;
 pub mod error;
+pub mod namespace;
 mod retry;
 pub mod route;
 mod send;
