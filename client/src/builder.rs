@@ -19,8 +19,10 @@ use crate::wire::ZnodePaths;
 /// How reads pick a replica.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ReadPolicy {
+    /// Each handle takes the replicas in turn.
     #[default]
     RoundRobin,
+    /// A replica picked at random for each read.
     Random,
 }
 
@@ -108,6 +110,7 @@ impl ClientBuilder {
         self.master_only = yes;
         self
     }
+    /// How reads pick a replica (default [`ReadPolicy::RoundRobin`]).
     pub fn read_policy(mut self, p: ReadPolicy) -> Self {
         self.read_policy = p;
         self

@@ -58,7 +58,24 @@ impl Drop for Inner {
 }
 
 /// A Redis client that follows the topology published by `redis_node_manager`. Cheap to
-/// clone; clones share connections and the ZooKeeper session.
+/// clone; clones share connections and the ZooKeeper session. Made by
+/// [`Client::builder`]; used through [`redis::AsyncCommands`] and `redis::pipe()`.
+///
+/// - **Routing.** Writes, and anything not known to be a plain read, go to the master;
+///   reads go to a replica (or to the master when there is none, or with
+///   [`ClientBuilder::master_only`]). A pipeline goes to a replica only if every command in
+///   it would. Replica reads see replication lag.
+/// - **Failover.** A new topology in ZooKeeper swaps the connections at once. A request in
+///   flight to a master that the new topology deposes is not awaited: its reply could
+///   acknowledge a write the failover discards.
+/// - **Retries.** A failure that proves the command was not applied (connection refused,
+///   `READONLY`, `LOADING`, `MASTERDOWN`, no master) is retried up to
+///   [`ClientBuilder::max_retries`] times, waiting for a new topology or the backoff. A
+///   read that may have reached the server is retried too; a write is not (unless
+///   [`ClientBuilder::retry_non_idempotent`]): it fails with an error saying it may have
+///   been applied. Errors from Redis itself (`WRONGTYPE`, ...) are returned as they are.
+/// - **Refused.** Pub/sub, `SELECT`, `MULTI`/`EXEC`/`WATCH` and commands that change one
+///   connection's state fail with an error that says what to use instead.
 #[derive(Clone)]
 pub struct Client {
     pub(crate) inner: Arc<Inner>,

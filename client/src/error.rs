@@ -26,11 +26,18 @@ pub enum ConnectError {
 pub enum TopologyReadError {
     /// No manager has published a topology under this root.
     #[error("{path} does not exist: is redis_node_manager running with --znode-path {root}?")]
-    Missing { path: String, root: String },
+    Missing {
+        /// `<root>/nodes`.
+        path: String,
+        /// The root the client was given.
+        root: String,
+    },
     /// The znode does not hold a valid topology.
     #[error("{path} is corrupt: {source}")]
     Corrupt {
+        /// `<root>/nodes`.
         path: String,
+        /// What is wrong with it.
         #[source]
         source: TopologyError,
     },
@@ -46,6 +53,7 @@ pub enum RequestError {
     /// The client's ZooKeeper session is being replaced.
     #[error("no ZooKeeper session right now; try again")]
     NoSession,
+    /// ZooKeeper refused the write or did not answer in time.
     #[error(transparent)]
     ZooKeeper(#[from] OpError),
 }

@@ -39,7 +39,7 @@ use crate::route::{argv, is, is_any, spec_for, xread_options};
 /// Why a command cannot be put into a namespace.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum NamespaceError {
+pub(crate) enum NamespaceError {
     /// The command has no arguments at all.
     #[error("namespace: empty command")]
     Empty,
@@ -255,7 +255,7 @@ fn cursor_value(cmd: &Cmd, index: usize) -> Option<u64> {
 /// A copy of `cmd` with every key argument prefixed by `ns` (rules and refusals in the module
 /// doc). Cursor arguments and the no-response flag are kept. An empty `ns` returns an
 /// unchanged copy.
-pub fn namespaced(cmd: &Cmd, ns: &[u8]) -> Result<Cmd, NamespaceError> {
+pub(crate) fn namespaced(cmd: &Cmd, ns: &[u8]) -> Result<Cmd, NamespaceError> {
     if ns.is_empty() {
         return Ok(cmd.clone());
     }
@@ -318,7 +318,7 @@ pub fn namespaced(cmd: &Cmd, ns: &[u8]) -> Result<Cmd, NamespaceError> {
 /// (`req_packed_commands`): `ignore()` marks are private to redis-rs and not copied, so parse
 /// the replies with the original pipeline (as `Pipeline::query_async` does). An empty `ns`
 /// returns an unchanged copy.
-pub fn namespaced_pipeline(p: &Pipeline, ns: &[u8]) -> Result<Pipeline, NamespaceError> {
+pub(crate) fn namespaced_pipeline(p: &Pipeline, ns: &[u8]) -> Result<Pipeline, NamespaceError> {
     if ns.is_empty() {
         return Ok(p.clone());
     }

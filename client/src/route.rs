@@ -57,7 +57,7 @@ use crate::commands::{self, CommandSpec, Flags};
 
 /// Which server a command or pipeline must go to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Target {
+pub(crate) enum Target {
     /// The current master (writes, and everything not proven to be a plain read).
     Master,
     /// Any replica (or the master when there is none; that is the client's choice).
@@ -66,7 +66,7 @@ pub enum Target {
 
 /// Commands the client gives a documented behaviour of their own (see the module doc).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Special {
+pub(crate) enum Special {
     /// An ordinary command.
     None,
     /// `SUBSCRIBE` and friends: need a dedicated connection; refused.
@@ -83,7 +83,7 @@ pub enum Special {
 
 /// How long a blocking command may wait on the server.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum BlockTimeout {
+pub(crate) enum BlockTimeout {
     /// Timeout 0: until data arrives (or the connection drops). Also used when the timeout
     /// argument is missing or unreadable (the server then fails the command at once).
     Forever,
@@ -114,12 +114,6 @@ pub(crate) fn is_any(arg: Option<&Option<&[u8]>>, words: &[&str]) -> bool {
 pub(crate) fn spec_for(a: &[Option<&[u8]>]) -> Option<&'static CommandSpec> {
     let name = (*a.first()?)?;
     commands::lookup_with_sub(name, a.get(1).copied().flatten())
-}
-
-/// The table entry that applies to `cmd`: its subcommand's for containers (`OBJECT ENCODING`).
-/// `None` for unknown commands and subcommands.
-pub fn spec_of(cmd: &Cmd) -> Option<&'static CommandSpec> {
-    spec_for(&argv(cmd))
 }
 
 /// Positions of `XREAD`/`XREADGROUP` options: the `BLOCK` value and the `STREAMS` keyword.
@@ -207,16 +201,16 @@ pub(crate) fn classify_argv(a: &[Option<&[u8]>]) -> Special {
 
 /// Everything the client needs to know about one command, worked out once.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Plan {
-    pub target: Target,
-    pub special: Special,
+pub(crate) struct Plan {
+    pub(crate) target: Target,
+    pub(crate) special: Special,
     /// For [`Special::Blocking`]: how long the command may wait.
-    pub block: Option<BlockTimeout>,
+    pub(crate) block: Option<BlockTimeout>,
 }
 
 /// Routes and classifies `cmd` (the client's hot path): only the name and the first
 /// argument are looked at, unless the command's options matter (`XREAD`, blocking commands).
-pub fn plan(cmd: &Cmd) -> Plan {
+pub(crate) fn plan(cmd: &Cmd) -> Plan {
     let mut args = cmd.args_iter().map(|a| match a {
         Arg::Simple(bytes) => Some(bytes),
         _ => None,
@@ -248,7 +242,7 @@ pub fn plan(cmd: &Cmd) -> Plan {
 }
 
 /// Whether `cmd` needs one of the documented special behaviours (see the module doc).
-pub fn classify(cmd: &Cmd) -> Special {
+pub(crate) fn classify(cmd: &Cmd) -> Special {
     classify_argv(&argv(cmd))
 }
 
@@ -281,7 +275,8 @@ pub(crate) fn parse_millis(arg: Option<&Option<&[u8]>>) -> BlockTimeout {
 /// For a [`Special::Blocking`] command, how long the server may hold it (its timeout argument:
 /// seconds for `BLPOP` & co, milliseconds for `XREAD BLOCK`, `WAIT`, `WAITAOF`; 0 is forever).
 /// `None` for commands that do not block.
-pub fn blocking_timeout(cmd: &Cmd) -> Option<BlockTimeout> {
+#[cfg(test)]
+pub(crate) fn blocking_timeout(cmd: &Cmd) -> Option<BlockTimeout> {
     let a = argv(cmd);
     if classify_argv(&a) != Special::Blocking {
         return None;
@@ -333,13 +328,14 @@ pub(crate) fn route_argv(a: &[Option<&[u8]>]) -> Target {
 }
 
 /// Where `cmd` must go (see the module doc for the rule).
-pub fn route_cmd(cmd: &Cmd) -> Target {
+#[cfg(test)]
+pub(crate) fn route_cmd(cmd: &Cmd) -> Target {
     route_argv(&argv(cmd))
 }
 
 /// Where a pipeline must go: the master if it is atomic, holds a transaction command, is empty,
 /// or has any command that must go to the master; otherwise a replica.
-pub fn route_pipeline(p: &Pipeline) -> Target {
+pub(crate) fn route_pipeline(p: &Pipeline) -> Target {
     if p.is_transaction() {
         return Target::Master;
     }

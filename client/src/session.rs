@@ -41,13 +41,20 @@ pub enum SessionError {
     /// ZooKeeper answered, and refused (or the connection string is wrong).
     #[error("cannot connect to ZooKeeper at {servers}: {source}")]
     Refused {
+        /// The connection string.
         servers: String,
+        /// ZooKeeper's answer.
         #[source]
         source: zk::Error,
     },
     /// No session within the wait.
     #[error("cannot reach ZooKeeper at {servers} within {} ms", wait.as_millis())]
-    Unreachable { servers: String, wait: Duration },
+    Unreachable {
+        /// The connection string.
+        servers: String,
+        /// How long it waited.
+        wait: Duration,
+    },
 }
 
 /// Opens a session on `servers` (`host:port,...[/chroot]`) with `session_timeout`, giving up
@@ -97,8 +104,11 @@ pub async fn reconnect(
 /// What a ZooKeeper request was doing, as error messages say it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Op {
+    /// `reading <path>`.
     Reading,
+    /// `writing <path>` (create, set or delete).
     Writing,
+    /// `updating <path>` (a conditional change of a znode the caller owns).
     Updating,
 }
 
@@ -116,12 +126,22 @@ impl fmt::Display for Op {
 /// `writing /x/manual_failover timed out`.
 #[derive(Debug, thiserror::Error)]
 pub enum OpError {
+    /// No answer within the bound.
     #[error("{op} {path} timed out")]
-    TimedOut { op: Op, path: String },
+    TimedOut {
+        /// What was being done.
+        op: Op,
+        /// To which znode.
+        path: String,
+    },
+    /// ZooKeeper answered with an error.
     #[error("{op} {path}: {source}")]
     Failed {
+        /// What was being done.
         op: Op,
+        /// To which znode.
         path: String,
+        /// ZooKeeper's error (`NoNode`, `BadVersion`, `ConnectionLoss`, ...).
         #[source]
         source: zk::Error,
     },

@@ -20,6 +20,7 @@ const ZK_OP_TIMEOUT: Duration = Duration::from_secs(3);
 /// The topology as this client knows it.
 #[derive(Clone, Debug)]
 pub struct TopologyView {
+    /// The content of `<root>/nodes`.
     pub topology: Topology,
     /// The znode's version when read.
     pub version: i32,
@@ -64,17 +65,17 @@ pub(crate) async fn stopped(rx: &mut watch::Receiver<bool>) {
 }
 
 /// Shared between the watcher task and the client.
-pub struct Shared {
-    pub tx: watch::Sender<TopologyView>,
+pub(crate) struct Shared {
+    pub(crate) tx: watch::Sender<TopologyView>,
     /// Asks the watcher to re-read now (after a command failed in a way that suggests the
     /// topology changed).
-    pub refresh: Notify,
+    pub(crate) refresh: Notify,
     /// The current session, for writes such as a manual failover request.
-    pub session: watch::Sender<Option<zk::Client>>,
+    pub(crate) session: watch::Sender<Option<zk::Client>>,
 }
 
 /// Runs until `shutdown` is notified or every receiver is gone.
-pub async fn run(
+pub(crate) async fn run(
     servers: String,
     session_timeout: Duration,
     paths: ZnodePaths,

@@ -10,11 +10,14 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// Serialized as that string.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct NodeAddr {
+    /// A host name or IP address (IPv6 without the brackets).
     pub host: String,
+    /// The TCP port, 1 to 65535.
     pub port: u16,
 }
 
 impl NodeAddr {
+    /// `host:port`, unchecked (parse a string to have it checked).
     pub fn new(host: impl Into<String>, port: u16) -> Self {
         Self {
             host: host.into(),

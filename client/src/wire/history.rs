@@ -23,6 +23,8 @@ pub enum FailoverKind {
 }
 
 impl FailoverKind {
+    /// As written in the history: `failover`, `manual`, `switchover`, or an unknown kind
+    /// as it was read.
     pub fn as_str(&self) -> &str {
         match self {
             FailoverKind::Failover => "failover",
@@ -73,7 +75,9 @@ pub struct FailoverRecord {
     pub kind: FailoverKind,
     /// Why: the decision's sentence (failure seen, candidates ranked).
     pub reason: String,
+    /// The master before.
     pub from: NodeAddr,
+    /// The master after.
     pub to: NodeAddr,
     /// From the decision to the new master published.
     pub duration_ms: u64,
@@ -93,6 +97,7 @@ impl FailoverRecord {
         serde_json::from_slice(bytes).unwrap_or_default()
     }
 
+    /// Encodes the whole history (the leader keeps it bounded).
     pub fn list_to_json(history: &[FailoverRecord]) -> Vec<u8> {
         // Plain strings and integers: serializing cannot fail.
         serde_json::to_vec(history).unwrap_or_default()

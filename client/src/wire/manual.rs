@@ -96,6 +96,7 @@ impl ManualRefusal {
         })
     }
 
+    /// Encodes the refusal, keys in alphabetical order as always written.
     pub fn to_json(&self) -> Vec<u8> {
         serde_json::json!({
             "at_ms": self.at_ms,

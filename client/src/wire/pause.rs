@@ -11,6 +11,7 @@ pub struct PauseInfo {
     /// When it was paused, ms since the Unix epoch.
     #[serde(default)]
     pub since_ms: u64,
+    /// Why, in the operator's words (may be empty).
     #[serde(default)]
     pub reason: String,
     /// Who asked (`user@host` of the CLI, `http <peer>`, ...).
@@ -37,6 +38,7 @@ impl PauseInfo {
         })
     }
 
+    /// Encodes the pause for `<root>/paused`.
     pub fn to_json(&self) -> Vec<u8> {
         // Plain strings and integers: serializing cannot fail.
         serde_json::to_vec(self).unwrap_or_default()

@@ -43,8 +43,10 @@ pub struct Topology {
 /// Why a `<root>/nodes` payload was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum TopologyError {
+    /// Not JSON, or not of this shape.
     #[error("not valid topology JSON: {0}")]
     Json(#[from] serde_json::Error),
+    /// A node appears twice across `master`, `slaves` and `unavailable`.
     #[error("{0} is listed more than once")]
     Duplicate(NodeAddr),
 }
@@ -62,6 +64,7 @@ impl Topology {
         Ok(topo)
     }
 
+    /// Encodes the topology, the gem's keys first; `promoting` and `paused` only when set.
     pub fn to_json(&self) -> Vec<u8> {
         // Serializing plain strings and integers cannot fail.
         serde_json::to_vec(self).unwrap_or_default()

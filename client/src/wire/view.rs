@@ -16,6 +16,7 @@ pub struct ManagerView {
     /// Nodes this manager can reach, with its last probe latency in ms.
     #[serde(default)]
     pub available: BTreeMap<NodeAddr, f64>,
+    /// Nodes this manager cannot reach (or does not consider up).
     #[serde(default)]
     pub unavailable: Vec<NodeAddr>,
     /// When it was written, ms since the Unix epoch; an old view counts as absent.
