@@ -744,7 +744,7 @@ impl GroupDaemon {
     /// The managers' verdict on every node (this manager's own probes included).
     fn votes(&self) -> Votes {
         let now_ms = unix_ms();
-        let max_age = self.vote.max_age.as_millis() as u64;
+        let max_age = self.vote.max_age;
         self.view
             .iter()
             .map(|(addr, h)| {

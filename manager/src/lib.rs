@@ -208,7 +208,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         let vote = daemon::VoteSettings {
             strategy: config.node_strategy,
             required: config.required_node_managers,
-            max_age: (config.down_after * 2).max(Duration::from_secs(2)),
+            max_age: votes::max_view_age(config.down_after),
         };
         let (snapshot_tx, snapshot_rx) = watch::channel(http::GroupSnapshot::default());
         snapshots.push(snapshot_rx);
