@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use redis_failover_client::{FailoverRecord, NodeAddr, PauseInfo, Topology};
 use tokio::sync::{mpsc, watch, Notify};
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use crate::config::GroupConfig;
@@ -298,7 +299,7 @@ impl GroupDaemon {
         mut self,
         settings: ProbeSettings,
         mut leadership: watch::Receiver<Option<Leadership>>,
-        shutdown: watch::Receiver<bool>,
+        shutdown: CancellationToken,
     ) {
         self.resolve_aliases().await;
         let (tx, mut rx) = mpsc::channel::<Observation>(1024);
@@ -325,7 +326,6 @@ impl GroupDaemon {
             shutdown.clone(),
         ));
         let changed = self.changed.clone();
-        let mut shutdown_rx = shutdown.clone();
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut again = false;
@@ -342,7 +342,7 @@ impl GroupDaemon {
             }
             tokio::select! {
                 biased;
-                _ = crate::stopped(&mut shutdown_rx) => break,
+                _ = shutdown.cancelled() => break,
                 changed = leadership.changed() => {
                     if changed.is_err() { break; }
                     let now_leader = leadership.borrow_and_update().clone();

@@ -32,17 +32,12 @@ use std::future::Future;
 use std::time::Duration;
 
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 pub use config::{Cli, Config, ConfigError};
 
 use crate::node::{Connector, NodeError};
-
-/// Completes when `rx` turns true (or its sender is gone). Holds no borrow across awaits, so
-/// tasks that select on it stay `Send`.
-pub(crate) async fn stopped(rx: &mut watch::Receiver<bool>) {
-    let _ = rx.wait_for(|s| *s).await;
-}
 
 /// Why the daemon could not start. Its `Display` is the one line printed before exit 2.
 #[derive(Debug, thiserror::Error)]
@@ -169,8 +164,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
 
     // Two stages: the groups stop acting first, then the locks are released and the
     // session closed, so that no failover step runs without the lock.
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let (stop_groups_tx, stop_groups_rx) = watch::channel(false);
+    let stop_all = CancellationToken::new();
+    let stop_groups = CancellationToken::new();
     let (session_tx, session_rx) = watch::channel(None);
     let mut tasks = Vec::new();
     let mut group_tasks = Vec::new();
@@ -181,7 +176,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         config.zk_session_timeout,
         client,
         session_tx,
-        stop_rx.clone(),
+        stop_all.clone(),
     )));
     let probe_timeout =
         (config.down_after / config.max_failures.max(1)).max(Duration::from_millis(10));
@@ -193,7 +188,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             config.manager_id.clone(),
             session_rx.clone(),
             leader_tx,
-            stop_rx.clone(),
+            stop_all.clone(),
         )));
         let settings = probe::ProbeSettings {
             connector: connector.clone(),
@@ -231,7 +226,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         group_tasks.push(tokio::spawn(daemon.run(
             settings,
             leader_rx,
-            stop_groups_rx.clone(),
+            stop_groups.clone(),
         )));
     }
     if let Some(listener) = http_listener {
@@ -241,10 +236,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             session: session_rx.clone(),
             metrics: metrics.clone(),
         };
-        let mut stop = stop_rx.clone();
+        let stop = stop_all.clone();
         tasks.push(tokio::spawn(async move {
             let served = axum::serve(listener, http::router(state))
-                .with_graceful_shutdown(async move { stopped(&mut stop).await });
+                .with_graceful_shutdown(async move { stop.cancelled().await });
             if let Err(e) = served.await {
                 warn!("-http: {e}");
             }
@@ -265,14 +260,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         tasks.push(tokio::spawn(sentinel::serve(
             listener,
             state,
-            stop_rx.clone(),
+            stop_all.clone(),
         )));
     }
     drop(session_rx);
 
     shutdown.await;
     info!("-manager {} shutting down", config.manager_id);
-    let _ = stop_groups_tx.send(true);
+    stop_groups.cancel();
     for t in group_tasks {
         if tokio::time::timeout(Duration::from_secs(5), t)
             .await
@@ -281,7 +276,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             warn!("a group loop did not end within 5 s of shutdown");
         }
     }
-    let _ = stop_tx.send(true);
+    stop_all.cancel();
     for t in tasks {
         if tokio::time::timeout(Duration::from_secs(5), t)
             .await

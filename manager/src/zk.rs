@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use redis_failover_client::{Topology, ZnodePaths};
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use zookeeper_client as zk;
 
@@ -37,7 +38,7 @@ pub async fn keep_session(
     session_timeout: Duration,
     first: zk::Client,
     tx: watch::Sender<Option<zk::Client>>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
 ) {
     let mut client = first;
     loop {
@@ -46,7 +47,7 @@ pub async fn keep_session(
         loop {
             let state = tokio::select! {
                 s = states.changed() => s,
-                _ = crate::stopped(&mut shutdown) => {
+                _ = shutdown.cancelled() => {
                     tx.send_replace(None);
                     drop(client);
                     // The session closes once the other tasks drop their clones too; wait
@@ -93,11 +94,11 @@ pub async fn keep_session(
                     }
                     Err(e) => warn!("-zk-session: {e}; retrying"),
                 },
-                _ = crate::stopped(&mut shutdown) => return,
+                _ = shutdown.cancelled() => return,
             }
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
-                _ = crate::stopped(&mut shutdown) => return,
+                _ = shutdown.cancelled() => return,
             }
             delay = (delay * 2).min(Duration::from_secs(5));
         };
@@ -133,7 +134,7 @@ pub async fn elect(
     manager_id: String,
     mut sessions: watch::Receiver<Option<zk::Client>>,
     tx: watch::Sender<Option<Leadership>>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
 ) {
     let lock_dir = paths.lock();
     loop {
@@ -143,7 +144,7 @@ pub async fn elect(
                 Ok(c) => c.clone(),
                 Err(_) => return,
             },
-            _ = crate::stopped(&mut shutdown) => return,
+            _ = shutdown.cancelled() => return,
         };
         let Some(client) = client else { continue };
         let mut states = client.state_watcher();
@@ -167,7 +168,7 @@ pub async fn elect(
         let locked = tokio::select! {
             r = client.lock(prefix, manager_id.as_bytes(), options) => r.map(|l| l.into_owned()),
             _ = wait_terminal(&mut states) => continue,
-            _ = crate::stopped(&mut shutdown) => return,
+            _ = shutdown.cancelled() => return,
         };
         let lock = match locked {
             Ok(l) => Arc::new(l),
@@ -175,7 +176,7 @@ pub async fn elect(
                 warn!(group = %group, "-leader: could not take the lock under {lock_dir}: {e}; retrying");
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                    _ = crate::stopped(&mut shutdown) => return,
+                    _ = shutdown.cancelled() => return,
                 }
             }
         };
@@ -192,7 +193,7 @@ pub async fn elect(
                 s = states.changed() => s,
                 // Deleted by hand (or by a ZooKeeper admin): we no longer lead.
                 _ = lock_gone(&client, lock.lock_path()) => break "lock node deleted",
-                _ = crate::stopped(&mut shutdown) => {
+                _ = shutdown.cancelled() => {
                     tx.send_replace(None);
                     release(&client, &lock).await;
                     info!(group = %group, "-leader: shutting down, lock released");
@@ -580,7 +581,7 @@ pub async fn watch_changes(
     paths: Vec<String>,
     dirs: Vec<String>,
     notify: Arc<tokio::sync::Notify>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
 ) {
     loop {
         let client = sessions
@@ -613,7 +614,7 @@ pub async fn watch_changes(
             tokio::select! {
                 r = sessions.changed() => if r.is_err() { return },
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                _ = crate::stopped(&mut shutdown) => return,
+                _ = shutdown.cancelled() => return,
             }
             continue;
         }
@@ -622,7 +623,7 @@ pub async fn watch_changes(
             r = sessions.changed() => if r.is_err() { return },
             // A safety net: re-arm now and then even if an event was missed.
             _ = tokio::time::sleep(Duration::from_secs(30)) => {}
-            _ = crate::stopped(&mut shutdown) => return,
+            _ = shutdown.cancelled() => return,
         }
     }
 }

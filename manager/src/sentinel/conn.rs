@@ -9,8 +9,9 @@ use std::sync::Arc;
 use futures::{SinkExt, StreamExt};
 use redis_protocol::resp2::types::BytesFrame as Frame;
 use tokio::net::TcpStream;
-use tokio::sync::{broadcast, watch, OwnedSemaphorePermit};
+use tokio::sync::{broadcast, OwnedSemaphorePermit};
 use tokio_util::codec::Framed;
+use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use super::codec::{arity, bulk, error, int, ok, request_args, simple, unknown_command, Codec};
@@ -48,7 +49,7 @@ pub(super) async fn connection(
     shared: Arc<Shared>,
     stream: TcpStream,
     peer: String,
-    mut stop: watch::Receiver<bool>,
+    stop: CancellationToken,
     _permit: OwnedSemaphorePermit,
 ) {
     let mut framed = Framed::new(stream, Codec::default());
@@ -64,7 +65,7 @@ pub(super) async fn connection(
     loop {
         // Reading has no deadline: Sentinel clients keep idle connections open.
         let frames = tokio::select! {
-            _ = crate::stopped(&mut stop) => return,
+            _ = stop.cancelled() => return,
             request = framed.next() => match request {
                 None => return,
                 Some(Err(e)) => {

@@ -22,6 +22,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, watch, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::codec::Framed;
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::events::{self, Event};
@@ -142,7 +143,7 @@ impl Shared {
 
 /// Serves Sentinel clients on `listener` until `stop` turns true; then ends every task it
 /// started (connections get [`SHUTDOWN_GRACE`], then are aborted).
-pub async fn serve(listener: TcpListener, state: SentinelState, mut stop: watch::Receiver<bool>) {
+pub async fn serve(listener: TcpListener, state: SentinelState, stop: CancellationToken) {
     let (events, _) = broadcast::channel(EVENT_BACKLOG);
     let shared = Arc::new(Shared {
         last_masters: Mutex::new(vec![None; state.groups.len()]),
@@ -158,7 +159,7 @@ pub async fn serve(listener: TcpListener, state: SentinelState, mut stop: watch:
     }
     loop {
         let accepted = tokio::select! {
-            _ = crate::stopped(&mut stop) => break,
+            _ = stop.cancelled() => break,
             a = listener.accept() => a,
         };
         match accepted {
@@ -183,7 +184,7 @@ pub async fn serve(listener: TcpListener, state: SentinelState, mut stop: watch:
                 // Out of file descriptors and the like: pause instead of spinning.
                 warn!("-sentinel: accept failed: {e}");
                 tokio::select! {
-                    _ = crate::stopped(&mut stop) => break,
+                    _ = stop.cancelled() => break,
                     _ = tokio::time::sleep(Duration::from_millis(100)) => {}
                 }
             }
@@ -216,7 +217,7 @@ async fn watch_group(
     shared: Arc<Shared>,
     index: usize,
     mut rx: watch::Receiver<GroupSnapshot>,
-    mut stop: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) {
     let mut last: Option<Topology> = None;
     loop {
@@ -259,7 +260,7 @@ async fn watch_group(
             last = Some(new);
         }
         tokio::select! {
-            _ = crate::stopped(&mut stop) => return,
+            _ = stop.cancelled() => return,
             changed = rx.changed() => if changed.is_err() { return },
         }
     }
