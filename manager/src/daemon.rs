@@ -14,15 +14,15 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use crate::config::GroupConfig;
+use crate::core::health::Status;
+use crate::core::health::{NodeHealth, Transition};
+use crate::core::info::NodeInfo;
+use crate::core::votes::{self, Strategy};
 use crate::decide::{self, decide, derive_topology, Decision, GroupState, Policy, View, Votes};
-use crate::health::Status;
-use crate::health::{NodeHealth, Transition};
-use crate::info::NodeInfo;
-use crate::metrics::GroupMetrics;
-use crate::node::{self, Connector};
-use crate::probe::{self, NodeProbe, Observation, ProbeResult, ProbeSettings};
-use crate::snapshot::{GroupSettings, GroupSnapshot, NodeReport};
-use crate::votes::{self, Strategy};
+use crate::front::metrics::GroupMetrics;
+use crate::front::snapshot::{GroupSettings, GroupSnapshot, NodeReport};
+use crate::io::node::{self, Connector};
+use crate::io::probe::{self, NodeProbe, Observation, ProbeResult, ProbeSettings};
 use crate::zk::{self, Leadership, Published};
 use redis_failover_client::ManagerView;
 
@@ -287,7 +287,7 @@ impl GroupDaemon {
 
     /// A replica's reported master, named as configured.
     fn canonical(&self, mut info: NodeInfo) -> NodeInfo {
-        if let crate::info::Role::Replica { master, .. } = &mut info.role {
+        if let crate::core::info::Role::Replica { master, .. } = &mut info.role {
             if let Some(configured) = self.aliases.get(master) {
                 *master = configured.clone();
             }

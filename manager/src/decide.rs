@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 
 use redis_failover_client::{NodeAddr, Topology};
 
-use crate::health::{NodeHealth, Status};
-use crate::info::NodeInfo;
-use crate::votes::Verdict;
+use crate::core::health::{NodeHealth, Status};
+use crate::core::info::NodeInfo;
+use crate::core::votes::Verdict;
 
 /// Every configured node of a group and what the probes know about it.
 pub type View = BTreeMap<NodeAddr, NodeHealth>;
@@ -669,7 +669,7 @@ pub fn judge_manual(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::info::Role;
+    use crate::core::info::Role;
     use std::time::{Duration, Instant};
 
     fn a(port: u16) -> NodeAddr {

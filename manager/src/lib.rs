@@ -14,18 +14,11 @@
 //!   [`events`] derived from topology changes) only read snapshots and write requests.
 
 pub mod config;
+pub mod core;
 pub mod daemon;
 pub mod decide;
-pub mod events;
-pub mod health;
-pub mod http;
-pub mod info;
-pub mod metrics;
-pub mod node;
-pub mod probe;
-pub mod sentinel;
-pub mod snapshot;
-pub mod votes;
+pub mod front;
+pub mod io;
 pub mod zk;
 
 use std::future::Future;
@@ -37,7 +30,13 @@ use tracing::{info, warn};
 
 pub use config::{Cli, Config, ConfigError};
 
-use crate::node::{Connector, NodeError};
+use crate::core::event_names::{HTTP_ERROR, MANAGER_STARTED, MANAGER_STOPPING};
+use crate::front::{http, metrics, sentinel};
+use crate::io::node::{self, Connector, NodeError};
+use crate::io::probe;
+
+/// How often each node is polled with `INFO` (besides the parked read that sees a crash at once).
+pub use crate::io::probe::POLL_INTERVAL;
 
 /// Why the daemon could not start. Its `Display` is the one line printed before exit 2.
 #[derive(Debug, thiserror::Error)]
@@ -156,7 +155,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         }
     }
     info!(
-        "+manager {} started: ZooKeeper session {}, {} group(s)",
+        "{MANAGER_STARTED} {} started: ZooKeeper session {}, {} group(s)",
         config.manager_id,
         client.session_id(),
         config.groups.len()
@@ -203,7 +202,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         let vote = daemon::VoteSettings {
             strategy: config.node_strategy,
             required: config.required_node_managers,
-            max_age: votes::max_view_age(config.down_after),
+            max_age: core::votes::max_view_age(config.down_after),
         };
         let (snapshot_tx, snapshot_rx) = watch::channel(http::GroupSnapshot::default());
         snapshots.push(snapshot_rx);
@@ -241,7 +240,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             let served = axum::serve(listener, http::router(state))
                 .with_graceful_shutdown(async move { stop.cancelled().await });
             if let Err(e) = served.await {
-                warn!("-http: {e}");
+                warn!("{HTTP_ERROR}: {e}");
             }
         }));
     }
@@ -266,7 +265,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     drop(session_rx);
 
     shutdown.await;
-    info!("-manager {} shutting down", config.manager_id);
+    info!("{MANAGER_STOPPING} {} shutting down", config.manager_id);
     stop_groups.cancel();
     for t in group_tasks {
         if tokio::time::timeout(Duration::from_secs(5), t)
@@ -285,7 +284,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             warn!("a task did not end within 5 s of shutdown");
         }
     }
-    info!("-manager {} stopped", config.manager_id);
+    info!("{MANAGER_STOPPING} {} stopped", config.manager_id);
     Ok(())
 }
 

@@ -21,14 +21,14 @@ use serde::Deserialize;
 use tokio::sync::watch;
 use zookeeper_client as zk;
 
-pub use crate::snapshot::GroupSnapshot;
+pub use crate::front::snapshot::GroupSnapshot;
 
 #[derive(Clone)]
 pub struct HttpState {
     pub manager_id: String,
     pub groups: Vec<watch::Receiver<GroupSnapshot>>,
     pub session: watch::Receiver<Option<zk::Client>>,
-    pub metrics: Arc<crate::metrics::Metrics>,
+    pub metrics: Arc<crate::front::metrics::Metrics>,
 }
 
 /// Longest `wait_secs` a `POST /failover` may ask for.

@@ -6,9 +6,9 @@ use redis_failover_client::{ManagerView, NodeAddr};
 use std::time::Duration;
 
 use super::FAILOVER_TIMEOUT_MS;
-use crate::votes;
+use crate::core::votes;
 
-use crate::snapshot::GroupSnapshot;
+use crate::front::snapshot::GroupSnapshot;
 
 /// One group's snapshot, read the way Sentinel reports instances.
 pub(super) struct GroupView<'a> {
@@ -372,7 +372,7 @@ impl<'a> GroupView<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::snapshot::{GroupSettings, NodeReport};
+    use crate::front::snapshot::{GroupSettings, NodeReport};
     use redis_failover_client::Topology;
 
     fn a(s: &str) -> NodeAddr {

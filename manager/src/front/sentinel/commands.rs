@@ -12,7 +12,8 @@ use super::conn::Client;
 use super::glob::glob;
 use super::view::GroupView;
 use super::{unix_ms, Shared, MAX_CLIENTS, REDIS_VERSION};
-use crate::snapshot::GroupSnapshot;
+use crate::core::event_names::SENTINEL_FAILOVER;
+use crate::front::snapshot::GroupSnapshot;
 
 impl Client {
     pub(super) async fn sentinel(&mut self, shared: &Shared, args: &[String]) -> Frame {
@@ -172,7 +173,7 @@ impl Client {
         match crate::zk::request_manual(&zk, &paths, None).await {
             Ok(()) => {
                 info!(
-                    "+sentinel-failover {}: requested by Sentinel client {} (id {})",
+                    "{SENTINEL_FAILOVER} {}: requested by Sentinel client {} (id {})",
                     s.name, self.peer, self.id
                 );
                 ok()

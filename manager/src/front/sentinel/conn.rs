@@ -18,7 +18,8 @@ use super::codec::{arity, bulk, error, int, ok, request_args, simple, unknown_co
 use super::commands::info;
 use super::glob::glob;
 use super::{Shared, COMMANDS, REDIS_VERSION, SUBSCRIBED_COMMANDS, WRITE_TIMEOUT};
-use crate::events::Event;
+use crate::core::event_names::SENTINEL_ERROR;
+use crate::core::events::Event;
 
 pub(super) struct Client {
     pub(super) id: u64,
@@ -120,7 +121,7 @@ async fn next_event(rx: &mut Option<broadcast::Receiver<Event>>) -> Option<Event
     match r.recv().await {
         Ok(e) => Some(e),
         Err(broadcast::error::RecvError::Lagged(n)) => {
-            warn!("-sentinel: a subscriber missed {n} events (too slow)");
+            warn!("{SENTINEL_ERROR}: a subscriber missed {n} events (too slow)");
             None
         }
         Err(broadcast::error::RecvError::Closed) => {

@@ -25,7 +25,7 @@ use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use crate::events::{self, Event};
+use crate::core::events::{self, Event};
 
 mod codec;
 mod commands;
@@ -33,7 +33,8 @@ mod conn;
 mod glob;
 mod view;
 
-use crate::snapshot::GroupSnapshot;
+use crate::core::event_names::SENTINEL_ERROR;
+use crate::front::snapshot::GroupSnapshot;
 use codec::{error, Codec};
 use conn::connection;
 use view::GroupView;
@@ -182,7 +183,7 @@ pub async fn serve(listener: TcpListener, state: SentinelState, stop: Cancellati
             }
             Err(e) => {
                 // Out of file descriptors and the like: pause instead of spinning.
-                warn!("-sentinel: accept failed: {e}");
+                warn!("{SENTINEL_ERROR}: accept failed: {e}");
                 tokio::select! {
                     _ = stop.cancelled() => break,
                     _ = tokio::time::sleep(Duration::from_millis(100)) => {}

@@ -19,8 +19,8 @@ use redis_failover_client::NodeAddr;
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
-use crate::info::NodeInfo;
-use crate::node::{read_info, read_run_id, Connector, NodeError};
+use crate::core::info::NodeInfo;
+use crate::io::node::{read_info, read_run_id, Connector, NodeError};
 
 /// How often the poller refreshes role, offsets, link status and priority.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
