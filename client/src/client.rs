@@ -136,7 +136,7 @@ impl ClientBuilder {
     /// corrupt.
     pub async fn connect(self) -> Result<Client, ConnectError> {
         let paths = ZnodePaths::new(&self.znode_path).map_err(ConnectError::Config)?;
-        crate::topology::parse_addr_list(self.zkservers.split('/').next().unwrap_or(""))
+        crate::wire::parse_addr_list(self.zkservers.split('/').next().unwrap_or(""))
             .map_err(|e| ConnectError::Config(format!("zkservers: {e}")))?;
         if self.username.is_some() && self.password.is_none() {
             return Err(ConnectError::Config("username needs a password".into()));
@@ -721,7 +721,7 @@ impl Client {
     pub fn builder(zkservers: impl Into<String>) -> ClientBuilder {
         ClientBuilder {
             zkservers: zkservers.into(),
-            znode_path: crate::paths::DEFAULT_ROOT.to_string(),
+            znode_path: crate::wire::DEFAULT_ROOT.to_string(),
             password: None,
             username: None,
             db: 0,
@@ -771,14 +771,12 @@ impl Client {
             ConnectError::ZooKeeper("no ZooKeeper session right now; try again".into())
         })?;
         let path = self.inner.paths.manual_failover();
-        let data = to.map_or("ANY_SLAVE".to_string(), |a| a.to_string());
+        let data = crate::wire::ManualRequest::encode(to);
         let opts = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
         let write = async {
-            match zk.create(&path, data.as_bytes(), &opts).await {
+            match zk.create(&path, &data, &opts).await {
                 Ok(_) => Ok(()),
-                Err(zk::Error::NodeExists) => {
-                    zk.set_data(&path, data.as_bytes(), None).await.map(|_| ())
-                }
+                Err(zk::Error::NodeExists) => zk.set_data(&path, &data, None).await.map(|_| ()),
                 Err(e) => Err(e),
             }
         };

@@ -2,10 +2,9 @@
 //! published topology that the node manager writes and every client reads.
 //!
 //! # Layout
-//! - [`topology`]: [`NodeAddr`] and [`Topology`], the JSON stored in `<root>/nodes`; parsing,
-//!   encoding and invariants. Pure.
-//! - [`paths`]: the znode paths under a root (`nodes`, `manager_node_state`, `manual_failover`,
-//!   `paused`, `failover_history`, the leader lock).
+//! - [`wire`]: everything written to ZooKeeper ([`Topology`] in `<root>/nodes`, manager
+//!   views, the manual-failover request and its refusal, the pause switch, the failover
+//!   history) and the znode paths; parsing, encoding and invariants. Pure.
 //! - [`commands`]: the command table generated from Redis's own flags; [`route`]: where a
 //!   command goes and how keys get a namespace. Pure.
 //! - [`watcher`]: the task that reads and watches `<root>/nodes` through ZooKeeper.
@@ -15,15 +14,14 @@
 pub mod client;
 pub mod commands;
 pub mod error;
-pub mod paths;
 pub mod route;
-pub mod topology;
 pub mod watcher;
+pub mod wire;
 
 pub use client::{Client, ClientBuilder, ReadPolicy};
 pub use error::ConnectError;
-pub use paths::ZnodePaths;
-pub use topology::{
-    parse_addr_list, FailoverRecord, ManagerView, NodeAddr, PauseInfo, Topology, TopologyError,
-};
 pub use watcher::TopologyView;
+pub use wire::{
+    parse_addr_list, FailoverRecord, ManagerView, NodeAddr, PauseInfo, Topology, TopologyError,
+    ZnodePaths,
+};

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use redis_failover_client::paths::DEFAULT_ROOT;
+use redis_failover_client::wire::DEFAULT_ROOT;
 use redis_failover_client::{parse_addr_list, NodeAddr, ZnodePaths};
 use serde::Deserialize;
 

@@ -4,7 +4,7 @@
 //! a warm view.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use std::sync::Arc;
 
@@ -24,6 +24,7 @@ use crate::front::snapshot::{GroupSettings, GroupSnapshot, NodeReport};
 use crate::io::node::{self, Connector};
 use crate::io::probe::{self, NodeProbe, Observation, ProbeResult, ProbeSettings};
 use crate::zk::{self, Leadership, Published};
+use redis_failover_client::wire::{unix_ms, FailoverKind, ManualRequest};
 use redis_failover_client::ManagerView;
 
 /// How often the leader re-checks when nothing happens.
@@ -32,12 +33,6 @@ const TICK: Duration = Duration::from_millis(100);
 const VIEWS_READ_EVERY: Duration = Duration::from_millis(50);
 /// How often every manager rewrites its view of the nodes (and at once on any change).
 const VIEW_EVERY: Duration = Duration::from_millis(500);
-
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
 
 /// How often the leader looks for a request in `<root>/manual_failover`.
 const MANUAL_CHECK_EVERY: Duration = Duration::from_millis(250);
@@ -605,7 +600,7 @@ impl GroupDaemon {
                 winner,
                 reason,
             } => {
-                let why = Why::new("failover", reason, self.vote_text(&failed));
+                let why = Why::new(FailoverKind::Failover, reason, self.vote_text(&failed));
                 self.failover(&leader, failed, winner, true, why).await
             }
             Decision::RollForward {
@@ -613,7 +608,7 @@ impl GroupDaemon {
                 winner,
                 reason,
             } => {
-                let why = Why::new("failover", reason, self.vote_text(&failed));
+                let why = Why::new(FailoverKind::Failover, reason, self.vote_text(&failed));
                 self.failover(&leader, failed, winner, false, why).await
             }
         }
@@ -776,8 +771,8 @@ impl GroupDaemon {
                 return None;
             }
         };
-        let request = decide::parse_manual(&data);
-        if request == decide::ManualRequest::Refused {
+        let request = ManualRequest::parse(&data);
+        if request == ManualRequest::Refused {
             return None;
         }
         let text = String::from_utf8_lossy(&data).trim().to_string();
@@ -809,14 +804,14 @@ impl GroupDaemon {
         info!(group = %g, "+manual-failover {text}: {how}");
         let done = if master_up {
             let why = Why::new(
-                "switchover",
+                FailoverKind::Switchover,
                 format!("manual request {text}: {how}"),
                 String::new(),
             );
             self.switchover(leader, master, target.clone(), why).await
         } else {
             let why = Why::new(
-                "manual",
+                FailoverKind::Manual,
                 format!("manual request {text}: {how}"),
                 self.vote_text(&master),
             );
@@ -982,7 +977,7 @@ impl GroupDaemon {
     ) {
         let record = FailoverRecord {
             at_ms: unix_ms(),
-            kind: why.kind.to_string(),
+            kind: why.kind,
             reason: why.reason,
             from,
             to,
@@ -1048,9 +1043,7 @@ impl GroupDaemon {
     /// Writes the topology; true when it landed.
     async fn publish(&mut self, leader: &Leadership, mut topology: Topology) -> bool {
         topology.paused = self.pause.clone();
-        topology.updated_at_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
+        topology.updated_at_ms = unix_ms();
         topology.manager = Some(self.manager_id.clone());
         match zk::publish(leader, &self.cfg.paths, &self.published, &topology).await {
             Ok(version) => {
@@ -1069,13 +1062,13 @@ impl GroupDaemon {
 
 /// Why a failover happened, for the history.
 struct Why {
-    kind: &'static str,
+    kind: FailoverKind,
     reason: String,
     votes: String,
 }
 
 impl Why {
-    fn new(kind: &'static str, reason: impl Into<String>, votes: String) -> Self {
+    fn new(kind: FailoverKind, reason: impl Into<String>, votes: String) -> Self {
         Self {
             kind,
             reason: reason.into(),

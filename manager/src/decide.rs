@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::{Duration, Instant};
 
+use redis_failover_client::wire::ManualRequest;
 use redis_failover_client::{NodeAddr, Topology};
 
 use crate::core::health::{NodeHealth, Status};
@@ -575,45 +576,6 @@ fn discover(view: &View, published: Option<&Topology>) -> Decision {
     }
 }
 
-/// An operator's request in `<root>/manual_failover`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ManualRequest {
-    /// `"h:p"`: promote this replica.
-    To(NodeAddr),
-    /// `"ANY_SLAVE"`: promote the best replica.
-    AnySlave,
-    /// A request this manager already refused (left visible for operators); not acted on.
-    Refused,
-    /// Not a request at all.
-    Invalid(String),
-}
-
-/// Reads a request as the Ruby gem's client writes it (`h:p` or `ANY_SLAVE`), also as a
-/// JSON string or `{"node":"h:p"}`; `{"refused":...}` is this manager's own verdict.
-pub fn parse_manual(data: &[u8]) -> ManualRequest {
-    let text = String::from_utf8_lossy(data);
-    let text = text.trim();
-    let value: Option<serde_json::Value> = serde_json::from_str(text).ok();
-    let raw = match &value {
-        Some(serde_json::Value::String(s)) => s.clone(),
-        Some(serde_json::Value::Object(o)) if o.contains_key("refused") => {
-            return ManualRequest::Refused
-        }
-        Some(serde_json::Value::Object(o)) => match o.get("node").and_then(|n| n.as_str()) {
-            Some(n) => n.to_string(),
-            None => return ManualRequest::Invalid(format!("no \"node\" in {text}")),
-        },
-        _ => text.to_string(),
-    };
-    if raw.eq_ignore_ascii_case("ANY_SLAVE") || raw.eq_ignore_ascii_case("ANY_REPLICA") {
-        return ManualRequest::AnySlave;
-    }
-    match raw.parse() {
-        Ok(addr) => ManualRequest::To(addr),
-        Err(e) => ManualRequest::Invalid(e),
-    }
-}
-
 /// Which replica a manual request promotes, or why it is refused. With the master up the
 /// target must be a replica of it with its link up; with the master down the usual
 /// candidate rules apply.
@@ -1125,35 +1087,6 @@ mod tests {
             Decision::Failover { .. }
         ));
         assert_eq!(d(&up_for_me, &Votes::new()), Decision::Steady);
-    }
-
-    #[test]
-    fn manual_requests_are_parsed_like_the_gem_writes_them() {
-        let cases: Vec<(&[u8], ManualRequest)> = vec![
-            (b"h:2", ManualRequest::To(a(2))),
-            (b"\"h:2\"", ManualRequest::To(a(2))),
-            (br#"{"node":"h:2"}"#, ManualRequest::To(a(2))),
-            (b"ANY_SLAVE", ManualRequest::AnySlave),
-            (b"\"ANY_SLAVE\"", ManualRequest::AnySlave),
-            (
-                br#"{"refused":"h:1 already is the master","request":"h:1"}"#,
-                ManualRequest::Refused,
-            ),
-            (
-                b"nonsense",
-                ManualRequest::Invalid(
-                    "bad address \"nonsense\": no port (expected host:port)".into(),
-                ),
-            ),
-        ];
-        for (data, want) in cases {
-            assert_eq!(
-                parse_manual(data),
-                want,
-                "{}",
-                String::from_utf8_lossy(data)
-            );
-        }
     }
 
     #[test]

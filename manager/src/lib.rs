@@ -461,9 +461,7 @@ impl std::fmt::Display for StatusReport {
 
 /// `12 s ago` for a Unix time in ms.
 fn ago(at_ms: u64) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
+    let now = redis_failover_client::wire::unix_ms();
     let secs = now.saturating_sub(at_ms) / 1000;
     match secs {
         0..=119 => format!("{secs} s ago"),

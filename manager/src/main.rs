@@ -122,16 +122,15 @@ fn pause_command(cli: &Cli, reason: Option<String>) -> i32 {
             return 2;
         }
     };
-    let pause = reason.map(|reason| redis_failover_client::PauseInfo {
-        since_ms: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64),
-        reason,
-        by: format!(
-            "{}@{}",
-            std::env::var("USER").unwrap_or_else(|_| "?".into()),
-            redis_failover_manager::config::hostname()
-        ),
+    let pause = reason.map(|reason| {
+        redis_failover_client::PauseInfo::now(
+            reason,
+            format!(
+                "{}@{}",
+                std::env::var("USER").unwrap_or_else(|_| "?".into()),
+                redis_failover_manager::config::hostname()
+            ),
+        )
     });
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,

@@ -11,6 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use redis_failover_client::wire::{FailoverRecord, ManualRefusal, ManualRequest, PauseInfo};
 use redis_failover_client::{Topology, ZnodePaths};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -378,8 +379,8 @@ pub async fn request_manual(
     to: Option<&redis_failover_client::NodeAddr>,
 ) -> Result<(), String> {
     let path = paths.manual_failover();
-    let data = to.map_or("ANY_SLAVE".to_string(), |a| a.to_string());
-    operator_write(client, paths, &path, Some(data.as_bytes())).await
+    let data = ManualRequest::encode(to);
+    operator_write(client, paths, &path, Some(&data)).await
 }
 
 /// An operator's write under an existing group root: `Some(data)` creates or replaces the
@@ -463,10 +464,8 @@ pub async fn await_manual(
                 )));
             }
             Some((data, _)) => {
-                if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&data) {
-                    if let Some(reason) = v.get("refused").and_then(|r| r.as_str()) {
-                        return Ok(ManualOutcome::Refused(reason.to_string()));
-                    }
+                if let Some(refusal) = ManualRefusal::from_json(&data) {
+                    return Ok(ManualOutcome::Refused(refusal.refused));
                 }
             }
         }
@@ -492,16 +491,10 @@ pub async fn finish_manual(
         match refused {
             None => leader.lock.delete(path, Some(version)).await,
             Some((request, reason)) => {
-                let body = serde_json::json!({
-                    "refused": reason,
-                    "request": request,
-                    "at_ms": std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map_or(0, |d| d.as_millis() as u64),
-                });
+                let body = ManualRefusal::now(request, reason).to_json();
                 leader
                     .lock
-                    .set_data(path, body.to_string().as_bytes(), Some(version))
+                    .set_data(path, &body, Some(version))
                     .await
                     .map(|_| ())
             }
@@ -633,18 +626,13 @@ pub async fn watch_changes(
 pub async fn read_pause(
     client: &zk::Client,
     paths: &ZnodePaths,
-) -> Result<Option<redis_failover_client::PauseInfo>, String> {
+) -> Result<Option<PauseInfo>, String> {
     let path = paths.paused();
     match tokio::time::timeout(ZK_OP_TIMEOUT, client.get_data(&path)).await {
         Err(_) => Err(format!("reading {path} timed out")),
         Ok(Err(zk::Error::NoNode)) => Ok(None),
         Ok(Err(e)) => Err(format!("reading {path}: {e}")),
-        Ok(Ok((data, _))) => Ok(Some(serde_json::from_slice(&data).unwrap_or_else(|_| {
-            redis_failover_client::PauseInfo {
-                reason: String::from_utf8_lossy(&data).trim().to_string(),
-                ..Default::default()
-            }
-        }))),
+        Ok(Ok((data, _))) => Ok(Some(PauseInfo::from_json(&data))),
     }
 }
 
@@ -653,9 +641,9 @@ pub async fn read_pause(
 pub async fn set_pause(
     client: &zk::Client,
     paths: &ZnodePaths,
-    pause: Option<&redis_failover_client::PauseInfo>,
+    pause: Option<&PauseInfo>,
 ) -> Result<(), String> {
-    let data = pause.map(|p| serde_json::to_vec(p).unwrap_or_default());
+    let data = pause.map(PauseInfo::to_json);
     operator_write(client, paths, &paths.paused(), data.as_deref()).await
 }
 
@@ -663,24 +651,21 @@ pub async fn set_pause(
 pub async fn read_history(
     client: &zk::Client,
     paths: &ZnodePaths,
-) -> Result<Vec<redis_failover_client::FailoverRecord>, String> {
+) -> Result<Vec<FailoverRecord>, String> {
     Ok(read_history_versioned(client, paths).await?.0)
 }
 
 async fn read_history_versioned(
     client: &zk::Client,
     paths: &ZnodePaths,
-) -> Result<(Vec<redis_failover_client::FailoverRecord>, Option<i32>), String> {
+) -> Result<(Vec<FailoverRecord>, Option<i32>), String> {
     let path = paths.failover_history();
     match tokio::time::timeout(ZK_OP_TIMEOUT, client.get_data(&path)).await {
         Err(_) => Err(format!("reading {path} timed out")),
         Ok(Err(zk::Error::NoNode)) => Ok((Vec::new(), None)),
         Ok(Err(e)) => Err(format!("reading {path}: {e}")),
         // A corrupt history is replaced rather than blocking new records.
-        Ok(Ok((data, stat))) => Ok((
-            serde_json::from_slice(&data).unwrap_or_default(),
-            Some(stat.version),
-        )),
+        Ok(Ok((data, stat))) => Ok((FailoverRecord::list_from_json(&data), Some(stat.version))),
     }
 }
 
@@ -689,16 +674,16 @@ async fn read_history_versioned(
 pub async fn append_history(
     client: &zk::Client,
     paths: &ZnodePaths,
-    record: &redis_failover_client::FailoverRecord,
+    record: &FailoverRecord,
     keep: usize,
-) -> Result<Vec<redis_failover_client::FailoverRecord>, String> {
+) -> Result<Vec<FailoverRecord>, String> {
     let path = paths.failover_history();
     for _ in 0..5 {
         let (mut history, version) = read_history_versioned(client, paths).await?;
         history.push(record.clone());
         let excess = history.len().saturating_sub(keep);
         history.drain(..excess);
-        let data = serde_json::to_vec(&history).unwrap_or_default();
+        let data = FailoverRecord::list_to_json(&history);
         let write = async {
             match version {
                 Some(v) => client.set_data(&path, &data, Some(v)).await.map(|_| ()),

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -203,13 +203,10 @@ struct PauseBody {
 /// Pauses automatic failover for a group (`<root>/paused`); monitoring goes on.
 async fn pause(State(s): State<HttpState>, raw: Bytes) -> Result<Response, ApiError> {
     let req: PauseBody = body(&raw)?;
-    let info = PauseInfo {
-        since_ms: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64),
-        reason: req.reason.unwrap_or_default(),
-        by: format!("http ({})", s.manager_id),
-    };
+    let info = PauseInfo::now(
+        req.reason.unwrap_or_default(),
+        format!("http ({})", s.manager_id),
+    );
     switch(&s, req.group.as_deref(), Some(info)).await
 }
 

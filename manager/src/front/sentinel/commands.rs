@@ -2,6 +2,7 @@
 //! [`GroupView`]. Nothing is decided here: `SENTINEL FAILOVER` writes the same request as
 //! `redis_node_manager failover`, which the leader carries out.
 
+use redis_failover_client::wire::{unix_ms, ManualRequest};
 use redis_failover_client::{NodeAddr, ZnodePaths};
 use redis_protocol::bytes::Bytes;
 use redis_protocol::resp2::types::BytesFrame as Frame;
@@ -11,7 +12,7 @@ use super::codec::{arity, bulk, error, fields, int, ok, simple};
 use super::conn::Client;
 use super::glob::glob;
 use super::view::GroupView;
-use super::{unix_ms, Shared, MAX_CLIENTS, REDIS_VERSION};
+use super::{Shared, MAX_CLIENTS, REDIS_VERSION};
 use crate::core::event_names::SENTINEL_FAILOVER;
 use crate::front::snapshot::GroupSnapshot;
 
@@ -164,7 +165,8 @@ impl Client {
             Err(e) => return error(format!("ERR {e}")),
         };
         match crate::zk::read_manual(&zk, &paths.manual_failover()).await {
-            Ok(Some((data, _))) if !is_refusal(&data) => {
+            // An earlier request the leader refused stays in the znode until the next one.
+            Ok(Some((data, _))) if ManualRequest::parse(&data) != ManualRequest::Refused => {
                 return error("INPROG Failover already in progress")
             }
             Ok(_) => {}
@@ -181,11 +183,6 @@ impl Client {
             Err(e) => error(format!("ERR {e}")),
         }
     }
-}
-
-/// An earlier request the leader refused stays in the znode until the next one.
-fn is_refusal(data: &[u8]) -> bool {
-    serde_json::from_slice::<serde_json::Value>(data).is_ok_and(|v| v.get("refused").is_some())
 }
 
 /// The global options Sentinel has, with the values that describe this endpoint.

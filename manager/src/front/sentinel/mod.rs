@@ -14,9 +14,10 @@
 
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use futures::SinkExt;
+use redis_failover_client::wire::unix_ms;
 use redis_failover_client::{NodeAddr, Topology};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, watch, Semaphore};
@@ -265,10 +266,4 @@ async fn watch_group(
             changed = rx.changed() => if changed.is_err() { return },
         }
     }
-}
-
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
