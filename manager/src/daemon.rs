@@ -23,7 +23,7 @@ use crate::front::metrics::GroupMetrics;
 use crate::front::snapshot::{GroupSettings, GroupSnapshot, NodeReport};
 use crate::io::node::{self, Connector};
 use crate::io::probe::{self, NodeProbe, Observation, ProbeResult, ProbeSettings};
-use crate::zk::{self, Leadership, Published};
+use crate::io::zk::{self, Leadership, Published};
 use redis_failover_client::wire::{unix_ms, FailoverKind, ManualRequest};
 use redis_failover_client::ManagerView;
 

@@ -59,12 +59,6 @@ pub enum Verdict {
     Doubtful(String),
 }
 
-impl Verdict {
-    pub fn is_down(&self) -> bool {
-        matches!(self, Verdict::Down(_))
-    }
-}
-
 /// How old another manager's view may be and still count as a ballot: twice
 /// `--down-after-ms`, and at least 2 s (a view is rewritten every 500 ms).
 pub fn max_view_age(down_after: Duration) -> Duration {

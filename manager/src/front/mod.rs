@@ -6,7 +6,9 @@
 //! - [`http`]: health checks for load balancers, `/status`, `/metrics`, `POST` actions.
 //! - [`metrics`]: the Prometheus registry behind `/metrics`.
 //! - [`sentinel`]: the Redis Sentinel protocol, so unmodified Sentinel clients work.
+//! - [`cli`]: the `failover`, `pause`/`resume` and `status` subcommands.
 
+pub mod cli;
 pub mod http;
 pub mod metrics;
 pub mod sentinel;

@@ -164,7 +164,7 @@ impl Client {
             Ok(p) => p,
             Err(e) => return error(format!("ERR {e}")),
         };
-        match crate::zk::read_manual(&zk, &paths.manual_failover()).await {
+        match crate::io::zk::read_manual(&zk, &paths.manual_failover()).await {
             // An earlier request the leader refused stays in the znode until the next one.
             Ok(Some((data, _))) if ManualRequest::parse(&data) != ManualRequest::Refused => {
                 return error("INPROG Failover already in progress")
@@ -172,7 +172,7 @@ impl Client {
             Ok(_) => {}
             Err(e) => return error(format!("ERR {e}")),
         }
-        match crate::zk::request_manual(&zk, &paths, None).await {
+        match crate::io::zk::request_manual(&zk, &paths, None).await {
             Ok(()) => {
                 info!(
                     "{SENTINEL_FAILOVER} {}: requested by Sentinel client {} (id {})",
