@@ -14,11 +14,15 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use crate::config::GroupConfig;
+use crate::core::decide::{decide, Decision, GroupState, Votes};
+use crate::core::derive::derive_topology;
 use crate::core::health::Status;
 use crate::core::health::{NodeHealth, Transition};
 use crate::core::info::NodeInfo;
+use crate::core::manual::judge_manual;
+use crate::core::select::Policy;
 use crate::core::votes::{self, Strategy};
-use crate::decide::{self, decide, derive_topology, Decision, GroupState, Policy, View, Votes};
+use crate::core::View;
 use crate::front::metrics::GroupMetrics;
 use crate::front::snapshot::{GroupSettings, GroupSnapshot, NodeReport};
 use crate::io::node::{self, Connector};
@@ -777,7 +781,7 @@ impl GroupDaemon {
         }
         let text = String::from_utf8_lossy(&data).trim().to_string();
         let master = self.state.master.clone()?;
-        let target = match decide::judge_manual(
+        let target = match judge_manual(
             &self.state,
             &self.view,
             &request,

@@ -15,7 +15,6 @@
 pub mod config;
 pub(crate) mod core;
 pub(crate) mod daemon;
-pub(crate) mod decide;
 pub(crate) mod front;
 pub(crate) mod io;
 mod run;

@@ -11,9 +11,9 @@ use tracing::{info, warn};
 
 use crate::config::{self, Config, ConfigError};
 use crate::core::event_names::{HTTP_ERROR, MANAGER_STARTED, MANAGER_STOPPING};
+use crate::core::select::Policy;
 use crate::core::votes;
 use crate::daemon;
-use crate::decide;
 use crate::front::{http, metrics, sentinel};
 use crate::io::node::{self, Connector, NodeError};
 use crate::io::probe;
@@ -172,7 +172,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             max_failures: config.max_failures,
             probe_key: format!("_redis_failover_probe:{}", config.manager_id),
         };
-        let policy = decide::Policy {
+        let policy = Policy {
             link_grace: config.down_after * 10,
             max_lag_bytes: config.max_lag_bytes,
         };
