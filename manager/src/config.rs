@@ -91,7 +91,7 @@ pub struct Cli {
     /// How managers' views combine into "a node is down": majority, consensus or single
     /// [default: majority].
     #[arg(long, env = "REDIS_FAILOVER_NODE_STRATEGY", value_name = "STRATEGY")]
-    pub node_strategy: Option<crate::votes::Strategy>,
+    pub node_strategy: Option<crate::core::votes::Strategy>,
 
     /// Fresh manager views needed before any node is judged down [default: 1].
     #[arg(long, env = "REDIS_FAILOVER_REQUIRED_NODE_MANAGERS", value_name = "N")]
@@ -320,7 +320,7 @@ pub struct Config {
     pub down_after: Duration,
     pub zk_session_timeout: Duration,
     pub max_lag_bytes: Option<u64>,
-    pub node_strategy: crate::votes::Strategy,
+    pub node_strategy: crate::core::votes::Strategy,
     pub required_node_managers: usize,
     pub http_addr: Option<std::net::SocketAddr>,
     pub sentinel_addr: Option<std::net::SocketAddr>,
@@ -450,7 +450,7 @@ impl Config {
             (None, Some(s)) => s
                 .parse()
                 .map_err(|e: String| ConfigError(format!("node_strategy: {e}")))?,
-            (None, None) => crate::votes::Strategy::default(),
+            (None, None) => crate::core::votes::Strategy::default(),
         };
         let required_node_managers = cli
             .required_node_managers

@@ -10,19 +10,24 @@ use std::sync::Arc;
 
 use redis_failover_client::{FailoverRecord, NodeAddr, PauseInfo, Topology};
 use tokio::sync::{mpsc, watch, Notify};
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use crate::config::GroupConfig;
-use crate::decide::{self, decide, derive_topology, Decision, GroupState, Policy, View, Votes};
-use crate::health::Status;
-use crate::health::{NodeHealth, Transition};
-use crate::info::NodeInfo;
-use crate::metrics::GroupMetrics;
-use crate::node::{self, Connector};
-use crate::probe::{self, NodeProbe, Observation, ProbeResult, ProbeSettings};
-use crate::snapshot::{GroupSettings, GroupSnapshot, NodeReport};
-use crate::votes::{self, Strategy};
-use crate::zk::{self, Leadership, Published};
+use crate::core::decide::{decide, Decision, GroupState, Votes};
+use crate::core::derive::derive_topology;
+use crate::core::health::Status;
+use crate::core::health::{NodeHealth, Transition};
+use crate::core::info::NodeInfo;
+use crate::core::manual::judge_manual;
+use crate::core::select::Policy;
+use crate::core::votes::{self, Strategy};
+use crate::core::View;
+use crate::front::metrics::GroupMetrics;
+use crate::front::snapshot::{GroupSettings, GroupSnapshot, NodeReport};
+use crate::io::node::{self, Connector};
+use crate::io::probe::{self, NodeProbe, Observation, ProbeResult, ProbeSettings};
+use crate::io::zk::{self, Leadership, Published};
 use redis_failover_client::wire::{unix_ms, FailoverKind, ManualRequest};
 use redis_failover_client::ManagerView;
 
@@ -281,7 +286,7 @@ impl GroupDaemon {
 
     /// A replica's reported master, named as configured.
     fn canonical(&self, mut info: NodeInfo) -> NodeInfo {
-        if let crate::info::Role::Replica { master, .. } = &mut info.role {
+        if let crate::core::info::Role::Replica { master, .. } = &mut info.role {
             if let Some(configured) = self.aliases.get(master) {
                 *master = configured.clone();
             }
@@ -293,7 +298,7 @@ impl GroupDaemon {
         mut self,
         settings: ProbeSettings,
         mut leadership: watch::Receiver<Option<Leadership>>,
-        shutdown: watch::Receiver<bool>,
+        shutdown: CancellationToken,
     ) {
         self.resolve_aliases().await;
         let (tx, mut rx) = mpsc::channel::<Observation>(1024);
@@ -320,7 +325,6 @@ impl GroupDaemon {
             shutdown.clone(),
         ));
         let changed = self.changed.clone();
-        let mut shutdown_rx = shutdown.clone();
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut again = false;
@@ -337,7 +341,7 @@ impl GroupDaemon {
             }
             tokio::select! {
                 biased;
-                _ = crate::stopped(&mut shutdown_rx) => break,
+                _ = shutdown.cancelled() => break,
                 changed = leadership.changed() => {
                     if changed.is_err() { break; }
                     let now_leader = leadership.borrow_and_update().clone();
@@ -739,7 +743,7 @@ impl GroupDaemon {
     /// The managers' verdict on every node (this manager's own probes included).
     fn votes(&self) -> Votes {
         let now_ms = unix_ms();
-        let max_age = self.vote.max_age.as_millis() as u64;
+        let max_age = self.vote.max_age;
         self.view
             .iter()
             .map(|(addr, h)| {
@@ -777,7 +781,7 @@ impl GroupDaemon {
         }
         let text = String::from_utf8_lossy(&data).trim().to_string();
         let master = self.state.master.clone()?;
-        let target = match decide::judge_manual(
+        let target = match judge_manual(
             &self.state,
             &self.view,
             &request,

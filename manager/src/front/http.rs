@@ -21,14 +21,16 @@ use serde::Deserialize;
 use tokio::sync::watch;
 use zookeeper_client as zk;
 
-pub use crate::snapshot::GroupSnapshot;
+use crate::io::zk::ZkError;
+
+pub use crate::front::snapshot::GroupSnapshot;
 
 #[derive(Clone)]
 pub struct HttpState {
     pub manager_id: String,
     pub groups: Vec<watch::Receiver<GroupSnapshot>>,
     pub session: watch::Receiver<Option<zk::Client>>,
-    pub metrics: Arc<crate::metrics::Metrics>,
+    pub metrics: Arc<crate::front::metrics::Metrics>,
 }
 
 /// Longest `wait_secs` a `POST /failover` may ask for.
@@ -175,21 +177,21 @@ async fn failover(State(s): State<HttpState>, raw: Bytes) -> Result<Response, Ap
         .wait_secs
         .map_or(DEFAULT_FAILOVER_WAIT, Duration::from_secs)
         .min(MAX_FAILOVER_WAIT);
-    let unavailable = |e| ApiError(StatusCode::SERVICE_UNAVAILABLE, e);
-    crate::zk::request_manual(&client, &paths, to.as_ref())
+    let unavailable = |e: ZkError| ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+    crate::io::zk::request_manual(&client, &paths, to.as_ref())
         .await
         .map_err(unavailable)?;
-    match crate::zk::await_manual(&client, &paths, wait)
+    match crate::io::zk::await_manual(&client, &paths, wait)
         .await
         .map_err(unavailable)?
     {
-        crate::zk::ManualOutcome::Done(m) => {
+        crate::io::zk::ManualOutcome::Done(m) => {
             Ok(Json(serde_json::json!({ "group": g.name, "result": m })).into_response())
         }
-        crate::zk::ManualOutcome::Refused(r) => {
+        crate::io::zk::ManualOutcome::Refused(r) => {
             Err(ApiError(StatusCode::CONFLICT, format!("refused: {r}")))
         }
-        crate::zk::ManualOutcome::TimedOut(m) => Err(ApiError(StatusCode::GATEWAY_TIMEOUT, m)),
+        crate::io::zk::ManualOutcome::TimedOut(m) => Err(ApiError(StatusCode::GATEWAY_TIMEOUT, m)),
     }
 }
 
@@ -229,9 +231,9 @@ async fn switch(
     let g = s.pick(group)?;
     let paths = paths_of(&g)?;
     let client = s.client()?;
-    crate::zk::set_pause(&client, &paths, pause.as_ref())
+    crate::io::zk::set_pause(&client, &paths, pause.as_ref())
         .await
-        .map_err(|e| ApiError(StatusCode::SERVICE_UNAVAILABLE, e))?;
+        .map_err(|e| ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
     Ok(Json(serde_json::json!({ "group": g.name, "paused": pause })).into_response())
 }
 
