@@ -9,7 +9,6 @@
 //! Every request is bounded by [`ZK_OP_TIMEOUT`] and fails with a [`ZkError`] that names the
 //! znode.
 
-use std::fmt;
 use std::future::Future;
 use std::time::Duration;
 
@@ -35,23 +34,8 @@ pub(crate) use watch::watch_changes;
 /// Bound on every single ZooKeeper request made outside the lock recipe.
 pub const ZK_OP_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// What a request was doing, for its error message.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Op {
-    Reading,
-    Writing,
-    Updating,
-}
-
-impl fmt::Display for Op {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Op::Reading => "reading",
-            Op::Writing => "writing",
-            Op::Updating => "updating",
-        })
-    }
-}
+/// What a request was doing, for its error message (shared with the client).
+pub use redis_failover_client::session::Op;
 
 /// A ZooKeeper request that did not succeed. The message names the znode.
 #[derive(Debug, thiserror::Error)]
