@@ -36,6 +36,7 @@ pub const ZK_OP_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// What a request was doing, for its error message (shared with the client).
 pub use redis_failover_client::session::Op;
+use redis_failover_client::session::OpError;
 
 /// A ZooKeeper request that did not succeed. The message names the znode.
 #[derive(Debug, thiserror::Error)]
@@ -62,18 +63,16 @@ pub(crate) async fn bounded<T>(
     path: &str,
     request: impl Future<Output = Result<T, zk::Error>>,
 ) -> Result<T, ZkError> {
-    match tokio::time::timeout(ZK_OP_TIMEOUT, request).await {
-        Err(_) => Err(ZkError::Timeout {
-            op,
-            path: path.to_string(),
-        }),
-        Ok(Err(error)) => Err(ZkError::Failed {
-            op,
-            path: path.to_string(),
-            error,
-        }),
-        Ok(Ok(v)) => Ok(v),
-    }
+    redis_failover_client::session::timed(op, path, ZK_OP_TIMEOUT, request)
+        .await
+        .map_err(|e| match e {
+            OpError::TimedOut { op, path } => ZkError::Timeout { op, path },
+            OpError::Failed { op, path, source } => ZkError::Failed {
+                op,
+                path,
+                error: source,
+            },
+        })
 }
 
 /// `NoNode` as `None`: most znodes here are optional.
