@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use redis_failover_manager::core::event_names;
+use redis_failover_manager::event_names;
 
 const BEGIN: &str = "<!-- event-names:begin -->\n";
 const END: &str = "<!-- event-names:end -->";

@@ -8,6 +8,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use zookeeper_client as zk;
 
+use crate::core::event_names::{ZK_DISCONNECTED, ZK_RECONNECTED, ZK_SESSION, ZK_SESSION_ENDED};
+
 use super::{ZkError, ZK_OP_TIMEOUT};
 
 /// Connects within `wait` or says why not.
@@ -47,24 +49,24 @@ pub async fn keep_session(
                     })
                     .await;
                     if closed.is_ok() {
-                        info!("-zk-session: ZooKeeper session closed");
+                        info!("{ZK_SESSION_ENDED}: ZooKeeper session closed");
                     }
                     return;
                 }
             };
             match state {
                 zk::SessionState::Disconnected => warn!(
-                    "-zk-disconnected: lost the ZooKeeper connection; standing by until it returns"
+                    "{ZK_DISCONNECTED}: lost the ZooKeeper connection; standing by until it returns"
                 ),
                 zk::SessionState::SyncConnected | zk::SessionState::ConnectedReadOnly => {
                     info!(
-                        "+zk-reconnected: ZooKeeper session {} resumed",
+                        "{ZK_RECONNECTED}: ZooKeeper session {} resumed",
                         client.session_id()
                     )
                 }
                 terminal => {
                     warn!(
-                        "-zk-session: ZooKeeper session {} ended ({terminal}); opening a new one",
+                        "{ZK_SESSION_ENDED}: ZooKeeper session {} ended ({terminal}); opening a new one",
                         client.session_id()
                     );
                     break;
@@ -79,10 +81,10 @@ pub async fn keep_session(
             tokio::select! {
                 r = attempt => match r {
                     Ok(c) => {
-                        info!("+zk-session: new ZooKeeper session {}", c.session_id());
+                        info!("{ZK_SESSION}: new ZooKeeper session {}", c.session_id());
                         break c;
                     }
-                    Err(e) => warn!("-zk-session: {e}; retrying"),
+                    Err(e) => warn!("{ZK_SESSION_ENDED}: {e}; retrying"),
                 },
                 _ = shutdown.cancelled() => return,
             }
