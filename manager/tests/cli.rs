@@ -4,10 +4,8 @@
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use redis_failover_tests::manager::{wait_topology, zk_client};
-use redis_failover_tests::{
-    free_port, shared_zk, spawn_guarded, unique_root, GuardedChild, RedisGroup, RedisNode,
-};
+use redis_failover_tests::manager::{ManagerMode, ManagerSet};
+use redis_failover_tests::{free_port, shared_zk, RedisGroup, RedisNode, Scene};
 
 const BIN: &str = env!("CARGO_BIN_EXE_redis_node_manager");
 
@@ -53,38 +51,47 @@ fn assert_refused(args: &[&str], want: &[&str]) {
     }
 }
 
-/// Starts the daemon as a process on `trio` under `root` (killed when the guard drops) and
-/// waits until it has published the trio.
-async fn managed_process(
-    trio: &RedisGroup,
-    root: &str,
-    extra: &[&str],
-) -> (GuardedChild, zookeeper_client::Client) {
-    let zk = shared_zk();
-    let mut args: Vec<String> = vec![
+/// Starts the daemon as a process on `trio` in a fresh scene named after `name` (killed
+/// when the set drops) and waits until it has published the trio.
+async fn managed_process(trio: &RedisGroup, name: &str, extra: &[&str]) -> (ManagerSet, Scene) {
+    let s = Scene::new(name).await;
+    let mut flags = ManagerSet::base_flags(&s.connect, &trio.addrs(), &s.root);
+    flags.extend(extra.iter().map(|a| a.to_string()));
+    let mut set = ManagerSet::new(ManagerMode::Process(BIN.into()), flags);
+    set.add(None).expect("spawn manager");
+    s.wait_published(Duration::from_secs(30), "published", 2)
+        .await;
+    (set, s)
+}
+
+/// Runs the binary with `args` on a blocking thread.
+async fn run_async(args: Vec<String>) -> Output {
+    tokio::task::spawn_blocking(move || run(&args.iter().map(String::as_str).collect::<Vec<_>>()))
+        .await
+        .expect("join")
+}
+
+/// `sub` followed by `-z <scene's ZooKeeper> --znode-path <scene's root>`.
+fn on_scene(sub: &[&str], s: &Scene) -> Vec<String> {
+    let mut v: Vec<String> = sub.iter().map(|a| a.to_string()).collect();
+    v.extend([
         "-z".into(),
-        zk.connect_string(),
-        "-n".into(),
-        trio.addrs().join(","),
+        s.connect.clone(),
         "--znode-path".into(),
-        root.to_string(),
-    ];
-    args.extend(extra.iter().map(|a| a.to_string()));
-    let child = spawn_guarded(move || {
-        let mut c = Command::new(BIN);
-        c.args(&args)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        c
-    })
-    .expect("spawn manager");
-    let client = zk_client(&zk.connect_string()).await;
-    wait_topology(&client, root, Duration::from_secs(30), "published", |t| {
-        t.slaves.len() == 2
-    })
-    .await;
-    (child, client)
+        s.root.clone(),
+    ]);
+    v
+}
+
+/// Asserts exit code `code` (showing stderr if not) and returns stdout.
+fn assert_exit(out: &Output, code: i32) -> String {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[test]
@@ -181,12 +188,11 @@ fn a_port_that_is_not_redis_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_releases_the_lock_and_exits_zero() {
     let trio = RedisGroup::trio();
-    let root = unique_root("sigterm");
-    let (child, client) = managed_process(&trio, &root, &[]).await;
-    let lock = format!("{root}/master_redis_node_manager_lock");
+    let (managers, s) = managed_process(&trio, "sigterm", &[]).await;
+    let child = managers.process(0).expect("the manager process");
+    let lock = format!("{}/master_redis_node_manager_lock", s.root);
     assert_eq!(
-        client
-            .list_children(&lock)
+        s.zk.list_children(&lock)
             .await
             .expect("lock children")
             .len(),
@@ -199,59 +205,25 @@ async fn sigterm_releases_the_lock_and_exits_zero() {
     );
     let status = child.exit_status().expect("exited");
     assert_eq!(status.code(), Some(0), "exit status {status:?}");
-    let children = client.list_children(&lock).await.expect("lock children");
+    let children = s.zk.list_children(&lock).await.expect("lock children");
     assert!(children.is_empty(), "lock not released: {children:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_failover_subcommand_reports_the_outcome() {
-    let zk = shared_zk();
     let trio = RedisGroup::trio();
-    let root = unique_root("failover_cmd");
-    let (_manager, _client) = managed_process(&trio, &root, &[]).await;
+    let (_managers, s) = managed_process(&trio, "failover_cmd", &[]).await;
 
     let target = trio.node(1).addr();
-    let zk_arg = zk.connect_string();
-    let run_async = |args: Vec<String>| {
-        tokio::task::spawn_blocking(move || {
-            run(&args.iter().map(String::as_str).collect::<Vec<_>>())
-        })
-    };
-    let out = run_async(vec![
-        "failover".into(),
-        "--to".into(),
-        target.clone(),
-        "-z".into(),
-        zk_arg.clone(),
-        "--znode-path".into(),
-        root.clone(),
-    ])
-    .await
-    .expect("join");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "stderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = run_async(on_scene(&["failover", "--to", &target], &s)).await;
+    let stdout = assert_exit(&out, 0);
     assert!(
         stdout.contains(&format!("the master is now {target}")),
         "{stdout}"
     );
 
     // A node that is not a replica of the master: refused, exit 1, the reason printed.
-    let out = run_async(vec![
-        "failover".into(),
-        "--to".into(),
-        "127.0.0.1:1".into(),
-        "-z".into(),
-        zk_arg,
-        "--znode-path".into(),
-        root.clone(),
-    ])
-    .await
-    .expect("join");
+    let out = run_async(on_scene(&["failover", "--to", "127.0.0.1:1"], &s)).await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
@@ -262,33 +234,16 @@ async fn the_failover_subcommand_reports_the_outcome() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_status_subcommand_shows_the_group() {
-    let zk = shared_zk();
     let trio = RedisGroup::trio();
-    let root = unique_root("status_cmd");
-    let (_manager, _client) = managed_process(&trio, &root, &["--manager-name", "st"]).await;
-    let zk_arg = zk.connect_string();
-    let (root2, zk2) = (root.clone(), zk_arg.clone());
-    let out =
-        tokio::task::spawn_blocking(move || run(&["status", "-z", &zk2, "--znode-path", &root2]))
-            .await
-            .expect("join");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (_managers, s) = managed_process(&trio, "status_cmd", &["--manager-name", "st"]).await;
+    let out = run_async(on_scene(&["status"], &s)).await;
+    let text = assert_exit(&out, 0);
     assert!(
         text.contains(&format!("master       {}", trio.node(0).addr())),
         "{text}"
     );
     assert!(text.contains("leader") && text.contains("-st"), "{text}");
-    let out = tokio::task::spawn_blocking(move || {
-        run(&["status", "--json", "-z", &zk_arg, "--znode-path", &root])
-    })
-    .await
-    .expect("join");
+    let out = run_async(on_scene(&["status", "--json"], &s)).await;
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status --json is JSON");
     assert_eq!(
         v["topology"]["master"],
@@ -304,80 +259,41 @@ async fn the_status_subcommand_shows_the_group() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pause_and_resume_subcommands_switch_automatic_failover() {
-    let zk = shared_zk();
     let trio = RedisGroup::trio();
-    let root = unique_root("pause_cmd");
-    let (_manager, client) = managed_process(&trio, &root, &["--manager-name", "pz"]).await;
-    let zk_arg = zk.connect_string();
-    let cmd = |args: Vec<String>| async move {
-        tokio::task::spawn_blocking(move || {
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            run(&args)
-        })
-        .await
-        .expect("join")
-    };
-    let with_target = |sub: &[&str]| {
-        let mut v: Vec<String> = sub.iter().map(|s| s.to_string()).collect();
-        v.extend([
-            "-z".into(),
-            zk_arg.clone(),
-            "--znode-path".into(),
-            root.clone(),
-        ]);
-        v
-    };
+    let (_managers, s) = managed_process(&trio, "pause_cmd", &["--manager-name", "pz"]).await;
 
-    let out = cmd(with_target(&["pause", "--reason", "disk swap"])).await;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = run_async(on_scene(&["pause", "--reason", "disk swap"], &s)).await;
+    let stdout = assert_exit(&out, 0);
     assert!(stdout.starts_with("paused"), "{stdout}");
-    let t = wait_topology(
-        &client,
-        &root,
-        Duration::from_secs(30),
-        "paused in the znode",
-        |t| t.paused.is_some(),
-    )
-    .await;
+    let t = s
+        .wait(Duration::from_secs(30), "paused in the znode", |t| {
+            t.paused.is_some()
+        })
+        .await;
     let p = t.paused.expect("paused");
     assert_eq!(p.reason, "disk swap");
     assert!(p.by.contains('@'), "who paused: {p:?}");
-    let out = cmd(with_target(&["status"])).await;
+    let out = run_async(on_scene(&["status"], &s)).await;
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("paused       yes") && text.contains("disk swap"),
         "{text}"
     );
 
-    let out = cmd(with_target(&["resume"])).await;
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    wait_topology(
-        &client,
-        &root,
-        Duration::from_secs(30),
-        "resumed in the znode",
-        |t| t.paused.is_none(),
-    )
+    let out = run_async(on_scene(&["resume"], &s)).await;
+    assert_exit(&out, 0);
+    s.wait(Duration::from_secs(30), "resumed in the znode", |t| {
+        t.paused.is_none()
+    })
     .await;
-    let out = cmd(with_target(&["status"])).await;
+    let out = run_async(on_scene(&["status"], &s)).await;
     assert!(!String::from_utf8_lossy(&out.stdout).contains("paused"));
 
     // A root no manager ever used: a clear error, exit 1.
-    let out = cmd(vec![
+    let out = run_async(vec![
         "pause".into(),
         "-z".into(),
-        zk_arg.clone(),
+        s.connect.clone(),
         "--znode-path".into(),
         "/no_such_root_for_pause".into(),
     ])

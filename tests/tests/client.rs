@@ -5,13 +5,23 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use redis::AsyncCommands;
-use redis_failover_client::{Client, NodeAddr, Topology};
-use redis_failover_tests::manager::{managed, write_raw, zk_client};
-use redis_failover_tests::{
-    init_tracing, shared_zk, unique_root, wait_until_async, RedisGroup, RedisNode,
-};
+use redis_failover_client::{Client, ClientBuilder, ConnectError, Topology};
+use redis_failover_tests::manager::managed_trio;
+use redis_failover_tests::{group_topology, wait_until_async, RedisGroup, RedisNode, Scene};
 
 const DEADLINE: Duration = Duration::from_secs(30);
+/// Bound on one write of a [`Writer`](redis_failover_tests::writer::Writer), and on stopping it.
+const WRITE_BOUND: Duration = Duration::from_secs(60);
+
+/// The error of connecting with `builder` (panics naming `what` when it connects).
+async fn connect_err(builder: ClientBuilder, what: &str) -> ConnectError {
+    builder.connect().await.err().expect(what)
+}
+
+/// The error `c` answers `cmd` with (panics naming `what` when it succeeds).
+async fn refused(c: &mut Client, cmd: &redis::Cmd, what: &str) -> redis::RedisError {
+    cmd.query_async::<redis::Value>(c).await.expect_err(what)
+}
 
 /// `cmdstat_<name>` calls on a node.
 fn calls(node: &RedisNode, name: &str) -> u64 {
@@ -22,25 +32,10 @@ fn calls(node: &RedisNode, name: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// Publishes a topology by hand (no manager), for tests that must control it.
-async fn publish_by_hand(root: &str, topology: &Topology) {
-    let zkc = zk_client(&shared_zk().connect_string()).await;
-    write_raw(&zkc, &format!("{root}/nodes"), &topology.to_json()).await;
-}
-
-fn addr(n: &RedisNode) -> NodeAddr {
-    n.addr().parse().expect("address")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_go_to_the_master_and_reads_to_replicas() {
-    let trio = RedisGroup::trio();
-    let (m, _, root, _) = managed(&trio, "routing", |_| {}).await;
-    let mut c = Client::builder(shared_zk().connect_string())
-        .znode_path(&root)
-        .connect()
-        .await
-        .expect("connect");
+    let (trio, m, scene, _) = managed_trio("routing", |_| {}).await;
+    let mut c = scene.client().await;
     for i in 0..100 {
         let _: () = c.set(format!("k{i}"), i).await.expect("SET");
     }
@@ -105,11 +100,9 @@ async fn writes_go_to_the_master_and_reads_to_replicas() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_fall_back_to_the_master_and_master_only_is_honoured() {
-    let trio = RedisGroup::trio();
-    let (m, _, root, _) = managed(&trio, "fallback", |_| {}).await;
-    let zk = shared_zk().connect_string();
-    let mut only = Client::builder(&zk)
-        .znode_path(&root)
+    let (trio, m, scene, _) = managed_trio("fallback", |_| {}).await;
+    let mut only = scene
+        .builder()
         .master_only(true)
         .connect()
         .await
@@ -125,11 +118,7 @@ async fn reads_fall_back_to_the_master_and_master_only_is_honoured() {
     );
     assert_eq!(calls(trio.node(1), "get") + calls(trio.node(2), "get"), 0);
 
-    let mut c = Client::builder(&zk)
-        .znode_path(&root)
-        .connect()
-        .await
-        .expect("connect");
+    let mut c = scene.client().await;
     trio.node(1).kill9();
     trio.node(2).kill9();
     let mut sub = c.subscribe();
@@ -152,13 +141,8 @@ async fn reads_fall_back_to_the_master_and_master_only_is_honoured() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_loop_survives_a_master_crash() {
-    let trio = RedisGroup::trio();
-    let (m, _, root, _) = managed(&trio, "survive", |_| {}).await;
-    let mut c = Client::builder(shared_zk().connect_string())
-        .znode_path(&root)
-        .connect()
-        .await
-        .expect("connect");
+    let (trio, m, scene, _) = managed_trio("survive", |_| {}).await;
+    let mut c = scene.client().await;
     let old_master = c.topology().topology.master.clone();
     let mut acked: HashMap<u64, Instant> = HashMap::new();
     let mut errors = Vec::new();
@@ -194,11 +178,7 @@ async fn a_write_loop_survives_a_master_crash() {
         }
     }
     let new_master = c.topology().topology.master.clone().expect("a master");
-    let node = trio
-        .nodes()
-        .iter()
-        .find(|n| addr(n) == new_master)
-        .expect("new master is a trio node");
+    let node = trio.node_at(&new_master);
     let killed_at = killed_at.expect("killed");
     let mut missing = Vec::new();
     for (s, at) in &acked {
@@ -225,46 +205,25 @@ async fn a_write_loop_survives_a_master_crash() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_corrupt_or_missing_znode_keeps_the_last_good_topology() {
-    init_tracing();
     let trio = RedisGroup::trio();
-    let root = unique_root("client_corrupt");
-    let zk = shared_zk().connect_string();
+    let scene = Scene::new("client_corrupt").await;
+    let root = &scene.root;
     // No znode yet: connect says so.
-    let err = Client::builder(&zk)
-        .znode_path(&root)
-        .connect()
-        .await
-        .err()
-        .expect("missing znode");
+    let err = connect_err(scene.builder(), "missing znode").await;
     assert!(
         err.to_string()
             .contains(&format!("{root}/nodes does not exist")),
         "{err}"
     );
-    let good = Topology {
-        master: Some(addr(trio.node(0))),
-        slaves: vec![addr(trio.node(1)), addr(trio.node(2))],
-        epoch: 3,
-        ..Topology::default()
-    };
-    let zkc = zk_client(&zk).await;
-    write_raw(&zkc, &format!("{root}/nodes"), b"{broken").await;
-    let err = Client::builder(&zk)
-        .znode_path(&root)
-        .connect()
-        .await
-        .err()
-        .expect("corrupt znode");
+    let good = group_topology(&trio, 3);
+    scene.write("nodes", b"{broken").await;
+    let err = connect_err(scene.builder(), "corrupt znode").await;
     assert!(err.to_string().contains("is corrupt"), "{err}");
 
-    publish_by_hand(&root, &good).await;
-    let mut c = Client::builder(&zk)
-        .znode_path(&root)
-        .connect()
-        .await
-        .expect("connect");
+    scene.publish(&good).await;
+    let mut c = scene.client().await;
     assert_eq!(c.topology().topology.epoch, 3);
-    write_raw(&zkc, &format!("{root}/nodes"), b"garbage").await;
+    scene.write("nodes", b"garbage").await;
     // Bounded observation: the view never changes and commands keep working.
     let until = Instant::now() + Duration::from_secs(1);
     while Instant::now() < until {
@@ -277,7 +236,7 @@ async fn a_corrupt_or_missing_znode_keeps_the_last_good_topology() {
         epoch: 4,
         ..good.clone()
     };
-    publish_by_hand(&root, &newer).await;
+    scene.publish(&newer).await;
     let mut sub = c.subscribe();
     wait_until_async(DEADLINE, "epoch 4 seen", || {
         let e = sub.borrow_and_update().topology.epoch;
@@ -288,21 +247,17 @@ async fn a_corrupt_or_missing_znode_keeps_the_last_good_topology() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_cut_mid_flight_is_not_sent_twice() {
-    init_tracing();
     let dir = tempfile::tempdir().expect("tmp");
     let master = RedisNode::start(dir.path(), redis_failover_tests::free_port(), None, &[]);
-    let root = unique_root("idempotent");
-    publish_by_hand(
-        &root,
-        &Topology {
-            master: Some(addr(&master)),
+    let scene = Scene::new("idempotent").await;
+    scene
+        .publish(&Topology {
+            master: Some(master.node_addr()),
             ..Topology::default()
-        },
-    )
-    .await;
-    let zk = shared_zk().connect_string();
-    let builder = Client::builder(&zk)
-        .znode_path(&root)
+        })
+        .await;
+    let builder = scene
+        .builder()
         .command_timeout(Duration::from_millis(300))
         .retry_backoff(Duration::from_millis(10));
 
@@ -336,62 +291,32 @@ async fn a_write_cut_mid_flight_is_not_sent_twice() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_errors_are_clear() {
-    let err = Client::builder(format!("127.0.0.1:{}", redis_failover_tests::free_port()))
-        .zk_session_timeout(Duration::from_millis(1500))
-        .connect()
-        .await
-        .err()
-        .expect("no ZooKeeper");
-    assert!(err.to_string().contains("ZooKeeper at 127.0.0.1:"), "{err}");
-    let err = Client::builder("nonsense")
-        .connect()
-        .await
-        .err()
-        .expect("bad servers");
-    assert!(err.to_string().contains("zkservers"), "{err}");
-    let single = RedisGroup::start(0, &[]);
-    let root = unique_root("pubsub");
-    publish_by_hand(
-        &root,
-        &Topology {
-            master: Some(addr(single.node(0))),
-            ..Topology::default()
-        },
+    let err = connect_err(
+        Client::builder(format!("127.0.0.1:{}", redis_failover_tests::free_port()))
+            .zk_session_timeout(Duration::from_millis(1500)),
+        "no ZooKeeper",
     )
     .await;
-    let mut c = Client::builder(shared_zk().connect_string())
-        .znode_path(&root)
-        .connect()
-        .await
-        .expect("connect");
-    let err = redis::cmd("SUBSCRIBE")
-        .arg("ch")
-        .query_async::<redis::Value>(&mut c)
-        .await
-        .expect_err("pub/sub refused");
+    assert!(err.to_string().contains("ZooKeeper at 127.0.0.1:"), "{err}");
+    let err = connect_err(Client::builder("nonsense"), "bad servers").await;
+    assert!(err.to_string().contains("zkservers"), "{err}");
+    let single = RedisGroup::start(0, &[]);
+    let scene = Scene::new("pubsub").await;
+    scene.publish(&group_topology(&single, 0)).await;
+    let mut c = scene.client().await;
+    let err = refused(&mut c, redis::cmd("SUBSCRIBE").arg("ch"), "pub/sub refused").await;
     assert!(err.to_string().contains("SUBSCRIBE"), "{err}");
-    let err = redis::cmd("SELECT")
-        .arg(1)
-        .query_async::<redis::Value>(&mut c)
-        .await
-        .expect_err("SELECT refused");
+    let err = refused(&mut c, redis::cmd("SELECT").arg(1), "SELECT refused").await;
     assert!(err.to_string().contains("SELECT"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn namespace_blocking_commands_and_manual_failover_requests() {
-    init_tracing();
     let trio = RedisGroup::start(1, &[]);
-    let root = unique_root("client_misc");
-    let t = Topology {
-        master: Some(addr(trio.node(0))),
-        slaves: vec![addr(trio.node(1))],
-        ..Topology::default()
-    };
-    publish_by_hand(&root, &t).await;
-    let zk = shared_zk().connect_string();
-    let mut c = Client::builder(&zk)
-        .znode_path(&root)
+    let scene = Scene::new("client_misc").await;
+    scene.publish(&group_topology(&trio, 0)).await;
+    let mut c = scene
+        .builder()
         .namespace("app:")
         .connect()
         .await
@@ -410,16 +335,12 @@ async fn namespace_blocking_commands_and_manual_failover_requests() {
         .expect("MGET");
     assert_eq!(vals.len(), 2);
     // Commands whose keys cannot be found are refused rather than run unprefixed.
-    let err = redis::cmd("KEYS")
-        .arg("*")
-        .query_async::<redis::Value>(&mut c)
-        .await
-        .expect_err("KEYS refused");
+    let err = refused(&mut c, redis::cmd("KEYS").arg("*"), "KEYS refused").await;
     assert!(err.to_string().contains("namespace"), "{err}");
 
     // A blocking command waits its own timeout, longer than the command timeout.
-    let mut quick = Client::builder(&zk)
-        .znode_path(&root)
+    let mut quick = scene
+        .builder()
         .command_timeout(Duration::from_millis(200))
         .connect()
         .await
@@ -437,33 +358,27 @@ async fn namespace_blocking_commands_and_manual_failover_requests() {
     );
 
     // Manual failover requests are written where the node manager looks for them.
-    let zkc = zk_client(&zk).await;
-    let path = format!("{root}/manual_failover");
-    c.manual_failover(Some(&addr(trio.node(1))))
+    let path = format!("{}/manual_failover", scene.root);
+    c.manual_failover(Some(&trio.node(1).node_addr()))
         .await
         .expect("request");
-    let (data, _) = zkc.get_data(&path).await.expect("request written");
+    let (data, _) = scene.zk.get_data(&path).await.expect("request written");
     assert_eq!(String::from_utf8_lossy(&data), trio.node(1).addr());
     c.manual_failover(None).await.expect("request");
-    let (data, _) = zkc.get_data(&path).await.expect("request written");
+    let (data, _) = scene.zk.get_data(&path).await.expect("request written");
     assert_eq!(String::from_utf8_lossy(&data), "ANY_SLAVE");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_in_flight_on_a_deposed_master_is_not_acknowledged() {
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-    use std::sync::Arc;
+    use redis_failover_tests::writer::{check_lost, ClientWriter, Writer};
 
-    use redis_failover_tests::manager::wait_topology;
-    use redis_failover_tests::NodeRole;
-
-    let trio = RedisGroup::trio();
-    let (m, zkc, root, before) = managed(&trio, "deposed", |c| c.down_after_ms = Some(500)).await;
+    let (trio, m, scene, before) = managed_trio("deposed", |c| c.down_after_ms = Some(500)).await;
     // A command timeout far longer than the failover: the write is still waiting for the
     // frozen master when the client learns of the new one.
     let timeout = Duration::from_secs(10);
-    let c = Client::builder(shared_zk().connect_string())
-        .znode_path(&root)
+    let c = scene
+        .builder()
         .command_timeout(timeout)
         .connect()
         .await
@@ -481,31 +396,15 @@ async fn a_write_in_flight_on_a_deposed_master_is_not_acknowledged() {
         let r = one.set::<_, _, ()>("in_flight", "x").await;
         (r, Instant::now())
     });
-    let stop = Arc::new(AtomicBool::new(false));
-    let acks = Arc::new(AtomicUsize::new(0));
-    let mut looping = c.clone();
-    let (stop_loop, acks_loop) = (stop.clone(), acks.clone());
-    let writer = tokio::spawn(async move {
-        let (mut acked, mut errors) = (Vec::new(), Vec::new());
-        let mut seq = 0u64;
-        while !stop_loop.load(Ordering::Relaxed) {
-            seq += 1;
-            match looping.set::<_, _, ()>(format!("seq:{seq}"), seq).await {
-                Ok(()) => {
-                    acked.push(seq);
-                    acks_loop.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(e) => errors.push(e.to_string()),
-            }
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-        (acked, errors)
-    });
+    let writer = Writer::spawn(
+        ClientWriter(c.clone()),
+        Some(Duration::from_millis(2)),
+        WRITE_BOUND,
+    );
 
-    let t = wait_topology(&zkc, &root, DEADLINE, "a new master", |t| {
-        t.master.is_some() && t.master != before.master
-    })
-    .await;
+    let t = scene
+        .wait_new_master(DEADLINE, "a new master", &before)
+        .await;
     let new_master = t.master.clone().expect("master");
     let mut sub = c.subscribe();
     wait_until_async(DEADLINE, "the client follows the new master", || {
@@ -543,31 +442,22 @@ async fn a_write_in_flight_on_a_deposed_master_is_not_acknowledged() {
 
     // The old master wakes up as a master, is made a replica of the new one, and loses what
     // it applied meanwhile: no write the client acknowledged may be among it.
-    let node = trio
-        .nodes()
-        .iter()
-        .find(|n| addr(n) == new_master)
-        .expect("new master is a trio node");
+    let node = trio.node_at(&new_master);
     let new_port = node.port();
-    wait_until_async(DEADLINE, "the old master made a replica", || async {
-        matches!(old.role(), Some(NodeRole::Replica { master_port, link_up: true }) if master_port == new_port)
-            .then_some(())
-    })
-    .await;
+    old.wait_follows(new_port, true, DEADLINE, "the old master made a replica");
     // Some more writes once the old master is a replica again.
-    let so_far = acks.load(Ordering::Relaxed);
+    let so_far = writer.acked();
     wait_until_async(DEADLINE, "50 more writes acknowledged", || {
-        let n = acks.load(Ordering::Relaxed);
+        let n = writer.acked();
         async move { (n >= so_far + 50).then_some(()) }
     })
     .await;
-    stop.store(true, Ordering::Relaxed);
-    let (acked, errors) = writer.await.expect("writer task");
-    let missing: Vec<u64> = acked
-        .iter()
-        .copied()
-        .filter(|s| node.get(&format!("seq:{s}")).is_none())
-        .collect();
+    let log = writer.stop(WRITE_BOUND).await;
+    let acked = log.acked_seqs();
+    let errors: Vec<String> = log.errors.iter().map(|e| e.error.clone()).collect();
+    let missing = check_lost(&new_master, &acked)
+        .await
+        .expect("the loss check reads the new master");
     eprintln!(
         "deposed master: in-flight write ended {:?} after the freeze ({err}); loop: {} acknowledged, {} errors {errors:?}",
         ended_at - frozen_at,

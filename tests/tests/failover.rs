@@ -3,15 +3,10 @@
 
 use std::time::{Duration, Instant};
 
-use redis_failover_client::NodeAddr;
-use redis_failover_tests::manager::{managed, wait_topology};
+use redis_failover_tests::manager::{managed, managed_trio};
 use redis_failover_tests::{wait_until, NodeRole, RedisGroup, RedisNode};
 
 const DEADLINE: Duration = Duration::from_secs(30);
-
-fn addr(n: &RedisNode) -> NodeAddr {
-    n.addr().parse().expect("address")
-}
 
 fn write_keys(node: &RedisNode, prefix: &str, n: usize, value_len: usize) {
     let value = "x".repeat(value_len);
@@ -21,19 +16,23 @@ fn write_keys(node: &RedisNode, prefix: &str, n: usize, value_len: usize) {
     }
 }
 
+/// The replicas of a trio, the one with the lower address first (the one a tie-break picks).
+fn replicas_by_address(trio: &RedisGroup) -> (usize, usize) {
+    if trio.node(1).node_addr() < trio.node(2).node_addr() {
+        (1, 2)
+    } else {
+        (2, 1)
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_promotes_the_replica_with_the_larger_offset() {
     let trio = RedisGroup::trio();
     // The lagging replica gets the lower address, so that only the offset can make the
     // other one win (ties go to the lower address).
-    let (lag_i, good_i) = if addr(trio.node(1)) < addr(trio.node(2)) {
-        (1, 2)
-    } else {
-        (2, 1)
-    };
+    let (lag_i, good_i) = replicas_by_address(&trio);
     let (lagging, good, master) = (trio.node(lag_i), trio.node(good_i), trio.node(0));
-    let (m, client, root, before) =
-        managed(&trio, "offset", |c| c.down_after_ms = Some(6000)).await;
+    let (m, s, before) = managed(&trio, "offset", |c| c.down_after_ms = Some(6000)).await;
     assert_eq!(before.epoch, 0);
 
     // Freeze one replica and write more than socket buffers hold, so that it cannot catch
@@ -47,32 +46,28 @@ async fn crash_promotes_the_replica_with_the_larger_offset() {
     master.kill9();
     lagging.sigcont();
 
-    let t = wait_topology(&client, &root, DEADLINE, "a new master", |t| {
-        t.master.is_some() && t.master != before.master
-    })
-    .await;
+    let t = s.wait_new_master(DEADLINE, "a new master", &before).await;
     assert_eq!(
         t.master,
-        Some(addr(good)),
+        Some(good.node_addr()),
         "the replica with the larger offset wins"
     );
     assert_eq!(t.epoch, 1, "epoch bumped once");
-    assert!(t.unavailable.contains(&addr(master)));
+    assert!(t.unavailable.contains(&master.node_addr()));
     assert_eq!(good.role(), Some(NodeRole::Master));
     // The other replica is re-pointed to the winner and listed once its link is up.
     let good_port = good.port();
-    wait_until(DEADLINE, "the lagging replica follows the winner", || {
-        matches!(lagging.role(), Some(NodeRole::Replica { master_port, link_up: true }) if master_port == good_port)
-            .then_some(())
-    });
-    let t = wait_topology(
-        &client,
-        &root,
+    lagging.wait_follows(
+        good_port,
+        true,
         DEADLINE,
-        "the re-pointed replica listed",
-        |t| t.slaves == vec![addr(lagging)],
-    )
-    .await;
+        "the lagging replica follows the winner",
+    );
+    let t = s
+        .wait(DEADLINE, "the re-pointed replica listed", |t| {
+            t.slaves == vec![lagging.node_addr()]
+        })
+        .await;
     assert_eq!(t.epoch, 1);
     m.stop().await.expect("clean stop");
 }
@@ -81,29 +76,21 @@ async fn crash_promotes_the_replica_with_the_larger_offset() {
 async fn a_priority_zero_replica_is_never_promoted() {
     let trio = RedisGroup::trio();
     // Make the replica that would win the tie-break unpromotable.
-    let (zero_i, other_i) = if addr(trio.node(1)) < addr(trio.node(2)) {
-        (1, 2)
-    } else {
-        (2, 1)
-    };
+    let (zero_i, other_i) = replicas_by_address(&trio);
     trio.node(zero_i)
         .cmd(&["CONFIG", "SET", "replica-priority", "0"])
         .expect("config set");
-    let (m, client, root, before) = managed(&trio, "prio0", |_| {}).await;
+    let (m, s, before) = managed(&trio, "prio0", |_| {}).await;
     trio.node(0).kill9();
-    let t = wait_topology(&client, &root, DEADLINE, "a new master", |t| {
-        t.master.is_some() && t.master != before.master
-    })
-    .await;
-    assert_eq!(t.master, Some(addr(trio.node(other_i))));
+    let t = s.wait_new_master(DEADLINE, "a new master", &before).await;
+    assert_eq!(t.master, Some(trio.node(other_i).node_addr()));
 
     // With the promotable one gone too, nobody is promoted: the group says it has no master.
     trio.node(other_i).kill9();
-    let t = wait_topology(&client, &root, DEADLINE, "master null", |t| {
-        t.master.is_none()
-    })
-    .await;
-    assert!(t.unavailable.contains(&addr(trio.node(other_i))));
+    let t = s
+        .wait(DEADLINE, "master null", |t| t.master.is_none())
+        .await;
+    assert!(t.unavailable.contains(&trio.node(other_i).node_addr()));
     assert!(
         matches!(trio.node(zero_i).role(), Some(NodeRole::Replica { .. })),
         "priority 0 stays a replica"
@@ -115,20 +102,15 @@ async fn a_priority_zero_replica_is_never_promoted() {
 async fn a_hung_master_is_failed_over_after_down_after() {
     let trio = RedisGroup::trio();
     let down_after = Duration::from_millis(1500);
-    let (m, client, root, before) = managed(&trio, "hang", |c| {
+    let (m, s, before) = managed(&trio, "hang", |c| {
         c.down_after_ms = Some(down_after.as_millis() as u64)
     })
     .await;
     let t0 = Instant::now();
     trio.node(0).sigstop();
-    let t = wait_topology(
-        &client,
-        &root,
-        DEADLINE,
-        "a new master after SIGSTOP",
-        |t| t.master.is_some() && t.master != before.master,
-    )
-    .await;
+    let t = s
+        .wait_new_master(DEADLINE, "a new master after SIGSTOP", &before)
+        .await;
     let took = t0.elapsed();
     // Not before max-failures probe deadlines have passed, and not much after down-after.
     assert!(
@@ -143,34 +125,25 @@ async fn a_hung_master_is_failed_over_after_down_after() {
     trio.node(0).sigcont();
     // The old master wakes up believing it is a master; it must come back as a replica.
     let new_port = t.master.as_ref().expect("master").port;
-    wait_until(DEADLINE, "the woken master made a replica", || {
-        matches!(trio.node(0).role(), Some(NodeRole::Replica { master_port, .. }) if master_port == new_port)
-            .then_some(())
-    });
+    trio.node(0)
+        .wait_follows(new_port, false, DEADLINE, "the woken master made a replica");
     m.stop().await.expect("clean stop");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_old_master_rejoins_as_a_replica() {
-    let trio = RedisGroup::trio();
-    let (m, client, root, before) = managed(&trio, "rejoin", |_| {}).await;
+    let (trio, m, s, before) = managed_trio("rejoin", |_| {}).await;
+    trio.node(0).kill9();
     let old = trio.node(0);
-    old.kill9();
-    let t = wait_topology(&client, &root, DEADLINE, "a new master", |t| {
-        t.master.is_some() && t.master != before.master
-    })
-    .await;
+    let t = s.wait_new_master(DEADLINE, "a new master", &before).await;
     let new_master = t.master.clone().expect("master");
     // Restarted as a master (no replicaof), with its old dataset: never a second master.
     old.restart(None);
-    let t = wait_topology(
-        &client,
-        &root,
-        DEADLINE,
-        "the old master listed as a replica",
-        |t| t.slaves.contains(&addr(old)),
-    )
-    .await;
+    let t = s
+        .wait(DEADLINE, "the old master listed as a replica", |t| {
+            t.slaves.contains(&old.node_addr())
+        })
+        .await;
     assert_eq!(
         t.master,
         Some(new_master.clone()),
@@ -189,24 +162,25 @@ async fn the_old_master_rejoins_as_a_replica() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_replica_is_unavailable_then_rejoins() {
-    let trio = RedisGroup::trio();
-    let (m, client, root, before) = managed(&trio, "replica", |_| {}).await;
+    let (trio, m, s, before) = managed_trio("replica", |_| {}).await;
     let r = trio.node(1);
     r.kill9();
-    let t = wait_topology(&client, &root, DEADLINE, "the replica unavailable", |t| {
-        t.unavailable == vec![addr(r)]
-    })
-    .await;
+    let t = s
+        .wait(DEADLINE, "the replica unavailable", |t| {
+            t.unavailable == vec![r.node_addr()]
+        })
+        .await;
     assert_eq!(
         t.master, before.master,
         "a replica's death is not a failover"
     );
     assert_eq!(t.epoch, before.epoch);
     r.restart(Some(trio.node(0).port()));
-    let t = wait_topology(&client, &root, DEADLINE, "the replica back", |t| {
-        t.slaves.len() == 2 && t.unavailable.is_empty()
-    })
-    .await;
+    let t = s
+        .wait(DEADLINE, "the replica back", |t| {
+            t.slaves.len() == 2 && t.unavailable.is_empty()
+        })
+        .await;
     assert_eq!(t.master, before.master);
     m.stop().await.expect("clean stop");
 }
@@ -219,8 +193,7 @@ async fn a_killed_replica_is_unavailable_then_rejoins() {
 async fn a_master_restarted_faster_than_a_crash_is_confirmed_is_failed_over() {
     let trio = RedisGroup::trio();
     let master = trio.node(0);
-    let (m, client, root, before) =
-        managed(&trio, "fast_restart", |c| c.max_failures = Some(5)).await;
+    let (m, s, before) = managed(&trio, "fast_restart", |c| c.max_failures = Some(5)).await;
     write_keys(master, "kept", 50, 100);
     let master_offset = master.offset().expect("master offset");
     for i in 1..3 {
@@ -230,16 +203,9 @@ async fn a_master_restarted_faster_than_a_crash_is_confirmed_is_failed_over() {
     }
 
     master.restart(None);
-    let t = wait_topology(&client, &root, DEADLINE, "a new master", |t| {
-        t.master.is_some() && t.master != before.master
-    })
-    .await;
+    let t = s.wait_new_master(DEADLINE, "a new master", &before).await;
     let new = t.master.clone().expect("master");
-    let new_node = trio
-        .nodes()
-        .iter()
-        .find(|n| addr(n) == new)
-        .expect("the new master is one of the trio");
+    let new_node = trio.node_at(&new);
     for i in 0..50 {
         assert!(
             new_node.get(&format!("kept:{i}")).is_some(),
@@ -247,15 +213,7 @@ async fn a_master_restarted_faster_than_a_crash_is_confirmed_is_failed_over() {
         );
     }
     // The restarted node rejoins as a replica of the new master, never as a second master.
-    wait_until(DEADLINE, "the restarted node re-pointed", || {
-        match master.role()? {
-            NodeRole::Replica {
-                master_port,
-                link_up: true,
-            } if master_port == new.port => Some(()),
-            _ => None,
-        }
-    });
+    master.wait_follows(new.port, true, DEADLINE, "the restarted node re-pointed");
     assert!(master.get("kept:0").is_some(), "it got the data back");
     m.stop().await.expect("stop");
 }

@@ -5,10 +5,8 @@
 use std::time::Duration;
 
 use redis_failover_tests::http::{get_json, request, request_async};
-use redis_failover_tests::manager::{config, wait_topology, zk_client, Manager};
-use redis_failover_tests::{
-    free_port, init_tracing, shared_zk, unique_root, wait_until_async, NodeRole, RedisGroup,
-};
+use redis_failover_tests::manager::Manager;
+use redis_failover_tests::{free_port, wait_until_async, NodeRole, RedisGroup, Scene};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -16,18 +14,27 @@ fn http(port: u16, method: &str, path: &str) -> Option<(u16, String)> {
     request(port, method, path, "")
 }
 
+/// The load-balancer check of `node` as `kind` (`master` or `replica`), and the code wanted.
+fn check(kind: &str, node: &str, code: u16) -> (String, u16) {
+    (format!("/{kind}/mymaster/{node}"), code)
+}
+
+/// Waits until `GET path` answers `code` for every `(path, code)`, in order.
+async fn wait_codes(port: u16, what: &str, want: &[(String, u16)]) {
+    wait_until_async(DEADLINE, what, || async {
+        for (path, code) in want {
+            if request_async(port, "GET", path, "").await?.0 != *code {
+                return None;
+            }
+        }
+        Some(())
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn load_balancer_checks_follow_a_failover() {
-    init_tracing();
-    let zk = shared_zk();
-    let trio = RedisGroup::trio();
-    let root = unique_root("http");
-    let port = free_port();
-    let m = Manager::start(config(&zk.connect_string(), &trio.addrs(), &root, |c| {
-        c.http_addr = Some(format!("127.0.0.1:{port}").parse().expect("addr"));
-    }));
-    let zkc = zk_client(&zk.connect_string()).await;
-    wait_topology(&zkc, &root, DEADLINE, "published", |t| t.slaves.len() == 2).await;
+    let (trio, m, s, port) = http_managed("http").await;
     let (m0, r1) = (trio.node(0).addr(), trio.node(1).addr());
     let get = |path: String| async move {
         tokio::task::spawn_blocking(move || http(port, "GET", &path))
@@ -35,15 +42,8 @@ async fn load_balancer_checks_follow_a_failover() {
             .ok()
             .flatten()
     };
-    wait_until_async(DEADLINE, "the HTTP checks on the trio", || {
-        let (m0, r1) = (m0.clone(), r1.clone());
-        async move {
-            let ok = get(format!("/master/mymaster/{m0}")).await?.0 == 200
-                && get(format!("/replica/mymaster/{r1}")).await?.0 == 200;
-            ok.then_some(())
-        }
-    })
-    .await;
+    let trio_ok = [check("master", &m0, 200), check("replica", &r1, 200)];
+    wait_codes(port, "the HTTP checks on the trio", &trio_ok).await;
     assert_eq!(
         get(format!("/master/mymaster/{r1}")).await.map(|r| r.0),
         Some(503)
@@ -85,36 +85,27 @@ async fn load_balancer_checks_follow_a_failover() {
 
     // After a failover the checks move with the master.
     trio.node(0).kill9();
-    let t = wait_topology(&zkc, &root, DEADLINE, "a new master", |t| {
-        t.master.as_ref().is_some_and(|m| m.to_string() != m0)
-    })
-    .await;
+    let t = s
+        .wait(DEADLINE, "a new master", |t| {
+            t.master.as_ref().is_some_and(|m| m.to_string() != m0)
+        })
+        .await;
     let new = t.master.expect("master").to_string();
-    wait_until_async(DEADLINE, "the checks after the failover", || {
-        let (new, m0) = (new.clone(), m0.clone());
-        async move {
-            let ok = get(format!("/master/mymaster/{new}")).await?.0 == 200
-                && get(format!("/master/mymaster/{m0}")).await?.0 == 503;
-            ok.then_some(())
-        }
-    })
-    .await;
+    let moved = [check("master", &new, 200), check("master", &m0, 503)];
+    wait_codes(port, "the checks after the failover", &moved).await;
     m.stop().await.expect("stop");
 }
 
 /// A manager with HTTP on a trio, under its own root; returns what the tests need.
-async fn http_managed(name: &str) -> (RedisGroup, Manager, zookeeper_client::Client, String, u16) {
-    init_tracing();
-    let zk = shared_zk();
+async fn http_managed(name: &str) -> (RedisGroup, Manager, Scene, u16) {
     let trio = RedisGroup::trio();
-    let root = unique_root(name);
+    let s = Scene::new(name).await;
     let port = free_port();
-    let m = Manager::start(config(&zk.connect_string(), &trio.addrs(), &root, |c| {
+    let m = s.manager(&trio.addrs(), |c| {
         c.http_addr = Some(format!("127.0.0.1:{port}").parse().expect("addr"));
-    }));
-    let zkc = zk_client(&zk.connect_string()).await;
-    wait_topology(&zkc, &root, DEADLINE, "published", |t| t.slaves.len() == 2).await;
-    (trio, m, zkc, root, port)
+    });
+    s.wait_published(DEADLINE, "published", 2).await;
+    (trio, m, s, port)
 }
 
 /// One sample's value from Prometheus text, by metric name and label values.
@@ -136,7 +127,7 @@ fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pause_holds_a_failover_and_resume_lets_it_happen() {
-    let (trio, m, zkc, root, port) = http_managed("http-pause").await;
+    let (trio, m, s, port) = http_managed("http-pause").await;
     let m0 = trio.node(0).addr();
 
     let (code, body) = request_async(port, "POST", "/pause", r#"{"reason":"kernel upgrade"}"#)
@@ -144,10 +135,9 @@ async fn pause_holds_a_failover_and_resume_lets_it_happen() {
         .expect("pause");
     assert_eq!(code, 200, "{body}");
     // Visible in the znode (for zkCli.sh) and in /status.
-    let t = wait_topology(&zkc, &root, DEADLINE, "the pause in the znode", |t| {
-        t.paused.is_some()
-    })
-    .await;
+    let t = s
+        .wait(DEADLINE, "the pause in the znode", |t| t.paused.is_some())
+        .await;
     assert_eq!(
         t.paused.map(|p| p.reason),
         Some("kernel upgrade".to_string())
@@ -160,14 +150,11 @@ async fn pause_holds_a_failover_and_resume_lets_it_happen() {
 
     // The master dies: it is published unavailable (the decision was made) but not replaced.
     trio.node(0).kill9();
-    let t = wait_topology(
-        &zkc,
-        &root,
-        DEADLINE,
-        "the dead master listed unavailable",
-        |t| t.unavailable.iter().any(|a| a.to_string() == m0),
-    )
-    .await;
+    let t = s
+        .wait(DEADLINE, "the dead master listed unavailable", |t| {
+            t.unavailable.iter().any(|a| a.to_string() == m0)
+        })
+        .await;
     // `master: null`, as when no replica may be promoted: writers fail fast, nobody is
     // sent to a replica.
     assert_eq!(t.master, None, "no new master while paused: {t:?}");
@@ -188,10 +175,11 @@ async fn pause_holds_a_failover_and_resume_lets_it_happen() {
         .await
         .expect("resume");
     assert_eq!(code, 200, "{body}");
-    let t = wait_topology(&zkc, &root, DEADLINE, "a new master after resume", |t| {
-        t.master.as_ref().is_some_and(|m| m.to_string() != m0) && t.paused.is_none()
-    })
-    .await;
+    let t = s
+        .wait(DEADLINE, "a new master after resume", |t| {
+            t.master.as_ref().is_some_and(|m| m.to_string() != m0) && t.paused.is_none()
+        })
+        .await;
     let new = t.master.expect("master").to_string();
     let status = wait_until_async(DEADLINE, "the failover in /status", || async {
         let s = get_json(port, "/status").await?;
@@ -284,7 +272,7 @@ async fn pause_holds_a_failover_and_resume_lets_it_happen() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn manual_failover_over_http_and_bad_requests() {
-    let (trio, m, zkc, root, port) = http_managed("http-failover").await;
+    let (trio, m, s, port) = http_managed("http-failover").await;
     let (m0, r1) = (trio.node(0).addr(), trio.node(1).addr());
 
     // Bad requests: a message and a 4xx, nothing written.
@@ -322,10 +310,11 @@ async fn manual_failover_over_http_and_bad_requests() {
         .expect("answer");
     assert_eq!(c, 200, "{b}");
     assert!(b.contains(&r1), "{b}");
-    let t = wait_topology(&zkc, &root, DEADLINE, "the switchover", |t| {
-        t.master.as_ref().is_some_and(|m| m.to_string() == r1) && t.slaves.len() == 2
-    })
-    .await;
+    let t = s
+        .wait(DEADLINE, "the switchover", |t| {
+            t.master.as_ref().is_some_and(|m| m.to_string() == r1) && t.slaves.len() == 2
+        })
+        .await;
     assert!(t.epoch >= 1);
     let status = wait_until_async(DEADLINE, "the switchover in /status", || async {
         let s = get_json(port, "/status").await?;

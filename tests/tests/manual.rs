@@ -1,65 +1,46 @@
 //! Manual failover requests (`<root>/manual_failover`): a planned switchover under a write
 //! loop loses no acknowledged write; `ANY_SLAVE`; refused requests stay visible.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
-use redis::AsyncCommands;
-use redis_failover_client::{Client, NodeAddr};
-use redis_failover_tests::manager::{config, managed, wait_topology, zk_client, Manager};
-use redis_failover_tests::{
-    init_tracing, shared_zk, unique_root, wait_until_async, NodeRole, RedisGroup,
-};
+use redis_failover_client::{Client, NodeAddr, Topology};
+use redis_failover_tests::manager::managed_trio;
+use redis_failover_tests::writer::{check_lost, ClientWriter, Writer};
+use redis_failover_tests::{wait_until_async, RedisGroup, Scene};
 
 const DEADLINE: Duration = Duration::from_secs(30);
+/// Bound on one write of the writer, and on stopping it.
+const WRITE_BOUND: Duration = Duration::from_secs(60);
 
-fn addr(s: &str) -> NodeAddr {
-    s.parse().expect("address")
+/// Asks for a manual failover to `target` through `client` and waits until it is published.
+async fn request_and_wait(
+    client: &Client,
+    scene: &Scene,
+    target: &NodeAddr,
+    what: &str,
+) -> Topology {
+    client
+        .manual_failover(Some(target))
+        .await
+        .expect("request written");
+    scene
+        .wait(DEADLINE, what, |t| t.master.as_ref() == Some(target))
+        .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_switchover_under_writes_loses_no_acknowledged_write() {
-    let trio = RedisGroup::trio();
-    let (m, _, root, _) = managed(&trio, "switchover", |_| {}).await;
-    let zk = shared_zk().connect_string();
-    let client = Client::builder(&zk)
-        .znode_path(&root)
-        .connect()
-        .await
-        .expect("connect");
-    let target = addr(&trio.node(2).addr());
+    let (trio, m, scene, _) = managed_trio("switchover", |_| {}).await;
+    let client = scene.client().await;
+    let target = trio.node(2).node_addr();
 
     // A writer with sequence-numbered keys, through the client, until told to stop.
-    let stop = Arc::new(AtomicBool::new(false));
-    let writer = {
-        let mut c = client.clone();
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            let (mut acked, mut errors, mut seq) = (Vec::new(), Vec::new(), 0u64);
-            while !stop.load(Ordering::Relaxed) {
-                seq += 1;
-                match c.set::<_, _, ()>(format!("seq:{seq}"), seq).await {
-                    Ok(()) => acked.push(seq),
-                    Err(e) => errors.push(e.to_string()),
-                }
-            }
-            (acked, errors)
-        })
-    };
+    let writer = Writer::spawn(ClientWriter(client.clone()), None, WRITE_BOUND);
     wait_until_async(DEADLINE, "the writer going", || async {
         (trio.node(0).cmd(&["EXISTS", "seq:100"]).ok() == Some(redis::Value::Int(1))).then_some(())
     })
     .await;
-    client
-        .manual_failover(Some(&target))
-        .await
-        .expect("request written");
-    let zkc = zk_client(&zk).await;
-    let t = wait_topology(&zkc, &root, DEADLINE, "the switchover published", |t| {
-        t.master.as_ref() == Some(&target)
-    })
-    .await;
+    let t = request_and_wait(&client, &scene, &target, "the switchover published").await;
     assert_eq!(t.epoch, 1);
     // Keep writing on the new master for a while, then stop.
     let mut sub = client.subscribe();
@@ -73,16 +54,14 @@ async fn a_switchover_under_writes_loses_no_acknowledged_write() {
         (trio.node(2).cmd(&["DBSIZE"]).ok() != before).then_some(())
     })
     .await;
-    stop.store(true, Ordering::Relaxed);
-    let (acked, errors) = writer.await.expect("writer");
-    let lost: Vec<u64> = acked
-        .iter()
-        .copied()
-        .filter(|s| trio.node(2).get(&format!("seq:{s}")).is_none())
-        .collect();
+    let log = writer.stop(WRITE_BOUND).await;
+    let lost = check_lost(&target, &log.acked_seqs())
+        .await
+        .expect("the loss check reads the new master");
+    let errors: Vec<String> = log.errors.iter().map(|e| e.error.clone()).collect();
     eprintln!(
         "switchover: {} acknowledged, {} errors surfaced, {} lost; first errors: {:?}",
-        acked.len(),
+        log.acks.len(),
         errors.len(),
         lost.len(),
         errors.iter().take(3).collect::<Vec<_>>()
@@ -98,10 +77,12 @@ async fn a_switchover_under_writes_loses_no_acknowledged_write() {
     );
     // The old master follows the new one, and the request is gone.
     let port = target.port;
-    redis_failover_tests::wait_until(DEADLINE, "the old master a replica", || {
-        matches!(trio.node(0).role(), Some(NodeRole::Replica { master_port, .. }) if master_port == port).then_some(())
-    });
-    let request = zkc.get_data(&format!("{root}/manual_failover")).await;
+    trio.node(0)
+        .wait_follows(port, false, DEADLINE, "the old master a replica");
+    let request = scene
+        .zk
+        .get_data(&format!("{}/manual_failover", scene.root))
+        .await;
     assert!(
         matches!(request, Err(zookeeper_client::Error::NoNode)),
         "request left: {request:?}"
@@ -111,25 +92,18 @@ async fn a_switchover_under_writes_loses_no_acknowledged_write() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn any_slave_is_served_and_a_bad_request_is_refused_visibly() {
-    let trio = RedisGroup::trio();
-    let (m, _, root, _) = managed(&trio, "any_slave", |_| {}).await;
-    let zk = shared_zk().connect_string();
-    let client = Client::builder(&zk)
-        .znode_path(&root)
-        .connect()
-        .await
-        .expect("connect");
-    let zkc = zk_client(&zk).await;
-    let old = addr(&trio.node(0).addr());
+    let (trio, m, scene, _) = managed_trio("any_slave", |_| {}).await;
+    let client = scene.client().await;
+    let old = trio.node(0).node_addr();
 
     // Naming the master itself is refused, and the verdict stays readable.
     client
         .manual_failover(Some(&old))
         .await
         .expect("request written");
-    let path = format!("{root}/manual_failover");
+    let path = format!("{}/manual_failover", scene.root);
     let verdict = wait_until_async(DEADLINE, "the refusal", || async {
-        let (data, _) = zkc.get_data(&path).await.ok()?;
+        let (data, _) = scene.zk.get_data(&path).await.ok()?;
         let v: serde_json::Value = serde_json::from_slice(&data).ok()?;
         v.get("refused")
             .and_then(|r| r.as_str())
@@ -137,9 +111,7 @@ async fn any_slave_is_served_and_a_bad_request_is_refused_visibly() {
     })
     .await;
     assert!(verdict.contains("already is the master"), "{verdict}");
-    let t = redis_failover_tests::manager::read_topology(&zkc, &root)
-        .await
-        .expect("topology");
+    let t = scene.topology().await.expect("topology");
     assert_eq!(
         t.master,
         Some(old.clone()),
@@ -147,47 +119,29 @@ async fn any_slave_is_served_and_a_bad_request_is_refused_visibly() {
     );
 
     client.manual_failover(None).await.expect("request written");
-    let t = wait_topology(&zkc, &root, DEADLINE, "ANY_SLAVE served", |t| {
-        t.master.is_some() && t.master.as_ref() != Some(&old)
-    })
-    .await;
+    let t = scene
+        .wait(DEADLINE, "ANY_SLAVE served", |t| {
+            t.master.is_some() && t.master.as_ref() != Some(&old)
+        })
+        .await;
     assert_eq!(t.epoch, 1);
     let winner = t.master.expect("master");
-    assert!(winner == addr(&trio.node(1).addr()) || winner == addr(&trio.node(2).addr()));
+    assert!(winner == trio.node(1).node_addr() || winner == trio.node(2).node_addr());
     m.stop().await.expect("stop");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_master_down_a_manual_request_promotes_the_named_replica() {
-    init_tracing();
     let trio = RedisGroup::trio();
-    let root = unique_root("manual_down");
+    let scene = Scene::new("manual_down").await;
     // Two views required and one manager: no automatic failover, only the operator's.
-    let m = Manager::start(config(
-        &shared_zk().connect_string(),
-        &trio.addrs(),
-        &root,
-        |c| c.required_node_managers = Some(2),
-    ));
-    let zk = shared_zk().connect_string();
-    let zkc = zk_client(&zk).await;
-    let before = wait_topology(&zkc, &root, DEADLINE, "published", |t| t.slaves.len() == 2).await;
-    let client = Client::builder(&zk)
-        .znode_path(&root)
-        .connect()
-        .await
-        .expect("connect");
+    let m = scene.manager(&trio.addrs(), |c| c.required_node_managers = Some(2));
+    let before = scene.wait_published(DEADLINE, "published", 2).await;
+    let client = scene.client().await;
     trio.node(0).kill9();
-    let target = addr(&trio.node(2).addr());
-    client
-        .manual_failover(Some(&target))
-        .await
-        .expect("request written");
-    let t = wait_topology(&zkc, &root, DEADLINE, "the named replica promoted", |t| {
-        t.master.as_ref() == Some(&target)
-    })
-    .await;
+    let target = trio.node(2).node_addr();
+    let t = request_and_wait(&client, &scene, &target, "the named replica promoted").await;
     assert_eq!(t.epoch, before.epoch + 1);
-    assert!(t.unavailable.contains(&addr(&trio.node(0).addr())));
+    assert!(t.unavailable.contains(&trio.node(0).node_addr()));
     m.stop().await.expect("stop");
 }

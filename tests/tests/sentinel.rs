@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use redis::sentinel::{Sentinel, SentinelClient, SentinelClientBuilder, SentinelServerType};
 use redis::{ConnectionAddr, Value};
 use redis_failover_manager::config::Cli;
-use redis_failover_tests::manager::{config, managed, wait_topology, Manager};
-use redis_failover_tests::{free_port, shared_zk, spawn_guarded, wait_until_async, RedisGroup};
+use redis_failover_tests::manager::managed;
+use redis_failover_tests::{free_port, spawn_guarded, wait_until_async, RedisGroup};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 /// Bound on one client step (connect, lookup, command) against the endpoint or Redis.
@@ -169,7 +169,7 @@ async fn wait_master(port: u16, auth: Option<&'static str>, master: u16) {
 async fn redis_cli_and_subscribers_follow_a_kill9_failover() {
     let trio = RedisGroup::trio();
     let port = free_port();
-    let (m, zkc, root, _) = managed(&trio, "sentinel_events", |c| listen_on(c, port)).await;
+    let (m, scene, _) = managed(&trio, "sentinel_events", |c| listen_on(c, port)).await;
     let old = trio.node(0).port();
     let addr_by_name = |group: &'static str| async move {
         blocking(move || redis_cli(port, &["SENTINEL", "get-master-addr-by-name", group])).await
@@ -200,10 +200,11 @@ async fn redis_cli_and_subscribers_follow_a_kill9_failover() {
     .await;
 
     trio.node(0).kill9();
-    let t = wait_topology(&zkc, &root, DEADLINE, "a new master", |t| {
-        t.master.as_ref().is_some_and(|m| m.port != old)
-    })
-    .await;
+    let t = scene
+        .wait(DEADLINE, "a new master", |t| {
+            t.master.as_ref().is_some_and(|m| m.port != old)
+        })
+        .await;
     let new = t.master.expect("master").port;
     let switch = format!("mymaster 127.0.0.1 {old} 127.0.0.1 {new}");
     let (sub, psub, psub_seen) = blocking({
@@ -235,7 +236,7 @@ async fn redis_cli_and_subscribers_follow_a_kill9_failover() {
 async fn the_redis_crate_sentinel_client_follows_a_failover() {
     let trio = RedisGroup::trio();
     let port = free_port();
-    let (m, zkc, root, _) = managed(&trio, "sentinel_crate", |c| listen_on(c, port)).await;
+    let (m, scene, _) = managed(&trio, "sentinel_crate", |c| listen_on(c, port)).await;
     wait_master(port, None, trio.node(0).port()).await;
     let url = format!("redis://127.0.0.1:{port}/");
     let mut master = SentinelClient::build(
@@ -282,12 +283,13 @@ async fn the_redis_crate_sentinel_client_follows_a_failover() {
     assert!(matches!(role, redis::Role::Replica { .. }), "{role:?}");
 
     trio.node(0).kill9();
-    let t = wait_topology(&zkc, &root, DEADLINE, "a new master", |t| {
-        t.master
-            .as_ref()
-            .is_some_and(|m| m.port != trio.node(0).port())
-    })
-    .await;
+    let t = scene
+        .wait(DEADLINE, "a new master", |t| {
+            t.master
+                .as_ref()
+                .is_some_and(|m| m.port != trio.node(0).port())
+        })
+        .await;
     let new = t.master.expect("master");
     // A Sentinel client looks the master up again after an error; it must find the new one.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -346,20 +348,12 @@ async fn the_redis_crate_sentinel_client_follows_a_failover() {
 async fn commands_answer_like_sentinel_on_leader_and_standby() {
     let trio = RedisGroup::trio();
     let (pa, pb) = (free_port(), free_port());
-    let (a, zkc, root, _) = managed(&trio, "sentinel_cmds", |c| {
+    let (a, scene, _) = managed(&trio, "sentinel_cmds", |c| {
         listen_on(c, pa);
         c.manager_name = Some("a".into());
     })
     .await;
-    let b = Manager::start(config(
-        &shared_zk().connect_string(),
-        &trio.addrs(),
-        &root,
-        |c| {
-            listen_on(c, pb);
-            c.manager_name = Some("b".into());
-        },
-    ));
+    let b = scene.named_manager(&trio, "b", |c| listen_on(c, pb));
     let ports = trio.ports();
     let (p0, p1, p2) = (ports[0], ports[1], ports[2]);
 
@@ -489,34 +483,27 @@ async fn commands_answer_like_sentinel_on_leader_and_standby() {
             r.text(&["GET", "x"]).trim_end(),
             "ERR unknown command 'GET', with args beginning with: 'x'"
         );
-        assert_eq!(
-            r.text(&["SENTINEL", "MASTER", "nope"]),
-            "ERR No such master with that name"
-        );
-        assert_eq!(
-            r.text(&["SENTINEL", "REPLICAS", "nope"]),
-            "ERR No such master with that name"
-        );
-        assert_eq!(
-            r.text(&["SENTINEL", "FAILOVER", "nope"]),
-            "ERR No such master with that name"
-        );
-        assert_eq!(
-            r.text(&["SENTINEL", "GET-MASTER-ADDR-BY-NAME", "nope"]),
-            "nil"
-        );
-        assert_eq!(
-            r.text(&["SENTINEL", "MASTER"]),
-            "ERR wrong number of arguments for 'sentinel|master' command"
-        );
-        assert_eq!(
-            r.text(&["SENTINEL"]),
-            "ERR wrong number of arguments for 'sentinel' command"
-        );
-        assert_eq!(
-            r.text(&["SENTINEL", "FOO"]),
-            "ERR unknown subcommand 'FOO'. Try SENTINEL HELP."
-        );
+        let no_such = "ERR No such master with that name";
+        for (args, want) in [
+            (&["SENTINEL", "MASTER", "nope"][..], no_such),
+            (&["SENTINEL", "REPLICAS", "nope"], no_such),
+            (&["SENTINEL", "FAILOVER", "nope"], no_such),
+            (&["SENTINEL", "GET-MASTER-ADDR-BY-NAME", "nope"], "nil"),
+            (
+                &["SENTINEL", "MASTER"],
+                "ERR wrong number of arguments for 'sentinel|master' command",
+            ),
+            (
+                &["SENTINEL"],
+                "ERR wrong number of arguments for 'sentinel' command",
+            ),
+            (
+                &["SENTINEL", "FOO"],
+                "ERR unknown subcommand 'FOO'. Try SENTINEL HELP.",
+            ),
+        ] {
+            assert_eq!(r.text(args), want, "{args:?}");
+        }
         assert!(r
             .text(&["SENTINEL", "MONITOR", "x", "h", "1", "1"])
             .contains("not supported"));
@@ -532,10 +519,11 @@ async fn commands_answer_like_sentinel_on_leader_and_standby() {
     let reply =
         blocking(move || Raw::connect(pb).text(&["SENTINEL", "FAILOVER", "mymaster"])).await;
     assert_eq!(reply, "OK");
-    let t = wait_topology(&zkc, &root, DEADLINE, "the switchover", |t| {
-        t.master.as_ref().is_some_and(|m| m.port != p0) && t.slaves.len() == 2
-    })
-    .await;
+    let t = scene
+        .wait(DEADLINE, "the switchover", |t| {
+            t.master.as_ref().is_some_and(|m| m.port != p0) && t.slaves.len() == 2
+        })
+        .await;
     let new = t.master.expect("master").port;
     wait_master(pa, None, new).await;
     wait_master(pb, None, new).await;
@@ -547,7 +535,7 @@ async fn commands_answer_like_sentinel_on_leader_and_standby() {
 async fn a_password_is_required_when_set() {
     let solo = RedisGroup::start(0, &[]);
     let port = free_port();
-    let (m, _zkc, _root, _) = managed(&solo, "sentinel_auth", |c| {
+    let (m, _scene, _) = managed(&solo, "sentinel_auth", |c| {
         listen_on(c, port);
         c.sentinel_password = Some("s3cret".parse().expect("secret"));
     })

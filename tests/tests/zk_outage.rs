@@ -4,37 +4,31 @@
 
 use std::time::Duration;
 
-use redis_failover_tests::manager::{config, wait_topology, zk_client, Manager};
-use redis_failover_tests::{init_tracing, unique_root, NodeRole, RedisGroup, ZkServer};
+use redis_failover_tests::manager::{wait_topology, zk_client};
+use redis_failover_tests::{for_a_while, group_topology, NodeRole, RedisGroup, Scene, ZkServer};
 
 const DEADLINE: Duration = Duration::from_secs(40);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_promotion_while_zookeeper_is_down() {
-    init_tracing();
     let zk = ZkServer::start();
     let trio = RedisGroup::trio();
-    let root = unique_root("zk_outage");
+    let s = Scene::on(&zk, "zk_outage").await;
     let session_ms = 3000;
-    let m = Manager::start(config(&zk.connect_string(), &trio.addrs(), &root, |c| {
+    let m = s.manager(&trio.addrs(), |c| {
         c.zk_session_timeout_ms = Some(session_ms)
-    }));
-    let client = zk_client(&zk.connect_string()).await;
-    let before = wait_topology(
-        &client,
-        &root,
-        DEADLINE,
-        "the healthy trio published",
-        |t| t.slaves.len() == 2,
-    )
-    .await;
-    drop(client);
+    });
+    let before = s
+        .wait_published(DEADLINE, "the healthy trio published", 2)
+        .await;
+    let root = s.root.clone();
+    drop(s);
 
     zk.stop();
     trio.node(0).kill9();
     // Watch the replicas for longer than the session timeout: neither may become master.
-    let until = tokio::time::Instant::now() + Duration::from_millis(session_ms * 2);
-    while tokio::time::Instant::now() < until {
+    let watch = Duration::from_millis(session_ms * 2);
+    for_a_while(watch, Duration::from_millis(50), || async {
         for i in 1..3 {
             assert!(
                 matches!(trio.node(i).role(), Some(NodeRole::Replica { .. })),
@@ -42,8 +36,8 @@ async fn no_promotion_while_zookeeper_is_down() {
                 trio.node(i).addr()
             );
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await;
 
     zk.restart();
     let client = zk_client(&zk.connect_string()).await;
@@ -66,28 +60,14 @@ async fn no_promotion_while_zookeeper_is_down() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_keep_serving_while_zookeeper_is_down() {
     use redis::AsyncCommands;
-    use redis_failover_client::{Client, Topology};
-    use redis_failover_tests::manager::write_raw;
 
-    init_tracing();
     let zk = ZkServer::start();
     let trio = RedisGroup::trio();
-    let root = unique_root("client_zk_outage");
-    let addr = |i: usize| trio.node(i).addr().parse().expect("address");
-    let topology = Topology {
-        master: Some(addr(0)),
-        slaves: vec![addr(1), addr(2)],
-        epoch: 1,
-        ..Topology::default()
-    };
-    let zkc = zk_client(&zk.connect_string()).await;
-    write_raw(&zkc, &format!("{root}/nodes"), &topology.to_json()).await;
-    drop(zkc);
-    let mut c = Client::builder(zk.connect_string())
-        .znode_path(&root)
-        .connect()
-        .await
-        .expect("connect");
+    let s = Scene::on(&zk, "client_zk_outage").await;
+    let topology = group_topology(&trio, 1);
+    s.publish(&topology).await;
+    let mut c = s.client().await;
+    drop(s);
     assert_eq!(c.topology().age(), Duration::ZERO);
 
     zk.stop();
@@ -136,38 +116,22 @@ fn zk_connections(zk: &ZkServer) -> Option<u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropped_clients_close_their_sessions() {
-    use redis_failover_client::{Client, Topology};
-    use redis_failover_tests::manager::write_raw;
-
-    init_tracing();
     // Its own ZooKeeper, so that the connection count is this test's alone.
     let zk = ZkServer::start();
     let trio = RedisGroup::start(1, &[]);
-    let root = unique_root("client_drop");
-    let addr = |i: usize| trio.node(i).addr().parse().expect("address");
-    let zkc = zk_client(&zk.connect_string()).await;
-    let mut t = Topology {
-        master: Some(addr(0)),
-        slaves: vec![addr(1)],
-        ..Topology::default()
-    };
-    write_raw(&zkc, &format!("{root}/nodes"), &t.to_json()).await;
+    let s = Scene::on(&zk, "client_drop").await;
+    let mut t = group_topology(&trio, 0);
+    s.publish(&t).await;
     let baseline = zk_connections(&zk).expect("mntr");
     let mut clients = Vec::new();
     for _ in 0..5 {
-        clients.push(
-            Client::builder(zk.connect_string())
-                .znode_path(&root)
-                .connect()
-                .await
-                .expect("connect"),
-        );
+        clients.push(s.client().await);
     }
     assert_eq!(zk_connections(&zk), Some(baseline + 5));
     // A topology change, and a receiver kept beyond the client's life.
     let kept = clients[0].subscribe();
     t.epoch = 1;
-    write_raw(&zkc, &format!("{root}/nodes"), &t.to_json()).await;
+    s.publish(&t).await;
     redis_failover_tests::wait_until_async(DEADLINE, "the change seen", || {
         let seen = clients.iter().all(|c| c.topology().topology.epoch == 1);
         async move { seen.then_some(()) }

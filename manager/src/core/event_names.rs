@@ -30,6 +30,7 @@ event_names! {
     WAIT = "-wait": "the leader cannot decide safely yet (the reason says what it waits for)";
     DISCOVERED = "+discovered": "the leader took a node as the group's master (from the znode or the nodes' roles)";
     MASTER_LOST = "-master-lost": "the master answers but is no longer a master; the leader rediscovers";
+    REFRESH_OFFSETS = "+refresh-offsets": "the master is down: the replicas' offsets are read afresh before ranking them";
     SELECTED_REPLICA = "+selected-replica": "the master is down: this replica is promoted (the line gives the ranking and the votes)";
     FAILOVER_ROLL_FORWARD = "+failover-roll-forward": "the master is down and a recorded promotion already made this replica a master: it is adopted";
     PROMOTED = "+promoted": "the promoted replica answers ROLE master";

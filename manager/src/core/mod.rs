@@ -24,6 +24,7 @@ pub mod events;
 pub mod health;
 pub mod info;
 pub mod manual;
+pub mod promotion;
 pub mod select;
 pub mod votes;
 

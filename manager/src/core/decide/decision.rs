@@ -19,6 +19,13 @@ pub enum Decision {
         epoch: u64,
         reason: String,
     },
+    /// `+refresh-offsets`: `failed` is down and a replica may replace it; read `nodes`'
+    /// offsets now (they are up to a poll interval old) and decide again at once.
+    RefreshOffsets {
+        failed: NodeAddr,
+        nodes: Vec<NodeAddr>,
+        reason: String,
+    },
     /// `+selected-replica`: `failed` is down, promote `winner`.
     Failover {
         failed: NodeAddr,
@@ -58,6 +65,7 @@ impl Decision {
         match self {
             Decision::Wait { .. } => ev::WAIT,
             Decision::Adopt { .. } => ev::DISCOVERED,
+            Decision::RefreshOffsets { .. } => ev::REFRESH_OFFSETS,
             Decision::Failover { .. } => ev::SELECTED_REPLICA,
             Decision::RollForward { .. } => ev::FAILOVER_ROLL_FORWARD,
             Decision::NoCandidate { .. } => ev::NO_GOOD_SLAVE,
@@ -94,6 +102,15 @@ impl fmt::Display for Decision {
                 write!(f, "{event} master {failed} is down: {reason}")
             }
             Decision::Forget { master, reason } => write!(f, "{event} {master}: {reason}"),
+            Decision::RefreshOffsets {
+                failed,
+                nodes,
+                reason,
+            } => write!(
+                f,
+                "{event} {} (master {failed} is down): {reason}",
+                join(nodes)
+            ),
             Decision::Reconfigure {
                 nodes,
                 master,

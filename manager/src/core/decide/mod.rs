@@ -11,7 +11,7 @@
 //! 5. the published topology differs from what is true: publish.
 
 use std::collections::BTreeMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use redis_failover_client::{NodeAddr, Topology};
 
@@ -41,6 +41,43 @@ pub struct GroupState {
     /// The master's restart count (`NodeHealth::restarts`) when it became the master: a
     /// higher count means it restarted since.
     pub master_restarts: u64,
+    /// When the replicas' offsets were last read afresh for a failover.
+    pub offsets_read_at: Option<Instant>,
+}
+
+/// Offsets read within this long count as fresh for ranking candidates (a read takes at
+/// most 300 ms; a failover that failed is retried on them within the next cycles).
+pub const OFFSETS_FRESH: Duration = Duration::from_secs(1);
+
+/// What the leader does about a down master that no replica may replace
+/// ([`Decision::NoCandidate`]) or that an operator's pause keeps ([`Decision::Paused`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unreplaceable {
+    /// The topology to publish (the master listed unavailable), unless it already is.
+    pub publish: Option<Topology>,
+    /// The master restarted meanwhile and answers again: it stays the master, and this
+    /// restart count becomes the known one, so that its restart is no reason to fail over
+    /// later.
+    pub restart_kept: Option<u64>,
+}
+
+pub fn unreplaceable(
+    state: &GroupState,
+    view: &View,
+    published: Option<&Topology>,
+    failed: &NodeAddr,
+) -> Unreplaceable {
+    let restart_kept = view
+        .get(failed)
+        .filter(|h| h.is_up() && h.restarts() > state.master_restarts)
+        .map(|h| h.restarts());
+    let mut topology = derive_topology(Some(failed), state.epoch, view);
+    topology.paused = state.paused.clone();
+    let publish = (!published.is_some_and(|p| p.same_content(&topology))).then_some(topology);
+    Unreplaceable {
+        publish,
+        restart_kept,
+    }
 }
 
 /// One cycle: what to do next, given the belief, the probes' view and the published znode
@@ -214,7 +251,19 @@ fn failover(
             ),
         };
     }
+    let offsets_fresh = state
+        .offsets_read_at
+        .is_some_and(|t| now.saturating_duration_since(t) < OFFSETS_FRESH);
     match select_replica(view, master, now, policy) {
+        Ok(_) if !offsets_fresh => Decision::RefreshOffsets {
+            failed: master.clone(),
+            nodes: view
+                .iter()
+                .filter(|(a, h)| *a != master && h.is_up())
+                .map(|(a, _)| a.clone())
+                .collect(),
+            reason: format!("master down ({why_down}); ranking on offsets read now"),
+        },
         Ok((winner, ranking)) => Decision::Failover {
             failed: master.clone(),
             winner: winner.clone(),

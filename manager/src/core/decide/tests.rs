@@ -98,6 +98,8 @@ fn st(master: Option<u16>, epoch: u64) -> GroupState {
         epoch,
         paused: None,
         master_restarts: 0,
+        // Offsets just read: the table's failovers rank on them.
+        offsets_read_at: Some(t0()),
     }
 }
 
@@ -604,4 +606,66 @@ fn decisions_read_as_one_line() {
         d.to_string(),
         "+publish master=null slaves=[] unavailable=[h:1] epoch=9: r"
     );
+}
+
+#[test]
+fn a_failover_ranks_on_offsets_read_now() {
+    let now = t0();
+    let v = view(&[(1, Down), (2, Rd(1, 5)), (3, Rd(1, 4))], now);
+    let published = topo(Some(1), &[2, 3], &[], 2);
+    let d = |st: &GroupState| decide(st, &v, Some(&published), &Votes::new(), now, &POLICY);
+    let never_read = GroupState {
+        offsets_read_at: None,
+        ..st(Some(1), 2)
+    };
+    assert_eq!(
+        d(&never_read),
+        Decision::RefreshOffsets {
+            failed: a(1),
+            nodes: vec![a(2), a(3)],
+            reason: "master down (connection refused); ranking on offsets read now".into(),
+        }
+    );
+    let read_long_ago = GroupState {
+        offsets_read_at: Some(now - OFFSETS_FRESH),
+        ..st(Some(1), 2)
+    };
+    assert!(matches!(d(&read_long_ago), Decision::RefreshOffsets { .. }));
+    assert!(matches!(d(&st(Some(1), 2)), Decision::Failover { winner, .. } if winner == a(2)));
+    // Nobody to promote: no reading, the abort is decided at once.
+    let alone = view(&[(1, Down), (2, Sync(1))], now);
+    assert!(matches!(
+        decide(
+            &never_read,
+            &alone,
+            Some(&published),
+            &Votes::new(),
+            now,
+            &POLICY
+        ),
+        Decision::NoCandidate { .. }
+    ));
+}
+
+#[test]
+fn an_unreplaceable_master_is_published_unavailable_once_and_a_restarted_one_kept() {
+    let now = t0();
+    let mut v = view(&[(1, Down), (2, Sync(1))], now);
+    let state = st(Some(1), 3);
+    let got = unreplaceable(&state, &v, None, &a(1));
+    // A replica of the down master still serves reads.
+    let want = topo(None, &[2], &[1], 3);
+    assert_eq!(got.publish.as_ref(), Some(&want));
+    assert_eq!(got.restart_kept, None);
+    // Already published as such: nothing to write.
+    assert_eq!(unreplaceable(&state, &v, Some(&want), &a(1)).publish, None);
+    // The master came back with a new run_id: kept, with its new restart count.
+    v.insert(a(1), {
+        let mut h = view(&[(1, M(0))], now).remove(&a(1)).expect("node 1");
+        h.on_restart();
+        h
+    });
+    let got = unreplaceable(&state, &v, Some(&want), &a(1));
+    assert_eq!(got.restart_kept, Some(1));
+    assert_eq!(got.publish.and_then(|t| t.master), Some(a(1)));
 }

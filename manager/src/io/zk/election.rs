@@ -15,6 +15,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use zookeeper_client as zk;
 
+use crate::core::event_names::{LEADER, LEADER_LOST};
+
 use super::ZK_OP_TIMEOUT;
 
 /// This manager holds a group's lock, through this session.
@@ -65,14 +67,14 @@ pub async fn elect(
         let options = match options {
             Ok(o) => o,
             Err(e) => {
-                warn!(group = %group, "-leader: cannot prepare the lock options: {e}");
+                warn!(group = %group, "{LEADER_LOST}: cannot prepare the lock options: {e}");
                 return;
             }
         };
         let prefix = match zk::LockPrefix::new_curator(&lock_dir, "lock-") {
             Ok(p) => p,
             Err(e) => {
-                warn!(group = %group, "-leader: bad lock path {lock_dir}: {e}");
+                warn!(group = %group, "{LEADER_LOST}: bad lock path {lock_dir}: {e}");
                 return;
             }
         };
@@ -85,7 +87,7 @@ pub async fn elect(
         let lock = match locked {
             Ok(l) => Arc::new(l),
             Err(e) => {
-                warn!(group = %group, "-leader: could not take the lock under {lock_dir}: {e}; retrying");
+                warn!(group = %group, "{LEADER_LOST}: could not take the lock under {lock_dir}: {e}; retrying");
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
                     _ = shutdown.cancelled() => return,
@@ -96,7 +98,7 @@ pub async fn elect(
             client: client.clone(),
             lock: lock.clone(),
         };
-        info!(group = %group, "+leader: {manager_id} holds {}", lock.lock_path());
+        info!(group = %group, "{LEADER}: {manager_id} holds {}", lock.lock_path());
         tx.send_replace(Some(leadership.clone()));
         // Hold it while the session lives; stand down while disconnected.
         let mut suspended = false;
@@ -108,7 +110,7 @@ pub async fn elect(
                 _ = shutdown.cancelled() => {
                     tx.send_replace(None);
                     release(&client, &lock).await;
-                    info!(group = %group, "-leader: shutting down, lock released");
+                    info!(group = %group, "{LEADER_LOST}: shutting down, lock released");
                     return;
                 }
             };
@@ -117,14 +119,14 @@ pub async fn elect(
                     if !suspended {
                         suspended = true;
                         tx.send_replace(None);
-                        warn!(group = %group, "-leader: ZooKeeper connection lost; no action until it returns");
+                        warn!(group = %group, "{LEADER_LOST}: ZooKeeper connection lost; no action until it returns");
                     }
                 }
                 zk::SessionState::SyncConnected => {
                     if suspended {
                         if leadership.confirm().await {
                             suspended = false;
-                            info!(group = %group, "+leader: ZooKeeper connection back, lock still ours");
+                            info!(group = %group, "{LEADER}: ZooKeeper connection back, lock still ours");
                             tx.send_replace(Some(leadership.clone()));
                         } else {
                             break "lock node gone after reconnect";
@@ -135,7 +137,7 @@ pub async fn elect(
             }
         };
         tx.send_replace(None);
-        warn!(group = %group, "-leader: {lost}; contending again");
+        warn!(group = %group, "{LEADER_LOST}: {lost}; contending again");
         drop(leadership);
         drop(lock);
     }

@@ -9,6 +9,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use zookeeper_client as zk;
 
+use crate::core::event_names::{ZK_DISCONNECTED, ZK_RECONNECTED, ZK_SESSION, ZK_SESSION_ENDED};
+
 use super::{ZkError, ZK_OP_TIMEOUT};
 
 /// Connects within `wait` or says why not.
@@ -48,24 +50,24 @@ pub async fn keep_session(
                     })
                     .await;
                     if closed.is_ok() {
-                        info!("-zk-session: ZooKeeper session closed");
+                        info!("{ZK_SESSION_ENDED}: ZooKeeper session closed");
                     }
                     return;
                 }
             };
             match state {
                 zk::SessionState::Disconnected => warn!(
-                    "-zk-disconnected: lost the ZooKeeper connection; standing by until it returns"
+                    "{ZK_DISCONNECTED}: lost the ZooKeeper connection; standing by until it returns"
                 ),
                 zk::SessionState::SyncConnected | zk::SessionState::ConnectedReadOnly => {
                     info!(
-                        "+zk-reconnected: ZooKeeper session {} resumed",
+                        "{ZK_RECONNECTED}: ZooKeeper session {} resumed",
                         client.session_id()
                     )
                 }
                 terminal => {
                     warn!(
-                        "-zk-session: ZooKeeper session {} ended ({terminal}); opening a new one",
+                        "{ZK_SESSION_ENDED}: ZooKeeper session {} ended ({terminal}); opening a new one",
                         client.session_id()
                     );
                     break;
@@ -76,12 +78,18 @@ pub async fn keep_session(
         drop(client);
         let reconnect =
             session::reconnect(&servers, session_timeout, Duration::from_millis(200), |e| {
-                warn!("-zk-session: {}; retrying", ZkError::Connect(e.to_string()))
+                warn!(
+                    "{ZK_SESSION_ENDED}: {}; retrying",
+                    ZkError::Connect(e.to_string())
+                )
             });
         client = tokio::select! {
             c = reconnect => c,
             _ = shutdown.cancelled() => return,
         };
-        info!("+zk-session: new ZooKeeper session {}", client.session_id());
+        info!(
+            "{ZK_SESSION}: new ZooKeeper session {}",
+            client.session_id()
+        );
     }
 }

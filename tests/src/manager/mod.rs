@@ -1,5 +1,6 @@
-//! The node manager, run in-process for tests and benchmarks, and ZooKeeper helpers to read
-//! what it publishes.
+//! The node manager for tests and benchmarks: one in-process [`Manager`] ([`config`],
+//! [`managed`]), sets of managers in-process or as processes ([`ManagerSet`]), and ZooKeeper
+//! helpers to read what they publish ([`zk_client`], [`wait_topology`], [`lock_holders`], ...).
 
 use std::time::Duration;
 
@@ -8,7 +9,16 @@ use redis_failover_manager::config::{Cli, FileConfig};
 use redis_failover_manager::{run, Config, StartError};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use zookeeper_client as zk;
+
+use crate::Scene;
+
+mod set;
+mod zk_read;
+
+pub use set::{manager_process, ManagerMode, ManagerSet};
+pub use zk_read::{
+    lock_holders, lock_order, manager_view, read_topology, wait_topology, write_raw, zk_client,
+};
 
 /// Builds a validated config as the command line would: `-z zk -n nodes --znode-path root`
 /// plus whatever `tweak` sets.
@@ -24,30 +34,34 @@ pub fn config(zk: &str, nodes: &[String], root: &str, tweak: impl FnOnce(&mut Cl
     Config::merge(cli, FileConfig::default()).expect("test config is valid")
 }
 
-/// Starts a manager on `group` under a fresh root named after `name` (on the shared
+/// Starts a manager on `group` in a fresh [`Scene`] named after `name` (on the shared
 /// ZooKeeper, flags adjusted by `tweak`) and waits until it has published every node as the
-/// master or one of its replicas. Returns the manager, a ZooKeeper session for the test, the
-/// root and the topology.
+/// master or one of its replicas. Returns the manager, the scene and the topology.
 pub async fn managed(
     group: &crate::RedisGroup,
     name: &str,
     tweak: impl FnOnce(&mut Cli),
-) -> (Manager, zk::Client, String, Topology) {
-    crate::init_tracing();
-    let connect = crate::shared_zk().connect_string();
-    let root = crate::unique_root(name);
-    let m = Manager::start(config(&connect, &group.addrs(), &root, tweak));
-    let client = zk_client(&connect).await;
-    let replicas = group.len() - 1;
-    let t = wait_topology(
-        &client,
-        &root,
-        Duration::from_secs(30),
-        "the healthy group published",
-        |t| t.slaves.len() == replicas,
-    )
-    .await;
-    (m, client, root, t)
+) -> (Manager, Scene, Topology) {
+    let scene = Scene::new(name).await;
+    let m = scene.manager(&group.addrs(), tweak);
+    let t = scene
+        .wait_published(
+            Duration::from_secs(30),
+            "the healthy group published",
+            group.len() - 1,
+        )
+        .await;
+    (m, scene, t)
+}
+
+/// [`managed`] on a fresh [`crate::RedisGroup::trio`], which it returns first.
+pub async fn managed_trio(
+    name: &str,
+    tweak: impl FnOnce(&mut Cli),
+) -> (crate::RedisGroup, Manager, Scene, Topology) {
+    let trio = crate::RedisGroup::trio();
+    let (m, scene, t) = managed(&trio, name, tweak).await;
+    (trio, m, scene, t)
 }
 
 /// A manager running in this process. Dropping it asks it to stop (and aborts it).
@@ -106,62 +120,5 @@ impl Drop for Manager {
         if let Some(h) = self.handle.take() {
             h.abort();
         }
-    }
-}
-
-/// A ZooKeeper session for the test itself.
-pub async fn zk_client(connect: &str) -> zk::Client {
-    tokio::time::timeout(
-        Duration::from_secs(15),
-        zk::Client::connector()
-            .with_session_timeout(Duration::from_secs(10))
-            .connect(connect),
-    )
-    .await
-    .expect("ZooKeeper connect timed out")
-    .expect("ZooKeeper connect")
-}
-
-/// `<root>/nodes` decoded; `None` when missing, unreadable or corrupt.
-pub async fn read_topology(zk: &zk::Client, root: &str) -> Option<Topology> {
-    let path = format!("{root}/nodes");
-    let (data, _) = tokio::time::timeout(Duration::from_secs(3), zk.get_data(&path))
-        .await
-        .ok()?
-        .ok()?;
-    Topology::from_json(&data).ok()
-}
-
-/// Polls `<root>/nodes` until `pred` holds; panics after `timeout` naming `what`.
-pub async fn wait_topology(
-    zk: &zk::Client,
-    root: &str,
-    timeout: Duration,
-    what: &str,
-    pred: impl Fn(&Topology) -> bool,
-) -> Topology {
-    crate::wait_until_async(timeout, what, || async {
-        read_topology(zk, root).await.filter(|t| pred(t))
-    })
-    .await
-}
-
-/// Writes raw bytes to a znode, creating it and its parents.
-pub async fn write_raw(zk: &zk::Client, path: &str, data: &[u8]) {
-    let dir = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
-    if let Some((parent, _)) = path.rsplit_once('/') {
-        if !parent.is_empty() {
-            match zk.mkdir(parent, &dir).await {
-                Ok(()) | Err(zk::Error::NodeExists) => {}
-                Err(e) => panic!("mkdir {parent}: {e}"),
-            }
-        }
-    }
-    match zk.create(path, data, &dir).await {
-        Ok(_) => {}
-        Err(zk::Error::NodeExists) => {
-            zk.set_data(path, data, None).await.expect("set_data");
-        }
-        Err(e) => panic!("create {path}: {e}"),
     }
 }

@@ -1,0 +1,335 @@
+//! One redis-server process ([`RedisNode`]) on 127.0.0.1 without persistence, with handles
+//! to kill, freeze, restart and query it.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use redis_failover_client::NodeAddr;
+
+use crate::process::{open_log, spawn_guarded, GuardedChild};
+use crate::redis_helpers::{parse_role, redis_cmd_timeout, value_to_string, NodeRole};
+use crate::util::{lock, log_tail};
+use crate::wait::{wait_until, POLL};
+
+/// How long a redis-server may take to answer PING.
+const REDIS_READY_TIMEOUT: Duration = Duration::from_secs(15);
+/// Connect/read/write timeout of the sync redis helpers.
+const REDIS_CMD_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// A redis-server 7 process on 127.0.0.1 without persistence (`--save '' --appendonly no`),
+/// using disk-based replication sync. Files live in the dir given to [`RedisNode::start`]:
+/// `redis-PORT.log`, `redis-PORT.out` (stdout/stderr), `dump-PORT.rdb` (written by
+/// replication sync only — a restarted node loads whatever RDB is there). Dropping it kills it.
+#[derive(Debug)]
+pub struct RedisNode {
+    port: u16,
+    dir: PathBuf,
+    extra_args: Vec<String>,
+    proc: Mutex<GuardedChild>,
+}
+
+impl RedisNode {
+    /// Starts `redis-server` on `port` (a replica of 127.0.0.1:`replica_of` if given), with
+    /// `extra_args` appended to the command line, and waits until PING answers PONG.
+    ///
+    /// # Panics
+    /// If it does not answer within 15 s or exits (the message includes its log tail).
+    pub fn start(dir: &Path, port: u16, replica_of: Option<u16>, extra_args: &[&str]) -> RedisNode {
+        let extra: Vec<String> = extra_args.iter().map(|s| s.to_string()).collect();
+        match Self::try_start(dir, port, replica_of, extra) {
+            Ok(node) => node,
+            Err((e, _)) => panic!("{e}"),
+        }
+    }
+
+    /// Err carries the message and whether the process exited (e.g. port already in use).
+    pub(crate) fn try_start(
+        dir: &Path,
+        port: u16,
+        replica_of: Option<u16>,
+        extra_args: Vec<String>,
+    ) -> Result<RedisNode, (String, bool)> {
+        let proc = Self::spawn_and_wait(dir, port, replica_of, &extra_args)?;
+        Ok(RedisNode {
+            port,
+            dir: dir.to_path_buf(),
+            extra_args,
+            proc: Mutex::new(proc),
+        })
+    }
+
+    fn spawn_and_wait(
+        dir: &Path,
+        port: u16,
+        replica_of: Option<u16>,
+        extra_args: &[String],
+    ) -> Result<GuardedChild, (String, bool)> {
+        fs::create_dir_all(dir)
+            .map_err(|e| (format!("cannot create {}: {e}", dir.display()), false))?;
+        let log_path = dir.join(format!("redis-{port}.log"));
+        let out_path = dir.join(format!("redis-{port}.out"));
+        let out = open_log(&out_path)
+            .map_err(|e| (format!("cannot open {}: {e}", out_path.display()), false))?;
+        let out_err = out
+            .try_clone()
+            .map_err(|e| (format!("cannot clone a file handle: {e}"), false))?;
+        let mut args: Vec<String> = [
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            &dir.display().to_string(),
+            "--dbfilename",
+            &format!("dump-{port}.rdb"),
+            "--logfile",
+            &log_path.display().to_string(),
+            "--pidfile",
+            &dir.join(format!("redis-{port}.pid")).display().to_string(),
+            "--daemonize",
+            "no",
+            "--protected-mode",
+            "no",
+            "--repl-diskless-sync",
+            "no",
+            "--repl-diskless-load",
+            "disabled",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        if let Some(master) = replica_of {
+            args.extend(["--replicaof".into(), "127.0.0.1".into(), master.to_string()]);
+        }
+        args.extend(extra_args.iter().cloned());
+        let started = Instant::now();
+        let proc = spawn_guarded(move || {
+            let mut cmd = Command::new("redis-server");
+            cmd.args(&args)
+                .stdin(Stdio::null())
+                .stdout(out)
+                .stderr(out_err);
+            cmd
+        })
+        .map_err(|e| (format!("cannot spawn redis-server: {e}"), false))?;
+        let tails = || {
+            format!(
+                "tail of {}:\n{}\ntail of {}:\n{}",
+                log_path.display(),
+                log_tail(&log_path, 30),
+                out_path.display(),
+                log_tail(&out_path, 10)
+            )
+        };
+        let deadline = started + REDIS_READY_TIMEOUT;
+        loop {
+            let pong = redis_cmd_timeout(port, Duration::from_millis(200), &["PING"]);
+            // A node started with --requirepass answers NOAUTH: it is up all the same.
+            let ready = match &pong {
+                Ok(v) => value_to_string(v).as_deref() == Some("PONG"),
+                Err(e) => e.code() == Some("NOAUTH"),
+            };
+            if ready {
+                return Ok(proc);
+            }
+            if let Some(status) = proc.exit_status() {
+                return Err((
+                    format!(
+                        "redis-server on port {port} exited ({status}) before answering PING; {}",
+                        tails()
+                    ),
+                    true,
+                ));
+            }
+            if Instant::now() >= deadline {
+                return Err((
+                    format!(
+                        "redis-server on port {port} did not answer PONG within {REDIS_READY_TIMEOUT:?}; {}",
+                        tails()
+                    ),
+                    false,
+                ));
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `"127.0.0.1:PORT"`.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// `127.0.0.1:PORT` as a [`NodeAddr`].
+    pub fn node_addr(&self) -> NodeAddr {
+        NodeAddr::new("127.0.0.1", self.port)
+    }
+
+    /// The directory holding this node's files.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Path of this node's redis log file.
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.join(format!("redis-{}.log", self.port))
+    }
+
+    /// Pid of the current (or, after [`RedisNode::kill9`], the last) process.
+    pub fn pid(&self) -> u32 {
+        lock(&self.proc).pid()
+    }
+
+    /// `true` until the process has exited (a SIGSTOPped node is still running).
+    pub fn is_running(&self) -> bool {
+        lock(&self.proc).is_running()
+    }
+
+    /// SIGKILL, and wait until the process is reaped.
+    ///
+    /// # Panics
+    /// If it is still there 10 s after SIGKILL.
+    pub fn kill9(&self) {
+        let proc = lock(&self.proc);
+        assert!(
+            proc.kill(),
+            "redis-server pid {} (port {}) survived SIGKILL",
+            proc.pid(),
+            self.port
+        );
+    }
+
+    /// Freezes the process (SIGSTOP): the port still accepts connections but nothing answers.
+    pub fn sigstop(&self) {
+        lock(&self.proc).signal(libc::SIGSTOP);
+    }
+
+    /// Resumes a SIGSTOPped process.
+    pub fn sigcont(&self) {
+        lock(&self.proc).signal(libc::SIGCONT);
+    }
+
+    /// SIGCONT + SIGTERM (a graceful shutdown), waits up to `grace`, then SIGKILL; returns
+    /// whether the process is gone.
+    pub fn terminate(&self, grace: Duration) -> bool {
+        lock(&self.proc).terminate(grace)
+    }
+
+    /// SIGCONT + SIGKILL without waiting (the drop of the node reaps it).
+    pub(crate) fn kill_nowait(&self) {
+        let proc = lock(&self.proc);
+        proc.signal(libc::SIGCONT);
+        proc.signal(libc::SIGKILL);
+    }
+
+    /// Starts the node again on the same port and dir with the same extra args (killing it
+    /// first if it still runs), as a replica of `replica_of` if given; waits for PONG.
+    ///
+    /// # Panics
+    /// If it does not answer within 15 s.
+    pub fn restart(&self, replica_of: Option<u16>) {
+        let mut proc = lock(&self.proc);
+        proc.kill();
+        match Self::spawn_and_wait(&self.dir, self.port, replica_of, &self.extra_args) {
+            Ok(p) => *proc = p,
+            Err((e, _)) => panic!("restart: {e}"),
+        }
+    }
+
+    /// Runs one command (fresh connection, ~1 s connect/read/write timeouts).
+    pub fn cmd(&self, args: &[&str]) -> redis::RedisResult<redis::Value> {
+        redis_cmd_timeout(self.port, REDIS_CMD_TIMEOUT, args)
+    }
+
+    /// Runs one command with the given connect/read/write timeout.
+    pub fn cmd_timeout(
+        &self,
+        timeout: Duration,
+        args: &[&str],
+    ) -> redis::RedisResult<redis::Value> {
+        redis_cmd_timeout(self.port, timeout, args)
+    }
+
+    /// `true` if PING answers PONG within `timeout`.
+    pub fn ping(&self, timeout: Duration) -> bool {
+        self.cmd_timeout(timeout, &["PING"])
+            .ok()
+            .and_then(|v| value_to_string(&v))
+            .as_deref()
+            == Some("PONG")
+    }
+
+    /// `GET key` as a string (`None` if missing or on error).
+    pub fn get(&self, key: &str) -> Option<String> {
+        self.cmd(&["GET", key])
+            .ok()
+            .and_then(|v| value_to_string(&v))
+    }
+
+    /// The text of `INFO <section>`, or `None` on error.
+    pub fn info(&self, section: &str) -> Option<String> {
+        self.cmd(&["INFO", section])
+            .ok()
+            .and_then(|v| value_to_string(&v))
+    }
+
+    /// Role from `INFO replication`, or `None` if the node does not answer.
+    pub fn role(&self) -> Option<NodeRole> {
+        parse_role(&self.info("replication")?)
+    }
+
+    /// `master_repl_offset` from `INFO replication` (the processed offset on a replica too).
+    pub fn offset(&self) -> Option<u64> {
+        let info = self.info("replication")?;
+        info.lines()
+            .find_map(|l| l.trim().strip_prefix("master_repl_offset:"))
+            .and_then(|v| v.trim().parse().ok())
+    }
+
+    /// True when this node answers as a replica of 127.0.0.1:`master_port`, with its link up
+    /// if `link_up` is asked for.
+    pub fn follows(&self, master_port: u16, link_up: bool) -> bool {
+        matches!(self.role(), Some(NodeRole::Replica { master_port: p, link_up: up })
+            if p == master_port && (up || !link_up))
+    }
+
+    /// Waits (up to `timeout`) until [`RedisNode::follows`]`(master_port, link_up)`.
+    ///
+    /// # Panics
+    /// On timeout, naming `what`.
+    pub fn wait_follows(&self, master_port: u16, link_up: bool, timeout: Duration, what: &str) {
+        wait_until(timeout, what, || {
+            self.follows(master_port, link_up).then_some(())
+        });
+    }
+
+    /// Waits (up to `timeout`) until this node is a replica with `master_link_status:up`,
+    /// and returns its master's port.
+    ///
+    /// # Panics
+    /// On timeout.
+    pub fn wait_link_up(&self, timeout: Duration) -> u16 {
+        wait_until(
+            timeout,
+            &format!("replica {} to report master_link_status:up", self.addr()),
+            || match self.role() {
+                Some(NodeRole::Replica {
+                    master_port,
+                    link_up: true,
+                }) => Some(master_port),
+                _ => None,
+            },
+        )
+    }
+}

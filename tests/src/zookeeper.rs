@@ -1,0 +1,332 @@
+//! A throwaway ZooKeeper server ([`ZkServer`], one per test binary through [`shared_zk`]),
+//! its four-letter commands and its CLI.
+
+use std::fs;
+use std::io::{self, Read, Seek, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use crate::process::{open_log, spawn_guarded, GuardedChild};
+use crate::util::{free_port, lock, log_tail};
+
+/// How long a ZooKeeper server may take to answer `srvr` with `Mode:`.
+const ZK_READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Grace period between SIGTERM and SIGKILL in [`ZkServer::stop`].
+const ZK_STOP_GRACE: Duration = Duration::from_secs(5);
+/// `zk_cli` is killed after this long.
+const ZK_CLI_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Default ZooKeeper classpath: the jar's manifest pulls in its own dependencies; slf4j-simple
+/// is the logging binding. Overridable with `ZK_CP`.
+const ZK_CP: &str = "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar";
+const ZK_JVM_OPTS: &[&str] = &[
+    "-XX:+UseSerialGC",
+    "-XX:TieredStopAtLevel=1",
+    "-Xss512k",
+    "-Xms16m",
+    "-Xmx256m",
+    "-XX:-UsePerfData",
+];
+
+fn zk_java() -> String {
+    std::env::var("ZK_JAVA").unwrap_or_else(|_| "java".to_string())
+}
+
+fn zk_classpath() -> String {
+    std::env::var("ZK_CP").unwrap_or_else(|_| ZK_CP.to_string())
+}
+
+/// Sends a ZooKeeper four-letter command (`srvr`, `ruok`, `mntr`, ...) to 127.0.0.1:`port`
+/// and returns the answer, or `None` if nothing could be read within ~1.5 s.
+pub fn zk_four_letter(port: u16, cmd: &str) -> Option<String> {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
+    stream
+        .set_write_timeout(Some(Duration::from_secs(1)))
+        .ok()?;
+    stream.write_all(cmd.as_bytes()).ok()?;
+    let mut out = Vec::new();
+    // ZooKeeper closes the connection after answering; a timeout keeps what was read.
+    let _ = stream.read_to_end(&mut out);
+    if out.is_empty() {
+        None
+    } else {
+        Some(String::from_utf8_lossy(&out).into_owned())
+    }
+}
+
+/// Runs ZooKeeper's CLI non-interactively against 127.0.0.1:`port`
+/// (`java ... org.apache.zookeeper.ZooKeeperMain -server 127.0.0.1:PORT <args>`), kills it
+/// after 20 s, and returns its stdout (stderr is discarded). E.g. `zk_cli(port, &["get", "/x"])`.
+pub fn zk_cli(port: u16, args: &[&str]) -> String {
+    let out = tempfile::tempfile().expect("zk_cli: cannot create a temp file for stdout");
+    let out_for_child = out
+        .try_clone()
+        .expect("zk_cli: cannot clone the stdout temp file handle");
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let child = spawn_guarded(move || {
+        let mut cmd = Command::new(zk_java());
+        cmd.args([
+            "-XX:+UseSerialGC",
+            "-XX:TieredStopAtLevel=1",
+            "-XX:-UsePerfData",
+            "-cp",
+            &zk_classpath(),
+            "-Dorg.slf4j.simpleLogger.defaultLogLevel=error",
+            "org.apache.zookeeper.ZooKeeperMain",
+            "-server",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .args(&args)
+        .stdin(Stdio::null())
+        .stdout(out_for_child)
+        .stderr(Stdio::null());
+        cmd
+    })
+    .expect("zk_cli: cannot spawn java");
+    if child.wait_exit(ZK_CLI_TIMEOUT).is_none() {
+        eprintln!("zk_cli: still running after {ZK_CLI_TIMEOUT:?}, killing it");
+        child.kill();
+    }
+    drop(child);
+    let mut out = out;
+    let mut text = Vec::new();
+    out.rewind()
+        .expect("zk_cli: cannot rewind the stdout temp file");
+    out.read_to_end(&mut text)
+        .expect("zk_cli: cannot read the stdout temp file");
+    String::from_utf8_lossy(&text).into_owned()
+}
+
+/// A throwaway standalone ZooKeeper server on 127.0.0.1, with its config, data and log in a
+/// temp dir. Dropping it stops the server and removes the dir.
+#[derive(Debug)]
+pub struct ZkServer {
+    port: u16,
+    proc: Mutex<Option<GuardedChild>>,
+    // last field: dropped after the process is gone
+    dir: tempfile::TempDir,
+}
+
+impl ZkServer {
+    /// Starts a ZooKeeper on a free port and waits (up to 30 s) until `srvr` answers `Mode:`.
+    ///
+    /// # Panics
+    /// If it is not ready in time (the message includes the tail of its log).
+    pub fn start() -> ZkServer {
+        let mut last_err = String::new();
+        // A port picked by free_port() can be grabbed by someone else before ZooKeeper binds
+        // it; the server then exits at once, and we try again on another port.
+        for _ in 0..3 {
+            let dir = tempfile::Builder::new()
+                .prefix("rf-zk-")
+                .tempdir()
+                .expect("ZkServer: cannot create a temp dir");
+            let zk = ZkServer {
+                port: free_port(),
+                proc: Mutex::new(None),
+                dir,
+            };
+            zk.write_config().expect("ZkServer: cannot write zoo.cfg");
+            match zk.spawn_and_wait() {
+                Ok(()) => return zk,
+                Err(e) => {
+                    let exited = lock(&zk.proc).as_ref().is_some_and(|p| !p.is_running());
+                    if !exited {
+                        panic!("{e}");
+                    }
+                    last_err = e;
+                }
+            }
+        }
+        panic!("{last_err}");
+    }
+
+    /// The client port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `"127.0.0.1:PORT"`.
+    pub fn connect_string(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The temp dir holding `zoo.cfg`, `data/` and `zk.log`.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Path of the server's log (stdout + stderr of the JVM).
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("zk.log")
+    }
+
+    /// Pid of the current server process, if one was started and not stopped.
+    pub fn pid(&self) -> Option<u32> {
+        lock(&self.proc).as_ref().map(GuardedChild::pid)
+    }
+
+    /// `true` while the server process exists (even if it is not serving yet).
+    pub fn is_running(&self) -> bool {
+        lock(&self.proc)
+            .as_ref()
+            .is_some_and(GuardedChild::is_running)
+    }
+
+    /// The answer to the `srvr` four-letter command, if the server answers.
+    pub fn srvr(&self) -> Option<String> {
+        zk_four_letter(self.port, "srvr")
+    }
+
+    /// SIGTERM, then SIGKILL after 5 s; waits until the process is reaped.
+    pub fn stop(&self) {
+        if let Some(p) = lock(&self.proc).take() {
+            p.terminate(ZK_STOP_GRACE);
+        }
+    }
+
+    /// SIGKILL; waits until the process is reaped. The data dir survives.
+    pub fn kill(&self) {
+        if let Some(p) = lock(&self.proc).take() {
+            p.kill();
+        }
+    }
+
+    /// Freezes the server (SIGSTOP): it keeps its port but answers nothing, so sessions expire.
+    pub fn sigstop(&self) {
+        if let Some(p) = lock(&self.proc).as_ref() {
+            p.signal(libc::SIGSTOP);
+        }
+    }
+
+    /// Resumes a SIGSTOPped server.
+    pub fn sigcont(&self) {
+        if let Some(p) = lock(&self.proc).as_ref() {
+            p.signal(libc::SIGCONT);
+        }
+    }
+
+    /// Starts the server again on the same port with the same data dir (stopping it first if
+    /// it is still running) and waits until it is ready.
+    ///
+    /// # Panics
+    /// If it is not ready within 30 s.
+    pub fn restart(&self) {
+        self.stop();
+        if let Err(e) = self.spawn_and_wait() {
+            panic!("{e}");
+        }
+    }
+
+    fn write_config(&self) -> io::Result<()> {
+        let data = self.dir.path().join("data");
+        fs::create_dir_all(&data)?;
+        let cfg = format!(
+            "tickTime=500\n\
+             dataDir={}\n\
+             clientPort={}\n\
+             clientPortAddress=127.0.0.1\n\
+             maxClientCnxns=0\n\
+             minSessionTimeout=1000\n\
+             maxSessionTimeout=60000\n\
+             admin.enableServer=false\n\
+             4lw.commands.whitelist=ruok,srvr,stat,mntr,cons,dump,wchs,wchc,conf,envi,crst,srst\n\
+             forceSync=no\n",
+            data.display(),
+            self.port
+        );
+        fs::write(self.dir.path().join("zoo.cfg"), cfg)
+    }
+
+    fn spawn_and_wait(&self) -> Result<(), String> {
+        let cfg = self.dir.path().join("zoo.cfg");
+        let log_path = self.log_path();
+        let log = open_log(&log_path)
+            .map_err(|e| format!("ZkServer: cannot open {}: {e}", log_path.display()))?;
+        let log_err = log
+            .try_clone()
+            .map_err(|e| format!("ZkServer: cannot clone log handle: {e}"))?;
+        let level = std::env::var("ZK_LOG_LEVEL").unwrap_or_else(|_| "warn".to_string());
+        let started = Instant::now();
+        let child = spawn_guarded(move || {
+            let mut cmd = Command::new(zk_java());
+            cmd.args(ZK_JVM_OPTS)
+                .arg("-cp")
+                .arg(zk_classpath())
+                .arg(format!("-Dorg.slf4j.simpleLogger.defaultLogLevel={level}"))
+                .arg("-Dzookeeper.jmx.log4j.disable=true")
+                .arg("org.apache.zookeeper.server.ZooKeeperServerMain")
+                .arg(cfg)
+                .stdin(Stdio::null())
+                .stdout(log)
+                .stderr(log_err);
+            cmd
+        })
+        .map_err(|e| format!("ZkServer: cannot spawn {}: {e}", zk_java()))?;
+        let mut slot = lock(&self.proc);
+        *slot = Some(child);
+        let child = slot.as_ref().expect("ZkServer: child was just stored");
+        let deadline = started + ZK_READY_TIMEOUT;
+        loop {
+            if self.srvr().is_some_and(|out| out.contains("Mode:")) {
+                return Ok(());
+            }
+            if let Some(status) = child.exit_status() {
+                return Err(format!(
+                    "ZooKeeper on port {} exited ({status}) before it was ready; tail of {}:\n{}",
+                    self.port,
+                    log_path.display(),
+                    log_tail(&log_path, 40)
+                ));
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "ZooKeeper on port {} not ready (srvr without `Mode:`) after {ZK_READY_TIMEOUT:?}; tail of {}:\n{}",
+                    self.port,
+                    log_path.display(),
+                    log_tail(&log_path, 40)
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for ZkServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+static SHARED_ZK: OnceLock<ZkServer> = OnceLock::new();
+
+extern "C" fn cleanup_shared_zk() {
+    if let Some(zk) = SHARED_ZK.get() {
+        // try_lock: never block process exit on a lock some stuck thread may hold
+        if let Ok(mut slot) = zk.proc.try_lock() {
+            if let Some(p) = slot.take() {
+                p.kill();
+            }
+        }
+        let _ = fs::remove_dir_all(zk.dir.path());
+    }
+}
+
+/// One ZooKeeper per test binary, started lazily on first use. Give each test its own
+/// [`crate::unique_root`]. It is killed when the binary exits (an `atexit` hook that also removes
+/// its temp dir, with `PR_SET_PDEATHSIG` of the spawner thread as a backstop).
+pub fn shared_zk() -> &'static ZkServer {
+    SHARED_ZK.get_or_init(|| {
+        let zk = ZkServer::start();
+        // SAFETY: registering a plain extern "C" fn with no captured state.
+        unsafe {
+            libc::atexit(cleanup_shared_zk);
+        }
+        zk
+    })
+}
