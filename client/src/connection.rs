@@ -3,11 +3,14 @@
 //! ([`check_supported`]), routed, tried once on the connection the handle holds, and handed
 //! to the retrying path ([`Client::execute`]) only when that fails.
 
+use std::borrow::Cow;
+
 use redis::aio::ConnectionLike;
 use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
 
 use crate::client::Client;
 use crate::error::client_error;
+use crate::namespace::{namespaced, namespaced_pipeline, NamespaceError};
 use crate::retry::{classify, Failure};
 use crate::route::{self, Target};
 use crate::send::{Reply, Request};
@@ -37,18 +40,26 @@ pub(crate) fn command_name(cmd: &Cmd) -> String {
         .unwrap_or_default()
 }
 
+/// `x` with its keys put into the client's namespace `ns` by `put`, or `x` itself (not
+/// copied) without a namespace.
+fn in_namespace<'a, T: Clone>(
+    x: &'a T,
+    ns: Option<&[u8]>,
+    put: fn(&T, &[u8]) -> Result<T, NamespaceError>,
+) -> RedisResult<Cow<'a, T>> {
+    match ns {
+        None => Ok(Cow::Borrowed(x)),
+        Some(ns) => put(x, ns)
+            .map(Cow::Owned)
+            .map_err(|e| client_error("redis_failover: namespace", e.to_string())),
+    }
+}
+
 impl ConnectionLike for Client {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         Box::pin(async move {
-            let owned;
-            let cmd = match &self.inner.cfg.namespace {
-                Some(ns) => {
-                    owned = crate::namespace::namespaced(cmd, ns)
-                        .map_err(|e| client_error("redis_failover: namespace", e.to_string()))?;
-                    &owned
-                }
-                None => cmd,
-            };
+            let cmd = in_namespace(cmd, self.inner.cfg.namespace.as_deref(), namespaced)?;
+            let cmd: &Cmd = &cmd;
             let plan = route::plan(cmd);
             check_supported(plan.special, cmd)?;
             let is_write = plan.target == Target::Master;
@@ -87,15 +98,12 @@ impl ConnectionLike for Client {
             for cmd in pipeline.cmd_iter() {
                 check_supported(route::classify(cmd), cmd)?;
             }
-            let owned;
-            let pipeline = match &self.inner.cfg.namespace {
-                Some(ns) => {
-                    owned = crate::namespace::namespaced_pipeline(pipeline, ns)
-                        .map_err(|e| client_error("redis_failover: namespace", e.to_string()))?;
-                    &owned
-                }
-                None => pipeline,
-            };
+            let pipeline = in_namespace(
+                pipeline,
+                self.inner.cfg.namespace.as_deref(),
+                namespaced_pipeline,
+            )?;
+            let pipeline: &Pipeline = &pipeline;
             let target = route::route_pipeline(pipeline);
             let is_write = target == Target::Master;
             let req = Request::Many(pipeline, offset, count);

@@ -103,10 +103,7 @@ pub fn parse_addr_list(list: &str) -> Result<Vec<NodeAddr>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn a(s: &str) -> NodeAddr {
-        s.parse().expect("test address")
-    }
+    use crate::wire::test_addr as a;
 
     #[test]
     fn addresses_parse_and_print() {

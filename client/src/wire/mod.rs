@@ -41,3 +41,9 @@ pub fn unix_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
 }
+
+/// An address written in a test, `h:p`.
+#[cfg(test)]
+pub(crate) fn test_addr(s: &str) -> NodeAddr {
+    s.parse().expect("test address")
+}

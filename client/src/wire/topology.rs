@@ -93,10 +93,7 @@ impl Topology {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn a(s: &str) -> NodeAddr {
-        s.parse().expect("test address")
-    }
+    use crate::wire::test_addr as a;
 
     #[test]
     fn ruby_gem_json_is_read() {

@@ -43,10 +43,7 @@ impl ManagerView {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn a(s: &str) -> NodeAddr {
-        s.parse().expect("test address")
-    }
+    use crate::wire::test_addr as a;
 
     #[test]
     fn manager_views_keep_the_gem_keys() {
