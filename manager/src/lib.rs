@@ -21,7 +21,9 @@ mod run;
 
 pub use config::{Cli, Config, ConfigError};
 pub use core::event_names;
-pub use front::cli::{request_failover, set_pause, status, FailoverRequestError, StatusReport};
+pub use front::cli::{
+    request_failover, set_pause, status, subcommand, FailoverRequestError, StatusReport,
+};
 /// How often each node is polled with `INFO` (besides the parked read that sees a crash at
 /// once).
 pub use io::probe::POLL_INTERVAL;

@@ -1,9 +1,97 @@
 //! The operator subcommands that talk to ZooKeeper directly — `failover`, `pause`/`resume`
-//! and `status` — as library calls (`main.rs` only prints their results).
+//! and `status` — as library calls, and [`subcommand`], which runs one to its exit code and
+//! prints its result (`main.rs` only calls it).
 
+use std::fmt::Display;
 use std::time::Duration;
 
+use redis_failover_client::{NodeAddr, PauseInfo};
+
+use crate::config::{self, zk_target, Cli, Command};
 use crate::io::zk::{self, ZkError};
+
+/// Runs a subcommand: prints its result on stdout, or one line naming what went wrong on
+/// stderr. The exit code: 0 done, 1 when ZooKeeper or the leader did not do it, 2 on bad
+/// input.
+pub fn subcommand(cli: &Cli, command: &Command) -> i32 {
+    let name = match command {
+        Command::Failover { .. } => "failover",
+        Command::Status { .. } => "status",
+        Command::Pause { .. } => "pause",
+        Command::Resume => "resume",
+    };
+    let fail = |code: i32, e: &dyn Display| {
+        eprintln!("redis_node_manager {name}: {e}");
+        code
+    };
+    let (zk, paths) = match zk_target(cli) {
+        Ok(t) => t,
+        Err(e) => return fail(2, &e),
+    };
+    let to = match command {
+        Command::Failover { to, .. } => match to.as_deref().map(str::parse::<NodeAddr>).transpose()
+        {
+            Ok(t) => t,
+            Err(e) => return fail(2, &format!("--to: {e}")),
+        },
+        _ => None,
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => return fail(1, &format!("cannot start the async runtime: {e}")),
+    };
+    match command {
+        Command::Failover { wait_secs, .. } => {
+            let wait = Duration::from_secs(*wait_secs);
+            match runtime.block_on(request_failover(&zk, &paths, to.as_ref(), wait)) {
+                Ok(msg) => {
+                    println!("{msg}");
+                    0
+                }
+                Err(e) => fail(1, &e),
+            }
+        }
+        Command::Status { json } => match runtime.block_on(status(&zk, &paths)) {
+            Ok(report) if *json => match serde_json::to_string_pretty(&report) {
+                Ok(s) => {
+                    println!("{s}");
+                    0
+                }
+                Err(e) => fail(1, &e),
+            },
+            Ok(report) => {
+                print!("{report}");
+                0
+            }
+            Err(e) => fail(1, &e),
+        },
+        Command::Pause { reason } => {
+            let by = format!(
+                "{}@{}",
+                std::env::var("USER").unwrap_or_else(|_| "?".into()),
+                config::hostname()
+            );
+            let pause = PauseInfo::now(reason.clone().unwrap_or_default(), by);
+            match runtime.block_on(set_pause(&zk, &paths, Some(&pause))) {
+                Ok(()) => {
+                    println!(
+                        "paused: no automatic failover for {} until `redis_node_manager resume`",
+                        paths.root()
+                    );
+                    0
+                }
+                Err(e) => fail(1, &e),
+            }
+        }
+        Command::Resume => match runtime.block_on(set_pause(&zk, &paths, None)) {
+            Ok(()) => {
+                println!("resumed: automatic failover is on for {}", paths.root());
+                0
+            }
+            Err(e) => fail(1, &e),
+        },
+    }
+}
 
 /// How long a subcommand waits for its ZooKeeper session.
 const CLI_ZK_WAIT: Duration = Duration::from_secs(10);

@@ -204,18 +204,7 @@ impl<'a> GroupView<'a> {
             .as_ref()
             .map_or("0".to_string(), |m| self.ms_since_ok(m));
         let replicas = self.replicas().len();
-        let mut f = vec![
-            ("name", self.snap.name.clone()),
-            ("ip", ip),
-            ("port", port),
-            ("runid", String::new()),
-            ("flags", flags.join(",")),
-            ("link-pending-commands", "0".into()),
-            ("link-refcount", "1".into()),
-            ("last-ping-sent", "0".into()),
-            ("last-ok-ping-reply", since_ok.clone()),
-            ("last-ping-reply", since_ok.clone()),
-        ];
+        let mut f = instance_fields(self.snap.name.clone(), ip, port, &flags, &since_ok);
         let down_time = self
             .master
             .as_ref()
@@ -275,18 +264,13 @@ impl<'a> GroupView<'a> {
             (m.host, m.port.to_string())
         });
         let since_ok = self.ms_since_ok(r);
-        let mut f = vec![
-            ("name", r.to_string()),
-            ("ip", r.host.clone()),
-            ("port", r.port.to_string()),
-            ("runid", String::new()),
-            ("flags", flags.join(",")),
-            ("link-pending-commands", "0".into()),
-            ("link-refcount", "1".into()),
-            ("last-ping-sent", "0".into()),
-            ("last-ok-ping-reply", since_ok.clone()),
-            ("last-ping-reply", since_ok.clone()),
-        ];
+        let mut f = instance_fields(
+            r.to_string(),
+            r.host.clone(),
+            r.port.to_string(),
+            &flags,
+            &since_ok,
+        );
         if s_down {
             f.push(("s-down-time", self.down_time(r)));
         }
@@ -367,6 +351,28 @@ impl<'a> GroupView<'a> {
             self.other_managers().len() + 1
         )
     }
+}
+
+/// The fields every Sentinel instance reply starts with, in Sentinel's order.
+fn instance_fields(
+    name: String,
+    ip: String,
+    port: String,
+    flags: &[&str],
+    since_ok: &str,
+) -> Vec<(&'static str, String)> {
+    vec![
+        ("name", name),
+        ("ip", ip),
+        ("port", port),
+        ("runid", String::new()),
+        ("flags", flags.join(",")),
+        ("link-pending-commands", "0".into()),
+        ("link-refcount", "1".into()),
+        ("last-ping-sent", "0".into()),
+        ("last-ok-ping-reply", since_ok.to_string()),
+        ("last-ping-reply", since_ok.to_string()),
+    ]
 }
 
 #[cfg(test)]
