@@ -105,3 +105,81 @@ fn the_scan_sees_a_literal_event_name() {
     let src = "warn!(group = %g, \"+sdown {}: {reason}\", n); info!(\"{SDOWN} ok\");";
     assert_eq!(literal_event_names(src), vec!["+sdown".to_string()]);
 }
+
+/// Every Rust file under the repository, as paths relative to it.
+fn repo_files() -> Vec<String> {
+    let root = repo();
+    let mut files = Vec::new();
+    for dir in ["manager", "client", "tests", "bench", "examples"] {
+        sources(&root.join(dir), &mut files);
+    }
+    files
+        .iter()
+        .filter_map(|f| f.strip_prefix(&root).ok())
+        .map(|f| f.to_string_lossy().into_owned())
+        .collect()
+}
+
+/// Every `*.rs` name in docs/architecture.md's tables and diagrams (`io/probe.rs`,
+/// `act.rs`) is the end of a real file's path.
+#[test]
+fn architecture_names_only_files_that_exist() {
+    let text = std::fs::read_to_string(repo().join("docs/architecture.md"))
+        .expect("docs/architecture.md is readable");
+    let files = repo_files();
+    let names: Vec<&str> = text
+        .split(|c: char| !(c.is_ascii_alphanumeric() || "_/.-".contains(c)))
+        .filter(|w| w.ends_with(".rs"))
+        .collect();
+    assert!(
+        names.len() > 30,
+        "the check saw the file names ({})",
+        names.len()
+    );
+    let missing: Vec<&&str> = names
+        .iter()
+        .filter(|n| {
+            !files
+                .iter()
+                .any(|f| f == *n || f.ends_with(&format!("/{n}")))
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "docs/architecture.md names files that do not exist: {missing:?}"
+    );
+}
+
+/// The layering docs/architecture.md states: the pure core imports no I/O, no loop, no
+/// front; the I/O shells import neither the loop nor the fronts; the fronts never reach into
+/// the loop.
+#[test]
+fn layers_import_only_downwards() {
+    let rules: &[(&str, &[&str])] = &[
+        (
+            "core",
+            &[
+                "crate::io",
+                "crate::daemon",
+                "crate::front",
+                "crate::run",
+                "crate::config",
+            ],
+        ),
+        ("io", &["crate::daemon", "crate::front", "crate::run"]),
+        ("front", &["crate::daemon", "crate::run"]),
+    ];
+    let mut bad = Vec::new();
+    for (folder, forbidden) in rules {
+        let mut files = Vec::new();
+        sources(&repo().join("manager/src").join(folder), &mut files);
+        assert!(!files.is_empty(), "manager/src/{folder} has sources");
+        for f in files {
+            let text = std::fs::read_to_string(&f).expect("source is readable");
+            for path in forbidden.iter().filter(|p| text.contains(*p)) {
+                bad.push(format!("{} uses {path}", f.display()));
+            }
+        }
+    }
+    assert!(bad.is_empty(), "imports against the layering: {bad:#?}");
+}
