@@ -87,5 +87,3 @@ pub use wire::{NodeAddr, Topology, ZnodePaths};
 
 // The flat paths the workspace's other crates were written against; new code names them
 // through `wire::`.
-#[doc(hidden)]
-pub use wire::{parse_addr_list, FailoverRecord, ManagerView, PauseInfo, TopologyError};

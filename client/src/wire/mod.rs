@@ -37,8 +37,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// Now, in ms since the Unix epoch: the clock of every `*_ms` field on the wire. 0 if the
 /// system clock is before 1970.
 pub fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
+    unix_ms_at(SystemTime::now())
+}
+
+/// `t` in ms since the Unix epoch (0 if `t` is before 1970).
+pub fn unix_ms_at(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
 }
 

@@ -7,8 +7,9 @@
 
 use std::time::Duration;
 
+use redis_failover_client::wire::parse_addr_list;
 use redis_failover_client::wire::DEFAULT_ROOT;
-use redis_failover_client::{parse_addr_list, NodeAddr, ZnodePaths};
+use redis_failover_client::{NodeAddr, ZnodePaths};
 
 pub const DEFAULT_MAX_FAILURES: u32 = 3;
 pub const DEFAULT_DOWN_AFTER_MS: u64 = 2000;

@@ -7,7 +7,8 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use redis_failover_client::{ManagerView, NodeAddr};
+use redis_failover_client::wire::ManagerView;
+use redis_failover_client::NodeAddr;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Strategy {

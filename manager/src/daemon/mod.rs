@@ -14,8 +14,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use redis_failover_client::wire::ManagerView;
 use redis_failover_client::wire::{FailoverRecord, PauseInfo};
-use redis_failover_client::{ManagerView, NodeAddr};
+use redis_failover_client::NodeAddr;
 use tokio::sync::{mpsc, watch, Notify};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};

@@ -6,7 +6,8 @@
 use std::time::{Duration, Instant};
 
 use redis_failover_client::wire::unix_ms;
-use redis_failover_client::{ManagerView, NodeAddr};
+use redis_failover_client::wire::ManagerView;
+use redis_failover_client::NodeAddr;
 use tracing::{debug, error, info, warn};
 
 use super::GroupDaemon;

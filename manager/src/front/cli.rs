@@ -5,7 +5,8 @@
 use std::fmt::Display;
 use std::time::Duration;
 
-use redis_failover_client::{NodeAddr, PauseInfo};
+use redis_failover_client::wire::PauseInfo;
+use redis_failover_client::NodeAddr;
 
 use crate::config::{self, zk_target, Cli, Command};
 use crate::io::zk::{self, ZkError};
@@ -126,7 +127,7 @@ pub enum FailoverRequestError {
 pub async fn set_pause(
     zkservers: &str,
     paths: &redis_failover_client::ZnodePaths,
-    pause: Option<&redis_failover_client::PauseInfo>,
+    pause: Option<&redis_failover_client::wire::PauseInfo>,
 ) -> Result<(), ZkError> {
     let client = zk::connect(zkservers, CLI_ZK_WAIT, CLI_ZK_WAIT).await?;
     zk::set_pause(&client, paths, pause).await
@@ -141,11 +142,11 @@ pub struct StatusReport {
     pub topology_error: Option<String>,
     /// The manager holding the lock, then the standbys in the order they would take over.
     pub managers_in_line: Vec<String>,
-    pub views: std::collections::BTreeMap<String, redis_failover_client::ManagerView>,
+    pub views: std::collections::BTreeMap<String, redis_failover_client::wire::ManagerView>,
     /// `<root>/paused`, when automatic failover is paused.
-    pub paused: Option<redis_failover_client::PauseInfo>,
+    pub paused: Option<redis_failover_client::wire::PauseInfo>,
     /// The recorded failovers, oldest first.
-    pub history: Vec<redis_failover_client::FailoverRecord>,
+    pub history: Vec<redis_failover_client::wire::FailoverRecord>,
 }
 
 /// Reads everything `status` shows, with bounded waits.

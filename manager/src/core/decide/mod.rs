@@ -37,7 +37,7 @@ pub struct GroupState {
     pub epoch: u64,
     /// `<root>/paused` as last read: no automatic failover while set, and it is copied into
     /// the published topology.
-    pub paused: Option<redis_failover_client::PauseInfo>,
+    pub paused: Option<redis_failover_client::wire::PauseInfo>,
     /// The master's restart count (`NodeHealth::restarts`) when it became the master: a
     /// higher count means it restarted since.
     pub master_restarts: u64,

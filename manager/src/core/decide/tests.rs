@@ -105,7 +105,7 @@ fn st(master: Option<u16>, epoch: u64) -> GroupState {
 
 fn paused(state: GroupState) -> GroupState {
     GroupState {
-        paused: Some(redis_failover_client::PauseInfo {
+        paused: Some(redis_failover_client::wire::PauseInfo {
             since_ms: 1,
             reason: "upgrade".into(),
             by: "ops".into(),

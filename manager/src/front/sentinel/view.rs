@@ -1,7 +1,8 @@
 //! One group's snapshot read the way Sentinel reports instances: flags, fields and the
 //! odown quorum, from the published topology and the managers' views.
 
-use redis_failover_client::{ManagerView, NodeAddr};
+use redis_failover_client::wire::ManagerView;
+use redis_failover_client::NodeAddr;
 
 use std::time::Duration;
 

@@ -41,14 +41,9 @@ use redis_failover_client::session::OpError;
 /// A ZooKeeper request that did not succeed. The message names the znode.
 #[derive(Debug, thiserror::Error)]
 pub enum ZkError {
-    #[error("{op} {path} timed out")]
-    Timeout { op: Op, path: String },
-    #[error("{op} {path}: {error}")]
-    Failed {
-        op: Op,
-        path: String,
-        error: zk::Error,
-    },
+    /// A request that timed out or that ZooKeeper refused.
+    #[error(transparent)]
+    Op(#[from] OpError),
     #[error("{root} does not exist: no manager runs with --znode-path {root}")]
     NoRoot { root: String },
     #[error("writing {0}: kept changing under us")]
@@ -63,16 +58,7 @@ pub(crate) async fn bounded<T>(
     path: &str,
     request: impl Future<Output = Result<T, zk::Error>>,
 ) -> Result<T, ZkError> {
-    redis_failover_client::session::timed(op, path, ZK_OP_TIMEOUT, request)
-        .await
-        .map_err(|e| match e {
-            OpError::TimedOut { op, path } => ZkError::Timeout { op, path },
-            OpError::Failed { op, path, source } => ZkError::Failed {
-                op,
-                path,
-                error: source,
-            },
-        })
+    Ok(redis_failover_client::session::timed(op, path, ZK_OP_TIMEOUT, request).await?)
 }
 
 /// `NoNode` as `None`: most znodes here are optional.

@@ -5,6 +5,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use redis_failover_client::session::OpError;
 use redis_failover_client::wire::{ManualRefusal, ManualRequest, PauseInfo};
 use redis_failover_client::{NodeAddr, ZnodePaths};
 use zookeeper_client as zk;
@@ -67,10 +68,10 @@ async fn operator_write(
         }
     };
     match bounded(Op::Writing, path, write).await {
-        Err(ZkError::Failed {
-            error: zk::Error::NoNode,
+        Err(ZkError::Op(OpError::Failed {
+            source: zk::Error::NoNode,
             ..
-        }) => Err(ZkError::NoRoot {
+        })) => Err(ZkError::NoRoot {
             root: paths.root().to_string(),
         }),
         other => other,

@@ -2,8 +2,9 @@
 //! lock-checked), every manager's view, the pause switch, the failover history and the lock
 //! order. The formats are the client crate's `wire` module.
 
+use redis_failover_client::wire::ManagerView;
 use redis_failover_client::wire::{FailoverRecord, PauseInfo};
-use redis_failover_client::{ManagerView, Topology, ZnodePaths};
+use redis_failover_client::{Topology, ZnodePaths};
 use zookeeper_client as zk;
 
 use super::{bounded, optional, persistent, Leadership, Op, ZkError, ZK_OP_TIMEOUT};
