@@ -4,15 +4,58 @@
 
 use redis::{ErrorKind, RedisError};
 
-/// Why `ClientBuilder::connect` failed.
+use crate::session::{OpError, SessionError};
+use crate::wire::TopologyError;
+
+/// Why [`ClientBuilder::connect`](crate::ClientBuilder::connect) failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
+    /// A builder option is wrong (the message says which and why).
     #[error("invalid client configuration: {0}")]
     Config(String),
-    #[error("{0}")]
-    ZooKeeper(String),
-    #[error("{0}")]
-    Topology(String),
+    /// No ZooKeeper session could be opened.
+    #[error(transparent)]
+    ZooKeeper(#[from] SessionError),
+    /// The topology could not be read.
+    #[error(transparent)]
+    Topology(#[from] TopologyReadError),
+}
+
+/// Why `<root>/nodes` could not be read when connecting.
+#[derive(Debug, thiserror::Error)]
+pub enum TopologyReadError {
+    /// No manager has published a topology under this root.
+    #[error("{path} does not exist: is redis_node_manager running with --znode-path {root}?")]
+    Missing {
+        /// `<root>/nodes`.
+        path: String,
+        /// The root the client was given.
+        root: String,
+    },
+    /// The znode does not hold a valid topology.
+    #[error("{path} is corrupt: {source}")]
+    Corrupt {
+        /// `<root>/nodes`.
+        path: String,
+        /// What is wrong with it.
+        #[source]
+        source: TopologyError,
+    },
+    /// ZooKeeper did not answer the read (in time).
+    #[error(transparent)]
+    ZooKeeper(#[from] OpError),
+}
+
+/// Why [`Client::manual_failover`](crate::Client::manual_failover) could not write the
+/// request.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    /// The client's ZooKeeper session is being replaced.
+    #[error("no ZooKeeper session right now; try again")]
+    NoSession,
+    /// ZooKeeper refused the write or did not answer in time.
+    #[error(transparent)]
+    ZooKeeper(#[from] OpError),
 }
 
 pub(crate) fn client_error(what: &'static str, detail: String) -> RedisError {

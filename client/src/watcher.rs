@@ -10,6 +10,8 @@ use tokio::sync::{watch, Notify};
 use tracing::{info, warn};
 use zookeeper_client as zk;
 
+use crate::error::TopologyReadError;
+use crate::session::{self, Op};
 use crate::{Topology, ZnodePaths};
 
 /// Bound on one ZooKeeper read.
@@ -18,6 +20,7 @@ const ZK_OP_TIMEOUT: Duration = Duration::from_secs(3);
 /// The topology as this client knows it.
 #[derive(Clone, Debug)]
 pub struct TopologyView {
+    /// The content of `<root>/nodes`.
     pub topology: Topology,
     /// The znode's version when read.
     pub version: i32,
@@ -36,38 +39,23 @@ impl TopologyView {
     }
 }
 
-/// Connects within `wait`, or says why not in words that name the servers.
-pub async fn connect(
-    servers: &str,
-    session_timeout: Duration,
-    wait: Duration,
-) -> Result<zk::Client, String> {
-    let connecting = zk::Client::connector()
-        .with_session_timeout(session_timeout)
-        .connect(servers);
-    match tokio::time::timeout(wait, connecting).await {
-        Ok(Ok(c)) => Ok(c),
-        Ok(Err(e)) => Err(format!("cannot connect to ZooKeeper at {servers}: {e}")),
-        Err(_) => Err(format!(
-            "cannot reach ZooKeeper at {servers} within {} ms",
-            wait.as_millis()
-        )),
-    }
-}
-
 /// Reads `<root>/nodes` once, for `connect()`: a clear error when missing or corrupt.
-pub async fn read_once(client: &zk::Client, paths: &ZnodePaths) -> Result<(Topology, i32), String> {
+pub(crate) async fn read_once(
+    client: &zk::Client,
+    paths: &ZnodePaths,
+) -> Result<(Topology, i32), TopologyReadError> {
     let path = paths.nodes();
-    match tokio::time::timeout(ZK_OP_TIMEOUT, client.get_data(&path)).await {
-        Err(_) => Err(format!("reading {path} timed out")),
-        Ok(Err(zk::Error::NoNode)) => Err(format!(
-            "{path} does not exist: is redis_node_manager running with --znode-path {}?",
-            paths.root()
-        )),
-        Ok(Err(e)) => Err(format!("reading {path}: {e}")),
-        Ok(Ok((data, stat))) => Topology::from_json(&data)
+    match session::timed(Op::Reading, &path, ZK_OP_TIMEOUT, client.get_data(&path)).await {
+        Err(e) if matches!(e.zk_error(), Some(zk::Error::NoNode)) => {
+            Err(TopologyReadError::Missing {
+                path,
+                root: paths.root().to_string(),
+            })
+        }
+        Err(e) => Err(e.into()),
+        Ok((data, stat)) => Topology::from_json(&data)
             .map(|t| (t, stat.version))
-            .map_err(|e| format!("{path} is corrupt: {e}")),
+            .map_err(|source| TopologyReadError::Corrupt { path, source }),
     }
 }
 
@@ -77,17 +65,17 @@ pub(crate) async fn stopped(rx: &mut watch::Receiver<bool>) {
 }
 
 /// Shared between the watcher task and the client.
-pub struct Shared {
-    pub tx: watch::Sender<TopologyView>,
+pub(crate) struct Shared {
+    pub(crate) tx: watch::Sender<TopologyView>,
     /// Asks the watcher to re-read now (after a command failed in a way that suggests the
     /// topology changed).
-    pub refresh: Notify,
+    pub(crate) refresh: Notify,
     /// The current session, for writes such as a manual failover request.
-    pub session: watch::Sender<Option<zk::Client>>,
+    pub(crate) session: watch::Sender<Option<zk::Client>>,
 }
 
 /// Runs until `shutdown` is notified or every receiver is gone.
-pub async fn run(
+pub(crate) async fn run(
     servers: String,
     session_timeout: Duration,
     paths: ZnodePaths,
@@ -106,24 +94,21 @@ pub async fn run(
         mark_stale(&shared);
         shared.session.send_replace(None);
         // The session ended: open a new one, patiently; the last topology keeps serving.
-        let mut delay = Duration::from_millis(100);
-        client = loop {
-            tokio::select! {
-                r = connect(&servers, session_timeout, session_timeout) => match r {
-                    Ok(c) => {
-                        info!("redis_failover client: new ZooKeeper session {}", c.session_id());
-                        break c;
-                    }
-                    Err(e) => note(&mut logged, format!("redis_failover client: {e}; serving the last topology")),
-                },
-                _ = stopped(&mut shutdown) => return,
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(delay) => {}
-                _ = stopped(&mut shutdown) => return,
-            }
-            delay = (delay * 2).min(Duration::from_secs(5));
+        let reconnect =
+            session::reconnect(&servers, session_timeout, Duration::from_millis(100), |e| {
+                note(
+                    &mut logged,
+                    format!("redis_failover client: {e}; serving the last topology"),
+                )
+            });
+        client = tokio::select! {
+            c = reconnect => c,
+            _ = stopped(&mut shutdown) => return,
         };
+        info!(
+            "redis_failover client: new ZooKeeper session {}",
+            client.session_id()
+        );
     }
 }
 

@@ -7,7 +7,6 @@ use std::net::{Ipv4Addr, TcpListener};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Installs a `tracing_subscriber` fmt subscriber writing through the test harness's capture
 /// (`with_test_writer`), filtered by `RUST_LOG` (default `info`). Safe to call many times.
@@ -58,16 +57,8 @@ pub fn unique_root(name: &str) -> String {
     format!("/t_{clean}_{}_{n}", std::process::id())
 }
 
-/// Milliseconds since the Unix epoch, now (0 if the clock is before 1970).
-pub fn unix_ms() -> u64 {
-    unix_ms_at(SystemTime::now())
-}
-
-/// Milliseconds since the Unix epoch at `t` (0 if `t` is before 1970).
-pub fn unix_ms_at(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
+/// Milliseconds since the Unix epoch: the wire schema's one clock.
+pub use redis_failover_client::wire::{unix_ms, unix_ms_at};
 
 /// Locks a mutex, ignoring poisoning (a panicking test must not break the cleanup of others).
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use redis_failover_client::NodeAddr;
-use redis_failover_manager::probe::POLL_INTERVAL;
+use redis_failover_manager::POLL_INTERVAL;
 use redis_failover_tests::manager as harness;
 use redis_failover_tests::stats::{ms, Stats};
 use redis_failover_tests::ZkServer;

@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use redis_failover_client::{ManagerView, Topology, ZnodePaths};
+use redis_failover_client::wire::ManagerView;
+use redis_failover_client::{Topology, ZnodePaths};
 use zookeeper_client as zk;
 
 /// Bound on one ZooKeeper read of [`lock_order`] and [`manager_view`].

@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::info::NodeInfo;
+use crate::core::info::NodeInfo;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
@@ -176,7 +176,7 @@ impl NodeHealth {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::info::Role;
+    use crate::core::info::Role;
 
     #[derive(Clone, Copy, Debug)]
     enum Ev {

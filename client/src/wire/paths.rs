@@ -12,7 +12,7 @@ pub struct ZnodePaths {
 
 impl ZnodePaths {
     /// Checks that `root` is an absolute ZooKeeper path without a trailing slash and
-    /// without empty, `.` or `..` components.
+    /// without empty, `.` or `..` components; the error is a sentence for the operator.
     pub fn new(root: &str) -> Result<Self, String> {
         if !root.starts_with('/') {
             return Err(format!("znode path {root:?} must start with '/'"));
@@ -34,6 +34,7 @@ impl ZnodePaths {
         })
     }
 
+    /// The group's root, as given.
     pub fn root(&self) -> &str {
         &self.root
     }
@@ -61,18 +62,19 @@ impl ZnodePaths {
         format!("{}/{manager_id}", self.manager_node_state())
     }
 
-    /// Operators' request for a manual failover: `"h:p"` or `"ANY_SLAVE"`.
+    /// Operators' request for a manual failover: `"h:p"` or `"ANY_SLAVE"`
+    /// ([`super::ManualRequest`]), or the leader's [`super::ManualRefusal`].
     pub fn manual_failover(&self) -> String {
         self.child("manual_failover")
     }
 
-    /// Operators' pause switch: while it exists (JSON [`crate::PauseInfo`]) the leader makes
+    /// Operators' pause switch: while it exists (JSON [`super::PauseInfo`]) the leader makes
     /// no automatic failover; probing, publishing and manual failovers go on.
     pub fn paused(&self) -> String {
         self.child("paused")
     }
 
-    /// The last failovers, newest last (JSON array of [`crate::FailoverRecord`], bounded).
+    /// The last failovers, newest last (JSON array of [`super::FailoverRecord`], bounded).
     pub fn failover_history(&self) -> String {
         self.child("failover_history")
     }

@@ -5,8 +5,10 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::time::Duration;
 
-use redis_failover_client::{ManagerView, NodeAddr};
+use redis_failover_client::wire::ManagerView;
+use redis_failover_client::NodeAddr;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Strategy {
@@ -58,14 +60,19 @@ pub enum Verdict {
     Doubtful(String),
 }
 
-impl Verdict {
-    pub fn is_down(&self) -> bool {
-        matches!(self, Verdict::Down(_))
-    }
+/// How old another manager's view may be and still count as a ballot: twice
+/// `--down-after-ms`, and at least 2 s (a view is rewritten every 500 ms).
+pub fn max_view_age(down_after: Duration) -> Duration {
+    (down_after * 2).max(Duration::from_secs(2))
+}
+
+/// A view written at `at_ms` still counts at `now_ms`.
+pub fn is_fresh(at_ms: u64, now_ms: u64, max_age: Duration) -> bool {
+    at_ms.saturating_add(max_age.as_millis() as u64) >= now_ms
 }
 
 /// The ballots on `node`: this manager's own (`own_down`: `None` while it has not probed the
-/// node yet) and one per other manager's view written within `max_age_ms` of `now_ms` that
+/// node yet) and one per other manager's view written within `max_age` of `now_ms` that
 /// mentions the node.
 pub fn ballots_for(
     node: &NodeAddr,
@@ -73,7 +80,7 @@ pub fn ballots_for(
     own_down: Option<bool>,
     views: &[(String, ManagerView)],
     now_ms: u64,
-    max_age_ms: u64,
+    max_age: Duration,
 ) -> Vec<Ballot> {
     let mut ballots: Vec<Ballot> = own_down
         .map(|down| Ballot {
@@ -83,7 +90,7 @@ pub fn ballots_for(
         .into_iter()
         .collect();
     for (id, view) in views {
-        if id == own_id || view.at_ms + max_age_ms < now_ms {
+        if id == own_id || !is_fresh(view.at_ms, now_ms, max_age) {
             continue;
         }
         let down = if view.unavailable.contains(node) {
@@ -230,7 +237,14 @@ mod tests {
             ("c".to_string(), silent),
             ("me".to_string(), own_old),
         ];
-        let got = ballots_for(&n, "me", Some(false), &views, 10_500, 2_000);
+        let got = ballots_for(
+            &n,
+            "me",
+            Some(false),
+            &views,
+            10_500,
+            Duration::from_millis(2_000),
+        );
         assert_eq!(
             got,
             vec![
@@ -244,6 +258,9 @@ mod tests {
                 },
             ]
         );
-        assert_eq!(ballots_for(&n, "me", None, &views, 10_500, 2_000).len(), 1);
+        assert_eq!(
+            ballots_for(&n, "me", None, &views, 10_500, Duration::from_millis(2_000)).len(),
+            1
+        );
     }
 }

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -16,19 +16,22 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use redis_failover_client::{NodeAddr, PauseInfo, Topology, ZnodePaths};
+use redis_failover_client::wire::PauseInfo;
+use redis_failover_client::{NodeAddr, Topology, ZnodePaths};
 use serde::Deserialize;
 use tokio::sync::watch;
 use zookeeper_client as zk;
 
-pub use crate::snapshot::GroupSnapshot;
+use crate::io::zk::ZkError;
+
+pub use crate::front::snapshot::GroupSnapshot;
 
 #[derive(Clone)]
 pub struct HttpState {
     pub manager_id: String,
     pub groups: Vec<watch::Receiver<GroupSnapshot>>,
     pub session: watch::Receiver<Option<zk::Client>>,
-    pub metrics: Arc<crate::metrics::Metrics>,
+    pub metrics: Arc<crate::front::metrics::Metrics>,
 }
 
 /// Longest `wait_secs` a `POST /failover` may ask for.
@@ -175,21 +178,21 @@ async fn failover(State(s): State<HttpState>, raw: Bytes) -> Result<Response, Ap
         .wait_secs
         .map_or(DEFAULT_FAILOVER_WAIT, Duration::from_secs)
         .min(MAX_FAILOVER_WAIT);
-    let unavailable = |e| ApiError(StatusCode::SERVICE_UNAVAILABLE, e);
-    crate::zk::request_manual(&client, &paths, to.as_ref())
+    let unavailable = |e: ZkError| ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+    crate::io::zk::request_manual(&client, &paths, to.as_ref())
         .await
         .map_err(unavailable)?;
-    match crate::zk::await_manual(&client, &paths, wait)
+    match crate::io::zk::await_manual(&client, &paths, wait)
         .await
         .map_err(unavailable)?
     {
-        crate::zk::ManualOutcome::Done(m) => {
+        crate::io::zk::ManualOutcome::Done(m) => {
             Ok(Json(serde_json::json!({ "group": g.name, "result": m })).into_response())
         }
-        crate::zk::ManualOutcome::Refused(r) => {
+        crate::io::zk::ManualOutcome::Refused(r) => {
             Err(ApiError(StatusCode::CONFLICT, format!("refused: {r}")))
         }
-        crate::zk::ManualOutcome::TimedOut(m) => Err(ApiError(StatusCode::GATEWAY_TIMEOUT, m)),
+        crate::io::zk::ManualOutcome::TimedOut(m) => Err(ApiError(StatusCode::GATEWAY_TIMEOUT, m)),
     }
 }
 
@@ -203,13 +206,10 @@ struct PauseBody {
 /// Pauses automatic failover for a group (`<root>/paused`); monitoring goes on.
 async fn pause(State(s): State<HttpState>, raw: Bytes) -> Result<Response, ApiError> {
     let req: PauseBody = body(&raw)?;
-    let info = PauseInfo {
-        since_ms: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64),
-        reason: req.reason.unwrap_or_default(),
-        by: format!("http ({})", s.manager_id),
-    };
+    let info = PauseInfo::now(
+        req.reason.unwrap_or_default(),
+        format!("http ({})", s.manager_id),
+    );
     switch(&s, req.group.as_deref(), Some(info)).await
 }
 
@@ -232,9 +232,9 @@ async fn switch(
     let g = s.pick(group)?;
     let paths = paths_of(&g)?;
     let client = s.client()?;
-    crate::zk::set_pause(&client, &paths, pause.as_ref())
+    crate::io::zk::set_pause(&client, &paths, pause.as_ref())
         .await
-        .map_err(|e| ApiError(StatusCode::SERVICE_UNAVAILABLE, e))?;
+        .map_err(|e| ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
     Ok(Json(serde_json::json!({ "group": g.name, "paused": pause })).into_response())
 }
 

@@ -16,10 +16,11 @@ use std::time::{Duration, Instant};
 use redis::aio::MultiplexedConnection;
 use redis::Value;
 use redis_failover_client::NodeAddr;
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::sync::{mpsc, Notify};
+use tokio_util::sync::CancellationToken;
 
-use crate::info::NodeInfo;
-use crate::node::{read_info, read_run_id, Connector, NodeError};
+use crate::core::info::NodeInfo;
+use crate::io::node::{read_info, read_run_id, Connector, NodeError};
 
 /// How often the poller refreshes role, offsets, link status and priority.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
@@ -76,7 +77,7 @@ pub fn spawn(
     node: NodeAddr,
     settings: ProbeSettings,
     tx: mpsc::Sender<Observation>,
-    shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
 ) -> NodeProbe {
     let poke = Arc::new(Notify::new());
     let tasks = vec![
@@ -111,12 +112,12 @@ async fn report_at(
 }
 
 /// Sleeps, or returns false at shutdown.
-async fn pause(d: Duration, shutdown: &mut watch::Receiver<bool>) -> bool {
+async fn pause(d: Duration, shutdown: &CancellationToken) -> bool {
     tokio::select! {
         _ = tokio::time::sleep(d) => {}
-        _ = crate::stopped(shutdown) => return false,
+        _ = shutdown.cancelled() => return false,
     }
-    !*shutdown.borrow()
+    !shutdown.is_cancelled()
 }
 
 fn retry_delay(failures: u32, max_failures: u32) -> Duration {
@@ -161,15 +162,15 @@ async fn crash_detector(
     node: NodeAddr,
     s: ProbeSettings,
     tx: mpsc::Sender<Observation>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
 ) {
     let mut failures = 0u32;
     let mut mode = ParkedRead::Blpop;
     let mut run_id: Option<String> = None;
-    while !*shutdown.borrow() {
+    while !shutdown.is_cancelled() {
         let conn = tokio::select! {
             c = s.connector.connect(&node, s.probe_timeout, None) => c,
-            _ = crate::stopped(&mut shutdown) => return,
+            _ = shutdown.cancelled() => return,
         };
         let mut conn = match conn {
             Ok(c) => c,
@@ -180,7 +181,7 @@ async fn crash_detector(
                 if !report(&tx, &node, ProbeResult::Failed(e)).await {
                     return;
                 }
-                if !pause(retry_delay(failures, s.max_failures), &mut shutdown).await {
+                if !pause(retry_delay(failures, s.max_failures), &shutdown).await {
                     return;
                 }
                 continue;
@@ -191,7 +192,7 @@ async fn crash_detector(
         // from disk, possibly older than its replicas.
         let id = tokio::select! {
             r = tokio::time::timeout(s.probe_timeout, read_run_id(&mut conn)) => r,
-            _ = crate::stopped(&mut shutdown) => return,
+            _ = shutdown.cancelled() => return,
         };
         if let Ok(Ok(id)) = id {
             if run_id.as_ref().is_some_and(|old| *old != id) {
@@ -207,7 +208,7 @@ async fn crash_detector(
             // deadline, which then only costs a reconnect (the poller reports the hang).
             let read = tokio::select! {
                 r = tokio::time::timeout(BLOCK + s.probe_timeout * 2, parked_read(&mut conn, mode, &s.probe_key)) => r,
-                _ = crate::stopped(&mut shutdown) => return,
+                _ = shutdown.cancelled() => return,
             };
             let err = match read {
                 Err(_elapsed) => break,
@@ -231,7 +232,7 @@ async fn crash_detector(
             // from then on, and let the poller judge the node.
             if mode == ParkedRead::Blpop {
                 mode = ParkedRead::Xread;
-            } else if !pause(RETRY_SLOW, &mut shutdown).await {
+            } else if !pause(RETRY_SLOW, &shutdown).await {
                 return;
             }
             if !alive(&tx, &node, &mut failures).await {
@@ -263,12 +264,12 @@ async fn poller(
     node: NodeAddr,
     s: ProbeSettings,
     tx: mpsc::Sender<Observation>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
     poke: Arc<Notify>,
 ) {
     let mut conn: Option<MultiplexedConnection> = None;
     let mut failures = 0u32;
-    while !*shutdown.borrow() {
+    while !shutdown.is_cancelled() {
         let started = Instant::now();
         let attempt = async {
             // A connection dropped under a live node (CLIENT KILL, an idle timeout) is
@@ -296,7 +297,7 @@ async fn poller(
         };
         let outcome = tokio::select! {
             r = tokio::time::timeout(s.probe_timeout, attempt) => r.unwrap_or(Err(NodeError::Timeout(s.probe_timeout))),
-            _ = crate::stopped(&mut shutdown) => return,
+            _ = shutdown.cancelled() => return,
         };
         let (result, wait) = match outcome {
             Ok(info) => {
@@ -332,7 +333,7 @@ async fn poller(
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = poke.notified() => {}
-            _ = crate::stopped(&mut shutdown) => return,
+            _ = shutdown.cancelled() => return,
         }
     }
 }

@@ -4,7 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use redis_failover_client::{FailoverRecord, ManagerView, NodeAddr, PauseInfo, Topology};
+use redis_failover_client::wire::{FailoverRecord, ManagerView, PauseInfo};
+use redis_failover_client::{NodeAddr, Topology};
 use serde::Serialize;
 
 /// One node as this manager's probes see it.

@@ -12,7 +12,7 @@ use redis::{
 use redis_failover_client::NodeAddr;
 
 use crate::config::RedisAuth;
-use crate::info::{parse_info_replication, NodeInfo};
+use crate::core::info::{parse_info_replication, NodeInfo};
 
 /// How long a leader's command (promote, re-point, confirm) may take on one node.
 pub const ACT_TIMEOUT: Duration = Duration::from_millis(1500);

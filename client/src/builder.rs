@@ -1,0 +1,222 @@
+//! [`ClientBuilder`]: the client's options, and [`ClientBuilder::connect`], which opens the
+//! ZooKeeper session, reads the topology, starts the watcher and the connection follower,
+//! and opens the first connections.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio::sync::{watch, Notify};
+
+use crate::client::{Client, Inner, Local};
+use crate::conns::{follow, Conns, Opener};
+use crate::error::ConnectError;
+use crate::session;
+use crate::term::Watchers;
+use crate::watcher::{self, Shared, TopologyView};
+use crate::wire::ZnodePaths;
+
+/// How reads pick a replica.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ReadPolicy {
+    /// Each handle takes the replicas in turn.
+    #[default]
+    RoundRobin,
+    /// A replica picked at random for each read.
+    Random,
+}
+
+/// Options for [`Client`]; start with [`Client::builder`].
+#[derive(Clone, Debug)]
+pub struct ClientBuilder {
+    pub(crate) zkservers: String,
+    pub(crate) znode_path: String,
+    pub(crate) password: Option<String>,
+    pub(crate) username: Option<String>,
+    pub(crate) db: i64,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) command_timeout: Duration,
+    pub(crate) zk_session_timeout: Duration,
+    pub(crate) max_retries: u32,
+    pub(crate) retry_failure: bool,
+    pub(crate) retry_non_idempotent: bool,
+    pub(crate) retry_backoff: Duration,
+    pub(crate) master_only: bool,
+    pub(crate) read_policy: ReadPolicy,
+    pub(crate) namespace: Option<Vec<u8>>,
+}
+
+impl ClientBuilder {
+    /// ZooKeeper root of the group (`--znode-path` of the manager); default `/redis_failover`.
+    pub fn znode_path(mut self, path: impl Into<String>) -> Self {
+        self.znode_path = path.into();
+        self
+    }
+    /// Redis password (AUTH), the same for every node.
+    pub fn password(mut self, password: impl Into<String>) -> Self {
+        self.password = Some(password.into());
+        self
+    }
+    /// Redis ACL user (with [`Self::password`]).
+    pub fn username(mut self, username: impl Into<String>) -> Self {
+        self.username = Some(username.into());
+        self
+    }
+    /// Database number selected on every connection (`SELECT` itself is refused).
+    pub fn db(mut self, db: i64) -> Self {
+        self.db = db;
+        self
+    }
+    /// Bound on opening a connection to a node (default 1 s).
+    pub fn connect_timeout(mut self, t: Duration) -> Self {
+        self.connect_timeout = t;
+        self
+    }
+    /// Bound on one command or pipeline round trip (default 2 s). Blocking commands
+    /// (`BLPOP key 5`) need a larger one.
+    pub fn command_timeout(mut self, t: Duration) -> Self {
+        self.command_timeout = t;
+        self
+    }
+    /// ZooKeeper session timeout (default 10 s).
+    pub fn zk_session_timeout(mut self, t: Duration) -> Self {
+        self.zk_session_timeout = t;
+        self
+    }
+    /// Retries after a retryable failure (default 3).
+    pub fn max_retries(mut self, n: u32) -> Self {
+        self.max_retries = n;
+        self
+    }
+    /// Whether to retry at all (default true).
+    pub fn retry_failure(mut self, yes: bool) -> Self {
+        self.retry_failure = yes;
+        self
+    }
+    /// Also retry writes that may already have been applied (the connection broke or timed
+    /// out after sending). Default false: such a write returns an error that says so.
+    pub fn retry_non_idempotent(mut self, yes: bool) -> Self {
+        self.retry_non_idempotent = yes;
+        self
+    }
+    /// First wait before a retry, doubled each time; a retry also starts as soon as the
+    /// topology changes (default 100 ms).
+    pub fn retry_backoff(mut self, t: Duration) -> Self {
+        self.retry_backoff = t;
+        self
+    }
+    /// Send everything, reads included, to the master (default false).
+    pub fn master_only(mut self, yes: bool) -> Self {
+        self.master_only = yes;
+        self
+    }
+    /// How reads pick a replica (default [`ReadPolicy::RoundRobin`]).
+    pub fn read_policy(mut self, p: ReadPolicy) -> Self {
+        self.read_policy = p;
+        self
+    }
+    /// Prefix every key with `ns` (commands whose keys cannot be found are refused).
+    pub fn namespace(mut self, ns: impl Into<Vec<u8>>) -> Self {
+        self.namespace = Some(ns.into()).filter(|n: &Vec<u8>| !n.is_empty());
+        self
+    }
+
+    /// Connects to ZooKeeper, reads the topology and opens connections to its nodes. Fails
+    /// with a clear error when ZooKeeper cannot be reached or the znode is missing or
+    /// corrupt.
+    pub async fn connect(self) -> Result<Client, ConnectError> {
+        let paths = ZnodePaths::new(&self.znode_path).map_err(ConnectError::Config)?;
+        crate::wire::parse_addr_list(self.zkservers.split('/').next().unwrap_or(""))
+            .map_err(|e| ConnectError::Config(format!("zkservers: {e}")))?;
+        if self.username.is_some() && self.password.is_none() {
+            return Err(ConnectError::Config("username needs a password".into()));
+        }
+        let wait = self.zk_session_timeout.min(Duration::from_secs(15));
+        let zk = session::connect(&self.zkservers, self.zk_session_timeout, wait).await?;
+        let (topology, version) = watcher::read_once(&zk, &paths).await?;
+        let view = TopologyView {
+            topology,
+            version,
+            fetched_at: std::time::Instant::now(),
+            stale_since: None,
+        };
+        let (tx, rx) = watch::channel(view.clone());
+        let (session_tx, session_rx) = watch::channel(None);
+        let shared = Arc::new(Shared {
+            tx,
+            refresh: Notify::new(),
+            session: session_tx,
+        });
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        tokio::spawn(watcher::run(
+            self.zkservers.clone(),
+            self.zk_session_timeout,
+            paths.clone(),
+            zk,
+            shared.clone(),
+            shutdown_rx.clone(),
+        ));
+        let opener = Opener {
+            username: self.username.clone(),
+            password: self.password.clone(),
+            db: self.db,
+            connect_timeout: self.connect_timeout,
+            command_timeout: self.command_timeout,
+        };
+        let conns = Arc::new(RwLock::new(Arc::new(Conns::build(&view, None))));
+        let generation = Arc::new(AtomicU64::new(0));
+        let generation_tx = Arc::new(watch::channel(0u64).0);
+        let watchers = Arc::new(Watchers::default());
+        let inner = Arc::new(Inner {
+            cfg: self,
+            paths,
+            opener,
+            conns: conns.clone(),
+            topo: rx.clone(),
+            shared,
+            session: session_rx,
+            generation: generation.clone(),
+            generation_tx: generation_tx.clone(),
+            watchers: watchers.clone(),
+            shutdown,
+        });
+        tokio::spawn(follow(
+            rx,
+            conns,
+            generation,
+            generation_tx,
+            watchers,
+            inner.opener.clone(),
+            shutdown_rx,
+        ));
+        let client = Client {
+            inner,
+            local: Local::default(),
+        };
+        client.current().warm_up(&client.inner.opener).await;
+        Ok(client)
+    }
+}
+
+impl Client {
+    /// Starts a builder for the ZooKeeper servers `zkservers` (`host:port,...`).
+    pub fn builder(zkservers: impl Into<String>) -> ClientBuilder {
+        ClientBuilder {
+            zkservers: zkservers.into(),
+            znode_path: crate::wire::DEFAULT_ROOT.to_string(),
+            password: None,
+            username: None,
+            db: 0,
+            connect_timeout: Duration::from_secs(1),
+            command_timeout: Duration::from_secs(2),
+            zk_session_timeout: Duration::from_secs(10),
+            max_retries: 3,
+            retry_failure: true,
+            retry_non_idempotent: false,
+            retry_backoff: Duration::from_millis(100),
+            master_only: false,
+            read_policy: ReadPolicy::RoundRobin,
+            namespace: None,
+        }
+    }
+}

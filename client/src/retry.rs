@@ -1,0 +1,107 @@
+//! Retrying: what a failure means ([`classify`]: not applied, maybe applied, final), and
+//! [`Client::execute`], which retries a request as the options allow, waiting for new
+//! connections or the backoff between tries. A write that may already have been applied is
+//! not retried unless `retry_non_idempotent` is set; it fails with an error that says so.
+
+use redis::{ErrorKind, RedisError, RedisResult, ServerErrorKind};
+use tracing::debug;
+
+use crate::client::Client;
+use crate::error::maybe_executed;
+use crate::route::{self, Target};
+use crate::send::{Reply, Request};
+
+/// What a failure means for retrying.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Failure {
+    /// Not applied (refused connection, READONLY, LOADING, MASTERDOWN, no master): safe.
+    NotApplied,
+    /// The request may have reached the server (broken connection, timeout).
+    MaybeApplied,
+    /// An answer from Redis (WRONGTYPE, syntax...): never retried.
+    Final,
+}
+
+pub(crate) fn classify(e: &RedisError) -> Failure {
+    match e.kind() {
+        ErrorKind::Server(ServerErrorKind::ReadOnly)
+        | ErrorKind::Server(ServerErrorKind::BusyLoading)
+        | ErrorKind::Server(ServerErrorKind::MasterDown) => Failure::NotApplied,
+        _ if e.is_connection_refusal() => Failure::NotApplied,
+        _ if e.is_timeout() || e.is_connection_dropped() || e.is_io_error() => {
+            Failure::MaybeApplied
+        }
+        _ => Failure::Final,
+    }
+}
+
+impl Client {
+    /// Waits before retry `attempt`: until the connections change (a new topology swapped
+    /// in, or a broken connection dropped) since the failed try, or the backoff passes.
+    pub(crate) async fn backoff(&self, attempt: u32) {
+        self.inner.shared.refresh.notify_one();
+        let wait = self.inner.cfg.retry_backoff * 2u32.saturating_pow(attempt.saturating_sub(1));
+        let used = self.local.generation;
+        let mut rx = self.inner.generation_tx.subscribe();
+        let _ = tokio::time::timeout(wait, rx.wait_for(|g| *g != used)).await;
+    }
+
+    /// Sends `req` to the node chosen for `target`, retrying as the policy allows. `first`
+    /// is the error of a try already made (by [`Self::try_cached`]).
+    pub(crate) async fn execute(
+        &mut self,
+        name: impl Fn() -> String,
+        target: Target,
+        is_write: bool,
+        blocking: Option<route::BlockTimeout>,
+        req: Request<'_>,
+        first: Option<RedisError>,
+    ) -> RedisResult<Reply> {
+        let (retries, retry_writes) = {
+            let cfg = &self.inner.cfg;
+            let retries = if cfg.retry_failure {
+                cfg.max_retries
+            } else {
+                0
+            };
+            (retries, cfg.retry_non_idempotent)
+        };
+        let mut attempt = 0;
+        let mut pending = first.map(|e| (e, true));
+        loop {
+            let (e, sent) = match pending.take() {
+                Some(p) => p,
+                None => match self.attempt(target, blocking, &req).await {
+                    (Ok(v), _) => return Ok(v),
+                    (Err(e), sent) => (e, sent),
+                },
+            };
+            let failure = if sent {
+                classify(&e)
+            } else if e.kind() == ErrorKind::AuthenticationFailed
+                || matches!(e.code(), Some("WRONGPASS" | "NOAUTH" | "NOPERM"))
+            {
+                Failure::Final
+            } else {
+                Failure::NotApplied
+            };
+            let may_retry = match failure {
+                Failure::Final => false,
+                Failure::NotApplied => true,
+                Failure::MaybeApplied => !is_write || retry_writes,
+            };
+            if !may_retry || attempt >= retries {
+                if failure == Failure::MaybeApplied && is_write && !retry_writes {
+                    return Err(maybe_executed(&name(), &e));
+                }
+                return Err(e);
+            }
+            attempt += 1;
+            debug!(
+                "redis_failover client: {} failed ({e}); retry {attempt}/{retries}",
+                name()
+            );
+            self.backoff(attempt).await;
+        }
+    }
+}

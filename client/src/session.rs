@@ -1,0 +1,244 @@
+//! Opening ZooKeeper sessions, for the client and the node manager alike: [`connect`] (one
+//! bounded try, with an error that names the servers), [`reconnect`] (patiently, with
+//! backoff, after a session ended), and [`timed`] (one bounded request, with an error that
+//! names what was done to which znode).
+//!
+//! A session survives a dropped connection (the library reconnects within the session
+//! timeout and keeps the watches); only an expired or closed session needs a new one. The
+//! owner of a session loop looks like this:
+//!
+//! ```no_run
+//! # use std::time::Duration;
+//! # use redis_failover_client::session;
+//! # async fn run() -> Result<(), session::SessionError> {
+//! let servers = "127.0.0.1:2181";
+//! let timeout = Duration::from_secs(10);
+//! let mut client = session::connect(servers, timeout, timeout).await?;
+//! loop {
+//!     // ... use `client` until its state watcher reports a terminal state ...
+//!     # break;
+//!     client = session::reconnect(servers, timeout, Duration::from_millis(100), |e| {
+//!         eprintln!("{e}; retrying");
+//!     })
+//!     .await;
+//! }
+//! # Ok(())
+//! # }
+//! ```
+
+use std::fmt;
+use std::future::Future;
+use std::time::Duration;
+
+use zookeeper_client as zk;
+
+/// The longest wait between two tries of [`reconnect`].
+pub const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(5);
+
+/// Why no session could be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// ZooKeeper answered, and refused (or the connection string is wrong).
+    #[error("cannot connect to ZooKeeper at {servers}: {source}")]
+    Refused {
+        /// The connection string.
+        servers: String,
+        /// ZooKeeper's answer.
+        #[source]
+        source: zk::Error,
+    },
+    /// No session within the wait.
+    #[error("cannot reach ZooKeeper at {servers} within {} ms", wait.as_millis())]
+    Unreachable {
+        /// The connection string.
+        servers: String,
+        /// How long it waited.
+        wait: Duration,
+    },
+}
+
+/// Opens a session on `servers` (`host:port,...[/chroot]`) with `session_timeout`, giving up
+/// after `wait`.
+pub async fn connect(
+    servers: &str,
+    session_timeout: Duration,
+    wait: Duration,
+) -> Result<zk::Client, SessionError> {
+    let connecting = zk::Client::connector()
+        .with_session_timeout(session_timeout)
+        .connect(servers);
+    match tokio::time::timeout(wait, connecting).await {
+        Ok(Ok(c)) => Ok(c),
+        Ok(Err(source)) => Err(SessionError::Refused {
+            servers: servers.to_string(),
+            source,
+        }),
+        Err(_) => Err(SessionError::Unreachable {
+            servers: servers.to_string(),
+            wait,
+        }),
+    }
+}
+
+/// Opens a new session, trying until one opens: each try waits up to `session_timeout`,
+/// failed tries are reported to `on_error` and followed by a pause of `first_delay`,
+/// doubled after each failure up to [`MAX_RECONNECT_DELAY`]. Cancel-safe: to stop trying
+/// (shutdown), drop the future, e.g. in a `tokio::select!`.
+pub async fn reconnect(
+    servers: &str,
+    session_timeout: Duration,
+    first_delay: Duration,
+    mut on_error: impl FnMut(&SessionError),
+) -> zk::Client {
+    let mut delay = first_delay;
+    loop {
+        match connect(servers, session_timeout, session_timeout).await {
+            Ok(c) => return c,
+            Err(e) => on_error(&e),
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(MAX_RECONNECT_DELAY);
+    }
+}
+
+/// What a ZooKeeper request was doing, as error messages say it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// `reading <path>`.
+    Reading,
+    /// `writing <path>` (create, set or delete).
+    Writing,
+    /// `updating <path>` (a conditional change of a znode the caller owns).
+    Updating,
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Op::Reading => "reading",
+            Op::Writing => "writing",
+            Op::Updating => "updating",
+        })
+    }
+}
+
+/// A ZooKeeper request on `path` that failed: `reading /x/nodes: ...`,
+/// `writing /x/manual_failover timed out`.
+#[derive(Debug, thiserror::Error)]
+pub enum OpError {
+    /// No answer within the bound.
+    #[error("{op} {path} timed out")]
+    TimedOut {
+        /// What was being done.
+        op: Op,
+        /// To which znode.
+        path: String,
+    },
+    /// ZooKeeper answered with an error.
+    #[error("{op} {path}: {source}")]
+    Failed {
+        /// What was being done.
+        op: Op,
+        /// To which znode.
+        path: String,
+        /// ZooKeeper's error (`NoNode`, `BadVersion`, `ConnectionLoss`, ...).
+        #[source]
+        source: zk::Error,
+    },
+}
+
+impl OpError {
+    /// ZooKeeper's own error, unless the request timed out.
+    pub fn zk_error(&self) -> Option<&zk::Error> {
+        match self {
+            OpError::TimedOut { .. } => None,
+            OpError::Failed { source, .. } => Some(source),
+        }
+    }
+}
+
+/// Runs one ZooKeeper request bounded by `limit`; a failure names `op` and `path`.
+pub async fn timed<T>(
+    op: Op,
+    path: &str,
+    limit: Duration,
+    request: impl Future<Output = Result<T, zk::Error>>,
+) -> Result<T, OpError> {
+    match tokio::time::timeout(limit, request).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(source)) => Err(OpError::Failed {
+            op,
+            path: path.to_string(),
+            source,
+        }),
+        Err(_) => Err(OpError::TimedOut {
+            op,
+            path: path.to_string(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_read_as_before() {
+        let e = SessionError::Unreachable {
+            servers: "h:2181".into(),
+            wait: Duration::from_millis(1500),
+        };
+        assert_eq!(
+            e.to_string(),
+            "cannot reach ZooKeeper at h:2181 within 1500 ms"
+        );
+        let e = SessionError::Refused {
+            servers: "h:2181".into(),
+            source: zk::Error::SessionExpired,
+        };
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "cannot connect to ZooKeeper at h:2181: {}",
+                zk::Error::SessionExpired
+            )
+        );
+        let e = OpError::TimedOut {
+            op: Op::Writing,
+            path: "/r/manual_failover".into(),
+        };
+        assert_eq!(e.to_string(), "writing /r/manual_failover timed out");
+        assert!(e.zk_error().is_none());
+        let e = OpError::Failed {
+            op: Op::Reading,
+            path: "/r/nodes".into(),
+            source: zk::Error::NoNode,
+        };
+        assert_eq!(
+            e.to_string(),
+            format!("reading /r/nodes: {}", zk::Error::NoNode)
+        );
+        assert!(matches!(e.zk_error(), Some(zk::Error::NoNode)));
+    }
+
+    #[tokio::test]
+    async fn timed_bounds_a_request() {
+        let slow = async {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            Ok::<(), zk::Error>(())
+        };
+        let r = timed(Op::Reading, "/p", Duration::from_millis(10), slow).await;
+        assert!(matches!(
+            r,
+            Err(OpError::TimedOut {
+                op: Op::Reading,
+                ..
+            })
+        ));
+        let r = timed(Op::Reading, "/p", Duration::from_secs(1), async {
+            Err::<(), _>(zk::Error::NoNode)
+        })
+        .await;
+        assert!(matches!(r, Err(OpError::Failed { .. })));
+    }
+}

@@ -1,0 +1,185 @@
+//! The command line: flags (clap, each with an environment variable) and subcommands.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use redis_failover_client::ZnodePaths;
+
+use super::*;
+
+/// Keeps a Redis master/replica group available: probes every node, fails over when the
+/// master dies, and publishes {master, slaves, unavailable} in ZooKeeper.
+#[derive(Parser, Debug, Default)]
+#[command(name = "redis_node_manager", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// Redis nodes of the group, host:port,host:port,... (master and replicas, in any order).
+    #[arg(
+        short = 'n',
+        long,
+        env = "REDIS_FAILOVER_NODES",
+        value_name = "HOST:PORT,..."
+    )]
+    pub nodes: Option<String>,
+
+    /// ZooKeeper servers, host:port,host:port,...
+    #[arg(
+        short = 'z',
+        long,
+        env = "REDIS_FAILOVER_ZKSERVERS",
+        global = true,
+        value_name = "HOST:PORT,..."
+    )]
+    pub zkservers: Option<String>,
+
+    /// Redis password (AUTH), the same for every node.
+    #[arg(
+        short = 'p',
+        long,
+        env = "REDIS_FAILOVER_PASSWORD",
+        hide_env_values = true
+    )]
+    pub password: Option<Secret>,
+
+    /// Redis ACL user name (AUTH user password); needs --password.
+    #[arg(long, env = "REDIS_FAILOVER_USERNAME")]
+    pub username: Option<String>,
+
+    /// Root znode of the group [default: /redis_failover].
+    #[arg(
+        long,
+        env = "REDIS_FAILOVER_ZNODE_PATH",
+        value_name = "PATH",
+        global = true
+    )]
+    pub znode_path: Option<String>,
+
+    /// Name of the group given by --nodes, used in logs [default: mymaster].
+    #[arg(long, env = "REDIS_FAILOVER_GROUP_NAME", value_name = "NAME")]
+    pub group_name: Option<String>,
+
+    /// Consecutive failed probes before a node counts as unavailable [default: 3].
+    #[arg(long, env = "REDIS_FAILOVER_MAX_FAILURES", value_name = "N")]
+    pub max_failures: Option<u32>,
+
+    /// How long a node that does not answer (hung, SIGSTOPped, cut off) may stay silent
+    /// before it is unavailable; a crashed node is seen at once [default: 2000].
+    #[arg(long, env = "REDIS_FAILOVER_DOWN_AFTER_MS", value_name = "MS")]
+    pub down_after_ms: Option<u64>,
+
+    /// ZooKeeper session timeout; a standby takes over within about this long after the
+    /// leader dies [default: 6000].
+    #[arg(long, env = "REDIS_FAILOVER_ZK_SESSION_TIMEOUT_MS", value_name = "MS")]
+    pub zk_session_timeout_ms: Option<u64>,
+
+    /// Replicas further behind the failed master than this many bytes of replication stream
+    /// are not promoted; with none left the group stays without a master [default: no bound].
+    #[arg(long, env = "REDIS_FAILOVER_MAX_LAG_BYTES", value_name = "BYTES")]
+    pub max_lag_bytes: Option<u64>,
+
+    /// How managers' views combine into "a node is down": majority, consensus or single
+    /// [default: majority].
+    #[arg(long, env = "REDIS_FAILOVER_NODE_STRATEGY", value_name = "STRATEGY")]
+    pub node_strategy: Option<crate::core::votes::Strategy>,
+
+    /// Fresh manager views needed before any node is judged down [default: 1].
+    #[arg(long, env = "REDIS_FAILOVER_REQUIRED_NODE_MANAGERS", value_name = "N")]
+    pub required_node_managers: Option<usize>,
+
+    /// Serve HTTP health checks and status on this address (e.g. 127.0.0.1:8008) [default:
+    /// off].
+    #[arg(long, env = "REDIS_FAILOVER_HTTP_ADDR", value_name = "HOST:PORT")]
+    pub http_addr: Option<std::net::SocketAddr>,
+
+    /// Answer the Redis Sentinel protocol on this address (e.g. 127.0.0.1:26379), so that
+    /// Sentinel-aware clients and tools work unchanged [default: off].
+    #[arg(long, env = "REDIS_FAILOVER_SENTINEL_ADDR", value_name = "HOST:PORT")]
+    pub sentinel_addr: Option<std::net::SocketAddr>,
+
+    /// Password Sentinel clients must give (AUTH / HELLO AUTH) on --sentinel-addr, like
+    /// sentinel.conf's `requirepass` [default: none].
+    #[arg(
+        long,
+        env = "REDIS_FAILOVER_SENTINEL_PASSWORD",
+        value_name = "PASSWORD"
+    )]
+    pub sentinel_password: Option<Secret>,
+
+    /// Name of this manager, used in its id (`<hostname>-<name>`) [default: the process id].
+    #[arg(long, env = "REDIS_FAILOVER_MANAGER_NAME", value_name = "NAME")]
+    pub manager_name: Option<String>,
+
+    /// TOML file with the same settings (snake_case keys) and optionally several
+    /// [[groups]]; flags override it.
+    #[arg(
+        short = 'C',
+        long,
+        env = "REDIS_FAILOVER_CONFIG",
+        value_name = "FILE",
+        global = true
+    )]
+    pub config: Option<PathBuf>,
+}
+
+/// What to do instead of running the daemon.
+#[derive(clap::Subcommand, Debug)]
+pub enum Command {
+    /// Ask the leading manager to fail over: a planned switchover (no acknowledged write
+    /// lost) while the master is healthy, a promotion when it is down. Writes
+    /// <znode-path>/manual_failover and waits for the outcome.
+    Failover {
+        /// The replica to promote [default: the best one, ANY_SLAVE].
+        #[arg(long, value_name = "HOST:PORT")]
+        to: Option<String>,
+        /// How long to wait for the manager's verdict, in seconds.
+        #[arg(long, default_value_t = 30, value_name = "SECS")]
+        wait_secs: u64,
+    },
+    /// Print the group as ZooKeeper holds it: master, replicas, unavailable nodes, epoch,
+    /// the leading manager and every manager's view.
+    Status {
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Pause automatic failover for the group (maintenance): managers keep probing and
+    /// publishing, a down master is listed unavailable but not replaced, manual failovers
+    /// still work. Writes <znode-path>/paused; shown in the znode, `status` and /status.
+    Pause {
+        /// Why, for the other operators [default: none].
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+    },
+    /// Resume automatic failover (deletes <znode-path>/paused); a master that is down now
+    /// is replaced at once.
+    Resume,
+}
+
+/// Where a subcommand finds the group: `-z` and `--znode-path` (or the config file's
+/// `zkservers` and `znode_path`), defaulting the path to `/redis_failover`.
+pub fn zk_target(cli: &Cli) -> Result<(String, ZnodePaths), ConfigError> {
+    let file = match &cli.config {
+        None => FileConfig::default(),
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                ConfigError(format!("cannot read config file {}: {e}", path.display()))
+            })?;
+            toml::from_str(&text).map_err(|e| {
+                ConfigError(format!("config file {}: {}", path.display(), e.message()))
+            })?
+        }
+    };
+    let Some(zk) = cli.zkservers.clone().or(file.zkservers) else {
+        return err("no ZooKeeper servers: give -z/--zkservers host:port,...");
+    };
+    validate_zkservers(&zk)?;
+    let root = cli
+        .znode_path
+        .clone()
+        .or(file.znode_path)
+        .unwrap_or_else(|| DEFAULT_ROOT.to_string());
+    let paths = ZnodePaths::new(&root).map_err(|e| ConfigError(format!("--znode-path: {e}")))?;
+    Ok((zk, paths))
+}

@@ -1,0 +1,107 @@
+//! The TOML file (`-C`) and secrets that never print.
+
+use std::fmt;
+
+use serde::Deserialize;
+
+/// The TOML file. Unknown keys are refused, so a typo is not silently ignored.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub nodes: Option<NodesValue>,
+    pub zkservers: Option<String>,
+    pub password: Option<Secret>,
+    pub username: Option<String>,
+    pub znode_path: Option<String>,
+    pub group_name: Option<String>,
+    pub max_failures: Option<u32>,
+    pub down_after_ms: Option<u64>,
+    pub zk_session_timeout_ms: Option<u64>,
+    pub manager_name: Option<String>,
+    pub max_lag_bytes: Option<u64>,
+    pub node_strategy: Option<String>,
+    pub required_node_managers: Option<usize>,
+    pub http_addr: Option<std::net::SocketAddr>,
+    pub sentinel_addr: Option<std::net::SocketAddr>,
+    pub sentinel_password: Option<Secret>,
+    #[serde(default)]
+    pub groups: Vec<FileGroup>,
+}
+
+/// `nodes = "h:p,h:p"` or `nodes = ["h:p", "h:p"]`.
+#[derive(Deserialize, Debug, Clone)]
+#[serde(untagged)]
+pub enum NodesValue {
+    List(Vec<String>),
+    Csv(String),
+}
+
+impl NodesValue {
+    pub(super) fn csv(&self) -> String {
+        match self {
+            NodesValue::List(l) => l.join(","),
+            NodesValue::Csv(s) => s.clone(),
+        }
+    }
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct FileGroup {
+    pub name: String,
+    pub nodes: NodesValue,
+    pub znode_path: String,
+}
+
+/// A password that never shows in logs or `Debug` output.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_string()))
+    }
+}
+
+/// Refuses anything but a string without echoing the value (a TOML type error would
+/// otherwise print the password).
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Secret;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Secret, E> {
+                Ok(Secret(v.to_string()))
+            }
+            fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Secret, E> {
+                Err(E::custom("password must be a string (in quotes)"))
+            }
+            fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Secret, E> {
+                Err(E::custom("password must be a string (in quotes)"))
+            }
+            fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Secret, E> {
+                Err(E::custom("password must be a string (in quotes)"))
+            }
+            fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Secret, E> {
+                Err(E::custom("password must be a string (in quotes)"))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"***\"")
+    }
+}

@@ -1,0 +1,269 @@
+//! Configuration: command-line flags (clap, each with an environment variable), an optional
+//! TOML file (`-C`), defaults; merged (flags > file > defaults) and validated into a
+//! [`Config`] whose errors name the culprit in one line.
+//!
+//! - [`cli`]: the flags and subcommands; [`file`]: the TOML file and secrets;
+//! - this file: merging and validation.
+
+use std::time::Duration;
+
+use redis_failover_client::wire::parse_addr_list;
+use redis_failover_client::wire::DEFAULT_ROOT;
+use redis_failover_client::{NodeAddr, ZnodePaths};
+
+pub const DEFAULT_MAX_FAILURES: u32 = 3;
+pub const DEFAULT_DOWN_AFTER_MS: u64 = 2000;
+pub const DEFAULT_ZK_SESSION_TIMEOUT_MS: u64 = 6000;
+pub const DEFAULT_GROUP_NAME: &str = "mymaster";
+
+mod cli;
+mod file;
+#[cfg(test)]
+mod tests;
+
+pub use cli::{zk_target, Cli, Command};
+pub use file::{FileConfig, FileGroup, NodesValue, Secret};
+
+/// How to log in to every Redis node.
+#[derive(Clone, Debug, Default)]
+pub struct RedisAuth {
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+}
+
+/// One master/replica group and where it is published.
+#[derive(Clone, Debug)]
+pub struct GroupConfig {
+    pub name: String,
+    pub nodes: Vec<NodeAddr>,
+    pub paths: ZnodePaths,
+}
+
+/// A validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub zkservers: String,
+    pub groups: Vec<GroupConfig>,
+    pub auth: RedisAuth,
+    pub max_failures: u32,
+    pub down_after: Duration,
+    pub zk_session_timeout: Duration,
+    pub max_lag_bytes: Option<u64>,
+    pub node_strategy: crate::core::votes::Strategy,
+    pub required_node_managers: usize,
+    pub http_addr: Option<std::net::SocketAddr>,
+    pub sentinel_addr: Option<std::net::SocketAddr>,
+    /// Required from Sentinel-protocol clients when set.
+    pub sentinel_password: Option<Secret>,
+    /// `<hostname>-<name>`: stable for a given config, unique among managers.
+    pub manager_id: String,
+}
+
+/// A configuration error: one line that names the culprit.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+fn err<T>(msg: impl Into<String>) -> Result<T, ConfigError> {
+    Err(ConfigError(msg.into()))
+}
+
+impl Config {
+    /// Reads `-C` if given, then merges.
+    pub fn load(cli: Cli) -> Result<Config, ConfigError> {
+        let file = match &cli.config {
+            None => FileConfig::default(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    ConfigError(format!("cannot read config file {}: {e}", path.display()))
+                })?;
+                toml::from_str(&text).map_err(|e| {
+                    let msg = e.message().to_string();
+                    ConfigError(format!("config file {}: {msg}", path.display()))
+                })?
+            }
+        };
+        Self::merge(cli, file)
+    }
+
+    /// Flags override the file; the file overrides defaults.
+    pub fn merge(cli: Cli, file: FileConfig) -> Result<Config, ConfigError> {
+        let zkservers = match cli.zkservers.or(file.zkservers) {
+            Some(z) => z,
+            None => return err("no ZooKeeper servers: give -z/--zkservers host:port,..."),
+        };
+        validate_zkservers(&zkservers)?;
+
+        let mut groups = Vec::new();
+        let nodes = cli.nodes.or(file.nodes.as_ref().map(NodesValue::csv));
+        if let Some(nodes) = nodes {
+            let name = cli
+                .group_name
+                .or(file.group_name)
+                .unwrap_or_else(|| DEFAULT_GROUP_NAME.to_string());
+            let root = cli
+                .znode_path
+                .or(file.znode_path)
+                .unwrap_or_else(|| DEFAULT_ROOT.to_string());
+            groups.push(group(&name, &nodes, &root, "-n/--nodes", "--znode-path")?);
+        } else if cli.znode_path.is_some() && file.groups.is_empty() {
+            return err("--znode-path given without -n/--nodes");
+        }
+        for g in &file.groups {
+            groups.push(group(
+                &g.name,
+                &g.nodes.csv(),
+                &g.znode_path,
+                &format!("nodes of group {:?}", g.name),
+                &format!("znode_path of group {:?}", g.name),
+            )?);
+        }
+        if groups.is_empty() {
+            return err("no Redis nodes: give -n/--nodes host:port,... or [[groups]] in -C FILE");
+        }
+        for (i, g) in groups.iter().enumerate() {
+            for other in &groups[..i] {
+                if other.name == g.name {
+                    return err(format!("two groups are named {:?}", g.name));
+                }
+                if other.paths == g.paths {
+                    return err(format!(
+                        "groups {:?} and {:?} share znode path {}; each group needs its own",
+                        other.name,
+                        g.name,
+                        g.paths.root()
+                    ));
+                }
+                if let Some(n) = g.nodes.iter().find(|n| other.nodes.contains(n)) {
+                    return err(format!(
+                        "node {n} is in both groups {:?} and {:?}",
+                        other.name, g.name
+                    ));
+                }
+            }
+        }
+
+        let password = cli
+            .password
+            .or(file.password)
+            .filter(|p| !p.expose().is_empty());
+        let username = cli.username.or(file.username).filter(|u| !u.is_empty());
+        if username.is_some() && password.is_none() {
+            return err("--username needs -p/--password");
+        }
+        let max_failures = cli
+            .max_failures
+            .or(file.max_failures)
+            .unwrap_or(DEFAULT_MAX_FAILURES);
+        if max_failures == 0 {
+            return err("--max-failures must be at least 1");
+        }
+        let down_after_ms = cli
+            .down_after_ms
+            .or(file.down_after_ms)
+            .unwrap_or(DEFAULT_DOWN_AFTER_MS);
+        if !(30..=3_600_000).contains(&down_after_ms) {
+            return err(format!(
+                "--down-after-ms {down_after_ms} is out of range (30 to 3600000)"
+            ));
+        }
+        let session_ms = cli
+            .zk_session_timeout_ms
+            .or(file.zk_session_timeout_ms)
+            .unwrap_or(DEFAULT_ZK_SESSION_TIMEOUT_MS);
+        // Below 2 s a leader's single Redis step (up to 1.5 s) could outlive its session.
+        if !(2000..=600_000).contains(&session_ms) {
+            return err(format!(
+                "--zk-session-timeout-ms {session_ms} is out of range (2000 to 600000)"
+            ));
+        }
+        let node_strategy = match (cli.node_strategy, file.node_strategy) {
+            (Some(s), _) => s,
+            (None, Some(s)) => s
+                .parse()
+                .map_err(|e: String| ConfigError(format!("node_strategy: {e}")))?,
+            (None, None) => crate::core::votes::Strategy::default(),
+        };
+        let required_node_managers = cli
+            .required_node_managers
+            .or(file.required_node_managers)
+            .unwrap_or(1);
+        if required_node_managers == 0 {
+            return err("--required-node-managers must be at least 1");
+        }
+        let name = cli
+            .manager_name
+            .or(file.manager_name)
+            .unwrap_or_else(|| std::process::id().to_string());
+        if name.is_empty() || name.contains('/') {
+            return err(format!(
+                "--manager-name {name:?} must be non-empty and without '/'"
+            ));
+        }
+        Ok(Config {
+            zkservers,
+            groups,
+            auth: RedisAuth { username, password },
+            max_failures,
+            down_after: Duration::from_millis(down_after_ms),
+            zk_session_timeout: Duration::from_millis(session_ms),
+            max_lag_bytes: cli.max_lag_bytes.or(file.max_lag_bytes),
+            node_strategy,
+            required_node_managers,
+            http_addr: cli.http_addr.or(file.http_addr),
+            sentinel_addr: cli.sentinel_addr.or(file.sentinel_addr),
+            sentinel_password: cli.sentinel_password.or(file.sentinel_password),
+            manager_id: format!("{}-{name}", hostname()),
+        })
+    }
+}
+
+fn group(
+    name: &str,
+    nodes: &str,
+    root: &str,
+    nodes_flag: &str,
+    root_flag: &str,
+) -> Result<GroupConfig, ConfigError> {
+    if name.is_empty() {
+        return err("a group has an empty name");
+    }
+    let nodes = parse_addr_list(nodes).map_err(|e| ConfigError(format!("{nodes_flag}: {e}")))?;
+    let paths = ZnodePaths::new(root).map_err(|e| ConfigError(format!("{root_flag}: {e}")))?;
+    if paths.root() == "/"
+        || paths.root() == "/zookeeper"
+        || paths.root().starts_with("/zookeeper/")
+    {
+        return err(format!(
+            "{root_flag}: {} is reserved; use a path of its own such as /redis_failover",
+            paths.root()
+        ));
+    }
+    Ok(GroupConfig {
+        name: name.to_string(),
+        nodes,
+        paths,
+    })
+}
+
+/// `host:port[,host:port...][/chroot]`, as ZooKeeper's own clients take it.
+fn validate_zkservers(z: &str) -> Result<(), ConfigError> {
+    let (hosts, chroot) = match z.find('/') {
+        Some(i) => (&z[..i], Some(&z[i..])),
+        None => (z, None),
+    };
+    parse_addr_list(hosts).map_err(|e| ConfigError(format!("-z/--zkservers: {e}")))?;
+    if let Some(c) = chroot {
+        ZnodePaths::new(c).map_err(|e| ConfigError(format!("-z/--zkservers chroot: {e}")))?;
+    }
+    Ok(())
+}
+
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".to_string())
+}

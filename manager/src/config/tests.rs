@@ -1,0 +1,189 @@
+//! Flags, file and defaults merged and validated; every bad input named in one line.
+
+use super::*;
+use clap::Parser;
+
+fn cli(args: &[&str]) -> Cli {
+    let mut v = vec!["redis_node_manager"];
+    v.extend_from_slice(args);
+    Cli::try_parse_from(v).expect("flags parse")
+}
+
+fn load(args: &[&str], toml_text: &str) -> Result<Config, String> {
+    let file: FileConfig = toml::from_str(toml_text).map_err(|e| e.message().to_string())?;
+    Config::merge(cli(args), file).map_err(|e| e.0)
+}
+
+#[test]
+fn flags_alone() {
+    let c = load(
+        &[
+            "-n",
+            "127.0.0.1:7000,127.0.0.1:7001",
+            "-z",
+            "127.0.0.1:2181",
+        ],
+        "",
+    )
+    .expect("valid");
+    assert_eq!(c.groups.len(), 1);
+    assert_eq!(c.groups[0].name, "mymaster");
+    assert_eq!(c.groups[0].paths.root(), "/redis_failover");
+    assert_eq!(c.groups[0].nodes.len(), 2);
+    assert_eq!(c.max_failures, 3);
+    assert_eq!(c.down_after, Duration::from_millis(2000));
+}
+
+#[test]
+fn flags_override_the_file() {
+    let c = load(
+        &["-z", "z:1", "--max-failures", "5", "-p", "s3cret"],
+        "nodes = [\"h:1\", \"h:2\"]\nmax_failures = 2\ndown_after_ms = 700\npassword = \"file\"\n",
+    )
+    .expect("valid");
+    assert_eq!(c.max_failures, 5);
+    assert_eq!(c.down_after, Duration::from_millis(700));
+    assert_eq!(c.auth.password.as_ref().map(Secret::expose), Some("s3cret"));
+    assert!(
+        !format!("{c:?}").contains("s3cret"),
+        "password leaked in Debug"
+    );
+}
+
+#[test]
+fn several_groups_from_the_file() {
+    let c = load(
+        &[],
+        r#"
+zkservers = "z:1,z:2/chroot"
+[[groups]]
+name = "a"
+nodes = "h:1,h:2"
+znode_path = "/rf/a"
+[[groups]]
+name = "b"
+nodes = ["h:3"]
+znode_path = "/rf/b"
+"#,
+    )
+    .expect("valid");
+    let names: Vec<_> = c.groups.iter().map(|g| g.name.as_str()).collect();
+    assert_eq!(names, ["a", "b"]);
+    assert_eq!(c.groups[1].paths.nodes(), "/rf/b/nodes");
+}
+
+#[test]
+fn bad_input_names_the_culprit() {
+    let cases: Vec<(Vec<&str>, &str, &str)> = vec![
+        (vec!["-n", "h:1"], "", "no ZooKeeper servers"),
+        (vec!["-z", "z:1"], "", "no Redis nodes"),
+        (
+            vec!["-z", "z:1", "-n", "h"],
+            "",
+            "-n/--nodes: bad address \"h\": no port",
+        ),
+        (
+            vec!["-z", "z:1", "-n", "h:1,h:99999"],
+            "",
+            "-n/--nodes: bad address \"h:99999\"",
+        ),
+        (
+            vec!["-z", "z:1", "-n", "h:1,h:1"],
+            "",
+            "-n/--nodes: duplicate address h:1",
+        ),
+        (
+            vec!["-z", "z:1", "-n", ","],
+            "",
+            "-n/--nodes: empty address list",
+        ),
+        (
+            vec!["-z", "nope", "-n", "h:1"],
+            "",
+            "-z/--zkservers: bad address \"nope\"",
+        ),
+        (
+            vec!["-z", "z:1", "-n", "h:1", "--znode-path", "rf"],
+            "",
+            "--znode-path: znode path \"rf\" must start with '/'",
+        ),
+        (
+            vec!["-z", "z:1", "-n", "h:1", "--znode-path", "/zookeeper"],
+            "",
+            "is reserved",
+        ),
+        (
+            vec!["-z", "z:1", "-n", "h:1", "--max-failures", "0"],
+            "",
+            "--max-failures must be at least 1",
+        ),
+        (
+            vec!["-z", "z:1", "-n", "h:1", "--down-after-ms", "5"],
+            "",
+            "--down-after-ms 5 is out of range",
+        ),
+        (
+            vec!["-z", "z:1", "-n", "h:1", "--zk-session-timeout-ms", "10"],
+            "",
+            "--zk-session-timeout-ms 10 is out of range",
+        ),
+        (
+            vec!["-z", "z:1", "-n", "h:1", "--username", "u"],
+            "",
+            "--username needs -p/--password",
+        ),
+        (
+            vec!["-z", "z:1", "-n", "h:1"],
+            "[[groups]]\nname=\"b\"\nnodes=\"h:1\"\nznode_path=\"/b\"\n",
+            "node h:1 is in both groups \"mymaster\" and \"b\"",
+        ),
+        (
+            vec!["-z", "z:1", "-n", "h:1"],
+            "[[groups]]\nname=\"b\"\nnodes=\"h:2\"\nznode_path=\"/redis_failover\"\n",
+            "share znode path /redis_failover",
+        ),
+    ];
+    for (args, file, want) in cases {
+        let got = load(&args, file).expect_err(want);
+        assert!(got.contains(want), "{args:?}: got {got:?}, want {want:?}");
+    }
+}
+
+#[test]
+fn a_mistyped_password_is_not_echoed() {
+    let e = toml::from_str::<FileConfig>("password = 9876543210\n").expect_err("not a string");
+    assert!(
+        e.message().contains("password must be a string"),
+        "{}",
+        e.message()
+    );
+    assert!(!e.to_string().contains("9876543210") || !e.message().contains("9876543210"));
+    assert!(!e.message().contains("9876543210"), "{}", e.message());
+}
+
+#[test]
+fn unknown_file_keys_are_refused() {
+    let e = toml::from_str::<FileConfig>("max_failure = 3\n").expect_err("typo");
+    assert!(
+        e.message().contains("unknown field `max_failure`"),
+        "{}",
+        e.message()
+    );
+}
+
+#[test]
+fn config_file_errors_name_the_file() {
+    let dir = std::env::temp_dir().join(format!("rfcfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp");
+    let path = dir.join("bad.toml");
+    std::fs::write(&path, "zkservers = \"z:1\"\nnodez = \"h:1\"\n").expect("write");
+    let e = Config::load(cli(&["-C", path.to_str().expect("utf8")])).expect_err("bad key");
+    assert!(e.0.contains("bad.toml") && e.0.contains("nodez"), "{}", e.0);
+    let e = Config::load(cli(&["-C", "/nonexistent/x.toml"])).expect_err("missing");
+    assert!(
+        e.0.contains("cannot read config file /nonexistent/x.toml"),
+        "{}",
+        e.0
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

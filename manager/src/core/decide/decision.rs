@@ -1,0 +1,141 @@
+//! The leader's decisions: one per cycle, each with a stable event name and a sentence that
+//! says why (the log line).
+
+use std::fmt;
+
+use redis_failover_client::{NodeAddr, Topology};
+
+use crate::core::event_names as ev;
+
+/// One decision of the leader.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Nothing can be decided safely yet (not every node probed, nodes disagree).
+    Wait { reason: String },
+    /// `+discovered`: take `master` as the group's master (it may be down: then the next
+    /// cycle fails over from it). No Redis command is sent.
+    Adopt {
+        master: NodeAddr,
+        epoch: u64,
+        reason: String,
+    },
+    /// `+refresh-offsets`: `failed` is down and a replica may replace it; read `nodes`'
+    /// offsets now (they are up to a poll interval old) and decide again at once.
+    RefreshOffsets {
+        failed: NodeAddr,
+        nodes: Vec<NodeAddr>,
+        reason: String,
+    },
+    /// `+selected-replica`: `failed` is down, promote `winner`.
+    Failover {
+        failed: NodeAddr,
+        winner: NodeAddr,
+        reason: String,
+    },
+    /// `+failover-roll-forward`: the master is down and `winner` already answers as a master
+    /// (a promotion that a previous leader or attempt left half done): adopt it with a new
+    /// epoch and re-point the others.
+    RollForward {
+        failed: NodeAddr,
+        winner: NodeAddr,
+        reason: String,
+    },
+    /// `-failover-abort-no-good-slave`: the master is down and no replica may be promoted.
+    NoCandidate { failed: NodeAddr, reason: String },
+    /// `-failover-abort-paused`: the master is down but an operator paused automatic
+    /// failover; the topology is published (master listed unavailable) and nothing else.
+    Paused { failed: NodeAddr, reason: String },
+    /// `-master-lost`: the master answers but is not a master any more; rediscover.
+    Forget { master: NodeAddr, reason: String },
+    /// `+reconf-replica`: make each of `nodes` a replica of `master`.
+    Reconfigure {
+        nodes: Vec<NodeAddr>,
+        master: NodeAddr,
+        reason: String,
+    },
+    /// `+publish`: write `topology` to `<root>/nodes`.
+    Publish { topology: Topology, reason: String },
+    /// All is as published.
+    Steady,
+}
+
+impl Decision {
+    /// The stable event name that starts the decision's log line.
+    pub fn event(&self) -> &'static str {
+        match self {
+            Decision::Wait { .. } => ev::WAIT,
+            Decision::Adopt { .. } => ev::DISCOVERED,
+            Decision::RefreshOffsets { .. } => ev::REFRESH_OFFSETS,
+            Decision::Failover { .. } => ev::SELECTED_REPLICA,
+            Decision::RollForward { .. } => ev::FAILOVER_ROLL_FORWARD,
+            Decision::NoCandidate { .. } => ev::NO_GOOD_SLAVE,
+            Decision::Paused { .. } => ev::FAILOVER_PAUSED,
+            Decision::Forget { .. } => ev::MASTER_LOST,
+            Decision::Reconfigure { .. } => ev::RECONF_REPLICA,
+            Decision::Publish { .. } => ev::PUBLISH,
+            Decision::Steady => "steady",
+        }
+    }
+}
+
+impl fmt::Display for Decision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let event = self.event();
+        match self {
+            Decision::Wait { reason } => write!(f, "{event}: {reason}"),
+            Decision::Adopt {
+                master,
+                epoch,
+                reason,
+            } => write!(f, "{event} master {master} epoch {epoch}: {reason}"),
+            Decision::Failover {
+                failed,
+                winner,
+                reason,
+            }
+            | Decision::RollForward {
+                failed,
+                winner,
+                reason,
+            } => write!(f, "{event} {winner} to replace {failed}: {reason}"),
+            Decision::NoCandidate { failed, reason } | Decision::Paused { failed, reason } => {
+                write!(f, "{event} master {failed} is down: {reason}")
+            }
+            Decision::Forget { master, reason } => write!(f, "{event} {master}: {reason}"),
+            Decision::RefreshOffsets {
+                failed,
+                nodes,
+                reason,
+            } => write!(
+                f,
+                "{event} {} (master {failed} is down): {reason}",
+                join(nodes)
+            ),
+            Decision::Reconfigure {
+                nodes,
+                master,
+                reason,
+            } => write!(f, "{event} {} -> replicaof {master}: {reason}", join(nodes)),
+            Decision::Publish { topology, reason } => write!(
+                f,
+                "{event} master={} slaves=[{}] unavailable=[{}] epoch={}: {reason}",
+                topology
+                    .master
+                    .as_ref()
+                    .map_or("null".to_string(), |m| m.to_string()),
+                join(&topology.slaves),
+                join(&topology.unavailable),
+                topology.epoch
+            ),
+            Decision::Steady => write!(f, "{event}"),
+        }
+    }
+}
+
+pub(crate) fn join(addrs: &[NodeAddr]) -> String {
+    addrs
+        .iter()
+        .map(|a| a.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}

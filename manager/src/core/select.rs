@@ -1,0 +1,98 @@
+//! Which replica may replace a failed master, and in which order: Sentinel's ranking with
+//! this project's stricter eligibility (link recency, lag bound, no full sync).
+
+use std::time::{Duration, Instant};
+
+use redis_failover_client::NodeAddr;
+
+use super::info::NodeInfo;
+use super::View;
+
+/// Tunables of the decisions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Policy {
+    /// A replica whose link to the failed master went down longer than this before the
+    /// master was seen down holds data too old to promote (Sentinel: 10 x down-after).
+    pub link_grace: Duration,
+    /// `--max-lag-bytes`: a replica further behind the failed master's last known offset is
+    /// not promoted (`None`: no bound).
+    pub max_lag_bytes: Option<u64>,
+}
+
+/// Ranks promotion candidates: lower `replica-priority`, then larger replication offset,
+/// then address (so every manager picks the same one). Only live replicas of the failed
+/// master, not in a full sync, whose link was up within `link_grace` of the failure; priority
+/// 0 never.
+pub fn select_replica<'a>(
+    view: &'a View,
+    failed: &NodeAddr,
+    now: Instant,
+    policy: &Policy,
+) -> Result<(&'a NodeAddr, String), String> {
+    // Replicas lose their link when the master dies: allow the time since then too.
+    let since_failure = view
+        .get(failed)
+        .and_then(|h| h.down_since())
+        .map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
+    let grace = policy.link_grace + since_failure;
+    let master_offset = view
+        .get(failed)
+        .and_then(|h| h.info())
+        .map_or(0, |i| i.offset);
+    let mut candidates: Vec<(&NodeAddr, &NodeInfo)> = Vec::new();
+    let mut excluded = Vec::new();
+    for (addr, health) in view {
+        if addr == failed {
+            continue;
+        }
+        let Some(info) = health.info().filter(|_| health.is_up()) else {
+            excluded.push(format!("{addr} down"));
+            continue;
+        };
+        let linked_recently = info.in_sync_within(grace);
+        if info.is_master() {
+            excluded.push(format!("{addr} is a master"));
+        } else if info.master() != Some(failed) {
+            let m = info.master().map_or("?".to_string(), |m| m.to_string());
+            excluded.push(format!("{addr} replicates from {m}"));
+        } else if info.priority == 0 {
+            excluded.push(format!("{addr} has replica-priority 0"));
+        } else if info.syncing() {
+            excluded.push(format!("{addr} is in a full sync"));
+        } else if let Some(max) = policy
+            .max_lag_bytes
+            .filter(|max| master_offset.saturating_sub(info.offset) > *max)
+        {
+            excluded.push(format!(
+                "{addr} is {} bytes behind (--max-lag-bytes {max})",
+                master_offset.saturating_sub(info.offset)
+            ));
+        } else if !linked_recently {
+            excluded.push(format!(
+                "{addr} has not been in sync with {failed} recently"
+            ));
+        } else {
+            candidates.push((addr, info));
+        }
+    }
+    candidates.sort_by(|(a, ai), (b, bi)| {
+        ai.priority
+            .cmp(&bi.priority)
+            .then(bi.offset.cmp(&ai.offset))
+            .then(a.cmp(b))
+    });
+    let ranking = candidates
+        .iter()
+        .map(|(a, i)| format!("{a} (priority {}, offset {})", i.priority, i.offset))
+        .collect::<Vec<_>>()
+        .join(" > ");
+    let excluded = if excluded.is_empty() {
+        String::new()
+    } else {
+        format!("; excluded: {}", excluded.join(", "))
+    };
+    match candidates.first() {
+        Some((winner, _)) => Ok((winner, format!("ranking {ranking}{excluded}"))),
+        None => Err(format!("no replica may be promoted{excluded}")),
+    }
+}

@@ -1,0 +1,343 @@
+//! One cycle of the leader: the core's one decision, logged in one line, and its action —
+//! with the one promotion sequence that every kind of failover runs (see
+//! [`crate::core::promotion`] for its steps).
+
+use std::time::{Duration, Instant};
+
+use redis_failover_client::wire::unix_ms;
+use redis_failover_client::{NodeAddr, Topology};
+use tracing::{debug, error, info, warn};
+
+use super::{GroupDaemon, Next};
+use crate::core::decide::{decide, unreplaceable, Decision, GroupState};
+use crate::core::event_names::{
+    FAILOVER_NOT_LEADER, HISTORY_WRITE, LEADER_UNCONFIRMED, PROMOTED, PUBLISH_FAILED, REBOOT_KEPT,
+    RECONF_REPLICA, RECONF_REPLICA_FAILED, SWITCH_MASTER, SWITCH_MASTER_UNPUBLISHED,
+};
+use crate::core::promotion::{Kind, Promotion, RedisStep};
+use crate::io::node;
+use crate::io::zk::{self, Leadership, Published};
+
+/// How long a planned switchover may pause writers while the target catches up.
+const SWITCHOVER_TIMEOUT: Duration = Duration::from_secs(5);
+/// Bound on the fresh `INFO` read from candidates right before a promotion.
+const REFRESH_TIMEOUT: Duration = Duration::from_millis(300);
+/// The same waiting reason is logged again after this long.
+const REPEAT_LOG: Duration = Duration::from_secs(30);
+/// How many failovers `<root>/failover_history` keeps.
+const HISTORY_LEN: usize = 20;
+
+/// How a promotion ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Outcome {
+    /// Nothing changed in Redis (not recorded, or the Redis step failed).
+    Aborted,
+    /// The new master answers as master; `published` when the topology says so too.
+    Promoted { published: bool },
+}
+
+impl GroupDaemon {
+    /// One decision and its action.
+    pub(super) async fn cycle(&mut self) -> Next {
+        let Some(leader) = self.leader.clone() else {
+            return Next::Idle;
+        };
+        if !self.known.published_known {
+            self.refresh_published().await;
+            if !self.known.published_known {
+                return Next::Idle;
+            }
+        }
+        if !self.known.pause_known {
+            self.read_shared(true).await;
+            if !self.known.pause_known {
+                return Next::Idle;
+            }
+        }
+        if self.state.master.is_some() && self.timers.manual.due(Instant::now()) {
+            if let Some(next) = self.manual_failover(&leader).await {
+                return next;
+            }
+        }
+        self.read_views(&leader).await;
+        self.state.paused = self.known.pause.clone();
+        let decision = decide(
+            &self.state,
+            &self.view,
+            self.known.published.topology(),
+            &self.votes(),
+            Instant::now(),
+            &self.rules.policy,
+        );
+        self.log_decision(&decision);
+        match decision {
+            Decision::Steady | Decision::Wait { .. } => Next::Idle,
+            Decision::Adopt { master, epoch, .. } => {
+                // An unreadable znode lost its epoch; every earlier epoch took a write, so
+                // its version bounds them all.
+                let floor = match &self.known.published {
+                    Published::Corrupt { version, .. } => *version as u64 + 1,
+                    _ => 0,
+                };
+                self.state = GroupState {
+                    master_restarts: self.restarts_of(&master),
+                    master: Some(master),
+                    epoch: epoch.max(floor),
+                    paused: self.known.pause.clone(),
+                    offsets_read_at: None,
+                };
+                Next::Soon
+            }
+            Decision::Forget { .. } => {
+                self.state.master = None;
+                Next::Soon
+            }
+            Decision::Publish { topology, .. } => {
+                self.publish(&leader, topology).await;
+                Next::Idle
+            }
+            Decision::NoCandidate { failed, .. } | Decision::Paused { failed, .. } => {
+                let u = unreplaceable(
+                    &self.state,
+                    &self.view,
+                    self.known.published.topology(),
+                    &failed,
+                );
+                if let Some(restarts) = u.restart_kept {
+                    warn!(group = %self.cfg.name, "{REBOOT_KEPT} {failed}: restarted, but no replica may replace it; keeping it as the master");
+                    self.state.master_restarts = restarts;
+                }
+                if let Some(topology) = u.publish {
+                    self.publish(&leader, topology).await;
+                }
+                Next::Idle
+            }
+            Decision::Reconfigure { nodes, master, .. } => {
+                if !leader.confirm().await {
+                    warn!(group = %self.cfg.name, "{LEADER_UNCONFIRMED}: not re-pointing {nodes:?}");
+                    return Next::Idle;
+                }
+                self.reconfigure(&nodes, &master).await;
+                Next::Soon
+            }
+            Decision::RefreshOffsets { nodes, .. } => {
+                self.refresh_offsets(&nodes).await;
+                self.state.offsets_read_at = Some(Instant::now());
+                Next::Now
+            }
+            Decision::Failover {
+                failed,
+                winner,
+                reason,
+            } => {
+                self.failover(&leader, Kind::Failover, failed, winner, reason)
+                    .await
+            }
+            Decision::RollForward {
+                failed,
+                winner,
+                reason,
+            } => {
+                self.failover(&leader, Kind::RollForward, failed, winner, reason)
+                    .await
+            }
+        }
+    }
+
+    /// An automatic failover (or its roll-forward), through the one promotion sequence.
+    async fn failover(
+        &mut self,
+        leader: &Leadership,
+        kind: Kind,
+        failed: NodeAddr,
+        winner: NodeAddr,
+        reason: String,
+    ) -> Next {
+        let plan = Promotion {
+            kind,
+            votes: self.vote_text(&failed),
+            from: failed,
+            to: winner,
+            reason,
+        };
+        match self.promote(leader, &plan).await {
+            Outcome::Aborted => Next::Idle,
+            Outcome::Promoted { .. } => Next::Soon,
+        }
+    }
+
+    fn log_decision(&mut self, d: &Decision) {
+        let line = d.to_string();
+        match d {
+            Decision::Steady => {}
+            Decision::Wait { .. } | Decision::NoCandidate { .. } => {
+                let repeat = self
+                    .last_log
+                    .as_ref()
+                    .is_some_and(|(l, at)| *l == line && at.elapsed() < REPEAT_LOG);
+                if !repeat {
+                    warn!(group = %self.cfg.name, "{line}");
+                    self.last_log = Some((line, Instant::now()));
+                }
+            }
+            _ => {
+                info!(group = %self.cfg.name, "{line}");
+                self.last_log = None;
+            }
+        }
+    }
+
+    /// The one promotion sequence: record, promote, confirm and re-point, publish.
+    pub(super) async fn promote(&mut self, leader: &Leadership, plan: &Promotion) -> Outcome {
+        let g = self.cfg.name.clone();
+        let (from, to) = (&plan.from, &plan.to);
+        let started = Instant::now();
+        let (not_leader, step_failed) = plan.kind.abort_events();
+        // 1. The gate: no change to Redis until a lock-checked write to ZooKeeper has
+        // recorded which node is being promoted, so that a leader taking over finishes this
+        // promotion and no other.
+        if plan.kind.records_intent() {
+            let intent = plan.intent(self.state.epoch, &self.view);
+            if !self.publish(leader, intent).await {
+                warn!(group = %g, "{not_leader}: could not record the promotion of {to} in ZooKeeper; not promoting");
+                return Outcome::Aborted;
+            }
+        } else if !leader.confirm().await {
+            warn!(group = %g, "{FAILOVER_NOT_LEADER}: cannot confirm the lock in ZooKeeper; not adopting {to}");
+            return Outcome::Aborted;
+        }
+        // 2. The Redis step of this kind.
+        let step = plan.kind.redis_step();
+        let promoted = match step {
+            RedisStep::PromoteReplica => node::promote(&self.connector, to).await,
+            RedisStep::CheckMaster => node::check_master(&self.connector, to).await,
+            RedisStep::FailoverTo => {
+                node::switchover(&self.connector, from, to, SWITCHOVER_TIMEOUT).await
+            }
+        };
+        let info = match promoted {
+            Ok(info) => info,
+            Err(e) if step == RedisStep::FailoverTo => {
+                error!(group = %g, "{step_failed} {from} -> {to}: {e}; {from} stays master");
+                return Outcome::Aborted;
+            }
+            Err(e) => {
+                error!(group = %g, "{step_failed} {to}: {e}; state: master {from} down, {to} recorded as being promoted, role unknown; retrying on the next cycle");
+                return Outcome::Aborted;
+            }
+        };
+        self.set_info(to, info);
+        let how = match step {
+            RedisStep::FailoverTo => "master after FAILOVER TO in",
+            _ => "answers ROLE master after",
+        };
+        info!(group = %g, "{PROMOTED} {to}: {how} {} ms", started.elapsed().as_millis());
+        self.state = GroupState {
+            master: Some(to.clone()),
+            epoch: self.state.epoch + 1,
+            paused: self.known.pause.clone(),
+            master_restarts: self.restarts_of(to),
+            offsets_read_at: None,
+        };
+        // 3. Re-point the others, still as the leader.
+        if !leader.confirm().await {
+            warn!(group = %g, "{LEADER_UNCONFIRMED}: {to} is master (epoch {}), not re-pointing the others; the next leader finishes", self.state.epoch);
+            return Outcome::Promoted { published: false };
+        }
+        let others = plan.to_repoint(&self.view);
+        self.reconfigure(&others, to).await;
+        // 4. Publish, then the history.
+        let topology = plan.result(self.state.epoch, &self.view);
+        if !self.publish(leader, topology).await {
+            error!(group = %g, "{SWITCH_MASTER_UNPUBLISHED}: {to} is master in Redis (epoch {}) but the znode is not updated yet; retrying", self.state.epoch);
+            return Outcome::Promoted { published: false };
+        }
+        info!(
+            group = %g,
+            "{SWITCH_MASTER} {} {} {} {} {} epoch {} in {} ms{}",
+            g, from.host, from.port, to.host, to.port, self.state.epoch,
+            started.elapsed().as_millis(),
+            plan.kind.suffix()
+        );
+        self.record(leader, plan, started).await;
+        Outcome::Promoted { published: true }
+    }
+
+    /// `REPLICAOF master` on each of `nodes`, at once; a failure is retried on a later cycle.
+    async fn reconfigure(&mut self, nodes: &[NodeAddr], master: &NodeAddr) {
+        let g = self.cfg.name.clone();
+        let calls = nodes.iter().map(|n| {
+            let connector = self.connector.clone();
+            async move { (n, node::replicaof(&connector, n, master).await) }
+        });
+        for (n, r) in futures::future::join_all(calls).await {
+            match r {
+                Ok(info) => {
+                    info!(group = %g, "{RECONF_REPLICA} {n}: REPLICAOF {master} sent");
+                    self.set_info(n, info);
+                }
+                Err(e) => {
+                    warn!(group = %g, "{RECONF_REPLICA_FAILED} {n}: REPLICAOF {master}: {e}; retrying on a later cycle")
+                }
+            }
+            if let Some(p) = self.probes.get(n) {
+                p.poke.notify_one();
+            }
+        }
+    }
+
+    /// Reads `INFO replication` from `nodes` at once, within [`REFRESH_TIMEOUT`]; a node
+    /// that does not answer keeps its last known state.
+    async fn refresh_offsets(&mut self, nodes: &[NodeAddr]) {
+        let reads = nodes.iter().map(|n| {
+            let connector = self.connector.clone();
+            async move {
+                let r = tokio::time::timeout(REFRESH_TIMEOUT, async {
+                    let mut c = connector
+                        .connect(n, REFRESH_TIMEOUT, Some(REFRESH_TIMEOUT))
+                        .await?;
+                    node::read_info(&mut c).await
+                })
+                .await;
+                (n, r)
+            }
+        });
+        for (n, r) in futures::future::join_all(reads).await {
+            if let Ok(Ok(info)) = r {
+                self.set_info(n, info);
+            }
+        }
+    }
+
+    /// Writes the topology (lock-checked compare-and-set); true when it landed.
+    pub(super) async fn publish(&mut self, leader: &Leadership, mut topology: Topology) -> bool {
+        topology.paused = self.known.pause.clone();
+        topology.updated_at_ms = unix_ms();
+        topology.manager = Some(self.manager_id.clone());
+        match zk::publish(leader, &self.cfg.paths, &self.known.published, &topology).await {
+            Ok(version) => {
+                debug!(group = %self.cfg.name, "published {} version {version}", self.cfg.paths.nodes());
+                self.known.published = Published::Valid { topology, version };
+                true
+            }
+            Err(e) => {
+                warn!(group = %self.cfg.name, "{PUBLISH_FAILED}: {e}");
+                self.refresh_published().await;
+                false
+            }
+        }
+    }
+
+    /// Appends a finished promotion to `<root>/failover_history` and counts it.
+    async fn record(&mut self, leader: &Leadership, plan: &Promotion, started: Instant) {
+        let duration_ms = started.elapsed().as_millis() as u64;
+        let record = plan.record(unix_ms(), duration_ms, self.state.epoch, &self.manager_id);
+        if let Some(m) = &self.metrics {
+            m.failover_done();
+        }
+        match zk::append_history(&leader.client, &self.cfg.paths, &record, HISTORY_LEN).await {
+            Ok(history) => self.known.history = history,
+            Err(e) => warn!(group = %self.cfg.name, "{HISTORY_WRITE} {e}"),
+        }
+    }
+}

@@ -1,0 +1,463 @@
+//! One group's loop. Probe observations update the view; every manager publishes its view
+//! and keeps what ZooKeeper holds in mind; while this manager leads, each cycle asks the
+//! core for one decision, logs it in one line and acts on it (the only place where
+//! decisions meet I/O). Standby managers keep probing so that they take over with a warm
+//! view.
+//!
+//! - this file: the group's state and its event loop (probes, leadership, watches, ticks);
+//! - [`shared`]: what the group reads from and writes to ZooKeeper besides acting;
+//! - [`act`]: one cycle — the decision and its action, with the one promotion sequence;
+//! - [`manual`]: an operator's manual failover request, judged and carried out;
+//! - [`report`]: what the group shows to HTTP, metrics and the Sentinel endpoint.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use redis_failover_client::wire::ManagerView;
+use redis_failover_client::wire::{FailoverRecord, PauseInfo};
+use redis_failover_client::NodeAddr;
+use tokio::sync::{mpsc, watch, Notify};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::config::GroupConfig;
+use crate::core::decide::GroupState;
+use crate::core::event_names::{MONITOR, PROBE_ERROR, REBOOT, SDOWN, SDOWN_CLEARED};
+use crate::core::health::{NodeHealth, Transition};
+use crate::core::info::{NodeInfo, Role};
+use crate::core::select::Policy;
+use crate::core::votes::Strategy;
+use crate::core::View;
+use crate::front::metrics::GroupMetrics;
+use crate::front::snapshot::{GroupSettings, GroupSnapshot};
+use crate::io::node::Connector;
+use crate::io::probe::{self, NodeProbe, Observation, ProbeResult, ProbeSettings};
+use crate::io::zk::{self, Leadership, Published};
+
+mod act;
+mod manual;
+mod report;
+mod shared;
+
+/// How often the leader re-checks when nothing happens.
+const TICK: Duration = Duration::from_millis(100);
+/// How often configured host names are resolved again.
+const RESOLVE_EVERY: Duration = Duration::from_secs(30);
+/// How many cycles may follow each other without waiting for an event (a decision that
+/// asks for the next one at once, such as reading offsets before a failover).
+const MAX_CYCLES_IN_A_ROW: usize = 4;
+
+/// The tunables of a group's decisions.
+#[derive(Clone, Copy, Debug)]
+pub struct Rules {
+    pub max_failures: u32,
+    /// `--down-after-ms`, reported to operators.
+    pub down_after: Duration,
+    pub policy: Policy,
+    pub vote: VoteSettings,
+}
+
+/// How the leader combines managers' views.
+#[derive(Clone, Copy, Debug)]
+pub struct VoteSettings {
+    pub strategy: Strategy,
+    pub required: usize,
+    /// A view older than this counts as absent.
+    pub max_age: Duration,
+}
+
+/// What the cycle asks of the loop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Next {
+    /// Nothing more until something happens.
+    Idle,
+    /// Another cycle at the next event or tick.
+    Soon,
+    /// Another cycle at once.
+    Now,
+}
+
+/// "At most every `period`": one rate limit, replacing a hand-kept `Option<Instant>`.
+#[derive(Clone, Copy, Debug)]
+struct Every {
+    period: Duration,
+    last: Option<Instant>,
+}
+
+impl Every {
+    const fn new(period: Duration) -> Self {
+        Self { period, last: None }
+    }
+
+    /// True (and counts as done) when `period` has passed since the last time.
+    fn due(&mut self, now: Instant) -> bool {
+        let due = self
+            .last
+            .is_none_or(|t| now.saturating_duration_since(t) >= self.period);
+        if due {
+            self.last = Some(now);
+        }
+        due
+    }
+
+    /// Makes the next [`Every::due`] true.
+    fn now(&mut self) {
+        self.last = None;
+    }
+}
+
+/// What ZooKeeper holds for the group, as last read.
+#[derive(Debug)]
+struct Known {
+    /// `<root>/nodes`.
+    published: Published,
+    /// `published` was read in the current term (a decision on a previous term's copy could
+    /// undo what another leader did meanwhile).
+    published_known: bool,
+    /// `<root>/paused` (every manager reads it).
+    pause: Option<PauseInfo>,
+    /// `pause` was read in the current term: no failover on a stale answer.
+    pause_known: bool,
+    /// `<root>/failover_history`.
+    history: Vec<FailoverRecord>,
+    /// Other managers' views, as the leader votes with them.
+    views: Vec<(String, ManagerView)>,
+    /// Every live manager's view and the lock order, for operators.
+    all_views: BTreeMap<String, ManagerView>,
+    managers_in_line: Vec<String>,
+}
+
+/// The rate limits of the loop's periodic work.
+#[derive(Debug)]
+struct Timers {
+    /// The leader looks for a request in `<root>/manual_failover`.
+    manual: Every,
+    /// The leader reads the other managers' views (each cycle, but not in bursts).
+    views_read: Every,
+    /// Every manager rewrites its view (and at once on any change).
+    view_published: Every,
+    /// Configured host names are resolved again.
+    resolve: Every,
+}
+
+pub struct GroupDaemon {
+    cfg: GroupConfig,
+    manager_id: String,
+    rules: Rules,
+    connector: Connector,
+    /// What the probes see of every configured node.
+    view: View,
+    probes: BTreeMap<NodeAddr, NodeProbe>,
+    /// `ip:port` -> configured `host:port`, so that a replica reporting its master by IP is
+    /// matched with a node configured by name.
+    aliases: BTreeMap<NodeAddr, NodeAddr>,
+    /// The leader's belief, between cycles.
+    state: GroupState,
+    leader: Option<Leadership>,
+    known: Known,
+    timers: Timers,
+    /// The last waiting line logged, not repeated for a while.
+    last_log: Option<(String, Instant)>,
+    session: watch::Receiver<Option<zookeeper_client::Client>>,
+    /// What HTTP, metrics and the Sentinel endpoint show.
+    snapshot: watch::Sender<GroupSnapshot>,
+    settings: GroupSettings,
+    /// Poked when `<root>/nodes` or `<root>/paused` changes (a ZooKeeper watch), so that
+    /// standbys show a new topology at once and the leader sees a pause at once.
+    changed: Arc<Notify>,
+    metrics: Option<Arc<GroupMetrics>>,
+    /// This manager's Sentinel-protocol address, announced in its view.
+    sentinel_addr: Option<NodeAddr>,
+}
+
+impl GroupDaemon {
+    pub fn new(
+        cfg: GroupConfig,
+        manager_id: String,
+        rules: Rules,
+        session: watch::Receiver<Option<zookeeper_client::Client>>,
+        snapshot: watch::Sender<GroupSnapshot>,
+        connector: Connector,
+    ) -> Self {
+        let settings = GroupSettings {
+            max_failures: rules.max_failures,
+            down_after_ms: rules.down_after.as_millis() as u64,
+            node_strategy: rules.vote.strategy.to_string(),
+            required_node_managers: rules.vote.required,
+        };
+        let view = cfg
+            .nodes
+            .iter()
+            .map(|n| (n.clone(), NodeHealth::new()))
+            .collect();
+        Self {
+            cfg,
+            manager_id,
+            rules,
+            connector,
+            view,
+            probes: BTreeMap::new(),
+            aliases: BTreeMap::new(),
+            state: GroupState::default(),
+            leader: None,
+            known: Known {
+                published: Published::Missing,
+                published_known: false,
+                pause: None,
+                pause_known: false,
+                history: Vec::new(),
+                views: Vec::new(),
+                all_views: BTreeMap::new(),
+                managers_in_line: Vec::new(),
+            },
+            timers: Timers {
+                manual: Every::new(manual::CHECK_EVERY),
+                views_read: Every::new(shared::VIEWS_READ_EVERY),
+                view_published: Every::new(shared::VIEW_EVERY),
+                resolve: Every::new(RESOLVE_EVERY),
+            },
+            last_log: None,
+            session,
+            snapshot,
+            settings,
+            changed: Arc::new(Notify::new()),
+            metrics: None,
+            sentinel_addr: None,
+        }
+    }
+
+    /// Announces where this manager answers the Sentinel protocol.
+    pub fn with_sentinel_addr(mut self, addr: Option<NodeAddr>) -> Self {
+        self.sentinel_addr = addr;
+        self
+    }
+
+    /// Feeds probe latencies and failover counts to `/metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<GroupMetrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    pub async fn run(
+        mut self,
+        settings: ProbeSettings,
+        mut leadership: watch::Receiver<Option<Leadership>>,
+        shutdown: CancellationToken,
+    ) {
+        self.resolve_aliases().await;
+        let (tx, mut rx) = mpsc::channel::<Observation>(1024);
+        for node in &self.cfg.nodes {
+            let p = probe::spawn(node.clone(), settings.clone(), tx.clone(), shutdown.clone());
+            self.probes.insert(node.clone(), p);
+        }
+        drop(tx);
+        let watcher = tokio::spawn(zk::watch_changes(
+            self.session.clone(),
+            vec![self.cfg.paths.nodes(), self.cfg.paths.paused()],
+            Vec::new(),
+            self.changed.clone(),
+            shutdown.clone(),
+        ));
+        // Another manager's view changing (it saw a node go down) matters to the leader's
+        // vote at once, not at its next tick.
+        let views_changed = Arc::new(Notify::new());
+        let views_watcher = tokio::spawn(zk::watch_changes(
+            self.session.clone(),
+            Vec::new(),
+            vec![self.cfg.paths.manager_node_state()],
+            views_changed.clone(),
+            shutdown.clone(),
+        ));
+        let changed = self.changed.clone();
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut again = false;
+        loop {
+            // Probe ages change on every pass, so there is no unchanged snapshot to skip.
+            self.snapshot.send_replace(self.snapshot());
+            if again {
+                again = self.cycles(&mut rx).await;
+            }
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                changed = leadership.changed() => {
+                    if changed.is_err() { break; }
+                    let now_leader = leadership.borrow_and_update().clone();
+                    again = self.on_leadership(now_leader).await;
+                }
+                obs = rx.recv() => match obs {
+                    Some(obs) => {
+                        if self.observe(obs) {
+                            // Other managers vote with this view: tell them at once.
+                            self.timers.view_published.now();
+                            self.publish_view().await;
+                            again = true;
+                        }
+                    }
+                    None => break,
+                },
+                _ = changed.notified() => {
+                    self.read_shared(true).await;
+                    again = true;
+                }
+                _ = views_changed.notified() => {
+                    if self.leader.is_some() {
+                        self.timers.views_read.now();
+                        again = true;
+                    }
+                }
+                _ = tick.tick() => {
+                    self.publish_view().await;
+                    again = true;
+                }
+            }
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(2), watcher).await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), views_watcher).await;
+        for (_, p) in std::mem::take(&mut self.probes) {
+            for t in p.tasks {
+                let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
+            }
+        }
+        debug!(group = %self.cfg.name, "group loop ended");
+    }
+
+    /// Runs cycles on everything the probes have said so far, as long as each asks for the
+    /// next at once (bounded); true when one more should follow at the next event.
+    async fn cycles(&mut self, rx: &mut mpsc::Receiver<Observation>) -> bool {
+        for _ in 0..MAX_CYCLES_IN_A_ROW {
+            while let Ok(obs) = rx.try_recv() {
+                self.observe(obs);
+            }
+            self.resolve_aliases().await;
+            match self.cycle().await {
+                Next::Now => continue,
+                Next::Soon => return true,
+                Next::Idle => return false,
+            }
+        }
+        true
+    }
+
+    /// Applies one probe result; true when a node changed state (worth a cycle now).
+    fn observe(&mut self, obs: Observation) -> bool {
+        let g = &self.cfg.name;
+        let result = match obs.result {
+            ProbeResult::Ok { info, latency } => ProbeResult::Ok {
+                info: info.map(|i| canonical(&self.aliases, i)),
+                latency,
+            },
+            other => other,
+        };
+        let Some(h) = self.view.get_mut(&obs.node) else {
+            return false;
+        };
+        let node = &obs.node;
+        let t = match result {
+            ProbeResult::Ok { info, latency } => {
+                if let (Some(m), Some(l)) = (&self.metrics, latency) {
+                    m.observe_latency(node, l);
+                }
+                h.on_success(obs.at, info, latency)
+            }
+            ProbeResult::Restarted { run_id } => {
+                warn!(group = %g, "{REBOOT} {node}: answers with a new run_id {run_id}");
+                h.on_restart();
+                return true;
+            }
+            ProbeResult::Failed(e) => {
+                // Once per streak, not once per probe.
+                if e.is_config_mistake() && h.consecutive_failures() == 0 {
+                    warn!(group = %g, "{PROBE_ERROR} {node}: {e}");
+                }
+                h.on_failure(obs.at, &e.to_string(), self.rules.max_failures)
+            }
+        };
+        match t {
+            Some(Transition::Down { reason }) => {
+                warn!(group = %g, "{SDOWN} {node}: {reason}");
+                true
+            }
+            Some(Transition::Up { was_down }) => {
+                let role = match h.info() {
+                    Some(i) if i.is_master() => "master".to_string(),
+                    Some(i) => format!(
+                        "replica of {}",
+                        i.master().map_or("?".into(), |m| m.to_string())
+                    ),
+                    None => "?".to_string(),
+                };
+                if was_down {
+                    info!(group = %g, "{SDOWN_CLEARED} {node}: answers again as {role}");
+                } else {
+                    info!(group = %g, "{MONITOR} {node}: up as {role}");
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Resolves configured host names (bounded; again every [`RESOLVE_EVERY`], so that a DNS
+    /// failure at start or a moved name heals), for matching replicas' reports.
+    async fn resolve_aliases(&mut self) {
+        if !self.timers.resolve.due(Instant::now()) {
+            return;
+        }
+        for node in &self.cfg.nodes {
+            let lookup = tokio::net::lookup_host((node.host.as_str(), node.port));
+            if let Ok(Ok(addrs)) = tokio::time::timeout(Duration::from_secs(2), lookup).await {
+                for a in addrs {
+                    let ip = NodeAddr::new(a.ip().to_string(), a.port());
+                    if ip != *node {
+                        self.aliases.entry(ip).or_insert_with(|| node.clone());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Records a node's state read by the leader itself (after a command or a refresh).
+    fn set_info(&mut self, addr: &NodeAddr, info: NodeInfo) {
+        let info = canonical(&self.aliases, info);
+        if let Some(h) = self.view.get_mut(addr) {
+            h.on_success(Instant::now(), Some(info), None);
+        }
+    }
+
+    fn restarts_of(&self, node: &NodeAddr) -> u64 {
+        self.view.get(node).map_or(0, |h| h.restarts())
+    }
+}
+
+/// A replica's reported master, named as configured.
+fn canonical(aliases: &BTreeMap<NodeAddr, NodeAddr>, mut info: NodeInfo) -> NodeInfo {
+    if let Role::Replica { master, .. } = &mut info.role {
+        if let Some(configured) = aliases.get(master) {
+            *master = configured.clone();
+        }
+    }
+    info
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_is_due_once_per_period_and_at_once_when_asked() {
+        let t0 = Instant::now();
+        let mut e = Every::new(Duration::from_millis(100));
+        assert!(e.due(t0), "due the first time");
+        assert!(!e.due(t0 + Duration::from_millis(99)));
+        assert!(e.due(t0 + Duration::from_millis(100)));
+        e.now();
+        assert!(
+            e.due(t0 + Duration::from_millis(101)),
+            "due at once after now()"
+        );
+        assert!(!e.due(t0 + Duration::from_millis(102)));
+    }
+}

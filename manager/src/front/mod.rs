@@ -1,0 +1,15 @@
+//! The operator fronts: what every manager (leader or standby) shows and accepts from
+//! outside. They read each group's [`snapshot`] and write operator requests to ZooKeeper;
+//! they never act on Redis themselves.
+//!
+//! - [`snapshot`]: what a group's loop shows, refreshed through a `watch` channel.
+//! - [`http`]: health checks for load balancers, `/status`, `/metrics`, `POST` actions.
+//! - [`metrics`]: the Prometheus registry behind `/metrics`.
+//! - [`sentinel`]: the Redis Sentinel protocol, so unmodified Sentinel clients work.
+//! - [`cli`]: the `failover`, `pause`/`resume` and `status` subcommands.
+
+pub mod cli;
+pub mod http;
+pub mod metrics;
+pub mod sentinel;
+pub mod snapshot;

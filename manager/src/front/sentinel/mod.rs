@@ -1,0 +1,269 @@
+//! The Redis Sentinel protocol endpoint (`--sentinel-addr`, off by default): answers
+//! Sentinel's commands in RESP and publishes Sentinel's events to subscribers, from each
+//! group's published topology, so that unmodified Sentinel clients find the master and the
+//! replicas and follow failovers. Every manager answers, standby included; nothing is
+//! decided here (`SENTINEL FAILOVER` writes the same request as `redis_node_manager
+//! failover`, which the leader carries out).
+//!
+//! A group's name is its Sentinel master name. What differs from Sentinel: RESP2 only
+//! (`HELLO 3` is refused with `NOPROTO`), no Sentinel election (`IS-MASTER-DOWN-BY-ADDR`
+//! answers from this manager's own view and never votes), no runtime reconfiguration
+//! (`SENTINEL SET/MONITOR/REMOVE/RESET/CONFIG SET` are refused). `SENTINEL SENTINELS` lists
+//! the other managers at the Sentinel address each announces in its view (`ip ?`, `port 0`
+//! for one that runs no Sentinel endpoint).
+
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::SinkExt;
+use redis_failover_client::wire::unix_ms;
+use redis_failover_client::{NodeAddr, Topology};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{broadcast, watch, Semaphore};
+use tokio::task::JoinSet;
+use tokio_util::codec::Framed;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use crate::core::events::{self, Event};
+
+mod codec;
+mod commands;
+mod conn;
+mod glob;
+mod view;
+
+use crate::core::event_names::SENTINEL_ERROR;
+use crate::front::snapshot::GroupSnapshot;
+use codec::{error, Codec};
+use conn::connection;
+use view::GroupView;
+
+/// A client that does not take a reply within this long is dropped, so that one slow
+/// subscriber cannot hold up the others.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Redis's default `maxclients`.
+const MAX_CLIENTS: usize = 10_000;
+/// How long open connections get to finish at shutdown before they are aborted.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// Events kept for a subscriber that is momentarily behind.
+const EVENT_BACKLOG: usize = 1024;
+/// The Redis version reported by INFO and HELLO: the Sentinel protocol spoken here is
+/// Redis 7.0's.
+const REDIS_VERSION: &str = "7.0.0";
+/// Sentinel's default, reported as `failover-timeout`; the leader has no such setting.
+const FAILOVER_TIMEOUT_MS: u64 = 180_000;
+/// Commands allowed on a subscribed connection, as in Redis.
+const SUBSCRIBED_COMMANDS: &[&str] = &[
+    "subscribe",
+    "psubscribe",
+    "unsubscribe",
+    "punsubscribe",
+    "ping",
+    "quit",
+    "reset",
+];
+const COMMANDS: &[&str] = &[
+    "ping",
+    "role",
+    "sentinel",
+    "info",
+    "client",
+    "auth",
+    "hello",
+    "quit",
+    "subscribe",
+    "psubscribe",
+    "unsubscribe",
+    "punsubscribe",
+];
+
+/// What the endpoint answers from.
+pub struct SentinelState {
+    pub manager_id: String,
+    pub groups: Vec<watch::Receiver<GroupSnapshot>>,
+    pub session: watch::Receiver<Option<zookeeper_client::Client>>,
+    /// Required from clients (AUTH / HELLO AUTH) when set.
+    pub password: Option<String>,
+    /// The port listened on, for INFO.
+    pub port: u16,
+}
+
+struct Shared {
+    state: SentinelState,
+    events: broadcast::Sender<Event>,
+    /// Per group (in `state.groups` order), the last master published: shown while the
+    /// group has none, as Sentinel keeps showing a down master at its address.
+    last_masters: Mutex<Vec<Option<NodeAddr>>>,
+    clients: Arc<Semaphore>,
+    next_client_id: AtomicU64,
+    started: Instant,
+}
+
+impl Shared {
+    fn snapshots(&self) -> Vec<(usize, GroupSnapshot)> {
+        self.state
+            .groups
+            .iter()
+            .map(|g| g.borrow().clone())
+            .enumerate()
+            .collect()
+    }
+
+    fn group(&self, name: &str) -> Option<(usize, GroupSnapshot)> {
+        self.state
+            .groups
+            .iter()
+            .position(|g| g.borrow().name == name)
+            .map(|i| (i, self.state.groups[i].borrow().clone()))
+    }
+
+    fn last_master(&self, index: usize) -> Option<NodeAddr> {
+        let masters = self.last_masters.lock().unwrap_or_else(|e| e.into_inner());
+        masters.get(index).cloned().flatten()
+    }
+
+    fn set_last_master(&self, index: usize, master: NodeAddr) {
+        let mut masters = self.last_masters.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(slot) = masters.get_mut(index) {
+            *slot = Some(master);
+        }
+    }
+
+    fn connected_clients(&self) -> usize {
+        MAX_CLIENTS - self.clients.available_permits()
+    }
+
+    fn group_view<'a>(&'a self, index: usize, snap: &'a GroupSnapshot) -> GroupView<'a> {
+        let remembered = self
+            .last_master(index)
+            .or_else(|| snap.last_failover().map(|r| r.to.clone()));
+        GroupView::new(snap, remembered, &self.state.manager_id, unix_ms())
+    }
+}
+
+/// Serves Sentinel clients on `listener` until `stop` turns true; then ends every task it
+/// started (connections get [`SHUTDOWN_GRACE`], then are aborted).
+pub async fn serve(listener: TcpListener, state: SentinelState, stop: CancellationToken) {
+    let (events, _) = broadcast::channel(EVENT_BACKLOG);
+    let shared = Arc::new(Shared {
+        last_masters: Mutex::new(vec![None; state.groups.len()]),
+        state,
+        events,
+        clients: Arc::new(Semaphore::new(MAX_CLIENTS)),
+        next_client_id: AtomicU64::new(1),
+        started: Instant::now(),
+    });
+    let mut tasks = JoinSet::new();
+    for (i, rx) in shared.state.groups.iter().enumerate() {
+        tasks.spawn(watch_group(shared.clone(), i, rx.clone(), stop.clone()));
+    }
+    loop {
+        let accepted = tokio::select! {
+            _ = stop.cancelled() => break,
+            a = listener.accept() => a,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                match shared.clients.clone().try_acquire_owned() {
+                    Ok(permit) => {
+                        tasks.spawn(connection(
+                            shared.clone(),
+                            stream,
+                            peer.to_string(),
+                            stop.clone(),
+                            permit,
+                        ));
+                    }
+                    Err(_) => {
+                        tasks.spawn(refuse(stream));
+                    }
+                }
+            }
+            Err(e) => {
+                // Out of file descriptors and the like: pause instead of spinning.
+                warn!("{SENTINEL_ERROR}: accept failed: {e}");
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                }
+            }
+        }
+        // Finished connections leave the set, so it does not grow with every client.
+        while tasks.try_join_next().is_some() {}
+    }
+    drop(listener);
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
+    }
+}
+
+async fn refuse(stream: TcpStream) {
+    let mut framed = Framed::new(stream, Codec::default());
+    let _ = tokio::time::timeout(
+        WRITE_TIMEOUT,
+        framed.send(error("ERR max number of clients reached")),
+    )
+    .await;
+}
+
+/// Publishes the events of every change of the group's topology.
+async fn watch_group(
+    shared: Arc<Shared>,
+    index: usize,
+    mut rx: watch::Receiver<GroupSnapshot>,
+    stop: CancellationToken,
+) {
+    let mut last: Option<Topology> = None;
+    loop {
+        let (name, topology, quorum) = {
+            let snap = rx.borrow_and_update();
+            let quorum = last
+                .as_ref()
+                .and_then(|t| t.master.as_ref())
+                .map(|m| {
+                    let view = GroupView::new(&snap, None, &shared.state.manager_id, unix_ms());
+                    let (seen, required) = view.odown_quorum(m);
+                    // The leader published the change on at least `required` views; the
+                    // views read here may lag behind the ones it counted.
+                    (seen.max(required), required)
+                })
+                .unwrap_or((1, 1));
+            (snap.name.clone(), snap.topology.clone(), quorum)
+        };
+        // A topology that is momentarily unknown (ZooKeeper trouble) is no change: the next
+        // one is compared with the last one known.
+        if let Some(new) = topology {
+            if let Some(old) = last.as_ref().filter(|old| !old.same_content(&new)) {
+                let remembered = shared.last_master(index);
+                let change = events::Change {
+                    group: &name,
+                    old,
+                    new: &new,
+                    last_master: remembered.as_ref(),
+                    quorum,
+                };
+                for e in events::diff(&change) {
+                    debug!("sentinel event {} {}", e.channel, e.message);
+                    // No subscriber is not an error.
+                    let _ = shared.events.send(e);
+                }
+            }
+            if let Some(m) = &new.master {
+                shared.set_last_master(index, m.clone());
+            }
+            last = Some(new);
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            changed = rx.changed() => if changed.is_err() { return },
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! The per-group leader lock (ZooKeeper's lock recipe, Curator's layout). Leadership is a
+//! `watch` of `Option<Leadership>`: `Some` only while the session is connected and this
+//! manager's lock node is the lowest. It turns `None` the moment the connection drops (the
+//! session may already be expired on the server, so acting would be a gamble), and comes
+//! back after a reconnect only if the lock node is still ours. Every write of the topology
+//! also checks the lock node (see [`super::store::publish`]), so a deposed leader cannot
+//! overwrite a newer topology even if it has not noticed yet.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis_failover_client::ZnodePaths;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+use zookeeper_client as zk;
+
+use crate::core::event_names::{LEADER, LEADER_LOST};
+
+use super::ZK_OP_TIMEOUT;
+
+/// This manager holds a group's lock, through this session.
+#[derive(Clone, Debug)]
+pub struct Leadership {
+    pub client: zk::Client,
+    /// Deleted (the lock released) when the last clone is dropped.
+    pub lock: Arc<zk::OwnedLockClient>,
+}
+
+impl Leadership {
+    /// True when a round trip to ZooKeeper now confirms the lock node is still ours. Asked
+    /// right before any change to Redis.
+    pub async fn confirm(&self) -> bool {
+        if self.client.state() != zk::SessionState::SyncConnected {
+            return false;
+        }
+        matches!(
+            tokio::time::timeout(ZK_OP_TIMEOUT, self.client.check_stat(self.lock.lock_path())).await,
+            Ok(Ok(Some(stat))) if stat.ephemeral_owner == self.client.session_id().0
+        )
+    }
+}
+
+/// Contends for the group's lock whenever there is a session, and publishes leadership.
+pub async fn elect(
+    group: String,
+    paths: ZnodePaths,
+    manager_id: String,
+    mut sessions: watch::Receiver<Option<zk::Client>>,
+    tx: watch::Sender<Option<Leadership>>,
+    shutdown: CancellationToken,
+) {
+    let lock_dir = paths.lock();
+    loop {
+        let client = tokio::select! {
+            // Skip a session that already ended: its replacement is on the way.
+            c = sessions.wait_for(|c| c.as_ref().is_some_and(|c| !c.state().is_terminated())) => match c {
+                Ok(c) => c.clone(),
+                Err(_) => return,
+            },
+            _ = shutdown.cancelled() => return,
+        };
+        let Some(client) = client else { continue };
+        let mut states = client.state_watcher();
+        let options = zk::LockOptions::new(zk::Acls::anyone_all())
+            .with_ancestor_options(zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all()));
+        let options = match options {
+            Ok(o) => o,
+            Err(e) => {
+                warn!(group = %group, "{LEADER_LOST}: cannot prepare the lock options: {e}");
+                return;
+            }
+        };
+        let prefix = match zk::LockPrefix::new_curator(&lock_dir, "lock-") {
+            Ok(p) => p,
+            Err(e) => {
+                warn!(group = %group, "{LEADER_LOST}: bad lock path {lock_dir}: {e}");
+                return;
+            }
+        };
+        // Cancel-safe: dropping the future removes a half-made lock node.
+        let locked = tokio::select! {
+            r = client.lock(prefix, manager_id.as_bytes(), options) => r.map(|l| l.into_owned()),
+            _ = wait_terminal(&mut states) => continue,
+            _ = shutdown.cancelled() => return,
+        };
+        let lock = match locked {
+            Ok(l) => Arc::new(l),
+            Err(e) => {
+                warn!(group = %group, "{LEADER_LOST}: could not take the lock under {lock_dir}: {e}; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                    _ = shutdown.cancelled() => return,
+                }
+            }
+        };
+        let leadership = Leadership {
+            client: client.clone(),
+            lock: lock.clone(),
+        };
+        info!(group = %group, "{LEADER}: {manager_id} holds {}", lock.lock_path());
+        tx.send_replace(Some(leadership.clone()));
+        // Hold it while the session lives; stand down while disconnected.
+        let mut suspended = false;
+        let lost = loop {
+            let state = tokio::select! {
+                s = states.changed() => s,
+                // Deleted by hand (or by a ZooKeeper admin): we no longer lead.
+                _ = lock_gone(&client, lock.lock_path()) => break "lock node deleted",
+                _ = shutdown.cancelled() => {
+                    tx.send_replace(None);
+                    release(&client, &lock).await;
+                    info!(group = %group, "{LEADER_LOST}: shutting down, lock released");
+                    return;
+                }
+            };
+            match state {
+                zk::SessionState::Disconnected => {
+                    if !suspended {
+                        suspended = true;
+                        tx.send_replace(None);
+                        warn!(group = %group, "{LEADER_LOST}: ZooKeeper connection lost; no action until it returns");
+                    }
+                }
+                zk::SessionState::SyncConnected => {
+                    if suspended {
+                        if leadership.confirm().await {
+                            suspended = false;
+                            info!(group = %group, "{LEADER}: ZooKeeper connection back, lock still ours");
+                            tx.send_replace(Some(leadership.clone()));
+                        } else {
+                            break "lock node gone after reconnect";
+                        }
+                    }
+                }
+                _ => break "ZooKeeper session ended",
+            }
+        };
+        tx.send_replace(None);
+        warn!(group = %group, "{LEADER_LOST}: {lost}; contending again");
+        drop(leadership);
+        drop(lock);
+    }
+}
+
+/// Completes when the lock node no longer exists. Errors (a dropped connection) leave it
+/// pending: the session state says what happened, and the caller re-arms it after each state
+/// change.
+async fn lock_gone(client: &zk::Client, path: &str) {
+    loop {
+        match tokio::time::timeout(ZK_OP_TIMEOUT, client.check_and_watch_stat(path)).await {
+            Ok(Ok((None, _))) => return,
+            Ok(Ok((Some(_), watcher))) => {
+                if watcher.changed().await.event_type == zk::EventType::NodeDeleted {
+                    return;
+                }
+            }
+            _ => std::future::pending::<()>().await,
+        }
+    }
+}
+
+async fn wait_terminal(states: &mut zk::StateWatcher) {
+    loop {
+        if states.changed().await.is_terminated() {
+            return;
+        }
+    }
+}
+
+async fn release(client: &zk::Client, lock: &Arc<zk::OwnedLockClient>) {
+    let _ = tokio::time::timeout(ZK_OP_TIMEOUT, client.delete(lock.lock_path(), None)).await;
+}

@@ -1,0 +1,76 @@
+//! ZooKeeper, one job per module:
+//! - [`session`]: the session, rebuilt after expiry, shared through a `watch` channel;
+//! - [`election`]: the per-group leader lock and [`Leadership`], confirmed before every act;
+//! - [`store`]: the group's znodes — compare-and-set publishing of `<root>/nodes`, the
+//!   managers' views, the pause switch, the failover history, the lock order;
+//! - [`operator`]: requests written by operators (manual failover, pause) and their verdicts;
+//! - [`watch`]: watches that poke a group's loop when a znode changes.
+//!
+//! Every request is bounded by [`ZK_OP_TIMEOUT`] and fails with a [`ZkError`] that names the
+//! znode.
+
+use std::future::Future;
+use std::time::Duration;
+
+use zookeeper_client as zk;
+
+pub(crate) mod election;
+pub(crate) mod operator;
+pub(crate) mod session;
+pub(crate) mod store;
+pub(crate) mod watch;
+
+pub(crate) use election::{elect, Leadership};
+pub(crate) use operator::{
+    await_manual, finish_manual, read_manual, request_manual, set_pause, ManualOutcome,
+};
+pub(crate) use session::{connect, keep_session};
+pub(crate) use store::{
+    append_history, publish, publish_view, read_history, read_lock_order, read_pause,
+    read_published, read_views, Published,
+};
+pub(crate) use watch::watch_changes;
+
+/// Bound on every single ZooKeeper request made outside the lock recipe.
+pub const ZK_OP_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// What a request was doing, for its error message (shared with the client).
+pub use redis_failover_client::session::Op;
+use redis_failover_client::session::OpError;
+
+/// A ZooKeeper request that did not succeed. The message names the znode.
+#[derive(Debug, thiserror::Error)]
+pub enum ZkError {
+    /// A request that timed out or that ZooKeeper refused.
+    #[error(transparent)]
+    Op(#[from] OpError),
+    #[error("{root} does not exist: no manager runs with --znode-path {root}")]
+    NoRoot { root: String },
+    #[error("writing {0}: kept changing under us")]
+    Contended(String),
+    #[error("{0}; check -z/--zkservers and that ZooKeeper is running")]
+    Connect(String),
+}
+
+/// Runs one request within [`ZK_OP_TIMEOUT`].
+pub(crate) async fn bounded<T>(
+    op: Op,
+    path: &str,
+    request: impl Future<Output = Result<T, zk::Error>>,
+) -> Result<T, ZkError> {
+    Ok(redis_failover_client::session::timed(op, path, ZK_OP_TIMEOUT, request).await?)
+}
+
+/// `NoNode` as `None`: most znodes here are optional.
+pub(crate) fn optional<T>(r: Result<T, zk::Error>) -> Result<Option<T>, zk::Error> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(zk::Error::NoNode) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// World-readable, world-writable persistent znodes (as every znode here today).
+pub(crate) fn persistent() -> zk::CreateOptions<'static> {
+    zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all())
+}

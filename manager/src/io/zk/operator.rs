@@ -1,0 +1,160 @@
+//! What operators write to a group's znodes — a manual failover request, the pause switch —
+//! and the leader's verdict on a request. Used by the CLI subcommands, HTTP and the Sentinel
+//! endpoint (any manager or tool may write a request) and by the leader (which ends it).
+
+use std::fmt;
+use std::time::Duration;
+
+use redis_failover_client::session::OpError;
+use redis_failover_client::wire::{ManualRefusal, ManualRequest, PauseInfo};
+use redis_failover_client::{NodeAddr, ZnodePaths};
+use zookeeper_client as zk;
+
+use super::store::{read_published, Published};
+use super::{bounded, optional, persistent, Leadership, Op, ZkError};
+
+/// The pending request in `<root>/manual_failover`, with its znode version.
+pub async fn read_manual(
+    client: &zk::Client,
+    path: &str,
+) -> Result<Option<(Vec<u8>, i32)>, ZkError> {
+    let data = bounded(Op::Reading, path, async {
+        optional(client.get_data(path).await)
+    })
+    .await?;
+    Ok(data.map(|(data, stat)| (data, stat.version)))
+}
+
+/// Writes a manual failover request (`h:p`, or `ANY_SLAVE` for `None`) to
+/// `<root>/manual_failover`, replacing any earlier one. Any manager or tool may write it; the
+/// leader carries it out.
+pub async fn request_manual(
+    client: &zk::Client,
+    paths: &ZnodePaths,
+    to: Option<&NodeAddr>,
+) -> Result<(), ZkError> {
+    let data = ManualRequest::encode(to);
+    operator_write(client, paths, &paths.manual_failover(), Some(&data)).await
+}
+
+/// Pauses (`Some`) or resumes (`None`) automatic failover for a group. Needs the group's
+/// root to exist (a manager has run).
+pub async fn set_pause(
+    client: &zk::Client,
+    paths: &ZnodePaths,
+    pause: Option<&PauseInfo>,
+) -> Result<(), ZkError> {
+    let data = pause.map(PauseInfo::to_json);
+    operator_write(client, paths, &paths.paused(), data.as_deref()).await
+}
+
+/// An operator's write under an existing group root: `Some(data)` creates or replaces the
+/// persistent znode `path`, `None` deletes it (absent is fine). A missing root means no
+/// manager ever ran there, which is what the error says.
+async fn operator_write(
+    client: &zk::Client,
+    paths: &ZnodePaths,
+    path: &str,
+    data: Option<&[u8]>,
+) -> Result<(), ZkError> {
+    let write = async {
+        match data {
+            None => optional(client.delete(path, None).await).map(|_| ()),
+            Some(data) => match client.create(path, data, &persistent()).await {
+                Ok(_) => Ok(()),
+                Err(zk::Error::NodeExists) => client.set_data(path, data, None).await.map(|_| ()),
+                Err(e) => Err(e),
+            },
+        }
+    };
+    match bounded(Op::Writing, path, write).await {
+        Err(ZkError::Op(OpError::Failed {
+            source: zk::Error::NoNode,
+            ..
+        })) => Err(ZkError::NoRoot {
+            root: paths.root().to_string(),
+        }),
+        other => other,
+    }
+}
+
+/// The leader's verdict on a manual failover request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ManualOutcome {
+    /// Carried out: `done: the master is now h:p`.
+    Done(String),
+    /// Refused, with the leader's reason.
+    Refused(String),
+    /// Nobody acted within the wait.
+    TimedOut(String),
+}
+
+impl fmt::Display for ManualOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ManualOutcome::Done(m) | ManualOutcome::TimedOut(m) => f.write_str(m),
+            ManualOutcome::Refused(r) => write!(f, "refused: {r}"),
+        }
+    }
+}
+
+/// Waits (bounded by `wait`) for the leader's verdict on the pending manual request.
+pub async fn await_manual(
+    client: &zk::Client,
+    paths: &ZnodePaths,
+    wait: Duration,
+) -> Result<ManualOutcome, ZkError> {
+    let path = paths.manual_failover();
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        match read_manual(client, &path).await? {
+            None => {
+                let master = match read_published(client, &paths.nodes()).await {
+                    Ok(Published::Valid { topology, .. }) => topology
+                        .master
+                        .map_or("null".to_string(), |m| m.to_string()),
+                    _ => "?".to_string(),
+                };
+                return Ok(ManualOutcome::Done(format!(
+                    "done: the master is now {master}"
+                )));
+            }
+            Some((data, _)) => {
+                if let Some(refusal) = ManualRefusal::from_json(&data) {
+                    return Ok(ManualOutcome::Refused(refusal.refused));
+                }
+            }
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Ok(ManualOutcome::TimedOut(format!(
+                "no manager acted on {path} within {} s; is a redis_node_manager leading this group?",
+                wait.as_secs()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Ends a request: deleted when carried out, replaced by `{"refused":..,"request":..}` when
+/// refused (so operators see why), both only if still at `version` and we hold the lock.
+pub async fn finish_manual(
+    leader: &Leadership,
+    path: &str,
+    version: i32,
+    refused: Option<(&str, &str)>,
+) -> Result<(), ZkError> {
+    let write = async {
+        match refused {
+            None => leader.lock.delete(path, Some(version)).await,
+            Some((request, reason)) => {
+                let body = ManualRefusal::now(request, reason).to_json();
+                leader
+                    .lock
+                    .set_data(path, &body, Some(version))
+                    .await
+                    .map(|_| ())
+            }
+        }
+    };
+    bounded(Op::Updating, path, write).await
+}

@@ -1,0 +1,255 @@
+//! A group's znodes as the managers read and write them: `<root>/nodes` (compare-and-set,
+//! lock-checked), every manager's view, the pause switch, the failover history and the lock
+//! order. The formats are the client crate's `wire` module.
+
+use redis_failover_client::wire::ManagerView;
+use redis_failover_client::wire::{FailoverRecord, PauseInfo};
+use redis_failover_client::{Topology, ZnodePaths};
+use zookeeper_client as zk;
+
+use super::{bounded, optional, persistent, Leadership, Op, ZkError, ZK_OP_TIMEOUT};
+
+/// What `<root>/nodes` holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Published {
+    Missing,
+    /// Unreadable as a topology; the version lets the leader replace it with a checked write.
+    Corrupt {
+        version: i32,
+        error: String,
+    },
+    Valid {
+        topology: Topology,
+        version: i32,
+    },
+}
+
+impl Published {
+    pub fn topology(&self) -> Option<&Topology> {
+        match self {
+            Published::Valid { topology, .. } => Some(topology),
+            _ => None,
+        }
+    }
+
+    fn version(&self) -> Option<i32> {
+        match self {
+            Published::Missing => None,
+            Published::Corrupt { version, .. } | Published::Valid { version, .. } => Some(*version),
+        }
+    }
+}
+
+pub async fn read_published(client: &zk::Client, path: &str) -> Result<Published, ZkError> {
+    let read = bounded(Op::Reading, path, async {
+        optional(client.get_data(path).await)
+    });
+    Ok(match read.await? {
+        None => Published::Missing,
+        Some((data, stat)) => match Topology::from_json(&data) {
+            Ok(topology) => Published::Valid {
+                topology,
+                version: stat.version,
+            },
+            Err(e) => Published::Corrupt {
+                version: stat.version,
+                error: e.to_string(),
+            },
+        },
+    })
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("{0} changed under us (someone else wrote it); re-reading")]
+    Conflict(String),
+    #[error("lost the leader lock while writing {0}")]
+    LockLost(String),
+    #[error("writing {0}: {1}")]
+    Zk(String, String),
+}
+
+/// Writes `topology` to `<root>/nodes` if it still is at the version we last read (or still
+/// missing), and only while our lock node exists. Returns the new version.
+pub async fn publish(
+    leader: &Leadership,
+    paths: &ZnodePaths,
+    previous: &Published,
+    topology: &Topology,
+) -> Result<i32, PublishError> {
+    let path = paths.nodes();
+    let data = topology.to_json();
+    let write = async {
+        match previous.version() {
+            Some(v) => leader
+                .lock
+                .set_data(&path, &data, Some(v))
+                .await
+                .map(|s| s.version),
+            None => {
+                // Parents first (mkdir -p); the lock recipe already made the root.
+                match leader.client.mkdir(paths.root(), &persistent()).await {
+                    Ok(()) | Err(zk::Error::NodeExists) => {}
+                    Err(e) => return Err(e),
+                }
+                leader
+                    .lock
+                    .create(&path, &data, &persistent())
+                    .await
+                    .map(|_| 0)
+            }
+        }
+    };
+    match tokio::time::timeout(ZK_OP_TIMEOUT, write).await {
+        Err(_) => Err(PublishError::Zk(path, "timed out".into())),
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(zk::Error::BadVersion | zk::Error::NodeExists | zk::Error::NoNode)) => {
+            Err(PublishError::Conflict(path))
+        }
+        Ok(Err(zk::Error::RuntimeInconsistent)) => Err(PublishError::LockLost(path)),
+        Ok(Err(e)) => Err(PublishError::Zk(path, e.to_string())),
+    }
+}
+
+/// Writes this manager's view as an ephemeral znode (created on first use, parents made).
+pub async fn publish_view(
+    client: &zk::Client,
+    paths: &ZnodePaths,
+    path: &str,
+    view: &ManagerView,
+) -> Result<(), ZkError> {
+    let data = view.to_json();
+    let write = async {
+        match client.set_data(path, &data, None).await {
+            Ok(_) => Ok(()),
+            Err(zk::Error::NoNode) => {
+                match client
+                    .mkdir(&paths.manager_node_state(), &persistent())
+                    .await
+                {
+                    Ok(()) | Err(zk::Error::NodeExists) => {}
+                    Err(e) => return Err(e),
+                }
+                let eph = zk::CreateMode::Ephemeral.with_acls(zk::Acls::anyone_all());
+                client.create(path, &data, &eph).await.map(|_| ())
+            }
+            Err(e) => Err(e),
+        }
+    };
+    bounded(Op::Writing, path, write).await
+}
+
+/// Every manager's view under `<root>/manager_node_state` (unreadable ones skipped).
+pub async fn read_views(
+    client: &zk::Client,
+    paths: &ZnodePaths,
+) -> Result<Vec<(String, ManagerView)>, ZkError> {
+    let dir = paths.manager_node_state();
+    let read = async {
+        let Some(children) = optional(client.list_children(&dir).await)? else {
+            return Ok(Vec::new());
+        };
+        let mut views = Vec::new();
+        for id in children {
+            if let Ok((data, _)) = client.get_data(&format!("{dir}/{id}")).await {
+                if let Ok(v) = ManagerView::from_json(&data) {
+                    views.push((id, v));
+                }
+            }
+        }
+        Ok(views)
+    };
+    bounded(Op::Reading, &dir, read).await
+}
+
+/// `<root>/paused`: `None` when automatic failover is not paused. An unreadable payload
+/// still pauses (an operator meant to pause; the reason is lost).
+pub async fn read_pause(
+    client: &zk::Client,
+    paths: &ZnodePaths,
+) -> Result<Option<PauseInfo>, ZkError> {
+    let path = paths.paused();
+    let data = bounded(Op::Reading, &path, async {
+        optional(client.get_data(&path).await)
+    })
+    .await?;
+    Ok(data.map(|(data, _)| PauseInfo::from_json(&data)))
+}
+
+/// `<root>/failover_history`, oldest first (empty when missing or unreadable).
+pub async fn read_history(
+    client: &zk::Client,
+    paths: &ZnodePaths,
+) -> Result<Vec<FailoverRecord>, ZkError> {
+    Ok(read_history_versioned(client, paths).await?.0)
+}
+
+async fn read_history_versioned(
+    client: &zk::Client,
+    paths: &ZnodePaths,
+) -> Result<(Vec<FailoverRecord>, Option<i32>), ZkError> {
+    let path = paths.failover_history();
+    let data = bounded(Op::Reading, &path, async {
+        optional(client.get_data(&path).await)
+    })
+    .await?;
+    Ok(match data {
+        None => (Vec::new(), None),
+        // A corrupt history is replaced rather than blocking new records.
+        Some((data, stat)) => (FailoverRecord::list_from_json(&data), Some(stat.version)),
+    })
+}
+
+/// Appends `record`, keeping the newest `keep`; compare-and-set, retried a few times.
+/// Returns the history as written.
+pub async fn append_history(
+    client: &zk::Client,
+    paths: &ZnodePaths,
+    record: &FailoverRecord,
+    keep: usize,
+) -> Result<Vec<FailoverRecord>, ZkError> {
+    let path = paths.failover_history();
+    for _ in 0..5 {
+        let (mut history, version) = read_history_versioned(client, paths).await?;
+        history.push(record.clone());
+        let excess = history.len().saturating_sub(keep);
+        history.drain(..excess);
+        let data = FailoverRecord::list_to_json(&history);
+        let write = async {
+            let written = match version {
+                Some(v) => client.set_data(&path, &data, Some(v)).await.map(|_| ()),
+                None => client.create(&path, &data, &persistent()).await.map(|_| ()),
+            };
+            // Someone else appended meanwhile: read again and retry.
+            match written {
+                Err(zk::Error::BadVersion | zk::Error::NodeExists) => Ok(false),
+                other => other.map(|()| true),
+            }
+        };
+        if bounded(Op::Writing, &path, write).await? {
+            return Ok(history);
+        }
+    }
+    Err(ZkError::Contended(path))
+}
+
+/// The manager ids holding or waiting for the group's lock, the holder first.
+pub async fn read_lock_order(
+    client: &zk::Client,
+    paths: &ZnodePaths,
+) -> Result<Vec<String>, ZkError> {
+    let lock = paths.lock();
+    let read = async {
+        let mut children = optional(client.list_children(&lock).await)?.unwrap_or_default();
+        // Lock order is the sequence suffix.
+        children.sort_by_key(|c| c.rsplit('-').next().map(str::to_string));
+        let mut ids = Vec::new();
+        for c in children {
+            if let Ok((data, _)) = client.get_data(&format!("{lock}/{c}")).await {
+                ids.push(String::from_utf8_lossy(&data).to_string());
+            }
+        }
+        Ok(ids)
+    };
+    bounded(Op::Reading, &lock, read).await
+}

@@ -1,0 +1,266 @@
+//! The whole daemon: start-up checks, one session, per group an election task and a group
+//! loop, the operator fronts, and a two-stage shutdown (the groups stop acting before the
+//! locks are released and the session closed).
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::config::{self, Config, ConfigError};
+use crate::core::event_names::{HTTP_ERROR, MANAGER_STARTED, MANAGER_STOPPING};
+use crate::core::select::Policy;
+use crate::core::votes;
+use crate::daemon;
+use crate::front::{http, metrics, sentinel};
+use crate::io::node::{self, Connector, NodeError};
+use crate::io::probe;
+use crate::io::zk::{self, ZkError};
+
+/// Why the daemon could not start. Its `Display` is the one line printed before exit 2.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    #[error("{0}")]
+    Redis(String),
+    #[error("{0}")]
+    ZooKeeper(#[from] ZkError),
+}
+
+/// Checks every node once: a node that is down is fine (it is probed later), but a wrong
+/// password or a port that is not Redis is a configuration mistake worth refusing to start.
+async fn preflight(config: &Config, connector: &Connector) -> Result<(), StartError> {
+    let checks = config.groups.iter().flat_map(|g| {
+        g.nodes.iter().map(move |n| async move {
+            let r = async {
+                let mut c = connector
+                    .connect(n, Duration::from_secs(2), Some(Duration::from_secs(2)))
+                    .await?;
+                // Connected, then dropped on the first command: something listens there,
+                // but it is not Redis (a Redis at its client limit would say so).
+                node::read_info(&mut c).await.map_err(|e| match e {
+                    NodeError::Connection(m) => {
+                        NodeError::NotRedis(format!("it closed the connection on INFO: {m}"))
+                    }
+                    other => other,
+                })
+            }
+            .await;
+            (g.name.clone(), n.clone(), r)
+        })
+    });
+    for (group, n, r) in futures::future::join_all(checks).await {
+        match r {
+            Ok(_) => {}
+            Err(e) if e.is_config_mistake() => {
+                return Err(StartError::Redis(format!(
+                    "Redis node {n} (group {group}): {e}"
+                )))
+            }
+            Err(NodeError::Reply(m)) if m.contains("unknown command") => {
+                return Err(StartError::Redis(format!(
+                    "Redis node {n} (group {group}) does not look like Redis: {m}"
+                )))
+            }
+            Err(e) => {
+                warn!(group = %group, "node {n} is not reachable at start ({e}); it will be probed")
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs the manager until `shutdown` completes, then releases the locks, closes the
+/// ZooKeeper session and ends every task.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
+    let connector = Connector::new(config.auth.clone());
+    // Bound before anything else, so that a taken port is a start-up error.
+    let http_listener = match config.http_addr {
+        None => None,
+        Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+            StartError::Config(ConfigError(format!(
+                "--http-addr {addr}: cannot listen: {e}"
+            )))
+        })?),
+    };
+    let sentinel_listener = match config.sentinel_addr {
+        None => None,
+        Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+            StartError::Config(ConfigError(format!(
+                "--sentinel-addr {addr}: cannot listen: {e}"
+            )))
+        })?),
+    };
+    // What the other managers list in `SENTINEL SENTINELS`: the bound address (the real port
+    // when asked for port 0), or this host's name when bound to every interface.
+    let sentinel_announce = sentinel_listener
+        .as_ref()
+        .and_then(|l| l.local_addr().ok())
+        .map(|a| {
+            let host = if a.ip().is_unspecified() {
+                config::hostname()
+            } else {
+                a.ip().to_string()
+            };
+            redis_failover_client::NodeAddr::new(host, a.port())
+        });
+    preflight(&config, &connector).await?;
+    let wait = config.zk_session_timeout + Duration::from_secs(1);
+    let client = zk::connect(&config.zkservers, config.zk_session_timeout, wait).await?;
+    // A manager id in use by a live manager is a configuration mistake; the view of a crashed
+    // process with the same name disappears when its session expires, so wait that long.
+    for group in &config.groups {
+        let path = group.paths.manager_node_state_of(&config.manager_id);
+        let deadline = tokio::time::Instant::now() + config.zk_session_timeout * 3 / 2;
+        loop {
+            match zk::bounded(zk::Op::Reading, &path, client.check_stat(&path)).await? {
+                None => break,
+                Some(_) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(200)).await
+                }
+                Some(_) => {
+                    return Err(StartError::Config(ConfigError(format!(
+                        "manager id {} is already used by a running manager ({path} exists); \
+                         give each manager its own --manager-name",
+                        config.manager_id
+                    ))))
+                }
+            }
+        }
+    }
+    info!(
+        "{MANAGER_STARTED} {} started: ZooKeeper session {}, {} group(s)",
+        config.manager_id,
+        client.session_id(),
+        config.groups.len()
+    );
+
+    // Two stages: the groups stop acting first, then the locks are released and the
+    // session closed, so that no failover step runs without the lock.
+    let stop_all = CancellationToken::new();
+    let stop_groups = CancellationToken::new();
+    let (session_tx, session_rx) = watch::channel(None);
+    let mut tasks = Vec::new();
+    let mut group_tasks = Vec::new();
+    let mut snapshots = Vec::new();
+    let metrics = metrics::Metrics::new();
+    tasks.push(tokio::spawn(zk::keep_session(
+        config.zkservers.clone(),
+        config.zk_session_timeout,
+        client,
+        session_tx,
+        stop_all.clone(),
+    )));
+    let probe_timeout =
+        (config.down_after / config.max_failures.max(1)).max(Duration::from_millis(10));
+    for group in &config.groups {
+        let (leader_tx, leader_rx) = watch::channel(None);
+        tasks.push(tokio::spawn(zk::elect(
+            group.name.clone(),
+            group.paths.clone(),
+            config.manager_id.clone(),
+            session_rx.clone(),
+            leader_tx,
+            stop_all.clone(),
+        )));
+        let settings = probe::ProbeSettings {
+            connector: connector.clone(),
+            probe_timeout,
+            max_failures: config.max_failures,
+            probe_key: format!("_redis_failover_probe:{}", config.manager_id),
+        };
+        let policy = Policy {
+            link_grace: config.down_after * 10,
+            max_lag_bytes: config.max_lag_bytes,
+        };
+        let vote = daemon::VoteSettings {
+            strategy: config.node_strategy,
+            required: config.required_node_managers,
+            max_age: votes::max_view_age(config.down_after),
+        };
+        let (snapshot_tx, snapshot_rx) = watch::channel(http::GroupSnapshot::default());
+        snapshots.push(snapshot_rx);
+        let rules = daemon::Rules {
+            max_failures: config.max_failures,
+            down_after: config.down_after,
+            policy,
+            vote,
+        };
+        let daemon = daemon::GroupDaemon::new(
+            group.clone(),
+            config.manager_id.clone(),
+            rules,
+            session_rx.clone(),
+            snapshot_tx,
+            connector.clone(),
+        )
+        .with_metrics(metrics.group(&group.name))
+        .with_sentinel_addr(sentinel_announce.clone());
+        group_tasks.push(tokio::spawn(daemon.run(
+            settings,
+            leader_rx,
+            stop_groups.clone(),
+        )));
+    }
+    if let Some(listener) = http_listener {
+        let state = http::HttpState {
+            manager_id: config.manager_id.clone(),
+            groups: snapshots.clone(),
+            session: session_rx.clone(),
+            metrics: metrics.clone(),
+        };
+        let stop = stop_all.clone();
+        tasks.push(tokio::spawn(async move {
+            let served = axum::serve(listener, http::router(state))
+                .with_graceful_shutdown(async move { stop.cancelled().await });
+            if let Err(e) = served.await {
+                warn!("{HTTP_ERROR}: {e}");
+            }
+        }));
+    }
+    if let Some(listener) = sentinel_listener {
+        let port = listener.local_addr().map_or(0, |a| a.port());
+        let state = sentinel::SentinelState {
+            manager_id: config.manager_id.clone(),
+            groups: snapshots.clone(),
+            session: session_rx.clone(),
+            password: config
+                .sentinel_password
+                .as_ref()
+                .map(|p| p.expose().to_string()),
+            port,
+        };
+        tasks.push(tokio::spawn(sentinel::serve(
+            listener,
+            state,
+            stop_all.clone(),
+        )));
+    }
+    drop(session_rx);
+
+    shutdown.await;
+    info!("{MANAGER_STOPPING} {} shutting down", config.manager_id);
+    stop_groups.cancel();
+    for t in group_tasks {
+        if tokio::time::timeout(Duration::from_secs(5), t)
+            .await
+            .is_err()
+        {
+            warn!("a group loop did not end within 5 s of shutdown");
+        }
+    }
+    stop_all.cancel();
+    for t in tasks {
+        if tokio::time::timeout(Duration::from_secs(5), t)
+            .await
+            .is_err()
+        {
+            warn!("a task did not end within 5 s of shutdown");
+        }
+    }
+    info!("{MANAGER_STOPPING} {} stopped", config.manager_id);
+    Ok(())
+}
