@@ -2,18 +2,19 @@
 //! `redis_failover_tests::unix_ms`: microseconds, the time of day (to place log lines), and
 //! random delays.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+
+use redis_failover_tests::unix_ms;
 
 /// `d` in microseconds.
 pub fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
-/// Seconds since midnight UTC now (to place log lines, which carry the time of day).
+/// Seconds since midnight UTC now, to the millisecond (to place log lines, which carry the
+/// time of day).
 pub fn wall_secs_of_day() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64() % 86_400.0)
+    (unix_ms() % 86_400_000) as f64 / 1000.0
 }
 
 /// A random delay, uniform in [0, `max_ms`) ms (zero when `max_ms` is 0): it makes a
