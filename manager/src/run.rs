@@ -73,27 +73,27 @@ async fn preflight(config: &Config, connector: &Connector) -> Result<(), StartEr
     Ok(())
 }
 
+/// Binds an operator endpoint's address, if one is configured.
+async fn listen(
+    flag: &str,
+    addr: Option<std::net::SocketAddr>,
+) -> Result<Option<tokio::net::TcpListener>, StartError> {
+    let Some(addr) = addr else { return Ok(None) };
+    match tokio::net::TcpListener::bind(addr).await {
+        Ok(l) => Ok(Some(l)),
+        Err(e) => Err(StartError::Config(ConfigError(format!(
+            "{flag} {addr}: cannot listen: {e}"
+        )))),
+    }
+}
+
 /// Runs the manager until `shutdown` completes, then releases the locks, closes the
 /// ZooKeeper session and ends every task.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
     let connector = Connector::new(config.auth.clone());
     // Bound before anything else, so that a taken port is a start-up error.
-    let http_listener = match config.http_addr {
-        None => None,
-        Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.map_err(|e| {
-            StartError::Config(ConfigError(format!(
-                "--http-addr {addr}: cannot listen: {e}"
-            )))
-        })?),
-    };
-    let sentinel_listener = match config.sentinel_addr {
-        None => None,
-        Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.map_err(|e| {
-            StartError::Config(ConfigError(format!(
-                "--sentinel-addr {addr}: cannot listen: {e}"
-            )))
-        })?),
-    };
+    let http_listener = listen("--http-addr", config.http_addr).await?;
+    let sentinel_listener = listen("--sentinel-addr", config.sentinel_addr).await?;
     // What the other managers list in `SENTINEL SENTINELS`: the bound address (the real port
     // when asked for port 0), or this host's name when bound to every interface.
     let sentinel_announce = sentinel_listener

@@ -160,17 +160,7 @@ pub enum Command {
 /// Where a subcommand finds the group: `-z` and `--znode-path` (or the config file's
 /// `zkservers` and `znode_path`), defaulting the path to `/redis_failover`.
 pub fn zk_target(cli: &Cli) -> Result<(String, ZnodePaths), ConfigError> {
-    let file = match &cli.config {
-        None => FileConfig::default(),
-        Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                ConfigError(format!("cannot read config file {}: {e}", path.display()))
-            })?;
-            toml::from_str(&text).map_err(|e| {
-                ConfigError(format!("config file {}: {}", path.display(), e.message()))
-            })?
-        }
-    };
+    let file = FileConfig::read(cli.config.as_deref())?;
     let Some(zk) = cli.zkservers.clone().or(file.zkservers) else {
         return err("no ZooKeeper servers: give -z/--zkservers host:port,...");
     };

@@ -4,6 +4,8 @@ use std::fmt;
 
 use serde::Deserialize;
 
+use super::ConfigError;
+
 /// The TOML file. Unknown keys are refused, so a typo is not silently ignored.
 #[derive(Deserialize, Debug, Default)]
 #[serde(deny_unknown_fields)]
@@ -26,6 +28,19 @@ pub struct FileConfig {
     pub sentinel_password: Option<Secret>,
     #[serde(default)]
     pub groups: Vec<FileGroup>,
+}
+
+impl FileConfig {
+    /// The file at `path` (`-C`), or the empty file when none is given.
+    pub fn read(path: Option<&std::path::Path>) -> Result<FileConfig, ConfigError> {
+        let Some(path) = path else {
+            return Ok(FileConfig::default());
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("cannot read config file {}: {e}", path.display())))?;
+        toml::from_str(&text)
+            .map_err(|e| ConfigError(format!("config file {}: {}", path.display(), e.message())))
+    }
 }
 
 /// `nodes = "h:p,h:p"` or `nodes = ["h:p", "h:p"]`.

@@ -71,18 +71,7 @@ fn err<T>(msg: impl Into<String>) -> Result<T, ConfigError> {
 impl Config {
     /// Reads `-C` if given, then merges.
     pub fn load(cli: Cli) -> Result<Config, ConfigError> {
-        let file = match &cli.config {
-            None => FileConfig::default(),
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    ConfigError(format!("cannot read config file {}: {e}", path.display()))
-                })?;
-                toml::from_str(&text).map_err(|e| {
-                    let msg = e.message().to_string();
-                    ConfigError(format!("config file {}: {msg}", path.display()))
-                })?
-            }
-        };
+        let file = FileConfig::read(cli.config.as_deref())?;
         Self::merge(cli, file)
     }
 

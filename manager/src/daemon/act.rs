@@ -70,6 +70,10 @@ impl GroupDaemon {
             &self.rules.policy,
         );
         self.log_decision(&decision);
+        let kind = match decision {
+            Decision::RollForward { .. } => Kind::RollForward,
+            _ => Kind::Failover,
+        };
         match decision {
             Decision::Steady | Decision::Wait { .. } => Next::Idle,
             Decision::Adopt { master, epoch, .. } => {
@@ -129,18 +133,12 @@ impl GroupDaemon {
                 failed,
                 winner,
                 reason,
-            } => {
-                self.failover(&leader, Kind::Failover, failed, winner, reason)
-                    .await
             }
-            Decision::RollForward {
+            | Decision::RollForward {
                 failed,
                 winner,
                 reason,
-            } => {
-                self.failover(&leader, Kind::RollForward, failed, winner, reason)
-                    .await
-            }
+            } => self.failover(&leader, kind, failed, winner, reason).await,
         }
     }
 

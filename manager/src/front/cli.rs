@@ -179,16 +179,7 @@ pub async fn status(
 
 impl std::fmt::Display for StatusReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let list = |v: &[redis_failover_client::NodeAddr]| {
-            if v.is_empty() {
-                "-".to_string()
-            } else {
-                v.iter()
-                    .map(|a| a.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            }
-        };
+        let list = |v: &[NodeAddr]| joined(v.iter().map(|a| a.to_string()).collect());
         writeln!(f, "group at {}", self.znode_path)?;
         match (&self.topology, &self.topology_error) {
             (Some(t), _) => {
@@ -222,15 +213,7 @@ impl std::fmt::Display for StatusReport {
         match self.managers_in_line.split_first() {
             Some((leader, standbys)) => {
                 writeln!(f, "  leader       {leader}")?;
-                writeln!(
-                    f,
-                    "  standbys     {}",
-                    if standbys.is_empty() {
-                        "-".to_string()
-                    } else {
-                        standbys.join(", ")
-                    }
-                )?;
+                writeln!(f, "  standbys     {}", joined(standbys.to_vec()))?;
             }
             None => writeln!(f, "  leader       none (no manager running)")?,
         }
@@ -265,16 +248,21 @@ impl std::fmt::Display for StatusReport {
                 writeln!(
                     f,
                     "    {id:<24} up: {}  down: {}",
-                    if up.is_empty() {
-                        "-".to_string()
-                    } else {
-                        up.join(", ")
-                    },
+                    joined(up),
                     list(&v.unavailable)
                 )?;
             }
         }
         Ok(())
+    }
+}
+
+/// `a, b, c`, or `-` for none.
+fn joined(items: Vec<String>) -> String {
+    if items.is_empty() {
+        "-".to_string()
+    } else {
+        items.join(", ")
     }
 }
 

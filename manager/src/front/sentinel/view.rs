@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::FAILOVER_TIMEOUT_MS;
 use crate::core::votes;
 
-use crate::front::snapshot::GroupSnapshot;
+use crate::front::snapshot::{GroupSnapshot, NodeReport};
 
 /// One group's snapshot, read the way Sentinel reports instances.
 pub(super) struct GroupView<'a> {
@@ -149,19 +149,19 @@ impl<'a> GroupView<'a> {
     }
 
     fn ms_since_ok(&self, node: &NodeAddr) -> String {
-        self.snap
-            .nodes
-            .get(node)
-            .and_then(|r| r.last_ok_ms_ago)
-            .unwrap_or(0)
-            .to_string()
+        self.report_ms(node, |r| r.last_ok_ms_ago)
     }
 
     fn down_time(&self, node: &NodeAddr) -> String {
+        self.report_ms(node, |r| r.down_for_ms)
+    }
+
+    /// One duration of a node's probe report, in ms (0 when unknown).
+    fn report_ms(&self, node: &NodeAddr, field: impl Fn(&NodeReport) -> Option<u64>) -> String {
         self.snap
             .nodes
             .get(node)
-            .and_then(|r| r.down_for_ms)
+            .and_then(field)
             .unwrap_or(0)
             .to_string()
     }
