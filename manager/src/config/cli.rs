@@ -1,4 +1,6 @@
 //! The command line: flags (clap, each with an environment variable) and subcommands.
+//! The doc comments here are `--help` text, written for a terminal, not for rustdoc.
+#![allow(rustdoc::invalid_html_tags, rustdoc::broken_intra_doc_links)]
 
 use std::path::PathBuf;
 

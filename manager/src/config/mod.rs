@@ -2,7 +2,7 @@
 //! TOML file (`-C`), defaults; merged (flags > file > defaults) and validated into a
 //! [`Config`] whose errors name the culprit in one line.
 //!
-//! - [`cli`]: the flags and subcommands; [`file`]: the TOML file and secrets;
+//! - `cli`: the flags and subcommands; `file`: the TOML file and secrets;
 //! - this file: merging and validation.
 
 use std::time::Duration;
