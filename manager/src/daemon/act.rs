@@ -333,7 +333,7 @@ impl GroupDaemon {
         if let Some(m) = &self.metrics {
             m.failover_done();
         }
-        match zk::append_history(&leader.client, &self.cfg.paths, &record, HISTORY_LEN).await {
+        match zk::append_history(leader, &self.cfg.paths, &record, HISTORY_LEN).await {
             Ok(history) => self.known.history = history,
             Err(e) => warn!(group = %self.cfg.name, "{HISTORY_WRITE} {e}"),
         }

@@ -178,33 +178,13 @@ async fn release(client: &zk::Client, lock: &Arc<zk::OwnedLockClient>) {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use redis_failover_tests::manager::zk_client;
     use redis_failover_tests::shared_zk;
-
-    /// Takes the lock under `dir` with a fresh session.
-    async fn lead(dir: &str) -> Leadership {
-        let client = zk_client(&shared_zk().connect_string()).await;
-        let options = zk::LockOptions::new(zk::Acls::anyone_all())
-            .with_ancestor_options(zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all()))
-            .expect("lock options");
-        let prefix = zk::LockPrefix::new_curator(dir, "lock-").expect("lock prefix");
-        let lock =
-            tokio::time::timeout(Duration::from_secs(10), client.lock(prefix, b"m1", options))
-                .await
-                .expect("lock within 10 s")
-                .expect("lock taken")
-                .into_owned();
-        Leadership {
-            client,
-            lock: Arc::new(lock),
-        }
-    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn confirm_is_true_only_while_the_lock_node_is_ours() {
         let dir = format!("/t_confirm_{}/lock", std::process::id());
-        let leader = lead(&dir).await;
+        let leader = super::super::test_leadership(&dir).await;
         assert!(leader.confirm().await, "just taken");
         // Deleted by someone else (an admin, or an expiry seen by the ensemble first).
         let other = zk_client(&shared_zk().connect_string()).await;
