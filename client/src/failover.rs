@@ -39,6 +39,7 @@ const POLL: Duration = Duration::from_millis(50);
 
 /// Why a manual failover did not end with a new master.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum FailoverError {
     /// The leading manager refused the request; its reason (an unknown node, a replica out
     /// of sync, the master itself named, ...).
