@@ -334,7 +334,11 @@ fn check(
             .into_response(),
         Some(t) => error(
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("{addr} is not the {what} of {group} (epoch {})", t.epoch),
+            format!(
+                "{addr} is not {} {what} of {group} (epoch {})",
+                if what == "master" { "the" } else { "a" },
+                t.epoch
+            ),
         ),
         None => error(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -48,7 +48,8 @@ pub enum ZkError {
     NoRoot { root: String },
     #[error("writing {0}: kept changing under us")]
     Contended(String),
-    #[error("{0}; check -z/--zkservers and that ZooKeeper is running")]
+    /// No session: the message says why and what to check.
+    #[error("{0}")]
     Connect(String),
 }
 
