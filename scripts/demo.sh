@@ -161,7 +161,7 @@ strays() { # redis-server / java processes still working in $DEMO_DIR (cwd or co
   for d in /proc/[0-9]*; do
     pid=${d#/proc/}
     [ "$pid" != "$$" ] || continue
-    comm=$(cat "$d/comm" 2>/dev/null) || continue
+    read -r comm 2>/dev/null <"$d/comm" || continue
     case $comm in redis-server | redis-check-rdb | java) ;; *) continue ;; esac
     if [[ "$(readlink "$d/cwd" 2>/dev/null)" == "$DEMO_DIR"* ]] ||
       tr '\0' ' ' <"$d/cmdline" 2>/dev/null | grep -qF "$DEMO_DIR"; then
@@ -366,6 +366,8 @@ redis_args "$MASTER_PORT"
 RESTART_CMD=$(printf '%q ' redis-server "${REDIS_ARGS[@]}" --daemonize yes)
 ZK_GET_FAST="java -XX:TieredStopAtLevel=1 -cp $ZK_CP -Dorg.slf4j.simpleLogger.defaultLogLevel=error org.apache.zookeeper.ZooKeeperMain -server $ZK_ADDR get $ZNODE_PATH/nodes"
 EXAMPLE_ARGS="--zk $ZK_ADDR --znode-path $ZNODE_PATH"
+# the examples in the manager's profile: a release build reuses the dependencies built above
+CARGO_RUN="cargo run${PROFILE_FLAGS[*]+ ${PROFILE_FLAGS[*]}} -p redis-failover-examples --bin"
 
 cat <<EOF | tee "$DEMO_DIR/HOWTO.txt"
 
@@ -393,11 +395,11 @@ cat <<EOF | tee "$DEMO_DIR/HOWTO.txt"
 
  Run a client, from $REPO_ROOT:
   * connect through ZooKeeper, write, read, print the topology:
-      cargo run -p redis-failover-examples --bin basic -- $EXAMPLE_ARGS
+      $CARGO_RUN basic -- $EXAMPLE_ARGS
   * write and read in a loop, printing each topology change and error (then kill the master):
-      cargo run -p redis-failover-examples --bin survive_failover -- $EXAMPLE_ARGS --seconds 300
+      $CARGO_RUN survive_failover -- $EXAMPLE_ARGS --seconds 300
   * print the topology znode every time it changes:
-      cargo run -p redis-failover-examples --bin watch_topology -- $EXAMPLE_ARGS
+      $CARGO_RUN watch_topology -- $EXAMPLE_ARGS
 
  Break it:
   * crash the master and watch a replica get promoted (new "master" in the znode, higher epoch):

@@ -1,8 +1,9 @@
 //! `scripts/demo.sh` as a user runs it: `scripts/demo.sh 2>&1 | tee demo.log`, then ctrl-c
 //! (SIGINT to the whole foreground process group, `tee` included, so the demo's output goes
 //! to a closed pipe from then on). Nothing it started may survive that, not even a master
-//! restarted by hand with the printed command, and its temp dir must be gone. And the commands
-//! it prints (status, curl, SENTINEL, zkCli, the examples, kill -9) work as printed.
+//! restarted by hand with the printed command, and its temp dir must be gone. The commands it
+//! prints (status, curl, SENTINEL, zkCli, the examples, kill -9) work as printed, and
+//! `DEMO_UNTIL=ready` comes up and stops everything by itself.
 //!
 //! Each demo runs in a session of its own (`setsid`), under a TMPDIR of its own, so that its
 //! processes are known without asking it: the members of that session, plus anything whose
@@ -491,5 +492,26 @@ fn the_printed_commands_work_and_a_killed_master_is_replaced() {
 
     demo.note_processes();
     demo.interrupt();
+    demo.assert_all_gone();
+}
+
+#[test]
+fn until_ready_comes_up_then_stops_everything_by_itself() {
+    let _one = ONE_DEMO.lock().unwrap_or_else(|e| e.into_inner());
+    let mut demo = Demo::start(&[("DEMO_UNTIL", "ready")]);
+    demo.wait_line(READY, "the ready line", |l| {
+        l.starts_with("demo: ready (DEMO_UNTIL=ready)")
+    });
+    demo.note_processes();
+    demo.wait_line(DEADLINE, "the last cleanup line", |l| {
+        l == "demo: all stopped"
+    });
+    assert!(
+        demo.output
+            .iter()
+            .any(|l| l.starts_with("demo: stopping zookeeper")),
+        "{}",
+        demo.output.join("\n")
+    );
     demo.assert_all_gone();
 }
