@@ -18,6 +18,16 @@ async fn connect_err(builder: ClientBuilder, what: &str) -> ConnectError {
     builder.connect().await.err().expect(what)
 }
 
+/// Waits until `c` has adopted the topology of `epoch`.
+async fn wait_epoch(c: &Client, epoch: u64) {
+    let mut sub = c.subscribe();
+    wait_until_async(DEADLINE, &format!("epoch {epoch} seen"), || {
+        let e = sub.borrow_and_update().topology.epoch;
+        async move { (e == epoch).then_some(()) }
+    })
+    .await;
+}
+
 /// The error `c` answers `cmd` with (panics naming `what` when it succeeds).
 async fn refused(c: &mut Client, cmd: &redis::Cmd, what: &str) -> redis::RedisError {
     cmd.query_async::<redis::Value>(c).await.expect_err(what)
@@ -237,12 +247,7 @@ async fn a_corrupt_or_missing_znode_keeps_the_last_good_topology() {
         ..good.clone()
     };
     scene.publish(&newer).await;
-    let mut sub = c.subscribe();
-    wait_until_async(DEADLINE, "epoch 4 seen", || {
-        let e = sub.borrow_and_update().topology.epoch;
-        async move { (e == 4).then_some(()) }
-    })
-    .await;
+    wait_epoch(&c, 4).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -270,12 +275,7 @@ async fn a_topology_with_an_older_epoch_is_never_adopted() {
     // A newer epoch is adopted.
     let next = Topology { epoch: 6, ..older };
     scene.publish(&next).await;
-    let mut sub = c.subscribe();
-    wait_until_async(DEADLINE, "epoch 6 seen", || {
-        let e = sub.borrow_and_update().topology.epoch;
-        async move { (e == 6).then_some(()) }
-    })
-    .await;
+    wait_epoch(&c, 6).await;
     assert_eq!(c.topology().topology.master, next.master);
 }
 
