@@ -87,6 +87,18 @@ async fn listen(
     }
 }
 
+/// Waits for each task to end, at most 5 s each; a task that does not is named in the log.
+async fn join_within(tasks: Vec<tokio::task::JoinHandle<()>>, what: &str) {
+    for t in tasks {
+        if tokio::time::timeout(Duration::from_secs(5), t)
+            .await
+            .is_err()
+        {
+            warn!("{what} did not end within 5 s of shutdown");
+        }
+    }
+}
+
 /// Runs the manager until `shutdown` completes, then releases the locks, closes the
 /// ZooKeeper session and ends every task.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
@@ -244,23 +256,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     shutdown.await;
     info!("{MANAGER_STOPPING} {} shutting down", config.manager_id);
     stop_groups.cancel();
-    for t in group_tasks {
-        if tokio::time::timeout(Duration::from_secs(5), t)
-            .await
-            .is_err()
-        {
-            warn!("a group loop did not end within 5 s of shutdown");
-        }
-    }
+    join_within(group_tasks, "a group loop").await;
     stop_all.cancel();
-    for t in tasks {
-        if tokio::time::timeout(Duration::from_secs(5), t)
-            .await
-            .is_err()
-        {
-            warn!("a task did not end within 5 s of shutdown");
-        }
-    }
+    join_within(tasks, "a task").await;
     info!("{MANAGER_STOPPING} {} stopped", config.manager_id);
     Ok(())
 }
