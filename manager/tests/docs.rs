@@ -1,5 +1,5 @@
-//! The docs say what the program does: README.md's events table is the code's own list of
-//! event names, and no log line names an event that is not in that list.
+//! The docs say what the program does: docs/operations.md's events table is the code's own
+//! list of event names, and no log line names an event that is not in that list.
 //!
 //! After changing `manager/src/core/event_names.rs`, print the table again with
 //! `UPDATE_DOCS=1 cargo test -p redis-failover-manager --test docs`.
@@ -19,28 +19,28 @@ fn repo() -> PathBuf {
 }
 
 #[test]
-fn readme_events_table_is_the_codes_list() {
-    let path = repo().join("README.md");
-    let text = std::fs::read_to_string(&path).expect("README.md is readable");
+fn operations_events_table_is_the_codes_list() {
+    let path = repo().join("docs/operations.md");
+    let text = std::fs::read_to_string(&path).expect("docs/operations.md is readable");
     let start = text
         .find(BEGIN)
-        .expect("README.md has the event-names:begin marker")
+        .expect("docs/operations.md has the event-names:begin marker")
         + BEGIN.len();
     let end = start
         + text[start..]
             .find(END)
-            .expect("README.md has the event-names:end marker");
+            .expect("docs/operations.md has the event-names:end marker");
     let want = event_names::markdown_table();
     if text[start..end] == want {
         return;
     }
     if std::env::var_os("UPDATE_DOCS").is_some() {
         let updated = format!("{}{want}{}", &text[..start], &text[end..]);
-        std::fs::write(&path, updated).expect("README.md is writable");
+        std::fs::write(&path, updated).expect("docs/operations.md is writable");
         return;
     }
     panic!(
-        "README.md's events table differs from manager/src/core/event_names.rs; print it again \
+        "docs/operations.md's events table differs from manager/src/core/event_names.rs; print it again \
          with: UPDATE_DOCS=1 cargo test -p redis-failover-manager --test docs"
     );
 }
