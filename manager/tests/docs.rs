@@ -552,3 +552,284 @@ fn the_flag_check_sees_a_renamed_flag_and_subcommand() {
     let table = "| `--nodes` | `REDIS_FAILOVER_NODE` | – | x |\n| `-wait` | x | y | z |\n";
     assert!(check_flags_table(table, &helps[0].1).len() > 5);
 }
+
+/// One quoted error: `<!-- error: exit 2; closed 2181; args: -n ... -->` followed by a
+/// ```text block with the line the program prints on stderr.
+#[derive(Debug)]
+struct QuotedError {
+    exit: i32,
+    /// Ports that must be closed: replaced by a free, closed port in the args and the line.
+    closed: Vec<String>,
+    /// Ports where something that is not Redis answers (it sends an SSH banner and closes).
+    not_redis: Vec<String>,
+    /// A file written into the working directory first: (name, content).
+    file: Option<(String, String)>,
+    args: Vec<String>,
+    line: String,
+}
+
+fn quoted_errors(text: &str) -> Vec<QuotedError> {
+    let mut found = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("<!-- error: ") {
+        rest = &rest[i + "<!-- error: ".len()..];
+        let end = rest.find(" -->").expect("an error marker ends with -->");
+        let spec = &rest[..end];
+        let block = rest[end..]
+            .split_once("```text\n")
+            .expect("an error marker is followed by a ```text block")
+            .1;
+        let line = block.lines().next().expect("the quoted line").to_string();
+        let mut q = QuotedError {
+            exit: 0,
+            closed: Vec::new(),
+            not_redis: Vec::new(),
+            file: None,
+            args: Vec::new(),
+            line,
+        };
+        for part in spec.split("; ") {
+            let (key, value) = part.split_once(' ').expect("key value");
+            match key {
+                "exit" => q.exit = value.parse().expect("exit code"),
+                "closed" => q.closed = value.split(' ').map(str::to_string).collect(),
+                "not-redis" => q.not_redis = value.split(' ').map(str::to_string).collect(),
+                "file" => {
+                    let (name, content) = value.split_once(": ").expect("file NAME: CONTENT");
+                    q.file = Some((name.to_string(), content.to_string()));
+                }
+                "args:" => q.args = value.split(' ').map(str::to_string).collect(),
+                other => panic!("unknown key {other:?} in error marker {spec:?}"),
+            }
+        }
+        found.push(q);
+    }
+    found
+}
+
+/// Whether `actual` is `pattern`, where each `...` in the pattern stands for any text.
+fn matches_pattern(pattern: &str, actual: &str) -> bool {
+    let pieces: Vec<&str> = pattern.split("...").collect();
+    let mut at = 0;
+    for (k, piece) in pieces.iter().enumerate() {
+        if k == 0 {
+            if !actual.starts_with(piece) {
+                return false;
+            }
+            at = piece.len();
+        } else if k == pieces.len() - 1 {
+            return actual.len() >= at + piece.len() && actual[at..].ends_with(piece);
+        } else {
+            match actual[at..].find(piece) {
+                Some(j) => at += j + piece.len(),
+                None => return false,
+            }
+        }
+    }
+    at == actual.len()
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    l.local_addr().expect("its address").port()
+}
+
+/// Runs the program as the marker says; returns the line of stderr that matches, or what
+/// was printed instead.
+fn run_quoted(q: &QuotedError) -> Result<(), String> {
+    use std::io::Write;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut subst: Vec<(String, String)> = Vec::new();
+    for p in &q.closed {
+        subst.push((p.clone(), free_port().to_string()));
+    }
+    let mut listeners = Vec::new();
+    for p in &q.not_redis {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        subst.push((p.clone(), l.local_addr().expect("addr").port().to_string()));
+        listeners.push(std::thread::spawn(move || {
+            for mut conn in l.incoming().take(8).flatten() {
+                let _ = conn.write_all(b"SSH-2.0-OpenSSH_9.2\r\n");
+            }
+        }));
+    }
+    let fill = |s: &str| {
+        subst
+            .iter()
+            .fold(s.to_string(), |s, (from, to)| s.replace(from.as_str(), to))
+    };
+    if let Some((name, content)) = &q.file {
+        std::fs::write(dir.path().join(name), format!("{content}\n")).expect("write the file");
+    }
+    let args: Vec<String> = q.args.iter().map(|a| fill(a)).collect();
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.args(&args)
+        .current_dir(dir.path())
+        .env_remove("RUST_LOG");
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("REDIS_FAILOVER_")) {
+        cmd.env_remove(k);
+    }
+    let out = cmd.output().expect("redis_node_manager runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let want = fill(&q.line);
+    let code = out.status.code().unwrap_or(-1);
+    if code == q.exit && stderr.lines().any(|l| matches_pattern(&want, l)) {
+        Ok(())
+    } else {
+        Err(format!(
+            "redis_node_manager {}\n  expected exit {} and the line\n    {want}\n  got exit {code} and stderr\n    {}",
+            args.join(" "),
+            q.exit,
+            stderr.trim_end().replace('\n', "\n    ")
+        ))
+    }
+}
+
+/// Every error line the docs quote in an `<!-- error: ... -->` block is what the program
+/// prints (on stderr, with that exit code) when run with those arguments.
+#[test]
+fn quoted_error_lines_are_the_programs() {
+    let mut quoted = Vec::new();
+    for (doc, text) in docs() {
+        quoted.extend(quoted_errors(&text).into_iter().map(|q| (doc.clone(), q)));
+    }
+    assert!(
+        quoted.len() >= 6,
+        "found the quoted errors ({})",
+        quoted.len()
+    );
+    let failures: Vec<String> = std::thread::scope(|s| {
+        let runs: Vec<_> = quoted
+            .iter()
+            .map(|(doc, q)| s.spawn(move || run_quoted(q).map_err(|e| format!("{doc}: {e}"))))
+            .collect();
+        runs.into_iter()
+            .filter_map(|r| r.join().expect("a run").err())
+            .collect()
+    });
+    assert!(
+        failures.is_empty(),
+        "quoted errors differ from the program's:\n{}",
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn the_error_check_sees_a_changed_line() {
+    assert!(matches_pattern("a ... b (...); c", "a xyz b (q); c"));
+    assert!(!matches_pattern("a ... b", "a xyz b!"));
+    let q = quoted_errors(
+        "<!-- error: exit 2; args: -n 127.0.0.1 -z 127.0.0.1:2181 -->\n```text\n\
+         redis_node_manager: -n/--nodes: bad address \"127.0.0.1\": no port at all\n```\n",
+    );
+    assert!(run_quoted(&q[0]).is_err());
+}
+
+/// `1.89.0` -> (1, 89, 0).
+fn version(v: &str) -> (u32, u32, u32) {
+    let mut n = v
+        .split('.')
+        .map(|x| x.parse::<u32>().expect("a version number"));
+    (
+        n.next().unwrap_or(0),
+        n.next().unwrap_or(0),
+        n.next().unwrap_or(0),
+    )
+}
+
+/// The workspace's `rust-version` is the highest `rust-version` (and edition 2024's 1.85)
+/// among the packages Cargo.lock pins for this platform, and README.md states it.
+///
+/// It reads `cargo metadata --offline --locked` (the crates' manifests are in the local
+/// registry once the workspace has been built, which `cargo test` just did), so it runs
+/// without a network. It checks what the dependencies declare; it cannot check that this
+/// code builds with that compiler (only one toolchain is installed where it was written),
+/// and a dependency without a declared `rust-version` (a quarter of them) is not counted.
+/// Clippy's `incompatible_msrv` lint covers this workspace's own use of newer std APIs.
+#[test]
+fn rust_version_is_the_dependencies_minimum() {
+    let host = std::process::Command::new("rustc")
+        .arg("-vV")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("host: ").map(str::to_string))
+        })
+        .expect("rustc -vV names the host");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let out = std::process::Command::new(cargo)
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--offline",
+            "--locked",
+            "--filter-platform",
+            &host,
+        ])
+        .current_dir(repo())
+        .output()
+        .expect("cargo metadata runs");
+    assert!(
+        out.status.success(),
+        "cargo metadata: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).expect("metadata JSON");
+    let members: Vec<&str> = meta["workspace_members"]
+        .as_array()
+        .expect("workspace_members")
+        .iter()
+        .filter_map(|m| m.as_str())
+        .collect();
+    let resolved: Vec<&str> = meta["resolve"]["nodes"]
+        .as_array()
+        .expect("resolve.nodes")
+        .iter()
+        .filter_map(|n| n["id"].as_str())
+        .collect();
+    let mut needed = ((0, 0, 0), String::new());
+    let mut ours = Vec::new();
+    for p in meta["packages"].as_array().expect("packages") {
+        let id = p["id"].as_str().unwrap_or("");
+        let name = p["name"].as_str().unwrap_or("?");
+        let rv = p["rust_version"].as_str().map(version);
+        if members.contains(&id) {
+            ours.push((name.to_string(), rv));
+            continue;
+        }
+        if !resolved.contains(&id) {
+            continue;
+        }
+        let edition_min = (p["edition"].as_str() == Some("2024")).then_some((1, 85, 0));
+        for v in [rv, edition_min].into_iter().flatten() {
+            if v > needed.0 {
+                needed = (
+                    v,
+                    format!("{name} {}", p["version"].as_str().unwrap_or("?")),
+                );
+            }
+        }
+    }
+    assert!(
+        needed.0 >= (1, 80, 0),
+        "found the dependencies' rust-versions"
+    );
+    let stated = format!("{}.{}", needed.0 .0, needed.0 .1);
+    for (name, rv) in &ours {
+        assert_eq!(
+            *rv,
+            Some((needed.0 .0, needed.0 .1, 0)),
+            "{name}: rust-version should be {stated} (needed by {}); set [workspace.package] \
+             rust-version in Cargo.toml (and `rust-version.workspace = true` in the crate)",
+            needed.1
+        );
+    }
+    let readme = std::fs::read_to_string(repo().join("README.md")).expect("README.md");
+    assert!(
+        readme.contains(&format!("Rust {stated} or newer")),
+        "README.md's Install should say \"Rust {stated} or newer\""
+    );
+}
