@@ -833,3 +833,64 @@ fn rust_version_is_the_dependencies_minimum() {
         "README.md's Install should say \"Rust {stated} or newer\""
     );
 }
+
+/// The ```console blocks of README.md and docs/*.md whose commands run `redis_node_manager`
+/// offline (`--version`, `--help`): each `$ redis_node_manager ...` line is run and its output
+/// must be the lines shown under it (`...` stands for any text; a last line `...` for the
+/// rest of the output).
+#[test]
+fn console_blocks_print_what_they_show() {
+    let mut checked = 0;
+    let mut bad = Vec::new();
+    for (doc, text) in docs() {
+        for block in text.split("```console\n").skip(1) {
+            let block = block.split("\n```").next().unwrap_or("");
+            let mut lines = block.lines().peekable();
+            while let Some(line) = lines.next() {
+                let Some(cmd) = line.strip_prefix("$ redis_node_manager ") else {
+                    continue;
+                };
+                let mut want = Vec::new();
+                while let Some(l) = lines.next_if(|l| !l.starts_with("$ ")) {
+                    want.push(l);
+                }
+                let args: Vec<&str> = cmd.split_whitespace().collect();
+                let got = stdout_of(&args);
+                let got: Vec<&str> = got.lines().collect();
+                let open_end = want.last() == Some(&"...");
+                let want = if open_end {
+                    &want[..want.len() - 1]
+                } else {
+                    &want[..]
+                };
+                let ok = (got.len() == want.len() || (open_end && got.len() >= want.len()))
+                    && want.iter().zip(&got).all(|(w, g)| matches_pattern(w, g));
+                if !ok {
+                    bad.push(format!("{doc}: `{line}` shows {want:?}, prints {got:?}"));
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(
+        checked >= 1,
+        "found README.md's `redis_node_manager --version`"
+    );
+    assert!(bad.is_empty(), "{bad:#?}");
+}
+
+/// `.ci/run` runs "the test command README.md gives": that command is in README.md.
+#[test]
+fn ci_runs_the_test_command_readme_gives() {
+    let ci = std::fs::read_to_string(repo().join(".ci/run")).expect(".ci/run");
+    let command = ci
+        .lines()
+        .skip_while(|l| !l.contains("test command from README.md"))
+        .nth(1)
+        .expect("the line after the comment is the command");
+    let readme = std::fs::read_to_string(repo().join("README.md")).expect("README.md");
+    assert!(
+        readme.lines().any(|l| l.trim_start().starts_with(command)),
+        "README.md does not give .ci/run's test command {command:?}"
+    );
+}
