@@ -653,10 +653,23 @@ fn run_quoted(q: &QuotedError) -> Result<(), String> {
             }
         }));
     }
+    // One pass, so that a port put in for one placeholder is never taken for another.
     let fill = |s: &str| {
-        subst
-            .iter()
-            .fold(s.to_string(), |s, (from, to)| s.replace(from.as_str(), to))
+        let mut out = String::new();
+        let mut rest = s;
+        'scan: while !rest.is_empty() {
+            for (from, to) in &subst {
+                if let Some(after) = rest.strip_prefix(from.as_str()) {
+                    out.push_str(to);
+                    rest = after;
+                    continue 'scan;
+                }
+            }
+            let c = rest.chars().next().unwrap_or_default();
+            out.push(c);
+            rest = &rest[c.len_utf8()..];
+        }
+        out
     };
     if let Some((name, content)) = &q.file {
         std::fs::write(dir.path().join(name), format!("{content}\n")).expect("write the file");
