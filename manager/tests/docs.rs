@@ -1,5 +1,14 @@
-//! The docs say what the program does: docs/operations.md's events table is the code's own
-//! list of event names, and no log line names an event that is not in that list.
+//! The docs say what the program does:
+//! - docs/operations.md's events table is the code's own list of event names, and no log line
+//!   names an event that is not in that list;
+//! - every file, link and #anchor README.md and docs/*.md name exists;
+//! - every `redis_node_manager [subcommand] --flag` they show is in the program's `--help`,
+//!   and the flags table is `--help`'s (flags and env variables), the config keys its flags;
+//! - every error line quoted under an `<!-- error: ... -->` marker is what the program prints
+//!   when run with those arguments; `$ redis_node_manager ...` lines in ```console blocks
+//!   print what is shown under them;
+//! - the workspace's `rust-version` is the locked dependencies' minimum, and README says it.
+//! (The Rust code of the guides is compiled as doc-tests of the client crate.)
 //!
 //! After changing `manager/src/core/event_names.rs`, print the table again with
 //! `UPDATE_DOCS=1 cargo test -p redis-failover-manager --test docs`.
@@ -905,5 +914,42 @@ fn ci_runs_the_test_command_readme_gives() {
     assert!(
         readme.lines().any(|l| l.trim_start().starts_with(command)),
         "README.md does not give .ci/run's test command {command:?}"
+    );
+}
+
+/// The config file's keys (as the program lists them for an unknown key) are the daemon's
+/// long flags in snake_case, as docs/operations.md says, plus `groups`.
+#[test]
+fn config_keys_are_the_flags_in_snake_case() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("m.toml");
+    std::fs::write(&file, "no_such_key = 1\n").expect("write the file");
+    let out = std::process::Command::new(BIN)
+        .args(["-C", &file.to_string_lossy(), "-n", "h:1", "-z", "h:2"])
+        .output()
+        .expect("redis_node_manager runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let listed = stderr
+        .split_once("expected one of ")
+        .expect("the error lists the keys")
+        .1;
+    let mut keys: Vec<String> = listed
+        .split(", ")
+        .map(|k| k.trim().trim_matches('`').to_string())
+        .collect();
+    keys.sort();
+    let main = parse_help(&stdout_of(&["--help"]));
+    let mut want: Vec<String> = main
+        .flags
+        .iter()
+        .filter_map(|(f, _)| f.strip_prefix("--"))
+        .filter(|f| !["help", "version", "config"].contains(f))
+        .map(|f| f.replace('-', "_"))
+        .chain(["groups".to_string()])
+        .collect();
+    want.sort();
+    assert_eq!(
+        keys, want,
+        "config keys vs. --help's long flags in snake_case"
     );
 }
