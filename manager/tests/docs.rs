@@ -8,6 +8,7 @@
 //!   when run with those arguments; `$ redis_node_manager ...` lines in ```console blocks
 //!   print what is shown under them;
 //! - the workspace's `rust-version` is the locked dependencies' minimum, and README says it.
+//!
 //! (The Rust code of the guides is compiled as doc-tests of the client crate.)
 //!
 //! After changing `manager/src/core/event_names.rs`, print the table again with
