@@ -22,10 +22,10 @@ use zookeeper_client as zk;
 
 use crate::builder::{ClientBuilder, ReadPolicy};
 use crate::conns::{bump, Conns, NodeConn, Opener};
-use crate::error::{no_master, RequestError};
+use crate::error::no_master;
+use crate::failover::{self, FailoverError};
 use crate::route::{self, Target};
 use crate::send::{send, Reply, Request};
-use crate::session::{self, Op};
 use crate::term::{send_to_master, Watched, Watcher, Watchers};
 use crate::watcher::{Shared, TopologyView};
 use crate::wire::{NodeAddr, ZnodePaths};
@@ -76,6 +76,24 @@ impl Drop for Inner {
 ///   been applied. Errors from Redis itself (`WRONGTYPE`, ...) are returned as they are.
 /// - **Refused.** Pub/sub, `SELECT`, `MULTI`/`EXEC`/`WATCH` and commands that change one
 ///   connection's state fail with an error that says what to use instead.
+/// - **Manual failover.** [`Client::failover`] asks the node manager to move the master (a
+///   switchover without lost writes while the master is up) and waits for its verdict:
+///
+/// ```no_run
+/// # use std::time::Duration;
+/// # use redis_failover_client::{Client, FailoverError, NodeAddr};
+/// # async fn run(redis: Client) -> Result<(), Box<dyn std::error::Error>> {
+/// let to: NodeAddr = "10.0.0.2:6379".parse()?;
+/// match redis.failover(Some(&to), Duration::from_secs(30)).await {
+///     Ok(master) => println!("the master is now {master}"),
+///     // The leading manager's reason: an unknown node, a replica out of sync, ...
+///     Err(FailoverError::Refused(why)) => eprintln!("refused: {why}"),
+///     // No manager acted within the wait, or ZooKeeper did not answer.
+///     Err(e) => return Err(e.into()),
+/// }
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct Client {
     pub(crate) inner: Arc<Inner>,
@@ -139,23 +157,36 @@ impl Client {
         self.inner.opener.open(&master.addr).await
     }
 
-    /// Asks the node manager to fail over: to `to`, or to the best replica when `None`
-    /// (`ANY_SLAVE`), by writing `<root>/manual_failover` as the Ruby client does.
-    pub async fn manual_failover(&self, to: Option<&NodeAddr>) -> Result<(), RequestError> {
+    /// Asks the node manager to fail over — to `to`, or to the best replica when `None` —
+    /// and waits, at most `wait`, for its verdict: the new master once it is published, or
+    /// why not ([`FailoverError::Refused`] with the leader's reason,
+    /// [`FailoverError::TimedOut`] when no manager acted). See [`Client`] for an example.
+    ///
+    /// While the master is up this is a switchover (`FAILOVER TO`: writers pause until the
+    /// target has every acknowledged write); while it is down, the named replica (or the
+    /// best one) is promoted. The client follows the new master as after any failover.
+    pub async fn failover(
+        &self,
+        to: Option<&NodeAddr>,
+        wait: Duration,
+    ) -> Result<NodeAddr, FailoverError> {
+        let zk = self.session()?;
+        failover::failover(&zk, &self.inner.paths, to, wait).await
+    }
+
+    /// Asks the node manager to fail over — to `to`, or to the best replica when `None`
+    /// (`ANY_SLAVE`) — by writing `<root>/manual_failover` as the Ruby client does, and
+    /// returns once it is written, without waiting for the verdict: a request the manager
+    /// refuses is only seen in the znode. [`Client::failover`] waits for the verdict.
+    pub async fn manual_failover(&self, to: Option<&NodeAddr>) -> Result<(), FailoverError> {
+        let zk = self.session()?;
+        failover::request(&zk, &self.inner.paths, to).await
+    }
+
+    /// The client's ZooKeeper session, unless it is being replaced.
+    fn session(&self) -> Result<zk::Client, FailoverError> {
         let session = self.inner.session.borrow().clone();
-        let zk = session.ok_or(RequestError::NoSession)?;
-        let path = self.inner.paths.manual_failover();
-        let data = crate::wire::ManualRequest::encode(to);
-        let opts = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
-        let write = async {
-            match zk.create(&path, &data, &opts).await {
-                Ok(_) => Ok(()),
-                Err(zk::Error::NodeExists) => zk.set_data(&path, &data, None).await.map(|_| ()),
-                Err(e) => Err(e),
-            }
-        };
-        session::timed(Op::Writing, &path, Duration::from_secs(5), write).await?;
-        Ok(())
+        session.ok_or(FailoverError::NoSession)
     }
 
     /// Makes `local` match the current connections.

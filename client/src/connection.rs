@@ -24,10 +24,7 @@ pub(crate) fn check_supported(special: route::Special, cmd: &Cmd) -> RedisResult
         route::Special::ConnectionState => "is not supported: it changes one connection's state, which is not kept across reconnects",
         route::Special::Blocking | route::Special::None => return Ok(()),
     };
-    Err(client_error(
-        "redis_failover: command not supported",
-        format!("{} {why}", command_name(cmd)),
-    ))
+    Err(client_error(format!("{} {why}", command_name(cmd))))
 }
 
 pub(crate) fn command_name(cmd: &Cmd) -> String {
@@ -51,7 +48,7 @@ fn in_namespace<'a, T: Clone>(
         None => Ok(Cow::Borrowed(x)),
         Some(ns) => put(x, ns)
             .map(Cow::Owned)
-            .map_err(|e| client_error("redis_failover: namespace", e.to_string())),
+            .map_err(|e| client_error(e.to_string())),
     }
 }
 
@@ -81,8 +78,7 @@ impl ConnectionLike for Client {
             {
                 Reply::One(v) => Ok(v),
                 Reply::Many(_) => Err(client_error(
-                    "redis_failover: internal error",
-                    "a pipeline reply to a single command".into(),
+                    "internal error: a pipeline reply to a single command".into(),
                 )),
             }
         })
@@ -125,8 +121,7 @@ impl ConnectionLike for Client {
             {
                 Reply::Many(v) => Ok(v),
                 Reply::One(_) => Err(client_error(
-                    "redis_failover: internal error",
-                    "a single reply to a pipeline".into(),
+                    "internal error: a single reply to a pipeline".into(),
                 )),
             }
         })

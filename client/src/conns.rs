@@ -9,9 +9,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
-use redis::{
-    AsyncConnectionConfig, ConnectionAddr, ErrorKind, IntoConnectionInfo, RedisError, RedisResult,
-};
+use redis::{AsyncConnectionConfig, ConnectionAddr, IntoConnectionInfo, RedisResult};
 use tokio::sync::watch;
 use tracing::debug;
 
@@ -66,10 +64,9 @@ impl Opener {
         .await
         {
             Ok(r) => r,
-            Err(_) => Err(RedisError::from((
-                ErrorKind::Io,
-                "connect timed out",
-                addr.to_string(),
+            Err(_) => Err(crate::error::io_error(format!(
+                "connecting to {addr} timed out after {} ms",
+                self.connect_timeout.as_millis()
             ))),
         }
     }

@@ -58,26 +58,71 @@ pub enum RequestError {
     ZooKeeper(#[from] OpError),
 }
 
-pub(crate) fn client_error(what: &'static str, detail: String) -> RedisError {
-    RedisError::from((ErrorKind::Client, what, detail))
+/// What every error the client raises starts with; redis-rs then adds the kind and the
+/// message: `redis_failover - Client: no master: ...`.
+const SOURCE: &str = "redis_failover";
+
+/// An error the client raises before anything reaches Redis. `message` starts with its
+/// subject (`namespace: ...`, `no master: ...`) and says why and what to do; redis-rs puts
+/// [`SOURCE`] and the kind before it, so the message names neither.
+pub(crate) fn client_error(message: String) -> RedisError {
+    RedisError::from((ErrorKind::Client, SOURCE, message))
+}
+
+/// Like [`client_error`], as an I/O error: the retry logic treats it as "may have been
+/// applied".
+pub(crate) fn io_error(message: String) -> RedisError {
+    RedisError::from((ErrorKind::Io, SOURCE, message))
 }
 
 pub(crate) fn no_master() -> RedisError {
     client_error(
-        "redis_failover: no master",
-        "the published topology has no master (failover in progress or no replica fit to \
-         promote); retry later"
+        "no master: the published topology has none (failover in progress or no replica fit \
+         to promote); retry later"
             .to_string(),
     )
 }
 
 pub(crate) fn maybe_executed(cmd: &str, cause: &RedisError) -> RedisError {
-    RedisError::from((
-        ErrorKind::Io,
-        "redis_failover: write may have been executed",
-        format!(
-            "{cmd} failed after it was sent ({cause}); it was not retried because it may already \
-             have been applied (set retry_non_idempotent to retry such writes)"
-        ),
+    io_error(format!(
+        "write may have been executed: {cmd} failed after it was sent ({cause}); not retried \
+         (set retry_non_idempotent to retry such writes)"
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each message says its subject once: `redis_failover - Client: namespace: ...`, not
+    /// `redis_failover: namespace - Client: namespace: ...`.
+    #[test]
+    fn messages_say_things_once() {
+        let e = client_error(
+            "namespace: KEYS is refused on a client with a namespace: it would see other keys"
+                .into(),
+        );
+        assert_eq!(
+            e.to_string(),
+            "redis_failover - Client: namespace: KEYS is refused on a client with a namespace: \
+             it would see other keys"
+        );
+        assert_eq!(
+            no_master().to_string(),
+            "redis_failover - Client: no master: the published topology has none (failover in \
+             progress or no replica fit to promote); retry later"
+        );
+        let cause = RedisError::from((ErrorKind::Io, "broken pipe"));
+        let e = maybe_executed("SET", &cause);
+        assert_eq!(e.kind(), ErrorKind::Io);
+        assert_eq!(
+            e.to_string(),
+            "redis_failover - Io: write may have been executed: SET failed after it was sent \
+             (broken pipe - Io); not retried (set retry_non_idempotent to retry such writes)"
+        );
+        for e in [no_master(), maybe_executed("SET", &cause)] {
+            let text = e.to_string();
+            assert_eq!(text.matches("redis_failover").count(), 1, "{text}");
+        }
+    }
 }

@@ -35,8 +35,10 @@
 //! let view = redis.topology();
 //! println!("master {:?}, epoch {}", view.topology.master, view.topology.epoch);
 //!
-//! // Ask the manager to move the master to the best replica (as `redis_node_manager failover`).
-//! redis.manual_failover(None).await?;
+//! // Ask the manager to move the master to the best replica (as `redis_node_manager
+//! // failover`), and wait for its verdict: the new master, or why not.
+//! let master = redis.failover(None, Duration::from_secs(30)).await?;
+//! println!("the master is now {master}");
 //! # let _ = (visits, greeting, a, b);
 //! # Ok(())
 //! # }
@@ -51,6 +53,8 @@
 //!   and refusal, pause, failover history) and their paths. For the node manager and
 //!   operators' tools; applications need only [`Topology`] and [`NodeAddr`].
 //! - [`session`]: opening and reopening ZooKeeper sessions, shared with the node manager.
+//! - [`failover`]: a manual failover request and its verdict ([`FailoverError`]), shared
+//!   with the node manager's `failover` subcommand, HTTP and Sentinel endpoints.
 //!
 //! # Inside (private)
 //! `builder` (options, connecting), `client` (the handle, one try), `connection`
@@ -70,6 +74,7 @@ mod commands;
 mod connection;
 mod conns;
 mod error;
+pub mod failover;
 mod namespace;
 mod retry;
 mod route;
@@ -82,6 +87,7 @@ pub mod wire;
 pub use builder::{ClientBuilder, ReadPolicy};
 pub use client::Client;
 pub use error::{ConnectError, RequestError, TopologyReadError};
+pub use failover::FailoverError;
 pub use watcher::TopologyView;
 pub use wire::{NodeAddr, Topology, ZnodePaths};
 

@@ -38,6 +38,13 @@ pub const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(5);
 /// Why no session could be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
+    /// Every server refused the TCP connection, also after a short grace for a ZooKeeper
+    /// that is just starting: nothing listens there.
+    #[error("cannot connect to ZooKeeper at {servers}: connection refused (is ZooKeeper running there?)")]
+    ConnectionRefused {
+        /// The connection string.
+        servers: String,
+    },
     /// ZooKeeper answered, and refused (or the connection string is wrong).
     #[error("cannot connect to ZooKeeper at {servers}: {source}")]
     Refused {
@@ -47,8 +54,9 @@ pub enum SessionError {
         #[source]
         source: zk::Error,
     },
-    /// No session within the wait.
-    #[error("cannot reach ZooKeeper at {servers} within {} ms", wait.as_millis())]
+    /// No session within the wait: a server accepts connections but does not answer, or the
+    /// addresses lead nowhere.
+    #[error("cannot connect to ZooKeeper at {servers}: no answer within {} ms", wait.as_millis())]
     Unreachable {
         /// The connection string.
         servers: String,
@@ -57,18 +65,45 @@ pub enum SessionError {
     },
 }
 
+/// How long [`connect`] keeps trying servers that refuse the connection (ZooKeeper may be
+/// starting) before it says so.
+pub const REFUSED_GRACE: Duration = Duration::from_millis(1500);
+/// A session usually opens within milliseconds; the servers are only probed when it did not.
+const PROBE_AFTER: Duration = Duration::from_millis(200);
+/// The pause between two probes of servers that refused.
+const PROBE_INTERVAL: Duration = Duration::from_millis(100);
+/// The bound of one probe's TCP connect.
+const PROBE_CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+
 /// Opens a session on `servers` (`host:port,...[/chroot]`) with `session_timeout`, giving up
-/// after `wait`.
+/// after `wait`. When every server refuses the TCP connection (for [`REFUSED_GRACE`]), it
+/// gives up at once with [`SessionError::ConnectionRefused`] rather than after `wait`.
 pub async fn connect(
     servers: &str,
     session_timeout: Duration,
     wait: Duration,
 ) -> Result<zk::Client, SessionError> {
+    let start = tokio::time::Instant::now();
     let connecting = zk::Client::connector()
         .with_session_timeout(session_timeout)
         .connect(servers);
-    match tokio::time::timeout(wait, connecting).await {
+    let refused = async {
+        tokio::time::sleep(PROBE_AFTER).await;
+        all_refuse(servers).await
+    };
+    let result = tokio::select! {
+        r = tokio::time::timeout(wait, connecting) => r,
+        true = refused => {
+            return Err(SessionError::ConnectionRefused { servers: servers.to_string() });
+        }
+    };
+    match result {
         Ok(Ok(c)) => Ok(c),
+        // The library gave up within its session timeout.
+        Ok(Err(zk::Error::Timeout)) => Err(SessionError::Unreachable {
+            servers: servers.to_string(),
+            wait: start.elapsed().min(wait),
+        }),
         Ok(Err(source)) => Err(SessionError::Refused {
             servers: servers.to_string(),
             source,
@@ -77,6 +112,38 @@ pub async fn connect(
             servers: servers.to_string(),
             wait,
         }),
+    }
+}
+
+/// `true` once every server of `servers` has refused TCP connections for [`REFUSED_GRACE`];
+/// never returns (pending) as soon as one accepts, answers otherwise, or the string cannot be
+/// parsed into `host:port`s (the session attempt then says what is wrong).
+async fn all_refuse(servers: &str) -> bool {
+    let hosts = servers.split('/').next().unwrap_or("");
+    let addrs: Vec<&str> = hosts.split(',').map(str::trim).collect();
+    if addrs.is_empty() || addrs.iter().any(|a| a.is_empty() || !a.contains(':')) {
+        return std::future::pending().await;
+    }
+    let deadline = tokio::time::Instant::now() + REFUSED_GRACE;
+    loop {
+        for addr in &addrs {
+            if !probe_refused(addr).await {
+                return std::future::pending().await;
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return true;
+        }
+        tokio::time::sleep(PROBE_INTERVAL).await;
+    }
+}
+
+/// `true` when `addr` refuses a TCP connection (within [`PROBE_CONNECT_TIMEOUT`]); an
+/// accepted connection is closed at once.
+async fn probe_refused(addr: &str) -> bool {
+    match tokio::time::timeout(PROBE_CONNECT_TIMEOUT, tokio::net::TcpStream::connect(addr)).await {
+        Ok(Err(e)) => e.kind() == std::io::ErrorKind::ConnectionRefused,
+        Ok(Ok(_)) | Err(_) => false,
     }
 }
 
@@ -190,7 +257,14 @@ mod tests {
         };
         assert_eq!(
             e.to_string(),
-            "cannot reach ZooKeeper at h:2181 within 1500 ms"
+            "cannot connect to ZooKeeper at h:2181: no answer within 1500 ms"
+        );
+        let e = SessionError::ConnectionRefused {
+            servers: "h:2181".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "cannot connect to ZooKeeper at h:2181: connection refused (is ZooKeeper running there?)"
         );
         let e = SessionError::Refused {
             servers: "h:2181".into(),
@@ -219,6 +293,50 @@ mod tests {
             format!("reading /r/nodes: {}", zk::Error::NoNode)
         );
         assert!(matches!(e.zk_error(), Some(zk::Error::NoNode)));
+    }
+
+    /// A port nothing listens on: refused quickly (after the grace), not after the wait.
+    #[tokio::test]
+    async fn refused_connections_are_reported_quickly() {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            l.local_addr().expect("addr").port()
+        };
+        let servers = format!("127.0.0.1:{port}");
+        let started = std::time::Instant::now();
+        let wait = Duration::from_secs(10);
+        let e = connect(&servers, wait, wait).await.expect_err("no session");
+        assert!(matches!(e, SessionError::ConnectionRefused { .. }), "{e}");
+        assert!(e.to_string().contains("connection refused"), "{e}");
+        assert!(
+            started.elapsed() >= REFUSED_GRACE,
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    /// A server that accepts but never answers: "no answer within" the wait.
+    #[tokio::test]
+    async fn a_silent_server_is_reported_as_no_answer() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let servers = listener.local_addr().expect("addr").to_string();
+        let wait = Duration::from_millis(2500);
+        let started = std::time::Instant::now();
+        let e = connect(&servers, Duration::from_secs(10), wait)
+            .await
+            .expect_err("no session");
+        assert!(matches!(e, SessionError::Unreachable { .. }), "{e}");
+        assert_eq!(
+            e.to_string(),
+            format!("cannot connect to ZooKeeper at {servers}: no answer within 2500 ms")
+        );
+        assert!(started.elapsed() < Duration::from_secs(5));
+        drop(listener);
     }
 
     #[tokio::test]

@@ -11,9 +11,9 @@ use std::sync::{Arc, Mutex, Weak};
 use std::task::{Poll, Waker};
 
 use redis::aio::MultiplexedConnection;
-use redis::{ErrorKind, RedisError, RedisResult};
+use redis::{RedisError, RedisResult};
 
-use crate::error::client_error;
+use crate::error::{client_error, io_error};
 use crate::send::{send, Reply, Request};
 use crate::wire::NodeAddr;
 
@@ -134,16 +134,14 @@ pub(crate) async fn send_to_master(
 /// retry logic treats as "may have been applied" (as a timeout).
 pub(crate) fn master_changed(addr: &NodeAddr, sent: bool) -> RedisError {
     if sent {
-        RedisError::from((
-            ErrorKind::Io,
-            "redis_failover: master changed",
-            format!("the topology no longer names {addr} as the master; its reply was not awaited"),
+        io_error(format!(
+            "master changed: the topology no longer names {addr} as the master; its reply was \
+             not awaited"
         ))
     } else {
-        client_error(
-            "redis_failover: master changed",
-            format!("the topology no longer names {addr} as the master; nothing was sent"),
-        )
+        client_error(format!(
+            "master changed: the topology no longer names {addr} as the master; nothing was sent"
+        ))
     }
 }
 

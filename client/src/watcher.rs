@@ -1,7 +1,8 @@
 //! Keeps the client's view of `<root>/nodes` current: reads it, watches it, re-reads after
 //! every change, every reconnect and every new session (an expired session is replaced), and
 //! publishes the last good topology through a [`watch`] channel. A missing or corrupt znode,
-//! or ZooKeeper being down, leaves the last good topology in place (logged once).
+//! or ZooKeeper being down, leaves the last good topology in place (logged once); so does a
+//! topology with an older epoch than one already seen — the client never goes back in time.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -146,6 +147,17 @@ async fn watch_session(
         let watcher = match read {
             Ok(Ok((data, stat, watcher))) => {
                 match Topology::from_json(&data) {
+                    Ok(topology) if topology.epoch < shared.tx.borrow().topology.epoch => {
+                        // Never back in time: an older epoch comes from a ZooKeeper server
+                        // that lags behind the one read before (a new session may land on
+                        // it), not from a manager, whose epochs only grow.
+                        let ours = shared.tx.borrow().topology.epoch;
+                        note(logged, format!(
+                            "redis_failover client: {path} holds epoch {} (master {}), older than epoch {ours} already seen; keeping the newer topology (a lagging ZooKeeper server; if the group was rebuilt from scratch, restart the client)",
+                            topology.epoch,
+                            topology.master.as_ref().map_or("none".to_string(), |m| m.to_string()),
+                        ));
+                    }
                     Ok(topology) => {
                         *logged = None;
                         shared.tx.send_if_modified(|v| {

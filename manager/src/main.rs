@@ -29,11 +29,42 @@ async fn shutdown_signal() {
     }
 }
 
+/// Parses the flags. `--help` and `--version` print as clap does (exit 0); a mistake is one
+/// line in the program's own format, exit 2.
+fn parse_flags() -> Cli {
+    match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => {
+            eprintln!("redis_node_manager: {}", clap_error_line(&e));
+            std::process::exit(2);
+        }
+    }
+}
+
+/// clap's first line without its `error: `, then where to look.
+fn clap_error_line(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let first = text
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("bad arguments");
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    format!("{first}; see --help")
+}
+
 fn main() {
-    let cli = Cli::parse();
+    let cli = parse_flags();
+    // The daemon logs what it does; a subcommand only prints its result, so the libraries'
+    // info lines (ZooKeeper sessions) would be noise there. RUST_LOG overrides both.
+    let default_level = if cli.command.is_some() {
+        "warn"
+    } else {
+        "info"
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)),
         )
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)

@@ -11,9 +11,19 @@ const BIN: &str = env!("CARGO_BIN_EXE_redis_node_manager");
 
 /// Runs the binary to completion (bounded) with a clean environment for our variables.
 fn run(args: &[&str]) -> Output {
+    run_env(args, &[("RUST_LOG", Some("error"))])
+}
+
+/// [`run`] with environment changes: `(name, Some(value))` sets, `(name, None)` removes.
+fn run_env(args: &[&str], env: &[(&str, Option<&str>)]) -> Output {
     let mut cmd = Command::new(BIN);
+    for (k, v) in env {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
     cmd.args(args)
-        .env("RUST_LOG", "error")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -66,19 +76,32 @@ async fn managed_process(trio: &RedisGroup, name: &str, extra: &[&str]) -> (Mana
 
 /// Runs the binary with `args` on a blocking thread.
 async fn run_async(args: Vec<String>) -> Output {
-    tokio::task::spawn_blocking(move || run(&args.iter().map(String::as_str).collect::<Vec<_>>()))
-        .await
-        .expect("join")
+    run_env_async(args, &[("RUST_LOG", Some("error"))]).await
+}
+
+/// [`run_env`] on a blocking thread.
+async fn run_env_async(args: Vec<String>, env: &[(&'static str, Option<&'static str>)]) -> Output {
+    let env = env.to_vec();
+    tokio::task::spawn_blocking(move || {
+        run_env(&args.iter().map(String::as_str).collect::<Vec<_>>(), &env)
+    })
+    .await
+    .expect("join")
 }
 
 /// `sub` followed by `-z <scene's ZooKeeper> --znode-path <scene's root>`.
 fn on_scene(sub: &[&str], s: &Scene) -> Vec<String> {
+    on_root(sub, s, &s.root)
+}
+
+/// `sub` followed by `-z <scene's ZooKeeper> --znode-path <root>`.
+fn on_root(sub: &[&str], s: &Scene, root: &str) -> Vec<String> {
     let mut v: Vec<String> = sub.iter().map(|a| a.to_string()).collect();
     v.extend([
         "-z".into(),
         s.connect.clone(),
         "--znode-path".into(),
-        s.root.clone(),
+        root.to_string(),
     ]);
     v
 }
@@ -111,6 +134,74 @@ fn malformed_and_missing_input_is_refused() {
     );
 }
 
+/// clap's own errors come in the program's format: one line, exit 2; `--help` and
+/// `--version` print as clap does, exit 0.
+#[test]
+fn bad_flags_are_one_line_in_the_program_s_format() {
+    assert_refused(
+        &["--no-such-flag"],
+        &["redis_node_manager: unexpected argument '--no-such-flag' found; see --help"],
+    );
+    assert_refused(
+        &["status", "--no-such-flag"],
+        &["redis_node_manager: unexpected argument '--no-such-flag' found; see --help"],
+    );
+    assert_refused(
+        &["--max-failures", "many"],
+        &[
+            "redis_node_manager: invalid value 'many' for '--max-failures <N>'",
+            "; see --help",
+        ],
+    );
+    assert_refused(
+        &["no-such-subcommand"],
+        &["unrecognized subcommand 'no-such-subcommand'; see --help"],
+    );
+    for w in ["error:", "Usage:", "For more information"] {
+        let out = run(&["--no-such-flag"]);
+        assert!(!String::from_utf8_lossy(&out.stderr).contains(w));
+    }
+    let out = run(&["--help"]);
+    let help = assert_exit(&out, 0);
+    assert!(
+        help.starts_with("Keeps a Redis") || help.contains("Usage: redis_node_manager"),
+        "{help}"
+    );
+    // --group-name says what else the name is.
+    let flat = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        flat.contains("the master name Sentinel clients ask for")
+            && flat.contains("HTTP paths")
+            && flat.contains("label of metrics"),
+        "{help}"
+    );
+    let out = run(&["--version"]);
+    assert!(assert_exit(&out, 0).starts_with("redis_node_manager "));
+}
+
+/// A ZooKeeper address that accepts connections but never answers: "no answer within".
+#[test]
+fn a_silent_zookeeper_is_reported_as_no_answer() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let zk = silent.local_addr().expect("addr").to_string();
+    let trio = RedisGroup::start(0, &[]);
+    assert_refused(
+        &[
+            "-z",
+            &zk,
+            "-n",
+            &trio.node(0).addr(),
+            "--zk-session-timeout-ms",
+            "2000",
+        ],
+        &[
+            &format!("cannot connect to ZooKeeper at {zk}: no answer within"),
+            "check -z/--zkservers",
+        ],
+    );
+    drop(silent);
+}
+
 #[test]
 fn unknown_config_keys_are_refused() {
     let dir = tempfile::tempdir().expect("tmp");
@@ -126,27 +217,33 @@ fn unknown_config_keys_are_refused() {
     );
 }
 
+/// A port nothing listens on: "connection refused" at once (the daemon and a subcommand),
+/// not "timeout" after the whole wait (10 s for a subcommand).
 #[test]
 fn unreachable_zookeeper_is_reported_within_a_bound() {
     let trio = RedisGroup::start(0, &[]);
     let zk = format!("127.0.0.1:{}", free_port());
-    let started = std::time::Instant::now();
-    assert_refused(
-        &[
-            "-z",
-            &zk,
-            "-n",
-            &trio.node(0).addr(),
-            "--zk-session-timeout-ms",
-            "2000",
-        ],
-        &["ZooKeeper", &zk],
+    let node = trio.node(0).addr();
+    let daemon = ["-z", &zk, "-n", &node, "--zk-session-timeout-ms", "2000"];
+    let status = ["status", "-z", &zk];
+    let refused = format!(
+        "cannot connect to ZooKeeper at {zk}: connection refused (is ZooKeeper running there?)"
     );
-    assert!(
-        started.elapsed() < Duration::from_secs(15),
-        "took {:?}",
-        started.elapsed()
-    );
+    for (args, code, prefix) in [
+        (&daemon[..], 2, "redis_node_manager: "),
+        (&status[..], 1, "redis_node_manager status: "),
+    ] {
+        let started = std::time::Instant::now();
+        let out = run(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim(), format!("{prefix}{refused}"));
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{args:?} took {:?}",
+            started.elapsed()
+        );
+    }
 }
 
 #[test]
@@ -172,6 +269,44 @@ fn wrong_password_is_refused() {
     assert!(
         !String::from_utf8_lossy(&out.stderr).contains("wrong-one"),
         "password leaked"
+    );
+    // Each mistake gets its own line.
+    assert_refused(
+        &["-z", &zk, "-n", &node.addr(), "-p", "wrong-one"],
+        &["wrong password for the default user"],
+    );
+    assert_refused(
+        &["-z", &zk, "-n", &node.addr()],
+        &["authentication required: the node has a password; give -p/--password"],
+    );
+    assert_refused(
+        &[
+            "-z",
+            &zk,
+            "-n",
+            &node.addr(),
+            "--username",
+            "ghost",
+            "-p",
+            "right-one",
+        ],
+        &["user \"ghost\" does not exist, is disabled, or has another password"],
+    );
+}
+
+/// `-p` against a node without a password is not "authentication failed".
+#[test]
+fn a_password_for_a_node_without_one_is_named() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let node = RedisNode::start(dir.path(), free_port(), None, &[]);
+    let zk = shared_zk().connect_string();
+    assert_refused(
+        &["-z", &zk, "-n", &node.addr(), "-p", "secret"],
+        &[&format!(
+            "Redis node {} (group mymaster): the node has no password set, but -p/--password \
+             was given",
+            node.addr()
+        )],
     );
 }
 
@@ -243,6 +378,29 @@ async fn the_status_subcommand_shows_the_group() {
         "{text}"
     );
     assert!(text.contains("leader") && text.contains("-st"), "{text}");
+    // A subcommand prints its result, not the libraries' info lines; RUST_LOG still rules.
+    let out = run_env_async(on_scene(&["status"], &s), &[("RUST_LOG", None)]).await;
+    assert_exit(&out, 0);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.trim().is_empty(), "stderr: {stderr}");
+    let out = run_env_async(on_scene(&["status"], &s), &[("RUST_LOG", Some("info"))]).await;
+    assert_exit(&out, 0);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("INFO"),
+        "RUST_LOG=info shows the info lines"
+    );
+
+    // A root with nothing under it: no group there, exit 1, one line saying what to check.
+    let out = run_async(on_root(&["status"], &s, "/no_such_root_for_status")).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        stderr.trim(),
+        "redis_node_manager status: no group at /no_such_root_for_status: nothing published \
+         there and no manager running; check --znode-path (and -z/--zkservers)"
+    );
+    assert!(out.stdout.is_empty());
+
     let out = run_async(on_scene(&["status", "--json"], &s)).await;
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status --json is JSON");
     assert_eq!(
@@ -273,6 +431,7 @@ async fn pause_and_resume_subcommands_switch_automatic_failover() {
     let p = t.paused.expect("paused");
     assert_eq!(p.reason, "disk swap");
     assert!(p.by.contains('@'), "who paused: {p:?}");
+
     let out = run_async(on_scene(&["status"], &s)).await;
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -280,6 +439,29 @@ async fn pause_and_resume_subcommands_switch_automatic_failover() {
         "{text}"
     );
 
+    // Without $USER and $LOGNAME: the user name of the uid, not `?`.
+    let out = run_env_async(
+        on_scene(&["pause", "--reason", "no env"], &s),
+        &[
+            ("RUST_LOG", Some("error")),
+            ("USER", None),
+            ("LOGNAME", None),
+        ],
+    )
+    .await;
+    assert_exit(&out, 0);
+    let id = Command::new("id").arg("-un").output().expect("id -un");
+    let me = String::from_utf8_lossy(&id.stdout).trim().to_string();
+    let t = s
+        .wait(Duration::from_secs(30), "paused again", |t| {
+            t.paused.as_ref().is_some_and(|p| p.reason == "no env")
+        })
+        .await;
+    let p = t.paused.expect("paused");
+    assert!(
+        p.by.starts_with(&format!("{me}@")),
+        "who paused: {p:?}, want {me}@..."
+    );
     let out = run_async(on_scene(&["resume"], &s)).await;
     assert_exit(&out, 0);
     s.wait(Duration::from_secs(30), "resumed in the znode", |t| {
@@ -290,14 +472,7 @@ async fn pause_and_resume_subcommands_switch_automatic_failover() {
     assert!(!String::from_utf8_lossy(&out.stdout).contains("paused"));
 
     // A root no manager ever used: a clear error, exit 1.
-    let out = run_async(vec![
-        "pause".into(),
-        "-z".into(),
-        s.connect.clone(),
-        "--znode-path".into(),
-        "/no_such_root_for_pause".into(),
-    ])
-    .await;
+    let out = run_async(on_root(&["pause"], &s, "/no_such_root_for_pause")).await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("does not exist"), "{stderr}");

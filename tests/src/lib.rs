@@ -43,11 +43,11 @@ mod wait;
 pub mod writer;
 mod zookeeper;
 
-pub use process::{spawn_child, spawn_guarded, GuardedChild};
+pub use process::{find_program, spawn_child, spawn_guarded, GuardedChild};
 pub use redis_group::RedisGroup;
 pub use redis_helpers::{connect_async, parse_role, redis_cmd_timeout, NodeRole};
-pub use redis_node::RedisNode;
+pub use redis_node::{check_redis, RedisNode};
 pub use scene::{group_topology, Scene};
 pub use util::{free_port, init_tracing, log_tail, pid_alive, unique_root, unix_ms, unix_ms_at};
 pub use wait::{for_a_while, wait_until, wait_until_async};
-pub use zookeeper::{shared_zk, zk_cli, zk_four_letter, ZkServer};
+pub use zookeeper::{check_zookeeper, shared_zk, zk_cli, zk_four_letter, ZkServer};

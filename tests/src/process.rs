@@ -2,11 +2,13 @@
 //! `PR_SET_PDEATHSIG = SIGKILL`, and held by a [`GuardedChild`] that kills and reaps it by pid
 //! when dropped.
 
+use std::ffi::OsStr;
 use std::fs::{File, OpenOptions};
 use std::io;
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Mutex, OnceLock};
@@ -162,6 +164,22 @@ impl Drop for GuardedChild {
             );
         }
     }
+}
+
+/// Where `program` would be found: itself if it names a path (has a `/`), else the first
+/// executable file of that name in the directories of `path` (a `PATH` value).
+pub fn find_program(program: &str, path: Option<&OsStr>) -> Option<PathBuf> {
+    let executable = |p: &Path| {
+        p.metadata()
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.contains('/') {
+        let p = PathBuf::from(program);
+        return executable(&p).then_some(p);
+    }
+    std::env::split_paths(path?)
+        .map(|dir| dir.join(program))
+        .find(|p| executable(p))
 }
 
 pub(crate) fn open_log(path: &Path) -> io::Result<File> {

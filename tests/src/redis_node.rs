@@ -1,6 +1,7 @@
 //! One redis-server process ([`RedisNode`]) on 127.0.0.1 without persistence, with handles
 //! to kill, freeze, restart and query it.
 
+use std::ffi::OsStr;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -9,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use redis_failover_client::NodeAddr;
 
-use crate::process::{open_log, spawn_guarded, GuardedChild};
+use crate::process::{find_program, open_log, spawn_guarded, GuardedChild};
 use crate::redis_helpers::{parse_role, redis_cmd_timeout, value_to_string, NodeRole};
 use crate::util::{lock, log_tail};
 use crate::wait::{wait_until, POLL};
@@ -18,6 +19,19 @@ use crate::wait::{wait_until, POLL};
 const REDIS_READY_TIMEOUT: Duration = Duration::from_secs(15);
 /// Connect/read/write timeout of the sync redis helpers.
 const REDIS_CMD_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Whether `redis-server` is on `path` (a `PATH` value); `Err` is one line saying what to
+/// install.
+pub fn check_redis(path: Option<&OsStr>) -> Result<(), String> {
+    match find_program("redis-server", path) {
+        Some(_) => Ok(()),
+        None => Err(
+            "redis-server not found on PATH: install Debian's redis-server package \
+             (apt-get install redis-server) or run .ci/run"
+                .to_string(),
+        ),
+    }
+}
 
 /// A redis-server 7 process on 127.0.0.1 without persistence (`--save '' --appendonly no`),
 /// using disk-based replication sync. Files live in the dir given to [`RedisNode::start`]:
@@ -36,7 +50,8 @@ impl RedisNode {
     /// `extra_args` appended to the command line, and waits until PING answers PONG.
     ///
     /// # Panics
-    /// If it does not answer within 15 s or exits (the message includes its log tail).
+    /// If redis-server is not installed (one line saying what to install), or if it does not
+    /// answer within 15 s or exits (the message includes its log tail).
     pub fn start(dir: &Path, port: u16, replica_of: Option<u16>, extra_args: &[&str]) -> RedisNode {
         let extra: Vec<String> = extra_args.iter().map(|s| s.to_string()).collect();
         match Self::try_start(dir, port, replica_of, extra) {
@@ -67,6 +82,7 @@ impl RedisNode {
         replica_of: Option<u16>,
         extra_args: &[String],
     ) -> Result<GuardedChild, (String, bool)> {
+        check_redis(std::env::var_os("PATH").as_deref()).map_err(|e| (e, false))?;
         fs::create_dir_all(dir)
             .map_err(|e| (format!("cannot create {}: {e}", dir.display()), false))?;
         let log_path = dir.join(format!("redis-{port}.log"));

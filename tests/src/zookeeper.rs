@@ -1,6 +1,7 @@
 //! A throwaway ZooKeeper server ([`ZkServer`], one per test binary through [`shared_zk`]),
 //! its four-letter commands and its CLI.
 
+use std::ffi::OsStr;
 use std::fs;
 use std::io::{self, Read, Seek, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
@@ -9,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::process::{open_log, spawn_guarded, GuardedChild};
+use crate::process::{find_program, open_log, spawn_guarded, GuardedChild};
 use crate::util::{free_port, lock, log_tail};
 
 /// How long a ZooKeeper server may take to answer `srvr` with `Mode:`.
@@ -39,6 +40,45 @@ fn zk_classpath() -> String {
     std::env::var("ZK_CP").unwrap_or_else(|_| ZK_CP.to_string())
 }
 
+/// What to do when a piece of ZooKeeper is missing.
+const INSTALL_ZOOKEEPER: &str =
+    "install Debian's zookeeper package (apt-get install zookeeper) or run .ci/run";
+
+/// Whether ZooKeeper can be started with `java` (a program name looked up in `path`, a `PATH`
+/// value, or a path) and `classpath` (`:`-separated jars); `Err` is one line naming what is
+/// missing and what to install.
+pub fn check_zookeeper(path: Option<&OsStr>, java: &str, classpath: &str) -> Result<(), String> {
+    if find_program(java, path).is_none() {
+        let hint = if java.contains('/') {
+            " (ZK_JAVA)"
+        } else {
+            " on PATH"
+        };
+        return Err(format!("{java} not found{hint}: {INSTALL_ZOOKEEPER}"));
+    }
+    for jar in classpath
+        .split(':')
+        .filter(|j| !j.is_empty() && !j.contains('*'))
+    {
+        if !Path::new(jar).is_file() {
+            return Err(format!(
+                "{jar} missing: {INSTALL_ZOOKEEPER} (or set ZK_CP to where its jars are)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// [`check_zookeeper`] for this process: `PATH`, `ZK_JAVA` (default `java`), `ZK_CP`.
+/// # Panics
+/// With that one line, if something is missing.
+fn require_zookeeper() {
+    let path = std::env::var_os("PATH");
+    if let Err(e) = check_zookeeper(path.as_deref(), &zk_java(), &zk_classpath()) {
+        panic!("{e}");
+    }
+}
+
 /// Sends a ZooKeeper four-letter command (`srvr`, `ruok`, `mntr`, ...) to 127.0.0.1:`port`
 /// and returns the answer, or `None` if nothing could be read within ~1.5 s.
 pub fn zk_four_letter(port: u16, cmd: &str) -> Option<String> {
@@ -63,6 +103,7 @@ pub fn zk_four_letter(port: u16, cmd: &str) -> Option<String> {
 /// (`java ... org.apache.zookeeper.ZooKeeperMain -server 127.0.0.1:PORT <args>`), kills it
 /// after 20 s, and returns its stdout (stderr is discarded). E.g. `zk_cli(port, &["get", "/x"])`.
 pub fn zk_cli(port: u16, args: &[&str]) -> String {
+    require_zookeeper();
     let out = tempfile::tempfile().expect("zk_cli: cannot create a temp file for stdout");
     let out_for_child = out
         .try_clone()
@@ -116,8 +157,10 @@ impl ZkServer {
     /// Starts a ZooKeeper on a free port and waits (up to 30 s) until `srvr` answers `Mode:`.
     ///
     /// # Panics
-    /// If it is not ready in time (the message includes the tail of its log).
+    /// If java or ZooKeeper's jars are missing (one line saying what to install), or if it is
+    /// not ready in time (the message includes the tail of its log).
     pub fn start() -> ZkServer {
+        require_zookeeper();
         let mut last_err = String::new();
         // A port picked by free_port() can be grabbed by someone else before ZooKeeper binds
         // it; the server then exits at once, and we try again on another port.

@@ -246,6 +246,40 @@ async fn a_corrupt_or_missing_znode_keeps_the_last_good_topology() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topology_with_an_older_epoch_is_never_adopted() {
+    let trio = RedisGroup::trio();
+    let scene = Scene::new("client_epoch").await;
+    let newest = group_topology(&trio, 5);
+    scene.publish(&newest).await;
+    let c = scene.client().await;
+    assert_eq!(c.topology().topology, newest);
+    // What a ZooKeeper server lagging behind would show: an older epoch naming another master.
+    let older = Topology {
+        master: Some(trio.node(1).node_addr()),
+        slaves: vec![trio.node(0).node_addr()],
+        epoch: 4,
+        ..newest.clone()
+    };
+    scene.publish(&older).await;
+    // Bounded observation: the client keeps the newer topology.
+    let until = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < until {
+        assert_eq!(c.topology().topology, newest, "went back to an older epoch");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A newer epoch is adopted.
+    let next = Topology { epoch: 6, ..older };
+    scene.publish(&next).await;
+    let mut sub = c.subscribe();
+    wait_until_async(DEADLINE, "epoch 6 seen", || {
+        let e = sub.borrow_and_update().topology.epoch;
+        async move { (e == 6).then_some(()) }
+    })
+    .await;
+    assert_eq!(c.topology().topology.master, next.master);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_cut_mid_flight_is_not_sent_twice() {
     let dir = tempfile::tempdir().expect("tmp");
     let master = RedisNode::start(dir.path(), redis_failover_tests::free_port(), None, &[]);

@@ -3,11 +3,73 @@
 use std::time::Duration;
 
 use redis_failover_tests::{
-    free_port, init_tracing, parse_role, pid_alive, shared_zk, unique_root, wait_until,
-    wait_until_async, zk_cli, zk_four_letter, NodeRole, RedisGroup, RedisNode, ZkServer,
+    check_redis, check_zookeeper, find_program, free_port, init_tracing, parse_role, pid_alive,
+    shared_zk, unique_root, wait_until, wait_until_async, zk_cli, zk_four_letter, NodeRole,
+    RedisGroup, RedisNode, ZkServer,
 };
 
 const T: Duration = Duration::from_secs(10);
+
+/// Without the packages, the harness says in one line what is missing and what to install
+/// (instead of `cannot spawn java: No such file or directory`).
+#[test]
+fn missing_packages_are_named_in_one_line() {
+    let empty = tempfile::tempdir().expect("tmp");
+    let bare = std::env::join_paths([empty.path()]).expect("a PATH");
+    let one_line = |e: String, want: &[&str]| {
+        assert_eq!(e.lines().count(), 1, "{e}");
+        for w in want {
+            assert!(e.contains(w), "{e:?} lacks {w:?}");
+        }
+    };
+    one_line(
+        check_redis(Some(&bare)).expect_err("no redis-server there"),
+        &[
+            "redis-server not found",
+            "apt-get install redis-server",
+            ".ci/run",
+        ],
+    );
+    one_line(
+        check_redis(None).expect_err("no PATH at all"),
+        &["redis-server not found"],
+    );
+    let real_cp = "/usr/share/java/zookeeper.jar";
+    one_line(
+        check_zookeeper(Some(&bare), "java", real_cp).expect_err("no java there"),
+        &["java not found", "apt-get install zookeeper", ".ci/run"],
+    );
+    one_line(
+        check_zookeeper(Some(&bare), "/nonexistent/bin/java", real_cp).expect_err("no such java"),
+        &[
+            "/nonexistent/bin/java not found (ZK_JAVA)",
+            "apt-get install zookeeper",
+        ],
+    );
+    // java found (any executable stands in), the jar not.
+    let path = std::env::var_os("PATH");
+    let sh = find_program("sh", path.as_deref()).expect("sh on PATH");
+    let sh = sh.to_str().expect("utf-8");
+    one_line(
+        check_zookeeper(path.as_deref(), sh, "/nonexistent/zookeeper.jar")
+            .expect_err("no such jar"),
+        &[
+            "/nonexistent/zookeeper.jar missing",
+            "apt-get install zookeeper",
+            "ZK_CP",
+        ],
+    );
+    // The suite itself runs with both installed.
+    assert_eq!(check_redis(path.as_deref()), Ok(()));
+    assert_eq!(
+        check_zookeeper(
+            path.as_deref(),
+            "java",
+            "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar"
+        ),
+        Ok(())
+    );
+}
 
 #[test]
 fn zk_starts_standalone_and_restarts_on_same_port() {

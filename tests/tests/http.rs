@@ -44,14 +44,12 @@ async fn load_balancer_checks_follow_a_failover() {
     };
     let trio_ok = [check("master", &m0, 200), check("replica", &r1, 200)];
     wait_codes(port, "the HTTP checks on the trio", &trio_ok).await;
-    assert_eq!(
-        get(format!("/master/mymaster/{r1}")).await.map(|r| r.0),
-        Some(503)
-    );
-    assert_eq!(
-        get(format!("/replica/mymaster/{m0}")).await.map(|r| r.0),
-        Some(503)
-    );
+    let (code, body) = get(format!("/master/mymaster/{r1}")).await.expect("503");
+    assert_eq!(code, 503);
+    assert!(body.contains("is not the master of mymaster"), "{body}");
+    let (code, body) = get(format!("/replica/mymaster/{m0}")).await.expect("503");
+    assert_eq!(code, 503);
+    assert!(body.contains("is not a replica of mymaster"), "{body}");
 
     let (code, body) = get("/health".into()).await.expect("health");
     assert_eq!(code, 200);

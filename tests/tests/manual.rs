@@ -1,12 +1,14 @@
 //! Manual failover requests (`<root>/manual_failover`): a planned switchover under a write
-//! loop loses no acknowledged write; `ANY_SLAVE`; refused requests stay visible.
+//! loop loses no acknowledged write; `ANY_SLAVE`; refused requests stay visible;
+//! `Client::failover` returns the verdict (the new master, the refusal, or a bounded
+//! timeout).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use redis_failover_client::{Client, NodeAddr, Topology};
+use redis_failover_client::{Client, FailoverError, NodeAddr, Topology};
 use redis_failover_tests::manager::managed_trio;
 use redis_failover_tests::writer::{check_lost, ClientWriter, Writer};
-use redis_failover_tests::{wait_until_async, RedisGroup, Scene};
+use redis_failover_tests::{group_topology, wait_until_async, RedisGroup, Scene};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 /// Bound on one write of the writer, and on stopping it.
@@ -144,4 +146,70 @@ async fn with_the_master_down_a_manual_request_promotes_the_named_replica() {
     assert_eq!(t.epoch, before.epoch + 1);
     assert!(t.unavailable.contains(&trio.node(0).node_addr()));
     m.stop().await.expect("stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_failover_call_returns_the_new_master_or_the_refusal() {
+    let (trio, m, scene, _) = managed_trio("failover_call", |_| {}).await;
+    let client = scene.client().await;
+    let target = trio.node(2).node_addr();
+
+    let master = client
+        .failover(Some(&target), DEADLINE)
+        .await
+        .expect("the switchover is carried out");
+    assert_eq!(master, target);
+    let t = scene.topology().await.expect("topology");
+    assert_eq!(
+        t.master,
+        Some(target.clone()),
+        "returned before it was published"
+    );
+
+    // A node the manager does not know: refused, and the reason says what is wrong.
+    let unknown: NodeAddr = "127.0.0.1:1".parse().expect("address");
+    match client.failover(Some(&unknown), DEADLINE).await {
+        Err(FailoverError::Refused(reason)) => assert_eq!(
+            reason, "127.0.0.1:1 is not one of the configured nodes",
+            "{reason}"
+        ),
+        other => panic!("not refused: {other:?}"),
+    }
+    // The master named again: refused too (the verdict is for this request, not the last).
+    match client.failover(Some(&target), DEADLINE).await {
+        Err(FailoverError::Refused(reason)) => {
+            assert!(reason.contains("already is the master"), "{reason}")
+        }
+        other => panic!("not refused: {other:?}"),
+    }
+    assert_eq!(scene.topology().await.and_then(|t| t.master), Some(target));
+    m.stop().await.expect("stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_failover_call_times_out_when_no_manager_runs() {
+    let trio = RedisGroup::trio();
+    let scene = Scene::new("failover_call_alone").await;
+    // A topology as a manager left it; no manager runs.
+    scene.publish(&group_topology(&trio, 1)).await;
+    let client = scene.client().await;
+    let wait = Duration::from_millis(500);
+    let started = Instant::now();
+    let got = client.failover(Some(&trio.node(1).node_addr()), wait).await;
+    let took = started.elapsed();
+    match got {
+        Err(e @ FailoverError::TimedOut { .. }) => assert_eq!(
+            e.to_string(),
+            format!(
+                "no manager acted on {}/manual_failover within 500 ms; is a redis_node_manager \
+                 leading this group?",
+                scene.root
+            )
+        ),
+        other => panic!("not a timeout: {other:?}"),
+    }
+    assert!(
+        took >= wait && took < wait + Duration::from_secs(5),
+        "waited {took:?} for a {wait:?} wait"
+    );
 }

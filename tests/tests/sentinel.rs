@@ -623,3 +623,98 @@ async fn a_password_is_required_when_set() {
     assert!(refused.is_err(), "no master without the password");
     m.stop().await.expect("clean stop");
 }
+
+/// Reads what a `PSUBSCRIBE *` connection receives until a message contains `needle`;
+/// returns every message read, that one last. Panics (listing them) at the deadline.
+fn read_events_until(psub: &mut Raw, needle: &str) -> Vec<String> {
+    let deadline = Instant::now() + DEADLINE;
+    let mut seen = Vec::new();
+    while Instant::now() < deadline {
+        let v = show(&psub.read());
+        let found = v.contains(needle);
+        seen.push(v);
+        if found {
+            return seen;
+        }
+    }
+    panic!("no message with {needle:?}; got {seen:?}");
+}
+
+/// A replica re-pointed at a new master is not down: neither a planned switchover nor a
+/// kill -9 failover reports `+sdown` for the healthy replica (or, in a switchover, for the
+/// demoted master); only the killed master is reported down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_switchover_and_a_failover_report_only_the_killed_node_down() {
+    let trio = RedisGroup::trio();
+    let port = free_port();
+    let (m, scene, _) = managed(&trio, "sentinel_no_sdown", |c| listen_on(c, port)).await;
+    let ports = trio.ports();
+    wait_master(port, None, ports[0]).await;
+    let psub = blocking(move || {
+        let mut psub = Raw::connect(port);
+        assert_eq!(psub.text(&["PSUBSCRIBE", "*"]), "[psubscribe, *, 1]");
+        psub
+    })
+    .await;
+
+    // 1. A planned switchover to node 1, as `redis_node_manager failover --to` asks for it.
+    let target = trio.node(1).node_addr();
+    let paths = redis_failover_client::ZnodePaths::new(&scene.root).expect("root");
+    let done =
+        redis_failover_manager::request_failover(&scene.connect, &paths, Some(&target), DEADLINE)
+            .await
+            .expect("the switchover is carried out");
+    assert_eq!(done, format!("done: the master is now {target}"));
+    scene
+        .wait(DEADLINE, "both replicas of node 1 listed", |t| {
+            t.master.as_ref() == Some(&target) && t.slaves.len() == 2
+        })
+        .await;
+
+    // 2. kill -9 of the new master; 3. it comes back, and rejoins as a replica: its
+    // `-sdown` is the last event of the story.
+    trio.node(1).kill9();
+    let t = scene
+        .wait(DEADLINE, "a new master after the kill", |t| {
+            t.master.as_ref().is_some_and(|m| m.port != ports[1])
+        })
+        .await;
+    let survivor = t.master.expect("master").port;
+    trio.node(1).restart(None);
+    scene
+        .wait(DEADLINE, "the killed node back as a replica", |t| {
+            t.slaves.len() == 2 && t.unavailable.is_empty()
+        })
+        .await;
+    let killed = format!("slave 127.0.0.1:{} ", ports[1]);
+    let seen = blocking(move || {
+        let mut psub = psub;
+        read_events_until(&mut psub, &format!("-sdown, {killed}"))
+    })
+    .await;
+    eprintln!("events: {seen:#?}");
+
+    let switch =
+        |from: u16, to: u16| format!("+switch-master, mymaster 127.0.0.1 {from} 127.0.0.1 {to}");
+    let at = |needle: &str| {
+        seen.iter()
+            .position(|e| e.contains(needle))
+            .unwrap_or_else(|| panic!("no {needle:?} in {seen:#?}"))
+    };
+    let switched = at(&switch(ports[0], ports[1]));
+    let killed_down = at(&format!("+sdown, master mymaster 127.0.0.1 {}", ports[1]));
+    at(&switch(ports[1], survivor));
+    assert!(switched < killed_down, "{seen:#?}");
+    // Every `+sdown` is about the killed node.
+    let sdowns: Vec<&String> = seen.iter().filter(|e| e.contains("+sdown")).collect();
+    // The instance is what comes before ` @ <master>`: `... 127.0.0.1 <port>`.
+    let about_killed = |e: &str| {
+        let instance = e.split(" @ ").next().unwrap_or(e).trim_end_matches(']');
+        instance.ends_with(&format!("127.0.0.1 {}", ports[1]))
+    };
+    assert!(
+        sdowns.iter().all(|e| about_killed(e)),
+        "+sdown for a node that was never down: {seen:#?}"
+    );
+    m.stop().await.expect("clean stop");
+}

@@ -4,8 +4,11 @@
 
 use std::time::Duration;
 
+use redis_failover_tests::http::request_async;
 use redis_failover_tests::manager::{wait_topology, zk_client};
-use redis_failover_tests::{for_a_while, group_topology, NodeRole, RedisGroup, Scene, ZkServer};
+use redis_failover_tests::{
+    for_a_while, free_port, group_topology, wait_until_async, NodeRole, RedisGroup, Scene, ZkServer,
+};
 
 const DEADLINE: Duration = Duration::from_secs(40);
 
@@ -143,4 +146,72 @@ async fn dropped_clients_close_their_sessions() {
     })
     .await;
     drop(kept);
+}
+
+/// `SENTINEL get-master-addr-by-name mymaster` on a manager's Sentinel port (None: nil or no
+/// answer).
+fn sentinel_master(port: u16) -> Option<(String, u16)> {
+    let client =
+        redis_failover_tests::redis::Client::open(format!("redis://127.0.0.1:{port}")).ok()?;
+    let mut c = client
+        .get_connection_with_timeout(Duration::from_secs(1))
+        .ok()?;
+    redis_failover_tests::redis::cmd("SENTINEL")
+        .arg("get-master-addr-by-name")
+        .arg("mymaster")
+        .query::<Option<(String, u16)>>(&mut c)
+        .ok()
+        .flatten()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_checks_do_not_vouch_for_an_unconfirmed_topology() {
+    let zk = ZkServer::start();
+    let trio = RedisGroup::trio();
+    let s = Scene::on(&zk, "zk_unconfirmed").await;
+    let (http_port, sentinel_port) = (free_port(), free_port());
+    let m = s.manager(&trio.addrs(), |c| {
+        c.zk_session_timeout_ms = Some(3000);
+        c.http_addr = Some(format!("127.0.0.1:{http_port}").parse().expect("addr"));
+        c.sentinel_addr = Some(format!("127.0.0.1:{sentinel_port}").parse().expect("addr"));
+    });
+    s.wait_published(DEADLINE, "the healthy trio published", 2)
+        .await;
+    drop(s);
+    let master = trio.node(0).addr();
+    let (host, port) = master.rsplit_once(':').expect("host:port");
+    let want = Some((host.to_string(), port.parse::<u16>().expect("port")));
+    let check = format!("/master/mymaster/{master}");
+    wait_until_async(DEADLINE, "the master vouched for", || async {
+        let code = request_async(http_port, "GET", &check, "").await?.0;
+        (code == 200 && sentinel_master(sentinel_port) == want).then_some(())
+    })
+    .await;
+
+    // ZooKeeper gone: another manager could promote meanwhile, so this one vouches for
+    // nothing — not even the master it last saw, which still runs.
+    zk.stop();
+    let body = wait_until_async(DEADLINE, "503 while ZooKeeper is down", || async {
+        let (code, body) = request_async(http_port, "GET", &check, "").await?;
+        (code == 503).then_some(body)
+    })
+    .await;
+    assert!(body.contains("topology unconfirmed"), "{body}");
+    assert_eq!(
+        sentinel_master(sentinel_port),
+        None,
+        "Sentinel endpoint names no master"
+    );
+
+    zk.restart();
+    wait_until_async(
+        DEADLINE,
+        "vouched for again once ZooKeeper is back",
+        || async {
+            let code = request_async(http_port, "GET", &check, "").await?.0;
+            (code == 200 && sentinel_master(sentinel_port) == want).then_some(())
+        },
+    )
+    .await;
+    m.stop().await.expect("clean stop");
 }

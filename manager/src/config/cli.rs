@@ -58,7 +58,9 @@ pub struct Cli {
     )]
     pub znode_path: Option<String>,
 
-    /// Name of the group given by --nodes, used in logs [default: mymaster].
+    /// Name of the group given by --nodes: the master name Sentinel clients ask for on
+    /// --sentinel-addr, the {group} in HTTP paths and the `group` label of metrics on
+    /// --http-addr, and the group in logs [default: mymaster].
     #[arg(long, env = "REDIS_FAILOVER_GROUP_NAME", value_name = "NAME")]
     pub group_name: Option<String>,
 

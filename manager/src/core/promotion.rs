@@ -8,15 +8,19 @@
 //! 2. **promote**: the Redis step of the kind (`REPLICAOF NO ONE`, `FAILOVER TO`, or a
 //!    check that the recorded node already is a master);
 //! 3. **confirm** the lock, then **re-point** the other live nodes;
-//! 4. **publish** the new master (`+switch-master`) and append the failover history.
+//! 4. **publish** the new master (`+switch-master`) and append the failover history. The
+//!    re-pointed nodes that carry the new master's data are published as its replicas while
+//!    their link comes up ([`Promotion::resyncing`]): a re-pointed replica is not down.
 //!
 //! The differences between the kinds are data on [`Kind`]; the topologies written at each
 //! step are derived here.
 
+use std::collections::BTreeSet;
+
 use redis_failover_client::wire::{FailoverKind, FailoverRecord};
 use redis_failover_client::{NodeAddr, Topology};
 
-use super::derive::derive_topology;
+use super::derive::{derive_topology, up_info};
 use super::event_names as ev;
 use super::View;
 
@@ -111,7 +115,7 @@ impl Promotion {
     /// Written (lock-checked) before any Redis command: `from` still named, `to` being
     /// promoted.
     pub fn intent(&self, epoch: u64, view: &View) -> Topology {
-        let mut t = derive_topology(Some(&self.from), epoch, view);
+        let mut t = derive_topology(Some(&self.from), epoch, view, &BTreeSet::new());
         t.promoting = Some(self.to.clone());
         t
     }
@@ -126,9 +130,40 @@ impl Promotion {
             .collect()
     }
 
-    /// Published once `to` is the master, at the new `epoch`.
-    pub fn result(&self, epoch: u64, view: &View) -> Topology {
-        derive_topology(Some(&self.to), epoch, view)
+    /// Which of the nodes to re-point carry `to`'s data, read from the view before they are
+    /// re-pointed: the replicas of `from` (or already of `to`, in a roll-forward) that are
+    /// not in a full sync, and `from` itself after a switchover (`FAILOVER TO` made it a
+    /// replica with every write). Re-pointed, Redis resumes them by a partial resync. A
+    /// replica of another node, or one in a full sync, has other data than `to`: not one.
+    pub fn carry_data(&self, view: &View) -> BTreeSet<NodeAddr> {
+        self.to_repoint(view)
+            .into_iter()
+            .filter(|n| {
+                let Some(info) = up_info(view, n) else {
+                    return false;
+                };
+                let upstream = info.master();
+                let demoted = *n == self.from && info.is_master();
+                !info.syncing()
+                    && (demoted || upstream == Some(&self.from) || upstream == Some(&self.to))
+            })
+            .collect()
+    }
+
+    /// The nodes published as replicas of `to` while their link comes up: those of
+    /// `carrying` (from [`Promotion::carry_data`]) that accepted `REPLICAOF`.
+    pub fn resyncing(carrying: &BTreeSet<NodeAddr>, accepted: &[NodeAddr]) -> BTreeSet<NodeAddr> {
+        accepted
+            .iter()
+            .filter(|n| carrying.contains(*n))
+            .cloned()
+            .collect()
+    }
+
+    /// Published once `to` is the master, at the new `epoch`; `resyncing` (from
+    /// [`Promotion::resyncing`]) are listed as its replicas even before their link is up.
+    pub fn result(&self, epoch: u64, view: &View, resyncing: &BTreeSet<NodeAddr>) -> Topology {
+        derive_topology(Some(&self.to), epoch, view, resyncing)
     }
 
     /// The history entry of a finished promotion.
@@ -273,7 +308,7 @@ mod tests {
             intent.master, None,
             "the down old master is not published as master"
         );
-        let result = plan(Kind::Failover).result(5, &v);
+        let result = plan(Kind::Failover).result(5, &v, &BTreeSet::new());
         assert_eq!(result.master, Some(a(2)));
         assert_eq!(result.promoting, None);
         assert!(result.unavailable.contains(&a(1)));
@@ -281,6 +316,116 @@ mod tests {
         assert_eq!(
             (record.kind, record.epoch, record.manager.as_str()),
             (FailoverKind::Manual, 5, "m1")
+        );
+    }
+
+    fn with(mut v: View, port: u16, h: NodeHealth) -> View {
+        v.insert(a(port), h);
+        v
+    }
+
+    fn replica(of: u16, link_up: bool, syncing: bool) -> NodeHealth {
+        node(Role::Replica {
+            master: a(of),
+            link_up,
+            syncing,
+            link_down_secs: None,
+        })
+    }
+
+    /// Which re-pointed nodes keep their data (and are published as replicas while their
+    /// link comes up): the replicas of the old master not in a full sync, and the demoted
+    /// master of a switchover; never a replica of another node, one in a full sync, or a
+    /// dead node.
+    #[test]
+    fn the_replicas_of_the_old_master_carry_its_data() {
+        let set = |ports: &[u16]| ports.iter().map(|p| a(*p)).collect::<BTreeSet<_>>();
+        #[allow(clippy::type_complexity)]
+        let cases: Vec<(&str, Kind, View, &[u16])> = vec![
+            (
+                "failover: the replica of the dead master",
+                Kind::Failover,
+                view(false),
+                &[3],
+            ),
+            (
+                "switchover: the demoted master too",
+                Kind::Switchover,
+                view(true),
+                &[1, 3],
+            ),
+            (
+                "a replica of the old master with its link down (it is dead)",
+                Kind::Manual,
+                with(view(false), 3, replica(1, false, false)),
+                &[3],
+            ),
+            (
+                "already re-pointed by a previous leader",
+                Kind::RollForward,
+                with(view(false), 3, replica(2, false, false)),
+                &[3],
+            ),
+            (
+                "a full sync has other data",
+                Kind::Failover,
+                with(view(false), 3, replica(1, false, true)),
+                &[],
+            ),
+            (
+                "a replica of another node has other data",
+                Kind::Failover,
+                with(view(false), 3, replica(9, true, false)),
+                &[],
+            ),
+            (
+                "another master has other data",
+                Kind::Failover,
+                with(view(false), 3, node(Role::Master)),
+                &[],
+            ),
+        ];
+        for (what, kind, v, want) in cases {
+            assert_eq!(plan(kind).carry_data(&v), set(want), "{what}");
+        }
+        // Only those that accepted REPLICAOF.
+        assert_eq!(
+            Promotion::resyncing(&set(&[1, 3]), &[a(3), a(4)]),
+            set(&[3])
+        );
+    }
+
+    /// The result lists the re-pointed replicas as replicas of the new master while their
+    /// link comes up, and keeps the invariants: one master, the dead never listed.
+    #[test]
+    fn a_re_pointed_replica_is_published_as_a_replica() {
+        // After the re-point: h:2 master, h:3 follows it with its link not up yet.
+        let v = with(
+            with(view(false), 2, node(Role::Master)),
+            3,
+            replica(2, false, false),
+        );
+        let p = plan(Kind::Failover);
+        let resyncing = Promotion::resyncing(&p.carry_data(&view(false)), &[a(3)]);
+        let t = p.result(5, &v, &resyncing);
+        assert_eq!(t.master, Some(a(2)));
+        assert_eq!(t.slaves, vec![a(3)], "the re-pointed replica is not down");
+        assert_eq!(t.unavailable, vec![a(1), a(4)], "the dead stay unavailable");
+        // Without the resync (a replica that did not accept REPLICAOF, say): unavailable.
+        let t = p.result(5, &v, &BTreeSet::new());
+        assert_eq!(t.unavailable, vec![a(1), a(3), a(4)]);
+        // A switchover: the demoted master, now a replica of h:2, is listed too.
+        let v = with(
+            with(view(true), 1, replica(2, false, false)),
+            3,
+            replica(2, false, false),
+        );
+        let p = plan(Kind::Switchover);
+        let resyncing = Promotion::resyncing(&p.carry_data(&view(true)), &[a(1), a(3)]);
+        let t = p.result(2, &v, &resyncing);
+        assert_eq!(
+            (t.master, t.slaves, t.unavailable),
+            (Some(a(2)), vec![a(1), a(3)], vec![a(4)])
         );
     }
 }

@@ -10,6 +10,7 @@ use tracing::{debug, error, info, warn};
 
 use super::{GroupDaemon, Next};
 use crate::core::decide::{decide, unreplaceable, Decision, GroupState};
+use crate::core::derive::Resyncing;
 use crate::core::event_names::{
     FAILOVER_NOT_LEADER, HISTORY_WRITE, LEADER_UNCONFIRMED, PROMOTED, PUBLISH_FAILED, REBOOT_KEPT,
     RECONF_REPLICA, RECONF_REPLICA_FAILED, SWITCH_MASTER, SWITCH_MASTER_UNPUBLISHED,
@@ -61,12 +62,17 @@ impl GroupDaemon {
         }
         self.read_views(&leader).await;
         self.state.paused = self.known.pause.clone();
+        let now = Instant::now();
+        let master = self.state.master.clone();
+        self.state
+            .resyncing
+            .settle(&self.view, master.as_ref(), now);
         let decision = decide(
             &self.state,
             &self.view,
             self.known.published.topology(),
             &self.votes(),
-            Instant::now(),
+            now,
             &self.rules.policy,
         );
         self.log_decision(&decision);
@@ -89,6 +95,7 @@ impl GroupDaemon {
                     epoch: epoch.max(floor),
                     paused: self.known.pause.clone(),
                     offsets_read_at: None,
+                    resyncing: Resyncing::default(),
                 };
                 Next::Soon
             }
@@ -106,6 +113,7 @@ impl GroupDaemon {
                     &self.view,
                     self.known.published.topology(),
                     &failed,
+                    now,
                 );
                 if let Some(restarts) = u.restart_kept {
                     warn!(group = %self.cfg.name, "{REBOOT_KEPT} {failed}: restarted, but no replica may replace it; keeping it as the master");
@@ -236,6 +244,7 @@ impl GroupDaemon {
             paused: self.known.pause.clone(),
             master_restarts: self.restarts_of(to),
             offsets_read_at: None,
+            resyncing: Resyncing::default(),
         };
         // 3. Re-point the others, still as the leader.
         if !leader.confirm().await {
@@ -243,9 +252,13 @@ impl GroupDaemon {
             return Outcome::Promoted { published: false };
         }
         let others = plan.to_repoint(&self.view);
-        self.reconfigure(&others, to).await;
-        // 4. Publish, then the history.
-        let topology = plan.result(self.state.epoch, &self.view);
+        let carrying = plan.carry_data(&self.view);
+        let accepted = self.reconfigure(&others, to).await;
+        let resyncing = Promotion::resyncing(&carrying, &accepted);
+        // 4. Publish, then the history. A re-pointed replica is published as one while its
+        // link comes up: it is not down.
+        let topology = plan.result(self.state.epoch, &self.view, &resyncing);
+        self.state.resyncing = Resyncing::new(resyncing, Instant::now());
         if !self.publish(leader, topology).await {
             error!(group = %g, "{SWITCH_MASTER_UNPUBLISHED}: {to} is master in Redis (epoch {}) but the znode is not updated yet; retrying", self.state.epoch);
             return Outcome::Promoted { published: false };
@@ -262,7 +275,9 @@ impl GroupDaemon {
     }
 
     /// `REPLICAOF master` on each of `nodes`, at once; a failure is retried on a later cycle.
-    async fn reconfigure(&mut self, nodes: &[NodeAddr], master: &NodeAddr) {
+    /// Returns the nodes that accepted it.
+    async fn reconfigure(&mut self, nodes: &[NodeAddr], master: &NodeAddr) -> Vec<NodeAddr> {
+        let mut accepted = Vec::new();
         let g = self.cfg.name.clone();
         let calls = nodes.iter().map(|n| {
             let connector = self.connector.clone();
@@ -273,6 +288,7 @@ impl GroupDaemon {
                 Ok(info) => {
                     info!(group = %g, "{RECONF_REPLICA} {n}: REPLICAOF {master} sent");
                     self.set_info(n, info);
+                    accepted.push(n.clone());
                 }
                 Err(e) => {
                     warn!(group = %g, "{RECONF_REPLICA_FAILED} {n}: REPLICAOF {master}: {e}; retrying on a later cycle")
@@ -282,6 +298,7 @@ impl GroupDaemon {
                 p.poke.notify_one();
             }
         }
+        accepted
     }
 
     /// Reads `INFO replication` from `nodes` at once, within [`REFRESH_TIMEOUT`]; a node
@@ -333,7 +350,7 @@ impl GroupDaemon {
         if let Some(m) = &self.metrics {
             m.failover_done();
         }
-        match zk::append_history(&leader.client, &self.cfg.paths, &record, HISTORY_LEN).await {
+        match zk::append_history(leader, &self.cfg.paths, &record, HISTORY_LEN).await {
             Ok(history) => self.known.history = history,
             Err(e) => warn!(group = %self.cfg.name, "{HISTORY_WRITE} {e}"),
         }

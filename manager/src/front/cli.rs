@@ -53,6 +53,14 @@ pub fn subcommand(cli: &Cli, command: &Command) -> i32 {
             }
         }
         Command::Status { json } => match runtime.block_on(status(&zk, &paths)) {
+            Ok(report) if report.is_no_group() => fail(
+                1,
+                &format!(
+                    "no group at {}: nothing published there and no manager running; check \
+                     --znode-path (and -z/--zkservers)",
+                    paths.root()
+                ),
+            ),
             Ok(report) if *json => match serde_json::to_string_pretty(&report) {
                 Ok(s) => {
                     println!("{s}");
@@ -69,7 +77,7 @@ pub fn subcommand(cli: &Cli, command: &Command) -> i32 {
         Command::Pause { reason } => {
             let by = format!(
                 "{}@{}",
-                std::env::var("USER").unwrap_or_else(|_| "?".into()),
+                who(|k| std::env::var(k).ok(), current_uid()),
                 config::hostname()
             );
             let pause = PauseInfo::now(reason.clone().unwrap_or_default(), by);
@@ -92,6 +100,37 @@ pub fn subcommand(cli: &Cli, command: &Command) -> i32 {
             Err(e) => fail(1, &e),
         },
     }
+}
+
+/// Who runs the command, for `pause`'s `by`: `$USER`, else `$LOGNAME`, else the user name of
+/// `uid` in the password database, else `uid N`.
+pub fn who(env: impl Fn(&str) -> Option<String>, uid: u32) -> String {
+    ["USER", "LOGNAME"]
+        .into_iter()
+        .find_map(|k| env(k).filter(|v| !v.is_empty()))
+        .or_else(|| user_name(uid))
+        .unwrap_or_else(|| format!("uid {uid}"))
+}
+
+fn current_uid() -> u32 {
+    // SAFETY: getuid(2) cannot fail and has no preconditions.
+    unsafe { libc::getuid() }
+}
+
+/// The password database's name for `uid` (`getpwuid_r`), if it has one.
+fn user_name(uid: u32) -> Option<String> {
+    let mut buf = vec![0 as libc::c_char; 4096];
+    // SAFETY: a zeroed passwd is a valid out-parameter (plain pointers and integers).
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut result: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer is valid for the call; buf's length is passed with it.
+    let rc = unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result) };
+    if rc != 0 || result.is_null() || pwd.pw_name.is_null() {
+        return None;
+    }
+    // SAFETY: on success pw_name points to a NUL-terminated string inside buf.
+    let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) };
+    Some(name.to_string_lossy().into_owned()).filter(|n| !n.is_empty())
 }
 
 /// How long a subcommand waits for its ZooKeeper session.
@@ -147,6 +186,9 @@ pub struct StatusReport {
     pub paused: Option<redis_failover_client::wire::PauseInfo>,
     /// The recorded failovers, oldest first.
     pub history: Vec<redis_failover_client::wire::FailoverRecord>,
+    /// `<root>/nodes` does not exist (as opposed to corrupt).
+    #[serde(skip)]
+    pub topology_missing: bool,
 }
 
 /// Reads everything `status` shows, with bounded waits.
@@ -155,7 +197,9 @@ pub async fn status(
     paths: &redis_failover_client::ZnodePaths,
 ) -> Result<StatusReport, ZkError> {
     let client = zk::connect(zkservers, CLI_ZK_WAIT, CLI_ZK_WAIT).await?;
-    let (topology, topology_error) = match zk::read_published(&client, &paths.nodes()).await? {
+    let published = zk::read_published(&client, &paths.nodes()).await?;
+    let topology_missing = matches!(published, zk::Published::Missing);
+    let (topology, topology_error) = match published {
         zk::Published::Valid { topology, .. } => (Some(topology), None),
         zk::Published::Missing => (None, Some(format!("{} does not exist", paths.nodes()))),
         zk::Published::Corrupt { error, .. } => {
@@ -174,7 +218,20 @@ pub async fn status(
         views,
         paused,
         history,
+        topology_missing,
     })
+}
+
+impl StatusReport {
+    /// Nothing under the root: no topology published and no manager, so most likely a wrong
+    /// `--znode-path`.
+    pub fn is_no_group(&self) -> bool {
+        self.topology_missing
+            && self.managers_in_line.is_empty()
+            && self.views.is_empty()
+            && self.paused.is_none()
+            && self.history.is_empty()
+    }
 }
 
 impl std::fmt::Display for StatusReport {
@@ -274,5 +331,45 @@ fn ago(at_ms: u64) -> String {
         0..=119 => format!("{secs} s ago"),
         120..=7199 => format!("{} min ago", secs / 60),
         _ => format!("{} h ago", secs / 3600),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn who_falls_back_from_user_to_logname_to_the_uid() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        assert_eq!(who(env(&[("USER", "ann"), ("LOGNAME", "bob")]), 0), "ann");
+        assert_eq!(who(env(&[("USER", ""), ("LOGNAME", "bob")]), 0), "bob");
+        // uid 0 is root in every password database.
+        assert_eq!(who(env(&[]), 0), "root");
+        assert_eq!(who(env(&[]), 3_999_999_999), "uid 3999999999");
+    }
+
+    #[test]
+    fn an_empty_root_is_no_group() {
+        let mut r = StatusReport {
+            znode_path: "/nope".into(),
+            topology: None,
+            topology_error: Some("/nope/nodes does not exist".into()),
+            managers_in_line: vec![],
+            views: Default::default(),
+            paused: None,
+            history: vec![],
+            topology_missing: true,
+        };
+        assert!(r.is_no_group());
+        // A manager that has not published yet: a group all the same.
+        r.managers_in_line.push("host-1".into());
+        assert!(!r.is_no_group());
     }
 }

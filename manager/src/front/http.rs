@@ -289,7 +289,8 @@ async fn status(State(s): State<HttpState>) -> Response {
     .into_response()
 }
 
-/// 200 when `node` is the group's master, 503 when it is not, 400/404 for bad requests.
+/// 200 when `node` is the group's master, 503 when it is not (or when this manager cannot
+/// confirm the topology: no live ZooKeeper session), 400/404 for bad requests.
 async fn master(
     State(s): State<HttpState>,
     Path((group, node)): Path<(String, String)>,
@@ -326,6 +327,18 @@ fn check(
         Ok(a) => a,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
+    // Without a live session the topology may have been replaced meanwhile (another manager
+    // may have promoted a replica): vouch for nothing, so that a load balancer stops sending
+    // traffic to a master that may be deposed.
+    if s.client().is_err() {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "topology unconfirmed: this manager has no live ZooKeeper session ({}), so {group}'s {what} may have changed",
+                s.zk_state()
+            ),
+        );
+    }
     match &g.topology {
         Some(t) if is(t, &addr) => (
             StatusCode::OK,
@@ -334,7 +347,11 @@ fn check(
             .into_response(),
         Some(t) => error(
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("{addr} is not the {what} of {group} (epoch {})", t.epoch),
+            format!(
+                "{addr} is not {} {what} of {group} (epoch {})",
+                if what == "master" { "the" } else { "a" },
+                t.epoch
+            ),
         ),
         None => error(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -50,18 +50,53 @@ impl Connector {
         connect_timeout: Duration,
         response_timeout: Option<Duration>,
     ) -> Result<MultiplexedConnection, NodeError> {
-        let client = redis::Client::open(self.info(addr)?).map_err(NodeError::from)?;
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(connect_timeout))
-            .set_response_timeout(response_timeout);
-        match tokio::time::timeout(
-            connect_timeout + Duration::from_millis(50),
-            client.get_multiplexed_async_connection_with_config(&config),
-        )
-        .await
-        {
-            Ok(r) => r.map_err(NodeError::from),
-            Err(_) => Err(NodeError::Timeout(connect_timeout)),
+        match open(self.info(addr)?, connect_timeout, response_timeout).await {
+            Err(NodeError::Auth(_)) if self.auth.password.is_some() => {
+                Err(self.why_auth_failed(addr, connect_timeout).await)
+            }
+            r => r,
+        }
+    }
+
+    /// The client library does not keep the node's answer to a failed AUTH; this asks again
+    /// on a connection without credentials and turns the answer into what is wrong.
+    async fn why_auth_failed(&self, addr: &NodeAddr, timeout: Duration) -> NodeError {
+        let plain = match ConnectionAddr::Tcp(addr.host.clone(), addr.port).into_connection_info() {
+            Ok(i) => {
+                i.set_redis_settings(redis::RedisConnectionInfo::default().set_skip_set_lib_name())
+            }
+            Err(e) => return NodeError::from(e),
+        };
+        let mut auth = redis::cmd("AUTH");
+        if let Some(user) = &self.auth.username {
+            auth.arg(user);
+        }
+        if let Some(pass) = &self.auth.password {
+            auth.arg(pass.expose());
+        }
+        let answer = async {
+            let mut conn = open(plain, timeout, Some(timeout)).await?;
+            auth.query_async::<()>(&mut conn)
+                .await
+                .map_err(NodeError::from)
+        };
+        let answer = tokio::time::timeout(timeout, answer)
+            .await
+            .unwrap_or(Err(NodeError::Timeout(timeout)));
+        match answer {
+            Err(NodeError::Auth(AuthProblem::WrongPass)) => {
+                NodeError::Auth(match &self.auth.username {
+                    Some(u) => AuthProblem::WrongUserOrPass(u.clone()),
+                    None => AuthProblem::WrongPass,
+                })
+            }
+            Err(NodeError::Reply(m)) if m.contains("without any password configured") => {
+                NodeError::Auth(AuthProblem::NoPasswordSet)
+            }
+            Err(e @ NodeError::Auth(_)) => e,
+            _ => NodeError::Auth(AuthProblem::Other(
+                "the node refused the credentials".into(),
+            )),
         }
     }
 
@@ -81,13 +116,62 @@ impl Connector {
     }
 }
 
+/// One try to open a connection, bounded by `connect_timeout`.
+async fn open(
+    info: ConnectionInfo,
+    connect_timeout: Duration,
+    response_timeout: Option<Duration>,
+) -> Result<MultiplexedConnection, NodeError> {
+    let client = redis::Client::open(info).map_err(NodeError::from)?;
+    let config = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(connect_timeout))
+        .set_response_timeout(response_timeout);
+    match tokio::time::timeout(
+        connect_timeout + Duration::from_millis(50),
+        client.get_multiplexed_async_connection_with_config(&config),
+    )
+    .await
+    {
+        Ok(r) => r.map_err(NodeError::from),
+        Err(_) => Err(NodeError::Timeout(connect_timeout)),
+    }
+}
+
+/// What is wrong with the credentials, as far as the node says.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthProblem {
+    /// `-p` given, but the node has no password (`ERR AUTH <password> called without any
+    /// password configured for the default user`).
+    #[error("the node has no password set, but -p/--password was given")]
+    NoPasswordSet,
+    /// `WRONGPASS` for the default user.
+    #[error("authentication failed: wrong password for the default user; check -p/--password")]
+    WrongPass,
+    /// `WRONGPASS` for an ACL user: Redis does not say whether the user is missing, disabled
+    /// or the password wrong.
+    #[error(
+        "authentication failed: user {0:?} does not exist, is disabled, or has another \
+         password (Redis does not say which); check --username and -p/--password"
+    )]
+    WrongUserOrPass(String),
+    /// `NOAUTH`: the node has a password and none was given.
+    #[error("authentication required: the node has a password; give -p/--password")]
+    Required,
+    /// `NOPERM`: logged in, but the user may not run a command the manager needs.
+    #[error("permission denied ({0}); the --username user needs the commands of the manager")]
+    NoPerm(String),
+    /// Anything else.
+    #[error("authentication failed ({0}); check -p/--password and --username")]
+    Other(String),
+}
+
 /// Why a node did not answer as hoped, in words fit for a log line.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum NodeError {
     #[error("no reply within {} ms", .0.as_millis())]
     Timeout(Duration),
-    #[error("authentication failed ({0}); check -p/--password and --username")]
-    Auth(String),
+    #[error("{0}")]
+    Auth(AuthProblem),
     #[error("does not speak the Redis protocol ({0}); is this port a Redis server?")]
     NotRedis(String),
     #[error("connection: {0}")]
@@ -106,11 +190,14 @@ impl NodeError {
 
 impl From<RedisError> for NodeError {
     fn from(e: RedisError) -> Self {
-        let code = e.code().unwrap_or("");
-        if e.kind() == ErrorKind::AuthenticationFailed
-            || matches!(code, "NOAUTH" | "WRONGPASS" | "NOPERM")
-        {
-            return NodeError::Auth(one_line(&e));
+        match e.code().unwrap_or("") {
+            "NOAUTH" => return NodeError::Auth(AuthProblem::Required),
+            "WRONGPASS" => return NodeError::Auth(AuthProblem::WrongPass),
+            "NOPERM" => return NodeError::Auth(AuthProblem::NoPerm(one_line(&e))),
+            _ => {}
+        }
+        if e.kind() == ErrorKind::AuthenticationFailed {
+            return NodeError::Auth(AuthProblem::Other(one_line(&e)));
         }
         if e.kind() == ErrorKind::Parse {
             return NodeError::NotRedis(one_line(&e));

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use redis_failover_client::{NodeAddr, Topology};
 
-use super::derive::{derive_topology, up_info};
+use super::derive::{derive_topology, up_info, Resyncing};
 use super::health::Status;
 use super::select::{select_replica, Policy};
 use super::votes::Verdict;
@@ -43,6 +43,9 @@ pub struct GroupState {
     pub master_restarts: u64,
     /// When the replicas' offsets were last read afresh for a failover.
     pub offsets_read_at: Option<Instant>,
+    /// The replicas the last promotion re-pointed, published as replicas while their link
+    /// to the new master comes up.
+    pub resyncing: Resyncing,
 }
 
 /// Offsets read within this long count as fresh for ranking candidates (a read takes at
@@ -66,12 +69,14 @@ pub fn unreplaceable(
     view: &View,
     published: Option<&Topology>,
     failed: &NodeAddr,
+    now: Instant,
 ) -> Unreplaceable {
     let restart_kept = view
         .get(failed)
         .filter(|h| h.is_up() && h.restarts() > state.master_restarts)
         .map(|h| h.restarts());
-    let mut topology = derive_topology(Some(failed), state.epoch, view);
+    let resyncing = state.resyncing.at(now);
+    let mut topology = derive_topology(Some(failed), state.epoch, view, resyncing);
     topology.paused = state.paused.clone();
     let publish = (!published.is_some_and(|p| p.same_content(&topology))).then_some(topology);
     Unreplaceable {
@@ -186,7 +191,7 @@ pub fn decide(
             reason: why.join(", "),
         };
     }
-    let mut topology = derive_topology(Some(master), state.epoch, view);
+    let mut topology = derive_topology(Some(master), state.epoch, view, state.resyncing.at(now));
     topology.paused = state.paused.clone();
     match published {
         Some(p) if p.same_content(&topology) => Decision::Steady,

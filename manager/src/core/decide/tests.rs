@@ -100,6 +100,7 @@ fn st(master: Option<u16>, epoch: u64) -> GroupState {
         master_restarts: 0,
         // Offsets just read: the table's failovers rank on them.
         offsets_read_at: Some(t0()),
+        resyncing: Resyncing::default(),
     }
 }
 
@@ -579,11 +580,12 @@ fn a_master_that_restarted_is_replaced_without_a_vote() {
 #[test]
 fn derived_topology_never_lists_two_masters_or_a_dead_master() {
     let v = view(&[(1, Down), (2, M(5)), (3, R(1, 5, 100))], t0());
-    let t = derive_topology(Some(&a(1)), 4, &v);
+    let none = std::collections::BTreeSet::new();
+    let t = derive_topology(Some(&a(1)), 4, &v, &none);
     assert_eq!(t, topo(None, &[3], &[1, 2], 4));
-    let t = derive_topology(Some(&a(2)), 5, &v);
+    let t = derive_topology(Some(&a(2)), 5, &v, &none);
     assert_eq!(t, topo(Some(2), &[], &[1, 3], 5));
-    let t = derive_topology(None, 0, &v);
+    let t = derive_topology(None, 0, &v, &none);
     assert_eq!(t, topo(None, &[], &[1, 2, 3], 0));
 }
 
@@ -652,20 +654,59 @@ fn an_unreplaceable_master_is_published_unavailable_once_and_a_restarted_one_kep
     let now = t0();
     let mut v = view(&[(1, Down), (2, Sync(1))], now);
     let state = st(Some(1), 3);
-    let got = unreplaceable(&state, &v, None, &a(1));
+    let got = unreplaceable(&state, &v, None, &a(1), now);
     // A replica of the down master still serves reads.
     let want = topo(None, &[2], &[1], 3);
     assert_eq!(got.publish.as_ref(), Some(&want));
     assert_eq!(got.restart_kept, None);
     // Already published as such: nothing to write.
-    assert_eq!(unreplaceable(&state, &v, Some(&want), &a(1)).publish, None);
+    assert_eq!(
+        unreplaceable(&state, &v, Some(&want), &a(1), now).publish,
+        None
+    );
     // The master came back with a new run_id: kept, with its new restart count.
     v.insert(a(1), {
         let mut h = view(&[(1, M(0))], now).remove(&a(1)).expect("node 1");
         h.on_restart();
         h
     });
-    let got = unreplaceable(&state, &v, Some(&want), &a(1));
+    let got = unreplaceable(&state, &v, Some(&want), &a(1), now);
     assert_eq!(got.restart_kept, Some(1));
     assert_eq!(got.publish.and_then(|t| t.master), Some(a(1)));
+}
+
+/// Right after a promotion the re-pointed replica's link is not up yet: the topology that
+/// lists it stays (no `+sdown`), until its link is up or the grace is over.
+#[test]
+fn a_replica_resyncing_after_a_promotion_is_not_published_down() {
+    use crate::core::derive::RESYNC_GRACE;
+    let now = t0();
+    let v = view(&[(1, Down), (2, M(100)), (3, Rd(2, 90))], now);
+    let published = topo(Some(2), &[3], &[1], 4);
+    let resyncing = GroupState {
+        resyncing: Resyncing::new([a(3)].into(), now),
+        ..st(Some(2), 4)
+    };
+    let d = |st: &GroupState, at| decide(st, &v, Some(&published), &Votes::new(), at, &POLICY);
+    assert_eq!(d(&resyncing, now), Decision::Steady);
+    // Not resyncing, or still down after the grace: unavailable.
+    for (what, st, at) in [
+        ("not re-pointed by the promotion", st(Some(2), 4), now),
+        ("the grace is over", resyncing.clone(), now + RESYNC_GRACE),
+    ] {
+        assert_eq!(
+            d(&st, at),
+            Decision::Publish {
+                topology: topo(Some(2), &[], &[1, 3], 4),
+                reason: "the published topology differs from the nodes' state".into(),
+            },
+            "{what}"
+        );
+    }
+    // A full sync is not a partial resync.
+    let syncing = view(&[(1, Down), (2, M(100)), (3, Sync(2))], now);
+    assert!(matches!(
+        decide(&resyncing, &syncing, Some(&published), &Votes::new(), now, &POLICY),
+        Decision::Publish { topology, .. } if topology.unavailable == vec![a(1), a(3)]
+    ));
 }

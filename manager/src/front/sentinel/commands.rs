@@ -65,6 +65,9 @@ impl Client {
             }),
             "get-master-addr-by-name" => match with_group(3) {
                 Err(e) => e,
+                // Without a live ZooKeeper session the master may have been replaced: nil,
+                // as Sentinel answers when it knows no master, rather than a deposed one.
+                Ok(Some(_)) if !shared.session_live() => Frame::Null,
                 Ok(Some((_, s))) => match s.topology.and_then(|t| t.master) {
                     Some(m) => Frame::Array(vec![bulk(m.host), bulk(m.port.to_string())]),
                     None => Frame::Null,

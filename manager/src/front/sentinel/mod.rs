@@ -131,6 +131,16 @@ impl Shared {
         }
     }
 
+    /// This manager's ZooKeeper session is connected, so the published topology it holds is
+    /// current.
+    fn session_live(&self) -> bool {
+        self.state
+            .session
+            .borrow()
+            .as_ref()
+            .is_some_and(|c| c.state() == zookeeper_client::SessionState::SyncConnected)
+    }
+
     fn connected_clients(&self) -> usize {
         MAX_CLIENTS - self.clients.available_permits()
     }

@@ -28,16 +28,20 @@ pub struct Leadership {
 }
 
 impl Leadership {
-    /// True when a round trip to ZooKeeper now confirms the lock node is still ours. Asked
-    /// right before any change to Redis.
+    /// True when ZooKeeper confirms now that the lock node is still ours. Asked right
+    /// before any change to Redis.
+    ///
+    /// The check is a transaction holding only "the lock node exists": a write, ordered and
+    /// acknowledged by a ZooKeeper quorum, so a server that lags behind the ensemble (or was
+    /// cut off from it) cannot answer it from a stale copy, as it could a read. The lock node
+    /// is ephemeral and sequential: it exists only while this manager's session lives, and
+    /// nobody else can create it again.
     pub async fn confirm(&self) -> bool {
         if self.client.state() != zk::SessionState::SyncConnected {
             return false;
         }
-        matches!(
-            tokio::time::timeout(ZK_OP_TIMEOUT, self.client.check_stat(self.lock.lock_path())).await,
-            Ok(Ok(Some(stat))) if stat.ephemeral_owner == self.client.session_id().0
-        )
+        let check = self.lock.new_check_writer().commit();
+        matches!(tokio::time::timeout(ZK_OP_TIMEOUT, check).await, Ok(Ok(_)))
     }
 }
 
@@ -170,4 +174,24 @@ async fn wait_terminal(states: &mut zk::StateWatcher) {
 
 async fn release(client: &zk::Client, lock: &Arc<zk::OwnedLockClient>) {
     let _ = tokio::time::timeout(ZK_OP_TIMEOUT, client.delete(lock.lock_path(), None)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use redis_failover_tests::manager::zk_client;
+    use redis_failover_tests::shared_zk;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn confirm_is_true_only_while_the_lock_node_is_ours() {
+        let dir = format!("/t_confirm_{}/lock", std::process::id());
+        let leader = super::super::test_leadership(&dir).await;
+        assert!(leader.confirm().await, "just taken");
+        // Deleted by someone else (an admin, or an expiry seen by the ensemble first).
+        let other = zk_client(&shared_zk().connect_string()).await;
+        other
+            .delete(leader.lock.lock_path(), None)
+            .await
+            .expect("delete the lock node");
+        assert!(!leader.confirm().await, "the lock node is gone");
+    }
 }

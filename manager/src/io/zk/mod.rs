@@ -48,7 +48,11 @@ pub enum ZkError {
     NoRoot { root: String },
     #[error("writing {0}: kept changing under us")]
     Contended(String),
-    #[error("{0}; check -z/--zkservers and that ZooKeeper is running")]
+    /// A lock-checked write found the leader lock gone: this manager leads no more.
+    #[error("lost the leader lock while writing {0}")]
+    LockLost(String),
+    /// No session: the message says why and what to check.
+    #[error("{0}")]
     Connect(String),
 }
 
@@ -73,4 +77,26 @@ pub(crate) fn optional<T>(r: Result<T, zk::Error>) -> Result<Option<T>, zk::Erro
 /// World-readable, world-writable persistent znodes (as every znode here today).
 pub(crate) fn persistent() -> zk::CreateOptions<'static> {
     zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all())
+}
+
+#[cfg(test)]
+/// Takes the lock under `dir` with a fresh session.
+pub(crate) async fn test_leadership(dir: &str) -> Leadership {
+    let client = redis_failover_tests::manager::zk_client(
+        &redis_failover_tests::shared_zk().connect_string(),
+    )
+    .await;
+    let options = zk::LockOptions::new(zk::Acls::anyone_all())
+        .with_ancestor_options(zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all()))
+        .expect("lock options");
+    let prefix = zk::LockPrefix::new_curator(dir, "lock-").expect("lock prefix");
+    let lock = tokio::time::timeout(Duration::from_secs(10), client.lock(prefix, b"m1", options))
+        .await
+        .expect("lock within 10 s")
+        .expect("lock taken")
+        .into_owned();
+    Leadership {
+        client,
+        lock: std::sync::Arc::new(lock),
+    }
 }

@@ -5,12 +5,12 @@
 use std::fmt;
 use std::time::Duration;
 
+use redis_failover_client::failover::{self, FailoverError};
 use redis_failover_client::session::OpError;
-use redis_failover_client::wire::{ManualRefusal, ManualRequest, PauseInfo};
+use redis_failover_client::wire::{ManualRefusal, PauseInfo};
 use redis_failover_client::{NodeAddr, ZnodePaths};
 use zookeeper_client as zk;
 
-use super::store::{read_published, Published};
 use super::{bounded, optional, persistent, Leadership, Op, ZkError};
 
 /// The pending request in `<root>/manual_failover`, with its znode version.
@@ -27,14 +27,22 @@ pub async fn read_manual(
 
 /// Writes a manual failover request (`h:p`, or `ANY_SLAVE` for `None`) to
 /// `<root>/manual_failover`, replacing any earlier one. Any manager or tool may write it; the
-/// leader carries it out.
+/// leader carries it out. The client crate's [`failover::request`], as `Client` uses it.
 pub async fn request_manual(
     client: &zk::Client,
     paths: &ZnodePaths,
     to: Option<&NodeAddr>,
 ) -> Result<(), ZkError> {
-    let data = ManualRequest::encode(to);
-    operator_write(client, paths, &paths.manual_failover(), Some(&data)).await
+    failover::request(client, paths, to).await.map_err(zk_error)
+}
+
+/// A failover error that is not a verdict, as the manager's other ZooKeeper errors read.
+fn zk_error(e: FailoverError) -> ZkError {
+    match e {
+        FailoverError::ZooKeeper(e) => ZkError::Op(e),
+        FailoverError::NoRoot { root } => ZkError::NoRoot { root },
+        other => ZkError::Connect(other.to_string()),
+    }
 }
 
 /// Pauses (`Some`) or resumes (`None`) automatic failover for a group. Needs the group's
@@ -98,40 +106,22 @@ impl fmt::Display for ManualOutcome {
     }
 }
 
-/// Waits (bounded by `wait`) for the leader's verdict on the pending manual request.
+/// Waits (bounded by `wait`) for the leader's verdict on the pending manual request: the
+/// client crate's [`failover::verdict`], as `Client::failover` waits for it.
 pub async fn await_manual(
     client: &zk::Client,
     paths: &ZnodePaths,
     wait: Duration,
 ) -> Result<ManualOutcome, ZkError> {
-    let path = paths.manual_failover();
-    let deadline = tokio::time::Instant::now() + wait;
-    loop {
-        match read_manual(client, &path).await? {
-            None => {
-                let master = match read_published(client, &paths.nodes()).await {
-                    Ok(Published::Valid { topology, .. }) => topology
-                        .master
-                        .map_or("null".to_string(), |m| m.to_string()),
-                    _ => "?".to_string(),
-                };
-                return Ok(ManualOutcome::Done(format!(
-                    "done: the master is now {master}"
-                )));
-            }
-            Some((data, _)) => {
-                if let Some(refusal) = ManualRefusal::from_json(&data) {
-                    return Ok(ManualOutcome::Refused(refusal.refused));
-                }
-            }
+    match failover::verdict(client, paths, wait).await {
+        Ok(master) => Ok(ManualOutcome::Done(format!(
+            "done: the master is now {master}"
+        ))),
+        Err(FailoverError::Refused(reason)) => Ok(ManualOutcome::Refused(reason)),
+        Err(e @ (FailoverError::TimedOut { .. } | FailoverError::NotPublished { .. })) => {
+            Ok(ManualOutcome::TimedOut(e.to_string()))
         }
-        if tokio::time::Instant::now() > deadline {
-            return Ok(ManualOutcome::TimedOut(format!(
-                "no manager acted on {path} within {} s; is a redis_node_manager leading this group?",
-                wait.as_secs()
-            )));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        Err(e) => Err(zk_error(e)),
     }
 }
 

@@ -21,7 +21,13 @@ pub async fn connect(
 ) -> Result<zk::Client, ZkError> {
     session::connect(servers, session_timeout, wait)
         .await
-        .map_err(|e| ZkError::Connect(e.to_string()))
+        .map_err(|e| match e {
+            // Says already what to check.
+            session::SessionError::ConnectionRefused { .. } => ZkError::Connect(e.to_string()),
+            _ => ZkError::Connect(format!(
+                "{e}; check -z/--zkservers and that ZooKeeper is running"
+            )),
+        })
 }
 
 /// Keeps a live session in `tx`: `Some(client)` while the session lives (connected or
@@ -78,10 +84,7 @@ pub async fn keep_session(
         drop(client);
         let reconnect =
             session::reconnect(&servers, session_timeout, Duration::from_millis(200), |e| {
-                warn!(
-                    "{ZK_SESSION_ENDED}: {}; retrying",
-                    ZkError::Connect(e.to_string())
-                )
+                warn!("{ZK_SESSION_ENDED}: {e}; retrying")
             });
         client = tokio::select! {
             c = reconnect => c,

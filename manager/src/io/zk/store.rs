@@ -2,6 +2,7 @@
 //! lock-checked), every manager's view, the pause switch, the failover history and the lock
 //! order. The formats are the client crate's `wire` module.
 
+use redis_failover_client::session::OpError;
 use redis_failover_client::wire::ManagerView;
 use redis_failover_client::wire::{FailoverRecord, PauseInfo};
 use redis_failover_client::{Topology, ZnodePaths};
@@ -200,25 +201,34 @@ async fn read_history_versioned(
     })
 }
 
-/// Appends `record`, keeping the newest `keep`; compare-and-set, retried a few times.
-/// Returns the history as written.
+/// Appends `record`, keeping the newest `keep`; compare-and-set and lock-checked (like the
+/// topology: a deposed leader cannot write history late), retried a few times. Returns the
+/// history as written.
 pub async fn append_history(
-    client: &zk::Client,
+    leader: &Leadership,
     paths: &ZnodePaths,
     record: &FailoverRecord,
     keep: usize,
 ) -> Result<Vec<FailoverRecord>, ZkError> {
     let path = paths.failover_history();
     for _ in 0..5 {
-        let (mut history, version) = read_history_versioned(client, paths).await?;
+        let (mut history, version) = read_history_versioned(&leader.client, paths).await?;
         history.push(record.clone());
         let excess = history.len().saturating_sub(keep);
         history.drain(..excess);
         let data = FailoverRecord::list_to_json(&history);
         let write = async {
             let written = match version {
-                Some(v) => client.set_data(&path, &data, Some(v)).await.map(|_| ()),
-                None => client.create(&path, &data, &persistent()).await.map(|_| ()),
+                Some(v) => leader
+                    .lock
+                    .set_data(&path, &data, Some(v))
+                    .await
+                    .map(|_| ()),
+                None => leader
+                    .lock
+                    .create(&path, &data, &persistent())
+                    .await
+                    .map(|_| ()),
             };
             // Someone else appended meanwhile: read again and retry.
             match written {
@@ -226,8 +236,14 @@ pub async fn append_history(
                 other => other.map(|()| true),
             }
         };
-        if bounded(Op::Writing, &path, write).await? {
-            return Ok(history);
+        match bounded(Op::Writing, &path, write).await {
+            Ok(true) => return Ok(history),
+            Ok(false) => {}
+            Err(ZkError::Op(OpError::Failed {
+                source: zk::Error::RuntimeInconsistent,
+                ..
+            })) => return Err(ZkError::LockLost(path)),
+            Err(e) => return Err(e),
         }
     }
     Err(ZkError::Contended(path))
@@ -252,4 +268,47 @@ pub async fn read_lock_order(
         Ok(ids)
     };
     bounded(Op::Reading, &lock, read).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::zk::test_leadership;
+    use redis_failover_client::wire::FailoverKind;
+    use redis_failover_client::NodeAddr;
+
+    fn record(epoch: u64) -> FailoverRecord {
+        FailoverRecord {
+            at_ms: 1,
+            kind: FailoverKind::Failover,
+            reason: "test".into(),
+            from: NodeAddr::new("h", 1),
+            to: NodeAddr::new("h", 2),
+            duration_ms: 5,
+            votes: String::new(),
+            epoch,
+            manager: "m1".into(),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn history_is_written_only_under_the_lock() {
+        let root = format!("/t_history_{}", std::process::id());
+        let paths = ZnodePaths::new(&root).expect("root");
+        let leader = test_leadership(&paths.lock()).await;
+        let written = append_history(&leader, &paths, &record(1), 20)
+            .await
+            .expect("written while leading");
+        assert_eq!(written.len(), 1);
+        // Deposed (the lock node gone): a late write is refused and changes nothing.
+        leader
+            .client
+            .delete(leader.lock.lock_path(), None)
+            .await
+            .expect("delete the lock node");
+        let late = append_history(&leader, &paths, &record(2), 20).await;
+        assert!(matches!(late, Err(ZkError::LockLost(_))), "{late:?}");
+        let kept = read_history(&leader.client, &paths).await.expect("read");
+        assert_eq!(kept.iter().map(|r| r.epoch).collect::<Vec<_>>(), vec![1]);
+    }
 }
