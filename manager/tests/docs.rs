@@ -536,7 +536,14 @@ fn docs_show_only_commands_and_flags_the_program_has() {
         .iter()
         .flat_map(|(_, h)| h.flags.iter().map(|(f, _)| f))
         .collect();
-    for word in ops.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-')) {
+    // Not counted: the markers' set-up (`<!-- error: redis P: --requirepass x ... -->`) and the
+    // quoted refusal of an unknown flag.
+    let prose: String = ops
+        .lines()
+        .filter(|l| !l.starts_with("<!-- error:") && !l.contains("unexpected argument"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    for word in prose.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-')) {
         if word.starts_with("--")
             && word[2..].starts_with(|c: char| c.is_ascii_lowercase())
             && !known.iter().any(|f| *f == word)
@@ -564,7 +571,11 @@ fn the_flag_check_sees_a_renamed_flag_and_subcommand() {
 }
 
 /// One quoted error: `<!-- error: exit 2; closed 2181; args: -n ... -->` followed by a
-/// ```text block with the line the program prints on stderr.
+/// ```text block with the line the program prints on stderr (`...` stands for any text).
+/// Before `args:`, `;`-separated: `exit N`; `closed P Q` (free ports nothing listens on),
+/// `not-redis P` (a port that answers with an SSH banner), `silent P` (accepts, never
+/// answers), `redis P: ARGS` (a redis-server started with ARGS), `file NAME: CONTENT` (in the
+/// working directory). Each P is replaced by a real port in the arguments and the line.
 #[derive(Debug)]
 struct QuotedError {
     exit: i32,
@@ -572,6 +583,10 @@ struct QuotedError {
     closed: Vec<String>,
     /// Ports where something that is not Redis answers (it sends an SSH banner and closes).
     not_redis: Vec<String>,
+    /// Ports that accept connections and never answer.
+    silent: Vec<String>,
+    /// Ports where a redis-server runs with these arguments: (port, args).
+    redis: Vec<(String, Vec<String>)>,
     /// A file written into the working directory first: (name, content).
     file: Option<(String, String)>,
     args: Vec<String>,
@@ -594,6 +609,8 @@ fn quoted_errors(text: &str) -> Vec<QuotedError> {
             exit: 0,
             closed: Vec::new(),
             not_redis: Vec::new(),
+            silent: Vec::new(),
+            redis: Vec::new(),
             file: None,
             args: Vec::new(),
             line,
@@ -604,6 +621,12 @@ fn quoted_errors(text: &str) -> Vec<QuotedError> {
                 "exit" => q.exit = value.parse().expect("exit code"),
                 "closed" => q.closed = value.split(' ').map(str::to_string).collect(),
                 "not-redis" => q.not_redis = value.split(' ').map(str::to_string).collect(),
+                "silent" => q.silent = value.split(' ').map(str::to_string).collect(),
+                "redis" => {
+                    let (port, args) = value.split_once(": ").unwrap_or((value, ""));
+                    let args = args.split_whitespace().map(str::to_string).collect();
+                    q.redis.push((port.to_string(), args));
+                }
                 "file" => {
                     let (name, content) = value.split_once(": ").expect("file NAME: CONTENT");
                     q.file = Some((name.to_string(), content.to_string()));
@@ -664,6 +687,24 @@ fn run_quoted(q: &QuotedError) -> Result<(), String> {
         }));
     }
     // One pass, so that a port put in for one placeholder is never taken for another.
+    let mut silent = Vec::new();
+    for p in &q.silent {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        subst.push((p.clone(), l.local_addr().expect("addr").port().to_string()));
+        silent.push(l);
+    }
+    let mut nodes = Vec::new();
+    for (p, args) in &q.redis {
+        let port = redis_failover_tests::free_port();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        nodes.push(redis_failover_tests::RedisNode::start(
+            dir.path(),
+            port,
+            None,
+            &args,
+        ));
+        subst.push((p.clone(), port.to_string()));
+    }
     let fill = |s: &str| {
         let mut out = String::new();
         let mut rest = s;
@@ -693,6 +734,7 @@ fn run_quoted(q: &QuotedError) -> Result<(), String> {
         cmd.env_remove(k);
     }
     let out = cmd.output().expect("redis_node_manager runs");
+    drop((silent, nodes));
     let stderr = String::from_utf8_lossy(&out.stderr);
     let want = fill(&q.line);
     let code = out.status.code().unwrap_or(-1);
