@@ -1,15 +1,23 @@
 #!/usr/bin/env bash
-# shellcheck disable=SC2317  # cleanup helpers are only reached from the EXIT trap
+# shellcheck disable=SC2317  # cleanup helpers are only reached from the traps
 # Local demo of redis_failover: a throwaway standalone ZooKeeper, one Redis master with two
 # replicas (all on free loopback ports, all files in a mktemp -d directory) and the manager
-# (redis_node_manager) in the foreground. Play with it from another terminal (the commands are
-# printed); ctrl-c stops everything this script started and removes the temp dir.
+# (redis_node_manager, with its HTTP and Sentinel-protocol endpoints) in the foreground. Play
+# with it from another terminal (the commands are printed, with the real ports); ctrl-c stops
+# everything this script started and removes the temp dir, also when the output is piped
+# (`scripts/demo.sh 2>&1 | tee demo.log`: ctrl-c kills tee too, and the cleanup goes on).
 #
-# Usage (from the repo root):  scripts/demo.sh
+# Usage (from anywhere):  scripts/demo.sh
 # Environment:
-#   DEMO_ZK_PORT     ZooKeeper client port            (default: first free from 22181)
-#   DEMO_REDIS_PORT  Redis master port; replicas +1 +2 (default: first free trio from 26400)
-#   RUST_LOG         manager log filter                (default: info)
+#   DEMO_ZK_PORT        ZooKeeper client port               (default: first free from 22181)
+#   DEMO_REDIS_PORT     Redis master port; replicas +1 +2    (default: first free trio from 26400)
+#   DEMO_HTTP_PORT      manager's --http-addr port           (default: first free from 28080)
+#   DEMO_SENTINEL_PORT  manager's --sentinel-addr port       (default: first free from 26379)
+#   DEMO_PROFILE        cargo profile of the manager build: release or debug (default: release)
+#   DEMO_INSTALL        "no": fail instead of installing missing packages with apt-get
+#   DEMO_UNTIL          "ready": stop everything and exit 0 once the group is up and the
+#                       commands are printed (a smoke test of the demo itself)
+#   RUST_LOG            manager log filter                   (default: info)
 # Needs redis-server, java and the Debian zookeeper package (installed with apt-get if missing),
 # and cargo.
 set -euo pipefail
@@ -21,6 +29,7 @@ ZK_JAR=/usr/share/java/zookeeper.jar
 SLF4J_SIMPLE=/usr/share/java/slf4j-simple.jar
 ZKCLI_SH=/usr/share/zookeeper/bin/zkCli.sh
 ZNODE_PATH=/redis_failover
+GROUP_NAME=mymaster
 DOWN_AFTER_MS=1000
 ZK_JVM_OPTS=(-XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xss512k -Xms16m -Xmx256m -XX:-UsePerfData)
 
@@ -37,6 +46,7 @@ have_deps() {
 }
 
 if ! have_deps; then
+  [ "${DEMO_INSTALL:-yes}" != no ] || die "missing prerequisites (DEMO_INSTALL=no): apt-get install -y redis-server zookeeper"
   say "missing: $(
     command -v redis-server >/dev/null 2>&1 || printf 'redis-server '
     command -v redis-cli >/dev/null 2>&1 || printf 'redis-cli '
@@ -67,22 +77,45 @@ ZK_CP=$ZK_JAR
 # ---------------------------------------------------------------------------------------------
 # 2. build the manager first (fail fast, before anything is started)
 # ---------------------------------------------------------------------------------------------
-say "building redis_node_manager (release)..."
-cargo build --release -p redis-failover-manager --bin redis_node_manager
+PROFILE=${DEMO_PROFILE:-release}
+case $PROFILE in
+  release) PROFILE_FLAGS=(--release) ;;
+  debug) PROFILE_FLAGS=() ;;
+  *) die "DEMO_PROFILE=$PROFILE: expected release or debug" ;;
+esac
+say "building redis_node_manager ($PROFILE)..."
+cargo build ${PROFILE_FLAGS[@]+"${PROFILE_FLAGS[@]}"} -p redis-failover-manager --bin redis_node_manager
 TARGET_DIR=$(cargo metadata --format-version 1 --no-deps 2>/dev/null |
   grep -o '"target_directory":"[^"]*"' | head -n1 | cut -d'"' -f4 || true)
 [ -n "$TARGET_DIR" ] || TARGET_DIR=${CARGO_TARGET_DIR:-$REPO_ROOT/target}
-MANAGER_BIN=$TARGET_DIR/release/redis_node_manager
+MANAGER_BIN=$TARGET_DIR/$PROFILE/redis_node_manager
 [ -x "$MANAGER_BIN" ] || die "built binary not found at $MANAGER_BIN"
 
 # ---------------------------------------------------------------------------------------------
-# cleanup: everything we start is tracked by pid; runs on EXIT (also after INT/TERM/HUP)
+# cleanup: everything we start is tracked by pid and stopped on EXIT, INT, TERM, HUP and PIPE.
+# It must survive its own output going nowhere: with `demo.sh 2>&1 | tee log`, ctrl-c kills tee
+# too, and a plain write to the closed pipe would end this script (SIGPIPE, or set -e) before
+# ZooKeeper (a background java, which ignores SIGINT) and a restarted master are stopped.
 # ---------------------------------------------------------------------------------------------
 DEMO_DIR=""
 ZK_PID=""
 MANAGER_PID=""
 REDIS_PORTS=()
 declare -A REDIS_PID=()
+CLEANING=""
+OUT="stderr" # where the cleanup's messages go: stderr, then the terminal, then nowhere
+
+note() { # say, for the cleanup: never fails, never raises SIGPIPE (ignored there)
+  if [ "$OUT" = stderr ]; then
+    printf 'demo: %s\n' "$*" >&2 2>/dev/null && return 0
+    OUT="tty" # stderr is gone (closed pipe, hung-up terminal): the terminal, if still there
+  fi
+  if [ "$OUT" = tty ]; then
+    printf 'demo: %s\n' "$*" 2>/dev/null >/dev/tty && return 0
+    OUT="none"
+  fi
+  return 0
+}
 
 pid_alive() { # a zombie (exited, not yet reaped) counts as gone
   local st
@@ -102,11 +135,11 @@ stop_pid() { # pid name: SIGCONT (in case it was SIGSTOPped), SIGTERM, SIGKILL a
   local pid=$1 name=$2
   [ -n "$pid" ] || return 0
   if pid_alive "$pid"; then
-    say "stopping $name (pid $pid)"
+    note "stopping $name (pid $pid)"
     kill -CONT "$pid" 2>/dev/null
     kill -TERM "$pid" 2>/dev/null
     if ! wait_pid_gone "$pid" 5000; then
-      say "$name (pid $pid) did not stop in 5 s: SIGKILL"
+      note "$name (pid $pid) did not stop in 5 s: SIGKILL"
       kill -KILL "$pid" 2>/dev/null
       wait_pid_gone "$pid" 2000
     fi
@@ -121,10 +154,28 @@ is_redis_on_port() { # pid port: guards against a stale pid file / reused pid
   [[ $cmd == *redis-server* && $cmd == *":$2"* ]]
 }
 
+strays() { # redis-server / java processes still working in $DEMO_DIR (cwd or command line),
+  # e.g. a master restarted by hand with other options; never a shell that cd'ed there
+  local d pid comm
+  [ -n "$DEMO_DIR" ] || return 0
+  for d in /proc/[0-9]*; do
+    pid=${d#/proc/}
+    [ "$pid" != "$$" ] || continue
+    read -r comm 2>/dev/null <"$d/comm" || continue
+    case $comm in redis-server | redis-check-rdb | java) ;; *) continue ;; esac
+    if [[ "$(readlink "$d/cwd" 2>/dev/null)" == "$DEMO_DIR"* ]] ||
+      tr '\0' ' ' <"$d/cmdline" 2>/dev/null | grep -qF "$DEMO_DIR"; then
+      printf '%s\n' "$pid"
+    fi
+  done
+}
+
 cleanup() {
   local rc=$? port pid
   set +e
-  trap '' INT TERM HUP # a second ctrl-c must not cut the cleanup short
+  [ -z "$CLEANING" ] || return 0
+  CLEANING=1
+  trap '' INT TERM HUP PIPE # a second ctrl-c must not cut the cleanup short; writes just fail
   trap - EXIT
   stop_pid "$MANAGER_PID" "redis_node_manager"
   for port in "${REDIS_PORTS[@]}"; do
@@ -136,17 +187,23 @@ cleanup() {
     done
   done
   stop_pid "$ZK_PID" "zookeeper"
+  # whatever else: our children we did not record yet (a signal right after a start), and
+  # Redis/ZooKeeper processes still using the temp dir
+  for pid in $(pgrep -P "$$" 2>/dev/null) $(strays); do
+    stop_pid "$pid" "$(cat "/proc/$pid/comm" 2>/dev/null || echo process)"
+  done
   if [ -n "$DEMO_DIR" ] && [ -d "$DEMO_DIR" ]; then
     rm -rf "$DEMO_DIR"
-    say "removed $DEMO_DIR"
+    note "removed $DEMO_DIR"
   fi
-  say "all stopped"
+  note "all stopped"
   exit "$rc"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 trap 'exit 129' HUP
+trap 'exit 141' PIPE
 
 DEMO_DIR=$(mktemp -d "${TMPDIR:-/tmp}/redis-failover-demo.XXXXXX")
 
@@ -179,6 +236,23 @@ else
 fi
 MASTER_PORT=$BASE
 REDIS_PORTS=("$BASE" $((BASE + 1)) $((BASE + 2)))
+
+pick_port() { # env_var first last what -> PICKED: the env var's port if free, else the first free
+  local name=$1 v=${!1:-} p
+  if [ -n "$v" ]; then
+    port_in_use "$v" && die "$name=$v is already in use"
+    PICKED=$v
+    return 0
+  fi
+  for p in $(seq "$2" "$3"); do
+    port_in_use "$p" || { PICKED=$p; return 0; }
+  done
+  die "no free $4 port in $2-$3 (set $name)"
+}
+pick_port DEMO_HTTP_PORT 28080 28179 HTTP
+HTTP_PORT=$PICKED
+pick_port DEMO_SENTINEL_PORT 26379 26399 Sentinel
+SENTINEL_PORT=$PICKED
 
 # ---------------------------------------------------------------------------------------------
 # ZooKeeper (standalone)
@@ -260,30 +334,74 @@ wait_link_up "${REDIS_PORTS[2]}"
 say "both replicas report master_link_status:up"
 
 # ---------------------------------------------------------------------------------------------
-# how to play
+# the manager, in the foreground of this terminal. It runs as a background job that we `wait`
+# for, so that INT/TERM/HUP reach our trap at once and everything is stopped by pid. The
+# commands are printed once it has published the topology, so that they all work at once.
 # ---------------------------------------------------------------------------------------------
 NODES="127.0.0.1:${REDIS_PORTS[0]},127.0.0.1:${REDIS_PORTS[1]},127.0.0.1:${REDIS_PORTS[2]}"
+ZK_ADDR=127.0.0.1:$ZK_PORT
+MANAGER_ARGS=(-n "$NODES" -z "$ZK_ADDR" --znode-path "$ZNODE_PATH" --group-name "$GROUP_NAME"
+  --down-after-ms "$DOWN_AFTER_MS" --http-addr "127.0.0.1:$HTTP_PORT"
+  --sentinel-addr "127.0.0.1:$SENTINEL_PORT")
+say "starting redis_node_manager (RUST_LOG=${RUST_LOG:-info})"
+RUST_LOG=${RUST_LOG:-info} "$MANAGER_BIN" "${MANAGER_ARGS[@]}" &
+MANAGER_PID=$!
+
+published_master() { # what Sentinel-aware clients get: "host port" once a master is published
+  redis-cli -p "$SENTINEL_PORT" SENTINEL get-master-addr-by-name "$GROUP_NAME" 2>/dev/null |
+    paste -sd' ' -
+}
+t0=$(now_ms)
+until [ "$(published_master)" = "127.0.0.1 $MASTER_PORT" ]; do
+  pid_alive "$MANAGER_PID" || die "redis_node_manager exited (its log is above)"
+  [ $(($(now_ms) - t0)) -lt 30000 ] || die "redis_node_manager did not publish the master in 30 s"
+  sleep 0.1
+done
+
+# ---------------------------------------------------------------------------------------------
+# how to play
+# ---------------------------------------------------------------------------------------------
 MPID=${REDIS_PID[$MASTER_PORT]}
 redis_args "$MASTER_PORT"
 RESTART_CMD=$(printf '%q ' redis-server "${REDIS_ARGS[@]}" --daemonize yes)
-ZK_GET_FAST="java -XX:TieredStopAtLevel=1 -cp $ZK_CP -Dorg.slf4j.simpleLogger.defaultLogLevel=error org.apache.zookeeper.ZooKeeperMain -server 127.0.0.1:$ZK_PORT get $ZNODE_PATH/nodes"
+ZK_GET_FAST="java -XX:TieredStopAtLevel=1 -cp $ZK_CP -Dorg.slf4j.simpleLogger.defaultLogLevel=error org.apache.zookeeper.ZooKeeperMain -server $ZK_ADDR get $ZNODE_PATH/nodes"
+EXAMPLE_ARGS="--zk $ZK_ADDR --znode-path $ZNODE_PATH"
+# the examples in the manager's profile: a release build reuses the dependencies built above
+CARGO_RUN="cargo run${PROFILE_FLAGS[*]+ ${PROFILE_FLAGS[*]}} -p redis-failover-examples --bin"
 
 cat <<EOF | tee "$DEMO_DIR/HOWTO.txt"
 
 ================================ redis_failover demo ================================
- ZooKeeper  127.0.0.1:$ZK_PORT (pid $ZK_PID)
+ ZooKeeper  $ZK_ADDR (pid $ZK_PID)
  Redis      master 127.0.0.1:${REDIS_PORTS[0]} (pid $MPID)
             replica 127.0.0.1:${REDIS_PORTS[1]} (pid ${REDIS_PID[${REDIS_PORTS[1]}]}), replica 127.0.0.1:${REDIS_PORTS[2]} (pid ${REDIS_PID[${REDIS_PORTS[2]}]})
- Manager    $MANAGER_BIN -n $NODES -z 127.0.0.1:$ZK_PORT --down-after-ms $DOWN_AFTER_MS
+ Manager    (pid $MANAGER_PID) $MANAGER_BIN ${MANAGER_ARGS[*]}
  Files      $DEMO_DIR  (zk.log, redis-PORT.log, this text in HOWTO.txt)
 
- How to play, from another terminal:
-  * topology the manager publishes in ZooKeeper:
-      $ZKCLI_SH -server 127.0.0.1:$ZK_PORT get $ZNODE_PATH/nodes
+ Look at the group, from another terminal:
+  * the group as the managers publish it in ZooKeeper (add --json for JSON):
+      $MANAGER_BIN status -z $ZK_ADDR --znode-path $ZNODE_PATH
+  * the same over the manager's HTTP endpoint, and its Prometheus metrics:
+      curl -s http://127.0.0.1:$HTTP_PORT/status
+      curl -s http://127.0.0.1:$HTTP_PORT/metrics
+  * the master, asked the way Sentinel-aware clients ask (the manager answers as a Sentinel):
+      redis-cli -p $SENTINEL_PORT SENTINEL get-master-addr-by-name $GROUP_NAME
+  * the topology znode itself:
+      $ZKCLI_SH -server $ZK_ADDR get $ZNODE_PATH/nodes
     faster and quieter:
       $ZK_GET_FAST
   * role of each Redis node:
       redis-cli -p ${REDIS_PORTS[0]} role; redis-cli -p ${REDIS_PORTS[1]} role; redis-cli -p ${REDIS_PORTS[2]} role
+
+ Run a client, from $REPO_ROOT:
+  * connect through ZooKeeper, write, read, print the topology:
+      $CARGO_RUN basic -- $EXAMPLE_ARGS
+  * write and read in a loop, printing each topology change and error (then kill the master):
+      $CARGO_RUN survive_failover -- $EXAMPLE_ARGS --seconds 300
+  * print the topology znode every time it changes:
+      $CARGO_RUN watch_topology -- $EXAMPLE_ARGS
+
+ Break it:
   * crash the master and watch a replica get promoted (new "master" in the znode, higher epoch):
       kill -9 $MPID
   * or freeze it instead (a hung node is declared down after ${DOWN_AFTER_MS} ms):
@@ -295,15 +413,11 @@ cat <<EOF | tee "$DEMO_DIR/HOWTO.txt"
 
 EOF
 
-# ---------------------------------------------------------------------------------------------
-# the manager, in the foreground of this terminal. It runs as a background job that we `wait`
-# for, so that INT/TERM/HUP reach our trap at once and everything is stopped by pid.
-# ---------------------------------------------------------------------------------------------
-say "starting redis_node_manager (RUST_LOG=${RUST_LOG:-info}); ctrl-c to stop everything"
-RUST_LOG=${RUST_LOG:-info} "$MANAGER_BIN" \
-  -n "$NODES" -z "127.0.0.1:$ZK_PORT" --znode-path "$ZNODE_PATH" \
-  --down-after-ms "$DOWN_AFTER_MS" &
-MANAGER_PID=$!
+if [ "${DEMO_UNTIL:-}" = ready ]; then
+  say "ready (DEMO_UNTIL=ready): stopping everything"
+  exit 0
+fi
+say "ready: the manager's log follows; ctrl-c to stop everything"
 rc=0
 wait "$MANAGER_PID" || rc=$?
 MANAGER_PID=""

@@ -46,18 +46,6 @@ pub enum TopologyReadError {
     ZooKeeper(#[from] OpError),
 }
 
-/// Why [`Client::manual_failover`](crate::Client::manual_failover) could not write the
-/// request.
-#[derive(Debug, thiserror::Error)]
-pub enum RequestError {
-    /// The client's ZooKeeper session is being replaced.
-    #[error("no ZooKeeper session right now; try again")]
-    NoSession,
-    /// ZooKeeper refused the write or did not answer in time.
-    #[error(transparent)]
-    ZooKeeper(#[from] OpError),
-}
-
 /// What every error the client raises starts with; redis-rs then adds the kind and the
 /// message: `redis_failover - Client: no master: ...`.
 const SOURCE: &str = "redis_failover";

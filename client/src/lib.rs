@@ -86,7 +86,7 @@ pub mod wire;
 
 pub use builder::{ClientBuilder, ReadPolicy};
 pub use client::Client;
-pub use error::{ConnectError, RequestError, TopologyReadError};
+pub use error::{ConnectError, TopologyReadError};
 pub use failover::FailoverError;
 pub use watcher::TopologyView;
 pub use wire::{NodeAddr, Topology, ZnodePaths};

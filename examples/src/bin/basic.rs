@@ -1,23 +1,34 @@
 //! Connect through ZooKeeper, write, read, print the topology: the whole client API in a
 //! screen. Writes go to the master, reads to a replica.
 //!
-//! `cargo run -p redis-failover-examples --bin basic -- 127.0.0.1:2181 /redis_failover`
+//! `cargo run -p redis-failover-examples --bin basic -- --zk 127.0.0.1:2181 --znode-path /redis_failover`
+//! (`--help` for the flags).
 
+use clap::Parser;
 use redis::AsyncCommands;
 use redis_failover_client::Client;
+use redis_failover_examples::{fail, GroupArgs, AFTER_HELP};
+
+/// Connects through ZooKeeper, prints the topology, writes to the master and reads from a
+/// replica (SET, INCR, GET and a MULTI/EXEC pipeline), then exits.
+#[derive(Parser, Debug)]
+#[command(name = "basic", after_help = AFTER_HELP)]
+struct Args {
+    #[command(flatten)]
+    group: GroupArgs,
+}
 
 #[tokio::main]
 async fn main() {
-    let mut args = std::env::args().skip(1);
-    let zk = args.next().unwrap_or_else(|| "127.0.0.1:2181".to_string());
-    let root = args.next().unwrap_or_else(|| "/redis_failover".to_string());
+    let args = Args::parse();
     // The only change for a redis-rs program: how it connects.
-    let mut redis = match Client::builder(&zk).znode_path(&root).connect().await {
+    let mut redis = match Client::builder(&args.group.zk)
+        .znode_path(&args.group.znode_path)
+        .connect()
+        .await
+    {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("basic: {e}");
-            std::process::exit(1);
-        }
+        Err(e) => fail("basic", &args.group.explain(&e)),
     };
     let view = redis.topology();
     println!(
@@ -50,7 +61,6 @@ async fn main() {
     }
     .await;
     if let Err(e) = result {
-        eprintln!("basic: {e}");
-        std::process::exit(1);
+        fail("basic", &e.to_string());
     }
 }

@@ -1,25 +1,41 @@
 //! Writes and reads in a loop and prints every topology change and every error the client
 //! had to surface. Run it, then `kill -9` the master (see `scripts/demo.sh`).
 //!
-//! `cargo run -p redis-failover-examples --bin survive_failover -- 127.0.0.1:2181 /redis_failover [seconds]`
+//! `cargo run -p redis-failover-examples --bin survive_failover -- --zk 127.0.0.1:2181 --znode-path /redis_failover --seconds 60`
+//! (`--help` for the flags).
 
 use std::time::{Duration, Instant};
 
+use clap::Parser;
 use redis::AsyncCommands;
 use redis_failover_client::Client;
+use redis_failover_examples::{fail, GroupArgs, AFTER_HELP};
+
+/// Writes and reads in a loop for --seconds, printing every topology change the client
+/// follows and every error it had to surface, and a count every 5 s. Kill the master while
+/// it runs.
+#[derive(Parser, Debug)]
+#[command(name = "survive_failover", after_help = AFTER_HELP)]
+struct Args {
+    #[command(flatten)]
+    group: GroupArgs,
+
+    /// How long to run, in seconds.
+    #[arg(long, default_value_t = 60, value_name = "SECS")]
+    seconds: u64,
+}
 
 #[tokio::main]
 async fn main() {
-    let mut args = std::env::args().skip(1);
-    let zk = args.next().unwrap_or_else(|| "127.0.0.1:2181".to_string());
-    let root = args.next().unwrap_or_else(|| "/redis_failover".to_string());
-    let seconds: u64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(60);
-    let mut redis = match Client::builder(&zk).znode_path(&root).connect().await {
+    let args = Args::parse();
+    let seconds = args.seconds;
+    let mut redis = match Client::builder(&args.group.zk)
+        .znode_path(&args.group.znode_path)
+        .connect()
+        .await
+    {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("survive_failover: {e}");
-            std::process::exit(1);
-        }
+        Err(e) => fail("survive_failover", &args.group.explain(&e)),
     };
     let mut changes = redis.subscribe();
     let start = Instant::now();

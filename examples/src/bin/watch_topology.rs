@@ -1,33 +1,48 @@
 //! Prints `<root>/nodes` every time the node manager changes it: the smallest program that
 //! follows failovers, using only ZooKeeper and the shared schema.
 //!
-//! `cargo run -p redis-failover-examples --bin watch_topology -- 127.0.0.1:2181 /redis_failover`
+//! `cargo run -p redis-failover-examples --bin watch_topology -- --zk 127.0.0.1:2181 --znode-path /redis_failover`
+//! (`--help` for the flags).
 
 use std::time::Duration;
 
+use clap::Parser;
 use redis_failover_client::{Topology, ZnodePaths};
+use redis_failover_examples::{GroupArgs, AFTER_HELP};
 use zookeeper_client as zk;
+
+/// Prints <znode-path>/nodes (master, replicas, unavailable nodes, epoch) now and every time
+/// the node manager changes it, with ZooKeeper watches only (no Redis connection). Runs until
+/// interrupted.
+#[derive(Parser, Debug)]
+#[command(name = "watch_topology", after_help = AFTER_HELP)]
+struct Args {
+    #[command(flatten)]
+    group: GroupArgs,
+}
+
+/// How long to wait for a ZooKeeper session before giving up.
+const CONNECT_WAIT: Duration = Duration::from_secs(10);
 
 #[tokio::main]
 async fn main() {
-    let mut args = std::env::args().skip(1);
-    let servers = args.next().unwrap_or_else(|| "127.0.0.1:2181".to_string());
-    let root = args.next().unwrap_or_else(|| "/redis_failover".to_string());
-    let paths = match ZnodePaths::new(&root) {
+    let Args { group } = Args::parse();
+    let servers = group.zk;
+    let paths = match ZnodePaths::new(&group.znode_path) {
         Ok(p) => p,
-        Err(e) => {
-            eprintln!("watch_topology: {e}");
-            std::process::exit(2);
-        }
+        Err(e) => fail(&format!("--znode-path: {e}")),
     };
     let connecting = zk::Client::connector()
         .with_session_timeout(Duration::from_secs(10))
         .connect(&servers);
-    let client = match tokio::time::timeout(Duration::from_secs(15), connecting).await {
+    let client = match tokio::time::timeout(CONNECT_WAIT, connecting).await {
         Ok(Ok(c)) => c,
-        Ok(Err(e)) => fail(&format!("cannot connect to ZooKeeper at {servers}: {e}")),
+        Ok(Err(e)) => fail(&format!(
+            "cannot connect to ZooKeeper at {servers}: {e} (check --zk / REDIS_FAILOVER_ZKSERVERS)"
+        )),
         Err(_) => fail(&format!(
-            "ZooKeeper at {servers} did not answer within 15 s"
+            "cannot reach ZooKeeper at {servers} within {} s (check --zk / REDIS_FAILOVER_ZKSERVERS)",
+            CONNECT_WAIT.as_secs()
         )),
     };
     let path = paths.nodes();
@@ -71,6 +86,5 @@ async fn main() {
 }
 
 fn fail(msg: &str) -> ! {
-    eprintln!("watch_topology: {msg}");
-    std::process::exit(1);
+    redis_failover_examples::fail("watch_topology", msg)
 }
