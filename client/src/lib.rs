@@ -93,3 +93,17 @@ pub use wire::{NodeAddr, Topology, ZnodePaths};
 
 // The flat paths the workspace's other crates were written against; new code names them
 // through `wire::`.
+
+// The Rust code in the guides is compiled (and, unless marked `no_run`, run) as doc-tests:
+// `cargo test --doc -p redis-failover-client`.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDocTests;
+
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/client.md")]
+pub struct ClientGuideDocTests;
+
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/operations.md")]
+pub struct OperationsGuideDocTests;

@@ -1,7 +1,7 @@
 //! Every event name the manager logs: the first word of a log line, stable across releases
 //! so that operators can grep and alert on it (Sentinel's habit: `+` something began or was
 //! done, `-` something ended, failed or was refused). The code logs through these constants,
-//! and a test prints [`ALL`] into the events table of README.md, so the list, the
+//! and a test prints [`ALL`] into the events table of docs/operations.md, so the list, the
 //! code and the docs cannot drift apart.
 
 macro_rules! event_names {
