@@ -176,6 +176,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             config.manager_id.clone(),
             session_rx.clone(),
             leader_tx,
+            zk::act_window(config.zk_session_timeout),
             stop_all.clone(),
         )));
         let settings = probe::ProbeSettings {

@@ -17,7 +17,7 @@ use crate::core::event_names::{
 };
 use crate::core::promotion::{Kind, Promotion, RedisStep};
 use crate::io::node;
-use crate::io::zk::{self, Leadership, Published};
+use crate::io::zk::{self, Confirmed, Leadership, Published};
 
 /// How long a planned switchover may pause writers while the target catches up.
 const SWITCHOVER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -125,11 +125,11 @@ impl GroupDaemon {
                 Next::Idle
             }
             Decision::Reconfigure { nodes, master, .. } => {
-                if !leader.confirm().await {
+                let Some(confirmed) = leader.confirm().await else {
                     warn!(group = %self.cfg.name, "{LEADER_UNCONFIRMED}: not re-pointing {nodes:?}");
                     return Next::Idle;
-                }
-                self.reconfigure(&nodes, &master).await;
+                };
+                self.reconfigure(&nodes, &master, confirmed).await;
                 Next::Soon
             }
             Decision::RefreshOffsets { nodes, .. } => {
@@ -202,17 +202,25 @@ impl GroupDaemon {
         // 1. The gate: no change to Redis until a lock-checked write to ZooKeeper has
         // recorded which node is being promoted, so that a leader taking over finishes this
         // promotion and no other.
-        if plan.kind.records_intent() {
+        let confirmed = if plan.kind.records_intent() {
             let intent = plan.intent(self.state.epoch, &self.view);
+            let asked = Instant::now();
             if !self.publish(leader, intent).await {
                 warn!(group = %g, "{not_leader}: could not record the promotion of {to} in ZooKeeper; not promoting");
                 return Outcome::Aborted;
             }
-        } else if !leader.confirm().await {
-            warn!(group = %g, "{FAILOVER_NOT_LEADER}: cannot confirm the lock in ZooKeeper; not adopting {to}");
+            leader.confirmed_by_write(asked)
+        } else {
+            let Some(confirmed) = leader.confirm().await else {
+                warn!(group = %g, "{FAILOVER_NOT_LEADER}: cannot confirm the lock in ZooKeeper; not adopting {to}");
+                return Outcome::Aborted;
+            };
+            confirmed
+        };
+        // 2. The Redis step of this kind, only while the lock's confirmation is fresh.
+        if !self.still_leading(&confirmed, &format!("not promoting {to}")) {
             return Outcome::Aborted;
         }
-        // 2. The Redis step of this kind.
         let step = plan.kind.redis_step();
         let promoted = match step {
             RedisStep::PromoteReplica => node::promote(&self.connector, to).await,
@@ -247,13 +255,13 @@ impl GroupDaemon {
             resyncing: Resyncing::default(),
         };
         // 3. Re-point the others, still as the leader.
-        if !leader.confirm().await {
+        let Some(confirmed) = leader.confirm().await else {
             warn!(group = %g, "{LEADER_UNCONFIRMED}: {to} is master (epoch {}), not re-pointing the others; the next leader finishes", self.state.epoch);
             return Outcome::Promoted { published: false };
-        }
+        };
         let others = plan.to_repoint(&self.view);
         let carrying = plan.carry_data(&self.view);
-        let accepted = self.reconfigure(&others, to).await;
+        let accepted = self.reconfigure(&others, to, confirmed).await;
         let resyncing = Promotion::resyncing(&carrying, &accepted);
         // 4. Publish, then the history. A re-pointed replica is published as one while its
         // link comes up: it is not down.
@@ -274,10 +282,29 @@ impl GroupDaemon {
         Outcome::Promoted { published: true }
     }
 
-    /// `REPLICAOF master` on each of `nodes`, at once; a failure is retried on a later cycle.
-    /// Returns the nodes that accepted it.
-    async fn reconfigure(&mut self, nodes: &[NodeAddr], master: &NodeAddr) -> Vec<NodeAddr> {
+    /// False (and says so) when the lock's confirmation is too old to act on: this manager
+    /// was held up (a pause, a slow step) long enough for a new leader to have taken over.
+    fn still_leading(&self, confirmed: &Confirmed, not_doing: &str) -> bool {
+        if confirmed.fresh() {
+            return true;
+        }
+        warn!(group = %self.cfg.name, "{LEADER_UNCONFIRMED}: the lock was confirmed {} ms ago, longer than the {} ms a leader may act on it; {not_doing}",
+            confirmed.age().as_millis(), confirmed.window().as_millis());
+        false
+    }
+
+    /// `REPLICAOF master` on each of `nodes`, at once, while `confirmed` is fresh; a failure
+    /// is retried on a later cycle. Returns the nodes that accepted it.
+    async fn reconfigure(
+        &mut self,
+        nodes: &[NodeAddr],
+        master: &NodeAddr,
+        confirmed: Confirmed,
+    ) -> Vec<NodeAddr> {
         let mut accepted = Vec::new();
+        if !self.still_leading(&confirmed, &format!("not re-pointing {nodes:?}")) {
+            return accepted;
+        }
         let g = self.cfg.name.clone();
         let calls = nodes.iter().map(|n| {
             let connector = self.connector.clone();

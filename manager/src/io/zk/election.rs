@@ -7,7 +7,7 @@
 //! overwrite a newer topology even if it has not noticed yet.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis_failover_client::ZnodePaths;
 use tokio::sync::watch;
@@ -25,6 +25,48 @@ pub struct Leadership {
     pub client: zk::Client,
     /// Deleted (the lock released) when the last clone is dropped.
     pub lock: Arc<zk::OwnedLockClient>,
+    /// How long after a confirmation of the lock a Redis command may still be sent on it.
+    pub act_window: Duration,
+}
+
+/// The moment ZooKeeper confirmed this manager's lock (a quorum-ordered check, or a
+/// lock-checked write), and how long acting on it stays safe.
+///
+/// No other manager can take the lock before this manager's session expires, and the
+/// session cannot expire sooner than a session timeout after this confirmation (ZooKeeper
+/// counts from the last contact). The window is half of that, for clock rates and the time
+/// a command takes to reach Redis. A manager paused past it (a GC pause, SIGSTOP, a slow
+/// disk) confirms again, or stops acting, instead of sending a command a new leader may
+/// already have overtaken.
+#[derive(Clone, Copy, Debug)]
+pub struct Confirmed {
+    at: Instant,
+    window: Duration,
+}
+
+impl Confirmed {
+    pub fn new(at: Instant, window: Duration) -> Self {
+        Self { at, window }
+    }
+
+    /// How long ago the lock was confirmed.
+    pub fn age(&self) -> Duration {
+        self.at.elapsed()
+    }
+
+    /// True while a Redis command may still be sent on this confirmation.
+    pub fn fresh(&self) -> bool {
+        self.age() < self.window
+    }
+
+    pub fn window(&self) -> Duration {
+        self.window
+    }
+}
+
+/// The window a leader may act in after confirming its lock: half the session timeout.
+pub fn act_window(session_timeout: Duration) -> Duration {
+    session_timeout / 2
 }
 
 impl Leadership {
@@ -36,12 +78,23 @@ impl Leadership {
     /// cut off from it) cannot answer it from a stale copy, as it could a read. The lock node
     /// is ephemeral and sequential: it exists only while this manager's session lives, and
     /// nobody else can create it again.
-    pub async fn confirm(&self) -> bool {
+    pub async fn confirm(&self) -> Option<Confirmed> {
         if self.client.state() != zk::SessionState::SyncConnected {
-            return false;
+            return None;
         }
+        // Counted from before the request: the session lived at least until then.
+        let asked = Instant::now();
         let check = self.lock.new_check_writer().commit();
-        matches!(tokio::time::timeout(ZK_OP_TIMEOUT, check).await, Ok(Ok(_)))
+        match tokio::time::timeout(ZK_OP_TIMEOUT, check).await {
+            Ok(Ok(_)) => Some(Confirmed::new(asked, self.act_window)),
+            _ => None,
+        }
+    }
+
+    /// A lock-checked write asked at `asked` succeeded: it confirmed the lock as
+    /// [`Leadership::confirm`] does.
+    pub fn confirmed_by_write(&self, asked: Instant) -> Confirmed {
+        Confirmed::new(asked, self.act_window)
     }
 }
 
@@ -52,6 +105,7 @@ pub async fn elect(
     manager_id: String,
     mut sessions: watch::Receiver<Option<zk::Client>>,
     tx: watch::Sender<Option<Leadership>>,
+    act_window: Duration,
     shutdown: CancellationToken,
 ) {
     let lock_dir = paths.lock();
@@ -101,6 +155,7 @@ pub async fn elect(
         let leadership = Leadership {
             client: client.clone(),
             lock: lock.clone(),
+            act_window,
         };
         info!(group = %group, "{LEADER}: {manager_id} holds {}", lock.lock_path());
         tx.send_replace(Some(leadership.clone()));
@@ -128,7 +183,7 @@ pub async fn elect(
                 }
                 zk::SessionState::SyncConnected => {
                     if suspended {
-                        if leadership.confirm().await {
+                        if leadership.confirm().await.is_some() {
                             suspended = false;
                             info!(group = %group, "{LEADER}: ZooKeeper connection back, lock still ours");
                             tx.send_replace(Some(leadership.clone()));
@@ -178,6 +233,7 @@ async fn release(client: &zk::Client, lock: &Arc<zk::OwnedLockClient>) {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
     use redis_failover_tests::manager::zk_client;
     use redis_failover_tests::shared_zk;
 
@@ -185,13 +241,28 @@ mod tests {
     async fn confirm_is_true_only_while_the_lock_node_is_ours() {
         let dir = format!("/t_confirm_{}/lock", std::process::id());
         let leader = super::super::test_leadership(&dir).await;
-        assert!(leader.confirm().await, "just taken");
+        assert!(
+            leader.confirm().await.is_some_and(|c| c.fresh()),
+            "just taken"
+        );
         // Deleted by someone else (an admin, or an expiry seen by the ensemble first).
         let other = zk_client(&shared_zk().connect_string()).await;
         other
             .delete(leader.lock.lock_path(), None)
             .await
             .expect("delete the lock node");
-        assert!(!leader.confirm().await, "the lock node is gone");
+        assert!(leader.confirm().await.is_none(), "the lock node is gone");
+    }
+
+    #[test]
+    fn a_confirmation_is_acted_on_only_within_its_window() {
+        let now = Instant::now();
+        assert!(Confirmed::new(now, Duration::from_secs(3)).fresh());
+        let old = Confirmed::new(now - Duration::from_millis(3001), Duration::from_secs(3));
+        assert!(
+            !old.fresh(),
+            "a manager paused past the window must not act on it"
+        );
+        assert_eq!(act_window(Duration::from_secs(6)), Duration::from_secs(3));
     }
 }

@@ -20,7 +20,7 @@ pub(crate) mod session;
 pub(crate) mod store;
 pub(crate) mod watch;
 
-pub(crate) use election::{elect, Leadership};
+pub(crate) use election::{act_window, elect, Confirmed, Leadership};
 pub(crate) use operator::{
     await_manual, finish_manual, read_manual, request_manual, set_pause, ManualOutcome,
 };
@@ -98,5 +98,6 @@ pub(crate) async fn test_leadership(dir: &str) -> Leadership {
     Leadership {
         client,
         lock: std::sync::Arc::new(lock),
+        act_window: Duration::from_secs(3),
     }
 }
