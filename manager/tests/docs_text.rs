@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{all_files, docs, repo};
+use common::{all_files, docs, none, repo};
 
 /// The GitHub anchor of a Markdown heading.
 fn anchor(heading: &str) -> String {
@@ -108,10 +108,7 @@ fn docs_name_only_files_and_headings_that_exist() {
     for (doc, text) in docs() {
         bad.extend(check_paths(&doc, &text, &files));
     }
-    assert!(
-        bad.is_empty(),
-        "the docs name what does not exist: {bad:#?}"
-    );
+    none(&bad, "the docs name what does not exist");
 }
 
 #[test]
