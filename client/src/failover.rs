@@ -96,17 +96,34 @@ pub async fn request(
     paths: &ZnodePaths,
     to: Option<&NodeAddr>,
 ) -> Result<(), FailoverError> {
-    let path = paths.manual_failover();
     let data = ManualRequest::encode(to);
+    operator_write(zk, paths, &paths.manual_failover(), Some(&data)).await
+}
+
+/// An operator's write under an existing group root (a manual failover request, the pause
+/// switch): `Some(data)` creates or replaces the persistent znode `path`, `None` deletes it
+/// (absent is fine). A missing root means no manager ever ran there: [`FailoverError::NoRoot`].
+pub async fn operator_write(
+    zk: &zk::Client,
+    paths: &ZnodePaths,
+    path: &str,
+    data: Option<&[u8]>,
+) -> Result<(), FailoverError> {
     let opts = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
     let write = async {
-        match zk.create(&path, &data, &opts).await {
-            Ok(_) => Ok(()),
-            Err(zk::Error::NodeExists) => zk.set_data(&path, &data, None).await.map(|_| ()),
-            Err(e) => Err(e),
+        match data {
+            None => match zk.delete(path, None).await {
+                Ok(()) | Err(zk::Error::NoNode) => Ok(()),
+                Err(e) => Err(e),
+            },
+            Some(data) => match zk.create(path, data, &opts).await {
+                Ok(_) => Ok(()),
+                Err(zk::Error::NodeExists) => zk.set_data(path, data, None).await.map(|_| ()),
+                Err(e) => Err(e),
+            },
         }
     };
-    match timed(Op::Writing, &path, OP_TIMEOUT, write).await {
+    match timed(Op::Writing, path, OP_TIMEOUT, write).await {
         Ok(()) => Ok(()),
         Err(OpError::Failed {
             source: zk::Error::NoNode,

@@ -7,7 +7,8 @@
 
 mod common;
 
-use common::{docs, free_port, none, repo, stdout_of, BIN};
+use common::{docs, none, repo, stdout_of, BIN};
+use redis_failover_tests::free_port;
 
 /// One `--help` page: its long and short flags with their env variables, and its subcommands.
 struct Help {
@@ -328,7 +329,7 @@ fn run_quoted(q: &QuotedError) -> Result<(), String> {
     }
     let mut nodes = Vec::new();
     for (p, args) in &q.redis {
-        let port = redis_failover_tests::free_port();
+        let port = free_port();
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         nodes.push(redis_failover_tests::RedisNode::start(
             dir.path(),

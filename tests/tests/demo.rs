@@ -22,6 +22,8 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use redis_failover_tests::wait_until;
+
 /// Until the demo is ready: it may have to build the manager first.
 const READY: Duration = Duration::from_secs(300);
 /// For everything else: a printed command, a failover, the whole cleanup.
@@ -340,17 +342,6 @@ fn run_printed(cmd: &str) -> String {
     stdout
 }
 
-fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "no {what} after {DEADLINE:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// The argument after `flag` in a command line.
 fn arg_after<'a>(cmd: &'a str, flag: &str) -> &'a str {
     let mut words = cmd.split_whitespace();
@@ -365,7 +356,7 @@ fn ctrl_c_through_tee_stops_everything_even_a_restarted_master() {
     let _one = ONE_DEMO.lock().unwrap_or_else(|e| e.into_inner());
     let mut demo = Demo::start(&[]);
     demo.wait_ready();
-    wait_for("redis_node_manager running", || {
+    wait_until(DEADLINE, "redis_node_manager running", || {
         demo.note_processes();
         demo.seen
             .values()
@@ -384,13 +375,13 @@ fn ctrl_c_through_tee_stops_everything_even_a_restarted_master() {
     // out of the demo's session and process group: only the demo's cleanup can stop it).
     let master = demo.master_pid();
     unsafe { libc::kill(master, libc::SIGKILL) };
-    wait_for("the master gone", || {
+    wait_until(DEADLINE, "the master gone", || {
         Proc::read(master).is_none().then_some(())
     });
     let restart = demo.printed("--daemonize yes");
     run_printed(&restart);
     let pidfile = arg_after(&restart, "--pidfile").to_string();
-    let restarted: i32 = wait_for("the restarted master's pid file", || {
+    let restarted: i32 = wait_until(DEADLINE, "the restarted master's pid file", || {
         fs::read_to_string(&pidfile).ok()?.trim().parse().ok()
     });
     demo.track(restarted);
@@ -481,7 +472,7 @@ fn the_printed_commands_work_and_a_killed_master_is_replaced() {
     // kill -9 as printed: a replica is promoted and published (the Sentinel answer changes).
     let kill = demo.printed("kill -9 ");
     run_printed(&kill);
-    let new_master = wait_for("a new master", || {
+    let new_master = wait_until(DEADLINE, "a new master", || {
         let out = run_printed(&sentinel);
         (!out.is_empty() && !out.ends_with(&format!("\n{master_port}\n"))).then_some(out)
     });

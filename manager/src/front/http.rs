@@ -71,19 +71,15 @@ impl HttpState {
 
     /// The live ZooKeeper session, for writing requests.
     fn client(&self) -> Result<zk::Client, ApiError> {
-        self.session
-            .borrow()
-            .clone()
-            .filter(|c| c.state() == zk::SessionState::SyncConnected)
-            .ok_or_else(|| {
-                ApiError(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    format!(
-                        "no ZooKeeper connection ({}); try again later",
-                        self.zk_state()
-                    ),
-                )
-            })
+        crate::front::live_session(&self.session).ok_or_else(|| {
+            ApiError(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "no ZooKeeper connection ({}); try again later",
+                    self.zk_state()
+                ),
+            )
+        })
     }
 
     fn zk_state(&self) -> String {

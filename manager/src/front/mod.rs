@@ -8,8 +8,20 @@
 //! - [`sentinel`]: the Redis Sentinel protocol, so unmodified Sentinel clients work.
 //! - [`cli`]: the `failover`, `pause`/`resume` and `status` subcommands.
 
+use tokio::sync::watch;
+use zookeeper_client as zk;
+
 pub mod cli;
 pub mod http;
 pub mod metrics;
 pub mod sentinel;
 pub mod snapshot;
+
+/// This manager's ZooKeeper session while it is connected: only then is the topology it
+/// holds current (without it another manager may have replaced the master meanwhile).
+pub(crate) fn live_session(session: &watch::Receiver<Option<zk::Client>>) -> Option<zk::Client> {
+    session
+        .borrow()
+        .clone()
+        .filter(|c| c.state() == zk::SessionState::SyncConnected)
+}

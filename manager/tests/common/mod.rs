@@ -89,11 +89,6 @@ pub fn stdout_of(args: &[&str]) -> String {
     String::from_utf8(out.stdout).expect("utf-8 output")
 }
 
-pub fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    l.local_addr().expect("its address").port()
-}
-
 /// Fails with `what` and the list when `bad` is not empty.
 pub fn none(bad: &[String], what: &str) {
     assert!(bad.is_empty(), "{what}: {bad:#?}");

@@ -48,6 +48,9 @@ fn duration_in(rng: &mut fastrand::Rng, (lo, hi): (Duration, Duration)) -> Durat
 /// When a fault began and ended, and the id of a killed leader.
 pub(super) struct Injected {
     pub(super) t_fault: Instant,
+    /// When the target's old process was gone for sure (a restart: its SIGTERM returned):
+    /// whatever its address acknowledges after this, a new process did.
+    pub(super) t_gone: Instant,
     pub(super) t_restored: Instant,
     pub(super) killed_id: Option<String>,
 }
@@ -92,6 +95,7 @@ impl Engine<'_> {
         rng: &mut fastrand::Rng,
     ) -> Injected {
         let mut killed_id = None;
+        let mut t_gone = None;
         let (t_fault, t_restored) = match (fault.kind, fault.node) {
             (FaultKind::KillLeader, _) => {
                 let order = self.rt.block_on(lock_order(&self.zk, &self.root));
@@ -156,6 +160,7 @@ impl Engine<'_> {
                         if !gone {
                             report.failure = Some(format!("{addr} survived SIGTERM + SIGKILL"));
                         }
+                        t_gone = Some(Instant::now());
                         self.node(i).restart(role);
                         (t, Instant::now())
                     }
@@ -168,6 +173,7 @@ impl Engine<'_> {
         };
         Injected {
             t_fault,
+            t_gone: t_gone.unwrap_or(t_fault),
             t_restored,
             killed_id,
         }

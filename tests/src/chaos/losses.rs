@@ -16,6 +16,8 @@ pub(super) struct LossCtx {
     kind: FaultKind,
     target_was_master: bool,
     t_fault: Instant,
+    /// When the target's old process was gone (a restart), else `t_fault`.
+    t_gone: Instant,
     t_restored: Instant,
     /// When the observer first saw the failover begin (a promotion recorded or another
     /// master published).
@@ -29,6 +31,7 @@ impl LossCtx {
     pub(super) fn new(
         report: &RoundReport,
         t_fault: Instant,
+        t_gone: Instant,
         t_restored: Instant,
         failover_at: Option<Instant>,
     ) -> LossCtx {
@@ -36,6 +39,7 @@ impl LossCtx {
             kind: report.fault,
             target_was_master: report.target_was_master,
             t_fault,
+            t_gone,
             t_restored,
             failover_at,
             master_before: report.before.master,
@@ -62,17 +66,18 @@ pub(super) fn classify(c: &LossCtx, ack: Option<&Ack>, seq: u64) -> (LostWrite, 
     let old = c.master_before.map_or("?".to_string(), |p| format!(":{p}"));
     let (why, legit) = match (c.kind, c.target_was_master, c.failover_at) {
         // A restarted master answers as soon as it is up, before any manager can see its new
-        // run_id: what it acknowledges (the old process is gone by then) until the failover
+        // run_id (and before the harness's own PONG poll notices it: the boundary is the old
+        // process gone, not the restart seen): what it acknowledges until the failover
         // reaches the client (a few tens of ms) goes when it is made a replica. Inherent to asynchronous replication, like the
         // window before a kill -9 (`min-replicas-to-write 1` on the nodes closes both).
         (FaultKind::Restart, true, Some(f))
-            if ack.at >= c.t_restored && ack.sent <= f + RESTART_WINDOW_SLACK =>
+            if ack.at >= c.t_gone && ack.sent <= f + RESTART_WINDOW_SLACK =>
         {
             (
                 format!(
-                    "acknowledged by the restarted master {old} {:.0} ms after it came back, \
-                     before the failover reached the client (restart window)",
-                    ms(ack.at - c.t_restored)
+                    "acknowledged by the restarted master {old} {:.0} ms after the old process \
+                     was gone, before the failover reached the client (restart window)",
+                    ms(ack.at - c.t_gone)
                 ),
                 true,
             )

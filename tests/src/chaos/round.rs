@@ -58,6 +58,7 @@ impl Engine<'_> {
         // 1. The fault.
         let Injected {
             t_fault,
+            t_gone,
             t_restored,
             killed_id,
         } = self.inject(&fault, target_was_master, &mut report, rng);
@@ -125,7 +126,7 @@ impl Engine<'_> {
             Some(port) => match self.check(port) {
                 Err(e) => report.check_error = Some(e),
                 Ok(missing) => {
-                    let ctx = LossCtx::new(&report, t_fault, t_restored, failover_began);
+                    let ctx = LossCtx::new(&report, t_fault, t_gone, t_restored, failover_began);
                     let classified: Vec<(LostWrite, bool)> = self.with_log(|w| {
                         missing
                             .iter()

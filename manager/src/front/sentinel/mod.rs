@@ -134,11 +134,7 @@ impl Shared {
     /// This manager's ZooKeeper session is connected, so the published topology it holds is
     /// current.
     fn session_live(&self) -> bool {
-        self.state
-            .session
-            .borrow()
-            .as_ref()
-            .is_some_and(|c| c.state() == zookeeper_client::SessionState::SyncConnected)
+        crate::front::live_session(&self.state.session).is_some()
     }
 
     fn connected_clients(&self) -> usize {

@@ -6,12 +6,11 @@ use std::fmt;
 use std::time::Duration;
 
 use redis_failover_client::failover::{self, FailoverError};
-use redis_failover_client::session::OpError;
 use redis_failover_client::wire::{ManualRefusal, PauseInfo};
 use redis_failover_client::{NodeAddr, ZnodePaths};
 use zookeeper_client as zk;
 
-use super::{bounded, optional, persistent, Leadership, Op, ZkError};
+use super::{bounded, optional, Leadership, Op, ZkError};
 
 /// The pending request in `<root>/manual_failover`, with its znode version.
 pub async fn read_manual(
@@ -53,37 +52,9 @@ pub async fn set_pause(
     pause: Option<&PauseInfo>,
 ) -> Result<(), ZkError> {
     let data = pause.map(PauseInfo::to_json);
-    operator_write(client, paths, &paths.paused(), data.as_deref()).await
-}
-
-/// An operator's write under an existing group root: `Some(data)` creates or replaces the
-/// persistent znode `path`, `None` deletes it (absent is fine). A missing root means no
-/// manager ever ran there, which is what the error says.
-async fn operator_write(
-    client: &zk::Client,
-    paths: &ZnodePaths,
-    path: &str,
-    data: Option<&[u8]>,
-) -> Result<(), ZkError> {
-    let write = async {
-        match data {
-            None => optional(client.delete(path, None).await).map(|_| ()),
-            Some(data) => match client.create(path, data, &persistent()).await {
-                Ok(_) => Ok(()),
-                Err(zk::Error::NodeExists) => client.set_data(path, data, None).await.map(|_| ()),
-                Err(e) => Err(e),
-            },
-        }
-    };
-    match bounded(Op::Writing, path, write).await {
-        Err(ZkError::Op(OpError::Failed {
-            source: zk::Error::NoNode,
-            ..
-        })) => Err(ZkError::NoRoot {
-            root: paths.root().to_string(),
-        }),
-        other => other,
-    }
+    failover::operator_write(client, paths, &paths.paused(), data.as_deref())
+        .await
+        .map_err(zk_error)
 }
 
 /// The leader's verdict on a manual failover request.
