@@ -14,7 +14,8 @@ use crate::send::{Reply, Request};
 /// What a failure means for retrying.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Failure {
-    /// Not applied (refused connection, READONLY, LOADING, MASTERDOWN, no master): safe.
+    /// Not applied (refused connection, READONLY, LOADING, MASTERDOWN, NOREPLICAS, no
+    /// master): safe.
     NotApplied,
     /// The request may have reached the server (broken connection, timeout).
     MaybeApplied,
@@ -27,6 +28,8 @@ pub(crate) fn classify(e: &RedisError) -> Failure {
         ErrorKind::Server(ServerErrorKind::ReadOnly)
         | ErrorKind::Server(ServerErrorKind::BusyLoading)
         | ErrorKind::Server(ServerErrorKind::MasterDown) => Failure::NotApplied,
+        // A fenced master (min-replicas-to-write) refuses a write before running it.
+        _ if e.code() == Some("NOREPLICAS") => Failure::NotApplied,
         _ if e.is_connection_refusal() => Failure::NotApplied,
         _ if e.is_timeout() || e.is_connection_dropped() || e.is_io_error() => {
             Failure::MaybeApplied

@@ -188,6 +188,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         let policy = Policy {
             link_grace: config.down_after * 10,
             max_lag_bytes: config.max_lag_bytes,
+            fencing: config.fencing,
         };
         let vote = daemon::VoteSettings {
             strategy: config.node_strategy,

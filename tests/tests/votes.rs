@@ -213,11 +213,16 @@ async fn one_blind_manager(strategy: &str) -> bool {
             .map(|_| ())
     })
     .await;
-    // Give the vote time to act (bounded), watching the epoch.
+    // Give the vote time to act (bounded), watching the epoch and the recorded promotion
+    // (the master answers, so a failover is held until its fence bound before the new
+    // master is published; the decision shows at once as `promoting`).
     let until = tokio::time::Instant::now() + Duration::from_secs(3);
     let mut failed_over = false;
     while tokio::time::Instant::now() < until && !failed_over {
-        failed_over = s.topology().await.is_some_and(|t| t.epoch > before.epoch);
+        failed_over = s
+            .topology()
+            .await
+            .is_some_and(|t| t.epoch > before.epoch || t.promoting.is_some());
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     for m in managers {

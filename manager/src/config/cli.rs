@@ -83,6 +83,24 @@ pub struct Cli {
     #[arg(long, env = "REDIS_FAILOVER_MAX_LAG_BYTES", value_name = "BYTES")]
     pub max_lag_bytes: Option<u64>,
 
+    /// How a master cut off from the managers is kept from taking writes that a failover
+    /// would lose: min-replicas (it refuses writes once no replica has acknowledged for
+    /// --fencing-max-lag-secs; an unreachable master is replaced only after that) or none
+    /// (nothing is set on the nodes; an unreachable master is replaced at once)
+    /// [default: min-replicas].
+    #[arg(
+        long,
+        env = "REDIS_FAILOVER_FENCING",
+        value_name = "MODE",
+        hide_possible_values = true
+    )]
+    pub fencing: Option<FencingMode>,
+
+    /// min-replicas-max-lag set on the master with --fencing min-replicas, in seconds
+    /// [default: 2].
+    #[arg(long, env = "REDIS_FAILOVER_FENCING_MAX_LAG_SECS", value_name = "SECS")]
+    pub fencing_max_lag_secs: Option<u64>,
+
     /// How managers' views combine into "a node is down": majority, consensus or single
     /// [default: majority].
     #[arg(long, env = "REDIS_FAILOVER_NODE_STRATEGY", value_name = "STRATEGY")]
@@ -125,6 +143,14 @@ pub struct Cli {
         global = true
     )]
     pub config: Option<PathBuf>,
+}
+
+/// `--fencing`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FencingMode {
+    MinReplicas,
+    None,
 }
 
 /// What to do instead of running the daemon.

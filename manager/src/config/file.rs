@@ -21,6 +21,8 @@ pub struct FileConfig {
     pub zk_session_timeout_ms: Option<u64>,
     pub manager_name: Option<String>,
     pub max_lag_bytes: Option<u64>,
+    pub fencing: Option<super::cli::FencingMode>,
+    pub fencing_max_lag_secs: Option<u64>,
     pub node_strategy: Option<String>,
     pub required_node_managers: Option<usize>,
     pub http_addr: Option<std::net::SocketAddr>,

@@ -15,6 +15,7 @@ pub const DEFAULT_MAX_FAILURES: u32 = 3;
 pub const DEFAULT_DOWN_AFTER_MS: u64 = 2000;
 pub const DEFAULT_ZK_SESSION_TIMEOUT_MS: u64 = 6000;
 pub const DEFAULT_GROUP_NAME: &str = "mymaster";
+pub const DEFAULT_FENCING_MAX_LAG_SECS: u64 = 2;
 
 mod cli;
 mod file;
@@ -49,6 +50,8 @@ pub struct Config {
     pub down_after: Duration,
     pub zk_session_timeout: Duration,
     pub max_lag_bytes: Option<u64>,
+    /// `--fencing` and `--fencing-max-lag-secs`.
+    pub fencing: crate::core::fence::Fencing,
     pub node_strategy: crate::core::votes::Strategy,
     pub required_node_managers: usize,
     pub http_addr: Option<std::net::SocketAddr>,
@@ -180,6 +183,19 @@ impl Config {
         if required_node_managers == 0 {
             return err("--required-node-managers must be at least 1");
         }
+        let max_lag_secs = cli
+            .fencing_max_lag_secs
+            .or(file.fencing_max_lag_secs)
+            .unwrap_or(DEFAULT_FENCING_MAX_LAG_SECS);
+        if !(1..=60).contains(&max_lag_secs) {
+            return err(format!(
+                "--fencing-max-lag-secs {max_lag_secs} is out of range (1 to 60)"
+            ));
+        }
+        let fencing = match cli.fencing.or(file.fencing) {
+            Some(cli::FencingMode::None) => crate::core::fence::Fencing::None,
+            _ => crate::core::fence::Fencing::MinReplicas { max_lag_secs },
+        };
         let name = cli
             .manager_name
             .or(file.manager_name)
@@ -197,6 +213,7 @@ impl Config {
             down_after: Duration::from_millis(down_after_ms),
             zk_session_timeout: Duration::from_millis(session_ms),
             max_lag_bytes: cli.max_lag_bytes.or(file.max_lag_bytes),
+            fencing,
             node_strategy,
             required_node_managers,
             http_addr: cli.http_addr.or(file.http_addr),

@@ -150,6 +150,7 @@ mod tests {
                 role,
                 offset: 10,
                 priority: 100,
+                fenced: false,
             };
             h.on_success(now, Some(info), None);
             if let N::Down = n {

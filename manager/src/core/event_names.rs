@@ -36,6 +36,9 @@ event_names! {
     PROMOTED = "+promoted": "the promoted replica answers ROLE master";
     RECONF_REPLICA = "+reconf-replica": "a node was told REPLICAOF the master";
     RECONF_REPLICA_FAILED = "-reconf-replica-failed": "REPLICAOF failed on a node; retried on a later cycle";
+    FENCE = "+fence": "the leader set min-replicas-to-write / min-replicas-max-lag on a node (`--fencing min-replicas`): a master with a live replica is fenced, others are not";
+    FENCE_FAILED = "-fence-failed": "CONFIG SET of the fence failed on a node (CONFIG renamed or not allowed?); retried 10 s later";
+    FENCE_WAIT = "+fence-wait": "an unreachable master was replaced in Redis; the new master is published once the old one has fenced itself";
     SWITCH_MASTER = "+switch-master": "a new master is published (`+switch-master <group> <old ip> <old port> <new ip> <new port>`, as Sentinel)";
     SWITCH_MASTER_UNPUBLISHED = "-switch-master-unpublished": "the new master answers as master but the znode could not be written yet; retried";
     NO_GOOD_SLAVE = "-failover-abort-no-good-slave": "the master is down and no replica may be promoted; the master is published as unavailable";

@@ -45,6 +45,8 @@ pub struct NodeHealth {
     latency: Option<Duration>,
     /// How many times the node was seen restarting (its `run_id` changed).
     restarts: u64,
+    /// Since its last success, the node was proven gone (see `ProbeResult::Gone`).
+    gone: bool,
 }
 
 impl Default for NodeHealth {
@@ -67,6 +69,7 @@ impl NodeHealth {
             info_fresh: false,
             latency: None,
             restarts: 0,
+            gone: false,
         }
     }
 
@@ -124,6 +127,7 @@ impl NodeHealth {
             return None;
         }
         self.consecutive_failures = 0;
+        self.gone = false;
         self.last_ok = Some(self.last_ok.map_or(now, |t| t.max(now)));
         // A reply to a question asked before the state we already hold is older than it
         // (a poll in flight while the leader promoted this node): keep the newer state.
@@ -146,6 +150,19 @@ impl NodeHealth {
             return Some(Transition::Up { was_down });
         }
         None
+    }
+
+    /// Down, and proven gone rather than merely unreachable: it closed a connection and
+    /// then refused new ones, which a crashed or stopped process does and a firewall or a
+    /// cut network cannot fake.
+    pub fn proven_gone(&self) -> bool {
+        self.status == Status::Down && self.gone
+    }
+
+    /// A failure that proves the process gone (see [`Self::proven_gone`]).
+    pub fn on_gone(&mut self, now: Instant, reason: &str, max_failures: u32) -> Option<Transition> {
+        self.gone = true;
+        self.on_failure(now, reason, max_failures)
     }
 
     /// A probe failed (connection refused or dropped, deadline passed, error reply).
@@ -190,6 +207,7 @@ mod tests {
             role: Role::Master,
             offset: 1,
             priority: 100,
+            fenced: false,
         }
     }
 
@@ -318,6 +336,7 @@ mod tests {
             },
             offset: 5,
             priority: 100,
+            fenced: false,
         };
         h.on_success(t0, Some(replica.clone()), None);
         // The leader promoted the node and recorded what it saw at t0 + 10 ms...

@@ -32,6 +32,10 @@ pub struct NodeInfo {
     pub offset: u64,
     /// `replica-priority` (reported as `slave_priority`); 0 = never promote.
     pub priority: u32,
+    /// A master that reports `min_slaves_good_slaves`: `min-replicas-to-write` and
+    /// `min-replicas-max-lag` are both set, so it refuses writes once cut off from its
+    /// replicas (see `fence.rs`).
+    pub fenced: bool,
 }
 
 impl NodeInfo {
@@ -80,6 +84,7 @@ pub fn parse_info_replication(text: &str, priority: Option<u32>) -> Result<NodeI
     let mut master_offset = None;
     let mut slave_offset = None;
     let mut info_priority = None;
+    let mut fenced = false;
     for line in text.lines() {
         let Some((key, value)) = line.trim_end_matches('\r').split_once(':') else {
             continue;
@@ -94,6 +99,7 @@ pub fn parse_info_replication(text: &str, priority: Option<u32>) -> Result<NodeI
             "master_repl_offset" => master_offset = value.parse::<u64>().ok(),
             "slave_repl_offset" => slave_offset = value.parse::<u64>().ok(),
             "slave_priority" | "replica_priority" => info_priority = value.parse::<u32>().ok(),
+            "min_slaves_good_slaves" | "min_replicas_good_replicas" => fenced = true,
             _ => {}
         }
     }
@@ -103,6 +109,7 @@ pub fn parse_info_replication(text: &str, priority: Option<u32>) -> Result<NodeI
             role: Role::Master,
             offset: master_offset.unwrap_or(0),
             priority,
+            fenced,
         }),
         Some("slave") | Some("replica") => {
             let (Some(host), Some(port)) = (master_host, master_port) else {
@@ -118,6 +125,7 @@ pub fn parse_info_replication(text: &str, priority: Option<u32>) -> Result<NodeI
                 // A replica whose link never came up has no slave_repl_offset worth trusting.
                 offset: slave_offset.or(master_offset).unwrap_or(0),
                 priority,
+                fenced: false,
             })
         }
         Some(other) => Err(format!("unexpected role:{other} in INFO replication")),
@@ -137,16 +145,17 @@ mod tests {
     fn table() {
         let h = |p| NodeAddr::new("127.0.0.1", p);
         let cases: Vec<(&str, &str, Option<u32>, Result<NodeInfo, &str>)> = vec![
-            ("master", MASTER, None, Ok(NodeInfo { role: Role::Master, offset: 42, priority: 100 })),
-            ("master with CONFIG priority", MASTER, Some(0), Ok(NodeInfo { role: Role::Master, offset: 42, priority: 0 })),
-            ("replica", REPLICA, None, Ok(NodeInfo { role: Role::Replica { master: h(7000), link_up: true, syncing: false, link_down_secs: None }, offset: 40, priority: 10 })),
-            ("CONFIG wins over INFO", REPLICA, Some(0), Ok(NodeInfo { role: Role::Replica { master: h(7000), link_up: true, syncing: false, link_down_secs: None }, offset: 40, priority: 0 })),
+            ("master", MASTER, None, Ok(NodeInfo { role: Role::Master, offset: 42, priority: 100, fenced: false })),
+            ("master with CONFIG priority", MASTER, Some(0), Ok(NodeInfo { role: Role::Master, offset: 42, priority: 0, fenced: false })),
+            ("replica", REPLICA, None, Ok(NodeInfo { role: Role::Replica { master: h(7000), link_up: true, syncing: false, link_down_secs: None }, offset: 40, priority: 10, fenced: false })),
+            ("CONFIG wins over INFO", REPLICA, Some(0), Ok(NodeInfo { role: Role::Replica { master: h(7000), link_up: true, syncing: false, link_down_secs: None }, offset: 40, priority: 0, fenced: false })),
             (
                 "replica with link down",
                 "role:slave\nmaster_host:10.0.0.1\nmaster_port:6379\nmaster_link_status:down\nmaster_link_down_since_seconds:12\nmaster_sync_in_progress:1\nslave_repl_offset:7\n",
                 None,
-                Ok(NodeInfo { role: Role::Replica { master: NodeAddr::new("10.0.0.1", 6379), link_up: false, syncing: true, link_down_secs: Some(12) }, offset: 7, priority: 100 }),
+                Ok(NodeInfo { role: Role::Replica { master: NodeAddr::new("10.0.0.1", 6379), link_up: false, syncing: true, link_down_secs: Some(12) }, offset: 7, priority: 100, fenced: false }),
             ),
+            ("fenced master", "role:master\r\nmin_slaves_good_slaves:1\r\nmaster_repl_offset:5\r\n", None, Ok(NodeInfo { role: Role::Master, offset: 5, priority: 100, fenced: true })),
             ("no role", "# Replication\r\n", None, Err("no role")),
             ("replica without master", "role:slave\n", None, Err("lacks master_host")),
             ("sentinel", "role:sentinel\n", None, Err("unexpected role:sentinel")),

@@ -9,6 +9,7 @@
 //! - [`select`]: which replica may replace a failed master, best first.
 //! - [`derive`]: the topology to publish, from the nodes' roles.
 //! - [`manual`]: an operator's manual failover request, judged.
+//! - [`fence`]: self-fencing of the master (`min-replicas-to-write`) and its time bound.
 //! - [`promotion`]: the one promotion sequence's plan, for every kind of failover.
 //! - [`event_names`]: every event name the manager logs, with its meaning.
 //! - [`events`]: Sentinel's pub/sub events derived from two successive topologies.
@@ -21,6 +22,7 @@ pub mod decide;
 pub mod derive;
 pub mod event_names;
 pub mod events;
+pub mod fence;
 pub mod health;
 pub mod info;
 pub mod manual;

@@ -109,6 +109,9 @@ pub struct Promotion {
     pub reason: String,
     /// How the managers voted on `from`, for the history.
     pub votes: String,
+    /// How long after re-pointing the others the new master is published: zero, or the
+    /// fence bound when `from` may still be taking writes (see `decide::Mode`).
+    pub hold: std::time::Duration,
 }
 
 impl Promotion {
@@ -120,12 +123,11 @@ impl Promotion {
         t
     }
 
-    /// The live nodes to make replicas of `to` once it is the master.
+    /// The live nodes to make replicas of `to` once it is the master, the old master too
+    /// if it answers (demoted by a switchover, or restarted): it must not take writes.
     pub fn to_repoint(&self, view: &View) -> Vec<NodeAddr> {
         view.iter()
-            .filter(|(a, h)| {
-                **a != self.to && (**a != self.from || self.kind.repoints_old_master()) && h.is_up()
-            })
+            .filter(|(a, h)| **a != self.to && h.is_up())
             .map(|(a, _)| a.clone())
             .collect()
     }
@@ -143,7 +145,8 @@ impl Promotion {
                     return false;
                 };
                 let upstream = info.master();
-                let demoted = *n == self.from && info.is_master();
+                let demoted =
+                    *n == self.from && self.kind.repoints_old_master() && info.is_master();
                 !info.syncing()
                     && (demoted || upstream == Some(&self.from) || upstream == Some(&self.to))
             })
@@ -205,6 +208,7 @@ mod tests {
             role,
             offset: 10,
             priority: 100,
+            fenced: false,
         };
         h.on_success(Instant::now(), Some(info), None);
         h
@@ -243,6 +247,7 @@ mod tests {
             to: a(2),
             reason: "test".into(),
             votes: String::new(),
+            hold: std::time::Duration::ZERO,
         }
     }
 

@@ -17,6 +17,9 @@ pub struct Policy {
     /// `--max-lag-bytes`: a replica further behind the failed master's last known offset is
     /// not promoted (`None`: no bound).
     pub max_lag_bytes: Option<u64>,
+    /// `--fencing`: how an unreachable master is kept from taking writes a failover would
+    /// lose, and so how long its replacement waits.
+    pub fencing: super::fence::Fencing,
 }
 
 /// Ranks promotion candidates: lower `replica-priority`, then larger replication offset,

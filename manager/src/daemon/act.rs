@@ -8,13 +8,17 @@ use redis_failover_client::wire::unix_ms;
 use redis_failover_client::{NodeAddr, Topology};
 use tracing::{debug, error, info, warn};
 
-use super::{GroupDaemon, Next};
-use crate::core::decide::{decide, unreplaceable, Decision, GroupState};
+use super::{GroupDaemon, Held, Next};
+use crate::core::decide::{
+    decide, roll_forward_hold, unreplaceable, Decision, GroupState, Mode, FENCE_RETRY,
+};
 use crate::core::derive::Resyncing;
 use crate::core::event_names::{
-    FAILOVER_NOT_LEADER, HISTORY_WRITE, LEADER_UNCONFIRMED, PROMOTED, PUBLISH_FAILED, REBOOT_KEPT,
-    RECONF_REPLICA, RECONF_REPLICA_FAILED, SWITCH_MASTER, SWITCH_MASTER_UNPUBLISHED,
+    FAILOVER_NOT_LEADER, FENCE_FAILED, FENCE_WAIT, HISTORY_WRITE, LEADER_UNCONFIRMED, PROMOTED,
+    PUBLISH_FAILED, REBOOT_KEPT, RECONF_REPLICA, RECONF_REPLICA_FAILED, SWITCH_MASTER,
+    SWITCH_MASTER_UNPUBLISHED,
 };
+use crate::core::fence::FenceSetting;
 use crate::core::promotion::{Kind, Promotion, RedisStep};
 use crate::io::node;
 use crate::io::zk::{self, Confirmed, Leadership, Published};
@@ -43,6 +47,9 @@ impl GroupDaemon {
         let Some(leader) = self.leader.clone() else {
             return Next::Idle;
         };
+        if let Some(next) = self.finish_held(&leader).await {
+            return next;
+        }
         if !self.known.published_known {
             self.refresh_published().await;
             if !self.known.published_known {
@@ -76,9 +83,20 @@ impl GroupDaemon {
             &self.rules.policy,
         );
         self.log_decision(&decision);
-        let kind = match decision {
-            Decision::RollForward { .. } => Kind::RollForward,
-            _ => Kind::Failover,
+        let (kind, hold) = match &decision {
+            Decision::RollForward { failed, .. } => (
+                Kind::RollForward,
+                roll_forward_hold(&self.view, failed, &self.rules.policy),
+            ),
+            Decision::Failover {
+                mode: Mode::Reachable,
+                ..
+            } => (Kind::Switchover, Duration::ZERO),
+            Decision::Failover {
+                mode: Mode::Unreachable { hold },
+                ..
+            } => (Kind::Failover, *hold),
+            _ => (Kind::Failover, Duration::ZERO),
         };
         match decision {
             Decision::Steady | Decision::Wait { .. } => Next::Idle,
@@ -96,6 +114,8 @@ impl GroupDaemon {
                     paused: self.known.pause.clone(),
                     offsets_read_at: None,
                     resyncing: Resyncing::default(),
+                    fences: std::mem::take(&mut self.state.fences),
+                    fence_failed: Default::default(),
                 };
                 Next::Soon
             }
@@ -141,13 +161,66 @@ impl GroupDaemon {
                 failed,
                 winner,
                 reason,
+                ..
             }
             | Decision::RollForward {
                 failed,
                 winner,
                 reason,
-            } => self.failover(&leader, kind, failed, winner, reason).await,
+            } => {
+                self.failover(&leader, kind, failed, winner, reason, hold)
+                    .await
+            }
+            Decision::Fence { node, setting, .. } => {
+                self.fence(&leader, &node, setting).await;
+                Next::Soon
+            }
         }
+    }
+
+    /// `+fence`: sets `min-replicas-*` on `node` while the lock's confirmation is fresh.
+    async fn fence(&mut self, leader: &Leadership, n: &NodeAddr, setting: FenceSetting) {
+        let g = self.cfg.name.clone();
+        let Some(confirmed) = leader.confirm().await else {
+            warn!(group = %g, "{LEADER_UNCONFIRMED}: not setting the fence on {n}");
+            return;
+        };
+        if !self.still_leading(&confirmed, &format!("not setting the fence on {n}")) {
+            return;
+        }
+        match node::set_fence(&self.connector, n, setting).await {
+            Ok(()) => {
+                self.state.fence_failed.remove(n);
+                self.state
+                    .fences
+                    .insert(n.clone(), (self.restarts_of(n), setting));
+                if let Some(p) = self.probes.get(n) {
+                    p.poke.notify_one();
+                }
+            }
+            Err(e) => {
+                warn!(group = %g, "{FENCE_FAILED} {n}: CONFIG SET {setting}: {e}; retrying in {} s", FENCE_RETRY.as_secs());
+                self.state.fence_failed.insert(n.clone(), Instant::now());
+            }
+        }
+    }
+
+    /// A promotion held back until the old master has fenced itself: published once the
+    /// hold is over (see [`Mode::Unreachable`]).
+    pub(super) async fn finish_held(&mut self, leader: &Leadership) -> Option<Next> {
+        let held = self.held.as_ref()?;
+        // Proof that the old master is gone (it closed a connection, then refused) ends the
+        // wait early: nobody can write to it any more.
+        let gone = self
+            .view
+            .get(&held.plan.from)
+            .is_some_and(|h| h.proven_gone());
+        if Instant::now() < held.until && !gone {
+            return Some(Next::Idle);
+        }
+        let held = self.held.take()?;
+        self.finish(leader, &held.plan, held.started).await;
+        Some(Next::Soon)
     }
 
     /// An automatic failover (or its roll-forward), through the one promotion sequence.
@@ -158,6 +231,7 @@ impl GroupDaemon {
         failed: NodeAddr,
         winner: NodeAddr,
         reason: String,
+        hold: Duration,
     ) -> Next {
         let plan = Promotion {
             kind,
@@ -165,6 +239,7 @@ impl GroupDaemon {
             from: failed,
             to: winner,
             reason,
+            hold,
         };
         match self.promote(leader, &plan).await {
             Outcome::Aborted => Next::Idle,
@@ -253,6 +328,8 @@ impl GroupDaemon {
             master_restarts: self.restarts_of(to),
             offsets_read_at: None,
             resyncing: Resyncing::default(),
+            fences: std::mem::take(&mut self.state.fences),
+            fence_failed: Default::default(),
         };
         // 3. Re-point the others, still as the leader.
         let Some(confirmed) = leader.confirm().await else {
@@ -265,8 +342,26 @@ impl GroupDaemon {
         let resyncing = Promotion::resyncing(&carrying, &accepted);
         // 4. Publish, then the history. A re-pointed replica is published as one while its
         // link comes up: it is not down.
-        let topology = plan.result(self.state.epoch, &self.view, &resyncing);
         self.state.resyncing = Resyncing::new(resyncing, Instant::now());
+        if !plan.hold.is_zero() {
+            info!(group = %g, "{FENCE_WAIT} {to} is master in Redis (epoch {}) and no replica follows {from} any more; publishing it in {} ms, once {from} has fenced itself",
+                self.state.epoch, plan.hold.as_millis());
+            self.held = Some(Held {
+                plan: plan.clone(),
+                started,
+                until: Instant::now() + plan.hold,
+            });
+            return Outcome::Promoted { published: false };
+        }
+        self.finish(leader, plan, started).await
+    }
+
+    /// The promotion's last step: publish the new master, then the history.
+    async fn finish(&mut self, leader: &Leadership, plan: &Promotion, started: Instant) -> Outcome {
+        let g = self.cfg.name.clone();
+        let (from, to) = (&plan.from, &plan.to);
+        let resyncing = self.state.resyncing.at(Instant::now()).clone();
+        let topology = plan.result(self.state.epoch, &self.view, &resyncing);
         if !self.publish(leader, topology).await {
             error!(group = %g, "{SWITCH_MASTER_UNPUBLISHED}: {to} is master in Redis (epoch {}) but the znode is not updated yet; retrying", self.state.epoch);
             return Outcome::Promoted { published: false };

@@ -12,6 +12,7 @@ use tracing::{info, warn};
 
 use super::act::Outcome;
 use super::{GroupDaemon, Next};
+use crate::core::decide::roll_forward_hold;
 use crate::core::event_names::{
     MANUAL_FAILOVER, MANUAL_FAILOVER_DONE, MANUAL_FAILOVER_ERROR, MANUAL_FAILOVER_REFUSED, ZK_READ,
 };
@@ -67,12 +68,17 @@ impl GroupDaemon {
             (Kind::Manual, how, self.vote_text(&master))
         };
         info!(group = %g, "{MANUAL_FAILOVER} {text}: {how}");
+        let hold = match kind {
+            Kind::Manual => roll_forward_hold(&self.view, &master, &self.rules.policy),
+            _ => Duration::ZERO,
+        };
         let plan = Promotion {
             kind,
             from: master,
             to: target.clone(),
             reason: format!("manual request {text}: {how}"),
             votes,
+            hold,
         };
         let outcome = self.promote(leader, &plan).await;
         if matches!(outcome, Outcome::Promoted { .. }) {

@@ -67,6 +67,14 @@ pub struct VoteSettings {
     pub max_age: Duration,
 }
 
+/// A promotion done in Redis whose publication waits until the old master has fenced
+/// itself (see `core::decide::Mode::Unreachable`).
+pub(super) struct Held {
+    pub plan: crate::core::promotion::Promotion,
+    pub started: Instant,
+    pub until: Instant,
+}
+
 /// What the cycle asks of the loop.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Next {
@@ -169,6 +177,8 @@ pub struct GroupDaemon {
     metrics: Option<Arc<GroupMetrics>>,
     /// This manager's Sentinel-protocol address, announced in its view.
     sentinel_addr: Option<NodeAddr>,
+    /// A promotion waiting for the old master's fence before it is published.
+    held: Option<Held>,
 }
 
 impl GroupDaemon {
@@ -224,6 +234,7 @@ impl GroupDaemon {
             changed: Arc::new(Notify::new()),
             metrics: None,
             sentinel_addr: None,
+            held: None,
         }
     }
 
@@ -308,6 +319,9 @@ impl GroupDaemon {
                         again = true;
                     }
                 }
+                _ = hold_over(self.held.as_ref().map(|h| h.until)) => {
+                    again = true;
+                }
                 _ = tick.tick() => {
                     self.publish_view().await;
                     again = true;
@@ -374,6 +388,7 @@ impl GroupDaemon {
                 }
                 h.on_failure(obs.at, &e.to_string(), self.rules.max_failures)
             }
+            ProbeResult::Gone(e) => h.on_gone(obs.at, &e.to_string(), self.rules.max_failures),
         };
         match t {
             Some(Transition::Down { reason }) => {
@@ -440,6 +455,14 @@ fn canonical(aliases: &BTreeMap<NodeAddr, NodeAddr>, mut info: NodeInfo) -> Node
         }
     }
     info
+}
+
+/// Resolves when a held promotion may be published; never without one.
+async fn hold_over(until: Option<Instant>) {
+    match until {
+        Some(t) => tokio::time::sleep_until(t.into()).await,
+        None => std::future::pending().await,
+    }
 }
 
 #[cfg(test)]

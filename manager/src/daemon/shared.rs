@@ -32,6 +32,11 @@ impl GroupDaemon {
         let new_term = leader.is_some() && term(&leader) != term(&self.leader);
         let resumed = leader.is_some() && self.leader.is_none();
         self.leader = leader;
+        if self.leader.is_none() || new_term || resumed {
+            // A held promotion is finished by whoever leads next, as a roll-forward that
+            // waits for the fence again.
+            self.held = None;
+        }
         if new_term || resumed {
             self.state = GroupState::default();
             self.known.published_known = false;

@@ -12,6 +12,7 @@ use redis::{
 use redis_failover_client::NodeAddr;
 
 use crate::config::RedisAuth;
+use crate::core::fence::FenceSetting;
 use crate::core::info::{parse_info_replication, NodeInfo};
 
 /// How long a leader's command (promote, re-point, confirm) may take on one node.
@@ -176,6 +177,10 @@ pub enum NodeError {
     NotRedis(String),
     #[error("connection: {0}")]
     Connection(String),
+    /// The node's host refused the connection (nothing listens on the port, or a firewall
+    /// rejects it: alone, this proves nothing).
+    #[error("connection: {0}")]
+    Refused(String),
     #[error("{0}")]
     Reply(String),
 }
@@ -205,7 +210,10 @@ impl From<RedisError> for NodeError {
         if e.is_timeout() {
             return NodeError::Timeout(Duration::ZERO);
         }
-        if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() {
+        if e.is_connection_refusal() {
+            return NodeError::Refused(one_line(&e));
+        }
+        if e.is_io_error() || e.is_connection_dropped() {
             return NodeError::Connection(one_line(&e));
         }
         NodeError::Reply(one_line(&e))
@@ -292,6 +300,27 @@ pub async fn replicaof(
                 .query_async(&mut conn)
                 .await?;
             read_info(&mut conn).await
+        })
+        .await
+}
+
+/// `CONFIG SET min-replicas-to-write k min-replicas-max-lag L` (see `core/fence.rs`).
+pub async fn set_fence(
+    connector: &Connector,
+    addr: &NodeAddr,
+    setting: FenceSetting,
+) -> Result<(), NodeError> {
+    connector
+        .act(addr, |mut conn| async move {
+            let _: String = redis::cmd("CONFIG")
+                .arg("SET")
+                .arg("min-replicas-to-write")
+                .arg(setting.min_replicas)
+                .arg("min-replicas-max-lag")
+                .arg(setting.max_lag_secs)
+                .query_async(&mut conn)
+                .await?;
+            Ok(())
         })
         .await
 }

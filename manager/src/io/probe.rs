@@ -39,6 +39,10 @@ pub enum ProbeResult {
         latency: Option<Duration>,
     },
     Failed(NodeError),
+    /// A failure that proves the process gone: it closed our parked connection (a FIN, as
+    /// the kernel sends when the process exits; a firewall can only reset or drop) and then
+    /// its port refused us.
+    Gone(NodeError),
     /// The node answers with a `run_id` other than the one it had: it restarted, maybe too
     /// fast for any probe to fail.
     Restarted {
@@ -167,18 +171,27 @@ async fn crash_detector(
     let mut failures = 0u32;
     let mut mode = ParkedRead::Blpop;
     let mut run_id: Option<String> = None;
+    // The node closed the parked connection cleanly since we last connected.
+    let mut closed = false;
     while !shutdown.is_cancelled() {
         let conn = tokio::select! {
             c = s.connector.connect(&node, s.probe_timeout, None) => c,
             _ = shutdown.cancelled() => return,
         };
         let mut conn = match conn {
-            Ok(c) => c,
+            Ok(c) => {
+                closed = false;
+                c
+            }
             // A connect that hangs is the poller's to report.
             Err(NodeError::Timeout(_)) => continue,
             Err(e) => {
                 failures += 1;
-                if !report(&tx, &node, ProbeResult::Failed(e)).await {
+                let result = match e {
+                    NodeError::Refused(_) if closed => ProbeResult::Gone(e),
+                    e => ProbeResult::Failed(e),
+                };
+                if !report(&tx, &node, result).await {
                     return;
                 }
                 if !pause(retry_delay(failures, s.max_failures), &shutdown).await {
@@ -221,6 +234,7 @@ async fn crash_detector(
                 Ok(Err(e)) => e,
             };
             if e_is_transport(&err) {
+                closed = closed_by_peer(&err);
                 // Reconnect at once: only a refused reconnect counts, so a connection killed
                 // on a live node (CLIENT KILL) is not a failure, and a crash is confirmed by
                 // the node refusing us.
@@ -253,6 +267,13 @@ async fn alive(tx: &mpsc::Sender<Observation>, node: &NodeAddr, failures: &mut u
         latency: None,
     };
     report(tx, node, ok).await
+}
+
+/// The server closed the connection cleanly (end of stream), as opposed to a reset or a
+/// timeout. The redis crate reports a stream that ended as a bare `BrokenPipe`, whose text
+/// is exactly this (tested against a real socket in `tests`).
+fn closed_by_peer(e: &redis::RedisError) -> bool {
+    e.is_io_error() && e.to_string() == "broken pipe"
 }
 
 /// The connection failed, as opposed to the server answering with an error.
@@ -335,5 +356,64 @@ async fn poller(
             _ = poke.notified() => {}
             _ = shutdown.cancelled() => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A server that answers `+OK` to everything until BLPOP arrives, then closes the
+    /// connection with a FIN, or with a RST (`SO_LINGER` 0) as a firewall's REJECT would.
+    async fn parked_read_error(reset: bool) -> redis::RedisError {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.expect("accept");
+            let mut buf = [0u8; 4096];
+            loop {
+                let n = s.read(&mut buf).await.expect("read");
+                let text = String::from_utf8_lossy(&buf[..n]).to_string();
+                if n == 0 || text.contains("BLPOP") {
+                    break;
+                }
+                for _ in 0..text.matches('*').count().max(1) {
+                    s.write_all(b"+OK\r\n").await.expect("write");
+                }
+            }
+            if reset {
+                // Lingering 0 s turns the close into a RST, which is the point here.
+                #[allow(deprecated)]
+                s.set_linger(Some(Duration::ZERO)).expect("linger");
+            }
+        });
+        let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).expect("url");
+        let mut conn = tokio::time::timeout(
+            Duration::from_secs(5),
+            client.get_multiplexed_async_connection(),
+        )
+        .await
+        .expect("connect in time")
+        .expect("connect");
+        let read = tokio::time::timeout(
+            Duration::from_secs(5),
+            parked_read(&mut conn, ParkedRead::Blpop, "k"),
+        )
+        .await
+        .expect("the server ends the read");
+        server.await.expect("server task");
+        read.expect_err("the connection ends")
+    }
+
+    #[tokio::test]
+    async fn a_clean_close_is_told_apart_from_a_reset() {
+        let fin = parked_read_error(false).await;
+        assert!(e_is_transport(&fin) && closed_by_peer(&fin), "FIN: {fin}");
+        let rst = parked_read_error(true).await;
+        assert!(e_is_transport(&rst), "RST: {rst}");
+        assert!(!closed_by_peer(&rst), "a reset is not a clean close: {rst}");
     }
 }

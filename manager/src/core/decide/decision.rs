@@ -2,10 +2,12 @@
 //! says why (the log line).
 
 use std::fmt;
+use std::time::Duration;
 
 use redis_failover_client::{NodeAddr, Topology};
 
 use crate::core::event_names as ev;
+use crate::core::fence::FenceSetting;
 
 /// One decision of the leader.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,10 +28,11 @@ pub enum Decision {
         nodes: Vec<NodeAddr>,
         reason: String,
     },
-    /// `+selected-replica`: `failed` is down, promote `winner`.
+    /// `+selected-replica`: `failed` is down, promote `winner`, the way `mode` says.
     Failover {
         failed: NodeAddr,
         winner: NodeAddr,
+        mode: Mode,
         reason: String,
     },
     /// `+failover-roll-forward`: the master is down and `winner` already answers as a master
@@ -53,10 +56,53 @@ pub enum Decision {
         master: NodeAddr,
         reason: String,
     },
+    /// `+fence`: set `setting` on `node` (see `fence.rs`).
+    Fence {
+        node: NodeAddr,
+        setting: FenceSetting,
+        reason: String,
+    },
     /// `+publish`: write `topology` to `<root>/nodes`.
     Publish { topology: Topology, reason: String },
     /// All is as published.
     Steady,
+}
+
+/// How the failed master is known to be down, and so how its replacement proceeds (see
+/// `docs/safety.md`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Proven gone: it closed our connection and then refused new ones (its process
+    /// exited), or it restarted. Nobody can write to the old process: promote and publish
+    /// at once.
+    Gone,
+    /// Unreachable only (timeouts, resets, refusals without a close): it may still serve
+    /// clients on its side of a partition. It is published unavailable, the winner is
+    /// promoted and the other replicas re-pointed (so none acknowledges the old master any
+    /// more), and the new master is published `hold` later, once the old one has fenced
+    /// itself (`min-replicas-max-lag`).
+    Unreachable { hold: Duration },
+    /// Unreachable, with `--fencing none`: promote and publish at once (availability
+    /// first; writes the old master takes meanwhile are lost when it rejoins).
+    Unfenced,
+    /// Outvoted, but this leader still reaches it as a master: a switchover (`FAILOVER
+    /// TO`), which loses no acknowledged write.
+    Reachable,
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Mode::Gone => write!(f, "proven gone, publishing at once"),
+            Mode::Unreachable { hold } => write!(
+                f,
+                "unreachable, publishing after the {} ms fence bound",
+                hold.as_millis()
+            ),
+            Mode::Unfenced => write!(f, "unreachable, --fencing none: publishing at once"),
+            Mode::Reachable => write!(f, "still reachable by this leader: switchover"),
+        }
+    }
 }
 
 impl Decision {
@@ -72,6 +118,7 @@ impl Decision {
             Decision::Paused { .. } => ev::FAILOVER_PAUSED,
             Decision::Forget { .. } => ev::MASTER_LOST,
             Decision::Reconfigure { .. } => ev::RECONF_REPLICA,
+            Decision::Fence { .. } => ev::FENCE,
             Decision::Publish { .. } => ev::PUBLISH,
             Decision::Steady => "steady",
         }
@@ -91,9 +138,10 @@ impl fmt::Display for Decision {
             Decision::Failover {
                 failed,
                 winner,
+                mode,
                 reason,
-            }
-            | Decision::RollForward {
+            } => write!(f, "{event} {winner} to replace {failed} ({mode}): {reason}"),
+            Decision::RollForward {
                 failed,
                 winner,
                 reason,
@@ -127,6 +175,11 @@ impl fmt::Display for Decision {
                 join(&topology.unavailable),
                 topology.epoch
             ),
+            Decision::Fence {
+                node,
+                setting,
+                reason,
+            } => write!(f, "{event} {node}: {setting}: {reason}"),
             Decision::Steady => write!(f, "{event}"),
         }
     }

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use redis_failover_client::{NodeAddr, Topology};
 
 use super::derive::{derive_topology, up_info, Resyncing};
+use super::fence::FenceSetting;
 use super::health::Status;
 use super::select::{select_replica, Policy};
 use super::votes::Verdict;
@@ -23,10 +24,12 @@ use super::View;
 
 mod decision;
 #[cfg(test)]
+mod safety_tests;
+#[cfg(test)]
 mod tests;
 
 use decision::join;
-pub use decision::Decision;
+pub use decision::{Decision, Mode};
 
 /// The leader's belief about its group, kept between cycles.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -46,7 +49,15 @@ pub struct GroupState {
     /// The replicas the last promotion re-pointed, published as replicas while their link
     /// to the new master comes up.
     pub resyncing: Resyncing,
+    /// The fence this leader set on each node, with the node's restart count then (a
+    /// restart loses a `CONFIG SET`).
+    pub fences: BTreeMap<NodeAddr, (u64, FenceSetting)>,
+    /// When setting a node's fence last failed: retried [`FENCE_RETRY`] later.
+    pub fence_failed: BTreeMap<NodeAddr, Instant>,
 }
+
+/// How long after a failed `CONFIG SET` the fence is tried again on that node.
+pub const FENCE_RETRY: Duration = Duration::from_secs(10);
 
 /// Offsets read within this long count as fresh for ranking candidates (a read takes at
 /// most 300 ms; a failover that failed is retried on them within the next cycles).
@@ -151,14 +162,7 @@ pub fn decide(
     // That is a fact this manager observed (a new run_id), not a judgement on reachability,
     // so it needs no vote; promote before the replicas reconnect (within about a second).
     if master_health.restarts() > state.master_restarts {
-        return failover(
-            state,
-            "it restarted (new run_id) and may have lost writes its replicas have",
-            view,
-            published,
-            now,
-            policy,
-        );
+        return failover(state, RESTARTED, view, published, now, policy);
     }
     if let Some(info) = master_health.info().filter(|i| !i.is_master()) {
         let follows = info
@@ -193,6 +197,10 @@ pub fn decide(
     }
     let mut topology = derive_topology(Some(master), state.epoch, view, state.resyncing.at(now));
     topology.paused = state.paused.clone();
+    // The fence first: a master is replaceable when unreachable only once it is fenced.
+    if let Some(d) = fence(state, view, master, now, policy) {
+        return d;
+    }
     match published {
         Some(p) if p.same_content(&topology) => Decision::Steady,
         Some(_) => Decision::Publish {
@@ -204,6 +212,106 @@ pub fn decide(
             reason: "nothing valid published yet".into(),
         },
     }
+}
+
+/// The first live node whose fence differs from what it should have (see `fence.rs`).
+fn fence(
+    state: &GroupState,
+    view: &View,
+    master: &NodeAddr,
+    now: Instant,
+    policy: &Policy,
+) -> Option<Decision> {
+    view.iter().filter(|(_, h)| h.is_up()).find_map(|(n, h)| {
+        let setting = policy.fencing.wanted(view, master, n)?;
+        if state.fences.get(n) == Some(&(h.restarts(), setting)) {
+            return None;
+        }
+        if state
+            .fence_failed
+            .get(n)
+            .is_some_and(|t| now < *t + FENCE_RETRY)
+        {
+            return None;
+        }
+        let reason = match (n == master, setting.min_replicas) {
+            (true, 0) => "the master has no live replica: nothing to fence against",
+            (true, _) => "the master has a live replica: it refuses writes once cut off from it",
+            (false, _) => "a replica takes writes at once if promoted",
+        };
+        Some(Decision::Fence {
+            node: n.clone(),
+            setting,
+            reason: reason.into(),
+        })
+    })
+}
+
+const RESTARTED: &str = "it restarted (new run_id) and may have lost writes its replicas have";
+
+/// How long a promotion that replaces `failed` other than by a fresh failover decision (a
+/// roll-forward of a recorded one, an operator's manual failover) holds its publication:
+/// the fence bound unless `failed` is proven gone or fencing is off.
+pub fn roll_forward_hold(view: &View, failed: &NodeAddr, policy: &Policy) -> Duration {
+    let gone = view.get(failed).is_some_and(|h| h.proven_gone());
+    if gone {
+        Duration::ZERO
+    } else {
+        policy.fencing.bound()
+    }
+}
+
+/// How the replacement of the down `master` proceeds, or why it must not ([`Mode`]).
+fn mode(
+    state: &GroupState,
+    master: &NodeAddr,
+    why_down: &str,
+    view: &View,
+    policy: &Policy,
+) -> Result<Mode, String> {
+    let Some(h) = view.get(master) else {
+        return Ok(Mode::Gone);
+    };
+    if why_down == RESTARTED || h.proven_gone() {
+        return Ok(Mode::Gone);
+    }
+    if h.is_up() && h.info().is_some_and(|i| i.is_master()) {
+        return Ok(Mode::Reachable);
+    }
+    if !policy.fencing.enabled() {
+        return Ok(Mode::Unfenced);
+    }
+    // Fenced as its last INFO said, or as this leader set it (CONFIG SET answered OK).
+    let set_here = state
+        .fences
+        .get(master)
+        .is_some_and(|(restarts, f)| *restarts == h.restarts() && f.min_replicas > 0);
+    if !set_here && !h.info().is_some_and(|i| i.fenced) {
+        return Err(format!(
+            "{master} is unreachable but not proven down, and was not fenced when last seen \
+             (no replica followed it): it may still take writes on its side of a partition; \
+             not promoting (`redis_node_manager failover` can)"
+        ));
+    }
+    let missing: Vec<NodeAddr> = view
+        .iter()
+        .filter(|(a, h)| *a != master && !h.is_up())
+        .map(|(a, _)| a.clone())
+        .collect();
+    if !missing.is_empty() {
+        return Err(format!(
+            "{master} is unreachable but not proven down, and {} unreachable too: a replica \
+             on its side could keep it taking writes; not promoting (`redis_node_manager \
+             failover` can)",
+            match missing.as_slice() {
+                [one] => format!("{one} is"),
+                many => format!("{} are", join(many)),
+            }
+        ));
+    }
+    Ok(Mode::Unreachable {
+        hold: policy.fencing.bound(),
+    })
 }
 
 fn failover(
@@ -269,10 +377,17 @@ fn failover(
                 .collect(),
             reason: format!("master down ({why_down}); ranking on offsets read now"),
         },
-        Ok((winner, ranking)) => Decision::Failover {
-            failed: master.clone(),
-            winner: winner.clone(),
-            reason: format!("master down ({why_down}); {ranking}"),
+        Ok((winner, ranking)) => match mode(state, master, why_down, view, policy) {
+            Ok(mode) => Decision::Failover {
+                failed: master.clone(),
+                winner: winner.clone(),
+                mode,
+                reason: format!("master down ({why_down}); {ranking}"),
+            },
+            Err(reason) => Decision::NoCandidate {
+                failed: master.clone(),
+                reason,
+            },
         },
         Err(reason) => Decision::NoCandidate {
             failed: master.clone(),

@@ -2,6 +2,7 @@
 //! servers.
 
 use super::*;
+use crate::core::fence::Fencing;
 use crate::core::health::NodeHealth;
 use crate::core::info::{NodeInfo, Role};
 use crate::core::manual::judge_manual;
@@ -29,6 +30,7 @@ enum N {
 const POLICY: Policy = Policy {
     link_grace: Duration::from_secs(20),
     max_lag_bytes: None,
+    fencing: Fencing::None,
 };
 
 /// A base time far enough from the clock's origin to subtract hours from.
@@ -44,6 +46,7 @@ fn view(nodes: &[(u16, N)], now: Instant) -> View {
             role,
             offset,
             priority,
+            fenced: false,
         };
         let replica = |m: u16, link_up, syncing, down: Option<u64>| Role::Replica {
             master: a(m),
@@ -101,6 +104,7 @@ fn st(master: Option<u16>, epoch: u64) -> GroupState {
         // Offsets just read: the table's failovers rank on them.
         offsets_read_at: Some(t0()),
         resyncing: Resyncing::default(),
+        ..GroupState::default()
     }
 }
 
@@ -270,6 +274,7 @@ fn decisions() {
             Decision::Failover {
                 failed: a(1),
                 winner: a(3),
+                mode: Mode::Unfenced,
                 reason: "master down (connection refused); ranking h:3 (priority 100, offset 100) > h:2 (priority 100, offset 90)".into(),
             },
         ),
@@ -281,6 +286,7 @@ fn decisions() {
             Decision::Failover {
                 failed: a(1),
                 winner: a(2),
+                mode: Mode::Unfenced,
                 reason: "master down (connection refused); ranking h:2 (priority 50, offset 10) > h:3 (priority 100, offset 100); excluded: h:4 has replica-priority 0".into(),
             },
         ),
@@ -292,6 +298,7 @@ fn decisions() {
             Decision::Failover {
                 failed: a(1),
                 winner: a(2),
+                mode: Mode::Unfenced,
                 reason: "master down (connection refused); ranking h:2 (priority 100, offset 7) > h:3 (priority 100, offset 7)".into(),
             },
         ),
@@ -362,6 +369,7 @@ fn decisions() {
             Decision::Failover {
                 failed: a(1),
                 winner: a(3),
+                mode: Mode::Unfenced,
                 reason: "master down (connection refused); ranking h:3 (priority 100, offset 10); excluded: h:2 is a master".into(),
             },
         ),
@@ -373,6 +381,7 @@ fn decisions() {
             Decision::Failover {
                 failed: a(1),
                 winner: a(5),
+                mode: Mode::Unfenced,
                 reason: "master down (connection refused); ranking h:5 (priority 100, offset 5); excluded: h:2 is in a full sync, h:3 has not been in sync with h:1 recently, h:4 replicates from h:9".into(),
             },
         ),
@@ -520,6 +529,7 @@ fn the_lag_bound_excludes_replicas_too_far_behind() {
             role: Role::Master,
             offset: 1000,
             priority: 100,
+            fenced: false,
         }),
         None,
     );
@@ -566,6 +576,7 @@ fn a_master_that_restarted_is_replaced_without_a_vote() {
         Decision::Failover {
             failed: a(1),
             winner: a(2),
+            mode: Mode::Gone,
             reason: "master down (it restarted (new run_id) and may have lost writes its replicas have); ranking h:2 (priority 100, offset 400) > h:3 (priority 100, offset 390)".into(),
         }
     );

@@ -1,0 +1,238 @@
+//! The partition-safety rules of [`decide`], without servers: how a down master is told
+//! proven gone from merely unreachable, when an unreachable one may be replaced, and which
+//! fence each node gets.
+
+use super::*;
+use crate::core::fence::{FenceSetting, Fencing};
+use crate::core::health::NodeHealth;
+use crate::core::info::{NodeInfo, Role};
+use crate::core::votes::Verdict;
+
+const FENCED: Policy = Policy {
+    link_grace: Duration::from_secs(20),
+    max_lag_bytes: None,
+    fencing: Fencing::MinReplicas { max_lag_secs: 2 },
+};
+
+fn a(port: u16) -> NodeAddr {
+    NodeAddr::new("h", port)
+}
+
+fn info(role: Role, fenced: bool) -> NodeInfo {
+    NodeInfo {
+        role,
+        offset: 100,
+        priority: 100,
+        fenced,
+    }
+}
+
+fn replica() -> Role {
+    Role::Replica {
+        master: a(1),
+        link_up: false,
+        syncing: false,
+        link_down_secs: Some(1),
+    }
+}
+
+/// How the master (h:1) failed, as its probes saw it.
+#[derive(Clone, Copy)]
+enum Failed {
+    /// Closed our connection, then refused.
+    Gone,
+    /// Timeouts.
+    Silent,
+}
+
+/// h:1 the master (fenced or not when last seen) failed as `how`; h:2 and h:3 its
+/// replicas, h:3 down when `h3_down`.
+fn view(how: Failed, fenced: bool, h3_down: bool, now: Instant) -> View {
+    let mut v = View::new();
+    let mut m = NodeHealth::new();
+    m.on_success(now, Some(info(Role::Master, fenced)), None);
+    for i in 1..=3 {
+        let at = now + Duration::from_millis(i);
+        match how {
+            Failed::Gone => m.on_gone(at, "connection: refused", 3),
+            Failed::Silent => m.on_failure(at, "no reply within 333 ms", 3),
+        };
+    }
+    v.insert(a(1), m);
+    for (port, down) in [(2, false), (3, h3_down)] {
+        let mut h = NodeHealth::new();
+        h.on_success(now, Some(info(replica(), false)), None);
+        if down {
+            h.on_failure(now + Duration::from_millis(5), "no reply", 1);
+        }
+        v.insert(a(port), h);
+    }
+    v
+}
+
+fn state(now: Instant) -> GroupState {
+    GroupState {
+        master: Some(a(1)),
+        epoch: 2,
+        offsets_read_at: Some(now),
+        ..GroupState::default()
+    }
+}
+
+fn decide_with(v: &View, policy: &Policy, votes: &Votes, now: Instant) -> Decision {
+    decide(&state(now), v, None, votes, now, policy)
+}
+
+fn mode_of(d: &Decision) -> Result<Mode, String> {
+    match d {
+        Decision::Failover { mode, .. } => Ok(*mode),
+        Decision::NoCandidate { reason, .. } => Err(reason.clone()),
+        other => panic!("not a failover decision: {other}"),
+    }
+}
+
+#[test]
+fn a_down_master_is_replaced_the_way_its_failure_allows() {
+    let now = Instant::now() + Duration::from_secs(1000);
+    let none = Votes::new();
+    let unfenced_policy = Policy {
+        fencing: Fencing::None,
+        ..FENCED
+    };
+    let hold = Duration::from_secs(4);
+    #[allow(clippy::type_complexity)]
+    let cases: Vec<(&str, View, &Policy, Result<Mode, &str>)> = vec![
+        (
+            "proven gone: at once",
+            view(Failed::Gone, true, false, now),
+            &FENCED,
+            Ok(Mode::Gone),
+        ),
+        (
+            "proven gone, even unfenced and with a replica down",
+            view(Failed::Gone, false, true, now),
+            &FENCED,
+            Ok(Mode::Gone),
+        ),
+        (
+            "silent and fenced, every replica reachable: published after the fence bound",
+            view(Failed::Silent, true, false, now),
+            &FENCED,
+            Ok(Mode::Unreachable { hold }),
+        ),
+        (
+            "silent and never fenced: it may still take writes",
+            view(Failed::Silent, false, false, now),
+            &FENCED,
+            Err("was not fenced when last seen"),
+        ),
+        (
+            "silent, and a replica unreachable too: it could keep the master writable",
+            view(Failed::Silent, true, true, now),
+            &FENCED,
+            Err("h:3 is unreachable too"),
+        ),
+        (
+            "silent with --fencing none: at once",
+            view(Failed::Silent, false, false, now),
+            &unfenced_policy,
+            Ok(Mode::Unfenced),
+        ),
+    ];
+    for (name, v, policy, want) in cases {
+        let got = mode_of(&decide_with(&v, policy, &none, now));
+        match (got, want) {
+            (Ok(g), Ok(w)) => assert_eq!(g, w, "{name}"),
+            (Err(g), Err(w)) => assert!(g.contains(w), "{name}: {g}"),
+            (g, w) => panic!("{name}: got {g:?}, want {w:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_master_outvoted_but_reachable_is_handed_over_by_a_switchover() {
+    let now = Instant::now() + Duration::from_secs(1000);
+    let mut v = view(Failed::Silent, true, false, now);
+    if let Some(m) = v.get_mut(&a(1)) {
+        m.on_success(
+            now + Duration::from_millis(10),
+            Some(info(Role::Master, true)),
+            None,
+        );
+    }
+    let mut votes = Votes::new();
+    votes.insert(a(1), Verdict::Down("2 of 3 managers".into()));
+    let d = decide_with(&v, &FENCED, &votes, now + Duration::from_millis(20));
+    assert_eq!(mode_of(&d), Ok(Mode::Reachable), "{d}");
+    assert!(d.to_string().contains("switchover"), "{d}");
+}
+
+#[test]
+fn the_line_says_which_case_applied_and_how_long_it_waits() {
+    let now = Instant::now() + Duration::from_secs(1000);
+    let d = decide_with(
+        &view(Failed::Silent, true, false, now),
+        &FENCED,
+        &Votes::new(),
+        now,
+    );
+    let line = d.to_string();
+    assert!(line.starts_with("+selected-replica h:2 to replace h:1 (unreachable, publishing after the 4000 ms fence bound): master down"), "{line}");
+}
+
+#[test]
+fn each_live_node_gets_its_fence_once_per_restart() {
+    let now = Instant::now() + Duration::from_secs(1000);
+    let mut v = View::new();
+    let mut m = NodeHealth::new();
+    m.on_success(now, Some(info(Role::Master, false)), None);
+    v.insert(a(1), m);
+    let mut r = NodeHealth::new();
+    let up = Role::Replica {
+        master: a(1),
+        link_up: true,
+        syncing: false,
+        link_down_secs: None,
+    };
+    r.on_success(now, Some(info(up, false)), None);
+    v.insert(a(2), r);
+    let published = derive_topology(Some(&a(1)), 2, &v, &Default::default());
+    let mut st = state(now);
+    let set = |k| FenceSetting {
+        min_replicas: k,
+        max_lag_secs: 2,
+    };
+    let next =
+        |st: &GroupState, v: &View| decide(st, v, Some(&published), &Votes::new(), now, &FENCED);
+    assert!(
+        matches!(next(&st, &v), Decision::Fence { node, setting, .. } if node == a(1) && setting == set(1))
+    );
+    st.fences.insert(a(1), (0, set(1)));
+    assert!(
+        matches!(next(&st, &v), Decision::Fence { node, setting, .. } if node == a(2) && setting == set(0))
+    );
+    st.fences.insert(a(2), (0, set(0)));
+    assert_eq!(next(&st, &v), Decision::Steady);
+    // A restart loses CONFIG SET: fenced again.
+    if let Some(h) = v.get_mut(&a(1)) {
+        h.on_restart();
+    }
+    st.master_restarts = 1;
+    assert!(matches!(next(&st, &v), Decision::Fence { node, .. } if node == a(1)));
+    // A failed CONFIG SET is not retried at once.
+    st.fence_failed.insert(a(1), now);
+    assert_eq!(next(&st, &v), Decision::Steady);
+    // With --fencing none nothing is set.
+    let off = Policy {
+        fencing: Fencing::None,
+        ..FENCED
+    };
+    let fresh = GroupState {
+        master_restarts: 1,
+        ..state(now)
+    };
+    assert_eq!(
+        decide(&fresh, &v, Some(&published), &Votes::new(), now, &off),
+        Decision::Steady
+    );
+}
