@@ -25,7 +25,7 @@
 //! * `scene`: a test's fresh root and ZooKeeper session ([`Scene`]);
 //! * [`writer`]: a writer with an acknowledgement log and the lost-write check;
 //! * [`netns`]: hosts as network namespaces on a bridge, partitions with iptables, clients
-//!   on a host's thread;
+//!   on a host's thread; [`partition`]: the partition scenarios run on it;
 //! * [`chaos`]: the chaos engine; [`http`]: a tiny HTTP client; [`stats`]: min/median/max;
 //! * `wait`, `util`: polls, ports, roots, tracing, the clock in Unix ms.
 
@@ -35,6 +35,7 @@ pub mod chaos;
 pub mod http;
 pub mod manager;
 pub mod netns;
+pub mod partition;
 mod process;
 mod redis_group;
 mod redis_helpers;
