@@ -17,7 +17,8 @@
 //!
 //! Each program keeps its measurements in a module of its own ([`client_bench`],
 //! [`failover_bench`], [`ha_bench`], [`sentinel_bench`], [`soak`], [`zk_outage`]; `chaos`'s
-//! engine is `redis_failover_tests::chaos`), behind a thin `src/bin/<name>.rs`.
+//! engine is `redis_failover_tests::chaos`, `partition`'s is `redis_failover_tests::partition`),
+//! behind a thin `src/bin/<name>.rs`.
 
 pub mod failure;
 pub mod inprocess;

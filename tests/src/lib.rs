@@ -15,7 +15,7 @@
 //! Every wait is a deadline-bounded poll ([`wait_until`], [`wait_until_async`]).
 //!
 //! The modules, one job each:
-//! * `process`: the spawner thread and [`GuardedChild`];
+//! * `process`: the spawner thread, [`GuardedChild`], and where a process runs ([`Place`]);
 //! * `zookeeper`: [`ZkServer`], [`shared_zk`], four-letter commands and the CLI;
 //! * `redis_node`, `redis_group`, `redis_helpers`: [`RedisNode`], [`RedisGroup`], one-shot
 //!   commands, roles and async connections;
@@ -24,6 +24,8 @@
 //!   publish;
 //! * `scene`: a test's fresh root and ZooKeeper session ([`Scene`]);
 //! * [`writer`]: a writer with an acknowledgement log and the lost-write check;
+//! * [`netns`]: hosts as network namespaces on a bridge, partitions with iptables, clients
+//!   on a host's thread; [`partition`]: the partition scenarios run on it;
 //! * [`chaos`]: the chaos engine; [`http`]: a tiny HTTP client; [`stats`]: min/median/max;
 //! * `wait`, `util`: polls, ports, roots, tracing, the clock in Unix ms.
 
@@ -32,6 +34,8 @@ pub use redis;
 pub mod chaos;
 pub mod http;
 pub mod manager;
+pub mod netns;
+pub mod partition;
 mod process;
 mod redis_group;
 mod redis_helpers;
@@ -43,11 +47,13 @@ mod wait;
 pub mod writer;
 mod zookeeper;
 
-pub use process::{find_program, spawn_child, spawn_guarded, GuardedChild};
+pub use process::{find_program, spawn_child, spawn_guarded, GuardedChild, Place};
 pub use redis_group::RedisGroup;
-pub use redis_helpers::{connect_async, parse_role, redis_cmd_timeout, NodeRole};
+pub use redis_helpers::{connect_async, parse_role, redis_cmd_at, redis_cmd_timeout, NodeRole};
 pub use redis_node::{check_redis, RedisNode};
 pub use scene::{group_topology, Scene};
 pub use util::{free_port, init_tracing, log_tail, pid_alive, unique_root, unix_ms, unix_ms_at};
 pub use wait::{for_a_while, wait_until, wait_until_async};
-pub use zookeeper::{check_zookeeper, shared_zk, zk_cli, zk_four_letter, ZkServer};
+pub use zookeeper::{
+    check_zookeeper, shared_zk, zk_cli, zk_four_letter, zk_four_letter_at, ZkServer,
+};

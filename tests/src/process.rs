@@ -1,6 +1,6 @@
 //! Guarded child processes: every child is forked by one long-lived spawner thread with
 //! `PR_SET_PDEATHSIG = SIGKILL`, and held by a [`GuardedChild`] that kills and reaps it by pid
-//! when dropped.
+//! when dropped; a [`Place`] says where a process runs (loopback, or a network namespace).
 
 use std::ffi::OsStr;
 use std::fs::{File, OpenOptions};
@@ -180,6 +180,46 @@ pub fn find_program(program: &str, path: Option<&OsStr>) -> Option<PathBuf> {
     std::env::split_paths(path?)
         .map(|dir| dir.join(program))
         .find(|p| executable(p))
+}
+
+/// Where a server process runs: the address it binds and is reached at, and the command
+/// prefix that puts it there (`ip netns exec NS` for a host of [`crate::netns::Net`], which
+/// execs the program, so the spawned pid is the program's). [`Place::loopback`] (the default)
+/// is this machine's 127.0.0.1 without a prefix.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Place {
+    /// The IPv4 address to bind and to reach the process at.
+    pub ip: String,
+    /// Program and arguments run before the command (empty: none).
+    pub prefix: Vec<String>,
+}
+
+impl Place {
+    /// 127.0.0.1, no prefix.
+    pub fn loopback() -> Place {
+        Place {
+            ip: "127.0.0.1".to_string(),
+            prefix: Vec::new(),
+        }
+    }
+
+    /// A [`Command`] running `program` here: `prefix... program`.
+    pub fn command(&self, program: impl AsRef<OsStr>) -> Command {
+        match self.prefix.split_first() {
+            None => Command::new(program),
+            Some((first, rest)) => {
+                let mut cmd = Command::new(first);
+                cmd.args(rest).arg(program);
+                cmd
+            }
+        }
+    }
+}
+
+impl Default for Place {
+    fn default() -> Place {
+        Place::loopback()
+    }
 }
 
 pub(crate) fn open_log(path: &Path) -> io::Result<File> {

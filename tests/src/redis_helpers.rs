@@ -52,13 +52,23 @@ pub fn redis_cmd_timeout(
     timeout: Duration,
     args: &[&str],
 ) -> redis::RedisResult<redis::Value> {
+    redis_cmd_at("127.0.0.1", port, timeout, args)
+}
+
+/// [`redis_cmd_timeout`] against `ip`:`port`.
+pub fn redis_cmd_at(
+    ip: &str,
+    port: u16,
+    timeout: Duration,
+    args: &[&str],
+) -> redis::RedisResult<redis::Value> {
     let (name, rest) = args.split_first().ok_or_else(|| {
         redis::RedisError::from(io::Error::new(
             io::ErrorKind::InvalidInput,
             "redis_cmd: empty command",
         ))
     })?;
-    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/"))?;
+    let client = redis::Client::open(format!("redis://{ip}:{port}/"))?;
     let mut con = client.get_connection_with_timeout(timeout)?;
     con.set_read_timeout(Some(timeout))?;
     con.set_write_timeout(Some(timeout))?;

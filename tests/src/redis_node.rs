@@ -1,17 +1,17 @@
-//! One redis-server process ([`RedisNode`]) on 127.0.0.1 without persistence, with handles
-//! to kill, freeze, restart and query it.
+//! One redis-server process ([`RedisNode`]) on 127.0.0.1 (or at a [`Place`]: a host of a
+//! network namespace) without persistence, with handles to kill, freeze, restart and query it.
 
 use std::ffi::OsStr;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use redis_failover_client::NodeAddr;
 
-use crate::process::{find_program, open_log, spawn_guarded, GuardedChild};
-use crate::redis_helpers::{parse_role, redis_cmd_timeout, value_to_string, NodeRole};
+use crate::process::{find_program, open_log, spawn_guarded, GuardedChild, Place};
+use crate::redis_helpers::{parse_role, redis_cmd_at, value_to_string, NodeRole};
 use crate::util::{lock, log_tail};
 use crate::wait::{wait_until, POLL};
 
@@ -39,6 +39,7 @@ pub fn check_redis(path: Option<&OsStr>) -> Result<(), String> {
 /// replication sync only — a restarted node loads whatever RDB is there). Dropping it kills it.
 #[derive(Debug)]
 pub struct RedisNode {
+    place: Place,
     port: u16,
     dir: PathBuf,
     extra_args: Vec<String>,
@@ -60,6 +61,21 @@ impl RedisNode {
         }
     }
 
+    /// Starts `redis-server` at `place` (bound to its address, `--protected-mode no`), a
+    /// replica of `replica_of` if given, and waits until PING (from this process, through
+    /// the bridge for a namespace) answers PONG; `Err` says why not (with the log tail).
+    pub fn start_at(
+        place: &Place,
+        dir: &Path,
+        port: u16,
+        replica_of: Option<&NodeAddr>,
+        extra_args: &[&str],
+    ) -> Result<RedisNode, String> {
+        let extra: Vec<String> = extra_args.iter().map(|s| s.to_string()).collect();
+        let master = replica_of.map(|m| (m.host.clone(), m.port));
+        Self::try_start_at(place, dir, port, master, extra).map_err(|(e, _)| e)
+    }
+
     /// Err carries the message and whether the process exited (e.g. port already in use).
     pub(crate) fn try_start(
         dir: &Path,
@@ -67,8 +83,20 @@ impl RedisNode {
         replica_of: Option<u16>,
         extra_args: Vec<String>,
     ) -> Result<RedisNode, (String, bool)> {
-        let proc = Self::spawn_and_wait(dir, port, replica_of, &extra_args)?;
+        let master = replica_of.map(|p| ("127.0.0.1".to_string(), p));
+        Self::try_start_at(&Place::loopback(), dir, port, master, extra_args)
+    }
+
+    fn try_start_at(
+        place: &Place,
+        dir: &Path,
+        port: u16,
+        replica_of: Option<(String, u16)>,
+        extra_args: Vec<String>,
+    ) -> Result<RedisNode, (String, bool)> {
+        let proc = Self::spawn_and_wait(place, dir, port, replica_of, &extra_args)?;
         Ok(RedisNode {
+            place: place.clone(),
             port,
             dir: dir.to_path_buf(),
             extra_args,
@@ -77,9 +105,10 @@ impl RedisNode {
     }
 
     fn spawn_and_wait(
+        place: &Place,
         dir: &Path,
         port: u16,
-        replica_of: Option<u16>,
+        replica_of: Option<(String, u16)>,
         extra_args: &[String],
     ) -> Result<GuardedChild, (String, bool)> {
         check_redis(std::env::var_os("PATH").as_deref()).map_err(|e| (e, false))?;
@@ -96,7 +125,7 @@ impl RedisNode {
             "--port",
             &port.to_string(),
             "--bind",
-            "127.0.0.1",
+            &place.ip,
             "--save",
             "",
             "--appendonly",
@@ -121,13 +150,15 @@ impl RedisNode {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        if let Some(master) = replica_of {
-            args.extend(["--replicaof".into(), "127.0.0.1".into(), master.to_string()]);
+        if let Some((host, master)) = replica_of {
+            args.extend(["--replicaof".into(), host, master.to_string()]);
         }
         args.extend(extra_args.iter().cloned());
         let started = Instant::now();
+        let place = place.clone();
+        let ip = place.ip.clone();
         let proc = spawn_guarded(move || {
-            let mut cmd = Command::new("redis-server");
+            let mut cmd = place.command("redis-server");
             cmd.args(&args)
                 .stdin(Stdio::null())
                 .stdout(out)
@@ -146,7 +177,7 @@ impl RedisNode {
         };
         let deadline = started + REDIS_READY_TIMEOUT;
         loop {
-            let pong = redis_cmd_timeout(port, Duration::from_millis(200), &["PING"]);
+            let pong = redis_cmd_at(&ip, port, Duration::from_millis(200), &["PING"]);
             // A node started with --requirepass answers NOAUTH: it is up all the same.
             let ready = match &pong {
                 Ok(v) => value_to_string(v).as_deref() == Some("PONG"),
@@ -182,14 +213,19 @@ impl RedisNode {
         self.port
     }
 
-    /// `"127.0.0.1:PORT"`.
+    /// `"IP:PORT"` (`127.0.0.1:PORT` unless started at another [`Place`]).
     pub fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("{}:{}", self.place.ip, self.port)
     }
 
-    /// `127.0.0.1:PORT` as a [`NodeAddr`].
+    /// [`RedisNode::addr`] as a [`NodeAddr`].
     pub fn node_addr(&self) -> NodeAddr {
-        NodeAddr::new("127.0.0.1", self.port)
+        NodeAddr::new(self.place.ip.clone(), self.port)
+    }
+
+    /// Where it runs.
+    pub fn place(&self) -> &Place {
+        &self.place
     }
 
     /// The directory holding this node's files.
@@ -250,14 +286,16 @@ impl RedisNode {
     }
 
     /// Starts the node again on the same port and dir with the same extra args (killing it
-    /// first if it still runs), as a replica of `replica_of` if given; waits for PONG.
+    /// first if it still runs), as a replica of port `replica_of` on this node's own address
+    /// if given; waits for PONG.
     ///
     /// # Panics
     /// If it does not answer within 15 s.
     pub fn restart(&self, replica_of: Option<u16>) {
         let mut proc = lock(&self.proc);
         proc.kill();
-        match Self::spawn_and_wait(&self.dir, self.port, replica_of, &self.extra_args) {
+        let master = replica_of.map(|p| (self.place.ip.clone(), p));
+        match Self::spawn_and_wait(&self.place, &self.dir, self.port, master, &self.extra_args) {
             Ok(p) => *proc = p,
             Err((e, _)) => panic!("restart: {e}"),
         }
@@ -265,7 +303,7 @@ impl RedisNode {
 
     /// Runs one command (fresh connection, ~1 s connect/read/write timeouts).
     pub fn cmd(&self, args: &[&str]) -> redis::RedisResult<redis::Value> {
-        redis_cmd_timeout(self.port, REDIS_CMD_TIMEOUT, args)
+        redis_cmd_at(&self.place.ip, self.port, REDIS_CMD_TIMEOUT, args)
     }
 
     /// Runs one command with the given connect/read/write timeout.
@@ -274,7 +312,7 @@ impl RedisNode {
         timeout: Duration,
         args: &[&str],
     ) -> redis::RedisResult<redis::Value> {
-        redis_cmd_timeout(self.port, timeout, args)
+        redis_cmd_at(&self.place.ip, self.port, timeout, args)
     }
 
     /// `true` if PING answers PONG within `timeout`.

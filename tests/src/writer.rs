@@ -263,6 +263,16 @@ impl Drop for Writer {
 /// The writes among `seqs` that `node` does not hold with their value (`GET seq:N` is not
 /// `N`), read back with `MGET` in batches; `Err` when the node cannot be read.
 pub async fn check_lost(node: &NodeAddr, seqs: &[u64]) -> Result<Vec<u64>, String> {
+    check_lost_in(node, "", seqs).await
+}
+
+/// [`check_lost`] of a writer whose client prefixes its keys with `namespace`
+/// ([`redis_failover_client::ClientBuilder::namespace`]): reads `<namespace>seq:N`.
+pub async fn check_lost_in(
+    node: &NodeAddr,
+    namespace: &str,
+    seqs: &[u64],
+) -> Result<Vec<u64>, String> {
     let mut conn = tokio::time::timeout(
         CHECK_CONNECT_TIMEOUT,
         connect_async(node, CHECK_CONNECT_TIMEOUT),
@@ -272,7 +282,10 @@ pub async fn check_lost(node: &NodeAddr, seqs: &[u64]) -> Result<Vec<u64>, Strin
     .map_err(|e| format!("loss check: {e}"))?;
     let mut missing = Vec::new();
     for chunk in seqs.chunks(CHECK_BATCH) {
-        let keys: Vec<String> = chunk.iter().map(|n| key(*n)).collect();
+        let keys: Vec<String> = chunk
+            .iter()
+            .map(|n| format!("{namespace}{}", key(*n)))
+            .collect();
         let values: Vec<Option<u64>> = tokio::time::timeout(
             CHECK_MGET_TIMEOUT,
             redis::cmd("MGET").arg(&keys).query_async(&mut conn),
@@ -293,7 +306,16 @@ pub async fn check_lost(node: &NodeAddr, seqs: &[u64]) -> Result<Vec<u64>, Strin
 
 /// [`check_lost`] of every acknowledged write of `log`: the acknowledgements missing on `node`.
 pub async fn check_lost_acks(node: &NodeAddr, log: &WriteLog) -> Result<Vec<Ack>, String> {
-    let missing = check_lost(node, &log.acked_seqs()).await?;
+    check_lost_acks_in(node, "", log).await
+}
+
+/// [`check_lost_acks`] of a writer whose client prefixes its keys with `namespace`.
+pub async fn check_lost_acks_in(
+    node: &NodeAddr,
+    namespace: &str,
+    log: &WriteLog,
+) -> Result<Vec<Ack>, String> {
+    let missing = check_lost_in(node, namespace, &log.acked_seqs()).await?;
     Ok(missing
         .into_iter()
         .filter_map(|n| log.ack(n).cloned())

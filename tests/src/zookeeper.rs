@@ -1,16 +1,17 @@
-//! A throwaway ZooKeeper server ([`ZkServer`], one per test binary through [`shared_zk`]),
-//! its four-letter commands and its CLI.
+//! A throwaway ZooKeeper server ([`ZkServer`], one per test binary through [`shared_zk`];
+//! on loopback, or at a [`Place`] such as a network-namespace host), its four-letter commands
+//! and its CLI.
 
 use std::ffi::OsStr;
 use std::fs;
 use std::io::{self, Read, Seek, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::process::{find_program, open_log, spawn_guarded, GuardedChild};
+use crate::process::{find_program, open_log, spawn_guarded, GuardedChild, Place};
 use crate::util::{free_port, lock, log_tail};
 
 /// How long a ZooKeeper server may take to answer `srvr` with `Mode:`.
@@ -82,7 +83,12 @@ fn require_zookeeper() {
 /// Sends a ZooKeeper four-letter command (`srvr`, `ruok`, `mntr`, ...) to 127.0.0.1:`port`
 /// and returns the answer, or `None` if nothing could be read within ~1.5 s.
 pub fn zk_four_letter(port: u16, cmd: &str) -> Option<String> {
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    zk_four_letter_at(IpAddr::V4(Ipv4Addr::LOCALHOST), port, cmd)
+}
+
+/// [`zk_four_letter`] to `ip`:`port`.
+pub fn zk_four_letter_at(ip: IpAddr, port: u16, cmd: &str) -> Option<String> {
+    let addr = SocketAddr::from((ip, port));
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
     stream
@@ -147,6 +153,7 @@ pub fn zk_cli(port: u16, args: &[&str]) -> String {
 /// temp dir. Dropping it stops the server and removes the dir.
 #[derive(Debug)]
 pub struct ZkServer {
+    place: Place,
     port: u16,
     proc: Mutex<Option<GuardedChild>>,
     // last field: dropped after the process is gone
@@ -160,6 +167,14 @@ impl ZkServer {
     /// If java or ZooKeeper's jars are missing (one line saying what to install), or if it is
     /// not ready in time (the message includes the tail of its log).
     pub fn start() -> ZkServer {
+        ZkServer::start_at(&Place::loopback())
+    }
+
+    /// [`ZkServer::start`] at `place` (listening on its address only).
+    ///
+    /// # Panics
+    /// As [`ZkServer::start`].
+    pub fn start_at(place: &Place) -> ZkServer {
         require_zookeeper();
         let mut last_err = String::new();
         // A port picked by free_port() can be grabbed by someone else before ZooKeeper binds
@@ -170,6 +185,7 @@ impl ZkServer {
                 .tempdir()
                 .expect("ZkServer: cannot create a temp dir");
             let zk = ZkServer {
+                place: place.clone(),
                 port: free_port(),
                 proc: Mutex::new(None),
                 dir,
@@ -194,9 +210,9 @@ impl ZkServer {
         self.port
     }
 
-    /// `"127.0.0.1:PORT"`.
+    /// `"IP:PORT"` (`127.0.0.1:PORT` unless started at another [`Place`]).
     pub fn connect_string(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("{}:{}", self.place.ip, self.port)
     }
 
     /// The temp dir holding `zoo.cfg`, `data/` and `zk.log`.
@@ -223,7 +239,8 @@ impl ZkServer {
 
     /// The answer to the `srvr` four-letter command, if the server answers.
     pub fn srvr(&self) -> Option<String> {
-        zk_four_letter(self.port, "srvr")
+        let ip = self.place.ip.parse().ok()?;
+        zk_four_letter_at(ip, self.port, "srvr")
     }
 
     /// SIGTERM, then SIGKILL after 5 s; waits until the process is reaped.
@@ -273,7 +290,7 @@ impl ZkServer {
             "tickTime=500\n\
              dataDir={}\n\
              clientPort={}\n\
-             clientPortAddress=127.0.0.1\n\
+             clientPortAddress={}\n\
              maxClientCnxns=0\n\
              minSessionTimeout=1000\n\
              maxSessionTimeout=60000\n\
@@ -281,7 +298,8 @@ impl ZkServer {
              4lw.commands.whitelist=ruok,srvr,stat,mntr,cons,dump,wchs,wchc,conf,envi,crst,srst\n\
              forceSync=no\n",
             data.display(),
-            self.port
+            self.port,
+            self.place.ip
         );
         fs::write(self.dir.path().join("zoo.cfg"), cfg)
     }
@@ -296,8 +314,9 @@ impl ZkServer {
             .map_err(|e| format!("ZkServer: cannot clone log handle: {e}"))?;
         let level = std::env::var("ZK_LOG_LEVEL").unwrap_or_else(|_| "warn".to_string());
         let started = Instant::now();
+        let place = self.place.clone();
         let child = spawn_guarded(move || {
-            let mut cmd = Command::new(zk_java());
+            let mut cmd = place.command(zk_java());
             cmd.args(ZK_JVM_OPTS)
                 .arg("-cp")
                 .arg(zk_classpath())

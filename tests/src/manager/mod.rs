@@ -15,7 +15,7 @@ use crate::Scene;
 mod set;
 mod zk_read;
 
-pub use set::{manager_process, ManagerMode, ManagerSet};
+pub use set::{manager_process, manager_process_at, ManagerMode, ManagerSet};
 pub use zk_read::{
     lock_holders, lock_order, manager_view, read_topology, wait_topology, write_raw, zk_client,
 };

@@ -1,10 +1,11 @@
 //! Starting managers: [`ManagerSet`] runs N managers on one group, as `redis_node_manager`
 //! processes or in this process (each on a tokio runtime of its own), from the same
-//! command-line flags; [`manager_process`] starts one process.
+//! command-line flags, each process on loopback or at a [`Place`] (a network-namespace host);
+//! [`manager_process`] starts one process.
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use clap::Parser;
@@ -13,7 +14,7 @@ use redis_failover_manager::Config;
 use tokio::runtime::Runtime;
 
 use super::Manager;
-use crate::process::{spawn_guarded, GuardedChild};
+use crate::process::{spawn_guarded, GuardedChild, Place};
 use crate::util::log_tail;
 
 /// How the managers of a [`ManagerSet`] run.
@@ -35,6 +36,17 @@ pub fn manager_process(
     rust_log: &str,
     log: Option<&Path>,
 ) -> Result<GuardedChild, String> {
+    manager_process_at(&Place::loopback(), bin, args, rust_log, log)
+}
+
+/// [`manager_process`] run through `place`'s command prefix (e.g. `ip netns exec NS`).
+pub fn manager_process_at(
+    place: &Place,
+    bin: &Path,
+    args: &[String],
+    rust_log: &str,
+    log: Option<&Path>,
+) -> Result<GuardedChild, String> {
     let (out, err) = match log {
         Some(path) => {
             let file = fs::OpenOptions::new()
@@ -50,8 +62,9 @@ pub fn manager_process(
         None => (Stdio::null(), Stdio::null()),
     };
     let (bin, args, rust_log) = (bin.to_path_buf(), args.to_vec(), rust_log.to_string());
+    let place = place.clone();
     spawn_guarded(move || {
-        let mut cmd = Command::new(bin);
+        let mut cmd = place.command(bin);
         cmd.args(&args)
             .env("RUST_LOG", rust_log)
             .env("NO_COLOR", "1")
@@ -80,6 +93,7 @@ enum Running {
 
 struct Slot {
     name: Option<String>,
+    place: Place,
     running: Option<Running>,
     log: Option<PathBuf>,
 }
@@ -142,6 +156,12 @@ impl ManagerSet {
 
     /// Starts one more manager (`--manager-name name` when given) and returns its index.
     pub fn add(&mut self, name: Option<&str>) -> Result<usize, String> {
+        self.add_at(name, &Place::loopback())
+    }
+
+    /// [`ManagerSet::add`] at `place` (its prefix; process mode only: an in-process manager
+    /// runs where this process does).
+    pub fn add_at(&mut self, name: Option<&str>, place: &Place) -> Result<usize, String> {
         let log = match (&self.mode, &self.log_dir) {
             (ManagerMode::Process(_), Some(dir)) => {
                 Some(dir.join(format!("manager-{}.log", name.unwrap_or("manager"))))
@@ -150,6 +170,7 @@ impl ManagerSet {
         };
         self.slots.push(Slot {
             name: name.map(str::to_string),
+            place: place.clone(),
             running: None,
             log,
         });
@@ -168,8 +189,14 @@ impl ManagerSet {
         let label = slot.name.clone().unwrap_or_default();
         let running = match &self.mode {
             ManagerMode::Process(bin) => {
-                let child = manager_process(bin, &args, &self.rust_log, slot.log.as_deref())
-                    .map_err(|e| format!("manager {label}: {e}"))?;
+                let child = manager_process_at(
+                    &slot.place,
+                    bin,
+                    &args,
+                    &self.rust_log,
+                    slot.log.as_deref(),
+                )
+                .map_err(|e| format!("manager {label}: {e}"))?;
                 Running::Process(child)
             }
             ManagerMode::InProcess => {
