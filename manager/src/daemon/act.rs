@@ -116,6 +116,7 @@ impl GroupDaemon {
                     resyncing: Resyncing::default(),
                     fences: std::mem::take(&mut self.state.fences),
                     fence_failed: Default::default(),
+                    switchover_failed_at: None,
                 };
                 Next::Soon
             }
@@ -242,7 +243,12 @@ impl GroupDaemon {
             hold,
         };
         match self.promote(leader, &plan).await {
-            Outcome::Aborted => Next::Idle,
+            Outcome::Aborted => {
+                if kind == Kind::Switchover {
+                    self.state.switchover_failed_at = Some(Instant::now());
+                }
+                Next::Idle
+            }
             Outcome::Promoted { .. } => Next::Soon,
         }
     }
@@ -330,6 +336,7 @@ impl GroupDaemon {
             resyncing: Resyncing::default(),
             fences: std::mem::take(&mut self.state.fences),
             fence_failed: Default::default(),
+            switchover_failed_at: None,
         };
         // 3. Re-point the others, still as the leader.
         let Some(confirmed) = leader.confirm().await else {

@@ -54,6 +54,20 @@ pub struct GroupState {
     pub fences: BTreeMap<NodeAddr, (u64, FenceSetting)>,
     /// When setting a node's fence last failed: retried [`FENCE_RETRY`] later.
     pub fence_failed: BTreeMap<NodeAddr, Instant>,
+    /// When a switchover of an outvoted but reachable master last failed: for
+    /// [`SWITCHOVER_RETRY`] it is replaced the way an unreachable one is.
+    pub switchover_failed_at: Option<Instant>,
+}
+
+/// See [`GroupState::switchover_failed_at`].
+pub const SWITCHOVER_RETRY: Duration = Duration::from_secs(5);
+
+/// Why a down master is not replaced in this cycle.
+enum NotNow {
+    /// Something may change soon (`-wait`).
+    Wait(String),
+    /// Not automatically (`-failover-abort-no-good-slave`, the master published unavailable).
+    Refuse(String),
 }
 
 /// How long after a failed `CONFIG SET` the fence is tried again on that node.
@@ -267,8 +281,9 @@ fn mode(
     master: &NodeAddr,
     why_down: &str,
     view: &View,
+    now: Instant,
     policy: &Policy,
-) -> Result<Mode, String> {
+) -> Result<Mode, NotNow> {
     let Some(h) = view.get(master) else {
         return Ok(Mode::Gone);
     };
@@ -276,7 +291,20 @@ fn mode(
         return Ok(Mode::Gone);
     }
     if h.is_up() && h.info().is_some_and(|i| i.is_master()) {
-        return Ok(Mode::Reachable);
+        if h.consecutive_failures() > 0 {
+            return Err(NotNow::Wait(format!(
+                "master {master} is down by vote, and this manager's own probes of it are \
+                 failing too; waiting for their verdict"
+            )));
+        }
+        let failed_lately = state
+            .switchover_failed_at
+            .is_some_and(|t| now < t + SWITCHOVER_RETRY);
+        if !failed_lately {
+            return Ok(Mode::Reachable);
+        }
+        // The switchover failed just now: replace it as an unreachable one (fenced, the
+        // others re-pointed, itself too since it answers, published after the bound).
     }
     if !policy.fencing.enabled() {
         return Ok(Mode::Unfenced);
@@ -287,11 +315,11 @@ fn mode(
         .get(master)
         .is_some_and(|(restarts, f)| *restarts == h.restarts() && f.min_replicas > 0);
     if !set_here && !h.info().is_some_and(|i| i.fenced) {
-        return Err(format!(
+        return Err(NotNow::Refuse(format!(
             "{master} is unreachable but not proven down, and was not fenced when last seen \
              (no replica followed it): it may still take writes on its side of a partition; \
              not promoting (`redis_node_manager failover` can)"
-        ));
+        )));
     }
     let missing: Vec<NodeAddr> = view
         .iter()
@@ -299,7 +327,7 @@ fn mode(
         .map(|(a, _)| a.clone())
         .collect();
     if !missing.is_empty() {
-        return Err(format!(
+        return Err(NotNow::Refuse(format!(
             "{master} is unreachable but not proven down, and {} unreachable too: a replica \
              on its side could keep it taking writes; not promoting (`redis_node_manager \
              failover` can)",
@@ -307,7 +335,7 @@ fn mode(
                 [one] => format!("{one} is"),
                 many => format!("{} are", join(many)),
             }
-        ));
+        )));
     }
     Ok(Mode::Unreachable {
         hold: policy.fencing.bound(),
@@ -377,14 +405,15 @@ fn failover(
                 .collect(),
             reason: format!("master down ({why_down}); ranking on offsets read now"),
         },
-        Ok((winner, ranking)) => match mode(state, master, why_down, view, policy) {
+        Ok((winner, ranking)) => match mode(state, master, why_down, view, now, policy) {
             Ok(mode) => Decision::Failover {
                 failed: master.clone(),
                 winner: winner.clone(),
                 mode,
                 reason: format!("master down ({why_down}); {ranking}"),
             },
-            Err(reason) => Decision::NoCandidate {
+            Err(NotNow::Wait(reason)) => Decision::Wait { reason },
+            Err(NotNow::Refuse(reason)) => Decision::NoCandidate {
                 failed: master.clone(),
                 reason,
             },

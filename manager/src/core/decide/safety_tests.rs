@@ -162,9 +162,33 @@ fn a_master_outvoted_but_reachable_is_handed_over_by_a_switchover() {
     }
     let mut votes = Votes::new();
     votes.insert(a(1), Verdict::Down("2 of 3 managers".into()));
-    let d = decide_with(&v, &FENCED, &votes, now + Duration::from_millis(20));
+    let later = now + Duration::from_millis(20);
+    let d = decide_with(&v, &FENCED, &votes, later);
     assert_eq!(mode_of(&d), Ok(Mode::Reachable), "{d}");
     assert!(d.to_string().contains("switchover"), "{d}");
+    // A switchover that just failed is not retried at once: the master is replaced as an
+    // unreachable one (fenced, published after the bound).
+    let failed = GroupState {
+        switchover_failed_at: Some(later),
+        ..state(later)
+    };
+    let d = decide(&failed, &v, None, &votes, later, &FENCED);
+    assert_eq!(
+        mode_of(&d),
+        Ok(Mode::Unreachable {
+            hold: Duration::from_secs(4)
+        }),
+        "{d}"
+    );
+    // This manager's own probes failing too: wait for their verdict, do not hand over.
+    if let Some(m) = v.get_mut(&a(1)) {
+        m.on_failure(later, "connection refused", 3);
+    }
+    let d = decide_with(&v, &FENCED, &votes, later);
+    assert!(
+        matches!(&d, Decision::Wait { reason } if reason.contains("own probes")),
+        "{d}"
+    );
 }
 
 #[test]
