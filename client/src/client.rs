@@ -24,6 +24,7 @@ use crate::builder::{ClientBuilder, ReadPolicy};
 use crate::conns::{bump, Conns, NodeConn, Opener};
 use crate::error::no_master;
 use crate::failover::{self, FailoverError};
+use crate::lease::Lease;
 use crate::route::{self, Target};
 use crate::send::{send, Reply, Request};
 use crate::term::{send_to_master, Watched, Watcher, Watchers};
@@ -33,6 +34,8 @@ use crate::wire::{NodeAddr, ZnodePaths};
 /// What every clone of a [`Client`] shares.
 pub(crate) struct Inner {
     pub(crate) cfg: ClientBuilder,
+    /// `cfg`'s write lease, if any.
+    pub(crate) lease: Option<Lease>,
     pub(crate) paths: ZnodePaths,
     pub(crate) opener: Opener,
     pub(crate) conns: Arc<RwLock<Arc<Conns>>>,
@@ -248,13 +251,23 @@ impl Client {
         }
     }
 
+    /// `Ok` unless the write lease forbids sending to `target` now ([`Lease::check`]).
+    pub(crate) fn check_lease(&self, target: Target) -> RedisResult<()> {
+        match &self.inner.lease {
+            None => Ok(()),
+            Some(lease) => lease.check(&self.inner.shared.confirmed, target),
+        }
+    }
+
     /// The first try on the connection this handle already holds, if it holds one: a small
-    /// future for the common case; `None` when there is no such connection.
+    /// future for the common case; `None` when there is no such connection (or the lease
+    /// forbids sending: the retrying path says so).
     pub(crate) async fn try_cached(
         &mut self,
         target: Target,
         req: &Request<'_>,
     ) -> Option<RedisResult<Reply>> {
+        self.check_lease(target).ok()?;
         self.sync_local();
         let slot = self.pick(target)?;
         let r = if slot == 0 {
@@ -307,6 +320,9 @@ impl Client {
         blocking: Option<route::BlockTimeout>,
         req: &Request<'_>,
     ) -> (RedisResult<Reply>, bool) {
+        if let Err(e) = self.check_lease(target) {
+            return (Err(e), false);
+        }
         self.sync_local();
         let picked = self.pick(target);
         self.rotate();
