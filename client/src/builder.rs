@@ -13,6 +13,7 @@ use crate::conns::{follow, Conns, Opener};
 use crate::error::ConnectError;
 use crate::lease::{Confirmation, Lease};
 use crate::session;
+use crate::synchronous::Synchronous;
 use crate::term::Watchers;
 use crate::watcher::{self, Shared, TopologyView};
 use crate::wire::ZnodePaths;
@@ -47,6 +48,7 @@ pub struct ClientBuilder {
     pub(crate) namespace: Option<Vec<u8>>,
     pub(crate) write_lease: Option<Duration>,
     pub(crate) stale_reads: bool,
+    pub(crate) synchronous: Option<Synchronous>,
 }
 
 impl ClientBuilder {
@@ -156,6 +158,24 @@ impl ClientBuilder {
         self
     }
 
+    /// Synchronous mode: an acknowledged write means "on the master and on at least
+    /// `replicas` replicas". After every request sent to the master (a command, a pipeline, a
+    /// transaction, through `AsyncCommands` or `redis::pipe()`) the client sends
+    /// `WAIT replicas timeout` on the same connection, and returns the reply only when `WAIT`
+    /// counted at least `replicas`; otherwise the request fails with the error coded
+    /// [`NOT_REPLICATED`](crate::NOT_REPLICATED)
+    /// (`0 of 1 required replicas acknowledged the write within 500 ms; it may have been
+    /// executed on the master`). Such a write is one that may have been applied: it is not
+    /// retried unless [`Self::retry_non_idempotent`]. Reads from replicas are unaffected.
+    ///
+    /// Each write costs a `WAIT`, which holds the master's connection (requests queued
+    /// behind it wait too) until the replicas acknowledge: so the command timeout of every
+    /// connection grows by `timeout`. Default: off (Redis's asynchronous replication).
+    pub fn synchronous(mut self, replicas: usize, timeout: Duration) -> Self {
+        self.synchronous = Some(Synchronous { replicas, timeout });
+        self
+    }
+
     pub(crate) fn lease(&self) -> Option<Lease> {
         self.write_lease.map(|duration| Lease {
             duration,
@@ -215,7 +235,9 @@ impl ClientBuilder {
             password: self.password.clone(),
             db: self.db,
             connect_timeout: self.connect_timeout,
-            command_timeout: self.command_timeout,
+            // A request may be queued behind a `WAIT` on the master's connection.
+            command_timeout: self.command_timeout
+                + self.synchronous.map_or(Duration::ZERO, |s| s.timeout),
         };
         let conns = Arc::new(RwLock::new(Arc::new(Conns::build(&view, None))));
         let generation = Arc::new(AtomicU64::new(0));
@@ -223,6 +245,7 @@ impl ClientBuilder {
         let watchers = Arc::new(Watchers::default());
         let inner = Arc::new(Inner {
             lease: self.lease(),
+            sync: self.synchronous,
             cfg: self,
             paths,
             opener,
@@ -274,6 +297,7 @@ impl Client {
             namespace: None,
             write_lease: None,
             stale_reads: true,
+            synchronous: None,
         }
     }
 }

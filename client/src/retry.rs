@@ -9,7 +9,7 @@ use redis::{ErrorKind, RedisError, RedisResult, ServerErrorKind};
 use tracing::debug;
 
 use crate::client::Client;
-use crate::error::{is_unconfirmed, maybe_executed};
+use crate::error::{is_not_replicated, is_unconfirmed, maybe_executed};
 use crate::route::{self, Target};
 use crate::send::{Reply, Request};
 
@@ -25,6 +25,10 @@ pub(crate) enum Failure {
 }
 
 pub(crate) fn classify(e: &RedisError) -> Failure {
+    if is_not_replicated(e) {
+        // Executed on the master, maybe not on enough replicas.
+        return Failure::MaybeApplied;
+    }
     match e.kind() {
         ErrorKind::Server(ServerErrorKind::ReadOnly)
         | ErrorKind::Server(ServerErrorKind::BusyLoading)
@@ -109,7 +113,12 @@ impl Client {
                 Failure::MaybeApplied => !is_write || retry_writes,
             };
             if !may_retry || attempt >= retries {
-                if failure == Failure::MaybeApplied && is_write && !retry_writes {
+                // NOT_REPLICATED already says that the write may have been executed.
+                if failure == Failure::MaybeApplied
+                    && is_write
+                    && !retry_writes
+                    && !is_not_replicated(&e)
+                {
                     return Err(maybe_executed(&name(), &e));
                 }
                 return Err(e);

@@ -6,10 +6,14 @@
 use std::time::{Duration, Instant};
 
 use redis::AsyncCommands;
-use redis_failover_client::{Client, TOPOLOGY_UNCONFIRMED};
+use redis_failover_client::{Client, NOT_REPLICATED, TOPOLOGY_UNCONFIRMED};
+use redis_failover_tests::manager::managed_trio;
+use redis_failover_tests::writer::{check_lost_acks, ClientWriter, Writer};
 use redis_failover_tests::{group_topology, wait_until_async, RedisGroup, Scene, ZkServer};
 
 const DEADLINE: Duration = Duration::from_secs(30);
+/// Bound on one write of a [`Writer`], and on stopping it.
+const WRITE_BOUND: Duration = Duration::from_secs(20);
 
 /// The N of `topology unconfirmed for N ms: <rest>` in `e` (panics on another error).
 fn unconfirmed_ms(e: &redis::RedisError, rest: &str) -> u128 {
@@ -113,4 +117,177 @@ async fn writes_stop_past_the_lease_and_resume_when_zookeeper_is_back() {
     let _: () = c.set("k", 4).await.expect("SET once confirmed");
     let v: Option<i64> = strict.get("k").await.expect("a strict read once confirmed");
     assert!(v.is_some());
+}
+
+/// Asserts that `e` is the synchronous-mode error for 0 of 1 replica within `ms`.
+fn assert_not_replicated(e: &redis::RedisError, ms: u64) {
+    assert_eq!(e.code(), Some(NOT_REPLICATED), "{e}");
+    assert_eq!(
+        e.detail(),
+        Some(
+            format!(
+                "0 of 1 required replicas acknowledged the write within {ms} ms; it may have \
+                 been executed on the master"
+            )
+            .as_str()
+        ),
+        "{e}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn synchronous_writes_wait_for_a_replica() {
+    let pair = RedisGroup::start(1, &[]);
+    let (master, replica) = (pair.node(0), pair.node(1));
+    let s = Scene::new("client_sync").await;
+    s.publish(&group_topology(&pair, 0)).await;
+    let timeout = Duration::from_millis(500);
+    let mut c = s
+        .builder()
+        .synchronous(1, timeout)
+        .connect()
+        .await
+        .expect("connect");
+    let mut reader = s
+        .builder()
+        .synchronous(1, timeout)
+        .master_only(true)
+        .connect()
+        .await
+        .expect("connect");
+
+    // With the replica attached: every write path waits for it, and succeeds.
+    let waits = master.calls("wait");
+    let _: () = c.set("k", 1).await.expect("SET");
+    let n: i64 = c.incr("n", 1).await.expect("INCR");
+    let (a,): (i64,) = redis::pipe()
+        .set("p", 1)
+        .ignore()
+        .incr("p", 1)
+        .query_async(&mut c)
+        .await
+        .expect("pipeline");
+    let (x, y): (i64, i64) = redis::pipe()
+        .atomic()
+        .incr("t", 1)
+        .incr("t", 1)
+        .query_async(&mut c)
+        .await
+        .expect("transaction");
+    assert_eq!((n, a, x, y), (1, 2, 1, 2));
+    assert_eq!(master.calls("wait"), waits + 4, "one WAIT per write");
+    // Acknowledged means on the replica: read it there at once.
+    assert_eq!(replica.get("k").as_deref(), Some("1"));
+    assert_eq!(replica.get("t").as_deref(), Some("2"));
+
+    // The replica frozen: the writes are executed on the master but not confirmed.
+    replica.sigstop();
+    let started = Instant::now();
+    let e = c
+        .set::<_, _, ()>("k", 2)
+        .await
+        .expect_err("SET without a replica");
+    assert!(
+        started.elapsed() >= timeout,
+        "failed after {:?}",
+        started.elapsed()
+    );
+    assert_not_replicated(&e, 500);
+    assert_eq!(
+        master.get("k").as_deref(),
+        Some("2"),
+        "executed on the master"
+    );
+    let e = redis::pipe()
+        .set("p", 5)
+        .query_async::<redis::Value>(&mut c)
+        .await
+        .expect_err("pipeline without a replica");
+    assert_not_replicated(&e, 500);
+    let e = redis::pipe()
+        .atomic()
+        .incr("t", 1)
+        .query_async::<redis::Value>(&mut c)
+        .await
+        .expect_err("transaction without a replica");
+    assert_not_replicated(&e, 500);
+    // Not retried: one SET reached the master per failed write.
+    let sets = master.calls("set");
+    let _ = c
+        .set::<_, _, ()>("k", 3)
+        .await
+        .expect_err("SET without a replica");
+    assert_eq!(
+        master.calls("set"),
+        sets + 1,
+        "a NOT_REPLICATED write was retried"
+    );
+    // Reads are unaffected (and send no WAIT), also on the master.
+    let waits = master.calls("wait");
+    for _ in 0..5 {
+        let v: Option<i64> = reader.get("k").await.expect("GET");
+        assert_eq!(v, Some(3));
+    }
+    assert_eq!(master.calls("wait"), waits, "a read sent a WAIT");
+
+    replica.sigcont();
+    wait_until_async(DEADLINE, "synchronous writes succeed again", || {
+        let mut c = c.clone();
+        async move { c.set::<_, _, ()>("k", 4).await.ok() }
+    })
+    .await;
+    assert_eq!(replica.get("k").as_deref(), Some("4"));
+}
+
+/// `kill -9` of the master under load in synchronous(1) mode: the manager promotes the
+/// replica with the largest offset, which holds every write a replica acknowledged, so
+/// every acknowledged write is on the new master.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_acknowledged_write_is_lost_when_the_master_is_killed_in_synchronous_mode() {
+    let (trio, m, scene, before) = managed_trio("client_sync_kill", |_| {}).await;
+    let c = scene
+        .builder()
+        .synchronous(1, Duration::from_secs(1))
+        .connect()
+        .await
+        .expect("connect");
+    let writers: Vec<Writer> = (0..4)
+        .map(|_| Writer::spawn(ClientWriter(c.clone()), None, WRITE_BOUND))
+        .collect();
+    wait_until_async(DEADLINE, "writes acknowledged", || {
+        let n: usize = writers.iter().map(Writer::acked).sum();
+        async move { (n >= 2000).then_some(()) }
+    })
+    .await;
+    trio.node(0).kill9();
+    let killed = Instant::now();
+    let t = scene
+        .wait_new_master(DEADLINE, "a new master", &before)
+        .await;
+    let new_master = t.master.clone().expect("master");
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    for w in &writers {
+        w.wait_ack_after(killed + Duration::from_millis(1), deadline)
+            .await
+            .expect("writes acknowledged after the failover");
+    }
+    let mut logs = Vec::new();
+    for w in writers {
+        logs.push(w.stop(WRITE_BOUND).await);
+    }
+    // The writers all write `SET seq:N N`: a key holds its value whoever set it.
+    let mut acked = 0;
+    for log in &logs {
+        acked += log.acks.len();
+        let lost = check_lost_acks(&new_master, log).await.expect("loss check");
+        assert!(
+            lost.is_empty(),
+            "{} of {} acknowledged writes lost: {:?}",
+            lost.len(),
+            log.acks.len(),
+            lost.iter().take(5).collect::<Vec<_>>()
+        );
+    }
+    println!("{acked} acknowledged writes, none lost; new master {new_master}");
+    m.stop().await.expect("stop");
 }
