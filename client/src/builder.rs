@@ -4,14 +4,16 @@
 
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{watch, Notify};
 
 use crate::client::{Client, Inner, Local};
 use crate::conns::{follow, Conns, Opener};
 use crate::error::ConnectError;
+use crate::lease::{Confirmation, Lease};
 use crate::session;
+use crate::synchronous::Synchronous;
 use crate::term::Watchers;
 use crate::watcher::{self, Shared, TopologyView};
 use crate::wire::ZnodePaths;
@@ -44,6 +46,9 @@ pub struct ClientBuilder {
     pub(crate) master_only: bool,
     pub(crate) read_policy: ReadPolicy,
     pub(crate) namespace: Option<Vec<u8>>,
+    pub(crate) write_lease: Option<Duration>,
+    pub(crate) stale_reads: bool,
+    pub(crate) synchronous: Option<Synchronous>,
 }
 
 impl ClientBuilder {
@@ -121,6 +126,63 @@ impl ClientBuilder {
         self
     }
 
+    /// Sends a request to the master only while the client's topology is confirmed: its
+    /// ZooKeeper session answers and its watch on the topology is armed, or it last did so
+    /// less than `lease` ago (measured on a monotonic clock from the moment the confirming
+    /// request was sent; a reconnect confirms nothing until the topology has been read again).
+    /// Past the lease a write fails at once, without being sent, with the error coded
+    /// [`TOPOLOGY_UNCONFIRMED`](crate::TOPOLOGY_UNCONFIRMED)
+    /// (`topology unconfirmed for N ms: not writing to a master that may have been replaced`);
+    /// the usual retries ([`Self::max_retries`]) start again as soon as the topology is
+    /// confirmed. Requests already sent keep the usual rules. While the lease is set, the
+    /// client confirms the topology with ZooKeeper every quarter lease (a cheap `exists`).
+    ///
+    /// Default: no lease. Writes then go on through a ZooKeeper outage, as the managers
+    /// cannot promote anyone while ZooKeeper is down for them too; a client cut off from
+    /// ZooKeeper alone is protected by the managers, which fence an unreachable master before
+    /// promoting another. A lease adds a client-side bound for deployments that want it: the
+    /// cost is that writes stop `lease` after the client loses ZooKeeper, also when
+    /// nothing else failed. Choose it well above ZooKeeper's usual pauses (1 s or more).
+    pub fn write_lease(mut self, lease: Duration) -> Self {
+        self.write_lease = Some(lease);
+        self
+    }
+    /// With a [`Self::write_lease`]: whether reads from replicas go on past the lease, from
+    /// the last topology (default true: replica reads are eventually consistent anyway, and
+    /// reads keep working while ZooKeeper is away). `false`: such reads fail past the lease as
+    /// writes do (`topology unconfirmed for N ms: not reading from a topology that may have
+    /// changed`). Reads routed to the master (with [`Self::master_only`], or when there is no
+    /// replica) follow this option too; everything else sent to the master is a write.
+    pub fn stale_reads(mut self, yes: bool) -> Self {
+        self.stale_reads = yes;
+        self
+    }
+
+    /// Synchronous mode: an acknowledged write means "on the master and on at least
+    /// `replicas` replicas". After every request sent to the master (a command, a pipeline, a
+    /// transaction, through `AsyncCommands` or `redis::pipe()`) the client sends
+    /// `WAIT replicas timeout` on the same connection, and returns the reply only when `WAIT`
+    /// counted at least `replicas`; otherwise the request fails with the error coded
+    /// [`NOT_REPLICATED`](crate::NOT_REPLICATED)
+    /// (`0 of 1 required replicas acknowledged the write within 500 ms; it may have been
+    /// executed on the master`). Such a write is one that may have been applied: it is not
+    /// retried unless [`Self::retry_non_idempotent`]. Reads from replicas are unaffected.
+    ///
+    /// Each write costs a `WAIT`, which holds the master's connection (requests queued
+    /// behind it wait too) until the replicas acknowledge: so the command timeout of every
+    /// connection grows by `timeout`. Default: off (Redis's asynchronous replication).
+    pub fn synchronous(mut self, replicas: usize, timeout: Duration) -> Self {
+        self.synchronous = Some(Synchronous { replicas, timeout });
+        self
+    }
+
+    pub(crate) fn lease(&self) -> Option<Lease> {
+        self.write_lease.map(|duration| Lease {
+            duration,
+            stale_reads: self.stale_reads,
+        })
+    }
+
     /// Connects to ZooKeeper, reads the topology and opens connections to its nodes. Fails
     /// with a clear error when ZooKeeper cannot be reached or the znode is missing or
     /// corrupt.
@@ -131,13 +193,23 @@ impl ClientBuilder {
         if self.username.is_some() && self.password.is_none() {
             return Err(ConnectError::Config("username needs a password".into()));
         }
+        if self
+            .write_lease
+            .is_some_and(|l| l < Duration::from_millis(1))
+        {
+            return Err(ConnectError::Config(
+                "write_lease must be at least 1 ms".into(),
+            ));
+        }
         let wait = self.zk_session_timeout.min(Duration::from_secs(15));
         let zk = session::connect(&self.zkservers, self.zk_session_timeout, wait).await?;
+        let confirmed = Confirmation::default();
+        confirmed.confirm(Instant::now());
         let (topology, version) = watcher::read_once(&zk, &paths).await?;
         let view = TopologyView {
             topology,
             version,
-            fetched_at: std::time::Instant::now(),
+            fetched_at: Instant::now(),
             stale_since: None,
         };
         let (tx, rx) = watch::channel(view.clone());
@@ -146,11 +218,13 @@ impl ClientBuilder {
             tx,
             refresh: Notify::new(),
             session: session_tx,
+            confirmed,
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
         tokio::spawn(watcher::run(
             self.zkservers.clone(),
             self.zk_session_timeout,
+            self.lease().map(|l| l.heartbeat()),
             paths.clone(),
             zk,
             shared.clone(),
@@ -161,13 +235,17 @@ impl ClientBuilder {
             password: self.password.clone(),
             db: self.db,
             connect_timeout: self.connect_timeout,
-            command_timeout: self.command_timeout,
+            // A request may be queued behind a `WAIT` on the master's connection.
+            command_timeout: self.command_timeout
+                + self.synchronous.map_or(Duration::ZERO, |s| s.timeout),
         };
         let conns = Arc::new(RwLock::new(Arc::new(Conns::build(&view, None))));
         let generation = Arc::new(AtomicU64::new(0));
         let generation_tx = Arc::new(watch::channel(0u64).0);
         let watchers = Arc::new(Watchers::default());
         let inner = Arc::new(Inner {
+            lease: self.lease(),
+            sync: self.synchronous,
             cfg: self,
             paths,
             opener,
@@ -217,6 +295,9 @@ impl Client {
             master_only: false,
             read_policy: ReadPolicy::RoundRobin,
             namespace: None,
+            write_lease: None,
+            stale_reads: true,
+            synchronous: None,
         }
     }
 }

@@ -24,8 +24,10 @@ use crate::builder::{ClientBuilder, ReadPolicy};
 use crate::conns::{bump, Conns, NodeConn, Opener};
 use crate::error::no_master;
 use crate::failover::{self, FailoverError};
+use crate::lease::Lease;
 use crate::route::{self, Target};
 use crate::send::{send, Reply, Request};
+use crate::synchronous::Synchronous;
 use crate::term::{send_to_master, Watched, Watcher, Watchers};
 use crate::watcher::{Shared, TopologyView};
 use crate::wire::{NodeAddr, ZnodePaths};
@@ -33,6 +35,10 @@ use crate::wire::{NodeAddr, ZnodePaths};
 /// What every clone of a [`Client`] shares.
 pub(crate) struct Inner {
     pub(crate) cfg: ClientBuilder,
+    /// `cfg`'s write lease, if any.
+    pub(crate) lease: Option<Lease>,
+    /// `cfg`'s synchronous mode, if set.
+    pub(crate) sync: Option<Synchronous>,
     pub(crate) paths: ZnodePaths,
     pub(crate) opener: Opener,
     pub(crate) conns: Arc<RwLock<Arc<Conns>>>,
@@ -248,16 +254,32 @@ impl Client {
         }
     }
 
+    /// `Ok` unless the write lease forbids sending to `target` now ([`Lease::check`]).
+    pub(crate) fn check_lease(&self, target: Target) -> RedisResult<()> {
+        match &self.inner.lease {
+            None => Ok(()),
+            Some(lease) => lease.check(&self.inner.shared.confirmed, target),
+        }
+    }
+
+    /// The synchronous mode for a request to `target`: writes only.
+    fn sync_for(&self, target: Target) -> Option<Synchronous> {
+        self.inner.sync.filter(|_| target == Target::Master)
+    }
+
     /// The first try on the connection this handle already holds, if it holds one: a small
-    /// future for the common case; `None` when there is no such connection.
+    /// future for the common case; `None` when there is no such connection (or the lease
+    /// forbids sending: the retrying path says so).
     pub(crate) async fn try_cached(
         &mut self,
         target: Target,
         req: &Request<'_>,
     ) -> Option<RedisResult<Reply>> {
+        self.check_lease(target).ok()?;
         self.sync_local();
         let slot = self.pick(target)?;
         let r = if slot == 0 {
+            let sync = self.sync_for(target);
             self.ensure_watcher();
             let local = &mut self.local;
             let conns = local.conns.as_deref()?;
@@ -265,7 +287,7 @@ impl Client {
             let watcher = local.watcher.as_deref()?;
             let conn = local.slots.get_mut(0)?.as_mut()?;
             let registered = &mut local.registered;
-            match send_to_master(conn, req, term, watcher, registered, &master.addr).await {
+            match send_to_master(conn, req, sync, term, watcher, registered, &master.addr).await {
                 Watched::Done(r) => r,
                 // The retrying path finds the new master.
                 Watched::NotSent(_) => return None,
@@ -307,6 +329,9 @@ impl Client {
         blocking: Option<route::BlockTimeout>,
         req: &Request<'_>,
     ) -> (RedisResult<Reply>, bool) {
+        if let Err(e) = self.check_lease(target) {
+            return (Err(e), false);
+        }
         self.sync_local();
         let picked = self.pick(target);
         self.rotate();
@@ -319,6 +344,7 @@ impl Client {
             self.ensure_watcher();
         }
         let watcher = self.local.watcher.clone();
+        let sync = self.sync_for(target);
         match picked {
             None => (Err(no_master()), false),
             Some(slot) if blocking.is_some() => match self.node_at(slot) {
@@ -329,7 +355,7 @@ impl Client {
                         // Its own connection, dropped (closed) with the request.
                         (Some(t), Some(w)) => {
                             let registered = &mut self.local.registered;
-                            send_to_master(&mut conn, req, t, w, registered, &node.addr)
+                            send_to_master(&mut conn, req, sync, t, w, registered, &node.addr)
                                 .await
                                 .into_try()
                         }
@@ -356,7 +382,7 @@ impl Client {
                     (Err(e), ..) => (Err(e), false),
                     (Ok(()), Some(Some(conn)), Some(((t, w), m))) => {
                         let registered = &mut local.registered;
-                        match send_to_master(conn, req, t, w, registered, &m.addr).await {
+                        match send_to_master(conn, req, sync, t, w, registered, &m.addr).await {
                             Watched::Done(r) => {
                                 if let Err(e) = &r {
                                     self.on_send_error(slot, e);

@@ -2,6 +2,8 @@
 //! unchanged); these helpers build the ones the client itself raises, with a message that
 //! says what happened and what to do.
 
+use std::time::Duration;
+
 use redis::{ErrorKind, RedisError};
 
 use crate::session::{OpError, SessionError};
@@ -71,6 +73,70 @@ pub(crate) fn no_master() -> RedisError {
     )
 }
 
+/// The [`code`](redis::RedisError::code) of the error a request fails with when the client's
+/// topology has been unconfirmed for longer than its
+/// [`write_lease`](crate::ClientBuilder::write_lease): nothing was sent. Its kind is
+/// [`ErrorKind::Extension`]; its [`detail`](redis::RedisError::detail) reads
+/// `topology unconfirmed for N ms: not writing to a master that may have been replaced` (or,
+/// for a read with `stale_reads(false)`, `... not reading from a topology that may have
+/// changed`).
+pub const TOPOLOGY_UNCONFIRMED: &str = "TOPOLOGY_UNCONFIRMED";
+
+/// The [`code`](redis::RedisError::code) of the error a write fails with in
+/// [`synchronous`](crate::ClientBuilder::synchronous) mode when fewer replicas than required
+/// acknowledged it within the timeout. The write may have been executed on the master (and
+/// on some replicas). Its kind is [`ErrorKind::Extension`]; its
+/// [`detail`](redis::RedisError::detail) reads
+/// `0 of 1 required replicas acknowledged the write within 500 ms; it may have been executed on the master`.
+pub const NOT_REPLICATED: &str = "NOT_REPLICATED";
+
+/// Whether `e` is the client's [`TOPOLOGY_UNCONFIRMED`] error.
+pub(crate) fn is_unconfirmed(e: &RedisError) -> bool {
+    e.kind() == ErrorKind::Extension && e.code() == Some(TOPOLOGY_UNCONFIRMED)
+}
+
+/// Whether `e` is the client's [`NOT_REPLICATED`] error.
+pub(crate) fn is_not_replicated(e: &RedisError) -> bool {
+    e.kind() == ErrorKind::Extension && e.code() == Some(NOT_REPLICATED)
+}
+
+/// The lease ran out `age` ago or more: nothing was sent.
+pub(crate) fn unconfirmed(age: Duration, write: bool) -> RedisError {
+    let ms = age.as_millis().min(u128::from(u64::MAX));
+    let what = if write {
+        "not writing to a master that may have been replaced"
+    } else {
+        "not reading from a topology that may have changed"
+    };
+    redis::make_extension_error(
+        TOPOLOGY_UNCONFIRMED.to_string(),
+        Some(format!("topology unconfirmed for {ms} ms: {what}")),
+    )
+}
+
+/// `WAIT` answered `acked` replicas where `required` were asked for within `timeout`, or
+/// failed (`cause`).
+pub(crate) fn not_replicated(
+    acked: Option<i64>,
+    required: usize,
+    timeout: Duration,
+    cause: Option<&str>,
+) -> RedisError {
+    let ms = timeout.as_millis();
+    let detail = match (acked, cause) {
+        (Some(n), _) => format!(
+            "{n} of {required} required replicas acknowledged the write within {ms} ms; it may \
+             have been executed on the master"
+        ),
+        (None, cause) => format!(
+            "WAIT for {required} replicas failed ({}); the write may have been executed on the \
+             master",
+            cause.unwrap_or("no answer")
+        ),
+    };
+    redis::make_extension_error(NOT_REPLICATED.to_string(), Some(detail))
+}
+
 pub(crate) fn maybe_executed(cmd: &str, cause: &RedisError) -> RedisError {
     io_error(format!(
         "write may have been executed: {cmd} failed after it was sent ({cause}); not retried \
@@ -107,6 +173,29 @@ mod tests {
             e.to_string(),
             "redis_failover - Io: write may have been executed: SET failed after it was sent \
              (broken pipe - Io); not retried (set retry_non_idempotent to retry such writes)"
+        );
+        let e = unconfirmed(Duration::from_millis(1234), true);
+        assert!(is_unconfirmed(&e) && !is_not_replicated(&e));
+        assert_eq!(
+            e.detail(),
+            Some(
+                "topology unconfirmed for 1234 ms: not writing to a master that may have been \
+                 replaced"
+            )
+        );
+        assert_eq!(
+            e.to_string(),
+            "\"TOPOLOGY_UNCONFIRMED\": topology unconfirmed for 1234 ms: not writing to a master \
+             that may have been replaced"
+        );
+        let e = not_replicated(Some(0), 1, Duration::from_millis(500), None);
+        assert!(is_not_replicated(&e));
+        assert_eq!(
+            e.detail(),
+            Some(
+                "0 of 1 required replicas acknowledged the write within 500 ms; it may have been \
+                 executed on the master"
+            )
         );
         for e in [no_master(), maybe_executed("SET", &cause)] {
             let text = e.to_string();

@@ -61,7 +61,8 @@
 //! (`ConnectionLike`), `conns` (the connection set and the task that follows the topology),
 //! `term` (master terms: no reply awaited from a deposed master), `send`, `retry`,
 //! `route` and `namespace` (pure, on the generated `commands` table), `watcher` (the task
-//! that watches `<root>/nodes`), `error`.
+//! that watches `<root>/nodes`), `lease` (the write lease: when the topology was last
+//! confirmed), `synchronous` (`WAIT` after every write), `error`.
 
 #![warn(missing_docs)]
 
@@ -75,18 +76,20 @@ mod connection;
 mod conns;
 mod error;
 pub mod failover;
+mod lease;
 mod namespace;
 mod retry;
 mod route;
 mod send;
 pub mod session;
+mod synchronous;
 mod term;
 mod watcher;
 pub mod wire;
 
 pub use builder::{ClientBuilder, ReadPolicy};
 pub use client::Client;
-pub use error::{ConnectError, TopologyReadError};
+pub use error::{ConnectError, TopologyReadError, NOT_REPLICATED, TOPOLOGY_UNCONFIRMED};
 pub use failover::FailoverError;
 pub use watcher::TopologyView;
 pub use wire::{NodeAddr, Topology, ZnodePaths};

@@ -2,12 +2,14 @@
 //! [`Client::execute`], which retries a request as the options allow, waiting for new
 //! connections or the backoff between tries. A write that may already have been applied is
 //! not retried unless `retry_non_idempotent` is set; it fails with an error that says so.
+//! A request refused by the write lease (nothing sent) is retried as soon as the topology is
+//! confirmed again, within the same retries.
 
 use redis::{ErrorKind, RedisError, RedisResult, ServerErrorKind};
 use tracing::debug;
 
 use crate::client::Client;
-use crate::error::maybe_executed;
+use crate::error::{is_not_replicated, is_unconfirmed, maybe_executed};
 use crate::route::{self, Target};
 use crate::send::{Reply, Request};
 
@@ -24,6 +26,10 @@ pub(crate) enum Failure {
 }
 
 pub(crate) fn classify(e: &RedisError) -> Failure {
+    if is_not_replicated(e) {
+        // Executed on the master, maybe not on enough replicas.
+        return Failure::MaybeApplied;
+    }
     match e.kind() {
         ErrorKind::Server(ServerErrorKind::ReadOnly)
         | ErrorKind::Server(ServerErrorKind::BusyLoading)
@@ -40,13 +46,29 @@ pub(crate) fn classify(e: &RedisError) -> Failure {
 
 impl Client {
     /// Waits before retry `attempt`: until the connections change (a new topology swapped
-    /// in, or a broken connection dropped) since the failed try, or the backoff passes.
-    pub(crate) async fn backoff(&self, attempt: u32) {
+    /// in, or a broken connection dropped) since the failed try, or the backoff passes; after
+    /// a refusal by the write lease (`unconfirmed`), also until the topology is confirmed.
+    pub(crate) async fn backoff(&self, attempt: u32, unconfirmed: bool) {
+        let mut confirmations = unconfirmed.then(|| self.inner.shared.confirmed.subscribe());
         self.inner.shared.refresh.notify_one();
         let wait = self.inner.cfg.retry_backoff * 2u32.saturating_pow(attempt.saturating_sub(1));
         let used = self.local.generation;
         let mut rx = self.inner.generation_tx.subscribe();
-        let _ = tokio::time::timeout(wait, rx.wait_for(|g| *g != used)).await;
+        let confirmed = async {
+            match confirmations.as_mut() {
+                Some(c) => {
+                    let _ = c.changed().await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        let _ = tokio::time::timeout(wait, async {
+            tokio::select! {
+                _ = rx.wait_for(|g| *g != used) => {}
+                _ = confirmed => {}
+            }
+        })
+        .await;
     }
 
     /// Sends `req` to the node chosen for `target`, retrying as the policy allows. `first`
@@ -94,7 +116,12 @@ impl Client {
                 Failure::MaybeApplied => !is_write || retry_writes,
             };
             if !may_retry || attempt >= retries {
-                if failure == Failure::MaybeApplied && is_write && !retry_writes {
+                // NOT_REPLICATED already says that the write may have been executed.
+                if failure == Failure::MaybeApplied
+                    && is_write
+                    && !retry_writes
+                    && !is_not_replicated(&e)
+                {
                     return Err(maybe_executed(&name(), &e));
                 }
                 return Err(e);
@@ -104,7 +131,7 @@ impl Client {
                 "redis_failover client: {} failed ({e}); retry {attempt}/{retries}",
                 name()
             );
-            self.backoff(attempt).await;
+            self.backoff(attempt, is_unconfirmed(&e)).await;
         }
     }
 }

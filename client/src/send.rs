@@ -23,33 +23,38 @@ pub(crate) async fn send(
     req: &Request<'_>,
 ) -> RedisResult<Reply> {
     match req {
-        Request::One(cmd) => match conn.send_packed_command(cmd).await? {
-            // redis-rs hands error replies over as values (the caller's `query` turns them
-            // into errors); the ones that mean "not applied here, ask the topology" must be
-            // seen by the retry logic.
-            Value::ServerError(e) if not_applied_reply(&e) => Err(e.into()),
-            v => Ok(Reply::One(v)),
-        },
+        Request::One(cmd) => one_reply(conn.send_packed_command(cmd).await?),
         Request::Many(p, offset, count) => {
-            let values = conn.send_packed_commands(p, *offset, *count).await?;
-            // Retried only when every reply says "not applied" (a pipeline of writes sent to a
-            // demoted master, or its aborted MULTI/EXEC): none of it took effect.
-            let mut all = values.iter().filter_map(|v| match v {
-                Value::ServerError(e) => Some(e),
-                _ => None,
-            });
-            if let Some(first) = all.next() {
-                let count_errors = 1 + all.clone().count();
-                if count_errors == values.len()
-                    && not_applied_reply(first)
-                    && all.all(not_applied_reply)
-                {
-                    return Err(first.clone().into());
-                }
-            }
-            Ok(Reply::Many(values))
+            many_replies(conn.send_packed_commands(p, *offset, *count).await?)
         }
     }
+}
+
+/// The reply to one command. redis-rs hands error replies over as values (the caller's
+/// `query` turns them into errors); the ones that mean "not applied here, ask the topology"
+/// must be seen by the retry logic.
+pub(crate) fn one_reply(v: Value) -> RedisResult<Reply> {
+    match v {
+        Value::ServerError(e) if not_applied_reply(&e) => Err(e.into()),
+        v => Ok(Reply::One(v)),
+    }
+}
+
+/// The replies to a pipeline: an error when every reply says "not applied" (a pipeline of
+/// writes sent to a demoted master, or its aborted MULTI/EXEC): none of it took effect, and
+/// it may be retried.
+pub(crate) fn many_replies(values: Vec<Value>) -> RedisResult<Reply> {
+    let mut all = values.iter().filter_map(|v| match v {
+        Value::ServerError(e) => Some(e),
+        _ => None,
+    });
+    if let Some(first) = all.next() {
+        let count_errors = 1 + all.clone().count();
+        if count_errors == values.len() && not_applied_reply(first) && all.all(not_applied_reply) {
+            return Err(first.clone().into());
+        }
+    }
+    Ok(Reply::Many(values))
 }
 
 /// An error reply that proves the command was not applied because of the node's role or

@@ -15,6 +15,7 @@ use redis::{RedisError, RedisResult};
 
 use crate::error::{client_error, io_error};
 use crate::send::{send, Reply, Request};
+use crate::synchronous::Synchronous;
 use crate::wire::NodeAddr;
 
 /// One node's time as the master, as this client sees it: it lasts through topologies that
@@ -96,12 +97,13 @@ impl Watched {
     }
 }
 
-/// Sends `req` on the master's connection `conn`, unless or until `term` ends. `watcher` is
-/// the handle's entry in [`Watchers`], `registered` the waker last put there. A reply that
-/// is ready when the term ends wins.
+/// Sends `req` on the master's connection `conn` (followed by `WAIT` in synchronous mode,
+/// `sync`), unless or until `term` ends. `watcher` is the handle's entry in [`Watchers`],
+/// `registered` the waker last put there. A reply that is ready when the term ends wins.
 pub(crate) async fn send_to_master(
     conn: &mut MultiplexedConnection,
     req: &Request<'_>,
+    sync: Option<Synchronous>,
     term: &MasterTerm,
     watcher: &Watcher,
     registered: &mut Option<Waker>,
@@ -110,7 +112,12 @@ pub(crate) async fn send_to_master(
     if term.over.load(Ordering::Acquire) {
         return Watched::NotSent(master_changed(addr, false));
     }
-    let mut sending = pin!(send(conn, req));
+    let mut sending = pin!(async {
+        match sync {
+            Some(s) => s.send(conn, req).await,
+            None => send(conn, req).await,
+        }
+    });
     std::future::poll_fn(|cx| {
         if let Poll::Ready(r) = sending.as_mut().poll(cx) {
             return Poll::Ready(Watched::Done(r));

@@ -3,6 +3,10 @@
 //! publishes the last good topology through a [`watch`] channel. A missing or corrupt znode,
 //! or ZooKeeper being down, leaves the last good topology in place (logged once); so does a
 //! topology with an older epoch than one already seen — the client never goes back in time.
+//!
+//! Every read that adopts (or re-reads) the topology confirms it ([`Confirmation`]); with a
+//! write lease, a heartbeat (`exists` of the znode every quarter lease) confirms it while
+//! nothing changes (see [`crate::lease`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,6 +16,7 @@ use tracing::{info, warn};
 use zookeeper_client as zk;
 
 use crate::error::TopologyReadError;
+use crate::lease::Confirmation;
 use crate::session::{self, Op};
 use crate::{Topology, ZnodePaths};
 
@@ -73,12 +78,16 @@ pub(crate) struct Shared {
     pub(crate) refresh: Notify,
     /// The current session, for writes such as a manual failover request.
     pub(crate) session: watch::Sender<Option<zk::Client>>,
+    /// When the topology was last confirmed.
+    pub(crate) confirmed: Confirmation,
 }
 
-/// Runs until `shutdown` is notified or every receiver is gone.
+/// Runs until `shutdown` is notified or every receiver is gone; confirms the topology every
+/// `heartbeat` while nothing changes, when given.
 pub(crate) async fn run(
     servers: String,
     session_timeout: Duration,
+    heartbeat: Option<Duration>,
     paths: ZnodePaths,
     first: zk::Client,
     shared: Arc<Shared>,
@@ -88,7 +97,13 @@ pub(crate) async fn run(
     let mut logged: Option<String> = None;
     loop {
         shared.session.send_replace(Some(client.clone()));
-        watch_session(&client, &paths, &shared, &mut shutdown, &mut logged).await;
+        let session = Session {
+            client: &client,
+            paths: &paths,
+            shared: &shared,
+            heartbeat,
+        };
+        session.watch(&mut shutdown, &mut logged).await;
         if *shutdown.borrow() || shared.tx.is_closed() {
             return;
         }
@@ -132,111 +147,144 @@ fn note(logged: &mut Option<String>, msg: String) {
     }
 }
 
-/// Follows the znode within one session; returns when the session has ended.
-async fn watch_session(
-    client: &zk::Client,
-    paths: &ZnodePaths,
-    shared: &Shared,
-    shutdown: &mut watch::Receiver<bool>,
-    logged: &mut Option<String>,
-) {
-    let path = paths.nodes();
-    let mut states = client.state_watcher();
-    loop {
-        let read = tokio::time::timeout(ZK_OP_TIMEOUT, client.get_and_watch_data(&path)).await;
-        let watcher = match read {
-            Ok(Ok((data, stat, watcher))) => {
-                match Topology::from_json(&data) {
-                    Ok(topology) if topology.epoch < shared.tx.borrow().topology.epoch => {
-                        // Never back in time: an older epoch comes from a ZooKeeper server
-                        // that lags behind the one read before (a new session may land on
-                        // it), not from a manager, whose epochs only grow.
-                        let ours = shared.tx.borrow().topology.epoch;
-                        note(logged, format!(
-                            "redis_failover client: {path} holds epoch {} (master {}), older than epoch {ours} already seen; keeping the newer topology (a lagging ZooKeeper server; if the group was rebuilt from scratch, restart the client)",
-                            topology.epoch,
-                            topology.master.as_ref().map_or("none".to_string(), |m| m.to_string()),
-                        ));
+/// One session's view of the znode.
+struct Session<'a> {
+    client: &'a zk::Client,
+    paths: &'a ZnodePaths,
+    shared: &'a Shared,
+    heartbeat: Option<Duration>,
+}
+
+impl Session<'_> {
+    /// Follows the znode within one session; returns when the session has ended.
+    async fn watch(&self, shutdown: &mut watch::Receiver<bool>, logged: &mut Option<String>) {
+        let (client, shared) = (self.client, self.shared);
+        let path = self.paths.nodes();
+        let mut states = client.state_watcher();
+        loop {
+            // The `mzxid` of the topology the client holds, when this read proved it current.
+            let mut adopted = None;
+            let asked = Instant::now();
+            let read = tokio::time::timeout(ZK_OP_TIMEOUT, client.get_and_watch_data(&path)).await;
+            let watcher = match read {
+                Ok(Ok((data, stat, watcher))) => {
+                    match Topology::from_json(&data) {
+                        Ok(topology) if topology.epoch < shared.tx.borrow().topology.epoch => {
+                            // Never back in time: an older epoch comes from a ZooKeeper server
+                            // that lags behind the one read before (a new session may land on
+                            // it), not from a manager, whose epochs only grow.
+                            let ours = shared.tx.borrow().topology.epoch;
+                            note(logged, format!(
+                                "redis_failover client: {path} holds epoch {} (master {}), older than epoch {ours} already seen; keeping the newer topology (a lagging ZooKeeper server; if the group was rebuilt from scratch, restart the client)",
+                                topology.epoch,
+                                topology.master.as_ref().map_or("none".to_string(), |m| m.to_string()),
+                            ));
+                        }
+                        Ok(topology) => {
+                            *logged = None;
+                            shared.tx.send_if_modified(|v| {
+                                let changed = v.version != stat.version || !v.topology.same_content(&topology);
+                                *v = TopologyView {
+                                    topology,
+                                    version: stat.version,
+                                    fetched_at: Instant::now(),
+                                    stale_since: None,
+                                };
+                                changed
+                            });
+                            shared.confirmed.confirm(asked);
+                            adopted = Some(stat.mzxid);
+                        }
+                        Err(e) => note(logged, format!(
+                            "redis_failover client: {path} is corrupt ({e}); keeping the last good topology"
+                        )),
                     }
-                    Ok(topology) => {
-                        *logged = None;
-                        shared.tx.send_if_modified(|v| {
-                            let changed = v.version != stat.version || !v.topology.same_content(&topology);
-                            *v = TopologyView {
-                                topology,
-                                version: stat.version,
-                                fetched_at: Instant::now(),
-                                stale_since: None,
-                            };
-                            changed
-                        });
+                    Some(watcher)
+                }
+                Ok(Err(zk::Error::NoNode)) => {
+                    note(
+                        logged,
+                        format!(
+                            "redis_failover client: {path} is missing; keeping the last good topology"
+                        ),
+                    );
+                    match tokio::time::timeout(ZK_OP_TIMEOUT, client.check_and_watch_stat(&path))
+                        .await
+                    {
+                        Ok(Ok((_, w))) => Some(w),
+                        _ => None,
                     }
-                    Err(e) => note(logged, format!(
-                        "redis_failover client: {path} is corrupt ({e}); keeping the last good topology"
-                    )),
                 }
-                Some(watcher)
-            }
-            Ok(Err(zk::Error::NoNode)) => {
-                note(
-                    logged,
-                    format!(
-                        "redis_failover client: {path} is missing; keeping the last good topology"
-                    ),
-                );
-                match tokio::time::timeout(ZK_OP_TIMEOUT, client.check_and_watch_stat(&path)).await
-                {
-                    Ok(Ok((_, w))) => Some(w),
-                    _ => None,
+                Ok(Err(e)) if client.state().is_terminated() => {
+                    note(
+                        logged,
+                        format!("redis_failover client: ZooKeeper session ended ({e})"),
+                    );
+                    return;
                 }
-            }
-            Ok(Err(e)) if client.state().is_terminated() => {
-                note(
-                    logged,
-                    format!("redis_failover client: ZooKeeper session ended ({e})"),
-                );
+                Ok(Err(e)) => {
+                    note(logged, format!("redis_failover client: reading {path}: {e}; keeping the last good topology"));
+                    None
+                }
+                Err(_) => {
+                    mark_stale(shared);
+                    None
+                }
+            };
+            if client.state().is_terminated() {
                 return;
             }
-            Ok(Err(e)) => {
-                note(logged, format!("redis_failover client: reading {path}: {e}; keeping the last good topology"));
-                None
-            }
-            Err(_) => {
-                mark_stale(shared);
-                None
-            }
-        };
-        if client.state().is_terminated() {
-            return;
-        }
-        // Wait for a change, a reconnect, a refresh request or the end.
-        let mut retry = Box::pin(tokio::time::sleep(if watcher.is_some() {
-            Duration::from_secs(3600)
-        } else {
-            Duration::from_millis(200)
-        }));
-        let changed = async {
-            match watcher {
-                Some(w) => {
-                    w.changed().await;
+            // Wait for a change, a reconnect, a refresh request or the end; confirm the
+            // topology every heartbeat meanwhile.
+            let mut retry = Box::pin(tokio::time::sleep(if watcher.is_some() {
+                Duration::from_secs(3600)
+            } else {
+                Duration::from_millis(200)
+            }));
+            let changed = async {
+                match watcher {
+                    Some(w) => {
+                        w.changed().await;
+                    }
+                    None => std::future::pending::<()>().await,
                 }
-                None => std::future::pending::<()>().await,
-            }
-        };
-        tokio::pin!(changed);
-        loop {
-            tokio::select! {
-                _ = &mut changed => break,
-                _ = &mut retry => break,
-                _ = shared.refresh.notified() => break,
-                _ = stopped(shutdown) => return,
-                state = states.changed() => match state {
-                    zk::SessionState::Disconnected => mark_stale(shared),
-                    // Watches survive a reconnect, but a change while disconnected may have
-                    // been missed: read again.
-                    zk::SessionState::SyncConnected | zk::SessionState::ConnectedReadOnly => break,
-                    _ => return,
-                },
+            };
+            tokio::pin!(changed);
+            let beat = self.heartbeat.unwrap_or(Duration::from_secs(3600));
+            let mut beats = tokio::time::interval_at(tokio::time::Instant::now() + beat, beat);
+            beats.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = &mut changed => break,
+                    _ = &mut retry => break,
+                    _ = shared.refresh.notified() => break,
+                    _ = stopped(shutdown) => return,
+                    _ = beats.tick(), if self.heartbeat.is_some() && adopted.is_some() => {
+                        let asked = Instant::now();
+                        let limit = ZK_OP_TIMEOUT.min(beat * 2);
+                        match tokio::time::timeout(limit, client.check_stat(&path)).await {
+                            Ok(Ok(Some(stat))) if Some(stat.mzxid) == adopted => {
+                                // A change handled before this answer was notified before it:
+                                // the watch has fired by now if there was one.
+                                if futures::poll!(changed.as_mut()).is_ready() {
+                                    break;
+                                }
+                                shared.confirmed.confirm(asked);
+                            }
+                            // Changed or gone, and the watch not seen yet: read again.
+                            Ok(Ok(_)) => break,
+                            // No answer (in time): nothing confirmed.
+                            _ => {}
+                        }
+                    }
+                    state = states.changed() => match state {
+                        zk::SessionState::Disconnected => mark_stale(shared),
+                        // Watches survive a reconnect, but a change while disconnected may
+                        // have been missed: read again (only that read confirms the topology).
+                        zk::SessionState::SyncConnected | zk::SessionState::ConnectedReadOnly => break,
+                        _ => return,
+                    },
+                }
             }
         }
     }

@@ -338,6 +338,16 @@ impl RedisNode {
             .and_then(|v| value_to_string(&v))
     }
 
+    /// How many times the node ran command `name` (`cmdstat_<name>` of `INFO commandstats`;
+    /// 0 when never, or when the node does not answer).
+    pub fn calls(&self, name: &str) -> u64 {
+        let info = self.info("commandstats").unwrap_or_default();
+        info.lines()
+            .find_map(|l| l.strip_prefix(&format!("cmdstat_{name}:calls=")))
+            .and_then(|rest| rest.split(',').next()?.parse().ok())
+            .unwrap_or(0)
+    }
+
     /// Role from `INFO replication`, or `None` if the node does not answer.
     pub fn role(&self) -> Option<NodeRole> {
         parse_role(&self.info("replication")?)

@@ -35,15 +35,6 @@ async fn refused(c: &mut Client, cmd: &redis::Cmd, what: &str) -> redis::RedisEr
     cmd.query_async::<redis::Value>(c).await.expect_err(what)
 }
 
-/// `cmdstat_<name>` calls on a node.
-fn calls(node: &RedisNode, name: &str) -> u64 {
-    let info = node.info("commandstats").unwrap_or_default();
-    info.lines()
-        .find_map(|l| l.strip_prefix(&format!("cmdstat_{name}:calls=")))
-        .and_then(|rest| rest.split(',').next()?.parse().ok())
-        .unwrap_or(0)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_go_to_the_master_and_reads_to_replicas() {
     let (trio, m, scene, _) = managed_trio("routing", |_| {}).await;
@@ -62,11 +53,11 @@ async fn writes_go_to_the_master_and_reads_to_replicas() {
         let v: Option<i64> = c.get(format!("k{i}")).await.expect("GET");
         assert_eq!(v, Some(i));
     }
-    assert_eq!(calls(trio.node(0), "get"), 0, "a read reached the master");
-    let (r1, r2) = (calls(trio.node(1), "get"), calls(trio.node(2), "get"));
+    assert_eq!(trio.node(0).calls("get"), 0, "a read reached the master");
+    let (r1, r2) = (trio.node(1).calls("get"), trio.node(2).calls("get"));
     assert_eq!(r1 + r2, 100);
     assert_eq!((r1, r2), (50, 50), "round robin over both replicas");
-    assert!(calls(trio.node(0), "set") >= 100);
+    assert!(trio.node(0).calls("set") >= 100);
 
     // redis-rs pipelines: all reads -> a replica; any write -> the master, as a whole.
     let (a, b): (Option<i64>, Option<i64>) = redis::pipe()
@@ -76,7 +67,7 @@ async fn writes_go_to_the_master_and_reads_to_replicas() {
         .await
         .expect("read pipeline");
     assert_eq!((a, b), (Some(1), Some(2)));
-    let before = calls(trio.node(0), "get");
+    let before = trio.node(0).calls("get");
     let (_, v): ((), Option<i64>) = redis::pipe()
         .set("p", 7)
         .ignore()
@@ -87,7 +78,7 @@ async fn writes_go_to_the_master_and_reads_to_replicas() {
         .expect("write pipeline");
     assert_eq!(v, Some(7), "read-your-write inside a pipeline with a write");
     assert_eq!(
-        calls(trio.node(0), "get"),
+        trio.node(0).calls("get"),
         before + 1,
         "the pipeline's GET ran on the master"
     );
@@ -124,11 +115,11 @@ async fn reads_fall_back_to_the_master_and_master_only_is_honoured() {
         let _: Option<i64> = only.get("a").await.expect("GET");
     }
     assert_eq!(
-        calls(trio.node(0), "get"),
+        trio.node(0).calls("get"),
         10,
         "master_only sends reads to the master"
     );
-    assert_eq!(calls(trio.node(1), "get") + calls(trio.node(2), "get"), 0);
+    assert_eq!(trio.node(1).calls("get") + trio.node(2).calls("get"), 0);
 
     let mut c = scene.client().await;
     trio.node(1).kill9();
@@ -144,7 +135,7 @@ async fn reads_fall_back_to_the_master_and_master_only_is_honoured() {
         assert_eq!(v, Some(1));
     }
     assert_eq!(
-        calls(trio.node(0), "get"),
+        trio.node(0).calls("get"),
         20,
         "reads fell back to the master"
     );

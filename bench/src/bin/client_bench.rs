@@ -10,7 +10,8 @@
 //!    uses the same random sequence. Per-op latency is taken around each awaited command; the
 //!    CPU time of this process per op (all threads, from `/proc/self/task/*/schedstat`) shows
 //!    what the client itself costs, since the bench shares the machine with redis and ZooKeeper.
-//!    `--side plain|client` runs one side alone (for a profiler).
+//!    `--side plain|client` runs one side alone (for a profiler). `--synchronous N` puts the
+//!    client in synchronous mode (`WAIT N` after every SET), to measure what it costs.
 //!
 //! 2. Topology change propagation. M `Client`s (each with its own ZooKeeper session, as M
 //!    application processes would have) follow a topology whose master is node A. Node B is

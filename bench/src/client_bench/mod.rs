@@ -76,6 +76,15 @@ pub struct Opts {
     #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..))]
     round_timeout_secs: u64,
 
+    /// Synchronous mode on the client side of the throughput test: `WAIT N` after every write
+    /// (the trio has 2 replicas). 0: off (the default, asynchronous replication).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=2))]
+    synchronous: u64,
+
+    /// `WAIT`'s timeout with --synchronous, in ms.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    synchronous_timeout_ms: u64,
+
     /// Which part to run.
     #[arg(long, value_enum, default_value_t = Part::Both)]
     only: Part,

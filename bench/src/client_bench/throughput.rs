@@ -83,16 +83,19 @@ pub(super) async fn run(env: &Env<'_>) -> Result<(), String> {
             .map_err(|e| format!("plain connection to {master}: {e}"))?
     };
     let zk_before = zk_connections(zk_port).await;
-    let client = tokio::time::timeout(
-        deadline,
-        Client::builder(zk_connect)
-            .znode_path(&root)
-            .master_only(true)
-            .connect(),
-    )
-    .await
-    .map_err(|_| "Client::connect timed out".to_string())?
-    .map_err(|e| format!("Client::connect: {e}"))?;
+    let mut builder = Client::builder(zk_connect)
+        .znode_path(&root)
+        .master_only(true);
+    if o.synchronous > 0 {
+        builder = builder.synchronous(
+            o.synchronous as usize,
+            Duration::from_millis(o.synchronous_timeout_ms),
+        );
+    }
+    let client = tokio::time::timeout(deadline, builder.connect())
+        .await
+        .map_err(|_| "Client::connect timed out".to_string())?
+        .map_err(|e| format!("Client::connect: {e}"))?;
     if client.topology().topology.master.as_ref() != Some(&master) {
         return Err(format!(
             "the client reads master {:?}, expected {master}",
@@ -127,8 +130,16 @@ pub(super) async fn run(env: &Env<'_>) -> Result<(), String> {
     println!(
         "  plain  = redis::Client::open(\"redis://{master}/\").get_multiplexed_async_connection()"
     );
+    let mode = if o.synchronous > 0 {
+        format!(
+            ", synchronous({}, {} ms): WAIT after every SET",
+            o.synchronous, o.synchronous_timeout_ms
+        )
+    } else {
+        String::new()
+    };
     println!(
-        "  client = redis_failover_client::Client, master_only(true), topology from {root}/nodes"
+        "  client = redis_failover_client::Client, master_only(true){mode}, topology from {root}/nodes"
     );
     println!("  latency = time around one awaited GET/SET in a task; ops/s = ops / (last task done - start); \
          CPU = CPU time of this process (all threads, /proc/self/task/*/schedstat) / ops");
