@@ -189,6 +189,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             link_grace: config.down_after * 10,
             max_lag_bytes: config.max_lag_bytes,
             fencing: config.fencing,
+            synchronous_replicas: config.synchronous_replicas,
         };
         let vote = daemon::VoteSettings {
             strategy: config.node_strategy,

@@ -56,6 +56,19 @@ struct Opts {
     /// Where the logs go [default: a new directory under the temp dir, kept].
     #[arg(long, value_name = "DIR")]
     log_dir: Option<PathBuf>,
+
+    /// Synchronous mode: the clients acknowledge a write once N replicas have it (WAIT N,
+    /// 1 s timeout) and the managers run with --synchronous-replicas N [default: off]
+    #[arg(long, value_name = "N")]
+    synchronous: Option<usize>,
+
+    /// The managers' --fencing (min-replicas or none) [default: theirs]
+    #[arg(long, value_name = "MODE")]
+    fencing: Option<String>,
+
+    /// Run every scenario of the table, one after the other
+    #[arg(long)]
+    all: bool,
 }
 
 fn main() -> ExitCode {
@@ -69,11 +82,18 @@ fn main() -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
-    let Some(scenario) = partition::scenario(&opts.scenario) else {
-        return fail(format!(
-            "partition: no scenario {:?} (see --list)",
-            opts.scenario
-        ));
+    let scenarios = if opts.all {
+        partition::scenarios()
+    } else {
+        match partition::scenario(&opts.scenario) {
+            Some(s) => vec![s],
+            None => {
+                return fail(format!(
+                    "partition: no scenario {:?} (see --list)",
+                    opts.scenario
+                ))
+            }
+        }
     };
     let scaffold = Scaffold::new("partition");
     let bin = match scaffold.manager_bin(opts.manager_bin.as_deref()) {
@@ -89,14 +109,22 @@ fn main() -> ExitCode {
     if let Some(dir) = opts.log_dir {
         options.log_dir = dir;
     }
+    options.synchronous = opts
+        .synchronous
+        .map(|n| (n, std::time::Duration::from_secs(1)));
+    if let Some(f) = &opts.fencing {
+        options.manager_flags = vec!["--fencing".into(), f.clone()];
+    }
     scaffold.run(|env| {
-        eprintln!("partition: running {} ...", scenario.name);
-        match env.block_on(partition::run(&options, &scenario)) {
-            Ok(report) => {
-                print!("{report}");
-                ExitCode::SUCCESS
+        for scenario in &scenarios {
+            eprintln!("partition: running {} ...", scenario.name);
+            let mut o = options.clone();
+            o.log_dir = options.log_dir.join(scenario.name);
+            match env.block_on(partition::run(&o, scenario)) {
+                Ok(report) => print!("{report}"),
+                Err(e) => return fail(format!("partition: {e}")),
             }
-            Err(e) => fail(format!("partition: {e}")),
         }
+        ExitCode::SUCCESS
     })
 }

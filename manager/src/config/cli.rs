@@ -101,6 +101,12 @@ pub struct Cli {
     #[arg(long, env = "REDIS_FAILOVER_FENCING_MAX_LAG_SECS", value_name = "SECS")]
     pub fencing_max_lag_secs: Option<u64>,
 
+    /// Clients acknowledge a write only once this many replicas have it (the client's
+    /// synchronous(N) option, WAIT N): a failover then promotes only a replica holding every
+    /// such write, and only when enough replicas answer to know which [default: 0, off].
+    #[arg(long, env = "REDIS_FAILOVER_SYNCHRONOUS_REPLICAS", value_name = "N")]
+    pub synchronous_replicas: Option<usize>,
+
     /// How managers' views combine into "a node is down": majority, consensus or single
     /// [default: majority].
     #[arg(long, env = "REDIS_FAILOVER_NODE_STRATEGY", value_name = "STRATEGY")]

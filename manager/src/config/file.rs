@@ -23,6 +23,7 @@ pub struct FileConfig {
     pub max_lag_bytes: Option<u64>,
     pub fencing: Option<super::cli::FencingMode>,
     pub fencing_max_lag_secs: Option<u64>,
+    pub synchronous_replicas: Option<usize>,
     pub node_strategy: Option<String>,
     pub required_node_managers: Option<usize>,
     pub http_addr: Option<std::net::SocketAddr>,

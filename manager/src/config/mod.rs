@@ -52,6 +52,8 @@ pub struct Config {
     pub max_lag_bytes: Option<u64>,
     /// `--fencing` and `--fencing-max-lag-secs`.
     pub fencing: crate::core::fence::Fencing,
+    /// `--synchronous-replicas`.
+    pub synchronous_replicas: usize,
     pub node_strategy: crate::core::votes::Strategy,
     pub required_node_managers: usize,
     pub http_addr: Option<std::net::SocketAddr>,
@@ -135,6 +137,21 @@ impl Config {
             }
         }
 
+        let synchronous_replicas = cli
+            .synchronous_replicas
+            .or(file.synchronous_replicas)
+            .unwrap_or(0);
+        if let Some(g) = groups
+            .iter()
+            .find(|g| synchronous_replicas > g.nodes.len().saturating_sub(1))
+        {
+            return err(format!(
+                "--synchronous-replicas {synchronous_replicas} is more than the {} replicas of \
+                 group {:?}; no write could ever be acknowledged",
+                g.nodes.len().saturating_sub(1),
+                g.name
+            ));
+        }
         let password = cli
             .password
             .or(file.password)
@@ -214,6 +231,7 @@ impl Config {
             zk_session_timeout: Duration::from_millis(session_ms),
             max_lag_bytes: cli.max_lag_bytes.or(file.max_lag_bytes),
             fencing,
+            synchronous_replicas,
             node_strategy,
             required_node_managers,
             http_addr: cli.http_addr.or(file.http_addr),

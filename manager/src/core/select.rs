@@ -20,6 +20,9 @@ pub struct Policy {
     /// `--fencing`: how an unreachable master is kept from taking writes a failover would
     /// lose, and so how long its replacement waits.
     pub fencing: super::fence::Fencing,
+    /// `--synchronous-replicas`: clients acknowledge a write once this many replicas have
+    /// it (`WAIT`); 0 when they do not.
+    pub synchronous_replicas: usize,
 }
 
 /// Ranks promotion candidates: lower `replica-priority`, then larger replication offset,
@@ -78,6 +81,9 @@ pub fn select_replica<'a>(
             candidates.push((addr, info));
         }
     }
+    if policy.synchronous_replicas > 0 {
+        synchronous(view, failed, policy.synchronous_replicas, &mut candidates)?;
+    }
     candidates.sort_by(|(a, ai), (b, bi)| {
         ai.priority
             .cmp(&bi.priority)
@@ -98,4 +104,47 @@ pub fn select_replica<'a>(
         Some((winner, _)) => Ok((winner, format!("ranking {ranking}{excluded}"))),
         None => Err(format!("no replica may be promoted{excluded}")),
     }
+}
+
+/// Synchronous mode: every acknowledged write is on at least `n` of the group's replicas, so
+/// the offsets of `R - n + 1` of them (R: the configured replicas) include a replica with
+/// every such write, and only a replica with the largest offset among them may be promoted.
+fn synchronous(
+    view: &View,
+    failed: &NodeAddr,
+    n: usize,
+    candidates: &mut Vec<(&NodeAddr, &NodeInfo)>,
+) -> Result<(), String> {
+    let replicas = view.len().saturating_sub(1);
+    let holders: Vec<(&NodeAddr, u64)> = view
+        .iter()
+        .filter(|(a, _)| *a != failed)
+        .filter_map(|(a, h)| {
+            let info = h.info().filter(|_| h.is_up())?;
+            (info.master() == Some(failed) && !info.syncing()).then_some((a, info.offset))
+        })
+        .collect();
+    let needed = replicas.saturating_sub(n) + 1;
+    if holders.len() < needed {
+        return Err(format!(
+            "synchronous mode ({n}): only {} of {replicas} replicas answer with their data; \
+             an acknowledged write may be only on the others, {needed} are needed",
+            holders.len()
+        ));
+    }
+    let most = holders.iter().map(|(_, o)| *o).max().unwrap_or(0);
+    candidates.retain(|(_, i)| i.offset >= most);
+    if candidates.is_empty() {
+        let best: Vec<String> = holders
+            .iter()
+            .filter(|(_, o)| *o == most)
+            .map(|(a, _)| a.to_string())
+            .collect();
+        return Err(format!(
+            "synchronous mode ({n}): no replica with every acknowledged write (offset {most}: \
+             {}) may be promoted",
+            best.join(", ")
+        ));
+    }
+    Ok(())
 }

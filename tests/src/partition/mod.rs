@@ -133,6 +133,11 @@ pub struct Options {
     pub log_dir: PathBuf,
     /// `RUST_LOG` of the managers.
     pub manager_log: String,
+    /// Synchronous mode: the clients' `synchronous(n, timeout)` and the managers'
+    /// `--synchronous-replicas n` (`None`: asynchronous, the default).
+    pub synchronous: Option<(usize, Duration)>,
+    /// More flags for every manager (e.g. `--fencing none`).
+    pub manager_flags: Vec<String>,
 }
 
 impl Options {
@@ -151,6 +156,23 @@ impl Options {
             converge_timeout: Duration::from_secs(60),
             log_dir: std::env::temp_dir().join(format!("rf-partition-{}", std::process::id())),
             manager_log: "info".to_string(),
+            synchronous: None,
+            manager_flags: Vec::new(),
         }
     }
+}
+
+/// The `redis_node_manager` binary cargo built next to the running test binary (`cargo test
+/// --workspace` builds it; `cargo build -p redis-failover-manager` otherwise).
+pub fn manager_bin_next_to_tests() -> Result<PathBuf, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("this test's path: {e}"))?;
+    exe.parent()
+        .and_then(|deps| deps.parent())
+        .map(|dir| dir.join("redis_node_manager"))
+        .filter(|b| b.is_file())
+        .ok_or_else(|| {
+            "redis_node_manager is not next to the test binaries: cargo build -p \
+             redis-failover-manager"
+                .to_string()
+        })
 }

@@ -18,6 +18,9 @@ pub struct ClientReport {
     pub errors: usize,
     /// Acknowledged writes missing on the final master (or holding another value).
     pub lost: usize,
+    /// How long after the (first) cut the last lost write was acknowledged: the window in
+    /// which the old master still acknowledged writes that were then lost.
+    pub last_lost_after_cut: Option<Duration>,
 }
 
 /// The figures of one run of a [`super::Scenario`].
@@ -74,9 +77,15 @@ impl fmt::Display for Report {
             self.converged_after_heal.as_secs_f64()
         )?;
         for c in &self.clients {
+            let window = c.last_lost_after_cut.map_or(String::new(), |d| {
+                format!(
+                    ", the last acknowledged {:.3} s after the cut",
+                    d.as_secs_f64()
+                )
+            });
             writeln!(
                 f,
-                "  client {:<5} on {:<4} acknowledged {:>8}  errors {:>7}  acknowledged-but-lost {:>8} ({:.1}%)",
+                "  client {:<5} on {:<4} acknowledged {:>8}  errors {:>7}  acknowledged-but-lost {:>8} ({:.1}%){window}",
                 c.name,
                 c.host,
                 c.acked,

@@ -101,11 +101,13 @@ fn start_client(
     let (ready_tx, ready_rx) = mpsc::channel();
     let (stop, stop_rx) = oneshot::channel::<()>();
     let (connect, root, ns) = (connect.to_string(), root.to_string(), namespace.clone());
-    let (interval, bound) = (o.write_interval, o.write_bound);
+    let (interval, bound, synchronous) = (o.write_interval, o.write_bound, o.synchronous);
     let task = net.host(host)?.spawn(name, move || async move {
-        let client = Client::builder(connect)
-            .znode_path(&root)
-            .namespace(ns)
+        let mut builder = Client::builder(connect).znode_path(&root).namespace(ns);
+        if let Some((n, timeout)) = synchronous {
+            builder = builder.synchronous(n, timeout);
+        }
+        let client = builder
             .connect()
             .await
             .map_err(|e| format!("client {name}: {e}"))?;
@@ -193,6 +195,10 @@ pub async fn run(o: &Options, sc: &Scenario) -> Result<Report, String> {
     if let Some(d) = o.down_after_ms {
         flags.extend(["--down-after-ms".into(), d.to_string()]);
     }
+    if let Some((n, _)) = o.synchronous {
+        flags.extend(["--synchronous-replicas".into(), n.to_string()]);
+    }
+    flags.extend(o.manager_flags.iter().cloned());
     let mut managers = ManagerSet::new(ManagerMode::Process(o.manager_bin.clone()), flags)
         .log_to(&o.log_dir)
         .rust_log(&o.manager_log);
@@ -264,6 +270,10 @@ pub async fn run(o: &Options, sc: &Scenario) -> Result<Report, String> {
             acked: log.acks.len(),
             errors: log.errors.len(),
             lost: lost.len(),
+            last_lost_after_cut: lost
+                .iter()
+                .map(|a| a.at.saturating_duration_since(cut_at))
+                .max(),
         });
     }
     if let Some(e) = managers.exited() {

@@ -12,6 +12,7 @@ const FENCED: Policy = Policy {
     link_grace: Duration::from_secs(20),
     max_lag_bytes: None,
     fencing: Fencing::MinReplicas { max_lag_secs: 2 },
+    synchronous_replicas: 0,
 };
 
 fn a(port: u16) -> NodeAddr {
@@ -259,4 +260,44 @@ fn each_live_node_gets_its_fence_once_per_restart() {
         decide(&fresh, &v, Some(&published), &Votes::new(), now, &off),
         Decision::Steady
     );
+}
+
+#[test]
+fn in_synchronous_mode_only_a_replica_with_every_acknowledged_write_is_promoted() {
+    let now = Instant::now() + Duration::from_secs(1000);
+    // h:1 gone; h:2 preferred by priority but behind; h:3 has the most data.
+    let mut v = view(Failed::Gone, true, false, now);
+    let set = |v: &mut View, port, offset, priority| {
+        if let Some(h) = v.get_mut(&a(port)) {
+            let mut i = info(replica(), false);
+            i.offset = offset;
+            i.priority = priority;
+            h.on_success(now + Duration::from_millis(10), Some(i), None);
+        }
+    };
+    set(&mut v, 2, 100, 10);
+    set(&mut v, 3, 120, 100);
+    let winner = |v: &View, n| match decide_with(
+        v,
+        &Policy {
+            synchronous_replicas: n,
+            ..FENCED
+        },
+        &Votes::new(),
+        now + Duration::from_millis(20),
+    ) {
+        Decision::Failover { winner, .. } => Ok(winner),
+        Decision::NoCandidate { reason, .. } => Err(reason),
+        other => panic!("{other}"),
+    };
+    assert_eq!(winner(&v, 0), Ok(a(2)), "asynchronous: priority first");
+    assert_eq!(winner(&v, 1), Ok(a(3)), "synchronous: the most data");
+    // With h:3 unreachable, h:2 alone cannot tell whether it has every acknowledged write.
+    if let Some(h) = v.get_mut(&a(3)) {
+        h.on_failure(now + Duration::from_millis(15), "no reply", 1);
+    }
+    let refused = winner(&v, 1).expect_err("not enough replicas answer");
+    assert!(refused.contains("only 1 of 2 replicas"), "{refused}");
+    // With N = 2 (every replica has every acknowledged write), one replica is enough.
+    assert_eq!(winner(&v, 2), Ok(a(2)));
 }

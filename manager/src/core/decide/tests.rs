@@ -31,6 +31,7 @@ const POLICY: Policy = Policy {
     link_grace: Duration::from_secs(20),
     max_lag_bytes: None,
     fencing: Fencing::None,
+    synchronous_replicas: 0,
 };
 
 /// A base time far enough from the clock's origin to subtract hours from.

@@ -1,0 +1,171 @@
+//! Issue 11's partition suite (docs/safety.md): a Redis trio, three manager processes,
+//! ZooKeeper and two application clients on network-namespace hosts; a partition (iptables
+//! DROP or REJECT), the heal, convergence, and every acknowledged write of each client read
+//! back from the final master. Needs root and iptables: without them each test says
+//! `SKIPPED (needs root and iptables)` on stderr (fails with `RF_REQUIRE_NETNS=1`, as CI sets).
+//!
+//! - synchronous mode (clients `synchronous(1, ..)`, managers `--synchronous-replicas 1`):
+//!   no acknowledged write is lost in any scenario;
+//! - the defaults (asynchronous replication, the master's fence): the far client loses
+//!   nothing, and the near client (cut off with the master) loses only writes the old
+//!   master acknowledged within its fence bound after the cut;
+//! - a manager cut from the master alone causes no failover.
+//!
+//! The scenarios run one at a time (each starts ten processes on this machine).
+
+use std::time::Duration;
+
+use redis_failover_tests::init_tracing;
+use redis_failover_tests::netns::skip_unless_available;
+use redis_failover_tests::partition::{
+    self, manager_bin_next_to_tests, Fault, Mode, Options, Report, Role, Scenario,
+};
+use tokio::sync::Mutex;
+
+/// One scenario at a time across this file's tests.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
+
+/// The fence bound with the managers' defaults (min-replicas-max-lag 2 s + 2 s).
+const FENCE_BOUND: Duration = Duration::from_secs(4);
+
+fn s(secs: u64) -> Duration {
+    Duration::from_secs(secs)
+}
+
+fn scenario(name: &'static str, fault: Fault, mode: Mode, duration: Duration) -> Scenario {
+    Scenario {
+        name,
+        fault,
+        mode,
+        duration,
+        flap: None,
+    }
+}
+
+/// Runs `sc` with the managers' `--down-after-ms 1000` and writers pacing one write per
+/// 2 ms; `tweak` adjusts the options. Panics with the report's figures on a failed run.
+async fn run(sc: &Scenario, tweak: impl FnOnce(&mut Options)) -> Report {
+    let logs = tempfile::Builder::new()
+        .prefix("rf-partition-test-")
+        .tempdir()
+        .expect("tmp");
+    let bin = manager_bin_next_to_tests().expect("the manager binary");
+    let mut o = Options::new(bin);
+    o.down_after_ms = Some(1000);
+    o.managers_on_own_hosts = true;
+    o.write_interval = Some(Duration::from_millis(2));
+    o.log_dir = logs.path().to_path_buf();
+    tweak(&mut o);
+    let report = partition::run(&o, sc)
+        .await
+        .unwrap_or_else(|e| panic!("scenario {}: {e}", sc.name));
+    eprintln!("{report}");
+    assert!(
+        report.clients.iter().all(|c| c.acked > 0),
+        "every client wrote: {report}"
+    );
+    // Keep the logs of a failing run (the tempdir is deleted on drop otherwise).
+    if report.lost() > 0 {
+        let _ = logs.keep();
+    }
+    report
+}
+
+fn client<'a>(r: &'a Report, name: &str) -> &'a partition::ClientReport {
+    r.clients
+        .iter()
+        .find(|c| c.name == name)
+        .unwrap_or_else(|| panic!("no client {name}: {r}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn synchronous_mode_loses_no_acknowledged_write_in_any_partition() {
+    if !skip_unless_available("synchronous_mode_loses_no_acknowledged_write_in_any_partition") {
+        return;
+    }
+    init_tracing();
+    let _one = ONE_AT_A_TIME.lock().await;
+    let master_alone = Fault::Between(
+        vec![Role::Master],
+        vec![Role::Replicas, Role::Zk, Role::Managers],
+    );
+    let mut flapping = scenario(
+        "sync-master-link-flapping-10s",
+        Fault::Isolate(Role::Master),
+        Mode::Drop,
+        s(10),
+    );
+    flapping.flap = Some((Duration::from_millis(300), Duration::from_millis(300)));
+    let matrix = [
+        scenario(
+            "sync-master-client-isolated-drop-6s",
+            Fault::Isolate(Role::Master),
+            Mode::Drop,
+            s(6),
+        ),
+        scenario(
+            "sync-master-client-isolated-reject-5s",
+            Fault::Isolate(Role::Master),
+            Mode::Reject,
+            s(5),
+        ),
+        scenario("sync-master-alone-drop-5s", master_alone, Mode::Drop, s(5)),
+        flapping,
+    ];
+    for sc in &matrix {
+        let report = run(sc, |o| o.synchronous = Some((1, s(1)))).await;
+        assert_eq!(
+            report.lost(),
+            0,
+            "acknowledged writes lost in synchronous mode: {report}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn by_default_only_the_fence_window_of_the_cut_off_side_can_be_lost() {
+    if !skip_unless_available("by_default_only_the_fence_window_of_the_cut_off_side_can_be_lost") {
+        return;
+    }
+    init_tracing();
+    let _one = ONE_AT_A_TIME.lock().await;
+    let sc = scenario(
+        "default-master-client-isolated-drop-6s",
+        Fault::Isolate(Role::Master),
+        Mode::Drop,
+        s(6),
+    );
+    let report = run(&sc, |_| {}).await;
+    assert_ne!(report.final_master, report.first_master, "{report}");
+    assert!(report.published_after_cut.is_some(), "{report}");
+    assert_eq!(client(&report, "far").lost, 0, "{report}");
+    // What the near client lost, the old master acknowledged before its fence closed.
+    if let Some(window) = client(&report, "near").last_lost_after_cut {
+        assert!(
+            window <= FENCE_BOUND + s(1),
+            "a write acknowledged {window:?} after the cut was lost, past the fence bound: {report}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manager_cut_from_the_master_alone_causes_no_failover() {
+    if !skip_unless_available("a_manager_cut_from_the_master_alone_causes_no_failover") {
+        return;
+    }
+    init_tracing();
+    let _one = ONE_AT_A_TIME.lock().await;
+    let sc = scenario(
+        "manager0-cut-from-master-drop-5s",
+        Fault::Between(vec![Role::Manager(0)], vec![Role::Master]),
+        Mode::Drop,
+        s(5),
+    );
+    let report = run(&sc, |_| {}).await;
+    assert_eq!(
+        report.published_after_cut, None,
+        "a false failover: {report}"
+    );
+    assert_eq!(report.final_master, report.first_master, "{report}");
+    assert_eq!(report.lost(), 0, "{report}");
+}
