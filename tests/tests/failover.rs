@@ -112,16 +112,15 @@ async fn a_hung_master_is_failed_over_after_down_after() {
         .wait_new_master(DEADLINE, "a new master after SIGSTOP", &before)
         .await;
     let took = t0.elapsed();
-    // Not before max-failures probe deadlines have passed, and not much after down-after
-    // plus the fence bound: a hung master is unreachable, not proven gone, so its
-    // replacement is published once it has fenced itself (min-replicas-max-lag 2 s + 2 s).
-    let fence_bound = Duration::from_secs(4);
+    // Not before max-failures probe deadlines have passed, and not much after down-after: a
+    // hung process (its host accepts connections, it answers nobody) is replaced at once,
+    // without the fence hold of an unreachable one.
     assert!(
-        took >= down_after * 2 / 3 + fence_bound,
-        "failed over after {took:?}, before the hang could be confirmed and the fence hold"
+        took >= down_after * 2 / 3,
+        "failed over after {took:?}, before the hang could be confirmed"
     );
     assert!(
-        took <= down_after + fence_bound + Duration::from_secs(5),
+        took <= down_after + Duration::from_secs(5),
         "failed over after {took:?}"
     );
     assert_eq!(t.epoch, 1);

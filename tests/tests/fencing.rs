@@ -1,6 +1,6 @@
 //! The master's fence with real processes (see docs/safety.md): a fenced master refuses
-//! writes once its replicas stop acknowledging, and an unreachable master's replacement is
-//! published only after the fence bound.
+//! writes once its replicas stop acknowledging, and a hung master (unlike an unreachable
+//! one) is replaced without waiting for its fence.
 
 use std::time::{Duration, Instant};
 
@@ -64,9 +64,9 @@ async fn a_fenced_master_refuses_writes_once_its_replicas_stop_acknowledging() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unreachable_master_is_replaced_only_after_the_fence_bound() {
+async fn a_hung_master_is_replaced_without_the_fence_hold() {
     let trio = RedisGroup::trio();
-    let (m, s, before) = managed(&trio, "fence-hold", |c| {
+    let (m, s, before) = managed(&trio, "fence-hung", |c| {
         c.down_after_ms = Some(1000);
         c.fencing_max_lag_secs = Some(1);
     })
@@ -75,24 +75,17 @@ async fn an_unreachable_master_is_replaced_only_after_the_fence_bound() {
     wait_until(DEADLINE, "the master fenced by the leader", || {
         fenced(trio.node_at(&old))
     });
-    // Silent, not gone: timeouts, as a partition looks.
+    // SIGSTOP: the host still completes TCP handshakes, the process answers nobody; it
+    // serves no client either, so there is no fence to wait for (an unreachable master's
+    // hold is shown by tests/tests/partition_safety.rs, with a real partition).
+    let stopped = Instant::now();
     trio.node_at(&old).sigstop();
-    s.wait(DEADLINE, "the master withdrawn (master: null)", |t| {
-        t.master.is_none() && t.unavailable.contains(&old)
-    })
-    .await;
-    let withdrawn = Instant::now();
     let t = s.wait_new_master(DEADLINE, "a new master", &before).await;
-    let held = withdrawn.elapsed();
-    println!(
-        "new master published {} ms after the old one was withdrawn",
-        held.as_millis()
-    );
-    // Published no earlier than the fence bound (1 + 2 s) after the replicas stopped
-    // following the old master, which came after the withdrawal (less one poll of ours).
+    let took = stopped.elapsed();
+    println!("new master published {} ms after SIGSTOP", took.as_millis());
     assert!(
-        held >= Duration::from_millis(3000 - 250),
-        "the new master was published {held:?} after the withdrawal, before the old master's fence bound"
+        took < Duration::from_millis(1000 + 3000),
+        "published {took:?} after SIGSTOP: held for the fence bound (3 s) as if unreachable"
     );
     let new_master = t.master.clone().expect("a master");
     for n in trio.nodes() {

@@ -47,6 +47,9 @@ pub struct NodeHealth {
     restarts: u64,
     /// Since its last success, the node was proven gone (see `ProbeResult::Gone`).
     gone: bool,
+    /// Its latest failure was a silence while its host accepted connections (a hung
+    /// process, see `NodeError::Silent`).
+    hung: bool,
 }
 
 impl Default for NodeHealth {
@@ -70,6 +73,7 @@ impl NodeHealth {
             latency: None,
             restarts: 0,
             gone: false,
+            hung: false,
         }
     }
 
@@ -128,6 +132,7 @@ impl NodeHealth {
         }
         self.consecutive_failures = 0;
         self.gone = false;
+        self.hung = false;
         self.last_ok = Some(self.last_ok.map_or(now, |t| t.max(now)));
         // A reply to a question asked before the state we already hold is older than it
         // (a poll in flight while the leader promoted this node): keep the newer state.
@@ -161,8 +166,27 @@ impl NodeHealth {
 
     /// A failure that proves the process gone (see [`Self::proven_gone`]).
     pub fn on_gone(&mut self, now: Instant, reason: &str, max_failures: u32) -> Option<Transition> {
+        let t = self.on_failure(now, reason, max_failures);
         self.gone = true;
-        self.on_failure(now, reason, max_failures)
+        t
+    }
+
+    /// Down, and its latest failure shows a hung process rather than a cut network: its
+    /// host completes TCP handshakes on its port, the process answers nobody.
+    pub fn proven_hung(&self) -> bool {
+        self.status == Status::Down && self.hung
+    }
+
+    /// A silence while the node's host accepts connections (see [`Self::proven_hung`]).
+    pub fn on_silent(
+        &mut self,
+        now: Instant,
+        reason: &str,
+        max_failures: u32,
+    ) -> Option<Transition> {
+        let t = self.on_failure(now, reason, max_failures);
+        self.hung = true;
+        t
     }
 
     /// A probe failed (connection refused or dropped, deadline passed, error reply).
@@ -173,6 +197,7 @@ impl NodeHealth {
         max_failures: u32,
     ) -> Option<Transition> {
         self.consecutive_failures = self.consecutive_failures.saturating_add(1);
+        self.hung = false;
         self.last_error = Some(reason.to_string());
         self.last_failure_at = Some(self.last_failure_at.map_or(now, |t| t.max(now)));
         if self.status != Status::Down && self.consecutive_failures >= max_failures.max(1) {

@@ -31,7 +31,7 @@ use crate::core::votes::Strategy;
 use crate::core::View;
 use crate::front::metrics::GroupMetrics;
 use crate::front::snapshot::{GroupSettings, GroupSnapshot};
-use crate::io::node::Connector;
+use crate::io::node::{Connector, NodeError};
 use crate::io::probe::{self, NodeProbe, Observation, ProbeResult, ProbeSettings};
 use crate::io::zk::{self, Leadership, Published};
 
@@ -386,7 +386,12 @@ impl GroupDaemon {
                 if e.is_config_mistake() && h.consecutive_failures() == 0 {
                     warn!(group = %g, "{PROBE_ERROR} {node}: {e}");
                 }
-                h.on_failure(obs.at, &e.to_string(), self.rules.max_failures)
+                match e {
+                    NodeError::Silent(_) => {
+                        h.on_silent(obs.at, &e.to_string(), self.rules.max_failures)
+                    }
+                    _ => h.on_failure(obs.at, &e.to_string(), self.rules.max_failures),
+                }
             }
             ProbeResult::Gone(e) => h.on_gone(obs.at, &e.to_string(), self.rules.max_failures),
         };

@@ -171,6 +171,10 @@ pub enum AuthProblem {
 pub enum NodeError {
     #[error("no reply within {} ms", .0.as_millis())]
     Timeout(Duration),
+    /// No reply, although the node's host accepts TCP connections on its port at once: the
+    /// process is hung (SIGSTOP, a blocking command), not cut off by the network.
+    #[error("no reply within {} ms (its host accepts connections: the process is hung)", .0.as_millis())]
+    Silent(Duration),
     #[error("{0}")]
     Auth(AuthProblem),
     #[error("does not speak the Redis protocol ({0}); is this port a Redis server?")]

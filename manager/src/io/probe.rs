@@ -269,6 +269,14 @@ async fn alive(tx: &mpsc::Sender<Observation>, node: &NodeAddr, failures: &mut u
     report(tx, node, ok).await
 }
 
+/// Whether the node's host completes a TCP handshake on its port within `timeout`: its
+/// kernel does that for a process that is alive but hung (SIGSTOP), not across a network
+/// that drops packets (a timeout) or rejects them (refused).
+async fn accepts_tcp(node: &NodeAddr, timeout: Duration) -> bool {
+    let connect = tokio::net::TcpStream::connect((node.host.as_str(), node.port));
+    matches!(tokio::time::timeout(timeout, connect).await, Ok(Ok(_)))
+}
+
 /// The server closed the connection cleanly (end of stream), as opposed to a reset or a
 /// timeout. The redis crate reports a stream that ended as a bare `BrokenPipe`, whose text
 /// is exactly this (tested against a real socket in `tests`).
@@ -335,6 +343,9 @@ async fn poller(
             Err(e) => {
                 // A timed-out or broken connection may hold stale replies: start afresh.
                 let e = match e {
+                    NodeError::Timeout(_) if accepts_tcp(&node, s.probe_timeout).await => {
+                        NodeError::Silent(s.probe_timeout)
+                    }
                     NodeError::Timeout(_) => NodeError::Timeout(s.probe_timeout),
                     other => other,
                 };

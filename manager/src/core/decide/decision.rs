@@ -76,6 +76,10 @@ pub enum Mode {
     /// exited), or it restarted. Nobody can write to the old process: promote and publish
     /// at once.
     Gone,
+    /// Hung: its host completes TCP handshakes on its port but the process answers nobody
+    /// (SIGSTOP, a blocking command). A hung process serves no client either: promote and
+    /// publish at once.
+    Hung,
     /// Unreachable only (timeouts, resets, refusals without a close): it may still serve
     /// clients on its side of a partition. It is published unavailable, the winner is
     /// promoted and the other replicas re-pointed (so none acknowledges the old master any
@@ -94,6 +98,10 @@ impl fmt::Display for Mode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Mode::Gone => write!(f, "proven gone, publishing at once"),
+            Mode::Hung => write!(
+                f,
+                "hung: its host accepts connections, the process answers nobody; publishing at once"
+            ),
             Mode::Unreachable { hold } => write!(
                 f,
                 "unreachable, publishing after the {} ms fence bound",

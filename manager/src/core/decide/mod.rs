@@ -267,7 +267,9 @@ const RESTARTED: &str = "it restarted (new run_id) and may have lost writes its 
 /// roll-forward of a recorded one, an operator's manual failover) holds its publication:
 /// the fence bound unless `failed` is proven gone or fencing is off.
 pub fn roll_forward_hold(view: &View, failed: &NodeAddr, policy: &Policy) -> Duration {
-    let gone = view.get(failed).is_some_and(|h| h.proven_gone());
+    let gone = view
+        .get(failed)
+        .is_some_and(|h| h.proven_gone() || h.proven_hung());
     if gone {
         Duration::ZERO
     } else {
@@ -289,6 +291,9 @@ fn mode(
     };
     if why_down == RESTARTED || h.proven_gone() {
         return Ok(Mode::Gone);
+    }
+    if h.proven_hung() {
+        return Ok(Mode::Hung);
     }
     if h.is_up() && h.info().is_some_and(|i| i.is_master()) {
         if h.consecutive_failures() > 0 {

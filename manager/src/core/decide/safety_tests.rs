@@ -42,8 +42,10 @@ fn replica() -> Role {
 enum Failed {
     /// Closed our connection, then refused.
     Gone,
-    /// Timeouts.
+    /// Timeouts, its host unreachable.
     Silent,
+    /// Timeouts while its host accepts connections.
+    Hung,
 }
 
 /// h:1 the master (fenced or not when last seen) failed as `how`; h:2 and h:3 its
@@ -57,6 +59,7 @@ fn view(how: Failed, fenced: bool, h3_down: bool, now: Instant) -> View {
         match how {
             Failed::Gone => m.on_gone(at, "connection: refused", 3),
             Failed::Silent => m.on_failure(at, "no reply within 333 ms", 3),
+            Failed::Hung => m.on_silent(at, "no reply within 333 ms (hung)", 3),
         };
     }
     v.insert(a(1), m);
@@ -114,6 +117,12 @@ fn a_down_master_is_replaced_the_way_its_failure_allows() {
             view(Failed::Gone, false, true, now),
             &FENCED,
             Ok(Mode::Gone),
+        ),
+        (
+            "hung (its host accepts connections): at once, even unfenced",
+            view(Failed::Hung, false, true, now),
+            &FENCED,
+            Ok(Mode::Hung),
         ),
         (
             "silent and fenced, every replica reachable: published after the fence bound",
