@@ -294,7 +294,9 @@ async fn concurrent_synchronous_writers_share_waits() {
 }
 
 /// The replica frozen while several writers wait for one round after another: every one of
-/// them fails with NOT_REPLICATED, about its own timeout after it was sent; none succeeds.
+/// them fails with NOT_REPLICATED, about its own timeout after its reply; none succeeds. A
+/// write sent while a `WAIT` blocks the connection is answered only once that `WAIT` returns
+/// (up to the timeout, plus Redis's timer granularity), hence the bound of 3 timeouts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pending_synchronous_writers_all_fail_when_the_replica_is_frozen() {
     let timeout = Duration::from_millis(500);
