@@ -159,18 +159,20 @@ impl ClientBuilder {
     }
 
     /// Synchronous mode: an acknowledged write means "on the master and on at least
-    /// `replicas` replicas". After every request sent to the master (a command, a pipeline, a
-    /// transaction, through `AsyncCommands` or `redis::pipe()`) the client sends
-    /// `WAIT replicas timeout` on the same connection, and returns the reply only when `WAIT`
-    /// counted at least `replicas`; otherwise the request fails with the error coded
+    /// `replicas` replicas". Once the reply to a request that may write (a command, a
+    /// pipeline, a transaction, through `AsyncCommands` or `redis::pipe()`) arrives from the
+    /// master, the client waits for a `WAIT replicas timeout` sent after it on the same
+    /// connection (one `WAIT` serves every write that was answered before it was sent: group
+    /// commit), and returns the reply only when `WAIT` counted at least `replicas` within
+    /// `timeout` of the reply; otherwise the request fails with the error coded
     /// [`NOT_REPLICATED`](crate::NOT_REPLICATED)
     /// (`0 of 1 required replicas acknowledged the write within 500 ms; it may have been
     /// executed on the master`). Such a write is one that may have been applied: it is not
     /// retried unless [`Self::retry_non_idempotent`]. Reads from replicas are unaffected.
     ///
-    /// Each write costs a `WAIT`, which holds the master's connection (requests queued
-    /// behind it wait too) until the replicas acknowledge: so the command timeout of every
-    /// connection grows by `timeout`. Default: off (Redis's asynchronous replication).
+    /// A `WAIT` holds the master's connection (requests queued behind it wait too) until the
+    /// replicas acknowledge: so the command timeout of every connection grows by `timeout`.
+    /// Default: off (Redis's asynchronous replication).
     pub fn synchronous(mut self, replicas: usize, timeout: Duration) -> Self {
         self.synchronous = Some(Synchronous { replicas, timeout });
         self

@@ -21,7 +21,7 @@ use tokio::sync::watch;
 use zookeeper_client as zk;
 
 use crate::builder::{ClientBuilder, ReadPolicy};
-use crate::conns::{bump, Conns, NodeConn, Opener};
+use crate::conns::{bump, Conn, Conns, NodeConn, Opener};
 use crate::error::no_master;
 use crate::failover::{self, FailoverError};
 use crate::lease::Lease;
@@ -114,7 +114,7 @@ pub(crate) struct Local {
     pub(crate) generation: u64,
     pub(crate) conns: Option<Arc<Conns>>,
     /// 0: the master; 1..: the replicas, in `conns` order.
-    pub(crate) slots: Vec<Option<MultiplexedConnection>>,
+    pub(crate) slots: Vec<Option<Conn>>,
     pub(crate) next_replica: usize,
     /// This handle's entry in [`Watchers`], made on its first request to a master.
     pub(crate) watcher: Option<Arc<Watcher>>,
@@ -241,17 +241,14 @@ impl Client {
         &self,
         node: &NodeConn,
         blocking: Option<route::BlockTimeout>,
-    ) -> RedisResult<MultiplexedConnection> {
+    ) -> RedisResult<Conn> {
         let opener = &self.inner.opener;
-        match blocking {
-            None => node.get(opener).await,
-            Some(route::BlockTimeout::Forever) => opener.open_with(&node.addr, None).await,
-            Some(route::BlockTimeout::After(d)) => {
-                opener
-                    .open_with(&node.addr, Some(d + opener.command_timeout))
-                    .await
-            }
-        }
+        let timeout = match blocking {
+            None => return node.get(opener).await,
+            Some(route::BlockTimeout::Forever) => None,
+            Some(route::BlockTimeout::After(d)) => Some(d + opener.command_timeout),
+        };
+        opener.open_with(&node.addr, timeout).await.map(Conn::new)
     }
 
     /// `Ok` unless the write lease forbids sending to `target` now ([`Lease::check`]).
@@ -262,9 +259,11 @@ impl Client {
         }
     }
 
-    /// The synchronous mode for a request to `target`: writes only.
-    fn sync_for(&self, target: Target) -> Option<Synchronous> {
-        self.inner.sync.filter(|_| target == Target::Master)
+    /// The synchronous mode for `req` to `target`: requests to the master that may write.
+    fn sync_for(&self, target: Target, req: &Request<'_>) -> Option<Synchronous> {
+        self.inner
+            .sync
+            .filter(|_| target == Target::Master && Synchronous::needed_for(req))
     }
 
     /// The first try on the connection this handle already holds, if it holds one: a small
@@ -279,7 +278,7 @@ impl Client {
         self.sync_local();
         let slot = self.pick(target)?;
         let r = if slot == 0 {
-            let sync = self.sync_for(target);
+            let sync = self.sync_for(target, req);
             self.ensure_watcher();
             let local = &mut self.local;
             let conns = local.conns.as_deref()?;
@@ -295,7 +294,7 @@ impl Client {
             }
         } else {
             let conn = self.local.slots.get_mut(slot)?.as_mut()?;
-            send(conn, req).await
+            send(&mut conn.redis, req).await
         };
         self.rotate();
         if let Err(e) = &r {
@@ -316,7 +315,7 @@ impl Client {
     pub(crate) fn on_send_error(&mut self, slot: usize, e: &RedisError) {
         if e.is_connection_dropped() || e.is_timeout() || e.is_io_error() {
             if let Some(node) = self.node_at(slot) {
-                node.invalidate();
+                node.invalidate(self.local.slots.get(slot).and_then(Option::as_ref));
             }
             bump(&self.inner.generation, &self.inner.generation_tx);
         }
@@ -344,7 +343,7 @@ impl Client {
             self.ensure_watcher();
         }
         let watcher = self.local.watcher.clone();
-        let sync = self.sync_for(target);
+        let sync = self.sync_for(target, req);
         match picked {
             None => (Err(no_master()), false),
             Some(slot) if blocking.is_some() => match self.node_at(slot) {
@@ -359,7 +358,7 @@ impl Client {
                                 .await
                                 .into_try()
                         }
-                        _ => (send(&mut conn, req).await, true),
+                        _ => (send(&mut conn.redis, req).await, true),
                     },
                 },
             },
@@ -394,7 +393,7 @@ impl Client {
                         }
                     }
                     (Ok(()), Some(Some(conn)), None) => {
-                        let r = send(conn, req).await;
+                        let r = send(&mut conn.redis, req).await;
                         if let Err(e) = &r {
                             self.on_send_error(slot, e);
                         }

@@ -13,6 +13,7 @@ use redis::{AsyncConnectionConfig, ConnectionAddr, IntoConnectionInfo, RedisResu
 use tokio::sync::watch;
 use tracing::debug;
 
+use crate::synchronous::Syncer;
 use crate::term::{MasterTerm, Watchers};
 use crate::watcher::{self, TopologyView};
 use crate::wire::{NodeAddr, Topology};
@@ -72,10 +73,27 @@ impl Opener {
     }
 }
 
+/// One connection object and its group commit for synchronous mode ([`Syncer`]): they live
+/// and die together, so a `WAIT` is never sent on another connection than its writes'.
+#[derive(Clone)]
+pub(crate) struct Conn {
+    pub(crate) redis: MultiplexedConnection,
+    pub(crate) syncer: Arc<Syncer>,
+}
+
+impl Conn {
+    pub(crate) fn new(redis: MultiplexedConnection) -> Self {
+        Conn {
+            redis,
+            syncer: Arc::new(Syncer::new()),
+        }
+    }
+}
+
 /// One node's connection, opened on first use and reopened after it breaks.
 pub(crate) struct NodeConn {
     pub(crate) addr: NodeAddr,
-    pub(crate) conn: RwLock<Option<MultiplexedConnection>>,
+    pub(crate) conn: RwLock<Option<Conn>>,
 }
 
 impl NodeConn {
@@ -86,20 +104,34 @@ impl NodeConn {
         }
     }
 
-    pub(crate) async fn get(&self, opener: &Opener) -> RedisResult<MultiplexedConnection> {
+    pub(crate) async fn get(&self, opener: &Opener) -> RedisResult<Conn> {
         if let Some(c) = self.conn.read().ok().and_then(|g| g.clone()) {
             return Ok(c);
         }
-        let c = opener.open(&self.addr).await?;
+        let c = Conn::new(opener.open(&self.addr).await?);
         if let Ok(mut g) = self.conn.write() {
             *g = Some(c.clone());
         }
         Ok(c)
     }
 
-    pub(crate) fn invalidate(&self) {
+    /// Drops the connection `used` failed on (any connection when `None`) and closes its
+    /// group commit: its writes still waiting for a `WAIT` fail. A newer connection that
+    /// replaced it is kept.
+    pub(crate) fn invalidate(&self, used: Option<&Conn>) {
+        if let Some(u) = used {
+            u.syncer.close();
+        }
         if let Ok(mut g) = self.conn.write() {
-            *g = None;
+            let same = match (g.as_ref(), used) {
+                (Some(c), Some(u)) => Arc::ptr_eq(&c.syncer, &u.syncer),
+                _ => true,
+            };
+            if same {
+                if let Some(c) = g.take() {
+                    c.syncer.close();
+                }
+            }
         }
     }
 }

@@ -62,7 +62,7 @@
 //! `term` (master terms: no reply awaited from a deposed master), `send`, `retry`,
 //! `route` and `namespace` (pure, on the generated `commands` table), `watcher` (the task
 //! that watches `<root>/nodes`), `lease` (the write lease: when the topology was last
-//! confirmed), `synchronous` (`WAIT` after every write), `error`.
+//! confirmed), `synchronous` (writes share `WAIT`s: group commit), `error`.
 
 #![warn(missing_docs)]
 

@@ -208,14 +208,19 @@ pub(crate) struct Plan {
     pub(crate) block: Option<BlockTimeout>,
 }
 
-/// Routes and classifies `cmd` (the client's hot path): only the name and the first
-/// argument are looked at, unless the command's options matter (`XREAD`, blocking commands).
-pub(crate) fn plan(cmd: &Cmd) -> Plan {
+/// The name and first argument of `cmd` (`None` for a missing or cursor argument).
+fn head(cmd: &Cmd) -> [Option<&[u8]>; 2] {
     let mut args = cmd.args_iter().map(|a| match a {
         Arg::Simple(bytes) => Some(bytes),
         _ => None,
     });
-    let head = [args.next().flatten(), args.next().flatten()];
+    [args.next().flatten(), args.next().flatten()]
+}
+
+/// Routes and classifies `cmd` (the client's hot path): only the name and the first
+/// argument are looked at, unless the command's options matter (`XREAD`, blocking commands).
+pub(crate) fn plan(cmd: &Cmd) -> Plan {
+    let head = head(cmd);
     let mut buf = [0u8; 24];
     let name = lower_name(&head, &mut buf).unwrap_or("");
     let spec = match name {
@@ -239,6 +244,27 @@ pub(crate) fn plan(cmd: &Cmd) -> Plan {
         special,
         block,
     }
+}
+
+/// Whether `cmd`, sent to the master, may change what replicas receive, so that synchronous
+/// mode must wait for them: anything but a command the table flags `readonly` (and not
+/// `write`) and a few server queries (`PING`, `ECHO`, `TIME`, `INFO`, `DBSIZE`, `LASTSAVE`,
+/// `ROLE`). Unknown commands, scripts (`EVAL`, `FCALL`: not flagged `write`, yet they may
+/// write) and `PUBLISH` (replicated) wait.
+pub(crate) fn may_replicate(cmd: &Cmd) -> bool {
+    let head = head(cmd);
+    let mut buf = [0u8; 24];
+    let Some(name) = lower_name(&head, &mut buf) else {
+        return true;
+    };
+    if matches!(
+        name,
+        "ping" | "echo" | "time" | "info" | "dbsize" | "lastsave" | "role"
+    ) {
+        return false;
+    }
+    let spec = commands::lookup_lowercase(name, head[1]);
+    !spec.is_some_and(|s| s.has(Flags::READONLY) && !s.has(Flags::WRITE))
 }
 
 /// Whether `cmd` needs one of the documented special behaviours (see the module doc).

@@ -10,9 +10,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{Poll, Waker};
 
-use redis::aio::MultiplexedConnection;
 use redis::{RedisError, RedisResult};
 
+use crate::conns::Conn;
 use crate::error::{client_error, io_error};
 use crate::send::{send, Reply, Request};
 use crate::synchronous::Synchronous;
@@ -97,11 +97,11 @@ impl Watched {
     }
 }
 
-/// Sends `req` on the master's connection `conn` (followed by `WAIT` in synchronous mode,
-/// `sync`), unless or until `term` ends. `watcher` is the handle's entry in [`Watchers`],
+/// Sends `req` on the master's connection `conn` (then, in synchronous mode `sync`, joins
+/// the connection's next `WAIT` once the reply is in: [`crate::synchronous`]), unless or until `term` ends. `watcher` is the handle's entry in [`Watchers`],
 /// `registered` the waker last put there. A reply that is ready when the term ends wins.
 pub(crate) async fn send_to_master(
-    conn: &mut MultiplexedConnection,
+    conn: &mut Conn,
     req: &Request<'_>,
     sync: Option<Synchronous>,
     term: &MasterTerm,
@@ -113,10 +113,11 @@ pub(crate) async fn send_to_master(
         return Watched::NotSent(master_changed(addr, false));
     }
     let mut sending = pin!(async {
-        match sync {
-            Some(s) => s.send(conn, req).await,
-            None => send(conn, req).await,
+        let reply = send(&mut conn.redis, req).await?;
+        if let Some(s) = sync {
+            conn.syncer.join(&conn.redis, s).await?;
         }
+        Ok(reply)
     });
     std::future::poll_fn(|cx| {
         if let Poll::Ready(r) = sending.as_mut().poll(cx) {

@@ -135,19 +135,26 @@ fn assert_not_replicated(e: &redis::RedisError, ms: u64) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn synchronous_writes_wait_for_a_replica() {
+/// A master with one replica, published under a scene named `name`, and a client in
+/// synchronous(1, `timeout`) mode.
+async fn synchronous_pair(name: &str, timeout: Duration) -> (RedisGroup, Scene, Client) {
     let pair = RedisGroup::start(1, &[]);
-    let (master, replica) = (pair.node(0), pair.node(1));
-    let s = Scene::new("client_sync").await;
+    let s = Scene::new(name).await;
     s.publish(&group_topology(&pair, 0)).await;
-    let timeout = Duration::from_millis(500);
-    let mut c = s
+    let c = s
         .builder()
         .synchronous(1, timeout)
         .connect()
         .await
         .expect("connect");
+    (pair, s, c)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn synchronous_writes_wait_for_a_replica() {
+    let timeout = Duration::from_millis(500);
+    let (pair, s, mut c) = synchronous_pair("client_sync", timeout).await;
+    let (master, replica) = (pair.node(0), pair.node(1));
     let mut reader = s
         .builder()
         .synchronous(1, timeout)
@@ -175,9 +182,13 @@ async fn synchronous_writes_wait_for_a_replica() {
         .await
         .expect("transaction");
     assert_eq!((n, a, x, y), (1, 2, 1, 2));
-    assert_eq!(master.calls("wait"), waits + 4, "one WAIT per write");
+    // Group commit: a WAIT may cover several writes, never none.
+    let sent = master.calls("wait") - waits;
+    assert!(sent > 0 && sent <= 4, "{sent} WAITs for 4 writes");
     // Acknowledged means on the replica: read it there at once.
     assert_eq!(replica.get("k").as_deref(), Some("1"));
+    assert_eq!(replica.get("n").as_deref(), Some("1"));
+    assert_eq!(replica.get("p").as_deref(), Some("2"));
     assert_eq!(replica.get("t").as_deref(), Some("2"));
 
     // The replica frozen: the writes are executed on the master but not confirmed.
@@ -237,6 +248,98 @@ async fn synchronous_writes_wait_for_a_replica() {
     })
     .await;
     assert_eq!(replica.get("k").as_deref(), Some("4"));
+}
+
+/// Group commit: 50 tasks writing through one client (one master connection) share `WAIT`s,
+/// and every acknowledged write is on the replica when acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_synchronous_writers_share_waits() {
+    let (pair, _scene, c) = synchronous_pair("client_sync_group", Duration::from_secs(2)).await;
+    let (master, replica) = (pair.node(0), pair.node(1));
+    let (tasks, per_task) = (50, 40);
+    let (waits, sets) = (master.calls("wait"), master.calls("set"));
+    let writers: Vec<_> = (0..tasks)
+        .map(|t| {
+            let mut c = c.clone();
+            tokio::spawn(async move {
+                let mut acked = Vec::new();
+                for i in 0..per_task {
+                    let key = format!("g:{t}:{i}");
+                    c.set::<_, _, ()>(&key, i).await.expect("synchronous SET");
+                    acked.push((key, i));
+                }
+                acked
+            })
+        })
+        .collect();
+    let mut acked = Vec::new();
+    for w in writers {
+        acked.extend(w.await.expect("writer"));
+    }
+    let writes = (tasks * per_task) as u64;
+    assert_eq!(master.calls("set") - sets, writes);
+    let sent = master.calls("wait") - waits;
+    println!("{writes} writes, {sent} WAITs");
+    assert!(
+        sent > 0 && sent * 4 <= writes,
+        "{sent} WAITs for {writes} concurrent writes: not shared"
+    );
+    for (key, v) in &acked {
+        assert_eq!(
+            replica.get(key),
+            Some(v.to_string()),
+            "{key} not on the replica"
+        );
+    }
+}
+
+/// The replica frozen while several writers wait for one round after another: every one of
+/// them fails with NOT_REPLICATED, about its own timeout after its reply; none succeeds. A
+/// write sent while a `WAIT` blocks the connection is answered only once that `WAIT` returns
+/// (up to the timeout, plus Redis's timer granularity), hence the bound of 3 timeouts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_synchronous_writers_all_fail_when_the_replica_is_frozen() {
+    let timeout = Duration::from_millis(500);
+    let (pair, _scene, c) = synchronous_pair("client_sync_frozen", timeout).await;
+    let (master, replica) = (pair.node(0), pair.node(1));
+    let _: () = c
+        .clone()
+        .set("warm", 1)
+        .await
+        .expect("SET with the replica");
+    replica.sigstop();
+    let waits = master.calls("wait");
+    // Staggered, so that later writers join while an earlier WAIT is in flight.
+    let writers: Vec<_> = (0..8u64)
+        .map(|i| {
+            let mut c = c.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(50 * i)).await;
+                let started = Instant::now();
+                let r = c.set::<_, _, ()>(format!("f:{i}"), i).await;
+                (i, r, started.elapsed())
+            })
+        })
+        .collect();
+    for w in writers {
+        let (i, r, took) = w.await.expect("writer");
+        println!("write {i}: {took:?} {r:?}");
+        let e = r.expect_err("a write acknowledged without the replica");
+        assert_not_replicated(&e, 500);
+        assert!(
+            took >= timeout && took < timeout * 3,
+            "write {i} failed after {took:?}"
+        );
+        assert_eq!(master.get(&format!("f:{i}")), Some(i.to_string()));
+    }
+    let sent = master.calls("wait") - waits;
+    assert!((1..=16).contains(&sent), "{sent} WAITs for 8 writes");
+    replica.sigcont();
+    wait_until_async(DEADLINE, "synchronous writes succeed again", || {
+        let mut c = c.clone();
+        async move { c.set::<_, _, ()>("k", 1).await.ok() }
+    })
+    .await;
 }
 
 /// `kill -9` of the master under load in synchronous(1) mode: the manager promotes the

@@ -76,8 +76,9 @@ pub struct Opts {
     #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..))]
     round_timeout_secs: u64,
 
-    /// Synchronous mode on the client side of the throughput test: `WAIT N` after every write
-    /// (the trio has 2 replicas). 0: off (the default, asynchronous replication).
+    /// Synchronous mode on the client side of the throughput test: writes acknowledged by
+    /// `WAIT N`, shared by concurrent writes (group commit; the trio has 2 replicas). 0: off
+    /// (the default, asynchronous replication).
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=2))]
     synchronous: u64,
 

@@ -132,7 +132,7 @@ pub(super) async fn run(env: &Env<'_>) -> Result<(), String> {
     );
     let mode = if o.synchronous > 0 {
         format!(
-            ", synchronous({}, {} ms): WAIT after every SET",
+            ", synchronous({}, {} ms): SETs acknowledged by shared WAITs",
             o.synchronous, o.synchronous_timeout_ms
         )
     } else {
