@@ -26,6 +26,7 @@
 //! * [`writer`]: a writer with an acknowledgement log and the lost-write check;
 //! * [`netns`]: hosts as network namespaces on a bridge, partitions with iptables, clients
 //!   on a host's thread; [`partition`]: the partition scenarios run on it;
+//! * [`sentinel`]: Redis Sentinel processes (loopback or on hosts) and a Sentinel writer;
 //! * [`chaos`]: the chaos engine; [`http`]: a tiny HTTP client; [`stats`]: min/median/max;
 //! * `wait`, `util`: polls, ports, roots, tracing, the clock in Unix ms.
 
@@ -41,6 +42,7 @@ mod redis_group;
 mod redis_helpers;
 mod redis_node;
 mod scene;
+pub mod sentinel;
 pub mod stats;
 mod util;
 mod wait;

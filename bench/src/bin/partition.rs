@@ -5,20 +5,44 @@
 //! client the acknowledged writes and those lost (read back from the final master), when the
 //! new master was published and when the group converged. Needs root and iptables.
 //!
-//! Exits 1 when the scenario could not run or did not converge; lost writes are reported,
-//! not (yet) a failure: the fencing that should make them 0 is issue 11's work.
+//! With `--system sentinel` (or `both`, the default: ours then Sentinel for each scenario) the
+//! same run has 3 Redis Sentinels (quorum 2, the same down-after, failover-timeout 5 s,
+//! parallel-syncs 1) on the managers' hosts in place of the managers, and the clients write
+//! through redis-rs's Sentinel client; at the end a Markdown table puts the runs side by side.
+//!
+//! Exits 1 when a run could not run or did not converge (the others still run, the table says
+//! which failed); lost writes are reported, not a failure.
 //!
 //! ```sh
 //! cargo build --release -p redis-failover-manager -p redis-failover-bench
-//! sudo ./target/release/partition --down-after-ms 1000     # --list shows the scenarios
+//! sudo ./target/release/partition --all     # --list shows the scenarios
 //! ```
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use redis_failover_bench::scaffold::{fail, warn_if_stale, Scaffold};
-use redis_failover_tests::partition::{self, Options};
+use redis_failover_tests::partition::{self, summary_table, Options, Report, System};
+
+/// Which systems run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Systems {
+    Ours,
+    Sentinel,
+    Both,
+}
+
+impl Systems {
+    fn list(self) -> Vec<System> {
+        match self {
+            Systems::Ours => vec![System::Ours],
+            Systems::Sentinel => vec![System::Sentinel],
+            Systems::Both => vec![System::Ours, System::Sentinel],
+        }
+    }
+}
 
 /// A network partition against a Redis trio, three node managers and two application
 /// clients on network namespaces; counts acknowledged writes lost per client.
@@ -33,9 +57,14 @@ struct Opts {
     #[arg(long)]
     list: bool,
 
-    /// The managers' --down-after-ms [default: the manager's own default].
-    #[arg(long)]
-    down_after_ms: Option<u64>,
+    /// What watches the trio: our managers, Redis Sentinels, or both (ours then Sentinel,
+    /// for each scenario).
+    #[arg(long, value_enum, default_value_t = Systems::Both)]
+    system: Systems,
+
+    /// The managers' --down-after-ms and the sentinels' down-after-milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    down_after_ms: u64,
 
     /// The managers' --zk-session-timeout-ms.
     #[arg(long, default_value_t = 4000)]
@@ -58,11 +87,12 @@ struct Opts {
     log_dir: Option<PathBuf>,
 
     /// Synchronous mode: the clients acknowledge a write once N replicas have it (WAIT N,
-    /// 1 s timeout) and the managers run with --synchronous-replicas N [default: off]
+    /// 1 s timeout) and the managers run with --synchronous-replicas N [default: off]. Ours
+    /// only
     #[arg(long, value_name = "N")]
     synchronous: Option<usize>,
 
-    /// The managers' --fencing (min-replicas or none) [default: theirs]
+    /// The managers' --fencing (min-replicas or none) [default: theirs]. Ours only
     #[arg(long, value_name = "MODE")]
     fencing: Option<String>,
 
@@ -102,7 +132,7 @@ fn main() -> ExitCode {
     };
     warn_if_stale(&bin, "partition");
     let mut options = Options::new(bin);
-    options.down_after_ms = opts.down_after_ms;
+    options.down_after_ms = Some(opts.down_after_ms);
     options.session_ms = opts.session_ms;
     options.managers_on_own_hosts = !opts.managers_on_zk_host;
     options.write_interval = opts.write_interval_ms.map(std::time::Duration::from_millis);
@@ -116,15 +146,49 @@ fn main() -> ExitCode {
         options.manager_flags = vec!["--fencing".into(), f.clone()];
     }
     scaffold.run(|env| {
+        let mut runs: Vec<(&str, System, Result<Report, String>)> = Vec::new();
         for scenario in &scenarios {
-            eprintln!("partition: running {} ...", scenario.name);
-            let mut o = options.clone();
-            o.log_dir = options.log_dir.join(scenario.name);
-            match env.block_on(partition::run(&o, scenario)) {
-                Ok(report) => print!("{report}"),
-                Err(e) => return fail(format!("partition: {e}")),
+            for system in opts.system.list() {
+                eprintln!(
+                    "partition: running {} [{}] ...",
+                    scenario.name,
+                    system.name()
+                );
+                let mut o = options.clone();
+                o.system = system;
+                o.log_dir = options.log_dir.join(scenario.name).join(system.name());
+                let result = catch_unwind(AssertUnwindSafe(|| {
+                    env.block_on(partition::run(&o, scenario))
+                }))
+                .unwrap_or_else(|p| Err(panic_text(&*p)));
+                match &result {
+                    Ok(report) => print!("{report}"),
+                    Err(e) => eprintln!("partition: {} [{}]: {e}", scenario.name, system.name()),
+                }
+                runs.push((scenario.name, system, result));
             }
         }
-        ExitCode::SUCCESS
+        let rows: Vec<_> = runs
+            .iter()
+            .map(|(sc, sys, r)| (*sc, sys.name(), r.as_ref().map_err(String::as_str)))
+            .collect();
+        println!(
+            "\n{} ms down-after for both; logs under {}\n",
+            opts.down_after_ms,
+            options.log_dir.display()
+        );
+        print!("{}", summary_table(&rows));
+        if runs.iter().any(|(_, _, r)| r.is_err()) {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        }
     })
+}
+
+fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+        .map_or("panicked".to_string(), |s| format!("panicked: {s}"))
 }

@@ -1,13 +1,14 @@
 //! Redis Sentinel, side by side with our managers: what `sentinel_bench` and `soak` need of it.
 //!
-//! * [`procs`]: real Sentinel processes (`redis-sentinel`, or `redis-server --sentinel`) on
-//!   free loopback ports, monitoring one master as [`MASTER_NAME`], and commands to them;
+//! * [`procs`] (from `redis_failover_tests::sentinel`): real Sentinel processes
+//!   (`redis-sentinel`, or `redis-server --sentinel`) on free loopback ports, monitoring one
+//!   master as [`MASTER_NAME`], and commands to them;
 //! * [`events`]: a `PSUBSCRIBE *` on every sentinel, each event with the instant it arrived;
-//! * [`writer`]: a Sentinel-aware redis-rs writer for [`redis_failover_tests::writer::Writer`].
+//! * [`writer`] (from `redis_failover_tests::sentinel`): a Sentinel-aware redis-rs writer for
+//!   [`redis_failover_tests::writer::Writer`].
 
 pub mod events;
-pub mod procs;
-pub mod writer;
+pub use redis_failover_tests::sentinel::{procs, writer};
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,11 +17,9 @@ use crate::tasks::{join_error, start_trio, teardown};
 use crate::watched::{Watched, Watchers};
 
 pub use events::{EventTap, SentinelEvent};
-pub use procs::{sentinel_cmd, SentinelProgram, SentinelSettings, Sentinels};
-pub use writer::SentinelWriter;
-
-/// The master's name in every sentinel's config (and our managers' default `--group-name`).
-pub const MASTER_NAME: &str = "mymaster";
+pub use redis_failover_tests::sentinel::{
+    sentinel_cmd, SentinelProgram, SentinelSettings, SentinelWriter, Sentinels, MASTER_NAME,
+};
 
 impl Watchers for Arc<Sentinels> {
     fn tails(&self, n: usize) -> String {

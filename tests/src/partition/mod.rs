@@ -7,17 +7,43 @@
 //! convergence and returns a [`Report`]: per client the acknowledged writes and those lost
 //! (every acknowledged key read back from the final master), and the timing.
 //!
-//! The modules: this one (the table and the options), `run` (the run), `report` (the figures).
+//! With [`System::Sentinel`] the same run has 3 Redis Sentinels on the managers' hosts in
+//! place of the managers (ZooKeeper's host stays, idle) and clients writing through redis-rs's
+//! Sentinel client ([`crate::sentinel::SentinelWriter`]).
+//!
+//! The modules: this one (the table and the options), `run` (the run), `ours` and `sentinel`
+//! (what watches the trio, and the clients' writers), `report` (the figures).
 
+mod ours;
 mod report;
 mod run;
+mod sentinel;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 pub use crate::netns::Mode;
-pub use report::{ClientReport, Report};
+pub use report::{summary_table, ClientReport, Report, SummaryRow};
 pub use run::run;
+
+/// What watches the Redis trio and fails it over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum System {
+    /// ZooKeeper and 3 `redis_node_manager` processes; clients through our `Client`.
+    Ours,
+    /// 3 Redis Sentinels (quorum 2); clients through redis-rs's Sentinel client.
+    Sentinel,
+}
+
+impl System {
+    /// `ours` or `sentinel`.
+    pub fn name(self) -> &'static str {
+        match self {
+            System::Ours => "ours",
+            System::Sentinel => "sentinel",
+        }
+    }
+}
 
 /// A set of hosts of the scenario's shape.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -113,11 +139,14 @@ pub fn scenario(name: &str) -> Option<Scenario> {
 /// How a scenario runs.
 #[derive(Clone, Debug)]
 pub struct Options {
+    /// What watches the trio ([`System::Ours`] by default).
+    pub system: System,
     /// The `redis_node_manager` binary.
     pub manager_bin: PathBuf,
-    /// Each manager on a host of its own (`true`), or all on ZooKeeper's host.
+    /// Each manager (or sentinel) on a host of its own (`true`), or all on ZooKeeper's host.
     pub managers_on_own_hosts: bool,
-    /// The managers' `--down-after-ms` (`None`: their default).
+    /// The managers' `--down-after-ms` (`None`: their default), or the sentinels'
+    /// `down-after-milliseconds` (`None`: 1000).
     pub down_after_ms: Option<u64>,
     /// The managers' `--zk-session-timeout-ms`.
     pub session_ms: u64,
@@ -134,9 +163,9 @@ pub struct Options {
     /// `RUST_LOG` of the managers.
     pub manager_log: String,
     /// Synchronous mode: the clients' `synchronous(n, timeout)` and the managers'
-    /// `--synchronous-replicas n` (`None`: asynchronous, the default).
+    /// `--synchronous-replicas n` (`None`: asynchronous, the default). Ours only.
     pub synchronous: Option<(usize, Duration)>,
-    /// More flags for every manager (e.g. `--fencing none`).
+    /// More flags for every manager (e.g. `--fencing none`). Ours only.
     pub manager_flags: Vec<String>,
 }
 
@@ -146,6 +175,7 @@ impl Options {
     /// logs under the temp dir.
     pub fn new(manager_bin: PathBuf) -> Options {
         Options {
+            system: System::Ours,
             manager_bin,
             managers_on_own_hosts: true,
             down_after_ms: None,

@@ -1,20 +1,21 @@
-//! One run of a partition [`Scenario`]: the hosts and processes, the writers on their hosts,
-//! the fault and the heal, convergence, and the loss check.
+//! One run of a partition [`Scenario`]: the hosts and processes (what watches the trio is
+//! `ours` or `sentinel`), the writers on their hosts, the fault and the heal, convergence, and
+//! the loss check.
 
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use redis_failover_client::{Client, NodeAddr, Topology};
+use redis_failover_client::NodeAddr;
 use tokio::sync::oneshot;
-use zookeeper_client as zk;
 
+use super::ours::Ours;
 use super::report::{ClientReport, Report};
-use super::{Fault, Options, Role, Scenario};
-use crate::manager::{read_topology, wait_topology, zk_client, ManagerMode, ManagerSet};
+use super::sentinel::SentinelSide;
+use super::{Fault, Options, Role, Scenario, System};
 use crate::netns::{available, HostTask, Net};
-use crate::writer::{check_lost_acks_in, ClientWriter, WriteLog, Writer};
-use crate::{free_port, unique_root, wait_until_async, NodeRole, RedisNode, ZkServer};
+use crate::writer::{check_lost_acks_in, SeqWriter, WriteLog, Writer};
+use crate::{free_port, wait_until_async, NodeRole, RedisNode};
 
 /// The Redis hosts; the first one's node is the first master.
 const REDIS_HOSTS: [&str; 3] = ["r0", "r1", "r2"];
@@ -22,13 +23,14 @@ const MANAGER_HOSTS: [&str; 3] = ["m0", "m1", "m2"];
 /// The application clients: name, host.
 const CLIENTS: [(&str, &str); 2] = [("near", "r0"), ("far", "app")];
 /// Bound on the first publication and on a client's first acknowledgement.
-const START_TIMEOUT: Duration = Duration::from_secs(60);
+pub(super) const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// Writes after the group converged, before the writers stop.
 const AFTER_CONVERGED: Duration = Duration::from_secs(1);
 /// How often the published topology is read during the fault.
-const WATCH_EVERY: Duration = Duration::from_millis(20);
+pub(super) const WATCH_EVERY: Duration = Duration::from_millis(20);
 
-fn manager_host(o: &Options, i: usize) -> &'static str {
+/// The host of manager (or sentinel) `i`.
+pub(super) fn manager_host(o: &Options, i: usize) -> &'static str {
     if o.managers_on_own_hosts {
         MANAGER_HOSTS[i]
     } else {
@@ -79,6 +81,76 @@ fn apply(net: &Net, o: &Options, sc: &Scenario) -> Result<crate::netns::Cut, Str
     }
 }
 
+/// What watches the trio.
+enum Plane {
+    Ours(Box<Ours>),
+    Sentinel(SentinelSide),
+}
+
+/// How a client on a host builds its writer (sent to the host's thread).
+#[derive(Clone)]
+enum ClientSpec {
+    Ours {
+        connect: String,
+        root: String,
+        synchronous: Option<(usize, Duration)>,
+    },
+    Sentinel {
+        sentinels: Vec<NodeAddr>,
+    },
+}
+
+impl Plane {
+    async fn start(
+        net: &Net,
+        o: &Options,
+        sc: &Scenario,
+        nodes: &[RedisNode],
+    ) -> Result<Plane, String> {
+        Ok(match o.system {
+            System::Ours => Plane::Ours(Box::new(Ours::start(net, o, sc, nodes).await?)),
+            System::Sentinel => Plane::Sentinel(SentinelSide::start(net, o, nodes).await?),
+        })
+    }
+
+    fn client_spec(&self, o: &Options) -> ClientSpec {
+        match self {
+            Plane::Ours(ours) => {
+                let (connect, root) = ours.connect_info();
+                ClientSpec::Ours {
+                    connect,
+                    root,
+                    synchronous: o.synchronous,
+                }
+            }
+            Plane::Sentinel(s) => ClientSpec::Sentinel {
+                sentinels: s.addrs(),
+            },
+        }
+    }
+
+    async fn converged(&self, nodes: &[RedisNode]) -> Option<usize> {
+        match self {
+            Plane::Ours(ours) => ours.converged(nodes).await,
+            Plane::Sentinel(s) => s.converged(nodes).await,
+        }
+    }
+
+    fn watch(&self, first: NodeAddr, until: Duration) -> tokio::task::JoinHandle<Option<Instant>> {
+        match self {
+            Plane::Ours(ours) => ours.watch(first, until),
+            Plane::Sentinel(s) => s.watch(first, until),
+        }
+    }
+
+    fn exited(&self) -> Option<String> {
+        match self {
+            Plane::Ours(ours) => ours.exited(),
+            Plane::Sentinel(s) => s.exited(),
+        }
+    }
+}
+
 /// A client writing on its host, with the signal to stop it.
 struct RunningClient {
     name: &'static str,
@@ -88,41 +160,60 @@ struct RunningClient {
     stop: oneshot::Sender<()>,
 }
 
-/// Starts a [`Client`] (keys under `<name>:`) and a back-to-back [`Writer`] on `host`; waits
-/// for its first acknowledgement.
+/// Writes through `w` until `stop_rx` fires (or its sender is gone); says on `ready_tx` when
+/// the first write was acknowledged.
+async fn drive<W: SeqWriter>(
+    w: W,
+    o: (Option<Duration>, Duration),
+    ready_tx: mpsc::Sender<()>,
+    stop_rx: oneshot::Receiver<()>,
+) -> WriteLog {
+    let (interval, bound) = o;
+    let writer = Writer::spawn(w, interval, bound);
+    let deadline = tokio::time::Instant::now() + START_TIMEOUT;
+    if writer
+        .wait_ack_after(Instant::now(), deadline)
+        .await
+        .is_some()
+    {
+        let _ = ready_tx.send(());
+    }
+    // Also ends when the runner is gone (the sender dropped).
+    let _ = stop_rx.await;
+    writer.stop(bound + Duration::from_secs(1)).await
+}
+
+/// Starts a writer (keys under `<name>:`) on `host` as `spec` says, writing back to back;
+/// waits for its first acknowledgement.
 fn start_client(
     net: &Net,
     (name, host): (&'static str, &'static str),
-    connect: &str,
-    root: &str,
+    spec: ClientSpec,
     o: &Options,
 ) -> Result<RunningClient, String> {
     let namespace = format!("{name}:");
     let (ready_tx, ready_rx) = mpsc::channel();
     let (stop, stop_rx) = oneshot::channel::<()>();
-    let (connect, root, ns) = (connect.to_string(), root.to_string(), namespace.clone());
-    let (interval, bound, synchronous) = (o.write_interval, o.write_bound, o.synchronous);
+    let ns = namespace.clone();
+    let bounds = (o.write_interval, o.write_bound);
     let task = net.host(host)?.spawn(name, move || async move {
-        let mut builder = Client::builder(connect).znode_path(&root).namespace(ns);
-        if let Some((n, timeout)) = synchronous {
-            builder = builder.synchronous(n, timeout);
-        }
-        let client = builder
-            .connect()
-            .await
-            .map_err(|e| format!("client {name}: {e}"))?;
-        let writer = Writer::spawn(ClientWriter(client), interval, bound);
-        let deadline = tokio::time::Instant::now() + START_TIMEOUT;
-        if writer
-            .wait_ack_after(Instant::now(), deadline)
-            .await
-            .is_some()
-        {
-            let _ = ready_tx.send(());
-        }
-        // Also ends when the runner is gone (the sender dropped).
-        let _ = stop_rx.await;
-        Ok(writer.stop(bound + Duration::from_secs(1)).await)
+        let err = |e: String| format!("client {name}: {e}");
+        Ok(match spec {
+            ClientSpec::Ours {
+                connect,
+                root,
+                synchronous,
+            } => {
+                let w = Ours::writer(connect, root, ns, synchronous)
+                    .await
+                    .map_err(err)?;
+                drive(w, bounds, ready_tx, stop_rx).await
+            }
+            ClientSpec::Sentinel { sentinels } => {
+                let w = SentinelSide::writer(&sentinels, ns).map_err(err)?;
+                drive(w, bounds, ready_tx, stop_rx).await
+            }
+        })
     })?;
     ready_rx.recv_timeout(START_TIMEOUT).map_err(|_| {
         format!("client {name} on {host}: no acknowledged write within {START_TIMEOUT:?}")
@@ -136,9 +227,8 @@ fn start_client(
     })
 }
 
-/// The node every other node replicates from (link up), when exactly one answers master
-/// and ZooKeeper publishes it with the others as replicas.
-async fn converged(nodes: &[RedisNode], session: &zk::Client, root: &str) -> Option<usize> {
+/// The node every other node replicates from (link up), when exactly one answers master.
+pub(super) fn one_master_followed(nodes: &[RedisNode]) -> Option<usize> {
     let roles: Vec<Option<NodeRole>> = nodes.iter().map(RedisNode::role).collect();
     let masters: Vec<usize> = (0..nodes.len())
         .filter(|i| roles[*i] == Some(NodeRole::Master))
@@ -155,9 +245,7 @@ async fn converged(nodes: &[RedisNode], session: &zk::Client, root: &str) -> Opt
                     link_up: true,
                 })
     });
-    let t = read_topology(session, root).await?;
-    (all_follow && t.master == Some(nodes[*m].node_addr()) && t.slaves.len() == nodes.len() - 1)
-        .then_some(*m)
+    all_follow.then_some(*m)
 }
 
 /// Runs `sc` with `o` (see the module documentation of [`super`]). `Err` when the harness
@@ -173,7 +261,6 @@ pub async fn run(o: &Options, sc: &Scenario) -> Result<Report, String> {
     }
     // Declared first: dropped last, after every process on it.
     let net = Arc::new(Net::new(&names)?);
-    let zk = ZkServer::start_at(&net.host("zk")?.place());
     let redis_dir = o.log_dir.join("redis");
     let mut nodes: Vec<RedisNode> = Vec::new();
     for (i, h) in REDIS_HOSTS.iter().enumerate() {
@@ -188,45 +275,18 @@ pub async fn run(o: &Options, sc: &Scenario) -> Result<Report, String> {
             &[],
         )?);
     }
-    let root = unique_root(sc.name);
-    let addrs: Vec<String> = nodes.iter().map(RedisNode::addr).collect();
-    let mut flags = ManagerSet::base_flags(&zk.connect_string(), &addrs, &root);
-    flags.extend(["--zk-session-timeout-ms".into(), o.session_ms.to_string()]);
-    if let Some(d) = o.down_after_ms {
-        flags.extend(["--down-after-ms".into(), d.to_string()]);
-    }
-    if let Some((n, _)) = o.synchronous {
-        flags.extend(["--synchronous-replicas".into(), n.to_string()]);
-    }
-    flags.extend(o.manager_flags.iter().cloned());
-    let mut managers = ManagerSet::new(ManagerMode::Process(o.manager_bin.clone()), flags)
-        .log_to(&o.log_dir)
-        .rust_log(&o.manager_log);
-    for i in 0..3 {
-        let place = net.host(manager_host(o, i))?.place();
-        managers.add_at(Some(&format!("m{i}")), &place)?;
-    }
-    let session = zk_client(&zk.connect_string()).await;
+    let plane = Plane::start(&net, o, sc, &nodes).await?;
     let first_master = nodes[0].node_addr();
-    let first = Some(first_master.clone());
-    wait_topology(&session, &root, START_TIMEOUT, "the group published", |t| {
-        t.master == first && t.slaves.len() == 2
-    })
-    .await;
-
+    let spec = plane.client_spec(o);
     let mut clients = Vec::new();
     for c in CLIENTS {
-        clients.push(start_client(&net, c, &zk.connect_string(), &root, o)?);
+        clients.push(start_client(&net, c, spec.clone(), o)?);
     }
     tokio::time::sleep(o.warm_up).await;
 
     // The fault, watched from here: the first topology with another master.
     let cut_at = Instant::now();
-    let watch = {
-        let (session, root, first) = (session.clone(), root.clone(), first.clone());
-        let until = sc.duration + o.converge_timeout;
-        tokio::spawn(async move { first_new_master(&session, &root, &first, until).await })
-    };
+    let watch = plane.watch(first_master.clone(), sc.duration + o.converge_timeout);
     let cuts = {
         let (net, o2, sc2) = (Arc::clone(&net), o.clone(), sc.clone());
         tokio::task::spawn_blocking(move || match sc2.flap {
@@ -251,7 +311,7 @@ pub async fn run(o: &Options, sc: &Scenario) -> Result<Report, String> {
     let m = wait_until_async(
         o.converge_timeout,
         "the group to converge after the heal",
-        || converged(&nodes, &session, &root),
+        || plane.converged(&nodes),
     )
     .await;
     let converged_after_heal = heal_at.elapsed();
@@ -276,11 +336,12 @@ pub async fn run(o: &Options, sc: &Scenario) -> Result<Report, String> {
                 .max(),
         });
     }
-    if let Some(e) = managers.exited() {
+    if let Some(e) = plane.exited() {
         return Err(e);
     }
     Ok(Report {
         scenario: sc.name.to_string(),
+        system: o.system.name().to_string(),
         fault: format!(
             "{:?} {:?} for {:?}, flap {:?}",
             sc.fault, sc.mode, sc.duration, sc.flap
@@ -293,22 +354,4 @@ pub async fn run(o: &Options, sc: &Scenario) -> Result<Report, String> {
         clients: reports,
         log_dir: o.log_dir.clone(),
     })
-}
-
-/// When `<root>/nodes` first names a master other than `first` (polled for up to `until`).
-async fn first_new_master(
-    session: &zk::Client,
-    root: &str,
-    first: &Option<NodeAddr>,
-    until: Duration,
-) -> Option<Instant> {
-    let end = Instant::now() + until;
-    while Instant::now() < end {
-        let t: Option<Topology> = read_topology(session, root).await;
-        if t.is_some_and(|t| t.master.is_some() && t.master != *first) {
-            return Some(Instant::now());
-        }
-        tokio::time::sleep(WATCH_EVERY).await;
-    }
-    None
 }

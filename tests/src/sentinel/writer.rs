@@ -6,17 +6,19 @@ use redis::aio::MultiplexedConnection;
 use redis::sentinel::{SentinelClient, SentinelServerType};
 use redis::{AsyncConnectionConfig, ConnectionAddr};
 use redis_failover_client::NodeAddr;
-use redis_failover_tests::writer::{SeqWriter, SetFuture};
 
 use super::MASTER_NAME;
+use crate::writer::{SeqWriter, SetFuture};
 
 /// A Sentinel-aware writer as a typical redis-rs application writes it: it asks the
 /// sentinels for the master (`redis::sentinel::SentinelClient`, which also checks that the
 /// named node answers `ROLE` as a master), keeps one multiplexed connection to it, and after
 /// any error drops that connection and asks the sentinels again on the next write (pausing
-/// `retry_pause` when the sentinels could not name a reachable master).
+/// `retry_pause` when the sentinels could not name a reachable master). Its keys can have a
+/// prefix ([`SentinelWriter::namespace`]), like our client's namespace.
 pub struct SentinelWriter {
     sentinel: SentinelClient,
+    namespace: String,
     conn: Option<(NodeAddr, MultiplexedConnection)>,
     config: AsyncConnectionConfig,
     connect_timeout: Duration,
@@ -25,18 +27,29 @@ pub struct SentinelWriter {
 }
 
 impl SentinelWriter {
-    /// Over the sentinels on `ports`; each write waits at most `command_timeout` for its
-    /// reply, a connection at most `connect_timeout`.
+    /// Over the sentinels on 127.0.0.1:`ports`; each write waits at most `command_timeout`
+    /// for its reply, a connection at most `connect_timeout`.
     pub fn new(
         ports: &[u16],
         command_timeout: Duration,
         connect_timeout: Duration,
         retry_pause: Duration,
     ) -> Result<SentinelWriter, String> {
-        let urls: Vec<String> = ports
+        let addrs: Vec<NodeAddr> = ports
             .iter()
-            .map(|p| format!("redis://127.0.0.1:{p}/"))
+            .map(|p| NodeAddr::new("127.0.0.1", *p))
             .collect();
+        SentinelWriter::over(&addrs, command_timeout, connect_timeout, retry_pause)
+    }
+
+    /// [`SentinelWriter::new`] over the sentinels at `sentinels`.
+    pub fn over(
+        sentinels: &[NodeAddr],
+        command_timeout: Duration,
+        connect_timeout: Duration,
+        retry_pause: Duration,
+    ) -> Result<SentinelWriter, String> {
+        let urls: Vec<String> = sentinels.iter().map(|a| format!("redis://{a}/")).collect();
         let sentinel = SentinelClient::build(
             urls,
             MASTER_NAME.to_string(),
@@ -46,6 +59,7 @@ impl SentinelWriter {
         .map_err(|e| format!("SentinelClient::build: {e}"))?;
         Ok(SentinelWriter {
             sentinel,
+            namespace: String::new(),
             conn: None,
             config: AsyncConnectionConfig::new()
                 .set_connection_timeout(Some(connect_timeout))
@@ -56,6 +70,12 @@ impl SentinelWriter {
             lookup_timeout: Duration::from_secs(3),
             retry_pause,
         })
+    }
+
+    /// Every key written gets this prefix (`near:` writes `near:seq:N`).
+    pub fn namespace(mut self, prefix: impl Into<String>) -> SentinelWriter {
+        self.namespace = prefix.into();
+        self
     }
 
     async fn connect(&mut self) -> Result<(), String> {
@@ -92,7 +112,7 @@ impl SeqWriter for SentinelWriter {
                 return Err("no connection".into());
             };
             match redis::cmd("SET")
-                .arg(key)
+                .arg(format!("{}{key}", self.namespace))
                 .arg(n)
                 .query_async::<()>(conn)
                 .await

@@ -1,6 +1,8 @@
-//! Redis Sentinel processes on free loopback ports, each with its own config file in a temp
-//! dir, monitoring one master as [`MASTER_NAME`]; killed by Drop guards. And the bench's
-//! own commands to them.
+//! Redis Sentinel processes, each with its own config file, monitoring one master as
+//! [`MASTER_NAME`]: on free loopback ports in a temp dir ([`Sentinels::start`]), or one per
+//! [`Place`] (a host of [`crate::netns::Net`], through `ip netns exec`), bound to and
+//! announcing that place's address, with their files in a kept directory
+//! ([`Sentinels::start_at`]). Killed by pid by Drop guards. And one-shot commands to them.
 
 use std::collections::HashMap;
 use std::fs::{self, File};
@@ -9,7 +11,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use redis_failover_client::NodeAddr;
-use redis_failover_tests::{free_port, log_tail, redis_cmd_timeout, spawn_guarded, GuardedChild};
+
+use crate::{free_port, log_tail, redis_cmd_at, spawn_guarded, GuardedChild, Place};
 
 use super::MASTER_NAME;
 
@@ -80,44 +83,75 @@ pub struct SentinelSettings {
 }
 
 struct SentinelProc {
+    ip: String,
     port: u16,
     log: PathBuf,
     child: GuardedChild,
 }
 
-/// Sentinel processes on free loopback ports, monitoring one master. Dropping it kills them,
-/// then removes their temp dir.
+/// Sentinel processes monitoring one master. Dropping it kills them, then removes their temp
+/// dir (if they have one).
 pub struct Sentinels {
     procs: Vec<SentinelProc>,
     settings: SentinelSettings,
+    dir: PathBuf,
     // last field: removed after the processes are gone
-    dir: tempfile::TempDir,
+    _temp: Option<tempfile::TempDir>,
 }
 
 impl Sentinels {
-    /// Starts `n` sentinels monitoring 127.0.0.1:`master_port` as [`MASTER_NAME`] and waits
-    /// until each answers PING. Blocking.
+    /// Starts `n` sentinels on free loopback ports monitoring 127.0.0.1:`master_port` as
+    /// [`MASTER_NAME`], their files in a temp dir, and waits until each answers PING. Blocking.
     pub fn start(
         program: &SentinelProgram,
         n: usize,
         master_port: u16,
         settings: SentinelSettings,
     ) -> Result<Sentinels, String> {
-        let dir = tempfile::Builder::new()
+        let temp = tempfile::Builder::new()
             .prefix("rf-sentinel-")
             .tempdir()
             .map_err(|e| format!("cannot create a temp dir for the sentinels: {e}"))?;
+        let dir = temp.path().to_path_buf();
+        let places = vec![Place::loopback(); n];
+        let master = NodeAddr::new("127.0.0.1", master_port);
+        Sentinels::start_in(program, &places, &master, settings, dir, Some(temp))
+    }
+
+    /// Starts one sentinel per place (bound to and announcing its address, on a free port)
+    /// monitoring `master` as [`MASTER_NAME`], with their configs and logs in `dir` (created,
+    /// kept), and waits until each answers PING from here. Blocking.
+    pub fn start_at(
+        program: &SentinelProgram,
+        places: &[Place],
+        master: &NodeAddr,
+        settings: SentinelSettings,
+        dir: &std::path::Path,
+    ) -> Result<Sentinels, String> {
+        fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        Sentinels::start_in(program, places, master, settings, dir.to_path_buf(), None)
+    }
+
+    fn start_in(
+        program: &SentinelProgram,
+        places: &[Place],
+        master: &NodeAddr,
+        settings: SentinelSettings,
+        dir: PathBuf,
+        temp: Option<tempfile::TempDir>,
+    ) -> Result<Sentinels, String> {
         let mut sentinels = Sentinels {
             procs: Vec::new(),
             settings,
             dir,
+            _temp: temp,
         };
-        for _ in 0..n {
+        for place in places {
             let mut last = String::new();
             let mut started = None;
             // A port picked by free_port() may be taken before the sentinel binds it.
             for _ in 0..3 {
-                match sentinels.start_one(program, master_port) {
+                match sentinels.start_one(program, place, master) {
                     Ok(p) => {
                         started = Some(p);
                         break;
@@ -136,41 +170,47 @@ impl Sentinels {
     fn start_one(
         &self,
         program: &SentinelProgram,
-        master_port: u16,
+        place: &Place,
+        master: &NodeAddr,
     ) -> Result<SentinelProc, String> {
         let port = free_port();
-        let dir = self.dir.path();
-        let conf = dir.join(format!("sentinel-{port}.conf"));
-        let log = dir.join(format!("sentinel-{port}.log"));
+        let ip = place.ip.clone();
+        let dir = self.dir.as_path();
+        let name = format!("sentinel-{ip}-{port}");
+        let conf = dir.join(format!("{name}.conf"));
+        let log = dir.join(format!("{name}.log"));
         let s = self.settings;
         let text = format!(
             "port {port}\n\
-             bind 127.0.0.1\n\
+             bind {ip}\n\
              protected-mode no\n\
              daemonize no\n\
              dir {dir}\n\
              logfile {log}\n\
-             sentinel monitor {MASTER_NAME} 127.0.0.1 {master_port} {quorum}\n\
+             sentinel announce-ip {ip}\n\
+             sentinel monitor {MASTER_NAME} {master_ip} {master_port} {quorum}\n\
              sentinel down-after-milliseconds {MASTER_NAME} {down}\n\
              sentinel failover-timeout {MASTER_NAME} {failover}\n\
              sentinel parallel-syncs {MASTER_NAME} {parallel}\n",
             dir = dir.display(),
             log = log.display(),
+            master_ip = master.host,
+            master_port = master.port,
             quorum = s.quorum,
             down = s.down_after_ms,
             failover = s.failover_timeout_ms,
             parallel = s.parallel_syncs,
         );
         fs::write(&conf, text).map_err(|e| format!("{}: {e}", conf.display()))?;
-        let out_path = dir.join(format!("sentinel-{port}.out"));
+        let out_path = dir.join(format!("{name}.out"));
         let out = File::create(&out_path).map_err(|e| format!("{}: {e}", out_path.display()))?;
         let out2 = out
             .try_clone()
             .map_err(|e| format!("{}: {e}", out_path.display()))?;
         let (bin, extra) = (program.program.clone(), program.extra.clone());
-        let conf_arg = conf.clone();
+        let (conf_arg, place2) = (conf.clone(), place.clone());
         let child = spawn_guarded(move || {
-            let mut cmd = Command::new(bin);
+            let mut cmd = place2.command(bin);
             cmd.arg(conf_arg)
                 .args(extra)
                 .stdin(Stdio::null())
@@ -181,12 +221,17 @@ impl Sentinels {
         .map_err(|e| format!("cannot start {}: {e}", program.program))?;
         let deadline = Instant::now() + SENTINEL_READY_TIMEOUT;
         loop {
-            if redis_cmd_timeout(port, Duration::from_millis(200), &["PING"]).is_ok() {
-                return Ok(SentinelProc { port, log, child });
+            if redis_cmd_at(&ip, port, Duration::from_millis(200), &["PING"]).is_ok() {
+                return Ok(SentinelProc {
+                    ip,
+                    port,
+                    log,
+                    child,
+                });
             }
             if let Some(st) = child.exit_status() {
                 return Err(format!(
-                    "sentinel on port {port} exited ({st}) before answering PING; tail of {}:\n{}\n{}",
+                    "sentinel {ip}:{port} exited ({st}) before answering PING; tail of {}:\n{}\n{}",
                     log.display(),
                     log_tail(&log, 20),
                     log_tail(&out_path, 5)
@@ -194,7 +239,7 @@ impl Sentinels {
             }
             if Instant::now() >= deadline {
                 return Err(format!(
-                    "sentinel on port {port} did not answer PING within {SENTINEL_READY_TIMEOUT:?}; tail of {}:\n{}",
+                    "sentinel {ip}:{port} did not answer PING within {SENTINEL_READY_TIMEOUT:?}; tail of {}:\n{}",
                     log.display(),
                     log_tail(&log, 20)
                 ));
@@ -206,6 +251,14 @@ impl Sentinels {
     /// The sentinels' ports.
     pub fn ports(&self) -> Vec<u16> {
         self.procs.iter().map(|p| p.port).collect()
+    }
+
+    /// The sentinels' addresses.
+    pub fn addrs(&self) -> Vec<NodeAddr> {
+        self.procs
+            .iter()
+            .map(|p| NodeAddr::new(p.ip.clone(), p.port))
+            .collect()
     }
 
     pub fn settings(&self) -> SentinelSettings {
@@ -222,7 +275,7 @@ impl Sentinels {
         loop {
             let mut missing = Vec::new();
             for p in &self.procs {
-                match sentinel_master_fields(p.port) {
+                match sentinel_master_fields(&p.ip, p.port) {
                     Ok(f) => {
                         let get = |k: &str| f.get(k).map(String::as_str).unwrap_or("?");
                         if get("flags") != "master"
@@ -237,7 +290,11 @@ impl Sentinels {
                                 get("num-other-sentinels")
                             ));
                         } else {
-                            match sentinel_cmd(p.port, &["SENTINEL", "CKQUORUM", MASTER_NAME]) {
+                            match sentinel_cmd_at(
+                                &p.ip,
+                                p.port,
+                                &["SENTINEL", "CKQUORUM", MASTER_NAME],
+                            ) {
                                 Ok(v) if v.first().is_some_and(|s| s.starts_with("OK")) => {}
                                 Ok(v) => missing.push(format!("{}: CKQUORUM {v:?}", p.port)),
                                 Err(e) => missing.push(format!("{}: CKQUORUM {e}", p.port)),
@@ -266,23 +323,7 @@ impl Sentinels {
     /// `SENTINEL get-master-addr-by-name` of every sentinel (blocking): the answer most of them
     /// give, and all answers.
     pub fn master_addr(&self) -> (Option<NodeAddr>, Vec<Result<NodeAddr, String>>) {
-        let answers: Vec<Result<NodeAddr, String>> = self
-            .procs
-            .iter()
-            .map(|p| {
-                let v = sentinel_cmd(
-                    p.port,
-                    &["SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER_NAME],
-                )?;
-                match v.as_slice() {
-                    [host, port] => port
-                        .parse()
-                        .map(|port| NodeAddr::new(host.clone(), port))
-                        .map_err(|_| format!("bad port {port:?}")),
-                    _ => Err(format!("unexpected answer {v:?}")),
-                }
-            })
-            .collect();
+        let answers = self.master_addrs(SENTINEL_CMD_TIMEOUT);
         let mut counts: HashMap<&NodeAddr, usize> = HashMap::new();
         for a in answers.iter().flatten() {
             *counts.entry(a).or_default() += 1;
@@ -295,12 +336,34 @@ impl Sentinels {
         (best, answers)
     }
 
+    /// `SENTINEL get-master-addr-by-name` of every sentinel, in order, each on a fresh
+    /// connection bounded by `timeout` (blocking).
+    pub fn master_addrs(&self, timeout: Duration) -> Vec<Result<NodeAddr, String>> {
+        self.procs
+            .iter()
+            .map(|p| {
+                let args = ["SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER_NAME];
+                let v = redis_cmd_at(&p.ip, p.port, timeout, &args)
+                    .map(|v| flatten(&v))
+                    .map_err(|e| format!("{}:{}: {e}", p.ip, p.port))?;
+                match v.as_slice() {
+                    [host, port] => port
+                        .parse()
+                        .map(|port| NodeAddr::new(host.clone(), port))
+                        .map_err(|_| format!("bad port {port:?}")),
+                    _ => Err(format!("unexpected answer {v:?}")),
+                }
+            })
+            .collect()
+    }
+
     /// A message when a sentinel process has exited.
     pub fn exited(&self) -> Option<String> {
         self.procs.iter().find_map(|p| {
             p.child.exit_status().map(|st| {
                 format!(
-                    "sentinel {} exited ({st}); tail of its log:\n{}",
+                    "sentinel {}:{} exited ({st}); tail of its log:\n{}",
+                    p.ip,
                     p.port,
                     log_tail(&p.log, 15)
                 )
@@ -319,7 +382,8 @@ impl Sentinels {
             .iter()
             .map(|p| {
                 format!(
-                    "\n--- tail of sentinel {}'s log:\n{}",
+                    "\n--- tail of sentinel {}:{}'s log:\n{}",
+                    p.ip,
                     p.port,
                     log_tail(&p.log, n)
                 )
@@ -328,9 +392,15 @@ impl Sentinels {
     }
 }
 
-/// One sentinel command on a fresh connection, the reply flattened to strings.
+/// One command to the sentinel on 127.0.0.1:`port` on a fresh connection, the reply
+/// flattened to strings.
 pub fn sentinel_cmd(port: u16, args: &[&str]) -> Result<Vec<String>, String> {
-    let v = redis_cmd_timeout(port, SENTINEL_CMD_TIMEOUT, args)
+    sentinel_cmd_at("127.0.0.1", port, args)
+}
+
+/// [`sentinel_cmd`] to the sentinel on `ip`:`port`.
+pub fn sentinel_cmd_at(ip: &str, port: u16, args: &[&str]) -> Result<Vec<String>, String> {
+    let v = redis_cmd_at(ip, port, SENTINEL_CMD_TIMEOUT, args)
         .map_err(|e| format!("{}: {e}", args.join(" ")))?;
     Ok(flatten(&v))
 }
@@ -355,8 +425,8 @@ fn flatten(v: &redis::Value) -> Vec<String> {
 }
 
 /// `SENTINEL MASTER mymaster` as a field map.
-fn sentinel_master_fields(port: u16) -> Result<HashMap<String, String>, String> {
-    let flat = sentinel_cmd(port, &["SENTINEL", "MASTER", MASTER_NAME])?;
+fn sentinel_master_fields(ip: &str, port: u16) -> Result<HashMap<String, String>, String> {
+    let flat = sentinel_cmd_at(ip, port, &["SENTINEL", "MASTER", MASTER_NAME])?;
     Ok(flat
         .chunks(2)
         .filter_map(|kv| match kv {
