@@ -105,6 +105,20 @@ pub fn scenarios() -> Vec<Scenario> {
             flap: None,
         },
         Scenario {
+            name: "master-client-isolated-drop-30s",
+            fault: Fault::Isolate(Role::Master),
+            mode: Mode::Drop,
+            duration: s(30),
+            flap: None,
+        },
+        Scenario {
+            name: "master-client-isolated-reject-30s",
+            fault: Fault::Isolate(Role::Master),
+            mode: Mode::Reject,
+            duration: s(30),
+            flap: None,
+        },
+        Scenario {
             name: "master-alone-isolated-drop-5s",
             fault: Fault::Between(
                 vec![Role::Master],
