@@ -19,13 +19,8 @@ pub fn join_error(e: JoinError) -> String {
 
 /// `panicked: <message>`.
 pub fn panic_message(p: Box<dyn Any + Send>) -> String {
-    match p.downcast::<String>() {
-        Ok(s) => format!("panicked: {s}"),
-        Err(p) => match p.downcast::<&'static str>() {
-            Ok(s) => format!("panicked: {s}"),
-            Err(_) => "panicked".to_string(),
-        },
-    }
+    redis_failover_tests::panic_text(&*p)
+        .map_or("panicked".to_string(), |s| format!("panicked: {s}"))
 }
 
 /// A fresh Redis trio (master + 2 replicas), started off the runtime's workers.

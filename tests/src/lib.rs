@@ -54,7 +54,9 @@ pub use redis_group::RedisGroup;
 pub use redis_helpers::{connect_async, parse_role, redis_cmd_at, redis_cmd_timeout, NodeRole};
 pub use redis_node::{check_redis, RedisNode};
 pub use scene::{group_topology, Scene};
-pub use util::{free_port, init_tracing, log_tail, pid_alive, unique_root, unix_ms, unix_ms_at};
+pub use util::{
+    free_port, init_tracing, log_tail, panic_text, pid_alive, unique_root, unix_ms, unix_ms_at,
+};
 pub use wait::{for_a_while, wait_until, wait_until_async};
 pub use zookeeper::{
     check_zookeeper, shared_zk, zk_cli, zk_four_letter, zk_four_letter_at, ZkServer,

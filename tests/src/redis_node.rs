@@ -339,9 +339,15 @@ impl RedisNode {
     }
 
     /// How many times the node ran command `name` (`cmdstat_<name>` of `INFO commandstats`;
-    /// 0 when never, or when the node does not answer).
+    /// 0 when never). Panics when the node does not answer: a count nobody read proves
+    /// nothing.
     pub fn calls(&self, name: &str) -> u64 {
-        let info = self.info("commandstats").unwrap_or_default();
+        let info = self.info("commandstats").unwrap_or_else(|| {
+            panic!(
+                "{}: no answer to INFO commandstats (counting {name})",
+                self.addr()
+            )
+        });
         info.lines()
             .find_map(|l| l.strip_prefix(&format!("cmdstat_{name}:calls=")))
             .and_then(|rest| rest.split(',').next()?.parse().ok())

@@ -91,3 +91,10 @@ pub fn pid_alive(pid: u32) -> bool {
         Err(_) => false,
     }
 }
+
+/// The message of a panic payload, when it is text.
+pub fn panic_text(p: &(dyn std::any::Any + Send)) -> Option<String> {
+    p.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+}

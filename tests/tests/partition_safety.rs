@@ -17,10 +17,9 @@ use std::time::Duration;
 
 use redis_failover_tests::init_tracing;
 use redis_failover_tests::netns::skip_unless_available;
-use redis_failover_tests::partition::{
-    self, manager_bin_next_to_tests, Fault, Mode, Options, Report, Role, Scenario,
-};
-use tokio::sync::Mutex;
+use redis_failover_tests::partition::{self, manager_bin_next_to_tests, Options, Report, Scenario};
+use tempfile::TempDir;
+use tokio::sync::{Mutex, MutexGuard};
 
 /// One scenario at a time across this file's tests.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
@@ -32,29 +31,50 @@ fn s(secs: u64) -> Duration {
     Duration::from_secs(secs)
 }
 
-fn scenario(name: &'static str, fault: Fault, mode: Mode, duration: Duration) -> Scenario {
-    Scenario {
-        name,
-        fault,
-        mode,
-        duration,
-        flap: None,
+/// `None` (the test is skipped, loudly) without root and iptables; otherwise this file's
+/// turn to run scenarios.
+async fn start(test: &str) -> Option<MutexGuard<'static, ()>> {
+    if !skip_unless_available(test) {
+        return None;
+    }
+    init_tracing();
+    Some(ONE_AT_A_TIME.lock().await)
+}
+
+/// Row `table_name` of the scenario table (`partition --list`), renamed `name` and
+/// shortened to `duration`.
+fn row(table_name: &str, name: &'static str, duration: Duration) -> Scenario {
+    let mut sc = partition::scenario(table_name)
+        .unwrap_or_else(|| panic!("no scenario {table_name} in the table"));
+    sc.name = name;
+    sc.duration = duration;
+    sc
+}
+
+/// A run's log directory, removed when the test passes and kept (and named) when it fails.
+struct Logs(Option<TempDir>);
+
+impl Drop for Logs {
+    fn drop(&mut self) {
+        if let (true, Some(dir)) = (std::thread::panicking(), self.0.take()) {
+            eprintln!("partition logs kept in {}", dir.keep().display());
+        }
     }
 }
 
 /// Runs `sc` with the managers' `--down-after-ms 1000` and writers pacing one write per
 /// 2 ms; `tweak` adjusts the options. Panics with the report's figures on a failed run.
-async fn run(sc: &Scenario, tweak: impl FnOnce(&mut Options)) -> Report {
-    let logs = tempfile::Builder::new()
+async fn run(sc: &Scenario, tweak: impl FnOnce(&mut Options)) -> (Report, Logs) {
+    let dir = tempfile::Builder::new()
         .prefix("rf-partition-test-")
         .tempdir()
         .expect("tmp");
     let bin = manager_bin_next_to_tests().expect("the manager binary");
     let mut o = Options::new(bin);
     o.down_after_ms = Some(1000);
-    o.managers_on_own_hosts = true;
     o.write_interval = Some(Duration::from_millis(2));
-    o.log_dir = logs.path().to_path_buf();
+    o.log_dir = dir.path().to_path_buf();
+    let logs = Logs(Some(dir));
     tweak(&mut o);
     let report = partition::run(&o, sc)
         .await
@@ -64,11 +84,7 @@ async fn run(sc: &Scenario, tweak: impl FnOnce(&mut Options)) -> Report {
         report.clients.iter().all(|c| c.acked > 0),
         "every client wrote: {report}"
     );
-    // Keep the logs of a failing run (the tempdir is deleted on drop otherwise).
-    if report.lost() > 0 {
-        let _ = logs.keep();
-    }
-    report
+    (report, logs)
 }
 
 fn client<'a>(r: &'a Report, name: &str) -> &'a partition::ClientReport {
@@ -80,40 +96,34 @@ fn client<'a>(r: &'a Report, name: &str) -> &'a partition::ClientReport {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn synchronous_mode_loses_no_acknowledged_write_in_any_partition() {
-    if !skip_unless_available("synchronous_mode_loses_no_acknowledged_write_in_any_partition") {
+    let Some(_turn) = start("synchronous_mode_loses_no_acknowledged_write_in_any_partition").await
+    else {
         return;
-    }
-    init_tracing();
-    let _one = ONE_AT_A_TIME.lock().await;
-    let master_alone = Fault::Between(
-        vec![Role::Master],
-        vec![Role::Replicas, Role::Zk, Role::Managers],
-    );
-    let mut flapping = scenario(
-        "sync-master-link-flapping-10s",
-        Fault::Isolate(Role::Master),
-        Mode::Drop,
-        s(10),
-    );
-    flapping.flap = Some((Duration::from_millis(300), Duration::from_millis(300)));
+    };
     let matrix = [
-        scenario(
+        row(
+            "master-client-isolated-drop-12s",
             "sync-master-client-isolated-drop-6s",
-            Fault::Isolate(Role::Master),
-            Mode::Drop,
             s(6),
         ),
-        scenario(
+        row(
+            "master-client-isolated-reject-5s",
             "sync-master-client-isolated-reject-5s",
-            Fault::Isolate(Role::Master),
-            Mode::Reject,
             s(5),
         ),
-        scenario("sync-master-alone-drop-5s", master_alone, Mode::Drop, s(5)),
-        flapping,
+        row(
+            "master-alone-isolated-drop-5s",
+            "sync-master-alone-drop-5s",
+            s(5),
+        ),
+        row(
+            "master-link-flapping-20s",
+            "sync-master-link-flapping-10s",
+            s(10),
+        ),
     ];
     for sc in &matrix {
-        let report = run(sc, |o| o.synchronous = Some((1, s(1)))).await;
+        let (report, _logs) = run(sc, |o| o.synchronous = Some((1, s(1)))).await;
         assert_eq!(
             report.lost(),
             0,
@@ -124,18 +134,17 @@ async fn synchronous_mode_loses_no_acknowledged_write_in_any_partition() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn by_default_only_the_fence_window_of_the_cut_off_side_can_be_lost() {
-    if !skip_unless_available("by_default_only_the_fence_window_of_the_cut_off_side_can_be_lost") {
+    let Some(_turn) =
+        start("by_default_only_the_fence_window_of_the_cut_off_side_can_be_lost").await
+    else {
         return;
-    }
-    init_tracing();
-    let _one = ONE_AT_A_TIME.lock().await;
-    let sc = scenario(
+    };
+    let sc = row(
+        "master-client-isolated-drop-12s",
         "default-master-client-isolated-drop-6s",
-        Fault::Isolate(Role::Master),
-        Mode::Drop,
         s(6),
     );
-    let report = run(&sc, |_| {}).await;
+    let (report, _logs) = run(&sc, |_| {}).await;
     assert_ne!(report.final_master, report.first_master, "{report}");
     // Unreachable, not proven gone: published no earlier than the fence bound.
     let published = report.published_after_cut.expect("a new master published");
@@ -155,18 +164,15 @@ async fn by_default_only_the_fence_window_of_the_cut_off_side_can_be_lost() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_manager_cut_from_the_master_alone_causes_no_failover() {
-    if !skip_unless_available("a_manager_cut_from_the_master_alone_causes_no_failover") {
+    let Some(_turn) = start("a_manager_cut_from_the_master_alone_causes_no_failover").await else {
         return;
-    }
-    init_tracing();
-    let _one = ONE_AT_A_TIME.lock().await;
-    let sc = scenario(
+    };
+    let sc = row(
+        "manager0-cut-from-master-drop-10s",
         "manager0-cut-from-master-drop-5s",
-        Fault::Between(vec![Role::Manager(0)], vec![Role::Master]),
-        Mode::Drop,
         s(5),
     );
-    let report = run(&sc, |_| {}).await;
+    let (report, _logs) = run(&sc, |_| {}).await;
     assert_eq!(
         report.published_after_cut, None,
         "a false failover: {report}"

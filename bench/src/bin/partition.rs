@@ -24,6 +24,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
 use redis_failover_bench::scaffold::{fail, warn_if_stale, Scaffold};
+use redis_failover_bench::tasks::panic_message;
 use redis_failover_tests::partition::{self, summary_table, Options, Report, System};
 
 /// Which systems run.
@@ -160,7 +161,7 @@ fn main() -> ExitCode {
                 let result = catch_unwind(AssertUnwindSafe(|| {
                     env.block_on(partition::run(&o, scenario))
                 }))
-                .unwrap_or_else(|p| Err(panic_text(&*p)));
+                .unwrap_or_else(|p| Err(panic_message(p)));
                 match &result {
                     Ok(report) => print!("{report}"),
                     Err(e) => eprintln!("partition: {} [{}]: {e}", scenario.name, system.name()),
@@ -184,11 +185,4 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
     })
-}
-
-fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
-    p.downcast_ref::<String>()
-        .cloned()
-        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-        .map_or("panicked".to_string(), |s| format!("panicked: {s}"))
 }

@@ -45,11 +45,22 @@ pub struct NodeHealth {
     latency: Option<Duration>,
     /// How many times the node was seen restarting (its `run_id` changed).
     restarts: u64,
-    /// Since its last success, the node was proven gone (see `ProbeResult::Gone`).
-    gone: bool,
-    /// Its latest failure was a silence while its host accepted connections (a hung
-    /// process, see `NodeError::Silent`).
-    hung: bool,
+    /// What its failures since its last success show about the process.
+    evidence: Evidence,
+}
+
+/// What a node's failures show about its process, beyond "it does not answer".
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Evidence {
+    /// Nothing: it may be cut off by the network, and serving clients elsewhere.
+    #[default]
+    None,
+    /// Its latest failure was a silence while its host accepted connections: a hung
+    /// process (see `NodeError::Silent`).
+    Hung,
+    /// It closed a connection, then refused new ones: the process is gone (see
+    /// `ProbeResult::Gone`). Kept until the next success, whatever fails after it.
+    Gone,
 }
 
 impl Default for NodeHealth {
@@ -72,8 +83,7 @@ impl NodeHealth {
             info_fresh: false,
             latency: None,
             restarts: 0,
-            gone: false,
-            hung: false,
+            evidence: Evidence::None,
         }
     }
 
@@ -131,8 +141,7 @@ impl NodeHealth {
             return None;
         }
         self.consecutive_failures = 0;
-        self.gone = false;
-        self.hung = false;
+        self.evidence = Evidence::None;
         self.last_ok = Some(self.last_ok.map_or(now, |t| t.max(now)));
         // A reply to a question asked before the state we already hold is older than it
         // (a poll in flight while the leader promoted this node): keep the newer state.
@@ -161,43 +170,39 @@ impl NodeHealth {
     /// then refused new ones, which a crashed or stopped process does and a firewall or a
     /// cut network cannot fake.
     pub fn proven_gone(&self) -> bool {
-        self.status == Status::Down && self.gone
-    }
-
-    /// A failure that proves the process gone (see [`Self::proven_gone`]).
-    pub fn on_gone(&mut self, now: Instant, reason: &str, max_failures: u32) -> Option<Transition> {
-        let t = self.on_failure(now, reason, max_failures);
-        self.gone = true;
-        t
+        self.status == Status::Down && self.evidence == Evidence::Gone
     }
 
     /// Down, and its latest failure shows a hung process rather than a cut network: its
     /// host completes TCP handshakes on its port, the process answers nobody.
     pub fn proven_hung(&self) -> bool {
-        self.status == Status::Down && self.hung
+        self.status == Status::Down && self.evidence == Evidence::Hung
     }
 
-    /// A silence while the node's host accepts connections (see [`Self::proven_hung`]).
-    pub fn on_silent(
-        &mut self,
-        now: Instant,
-        reason: &str,
-        max_failures: u32,
-    ) -> Option<Transition> {
-        let t = self.on_failure(now, reason, max_failures);
-        self.hung = true;
-        t
-    }
-
-    /// A probe failed (connection refused or dropped, deadline passed, error reply).
+    /// A probe failed (connection refused or dropped, deadline passed, error reply), showing
+    /// nothing more about the process.
     pub fn on_failure(
         &mut self,
         now: Instant,
         reason: &str,
         max_failures: u32,
     ) -> Option<Transition> {
+        self.on_failure_showing(now, reason, max_failures, Evidence::None)
+    }
+
+    /// A probe failed in a way that shows `evidence` (proof that the process is gone stays
+    /// until the next success).
+    pub fn on_failure_showing(
+        &mut self,
+        now: Instant,
+        reason: &str,
+        max_failures: u32,
+        evidence: Evidence,
+    ) -> Option<Transition> {
+        if self.evidence != Evidence::Gone {
+            self.evidence = evidence;
+        }
         self.consecutive_failures = self.consecutive_failures.saturating_add(1);
-        self.hung = false;
         self.last_error = Some(reason.to_string());
         self.last_failure_at = Some(self.last_failure_at.map_or(now, |t| t.max(now)));
         if self.status != Status::Down && self.consecutive_failures >= max_failures.max(1) {
@@ -403,5 +408,27 @@ mod tests {
             "2 consecutive failed probes, last: connection refused"
         );
         assert_eq!(h.down_since(), Some(now));
+    }
+
+    #[test]
+    fn proof_of_a_gone_process_stays_and_a_hang_is_the_latest_failure_only() {
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        let mut h = NodeHealth::new();
+        h.on_success(t0, Some(info()), None);
+        h.on_failure_showing(at(1), "silent", 2, Evidence::Hung);
+        h.on_failure_showing(at(2), "silent", 2, Evidence::Hung);
+        assert!(h.proven_hung() && !h.proven_gone());
+        h.on_failure(at(3), "connect timeout", 2);
+        assert!(
+            !h.proven_hung(),
+            "a later failure without a handshake: not hung"
+        );
+        h.on_failure_showing(at(4), "refused after a close", 2, Evidence::Gone);
+        h.on_failure(at(5), "refused", 2);
+        h.on_failure_showing(at(6), "silent", 2, Evidence::Hung);
+        assert!(h.proven_gone(), "proof of a gone process stays");
+        h.on_success(at(7), Some(info()), None);
+        assert!(!h.proven_gone() && !h.proven_hung());
     }
 }

@@ -112,11 +112,8 @@ impl GroupDaemon {
                     master: Some(master),
                     epoch: epoch.max(floor),
                     paused: self.known.pause.clone(),
-                    offsets_read_at: None,
-                    resyncing: Resyncing::default(),
                     fences: std::mem::take(&mut self.state.fences),
-                    fence_failed: Default::default(),
-                    switchover_failed_at: None,
+                    ..GroupState::default()
                 };
                 Next::Soon
             }
@@ -332,11 +329,8 @@ impl GroupDaemon {
             epoch: self.state.epoch + 1,
             paused: self.known.pause.clone(),
             master_restarts: self.restarts_of(to),
-            offsets_read_at: None,
-            resyncing: Resyncing::default(),
             fences: std::mem::take(&mut self.state.fences),
-            fence_failed: Default::default(),
-            switchover_failed_at: None,
+            ..GroupState::default()
         };
         // 3. Re-point the others, still as the leader.
         let Some(confirmed) = leader.confirm().await else {

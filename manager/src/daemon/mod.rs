@@ -24,7 +24,7 @@ use tracing::{debug, info, warn};
 use crate::config::GroupConfig;
 use crate::core::decide::GroupState;
 use crate::core::event_names::{MONITOR, PROBE_ERROR, REBOOT, SDOWN, SDOWN_CLEARED};
-use crate::core::health::{NodeHealth, Transition};
+use crate::core::health::{Evidence, NodeHealth, Transition};
 use crate::core::info::{NodeInfo, Role};
 use crate::core::select::Policy;
 use crate::core::votes::Strategy;
@@ -386,14 +386,18 @@ impl GroupDaemon {
                 if e.is_config_mistake() && h.consecutive_failures() == 0 {
                     warn!(group = %g, "{PROBE_ERROR} {node}: {e}");
                 }
-                match e {
-                    NodeError::Silent(_) => {
-                        h.on_silent(obs.at, &e.to_string(), self.rules.max_failures)
-                    }
-                    _ => h.on_failure(obs.at, &e.to_string(), self.rules.max_failures),
-                }
+                let evidence = match e {
+                    NodeError::Silent(_) => Evidence::Hung,
+                    _ => Evidence::None,
+                };
+                h.on_failure_showing(obs.at, &e.to_string(), self.rules.max_failures, evidence)
             }
-            ProbeResult::Gone(e) => h.on_gone(obs.at, &e.to_string(), self.rules.max_failures),
+            ProbeResult::Gone(e) => h.on_failure_showing(
+                obs.at,
+                &e.to_string(),
+                self.rules.max_failures,
+                Evidence::Gone,
+            ),
         };
         match t {
             Some(Transition::Down { reason }) => {

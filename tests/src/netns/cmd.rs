@@ -82,7 +82,7 @@ pub(crate) fn run(program: &str, args: &[&str], timeout: Duration) -> Result<Str
 }
 
 /// [`run`] with [`CMD_TIMEOUT`].
-pub(crate) fn ip(args: &[&str]) -> Result<String, String> {
+pub fn ip(args: &[&str]) -> Result<String, String> {
     run("ip", args, CMD_TIMEOUT)
 }
 

@@ -23,11 +23,12 @@ mod thread;
 use std::io::Write;
 use std::sync::OnceLock;
 
+pub use cmd::ip;
 pub use net::{leftovers, remove_stale, Host, Leftovers, Net, PREFIX};
 pub use rules::{Cut, Mode};
 pub use thread::HostTask;
 
-use cmd::{ip, iptables, tool};
+use cmd::{iptables, tool};
 
 /// The environment variable that turns a skip into a failure.
 pub const REQUIRE_ENV: &str = "RF_REQUIRE_NETNS";

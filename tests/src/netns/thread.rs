@@ -12,6 +12,7 @@ use std::sync::mpsc::{self, Receiver, TryRecvError};
 use std::time::{Duration, Instant};
 
 use super::net::Host;
+use crate::util::panic_text;
 use crate::wait::POLL;
 
 /// The result of a body running on a host, to be joined with a bound.
@@ -43,8 +44,12 @@ impl Host {
                         .enable_all()
                         .build()
                         .map_err(|e| format!("{label}: cannot build a runtime: {e}"))?;
-                    catch_unwind(AssertUnwindSafe(|| rt.block_on(body())))
-                        .map_err(|p| format!("{label} panicked: {}", panic_text(&*p)))
+                    catch_unwind(AssertUnwindSafe(|| rt.block_on(body()))).map_err(|p| {
+                        format!(
+                            "{label} panicked: {}",
+                            panic_text(&*p).unwrap_or_else(|| "(not a string)".to_string())
+                        )
+                    })
                 });
                 let _ = tx.send(result);
             })
@@ -65,13 +70,6 @@ fn enter(ns: &str) -> Result<(), String> {
         ));
     }
     Ok(())
-}
-
-fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
-    p.downcast_ref::<String>()
-        .cloned()
-        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_else(|| "(not a string)".to_string())
 }
 
 impl<T> HostTask<T> {

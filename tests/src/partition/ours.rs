@@ -2,6 +2,8 @@
 //! managers' hosts, the topology they publish (the first new master, convergence), and the
 //! clients' writer: our [`Client`] in a [`ClientWriter`].
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use redis_failover_client::{Client, NodeAddr, Topology};
@@ -94,37 +96,32 @@ impl Ours {
         (t.master == Some(nodes[m].node_addr()) && t.slaves.len() == nodes.len() - 1).then_some(m)
     }
 
-    /// Watches from here, for up to `until`, for the first topology naming a master other
-    /// than `first`.
+    /// Watches from here, for up to `until` or until `stop` (then after a last look), for
+    /// the first topology naming a master other than `first`.
     pub(super) fn watch(
         &self,
         first: NodeAddr,
         until: Duration,
+        stop: Arc<AtomicBool>,
     ) -> tokio::task::JoinHandle<Option<Instant>> {
         let (session, root) = (self.session.clone(), self.root.clone());
-        tokio::spawn(async move { first_new_master(&session, &root, &Some(first), until).await })
+        tokio::spawn(async move {
+            let end = Instant::now() + until;
+            loop {
+                let t: Option<Topology> = read_topology(&session, &root).await;
+                if t.is_some_and(|t| t.master.is_some() && t.master != Some(first.clone())) {
+                    return Some(Instant::now());
+                }
+                if stop.load(Ordering::SeqCst) || Instant::now() >= end {
+                    return None;
+                }
+                tokio::time::sleep(WATCH_EVERY).await;
+            }
+        })
     }
 
     /// A message when a manager process has exited.
     pub(super) fn exited(&self) -> Option<String> {
         self.managers.exited()
     }
-}
-
-/// When `<root>/nodes` first names a master other than `first` (polled for up to `until`).
-async fn first_new_master(
-    session: &zk::Client,
-    root: &str,
-    first: &Option<NodeAddr>,
-    until: Duration,
-) -> Option<Instant> {
-    let end = Instant::now() + until;
-    while Instant::now() < end {
-        let t: Option<Topology> = read_topology(session, root).await;
-        if t.is_some_and(|t| t.master.is_some() && t.master != *first) {
-            return Some(Instant::now());
-        }
-        tokio::time::sleep(WATCH_EVERY).await;
-    }
-    None
 }

@@ -2,7 +2,7 @@
 //! `ours` or `sentinel`), the writers on their hosts, the fault and the heal, convergence, and
 //! the loss check.
 
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -136,10 +136,15 @@ impl Plane {
         }
     }
 
-    fn watch(&self, first: NodeAddr, until: Duration) -> tokio::task::JoinHandle<Option<Instant>> {
+    fn watch(
+        &self,
+        first: NodeAddr,
+        until: Duration,
+        stop: &Stop,
+    ) -> tokio::task::JoinHandle<Option<Instant>> {
         match self {
-            Plane::Ours(ours) => ours.watch(first, until),
-            Plane::Sentinel(s) => s.watch(first, until),
+            Plane::Ours(ours) => ours.watch(first, until, stop.flag()),
+            Plane::Sentinel(s) => s.watch(first, until, stop.flag()),
         }
     }
 
@@ -165,7 +170,7 @@ struct RunningClient {
 async fn drive<W: SeqWriter>(
     w: W,
     o: (Option<Duration>, Duration),
-    ready_tx: mpsc::Sender<()>,
+    ready_tx: oneshot::Sender<()>,
     stop_rx: oneshot::Receiver<()>,
 ) -> WriteLog {
     let (interval, bound) = o;
@@ -185,14 +190,14 @@ async fn drive<W: SeqWriter>(
 
 /// Starts a writer (keys under `<name>:`) on `host` as `spec` says, writing back to back;
 /// waits for its first acknowledgement.
-fn start_client(
+async fn start_client(
     net: &Net,
     (name, host): (&'static str, &'static str),
     spec: ClientSpec,
     o: &Options,
 ) -> Result<RunningClient, String> {
     let namespace = format!("{name}:");
-    let (ready_tx, ready_rx) = mpsc::channel();
+    let (ready_tx, ready_rx) = oneshot::channel::<()>();
     let (stop, stop_rx) = oneshot::channel::<()>();
     let ns = namespace.clone();
     let bounds = (o.write_interval, o.write_bound);
@@ -215,9 +220,22 @@ fn start_client(
             }
         })
     })?;
-    ready_rx.recv_timeout(START_TIMEOUT).map_err(|_| {
-        format!("client {name} on {host}: no acknowledged write within {START_TIMEOUT:?}")
-    })?;
+    match tokio::time::timeout(START_TIMEOUT, ready_rx).await {
+        Ok(Ok(())) => {}
+        // The writer ended before its first acknowledgement: say why.
+        Ok(Err(_)) => {
+            let why = match task.join(Duration::from_secs(5)).await {
+                Ok(Err(e)) | Err(e) => e,
+                Ok(Ok(_)) => "it stopped".to_string(),
+            };
+            return Err(format!("client {name} on {host}: {why}"));
+        }
+        Err(_) => {
+            return Err(format!(
+                "client {name} on {host}: no acknowledged write within {START_TIMEOUT:?}"
+            ))
+        }
+    }
     Ok(RunningClient {
         name,
         host,
@@ -225,6 +243,27 @@ fn start_client(
         task,
         stop,
     })
+}
+
+/// Tells a watcher to look one last time and end: set by [`Stop::now`], or when dropped (a
+/// run that ends early, or panics, leaves no watcher behind).
+#[derive(Default)]
+pub(super) struct Stop(Arc<AtomicBool>);
+
+impl Stop {
+    pub(super) fn flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.0)
+    }
+
+    fn now(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Stop {
+    fn drop(&mut self) {
+        self.now();
+    }
 }
 
 /// The node every other node replicates from (link up), when exactly one answers master.
@@ -280,13 +319,19 @@ pub async fn run(o: &Options, sc: &Scenario) -> Result<Report, String> {
     let spec = plane.client_spec(o);
     let mut clients = Vec::new();
     for c in CLIENTS {
-        clients.push(start_client(&net, c, spec.clone(), o)?);
+        clients.push(start_client(&net, c, spec.clone(), o).await?);
     }
     tokio::time::sleep(o.warm_up).await;
 
     // The fault, watched from here: the first topology with another master.
     let cut_at = Instant::now();
-    let watch = plane.watch(first_master.clone(), sc.duration + o.converge_timeout);
+    // Stopped once the group has converged, or when this run ends early.
+    let stop_watch = Stop::default();
+    let watch = plane.watch(
+        first_master.clone(),
+        sc.duration + o.converge_timeout,
+        &stop_watch,
+    );
     let cuts = {
         let (net, o2, sc2) = (Arc::clone(&net), o.clone(), sc.clone());
         tokio::task::spawn_blocking(move || match sc2.flap {
@@ -315,6 +360,7 @@ pub async fn run(o: &Options, sc: &Scenario) -> Result<Report, String> {
     )
     .await;
     let converged_after_heal = heal_at.elapsed();
+    stop_watch.now();
     let published_at = watch.await.map_err(|e| format!("the watcher: {e}"))?;
     tokio::time::sleep(AFTER_CONVERGED).await;
 

@@ -4,6 +4,7 @@
 //! new one, convergence), and the clients' writer: redis-rs's Sentinel client in a
 //! [`SentinelWriter`].
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -104,17 +105,18 @@ impl SentinelSide {
             .then_some(m)
     }
 
-    /// Watches from here, for up to `until`, for the first time any sentinel names a master
-    /// other than `first`.
+    /// Watches from here, for up to `until` or until `stop` (then after a last look), for
+    /// the first time any sentinel names a master other than `first`.
     pub(super) fn watch(
         &self,
         first: NodeAddr,
         until: Duration,
+        stop: Arc<AtomicBool>,
     ) -> tokio::task::JoinHandle<Option<Instant>> {
         let s = Arc::clone(&self.sentinels);
         tokio::task::spawn_blocking(move || {
             let end = Instant::now() + until;
-            while Instant::now() < end {
+            loop {
                 let named_other = s
                     .master_addrs(ASK_TIMEOUT)
                     .iter()
@@ -122,9 +124,11 @@ impl SentinelSide {
                 if named_other {
                     return Some(Instant::now());
                 }
+                if stop.load(Ordering::SeqCst) || Instant::now() >= end {
+                    return None;
+                }
                 std::thread::sleep(WATCH_EVERY);
             }
-            None
         })
     }
 

@@ -69,8 +69,7 @@ impl SentinelProgram {
 }
 
 fn on_path(name: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
+    crate::process::find_program(name, std::env::var_os("PATH").as_deref()).is_some()
 }
 
 /// The Sentinel settings of one master.

@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::core::fence::{FenceSetting, Fencing};
-use crate::core::health::NodeHealth;
+use crate::core::health::{Evidence, NodeHealth};
 use crate::core::info::{NodeInfo, Role};
 use crate::core::votes::Verdict;
 
@@ -57,9 +57,11 @@ fn view(how: Failed, fenced: bool, h3_down: bool, now: Instant) -> View {
     for i in 1..=3 {
         let at = now + Duration::from_millis(i);
         match how {
-            Failed::Gone => m.on_gone(at, "connection: refused", 3),
+            Failed::Gone => m.on_failure_showing(at, "connection: refused", 3, Evidence::Gone),
             Failed::Silent => m.on_failure(at, "no reply within 333 ms", 3),
-            Failed::Hung => m.on_silent(at, "no reply within 333 ms (hung)", 3),
+            Failed::Hung => {
+                m.on_failure_showing(at, "no reply within 333 ms (hung)", 3, Evidence::Hung)
+            }
         };
     }
     v.insert(a(1), m);
