@@ -350,16 +350,22 @@ impl Client {
                 None => (Err(no_master()), false),
                 Some(node) => match self.connection(&node, blocking).await {
                     Err(e) => (Err(e), false),
-                    Ok(mut conn) => match (&term, &watcher) {
-                        // Its own connection, dropped (closed) with the request.
-                        (Some(t), Some(w)) => {
-                            let registered = &mut self.local.registered;
-                            send_to_master(&mut conn, req, sync, t, w, registered, &node.addr)
-                                .await
-                                .into_try()
+                    Ok(mut conn) => {
+                        // Connecting took time: the lease is checked again before sending.
+                        if let Err(e) = self.check_lease(target) {
+                            return (Err(e), false);
                         }
-                        _ => (send(&mut conn.redis, req).await, true),
-                    },
+                        match (&term, &watcher) {
+                            // Its own connection, dropped (closed) with the request.
+                            (Some(t), Some(w)) => {
+                                let registered = &mut self.local.registered;
+                                send_to_master(&mut conn, req, sync, t, w, registered, &node.addr)
+                                    .await
+                                    .into_try()
+                            }
+                            _ => (send(&mut conn.redis, req).await, true),
+                        }
+                    }
                 },
             },
             Some(slot) => {
@@ -373,6 +379,10 @@ impl Client {
                             }
                         }),
                     };
+                    // Connecting took time: the lease is checked again before sending.
+                    if let Err(e) = self.check_lease(target) {
+                        return (Err(e), false);
+                    }
                 }
                 let local = &mut self.local;
                 let master = local.conns.as_deref().and_then(|c| c.master.as_deref());

@@ -33,7 +33,7 @@ pub(crate) async fn send(
 /// The reply to one command. redis-rs hands error replies over as values (the caller's
 /// `query` turns them into errors); the ones that mean "not applied here, ask the topology"
 /// must be seen by the retry logic.
-pub(crate) fn one_reply(v: Value) -> RedisResult<Reply> {
+fn one_reply(v: Value) -> RedisResult<Reply> {
     match v {
         Value::ServerError(e) if not_applied_reply(&e) => Err(e.into()),
         v => Ok(Reply::One(v)),
@@ -43,7 +43,7 @@ pub(crate) fn one_reply(v: Value) -> RedisResult<Reply> {
 /// The replies to a pipeline: an error when every reply says "not applied" (a pipeline of
 /// writes sent to a demoted master, or its aborted MULTI/EXEC): none of it took effect, and
 /// it may be retried.
-pub(crate) fn many_replies(values: Vec<Value>) -> RedisResult<Reply> {
+fn many_replies(values: Vec<Value>) -> RedisResult<Reply> {
     let mut all = values.iter().filter_map(|v| match v {
         Value::ServerError(e) => Some(e),
         _ => None,
@@ -58,17 +58,19 @@ pub(crate) fn many_replies(values: Vec<Value>) -> RedisResult<Reply> {
 }
 
 /// An error reply that proves the command was not applied because of the node's role or
-/// state: `READONLY`, `LOADING`, `MASTERDOWN`, or a `MULTI`/`EXEC` aborted for one of them.
+/// state: `READONLY`, `LOADING`, `MASTERDOWN`, `NOREPLICAS` (a master fenced by
+/// `min-replicas-to-write` refuses the write before running it), or a `MULTI`/`EXEC`
+/// aborted for one of them.
 pub(crate) fn not_applied_reply(e: &redis::ServerError) -> bool {
     match e.kind() {
         Some(
             ServerErrorKind::ReadOnly | ServerErrorKind::BusyLoading | ServerErrorKind::MasterDown,
         ) => true,
         Some(ServerErrorKind::ExecAbort) => e.details().is_some_and(|d| {
-            ["READONLY", "LOADING", "MASTERDOWN"]
+            ["READONLY", "LOADING", "MASTERDOWN", "NOREPLICAS"]
                 .iter()
                 .any(|c| d.contains(c))
         }),
-        _ => false,
+        _ => e.code() == "NOREPLICAS",
     }
 }

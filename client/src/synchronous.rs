@@ -115,6 +115,9 @@ struct State {
 }
 
 const CLOSED: u64 = u64::MAX;
+/// How long past its own timeout a `WAIT` may take to answer before it counts as failed
+/// (Redis answers a `WAIT` within about 100 ms of its timeout).
+const WAIT_GRACE: Duration = Duration::from_secs(1);
 
 impl Syncer {
     pub(crate) fn new() -> Self {
@@ -238,7 +241,20 @@ async fn drive(shared: Arc<Shared>, mut conn: MultiplexedConnection, sync: Synch
             continue;
         };
         let left = deadline.saturating_duration_since(Instant::now());
-        let wait = conn.send_packed_command(&sync.wait_cmd(left)).await;
+        // Bounded also when the connection has no response timeout (a blocking command's
+        // own connection) and the master goes silent.
+        let wait = match tokio::time::timeout(
+            left + WAIT_GRACE,
+            conn.send_packed_command(&sync.wait_cmd(left)),
+        )
+        .await
+        {
+            Ok(r) => r,
+            Err(_) => Err(RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "WAIT did not answer",
+            ))),
+        };
         let verdict = sync.verdict(wait);
         let st = shared.lock();
         if st.closed {

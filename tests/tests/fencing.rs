@@ -9,6 +9,19 @@ use redis_failover_tests::{wait_until, RedisGroup, RedisNode};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
+/// SETs the node refused before running them (`rejected_calls` of `INFO commandstats`).
+fn rejected_sets(node: &RedisNode) -> u64 {
+    let info = node.info("commandstats").expect("INFO commandstats");
+    info.lines()
+        .find_map(|l| l.strip_prefix("cmdstat_set:"))
+        .and_then(|l| {
+            l.split(',')
+                .find_map(|kv| kv.strip_prefix("rejected_calls="))
+        })
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
 fn fenced(node: &RedisNode) -> Option<()> {
     node.info("replication")
         .filter(|i| i.contains("min_slaves_good_slaves:"))
@@ -20,7 +33,7 @@ async fn a_fenced_master_refuses_writes_once_its_replicas_stop_acknowledging() {
     let pair = RedisGroup::start(1, &[]);
     // The leader must not see the replica go (it would lift the fence: nothing left to
     // promote); the fence alone acts here.
-    let (m, _s, t) = managed(&pair, "fence", |c| {
+    let (m, s, t) = managed(&pair, "fence", |c| {
         c.down_after_ms = Some(60_000);
         c.fencing_max_lag_secs = Some(1);
     })
@@ -47,6 +60,21 @@ async fn a_fenced_master_refuses_writes_once_its_replicas_stop_acknowledging() {
     println!(
         "fenced {} ms after the replica stopped: {refused}",
         took.as_millis()
+    );
+    // The client knows a NOREPLICAS write was not applied: it retries it (each try is a
+    // call the master rejected) and then reports NOREPLICAS, not "may have been executed".
+    let mut client = s.client().await;
+    let rejected_before = rejected_sets(master);
+    let e = redis::cmd("SET")
+        .arg("via-client")
+        .arg("1")
+        .query_async::<()>(&mut client)
+        .await
+        .expect_err("a fenced master refuses the write");
+    assert_eq!(e.code(), Some("NOREPLICAS"), "{e}");
+    assert!(
+        rejected_sets(master) >= rejected_before + 2,
+        "a NOREPLICAS write was not retried: {e}"
     );
     // The bound the managers wait for (max-lag + 2 s), with room for a slow machine.
     assert!(
