@@ -158,8 +158,8 @@ impl ClientBuilder {
         self
     }
 
-    /// Synchronous mode: an acknowledged write means "on the master and on at least
-    /// `replicas` replicas". Once the reply to a request that may write (a command, a
+    /// Strict synchronous mode: an acknowledged write means "on the master and on at least
+    /// `replicas` replicas", always. Once the reply to a request that may write (a command, a
     /// pipeline, a transaction, through `AsyncCommands` or `redis::pipe()`) arrives from the
     /// master, the client waits for a `WAIT replicas timeout` sent after it on the same
     /// connection (one `WAIT` serves every write that was answered before it was sent: group
@@ -172,9 +172,27 @@ impl ClientBuilder {
     ///
     /// A `WAIT` holds the master's connection (requests queued behind it wait too) until the
     /// replicas acknowledge: so the command timeout of every connection grows by `timeout`.
-    /// Default: off (Redis's asynchronous replication).
+    ///
+    /// Default: on, but not strict: each write waits for 1 replica within 1 s, for as many
+    /// as the topology lists when it lists fewer, and for none while it lists none (a group
+    /// without a live replica keeps taking writes, as Patroni's `synchronous_mode` does; such
+    /// writes are on the master only). Strict mode fails those writes instead. See
+    /// [`Self::asynchronous`] to turn it off.
     pub fn synchronous(mut self, replicas: usize, timeout: Duration) -> Self {
-        self.synchronous = Some(Synchronous { replicas, timeout });
+        self.synchronous = Some(Synchronous {
+            replicas,
+            timeout,
+            strict: true,
+        });
+        self
+    }
+
+    /// Redis's own asynchronous replication: a write is acknowledged once the master has it,
+    /// as with a plain Redis client. Faster (no `WAIT`), but a write acknowledged just
+    /// before the master crashes or is cut off may be lost in the failover (docs/safety.md
+    /// says when). Run the managers with `--synchronous-replicas 0` to match.
+    pub fn asynchronous(mut self) -> Self {
+        self.synchronous = None;
         self
     }
 
@@ -299,7 +317,7 @@ impl Client {
             namespace: None,
             write_lease: None,
             stale_reads: true,
-            synchronous: None,
+            synchronous: Some(crate::synchronous::DEFAULT),
         }
     }
 }

@@ -260,10 +260,14 @@ impl Client {
     }
 
     /// The synchronous mode for `req` to `target`: requests to the master that may write.
+    /// In the default (not strict) mode, how many replicas the topology lists decides.
     fn sync_for(&self, target: Target, req: &Request<'_>) -> Option<Synchronous> {
-        self.inner
+        let sync = self
+            .inner
             .sync
-            .filter(|_| target == Target::Master && Synchronous::needed_for(req))
+            .filter(|_| target == Target::Master && Synchronous::needed_for(req))?;
+        let listed = self.local.conns.as_deref().map_or(0, |c| c.replicas.len());
+        sync.for_listed(listed)
     }
 
     /// The first try on the connection this handle already holds, if it holds one: a small

@@ -43,9 +43,30 @@ pub(crate) struct Synchronous {
     pub(crate) replicas: usize,
     /// How long a write may wait for them after its reply.
     pub(crate) timeout: Duration,
+    /// `false` (the default mode): wait for at most as many replicas as the topology lists,
+    /// and not at all while it lists none; `true` (set by
+    /// [`ClientBuilder::synchronous`](crate::ClientBuilder::synchronous)): always `replicas`.
+    pub(crate) strict: bool,
 }
 
+/// The default: every write on at least one replica, while the topology lists one.
+pub(crate) const DEFAULT: Synchronous = Synchronous {
+    replicas: 1,
+    timeout: Duration::from_secs(1),
+    strict: false,
+};
+
 impl Synchronous {
+    /// What a write waits for while the topology lists `listed` replicas: `None` when it
+    /// does not wait (not strict, no replica listed).
+    pub(crate) fn for_listed(self, listed: usize) -> Option<Synchronous> {
+        if self.strict {
+            return Some(self);
+        }
+        let replicas = self.replicas.min(listed);
+        (replicas > 0).then_some(Synchronous { replicas, ..self })
+    }
+
     /// `WAIT` with at most `left` of the timeout (at least 1 ms: `WAIT n 0` never returns).
     fn wait_cmd(&self, left: Duration) -> Cmd {
         let ms = left.max(MIN_WAIT).as_micros().div_ceil(1000);
@@ -109,6 +130,9 @@ struct State {
     next: u64,
     /// The earliest deadline of the joiners of round `next`, if it has any.
     deadline: Option<Instant>,
+    /// The most replicas a joiner of round `next` needs (joiners may differ when the
+    /// topology changes: [`Synchronous::for_listed`]).
+    replicas: usize,
     /// Whether the driver task runs (started on the first join).
     driving: bool,
     closed: bool,
@@ -152,6 +176,8 @@ impl Syncer {
             };
             match verdict {
                 Verdict::Acked => return Ok(()),
+                // The round waited for more replicas than this joiner needs.
+                Verdict::Short(n) if n >= 0 && n as u64 >= sync.replicas as u64 => return Ok(()),
                 // The round's timeout was an earlier joiner's: this one waits on, in the next.
                 Verdict::Short(_) if deadline > Instant::now() + MIN_WAIT => continue,
                 Verdict::Short(n) => return Err(sync.fail(Some(n), None)),
@@ -174,10 +200,13 @@ impl Syncer {
         match st.deadline {
             None => {
                 st.deadline = Some(deadline);
+                st.replicas = sync.replicas;
                 self.shared.wake.notify_one();
             }
-            Some(d) if deadline < d => st.deadline = Some(deadline),
-            Some(_) => {}
+            Some(d) => {
+                st.deadline = Some(d.min(deadline));
+                st.replicas = st.replicas.max(sync.replicas);
+            }
         }
         if !st.driving {
             st.driving = true;
@@ -230,12 +259,13 @@ async fn drive(shared: Arc<Shared>, mut conn: MultiplexedConnection, sync: Synch
                 return;
             }
             let round = st.next;
+            let replicas = st.replicas;
             st.deadline.take().map(|d| {
                 st.next += 1;
-                (round, d)
+                (round, d, Synchronous { replicas, ..sync })
             })
         };
-        let Some((round, deadline)) = next else {
+        let Some((round, deadline, sync)) = next else {
             // A permit is kept when nobody waits: a join just before this is not missed.
             shared.wake.notified().await;
             continue;
@@ -299,10 +329,30 @@ mod tests {
     }
 
     #[test]
+    fn the_default_waits_for_the_replicas_the_topology_lists() {
+        let n = |s: Synchronous, listed| s.for_listed(listed).map(|s| s.replicas);
+        assert_eq!(n(DEFAULT, 0), None, "no replica listed: no WAIT");
+        assert_eq!(n(DEFAULT, 1), Some(1));
+        assert_eq!(n(DEFAULT, 2), Some(1));
+        let two = Synchronous {
+            replicas: 2,
+            ..DEFAULT
+        };
+        assert_eq!(n(two, 1), Some(1));
+        assert_eq!(n(two, 3), Some(2));
+        let strict = Synchronous {
+            strict: true,
+            ..two
+        };
+        assert_eq!(n(strict, 0), Some(2), "strict: always the number asked for");
+        assert_eq!(n(strict, 1), Some(2));
+    }
+
+    #[test]
     fn wait_never_gets_timeout_zero() {
         let s = Synchronous {
-            replicas: 1,
             timeout: Duration::from_millis(500),
+            ..DEFAULT
         };
         let ms = |d| crate::route::tests::strings(&s.wait_cmd(d))[2].clone();
         assert_eq!(ms(Duration::ZERO), "1");

@@ -11,6 +11,7 @@ use tracing::{info, warn};
 
 use crate::config::{self, Config, ConfigError};
 use crate::core::event_names::{HTTP_ERROR, MANAGER_STARTED, MANAGER_STOPPING};
+use crate::core::guard::Credential;
 use crate::core::select::Policy;
 use crate::core::votes;
 use crate::daemon;
@@ -189,7 +190,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             link_grace: config.down_after * 10,
             max_lag_bytes: config.max_lag_bytes,
             fencing: config.fencing,
-            synchronous_replicas: config.synchronous_replicas,
+            synchronous_replicas: config
+                .synchronous_replicas
+                .min(group.nodes.len().saturating_sub(1)),
+            replication_guard: config.replication_guard,
         };
         let vote = daemon::VoteSettings {
             strategy: config.node_strategy,
@@ -199,6 +203,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         let (snapshot_tx, snapshot_rx) = watch::channel(http::GroupSnapshot::default());
         snapshots.push(snapshot_rx);
         let rules = daemon::Rules {
+            guard: config.replication_guard.then(|| {
+                Credential::derive(
+                    group.paths.root(),
+                    config.auth.password.as_ref().map(|p| p.expose()),
+                )
+            }),
             max_failures: config.max_failures,
             down_after: config.down_after,
             policy,

@@ -219,3 +219,107 @@ async fn a_master_restarted_faster_than_a_crash_is_confirmed_is_failed_over() {
     assert!(master.get("kept:0").is_some(), "it got the data back");
     m.stop().await.expect("stop");
 }
+
+/// `CONFIG GET name` on `node`, as a string ("" when unset or unanswered).
+fn config_get(node: &RedisNode, name: &str) -> String {
+    match node.cmd(&["CONFIG", "GET", name]) {
+        Ok(redis::Value::Array(v)) => v
+            .get(1)
+            .and_then(|x| redis::from_redis_value::<String>(x.clone()).ok())
+            .unwrap_or_default(),
+        Ok(redis::Value::Map(m)) => m
+            .first()
+            .and_then(|(_, x)| redis::from_redis_value::<String>(x.clone()).ok())
+            .unwrap_or_default(),
+        _ => String::new(),
+    }
+}
+
+/// Issue 11, item 7: the master restarts empty while no manager runs (the leader died with
+/// it). With the replication guard (the default) its replicas cannot resync from it — they
+/// authenticate as a user only the leader creates, at run time, and the restarted process
+/// has lost it — and the next leader promotes a replica with the data instead of adopting
+/// the empty master. With `--replication-guard off` the replicas resync from the empty
+/// master on their own, and the data is gone: what the guard prevents.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_restarted_empty_while_no_manager_runs_is_neither_synced_from_nor_adopted() {
+    use redis_failover_manager::config::Switch;
+    use redis_failover_tests::for_a_while;
+    const USER: &str = "redis-failover-replication";
+    for guard in [Switch::On, Switch::Off] {
+        let trio = RedisGroup::trio();
+        let master = trio.node(0);
+        let name = format!("unseen_restart_{guard:?}").to_lowercase();
+        let (m, s, before) = managed(&trio, &name, |c| c.replication_guard = Some(guard)).await;
+        if guard == Switch::On {
+            for i in 0..3 {
+                wait_until(DEADLINE, "the guard on every node", || {
+                    (config_get(trio.node(i), "masteruser") == USER).then_some(())
+                });
+            }
+        }
+        write_keys(master, "kept", 50, 100);
+        let master_offset = master.offset().expect("master offset");
+        for i in 1..3 {
+            wait_until(DEADLINE, "replicas caught up", || {
+                (trio.node(i).offset()? >= master_offset).then_some(())
+            });
+        }
+        m.stop().await.expect("stop");
+        master.restart(None);
+        assert!(master.get("kept:0").is_none(), "the master restarted empty");
+
+        if guard == Switch::Off {
+            // Nothing stops them: each replica resyncs from the empty master within a
+            // second or two and throws its data away.
+            for i in 1..3 {
+                trio.node(i).wait_follows(
+                    master.port(),
+                    true,
+                    DEADLINE,
+                    "resynced from the empty master",
+                );
+                assert!(
+                    trio.node(i).get("kept:0").is_none(),
+                    "replica {i} lost its data"
+                );
+            }
+            continue;
+        }
+        // Replicas retry about once a second: three seconds is three refused attempts.
+        for_a_while(
+            Duration::from_secs(3),
+            Duration::from_millis(100),
+            || async {
+                for i in 1..3 {
+                    let r = trio.node(i);
+                    assert!(
+                        !r.follows(master.port(), true),
+                        "replica {i} synced from the empty master"
+                    );
+                    assert!(r.get("kept:49").is_some(), "replica {i} kept its data");
+                }
+            },
+        )
+        .await;
+        let m = s.manager(&trio.addrs(), |_| {});
+        let t = s
+            .wait_new_master(DEADLINE, "a replica with the data promoted", &before)
+            .await;
+        let new = t.master.clone().expect("master");
+        assert_ne!(new, master.node_addr());
+        assert!(t.epoch > before.epoch, "{t:?}");
+        let new_node = trio.node_at(&new);
+        for i in 0..50 {
+            assert!(
+                new_node.get(&format!("kept:{i}")).is_some(),
+                "kept:{i} on {new}"
+            );
+        }
+        master.wait_follows(new.port, true, DEADLINE, "the restarted node re-pointed");
+        wait_until(DEADLINE, "the restarted node got the data back", || {
+            master.get("kept:49")
+        });
+        m.stop().await.expect("stop");
+    }
+}

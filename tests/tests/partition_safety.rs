@@ -4,11 +4,11 @@
 //! back from the final master. Needs root and iptables: without them each test says
 //! `SKIPPED (needs root and iptables)` on stderr (fails with `RF_REQUIRE_NETNS=1`, as CI sets).
 //!
-//! - synchronous mode (clients `synchronous(1, ..)`, managers `--synchronous-replicas 1`):
-//!   no acknowledged write is lost in any scenario;
-//! - the defaults (asynchronous replication, the master's fence): the far client loses
-//!   nothing, and the near client (cut off with the master) loses only writes the old
-//!   master acknowledged within its fence bound after the cut;
+//! - the defaults (the master's fence; clients acknowledge a write once a replica has it,
+//!   managers `--synchronous-replicas 1`): no acknowledged write is lost in any scenario;
+//! - asynchronous mode (clients `asynchronous()`, managers `--synchronous-replicas 0`): the
+//!   far client loses nothing, and the near client (cut off with the master) loses only
+//!   writes the old master acknowledged within its fence bound after the cut;
 //! - a manager cut from the master alone causes no failover.
 //!
 //! The scenarios run one at a time (each starts ten processes on this machine).
@@ -95,56 +95,63 @@ fn client<'a>(r: &'a Report, name: &str) -> &'a partition::ClientReport {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn synchronous_mode_loses_no_acknowledged_write_in_any_partition() {
-    let Some(_turn) = start("synchronous_mode_loses_no_acknowledged_write_in_any_partition").await
+async fn the_defaults_lose_no_acknowledged_write_in_any_partition() {
+    let Some(_turn) = start("the_defaults_lose_no_acknowledged_write_in_any_partition").await
     else {
         return;
     };
     let matrix = [
         row(
             "master-client-isolated-drop-12s",
-            "sync-master-client-isolated-drop-6s",
+            "default-master-client-isolated-drop-6s",
             s(6),
         ),
         row(
             "master-client-isolated-reject-5s",
-            "sync-master-client-isolated-reject-5s",
+            "default-master-client-isolated-reject-5s",
             s(5),
         ),
         row(
             "master-alone-isolated-drop-5s",
-            "sync-master-alone-drop-5s",
+            "default-master-alone-drop-5s",
             s(5),
         ),
         row(
             "master-link-flapping-20s",
-            "sync-master-link-flapping-10s",
+            "default-master-link-flapping-10s",
             s(10),
         ),
     ];
     for sc in &matrix {
-        let (report, _logs) = run(sc, |o| o.synchronous = Some((1, s(1)))).await;
+        let (report, _logs) = run(sc, |_| {}).await;
+        for c in &report.clients {
+            assert!(
+                c.acked > 0,
+                "client {} had no write acknowledged: {report}",
+                c.name
+            );
+        }
         assert_eq!(
             report.lost(),
             0,
-            "acknowledged writes lost in synchronous mode: {report}"
+            "acknowledged writes lost with the defaults: {report}"
         );
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn by_default_only_the_fence_window_of_the_cut_off_side_can_be_lost() {
+async fn asynchronous_mode_loses_only_the_fence_window_of_the_cut_off_side() {
     let Some(_turn) =
-        start("by_default_only_the_fence_window_of_the_cut_off_side_can_be_lost").await
+        start("asynchronous_mode_loses_only_the_fence_window_of_the_cut_off_side").await
     else {
         return;
     };
     let sc = row(
         "master-client-isolated-drop-12s",
-        "default-master-client-isolated-drop-6s",
+        "async-master-client-isolated-drop-6s",
         s(6),
     );
-    let (report, _logs) = run(&sc, |_| {}).await;
+    let (report, _logs) = run(&sc, |o| o.synchronous = Some((0, s(1)))).await;
     assert_ne!(report.final_master, report.first_master, "{report}");
     // Unreachable, not proven gone: published no earlier than the fence bound.
     let published = report.published_after_cut.expect("a new master published");
@@ -179,4 +186,58 @@ async fn a_manager_cut_from_the_master_alone_causes_no_failover() {
     );
     assert_eq!(report.final_master, report.first_master, "{report}");
     assert_eq!(report.lost(), 0, "{report}");
+}
+
+/// How many lines of the managers' logs (`manager-*.log` in the run's log directory)
+/// contain `text`.
+fn count_lines(report: &Report, text: &str) -> usize {
+    let dir = std::fs::read_dir(&report.log_dir).expect("the run's log directory");
+    dir.filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("manager-"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+        .map(|log| log.lines().filter(|l| l.contains(text)).count())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_cut_from_zookeeper_mid_failover_is_replaced_and_nothing_is_lost() {
+    let Some(_turn) =
+        start("a_leader_cut_from_zookeeper_mid_failover_is_replaced_and_nothing_is_lost").await
+    else {
+        return;
+    };
+    // The master's host cut off; once the leader has recorded the promotion (it then holds
+    // the new master's publication for the fence bound), the leader is cut from ZooKeeper,
+    // not from Redis.
+    let sc = row(
+        "leader-cut-from-zk-mid-failover-20s",
+        "leader-cut-from-zk-mid-failover-20s",
+        s(20),
+    );
+    let (report, _logs) = run(&sc, |_| {}).await;
+    assert_eq!(
+        report.cuts, 2,
+        "the leader was cut from ZooKeeper: {report}"
+    );
+    assert_ne!(report.final_master, report.first_master, "{report}");
+    for c in &report.clients {
+        assert!(
+            c.acked > 0,
+            "client {} had no write acknowledged: {report}",
+            c.name
+        );
+    }
+    assert_eq!(report.lost(), 0, "{report}");
+    // One promotion, chosen once: the next leader finished it instead of choosing again
+    // (holding its publication for the fence bound), and the cut-off leader, unable to
+    // publish, did not act on its own.
+    assert_eq!(count_lines(&report, "+selected-replica "), 1, "{report}");
+    assert_eq!(
+        count_lines(
+            &report,
+            "finishing the promotion recorded in the znode; publishing it in"
+        ),
+        1,
+        "{report}"
+    );
 }

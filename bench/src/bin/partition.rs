@@ -87,9 +87,9 @@ struct Opts {
     #[arg(long, value_name = "DIR")]
     log_dir: Option<PathBuf>,
 
-    /// Synchronous mode: the clients acknowledge a write once N replicas have it (WAIT N,
-    /// 1 s timeout) and the managers run with --synchronous-replicas N [default: off]. Ours
-    /// only
+    /// Replication mode: N > 0, the clients acknowledge a write once N replicas have it
+    /// (strict, WAIT N, 1 s timeout); 0, asynchronous(); the managers run with
+    /// --synchronous-replicas N [default: both sides' defaults, one replica]. Ours only
     #[arg(long, value_name = "N")]
     synchronous: Option<usize>,
 

@@ -76,11 +76,12 @@ pub struct Opts {
     #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..))]
     round_timeout_secs: u64,
 
-    /// Synchronous mode on the client side of the throughput test: writes acknowledged by
-    /// `WAIT N`, shared by concurrent writes (group commit; the trio has 2 replicas). 0: off
-    /// (the default, asynchronous replication).
-    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=2))]
-    synchronous: u64,
+    /// The client side's replication mode in the throughput test: N > 0, strict synchronous
+    /// mode (`WAIT N`, shared by concurrent writes: group commit; the trio has 2 replicas);
+    /// 0, `asynchronous()` [default: the client's default, one replica while the topology
+    /// lists one].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(0..=2))]
+    synchronous: Option<u64>,
 
     /// `WAIT`'s timeout with --synchronous, in ms.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=60_000))]

@@ -86,12 +86,11 @@ pub(super) async fn run(env: &Env<'_>) -> Result<(), String> {
     let mut builder = Client::builder(zk_connect)
         .znode_path(&root)
         .master_only(true);
-    if o.synchronous > 0 {
-        builder = builder.synchronous(
-            o.synchronous as usize,
-            Duration::from_millis(o.synchronous_timeout_ms),
-        );
-    }
+    builder = match o.synchronous {
+        None => builder,
+        Some(0) => builder.asynchronous(),
+        Some(n) => builder.synchronous(n as usize, Duration::from_millis(o.synchronous_timeout_ms)),
+    };
     let client = tokio::time::timeout(deadline, builder.connect())
         .await
         .map_err(|_| "Client::connect timed out".to_string())?
@@ -130,13 +129,13 @@ pub(super) async fn run(env: &Env<'_>) -> Result<(), String> {
     println!(
         "  plain  = redis::Client::open(\"redis://{master}/\").get_multiplexed_async_connection()"
     );
-    let mode = if o.synchronous > 0 {
-        format!(
-            ", synchronous({}, {} ms): SETs acknowledged by shared WAITs",
-            o.synchronous, o.synchronous_timeout_ms
-        )
-    } else {
-        String::new()
+    let mode = match o.synchronous {
+        None => ", default mode: SETs acknowledged by WAIT 1 (shared)".to_string(),
+        Some(0) => ", asynchronous()".to_string(),
+        Some(n) => format!(
+            ", synchronous({n}, {} ms): SETs acknowledged by shared WAITs",
+            o.synchronous_timeout_ms
+        ),
     };
     println!(
         "  client = redis_failover_client::Client, master_only(true){mode}, topology from {root}/nodes"

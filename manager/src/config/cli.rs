@@ -101,9 +101,21 @@ pub struct Cli {
     #[arg(long, env = "REDIS_FAILOVER_FENCING_MAX_LAG_SECS", value_name = "SECS")]
     pub fencing_max_lag_secs: Option<u64>,
 
+    /// on: replicas authenticate to their master as a user the leader creates at run time
+    /// (ACL SETUSER), so that a master that restarted empty cannot be synced from before the
+    /// leader decides; off: the nodes' authentication is left alone [default: on].
+    #[arg(
+        long,
+        env = "REDIS_FAILOVER_REPLICATION_GUARD",
+        value_name = "on|off",
+        hide_possible_values = true
+    )]
+    pub replication_guard: Option<Switch>,
+
     /// Clients acknowledge a write only once this many replicas have it (the client's
-    /// synchronous(N) option, WAIT N): a failover then promotes only a replica holding every
-    /// such write, and only when enough replicas answer to know which [default: 0, off].
+    /// synchronous mode, WAIT N; its default is 1): a failover then promotes only a replica
+    /// holding every such write, and only when enough replicas answer to know which; 0 for
+    /// clients that use asynchronous() [default: 1, or 0 in a group without replicas].
     #[arg(long, env = "REDIS_FAILOVER_SYNCHRONOUS_REPLICAS", value_name = "N")]
     pub synchronous_replicas: Option<usize>,
 
@@ -157,6 +169,14 @@ pub struct Cli {
 pub enum FencingMode {
     MinReplicas,
     None,
+}
+
+/// An on/off option.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Switch {
+    On,
+    Off,
 }
 
 /// What to do instead of running the daemon.

@@ -16,13 +16,15 @@ pub const DEFAULT_DOWN_AFTER_MS: u64 = 2000;
 pub const DEFAULT_ZK_SESSION_TIMEOUT_MS: u64 = 6000;
 pub const DEFAULT_GROUP_NAME: &str = "mymaster";
 pub const DEFAULT_FENCING_MAX_LAG_SECS: u64 = 2;
+/// Clients default to synchronous mode with one replica (the client's `synchronous` doc).
+pub const DEFAULT_SYNCHRONOUS_REPLICAS: usize = 1;
 
 mod cli;
 mod file;
 #[cfg(test)]
 mod tests;
 
-pub use cli::{zk_target, Cli, Command};
+pub use cli::{zk_target, Cli, Command, FencingMode, Switch};
 pub use file::{FileConfig, FileGroup, NodesValue, Secret};
 
 /// How to log in to every Redis node.
@@ -52,8 +54,10 @@ pub struct Config {
     pub max_lag_bytes: Option<u64>,
     /// `--fencing` and `--fencing-max-lag-secs`.
     pub fencing: crate::core::fence::Fencing,
-    /// `--synchronous-replicas`.
+    /// `--synchronous-replicas` (at most each group's replicas when not given).
     pub synchronous_replicas: usize,
+    /// `--replication-guard`.
+    pub replication_guard: bool,
     pub node_strategy: crate::core::votes::Strategy,
     pub required_node_managers: usize,
     pub http_addr: Option<std::net::SocketAddr>,
@@ -137,13 +141,13 @@ impl Config {
             }
         }
 
-        let synchronous_replicas = cli
-            .synchronous_replicas
-            .or(file.synchronous_replicas)
-            .unwrap_or(0);
+        // The default (1) applies to each group as far as it has replicas; a number given
+        // must fit every group.
+        let given = cli.synchronous_replicas.or(file.synchronous_replicas);
+        let synchronous_replicas = given.unwrap_or(DEFAULT_SYNCHRONOUS_REPLICAS);
         if let Some(g) = groups
             .iter()
-            .find(|g| synchronous_replicas > g.nodes.len().saturating_sub(1))
+            .find(|g| given.is_some() && synchronous_replicas > g.nodes.len().saturating_sub(1))
         {
             return err(format!(
                 "--synchronous-replicas {synchronous_replicas} is more than the {} replicas of \
@@ -232,6 +236,8 @@ impl Config {
             max_lag_bytes: cli.max_lag_bytes.or(file.max_lag_bytes),
             fencing,
             synchronous_replicas,
+            replication_guard: cli.replication_guard.or(file.replication_guard)
+                != Some(cli::Switch::Off),
             node_strategy,
             required_node_managers,
             http_addr: cli.http_addr.or(file.http_addr),

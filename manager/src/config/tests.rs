@@ -187,3 +187,28 @@ fn config_file_errors_name_the_file() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn synchronous_replicas_default_to_one_and_a_given_number_must_fit() {
+    let z = ["-z", "z:1"];
+    let c = load(&[&z[..], &["-n", "h:1"]].concat(), "").expect("one node is fine");
+    assert_eq!(
+        c.synchronous_replicas, 1,
+        "the default; run.rs caps it per group"
+    );
+    let c = load(
+        &[&z[..], &["-n", "h:1,h:2", "--synchronous-replicas", "0"]].concat(),
+        "",
+    )
+    .expect("0 turns it off");
+    assert_eq!(c.synchronous_replicas, 0);
+    let e = load(
+        &[&z[..], &["-n", "h:1,h:2", "--synchronous-replicas", "2"]].concat(),
+        "",
+    )
+    .expect_err("two of one replica");
+    assert!(
+        e.contains("--synchronous-replicas 2 is more than the 1 replicas of group"),
+        "{e}"
+    );
+}

@@ -139,6 +139,7 @@ mod tests {
                 link_up,
                 syncing,
                 link_down_secs: (!link_up).then_some(0),
+                last_io_secs: None,
             };
             let role = match n {
                 N::Master | N::Down => Role::Master,
@@ -151,6 +152,9 @@ mod tests {
                 offset: 10,
                 priority: 100,
                 fenced: false,
+                replid: String::new(),
+                replid2: String::new(),
+                second_offset: 0,
             };
             h.on_success(now, Some(info), None);
             if let N::Down = n {

@@ -38,6 +38,8 @@ event_names! {
     RECONF_REPLICA_FAILED = "-reconf-replica-failed": "REPLICAOF failed on a node; retried on a later cycle";
     FENCE = "+fence": "the leader set min-replicas-to-write / min-replicas-max-lag on a node (`--fencing min-replicas`): a master with a live replica is fenced, others are not";
     FENCE_FAILED = "-fence-failed": "CONFIG SET of the fence failed on a node (CONFIG renamed or not allowed?); retried 10 s later";
+    GUARD = "+guard": "the leader created the replication user on a node it trusts and set the node's masteruser/masterauth to it (`--replication-guard on`): a restarted node loses both, so its replicas cannot resync from it before the leader decides";
+    GUARD_FAILED = "-guard-failed": "ACL SETUSER or CONFIG SET of the replication guard failed on a node (ACL or CONFIG not allowed?); retried 10 s later";
     FENCE_WAIT = "+fence-wait": "an unreachable master was replaced in Redis; the new master is published once the old one has fenced itself";
     SWITCH_MASTER = "+switch-master": "a new master is published (`+switch-master <group> <old ip> <old port> <new ip> <new port>`, as Sentinel)";
     SWITCH_MASTER_UNPUBLISHED = "-switch-master-unpublished": "the new master answers as master but the znode could not be written yet; retried";

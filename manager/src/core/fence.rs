@@ -100,6 +100,9 @@ mod tests {
             offset: 1,
             priority: 100,
             fenced: false,
+            replid: String::new(),
+            replid2: String::new(),
+            second_offset: 0,
         };
         h.on_success(Instant::now(), Some(info), None);
         h
@@ -111,6 +114,7 @@ mod tests {
             link_up: true,
             syncing: false,
             link_down_secs: None,
+            last_io_secs: None,
         }
     }
 

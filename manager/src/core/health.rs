@@ -45,6 +45,7 @@ pub struct NodeHealth {
     latency: Option<Duration>,
     /// How many times the node was seen restarting (its `run_id` changed).
     restarts: u64,
+    started_at: Option<Instant>,
     /// What its failures since its last success show about the process.
     evidence: Evidence,
 }
@@ -83,12 +84,24 @@ impl NodeHealth {
             info_fresh: false,
             latency: None,
             restarts: 0,
+            started_at: None,
             evidence: Evidence::None,
         }
     }
 
     pub fn restarts(&self) -> u64 {
         self.restarts
+    }
+
+    /// When the node's process started, as its `uptime_in_seconds` said (whole seconds:
+    /// up to a second late); `None` until read.
+    pub fn started_at(&self) -> Option<Instant> {
+        self.started_at
+    }
+
+    /// The node's process was identified: it started at `started_at`.
+    pub fn on_identified(&mut self, started_at: Option<Instant>) {
+        self.started_at = started_at;
     }
 
     /// `+reboot`: the node answers with a new `run_id`. Whatever it held in memory is gone;
@@ -238,6 +251,9 @@ mod tests {
             offset: 1,
             priority: 100,
             fenced: false,
+            replid: String::new(),
+            replid2: String::new(),
+            second_offset: 0,
         }
     }
 
@@ -363,10 +379,14 @@ mod tests {
                 link_up: true,
                 syncing: false,
                 link_down_secs: None,
+                last_io_secs: None,
             },
             offset: 5,
             priority: 100,
             fenced: false,
+            replid: String::new(),
+            replid2: String::new(),
+            second_offset: 0,
         };
         h.on_success(t0, Some(replica.clone()), None);
         // The leader promoted the node and recorded what it saw at t0 + 10 ms...

@@ -20,6 +20,9 @@ pub enum Role {
         /// `master_link_down_since_seconds` while the link is down; `None` when it is up or
         /// the link never came up (Redis reports -1).
         link_down_secs: Option<u64>,
+        /// `master_last_io_seconds_ago` while the link is up: how long ago the master last
+        /// sent something (data, or its `PING` every `repl-ping-replica-period`).
+        last_io_secs: Option<u64>,
     },
 }
 
@@ -36,6 +39,16 @@ pub struct NodeInfo {
     /// `min-replicas-max-lag` are both set, so it refuses writes once cut off from its
     /// replicas (see `fence.rs`).
     pub fenced: bool,
+    /// `master_replid`: the replication history this node's data belongs to (a master makes
+    /// a new one when it starts or is promoted; a replica takes its master's). Empty when
+    /// not reported.
+    pub replid: String,
+    /// `master_replid2`: the history this node continued when it was promoted (all zeros
+    /// otherwise), valid up to the offset of its promotion.
+    pub replid2: String,
+    /// `second_repl_offset`: `replid2`'s history is continued up to (not including) this
+    /// offset; 0 when there is none.
+    pub second_offset: u64,
 }
 
 impl NodeInfo {
@@ -57,6 +70,19 @@ impl NodeInfo {
 
     pub fn syncing(&self) -> bool {
         matches!(self.role, Role::Replica { syncing: true, .. })
+    }
+
+    /// How long ago (seconds) this replica last heard from `master` over a link that is up.
+    pub fn heard_from(&self, master: &NodeAddr) -> Option<u64> {
+        match &self.role {
+            Role::Replica {
+                master: m,
+                link_up: true,
+                last_io_secs,
+                ..
+            } if m == master => *last_io_secs,
+            _ => None,
+        }
     }
 
     /// A replica whose link is up, or went down at most `grace` ago (by its own account).
@@ -81,10 +107,14 @@ pub fn parse_info_replication(text: &str, priority: Option<u32>) -> Result<NodeI
     let mut link_up = false;
     let mut syncing = false;
     let mut link_down_secs = None;
+    let mut last_io_secs = None;
     let mut master_offset = None;
     let mut slave_offset = None;
     let mut info_priority = None;
     let mut fenced = false;
+    let mut replid = String::new();
+    let mut replid2 = String::new();
+    let mut second_offset = 0;
     for line in text.lines() {
         let Some((key, value)) = line.trim_end_matches('\r').split_once(':') else {
             continue;
@@ -96,10 +126,14 @@ pub fn parse_info_replication(text: &str, priority: Option<u32>) -> Result<NodeI
             "master_link_status" => link_up = value == "up",
             "master_sync_in_progress" => syncing = value == "1",
             "master_link_down_since_seconds" => link_down_secs = value.parse::<u64>().ok(),
+            "master_last_io_seconds_ago" => last_io_secs = value.parse::<u64>().ok(),
             "master_repl_offset" => master_offset = value.parse::<u64>().ok(),
             "slave_repl_offset" => slave_offset = value.parse::<u64>().ok(),
             "slave_priority" | "replica_priority" => info_priority = value.parse::<u32>().ok(),
             "min_slaves_good_slaves" | "min_replicas_good_replicas" => fenced = true,
+            "master_replid" => replid = value.to_string(),
+            "master_replid2" => replid2 = value.to_string(),
+            "second_repl_offset" => second_offset = value.parse::<u64>().unwrap_or(0),
             _ => {}
         }
     }
@@ -110,6 +144,9 @@ pub fn parse_info_replication(text: &str, priority: Option<u32>) -> Result<NodeI
             offset: master_offset.unwrap_or(0),
             priority,
             fenced,
+            replid,
+            replid2,
+            second_offset,
         }),
         Some("slave") | Some("replica") => {
             let (Some(host), Some(port)) = (master_host, master_port) else {
@@ -121,11 +158,15 @@ pub fn parse_info_replication(text: &str, priority: Option<u32>) -> Result<NodeI
                     link_up,
                     syncing,
                     link_down_secs: if link_up { None } else { link_down_secs },
+                    last_io_secs: if link_up { last_io_secs } else { None },
                 },
                 // A replica whose link never came up has no slave_repl_offset worth trusting.
                 offset: slave_offset.or(master_offset).unwrap_or(0),
                 priority,
                 fenced: false,
+                replid,
+                replid2,
+                second_offset,
             })
         }
         Some(other) => Err(format!("unexpected role:{other} in INFO replication")),
@@ -145,17 +186,17 @@ mod tests {
     fn table() {
         let h = |p| NodeAddr::new("127.0.0.1", p);
         let cases: Vec<(&str, &str, Option<u32>, Result<NodeInfo, &str>)> = vec![
-            ("master", MASTER, None, Ok(NodeInfo { role: Role::Master, offset: 42, priority: 100, fenced: false })),
-            ("master with CONFIG priority", MASTER, Some(0), Ok(NodeInfo { role: Role::Master, offset: 42, priority: 0, fenced: false })),
-            ("replica", REPLICA, None, Ok(NodeInfo { role: Role::Replica { master: h(7000), link_up: true, syncing: false, link_down_secs: None }, offset: 40, priority: 10, fenced: false })),
-            ("CONFIG wins over INFO", REPLICA, Some(0), Ok(NodeInfo { role: Role::Replica { master: h(7000), link_up: true, syncing: false, link_down_secs: None }, offset: 40, priority: 0, fenced: false })),
+            ("master", MASTER, None, Ok(NodeInfo { role: Role::Master, offset: 42, priority: 100, fenced: false, replid: "abc".into(), replid2: String::new(), second_offset: 0 })),
+            ("master with CONFIG priority", MASTER, Some(0), Ok(NodeInfo { role: Role::Master, offset: 42, priority: 0, fenced: false, replid: "abc".into(), replid2: String::new(), second_offset: 0 })),
+            ("replica", REPLICA, None, Ok(NodeInfo { role: Role::Replica { master: h(7000), link_up: true, syncing: false, link_down_secs: None, last_io_secs: Some(0) }, offset: 40, priority: 10, fenced: false, replid: String::new(), replid2: String::new(), second_offset: 0 })),
+            ("CONFIG wins over INFO", REPLICA, Some(0), Ok(NodeInfo { role: Role::Replica { master: h(7000), link_up: true, syncing: false, link_down_secs: None, last_io_secs: Some(0) }, offset: 40, priority: 0, fenced: false, replid: String::new(), replid2: String::new(), second_offset: 0 })),
             (
                 "replica with link down",
                 "role:slave\nmaster_host:10.0.0.1\nmaster_port:6379\nmaster_link_status:down\nmaster_link_down_since_seconds:12\nmaster_sync_in_progress:1\nslave_repl_offset:7\n",
                 None,
-                Ok(NodeInfo { role: Role::Replica { master: NodeAddr::new("10.0.0.1", 6379), link_up: false, syncing: true, link_down_secs: Some(12) }, offset: 7, priority: 100, fenced: false }),
+                Ok(NodeInfo { role: Role::Replica { master: NodeAddr::new("10.0.0.1", 6379), link_up: false, syncing: true, link_down_secs: Some(12), last_io_secs: None }, offset: 7, priority: 100, fenced: false, replid: String::new(), replid2: String::new(), second_offset: 0 }),
             ),
-            ("fenced master", "role:master\r\nmin_slaves_good_slaves:1\r\nmaster_repl_offset:5\r\n", None, Ok(NodeInfo { role: Role::Master, offset: 5, priority: 100, fenced: true })),
+            ("fenced master", "role:master\r\nmin_slaves_good_slaves:1\r\nmaster_repl_offset:5\r\n", None, Ok(NodeInfo { role: Role::Master, offset: 5, priority: 100, fenced: true, replid: String::new(), replid2: String::new(), second_offset: 0 })),
             ("no role", "# Replication\r\n", None, Err("no role")),
             ("replica without master", "role:slave\n", None, Err("lacks master_host")),
             ("sentinel", "role:sentinel\n", None, Err("unexpected role:sentinel")),

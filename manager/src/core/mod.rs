@@ -10,6 +10,7 @@
 //! - [`derive`]: the topology to publish, from the nodes' roles.
 //! - [`manual`]: an operator's manual failover request, judged.
 //! - [`fence`]: self-fencing of the master (`min-replicas-to-write`) and its time bound.
+//! - [`guard`]: the replication user that keeps replicas from syncing from a restarted master.
 //! - [`promotion`]: the one promotion sequence's plan, for every kind of failover.
 //! - [`event_names`]: every event name the manager logs, with its meaning.
 //! - [`events`]: Sentinel's pub/sub events derived from two successive topologies.
@@ -23,6 +24,7 @@ pub mod derive;
 pub mod event_names;
 pub mod events;
 pub mod fence;
+pub mod guard;
 pub mod health;
 pub mod info;
 pub mod manual;

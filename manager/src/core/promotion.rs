@@ -209,6 +209,9 @@ mod tests {
             offset: 10,
             priority: 100,
             fenced: false,
+            replid: String::new(),
+            replid2: String::new(),
+            second_offset: 0,
         };
         h.on_success(Instant::now(), Some(info), None);
         h
@@ -220,6 +223,7 @@ mod tests {
             link_up: true,
             syncing: false,
             link_down_secs: None,
+            last_io_secs: None,
         })
     }
 
@@ -335,6 +339,7 @@ mod tests {
             link_up,
             syncing,
             link_down_secs: None,
+            last_io_secs: None,
         })
     }
 

@@ -23,6 +23,9 @@ pub struct Policy {
     /// `--synchronous-replicas`: clients acknowledge a write once this many replicas have
     /// it (`WAIT`); 0 when they do not.
     pub synchronous_replicas: usize,
+    /// `--replication-guard`: the leader puts the replication user on trusted nodes
+    /// (`guard.rs`).
+    pub replication_guard: bool,
 }
 
 /// Ranks promotion candidates: lower `replica-priority`, then larger replication offset,

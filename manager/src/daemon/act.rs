@@ -14,8 +14,8 @@ use crate::core::decide::{
 };
 use crate::core::derive::Resyncing;
 use crate::core::event_names::{
-    FAILOVER_NOT_LEADER, FENCE_FAILED, FENCE_WAIT, HISTORY_WRITE, LEADER_UNCONFIRMED, PROMOTED,
-    PUBLISH_FAILED, REBOOT_KEPT, RECONF_REPLICA, RECONF_REPLICA_FAILED, SWITCH_MASTER,
+    FAILOVER_NOT_LEADER, FENCE_FAILED, FENCE_WAIT, GUARD_FAILED, HISTORY_WRITE, LEADER_UNCONFIRMED,
+    PROMOTED, PUBLISH_FAILED, REBOOT_KEPT, RECONF_REPLICA, RECONF_REPLICA_FAILED, SWITCH_MASTER,
     SWITCH_MASTER_UNPUBLISHED,
 };
 use crate::core::fence::FenceSetting;
@@ -100,7 +100,12 @@ impl GroupDaemon {
         };
         match decision {
             Decision::Steady | Decision::Wait { .. } => Next::Idle,
-            Decision::Adopt { master, epoch, .. } => {
+            Decision::Adopt {
+                master,
+                epoch,
+                hold,
+                ..
+            } => {
                 // An unreadable znode lost its epoch; every earlier epoch took a write, so
                 // its version bounds them all.
                 let floor = match &self.known.published {
@@ -113,6 +118,8 @@ impl GroupDaemon {
                     epoch: epoch.max(floor),
                     paused: self.known.pause.clone(),
                     fences: std::mem::take(&mut self.state.fences),
+                    guards: std::mem::take(&mut self.state.guards),
+                    publish_not_before: (!hold.is_zero()).then(|| Instant::now() + hold),
                     ..GroupState::default()
                 };
                 Next::Soon
@@ -172,6 +179,39 @@ impl GroupDaemon {
             Decision::Fence { node, setting, .. } => {
                 self.fence(&leader, &node, setting).await;
                 Next::Soon
+            }
+            Decision::Guard { node, .. } => {
+                let Some(confirmed) = leader.confirm().await else {
+                    warn!(group = %self.cfg.name, "{LEADER_UNCONFIRMED}: not setting the replication guard on {node}");
+                    return Next::Idle;
+                };
+                if self.still_leading(
+                    &confirmed,
+                    &format!("not setting the replication guard on {node}"),
+                ) {
+                    self.guard(&node).await;
+                }
+                Next::Soon
+            }
+        }
+    }
+
+    /// `+guard`: the replication user and credential on `n` (the leader's lock confirmed
+    /// by the caller). Recorded with `n`'s restart count; a failure is retried later.
+    async fn guard(&mut self, n: &NodeAddr) -> bool {
+        let Some(credential) = self.rules.guard.clone() else {
+            return true;
+        };
+        match node::set_guard(&self.connector, n, &credential).await {
+            Ok(()) => {
+                self.state.guard_failed.remove(n);
+                self.state.guards.insert(n.clone(), self.restarts_of(n));
+                true
+            }
+            Err(e) => {
+                warn!(group = %self.cfg.name, "{GUARD_FAILED} {n}: ACL SETUSER {} / CONFIG SET masteruser: {e}; retrying in {} s", credential.user(), FENCE_RETRY.as_secs());
+                self.state.guard_failed.insert(n.clone(), Instant::now());
+                false
             }
         }
     }
@@ -330,6 +370,7 @@ impl GroupDaemon {
             paused: self.known.pause.clone(),
             master_restarts: self.restarts_of(to),
             fences: std::mem::take(&mut self.state.fences),
+            guards: std::mem::take(&mut self.state.guards),
             ..GroupState::default()
         };
         // 3. Re-point the others, still as the leader.
@@ -337,6 +378,11 @@ impl GroupDaemon {
             warn!(group = %g, "{LEADER_UNCONFIRMED}: {to} is master (epoch {}), not re-pointing the others; the next leader finishes", self.state.epoch);
             return Outcome::Promoted { published: false };
         };
+        // The others authenticate to it as the guard's user: it must have it (it normally
+        // has, as a replica in sync; not when the guard failed on it, or after a restart).
+        if self.rules.guard.is_some() && self.state.guards.get(to) != Some(&self.restarts_of(to)) {
+            self.guard(to).await;
+        }
         let others = plan.to_repoint(&self.view);
         let carrying = plan.carry_data(&self.view);
         let accepted = self.reconfigure(&others, to, confirmed).await;

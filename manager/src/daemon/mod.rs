@@ -24,6 +24,7 @@ use tracing::{debug, info, warn};
 use crate::config::GroupConfig;
 use crate::core::decide::GroupState;
 use crate::core::event_names::{MONITOR, PROBE_ERROR, REBOOT, SDOWN, SDOWN_CLEARED};
+use crate::core::guard::Credential;
 use crate::core::health::{Evidence, NodeHealth, Transition};
 use crate::core::info::{NodeInfo, Role};
 use crate::core::select::Policy;
@@ -49,8 +50,10 @@ const RESOLVE_EVERY: Duration = Duration::from_secs(30);
 const MAX_CYCLES_IN_A_ROW: usize = 4;
 
 /// The tunables of a group's decisions.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Rules {
+    /// `--replication-guard`: the user and password replicas authenticate with.
+    pub guard: Option<Credential>,
     pub max_failures: u32,
     /// `--down-after-ms`, reported to operators.
     pub down_after: Duration,
@@ -376,7 +379,15 @@ impl GroupDaemon {
                 }
                 h.on_success(obs.at, info, latency)
             }
-            ProbeResult::Restarted { run_id } => {
+            ProbeResult::Identified {
+                run_id,
+                restarted,
+                uptime,
+            } => {
+                h.on_identified(obs.at.checked_sub(uptime));
+                if !restarted {
+                    return false;
+                }
                 warn!(group = %g, "{REBOOT} {node}: answers with a new run_id {run_id}");
                 h.on_restart();
                 return true;

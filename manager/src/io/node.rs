@@ -13,6 +13,7 @@ use redis_failover_client::NodeAddr;
 
 use crate::config::RedisAuth;
 use crate::core::fence::FenceSetting;
+use crate::core::guard::{self, Credential};
 use crate::core::info::{parse_info_replication, NodeInfo};
 
 /// How long a leader's command (promote, re-point, confirm) may take on one node.
@@ -249,14 +250,24 @@ pub async fn read_info(conn: &mut MultiplexedConnection) -> Result<NodeInfo, Nod
     parse_info_replication(&text, priority).map_err(NodeError::NotRedis)
 }
 
-/// The node's `run_id` (`INFO server`): a new one means the process restarted.
-pub async fn read_run_id(conn: &mut MultiplexedConnection) -> Result<String, NodeError> {
+/// Which process answers: `INFO server`'s `run_id` (a new one means the process
+/// restarted) and `uptime_in_seconds`.
+pub async fn read_identity(
+    conn: &mut MultiplexedConnection,
+) -> Result<(String, Duration), NodeError> {
     let text: String = redis::cmd("INFO").arg("server").query_async(conn).await?;
-    text.lines()
-        .find_map(|l| l.trim().strip_prefix("run_id:"))
-        .map(|id| id.trim().to_string())
-        .filter(|id| !id.is_empty())
-        .ok_or_else(|| NodeError::NotRedis("INFO server has no run_id".into()))
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(name))
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    let run_id =
+        field("run_id:").ok_or_else(|| NodeError::NotRedis("INFO server has no run_id".into()))?;
+    let uptime = field("uptime_in_seconds:")
+        .and_then(|v| v.parse::<u64>().ok())
+        .ok_or_else(|| NodeError::NotRedis("INFO server has no uptime_in_seconds".into()))?;
+    Ok((run_id, Duration::from_secs(uptime)))
 }
 
 /// `REPLICAOF NO ONE`, then waits until `ROLE` says master.
@@ -322,6 +333,36 @@ pub async fn set_fence(
                 .arg(setting.min_replicas)
                 .arg("min-replicas-max-lag")
                 .arg(setting.max_lag_secs)
+                .query_async(&mut conn)
+                .await?;
+            Ok(())
+        })
+        .await
+}
+
+/// The replication guard on one node (`core/guard.rs`): the replication user (created or
+/// reset, never saved to a file) and the node's own `masteruser`/`masterauth`, used while it
+/// is a replica.
+pub async fn set_guard(
+    connector: &Connector,
+    addr: &NodeAddr,
+    credential: &Credential,
+) -> Result<(), NodeError> {
+    connector
+        .act(addr, |mut conn| async move {
+            let mut acl = redis::cmd("ACL");
+            acl.arg("SETUSER").arg(credential.user());
+            for rule in guard::USER_RULES {
+                acl.arg(rule);
+            }
+            acl.arg(format!(">{}", credential.password()));
+            let _: String = acl.query_async(&mut conn).await?;
+            let _: String = redis::cmd("CONFIG")
+                .arg("SET")
+                .arg("masteruser")
+                .arg(credential.user())
+                .arg("masterauth")
+                .arg(credential.password())
                 .query_async(&mut conn)
                 .await?;
             Ok(())

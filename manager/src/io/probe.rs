@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
 use crate::core::info::NodeInfo;
-use crate::io::node::{read_info, read_run_id, Connector, NodeError};
+use crate::io::node::{read_identity, read_info, Connector, NodeError};
 
 /// How often the poller refreshes role, offsets, link status and priority.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
@@ -43,10 +43,13 @@ pub enum ProbeResult {
     /// the kernel sends when the process exits; a firewall can only reset or drop) and then
     /// its port refused us.
     Gone(NodeError),
-    /// The node answers with a `run_id` other than the one it had: it restarted, maybe too
-    /// fast for any probe to fail.
-    Restarted {
+    /// Which process answers, read on every (re)connect: `restarted` when its `run_id` is
+    /// not the one it had (it restarted, maybe too fast for any probe to fail), and how long
+    /// it has been running.
+    Identified {
         run_id: String,
+        restarted: bool,
+        uptime: Duration,
     },
 }
 
@@ -204,15 +207,17 @@ async fn crash_detector(
         // be confirmed (a graceful restart takes ~20 ms) comes back with whatever it loaded
         // from disk, possibly older than its replicas.
         let id = tokio::select! {
-            r = tokio::time::timeout(s.probe_timeout, read_run_id(&mut conn)) => r,
+            r = tokio::time::timeout(s.probe_timeout, read_identity(&mut conn)) => r,
             _ = shutdown.cancelled() => return,
         };
-        if let Ok(Ok(id)) = id {
-            if run_id.as_ref().is_some_and(|old| *old != id) {
-                let restarted = ProbeResult::Restarted { run_id: id.clone() };
-                if !report(&tx, &node, restarted).await {
-                    return;
-                }
+        if let Ok(Ok((id, uptime))) = id {
+            let identified = ProbeResult::Identified {
+                restarted: run_id.as_ref().is_some_and(|old| *old != id),
+                run_id: id.clone(),
+                uptime,
+            };
+            if !report(&tx, &node, identified).await {
+                return;
             }
             run_id = Some(id);
         }

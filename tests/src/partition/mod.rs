@@ -62,6 +62,9 @@ pub enum Role {
     Managers,
     /// The far client's host.
     App,
+    /// The host of the manager that leads when the fault is applied (ours only: the one that
+    /// published the topology last).
+    Leader,
 }
 
 /// What is cut.
@@ -83,6 +86,23 @@ pub struct Scenario {
     pub duration: Duration,
     /// Flapping: cut for `.0`, restored for `.1`, again and again for `duration`.
     pub flap: Option<(Duration, Duration)>,
+    /// A second fault, added while the first lasts, once its trigger is seen.
+    pub then: Option<Then>,
+}
+
+/// A second fault of a [`Scenario`] (same mode; healed with the first).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Then {
+    pub when: Trigger,
+    pub fault: Fault,
+}
+
+/// When a [`Then`] fault is applied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trigger {
+    /// The leader recorded a promotion in ZooKeeper (`promoting` set in the topology): a
+    /// failover is under way. Ours only.
+    PromotionRecorded,
 }
 
 /// The scenario table. Issue 11's other scenarios are added here as rows.
@@ -96,6 +116,7 @@ pub fn scenarios() -> Vec<Scenario> {
             mode: Mode::Drop,
             duration: s(12),
             flap: None,
+            then: None,
         },
         Scenario {
             name: "master-client-isolated-reject-5s",
@@ -103,6 +124,7 @@ pub fn scenarios() -> Vec<Scenario> {
             mode: Mode::Reject,
             duration: s(5),
             flap: None,
+            then: None,
         },
         Scenario {
             name: "master-client-isolated-drop-30s",
@@ -110,6 +132,7 @@ pub fn scenarios() -> Vec<Scenario> {
             mode: Mode::Drop,
             duration: s(30),
             flap: None,
+            then: None,
         },
         Scenario {
             name: "master-client-isolated-reject-30s",
@@ -117,6 +140,7 @@ pub fn scenarios() -> Vec<Scenario> {
             mode: Mode::Reject,
             duration: s(30),
             flap: None,
+            then: None,
         },
         Scenario {
             name: "master-alone-isolated-drop-5s",
@@ -127,6 +151,7 @@ pub fn scenarios() -> Vec<Scenario> {
             mode: Mode::Drop,
             duration: s(5),
             flap: None,
+            then: None,
         },
         Scenario {
             name: "manager0-cut-from-master-drop-10s",
@@ -134,6 +159,7 @@ pub fn scenarios() -> Vec<Scenario> {
             mode: Mode::Drop,
             duration: s(10),
             flap: None,
+            then: None,
         },
         Scenario {
             name: "master-link-flapping-20s",
@@ -141,6 +167,18 @@ pub fn scenarios() -> Vec<Scenario> {
             mode: Mode::Drop,
             duration: s(20),
             flap: Some((ms(300), ms(300))),
+            then: None,
+        },
+        Scenario {
+            name: "leader-cut-from-zk-mid-failover-20s",
+            fault: Fault::Isolate(Role::Master),
+            mode: Mode::Drop,
+            duration: s(20),
+            flap: None,
+            then: Some(Then {
+                when: Trigger::PromotionRecorded,
+                fault: Fault::Between(vec![Role::Leader], vec![Role::Zk]),
+            }),
         },
     ]
 }
@@ -176,8 +214,10 @@ pub struct Options {
     pub log_dir: PathBuf,
     /// `RUST_LOG` of the managers.
     pub manager_log: String,
-    /// Synchronous mode: the clients' `synchronous(n, timeout)` and the managers'
-    /// `--synchronous-replicas n` (`None`: asynchronous, the default). Ours only.
+    /// The clients' replication mode and the managers' `--synchronous-replicas n`: `None`,
+    /// the defaults (every write on one replica while the topology lists one); `(0, _)`,
+    /// asynchronous (`asynchronous()`); `(n, timeout)`, strict `synchronous(n, timeout)`.
+    /// Ours only.
     pub synchronous: Option<(usize, Duration)>,
     /// More flags for every manager (e.g. `--fencing none`). Ours only.
     pub manager_flags: Vec<String>,

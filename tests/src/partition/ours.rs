@@ -76,11 +76,22 @@ impl Ours {
         let mut builder = Client::builder(connect)
             .znode_path(&root)
             .namespace(namespace);
-        if let Some((n, timeout)) = synchronous {
-            builder = builder.synchronous(n, timeout);
-        }
+        builder = match synchronous {
+            None => builder,
+            Some((0, _)) => builder.asynchronous(),
+            Some((n, timeout)) => builder.synchronous(n, timeout),
+        };
         let client = builder.connect().await.map_err(|e| e.to_string())?;
         Ok(ClientWriter(client))
+    }
+
+    /// The index of the manager that recorded a promotion (`promoting` set in the published
+    /// topology), once one is recorded.
+    pub(super) async fn promotion_recorded(&self) -> Option<usize> {
+        let t = read_topology(&self.session, &self.root).await?;
+        t.promoting.as_ref()?;
+        let id = t.manager?;
+        (0..3).find(|i| id.ends_with(&format!("-m{i}")))
     }
 
     /// What a client needs to connect: ZooKeeper's connect string and the group's root.

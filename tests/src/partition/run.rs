@@ -12,7 +12,7 @@ use tokio::sync::oneshot;
 use super::ours::Ours;
 use super::report::{ClientReport, Report};
 use super::sentinel::SentinelSide;
-use super::{Fault, Options, Role, Scenario, System};
+use super::{Fault, Options, Role, Scenario, System, Trigger};
 use crate::netns::{available, HostTask, Net};
 use crate::writer::{check_lost_acks_in, SeqWriter, WriteLog, Writer};
 use crate::{free_port, wait_until_async, NodeRole, RedisNode};
@@ -38,9 +38,12 @@ pub(super) fn manager_host(o: &Options, i: usize) -> &'static str {
     }
 }
 
-/// The hosts of `role`.
-fn hosts_of(o: &Options, role: Role) -> Vec<&'static str> {
+/// The hosts of `role`; `leader`: the leading manager's index, when known.
+fn hosts_of(o: &Options, role: Role, leader: Option<usize>) -> Vec<&'static str> {
     match role {
+        Role::Leader => leader
+            .map(|i| vec![manager_host(o, i.min(2))])
+            .unwrap_or_default(),
         Role::Master => vec![REDIS_HOSTS[0]],
         Role::Replica(i) => vec![REDIS_HOSTS[1 + i.min(1)]],
         Role::Replicas => REDIS_HOSTS[1..].to_vec(),
@@ -55,11 +58,26 @@ fn hosts_of(o: &Options, role: Role) -> Vec<&'static str> {
     }
 }
 
-/// Applies `fault` once.
+/// Applies `sc`'s fault once.
 fn apply(net: &Net, o: &Options, sc: &Scenario) -> Result<crate::netns::Cut, String> {
-    match &sc.fault {
+    apply_fault(net, o, &sc.fault, sc.mode, None)
+}
+
+/// Applies `fault` once, `leader` naming the leading manager for [`Role::Leader`].
+fn apply_fault(
+    net: &Net,
+    o: &Options,
+    fault: &Fault,
+    mode: crate::netns::Mode,
+    leader: Option<usize>,
+) -> Result<crate::netns::Cut, String> {
+    let hosts_of = |role| hosts_of(o, role, leader);
+    match fault {
         Fault::Isolate(role) => {
-            let hosts = hosts_of(o, *role);
+            let hosts = hosts_of(*role);
+            if hosts.is_empty() {
+                return Err(format!("{fault:?}: no host for {role:?}"));
+            }
             let names: Vec<&str> = net
                 .hosts()
                 .iter()
@@ -69,14 +87,17 @@ fn apply(net: &Net, o: &Options, sc: &Scenario) -> Result<crate::netns::Cut, Str
             // Isolating one host cuts it from the test process too; several are cut from
             // the rest only (they still see each other).
             match hosts.as_slice() {
-                [one] => net.isolate(one, sc.mode),
-                _ => net.cut_between(&hosts, &names, sc.mode),
+                [one] => net.isolate(one, mode),
+                _ => net.cut_between(&hosts, &names, mode),
             }
         }
         Fault::Between(a, b) => {
-            let side: Vec<&str> = a.iter().flat_map(|r| hosts_of(o, *r)).collect();
-            let others: Vec<&str> = b.iter().flat_map(|r| hosts_of(o, *r)).collect();
-            net.cut_between(&side, &others, sc.mode)
+            let side: Vec<&str> = a.iter().flat_map(|r| hosts_of(*r)).collect();
+            let others: Vec<&str> = b.iter().flat_map(|r| hosts_of(*r)).collect();
+            if side.is_empty() || others.is_empty() {
+                return Err(format!("{fault:?}: a side has no host"));
+            }
+            net.cut_between(&side, &others, mode)
         }
     }
 }
@@ -342,15 +363,36 @@ pub async fn run(o: &Options, sc: &Scenario) -> Result<Report, String> {
                 Ok(1)
             }
         })
-        .await
-        .map_err(|e| format!("the fault's thread: {e}"))
     };
+    // The second fault, once its trigger is seen (while the first lasts).
+    let second = match (&sc.then, &plane) {
+        (None, _) => Ok(None),
+        (Some(then), Plane::Ours(ours)) => {
+            let Trigger::PromotionRecorded = then.when;
+            let leader = wait_until_async(sc.duration, "a promotion recorded", || {
+                ours.promotion_recorded()
+            })
+            .await;
+            let (net, o2, fault, mode) = (Arc::clone(&net), o.clone(), then.fault.clone(), sc.mode);
+            tokio::task::spawn_blocking(move || {
+                apply_fault(&net, &o2, &fault, mode, Some(leader)).map(|_| Some(leader))
+            })
+            .await
+            .map_err(|e| format!("the second fault's thread: {e}"))?
+        }
+        (Some(_), Plane::Sentinel(_)) => Err(format!(
+            "{}: its second fault needs our managers (no Sentinel equivalent)",
+            sc.name
+        )),
+    };
+    // The fault's thread ends after the fault's duration: then the heal.
+    let cuts = cuts.await.map_err(|e| format!("the fault's thread: {e}"));
     let healed = {
         let net = Arc::clone(&net);
         tokio::task::spawn_blocking(move || net.heal_all()).await
     };
     let heal_at = Instant::now();
-    let cuts = cuts??;
+    let cuts = cuts?? + u32::from(second?.is_some());
     healed.map_err(|e| format!("the heal's thread: {e}"))??;
 
     let m = wait_until_async(
@@ -389,8 +431,15 @@ pub async fn run(o: &Options, sc: &Scenario) -> Result<Report, String> {
         scenario: sc.name.to_string(),
         system: o.system.name().to_string(),
         fault: format!(
-            "{:?} {:?} for {:?}, flap {:?}",
-            sc.fault, sc.mode, sc.duration, sc.flap
+            "{:?} {:?} for {:?}, flap {:?}{}",
+            sc.fault,
+            sc.mode,
+            sc.duration,
+            sc.flap,
+            sc.then.as_ref().map_or(String::new(), |t| format!(
+                ", then on {:?}: {:?}",
+                t.when, t.fault
+            ))
         ),
         first_master: first_master.to_string(),
         final_master: final_master.to_string(),

@@ -19,6 +19,9 @@ pub enum Decision {
     Adopt {
         master: NodeAddr,
         epoch: u64,
+        /// How long its publication waits (a promotion finished for a previous leader, from
+        /// a master that may still take writes until its fence bound).
+        hold: Duration,
         reason: String,
     },
     /// `+refresh-offsets`: `failed` is down and a replica may replace it; read `nodes`'
@@ -62,6 +65,8 @@ pub enum Decision {
         setting: FenceSetting,
         reason: String,
     },
+    /// `+guard`: put the replication user and credential on `node` (see `guard.rs`).
+    Guard { node: NodeAddr, reason: String },
     /// `+publish`: write `topology` to `<root>/nodes`.
     Publish { topology: Topology, reason: String },
     /// All is as published.
@@ -127,6 +132,7 @@ impl Decision {
             Decision::Forget { .. } => ev::MASTER_LOST,
             Decision::Reconfigure { .. } => ev::RECONF_REPLICA,
             Decision::Fence { .. } => ev::FENCE,
+            Decision::Guard { .. } => ev::GUARD,
             Decision::Publish { .. } => ev::PUBLISH,
             Decision::Steady => "steady",
         }
@@ -141,8 +147,19 @@ impl fmt::Display for Decision {
             Decision::Adopt {
                 master,
                 epoch,
+                hold,
                 reason,
-            } => write!(f, "{event} master {master} epoch {epoch}: {reason}"),
+            } => {
+                write!(f, "{event} master {master} epoch {epoch}: {reason}")?;
+                if !hold.is_zero() {
+                    write!(
+                        f,
+                        "; publishing it in {} ms, once the old master has fenced itself",
+                        hold.as_millis()
+                    )?;
+                }
+                Ok(())
+            }
             Decision::Failover {
                 failed,
                 winner,
@@ -188,6 +205,11 @@ impl fmt::Display for Decision {
                 setting,
                 reason,
             } => write!(f, "{event} {node}: {setting}: {reason}"),
+            Decision::Guard { node, reason } => write!(
+                f,
+                "{event} {node}: replicas authenticate as {}: {reason}",
+                crate::core::guard::USER
+            ),
             Decision::Steady => write!(f, "{event}"),
         }
     }

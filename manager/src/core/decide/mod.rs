@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 use redis_failover_client::{NodeAddr, Topology};
 
 use super::derive::{derive_topology, up_info, Resyncing};
-use super::fence::FenceSetting;
+use super::fence::{FenceSetting, Fencing};
+use super::guard;
 use super::health::Status;
 use super::select::{select_replica, Policy};
 use super::votes::Verdict;
@@ -54,6 +55,14 @@ pub struct GroupState {
     pub fences: BTreeMap<NodeAddr, (u64, FenceSetting)>,
     /// When setting a node's fence last failed: retried [`FENCE_RETRY`] later.
     pub fence_failed: BTreeMap<NodeAddr, Instant>,
+    /// The nodes this leader put the replication guard on, with their restart count then
+    /// (a restart loses it: that is its point).
+    pub guards: BTreeMap<NodeAddr, u64>,
+    /// When putting the guard on a node last failed: retried [`FENCE_RETRY`] later.
+    pub guard_failed: BTreeMap<NodeAddr, Instant>,
+    /// A promotion finished for a previous leader ([`Decision::Adopt`] with a hold) is not
+    /// published before this.
+    pub publish_not_before: Option<Instant>,
     /// When a switchover of an outvoted but reachable master last failed: for
     /// [`SWITCHOVER_RETRY`] it is replaced the way an unreachable one is.
     pub switchover_failed_at: Option<Instant>,
@@ -125,7 +134,7 @@ pub fn decide(
     policy: &Policy,
 ) -> Decision {
     let Some(master) = &state.master else {
-        return discover(view, published);
+        return discover(view, published, policy);
     };
     if let Some(p) = published.filter(|p| p.epoch > state.epoch) {
         return Decision::Forget {
@@ -178,6 +187,11 @@ pub fn decide(
     if master_health.restarts() > state.master_restarts {
         return failover(state, RESTARTED, view, published, now, policy);
     }
+    // The same, when the restart happened while no leader watched it: its replicas, kept
+    // from resyncing by the replication guard, hold a history it lacks.
+    if let Some(why) = guard::lost_history(view, master, now) {
+        return failover(state, &why, view, published, now, policy);
+    }
     if let Some(info) = master_health.info().filter(|i| !i.is_master()) {
         let follows = info
             .master()
@@ -215,6 +229,22 @@ pub fn decide(
     if let Some(d) = fence(state, view, master, now, policy) {
         return d;
     }
+    if policy.replication_guard {
+        if let Some(d) = guard_step(state, view, master, now) {
+            return d;
+        }
+    }
+    if let Some(until) = state.publish_not_before.filter(|t| now < *t) {
+        if published.is_none_or(|p| p.master.as_ref() != Some(master)) {
+            return Decision::Wait {
+                reason: format!(
+                    "holding the publication of {master} for {} ms more: a previous leader \
+                     promoted it and the old master may take writes until its fence bound",
+                    (until - now).as_millis()
+                ),
+            };
+        }
+    }
     match published {
         Some(p) if p.same_content(&topology) => Decision::Steady,
         Some(_) => Decision::Publish {
@@ -226,6 +256,39 @@ pub fn decide(
             reason: "nothing valid published yet".into(),
         },
     }
+}
+
+/// The first trusted node without the replication guard, the master first (see `guard.rs`).
+fn guard_step(
+    state: &GroupState,
+    view: &View,
+    master: &NodeAddr,
+    now: Instant,
+) -> Option<Decision> {
+    let master_first = std::iter::once(master).chain(view.keys().filter(|n| *n != master));
+    for n in master_first {
+        let Some(h) = view.get(n) else { continue };
+        if !guard::trusted(view, master, n) || state.guards.get(n) == Some(&h.restarts()) {
+            continue;
+        }
+        if state
+            .guard_failed
+            .get(n)
+            .is_some_and(|t| now < *t + FENCE_RETRY)
+        {
+            continue;
+        }
+        let reason = if n == master {
+            "the master: its replicas may sync from it"
+        } else {
+            "a replica in sync with the master: it may be promoted"
+        };
+        return Some(Decision::Guard {
+            node: n.clone(),
+            reason: reason.into(),
+        });
+    }
+    None
 }
 
 /// The first live node whose fence differs from what it should have (see `fence.rs`).
@@ -289,7 +352,8 @@ fn mode(
     let Some(h) = view.get(master) else {
         return Ok(Mode::Gone);
     };
-    if why_down == RESTARTED || h.proven_gone() {
+    if why_down == RESTARTED || h.proven_gone() || guard::lost_history(view, master, now).is_some()
+    {
         return Ok(Mode::Gone);
     }
     if h.proven_hung() {
@@ -341,6 +405,25 @@ fn mode(
                 many => format!("{} are", join(many)),
             }
         )));
+    }
+    // A replica that still hears from it says it is alive, only not to the managers: its
+    // replicas may still be acknowledging its writes (and `WAIT` counting them).
+    if let Fencing::MinReplicas { max_lag_secs } = policy.fencing {
+        let hearing: Vec<String> = view
+            .iter()
+            .filter_map(|(a, h)| {
+                let i = up_info(view, a)?;
+                let secs = i.heard_from(master)?;
+                (secs <= max_lag_secs && h.is_up()).then(|| format!("{a} ({secs} s ago)"))
+            })
+            .collect();
+        if !hearing.is_empty() {
+            return Err(NotNow::Wait(format!(
+                "{master} is unreachable from the managers, but its replicas still hear from \
+                 it: {}; it is alive and may still replicate writes, not replacing it",
+                hearing.join(", ")
+            )));
+        }
     }
     Ok(Mode::Unreachable {
         hold: policy.fencing.bound(),
@@ -430,7 +513,7 @@ fn failover(
     }
 }
 
-fn discover(view: &View, published: Option<&Topology>) -> Decision {
+fn discover(view: &View, published: Option<&Topology>, policy: &Policy) -> Decision {
     if let Some((addr, _)) = view.iter().find(|(_, h)| h.status() == Status::Unknown) {
         return Decision::Wait {
             reason: format!("discovery waits for the first probe of {addr}"),
@@ -446,9 +529,20 @@ fn discover(view: &View, published: Option<&Topology>) -> Decision {
     // if another node (an old master restarted without its REPLICAOF) also claims master.
     if let Some(p) = published.and_then(|t| t.promoting.as_ref()) {
         if up_info(view, p).is_some_and(|i| i.is_master()) {
+            // Its leader may have been cut off while holding the publication for an
+            // unreachable old master's fence: hold it again, unless every node it replaced
+            // is proven gone.
+            let hold = published
+                .map(|t| t.unavailable.iter())
+                .into_iter()
+                .flatten()
+                .map(|n| roll_forward_hold(view, n, policy))
+                .max()
+                .unwrap_or(Duration::ZERO);
             return Decision::Adopt {
                 master: p.clone(),
                 epoch: published_epoch + 1,
+                hold,
                 reason: "finishing the promotion recorded in the znode".into(),
             };
         }
@@ -463,6 +557,7 @@ fn discover(view: &View, published: Option<&Topology>) -> Decision {
                 return Decision::Adopt {
                     master: m.clone(),
                     epoch: published_epoch,
+                    hold: Duration::ZERO,
                     reason: "the published master is up and reports role master".into(),
                 };
             }
@@ -470,6 +565,7 @@ fn discover(view: &View, published: Option<&Topology>) -> Decision {
                 return Decision::Adopt {
                     master: m.clone(),
                     epoch: published_epoch,
+                    hold: Duration::ZERO,
                     reason: "the published master is down and replicas still follow it; \
                              failing over from it"
                         .into(),
@@ -502,6 +598,7 @@ fn discover(view: &View, published: Option<&Topology>) -> Decision {
         [m] => Decision::Adopt {
             master: (*m).clone(),
             epoch: epoch_for(m),
+            hold: Duration::ZERO,
             reason: "the only node reporting role master".into(),
         },
         [] => {
@@ -515,6 +612,7 @@ fn discover(view: &View, published: Option<&Topology>) -> Decision {
                     Decision::Adopt {
                         master: (**m).clone(),
                         epoch: epoch_for(m),
+                        hold: Duration::ZERO,
                         reason: "no live master; every live replica follows this down node, \
                                  failing over from it"
                             .into(),

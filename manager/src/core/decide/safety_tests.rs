@@ -13,6 +13,7 @@ const FENCED: Policy = Policy {
     max_lag_bytes: None,
     fencing: Fencing::MinReplicas { max_lag_secs: 2 },
     synchronous_replicas: 0,
+    replication_guard: false,
 };
 
 fn a(port: u16) -> NodeAddr {
@@ -25,6 +26,9 @@ fn info(role: Role, fenced: bool) -> NodeInfo {
         offset: 100,
         priority: 100,
         fenced,
+        replid: String::new(),
+        replid2: String::new(),
+        second_offset: 0,
     }
 }
 
@@ -34,6 +38,7 @@ fn replica() -> Role {
         link_up: false,
         syncing: false,
         link_down_secs: Some(1),
+        last_io_secs: None,
     }
 }
 
@@ -229,6 +234,7 @@ fn each_live_node_gets_its_fence_once_per_restart() {
         link_up: true,
         syncing: false,
         link_down_secs: None,
+        last_io_secs: None,
     };
     r.on_success(now, Some(info(up, false)), None);
     v.insert(a(2), r);
@@ -311,4 +317,228 @@ fn in_synchronous_mode_only_a_replica_with_every_acknowledged_write_is_promoted(
     assert!(refused.contains("only 1 of 2 replicas"), "{refused}");
     // With N = 2 (every replica has every acknowledged write), one replica is enough.
     assert_eq!(winner(&v, 2), Ok(a(2)));
+}
+
+#[test]
+fn an_unreachable_master_its_replicas_still_hear_is_not_replaced() {
+    let now = Instant::now() + Duration::from_secs(1000);
+    let none = Votes::new();
+    let hearing = |secs: u64| {
+        let mut v = view(Failed::Silent, true, false, now);
+        let mut h = NodeHealth::new();
+        let role = Role::Replica {
+            master: a(1),
+            link_up: true,
+            syncing: false,
+            link_down_secs: None,
+            last_io_secs: Some(secs),
+        };
+        h.on_success(now, Some(info(role, false)), None);
+        v.insert(a(2), h);
+        decide_with(&v, &FENCED, &none, now)
+    };
+    for secs in [0, 2] {
+        let d = hearing(secs);
+        assert!(
+            matches!(&d, Decision::Wait { reason } if reason.contains(&format!("h:2 ({secs} s ago)"))
+                && reason.contains("its replicas still hear from it")),
+            "last heard {secs} s ago (max-lag 2): {d}"
+        );
+    }
+    // Silent for longer than the fence's lag: the replicas can no longer be acknowledging
+    // its writes.
+    let d = hearing(3);
+    assert_eq!(
+        mode_of(&d),
+        Ok(Mode::Unreachable {
+            hold: Duration::from_secs(4)
+        }),
+        "{d}"
+    );
+}
+
+fn with_history(role: Role, replid: &str, offset: u64) -> NodeInfo {
+    NodeInfo {
+        offset,
+        replid: replid.into(),
+        ..info(role, false)
+    }
+}
+
+#[test]
+fn the_guard_goes_on_the_master_first_then_on_replicas_in_sync() {
+    let now = Instant::now() + Duration::from_secs(1000);
+    let guarded = Policy {
+        replication_guard: true,
+        fencing: Fencing::None,
+        ..FENCED
+    };
+    let linked = Role::Replica {
+        master: a(1),
+        link_up: true,
+        syncing: false,
+        link_down_secs: None,
+        last_io_secs: Some(0),
+    };
+    let mut v = View::new();
+    for (port, role) in [(1, Role::Master), (2, linked.clone()), (3, replica())] {
+        let mut h = NodeHealth::new();
+        h.on_success(now, Some(with_history(role, "r", 100)), None);
+        v.insert(a(port), h);
+    }
+    let mut st = state(now);
+    let published = derive_topology(Some(&a(1)), st.epoch, &v, st.resyncing.at(now));
+    let mut order = Vec::new();
+    for _ in 0..4 {
+        match decide(&st, &v, Some(&published), &Votes::new(), now, &guarded) {
+            Decision::Guard { node, .. } => {
+                st.guards.insert(node.clone(), 0);
+                order.push(node);
+            }
+            Decision::Steady => break,
+            other => panic!("unexpected: {other}"),
+        }
+    }
+    assert_eq!(
+        order,
+        vec![a(1), a(2)],
+        "h:3's link is down: not trusted yet"
+    );
+    // A restart loses the guard: it goes back on once the node is in sync again.
+    if let Some(h) = v.get_mut(&a(2)) {
+        h.on_restart();
+    }
+    let d = decide(&st, &v, Some(&published), &Votes::new(), now, &guarded);
+    assert!(
+        matches!(&d, Decision::Guard { node, .. } if *node == a(2)),
+        "restarted: {d}"
+    );
+}
+
+#[test]
+fn a_master_that_restarted_while_nobody_watched_is_replaced_by_a_replica_with_the_data() {
+    let now = Instant::now() + Duration::from_secs(1000);
+    let mut v = View::new();
+    let mut m = NodeHealth::new();
+    m.on_success(now, Some(with_history(Role::Master, "new", 0)), None);
+    // Started after its replicas lost their link (a second ago: `replica()`).
+    m.on_identified(now.checked_sub(Duration::from_millis(500)));
+    v.insert(a(1), m);
+    for (port, offset) in [(2, 900), (3, 950)] {
+        let mut h = NodeHealth::new();
+        h.on_success(now, Some(with_history(replica(), "old", offset)), None);
+        v.insert(a(port), h);
+    }
+    // A leader that never saw its run_id change: no vote says it is down, it answers.
+    let d = decide_with(&v, &FENCED, &Votes::new(), now);
+    match &d {
+        Decision::Failover {
+            failed,
+            winner,
+            mode,
+            reason,
+        } => {
+            assert_eq!((failed, winner, *mode), (&a(1), &a(3), Mode::Gone), "{d}");
+            assert!(reason.contains("it restarted without its data"), "{d}");
+        }
+        other => panic!("not a failover: {other}"),
+    }
+}
+
+#[test]
+fn a_promotion_finished_for_a_cut_off_leader_is_published_only_after_the_fence_bound() {
+    let now = Instant::now() + Duration::from_secs(1000);
+    // h:1 went silent (unreachable, not proven gone); the previous leader recorded h:2's
+    // promotion and promoted it, then was cut off while holding its publication.
+    let mut v = view(Failed::Silent, true, false, now);
+    let linked = Role::Replica {
+        master: a(2),
+        link_up: true,
+        syncing: false,
+        link_down_secs: None,
+        last_io_secs: Some(0),
+    };
+    for (port, role) in [(2, Role::Master), (3, linked)] {
+        let mut h = NodeHealth::new();
+        h.on_success(now, Some(info(role, false)), None);
+        v.insert(a(port), h);
+    }
+    let recorded = Topology {
+        master: None,
+        slaves: vec![a(3)],
+        unavailable: vec![a(1)],
+        epoch: 2,
+        updated_at_ms: 0,
+        manager: Some("the cut-off leader".into()),
+        promoting: Some(a(2)),
+        paused: None,
+    };
+    let fresh = GroupState::default();
+    let d = decide(&fresh, &v, Some(&recorded), &Votes::new(), now, &FENCED);
+    let Decision::Adopt { master, hold, .. } = &d else {
+        panic!("not an adoption: {d}");
+    };
+    assert_eq!((master, *hold), (&a(2), Duration::from_secs(4)), "{d}");
+    let adopted = GroupState {
+        master: Some(a(2)),
+        epoch: 3,
+        publish_not_before: Some(now + *hold),
+        fences: [
+            (
+                a(2),
+                (
+                    0,
+                    FenceSetting {
+                        min_replicas: 1,
+                        max_lag_secs: 2,
+                    },
+                ),
+            ),
+            (
+                a(3),
+                (
+                    0,
+                    FenceSetting {
+                        min_replicas: 0,
+                        max_lag_secs: 2,
+                    },
+                ),
+            ),
+        ]
+        .into(),
+        ..GroupState::default()
+    };
+    let d = decide(
+        &adopted,
+        &v,
+        Some(&recorded),
+        &Votes::new(),
+        now + Duration::from_secs(1),
+        &FENCED,
+    );
+    assert!(
+        matches!(&d, Decision::Wait { reason } if reason.contains("holding the publication of h:2")),
+        "{d}"
+    );
+    let d = decide(
+        &adopted,
+        &v,
+        Some(&recorded),
+        &Votes::new(),
+        now + Duration::from_secs(5),
+        &FENCED,
+    );
+    assert!(
+        matches!(&d, Decision::Publish { topology, .. } if topology.master == Some(a(2))),
+        "{d}"
+    );
+    // A master proven gone needs no hold.
+    let gone = view(Failed::Gone, true, false, now);
+    let mut v2 = v.clone();
+    v2.insert(a(1), gone[&a(1)].clone());
+    let d = decide(&fresh, &v2, Some(&recorded), &Votes::new(), now, &FENCED);
+    assert!(
+        matches!(&d, Decision::Adopt { hold, .. } if hold.is_zero()),
+        "{d}"
+    );
 }

@@ -32,6 +32,7 @@ const POLICY: Policy = Policy {
     max_lag_bytes: None,
     fencing: Fencing::None,
     synchronous_replicas: 0,
+    replication_guard: false,
 };
 
 /// A base time far enough from the clock's origin to subtract hours from.
@@ -48,12 +49,16 @@ fn view(nodes: &[(u16, N)], now: Instant) -> View {
             offset,
             priority,
             fenced: false,
+            replid: String::new(),
+            replid2: String::new(),
+            second_offset: 0,
         };
         let replica = |m: u16, link_up, syncing, down: Option<u64>| Role::Replica {
             master: a(m),
             link_up,
             syncing,
             link_down_secs: down,
+            last_io_secs: None,
         };
         match *n {
             N::M(off) => {
@@ -149,21 +154,21 @@ fn decisions() {
             st(None, 0),
             healthy.to_vec(),
             None,
-            Decision::Adopt { master: a(1), epoch: 0, reason: "the only node reporting role master".into() },
+            Decision::Adopt { master: a(1), epoch: 0, hold: Duration::ZERO, reason: "the only node reporting role master".into() },
         ),
         (
             "discovery keeps the published epoch",
             st(None, 0),
             healthy.to_vec(),
             Some(topo(Some(1), &[2, 3], &[], 7)),
-            Decision::Adopt { master: a(1), epoch: 7, reason: "the published master is up and reports role master".into() },
+            Decision::Adopt { master: a(1), epoch: 7, hold: Duration::ZERO, reason: "the published master is up and reports role master".into() },
         ),
         (
             "discovery: a published master that is a replica now is not kept",
             st(None, 0),
             vec![(1, R(2, 5, 100)), (2, M(5)), (3, R(2, 5, 100))],
             Some(topo(Some(1), &[2, 3], &[], 3)),
-            Decision::Adopt { master: a(2), epoch: 4, reason: "the only node reporting role master".into() },
+            Decision::Adopt { master: a(2), epoch: 4, hold: Duration::ZERO, reason: "the only node reporting role master".into() },
         ),
         (
             "discovery: a down published master with followers is failed over from",
@@ -173,6 +178,7 @@ fn decisions() {
             Decision::Adopt {
                 master: a(1),
                 epoch: 3,
+                hold: Duration::ZERO,
                 reason: "the published master is down and replicas still follow it; failing over from it".into(),
             },
         ),
@@ -184,6 +190,7 @@ fn decisions() {
             Decision::Adopt {
                 master: a(1),
                 epoch: 0,
+                hold: Duration::ZERO,
                 reason: "no live master; every live replica follows this down node, failing over from it".into(),
             },
         ),
@@ -192,7 +199,7 @@ fn decisions() {
             st(None, 0),
             vec![(1, M(0)), (2, M(9)), (3, R(1, 0, 100))],
             Some(Topology { promoting: Some(a(2)), ..topo(None, &[3], &[1, 2], 5) }),
-            Decision::Adopt { master: a(2), epoch: 6, reason: "finishing the promotion recorded in the znode".into() },
+            Decision::Adopt { master: a(2), epoch: 6, hold: Duration::ZERO, reason: "finishing the promotion recorded in the znode".into() },
         ),
         (
             "discovery: two masters",
@@ -531,6 +538,9 @@ fn the_lag_bound_excludes_replicas_too_far_behind() {
             offset: 1000,
             priority: 100,
             fenced: false,
+            replid: String::new(),
+            replid2: String::new(),
+            second_offset: 0,
         }),
         None,
     );
