@@ -320,6 +320,17 @@ async fn a_master_restarted_empty_while_no_manager_runs_is_neither_synced_from_n
         wait_until(DEADLINE, "the restarted node got the data back", || {
             master.get("kept:49")
         });
+        // The other replica syncs from the new master as the guard's user: its rules are
+        // enough for replication.
+        let other = (1..3).map(|i| trio.node(i)).find(|n| n.node_addr() != new);
+        let other = other.expect("the other replica");
+        assert_eq!(config_get(other, "masteruser"), USER);
+        other.wait_follows(
+            new.port,
+            true,
+            DEADLINE,
+            "the other replica in sync with the new master",
+        );
         m.stop().await.expect("stop");
     }
 }

@@ -136,6 +136,14 @@ async fn the_defaults_lose_no_acknowledged_write_in_any_partition() {
             0,
             "acknowledged writes lost with the defaults: {report}"
         );
+        // No partition is a proven crash (a REJECT neither): a new master only after the
+        // old one's fence bound.
+        if let Some(published) = report.published_after_cut {
+            assert!(
+                published >= FENCE_BOUND,
+                "published {published:?} after the cut, before the fence bound: {report}"
+            );
+        }
     }
 }
 

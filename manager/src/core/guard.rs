@@ -71,11 +71,11 @@ impl std::fmt::Debug for Credential {
     }
 }
 
-/// Why the group's `master` holds less than its replicas, when it does: its process started
-/// after every one of its live replicas (at least one) lost its link to it, and each of
-/// them holds data of a replication history the master does not continue (another
-/// `master_replid`, or one that its `master_replid2` covers only up to an earlier offset),
-/// with its link still down and no full sync under way. That is a master that restarted
+/// Why the group's `master` holds less than its replicas, when it does: every one of its
+/// live replicas (at least one) holds data of a replication history the master does not
+/// continue (another `master_replid` than the master's, and not one that its
+/// `master_replid2` covers up to the replica's offset), with its link down and no full sync
+/// under way, and the master's process started after (or about when) they lost their link. That is a master that restarted
 /// without its data (or with an old snapshot) while this leader did not see its `run_id`
 /// change — the replication guard kept the replicas from resyncing: promoting one of them
 /// keeps their data. (A replica that is ahead of a newly promoted master is not such a
@@ -90,9 +90,11 @@ pub fn lost_history(view: &View, master: &NodeAddr, now: Instant) -> Option<Stri
         .filter_map(|a| Some((a, up_info(view, a)?)))
         .filter(|(_, i)| i.master() == Some(master))
         .collect();
+    // On the master's own history (the same `master_replid`) a replica is never ahead in
+    // this sense, whatever the offsets say: the master's may be a poll old, or the master
+    // merely cut off (a REJECT resets the replicas' links as a crash does).
     let continued = |i: &NodeInfo| {
-        (i.replid == m.replid && i.offset <= m.offset)
-            || (i.replid == m.replid2 && i.offset < m.second_offset)
+        i.replid == m.replid || (i.replid == m.replid2 && i.offset < m.second_offset)
     };
     let ahead = |i: &&NodeInfo| {
         let Role::Replica {
@@ -218,6 +220,12 @@ mod tests {
                 "the same history: a replica that is merely behind",
                 master("old", zeros, 1000, 2, now),
                 vec![lost(5)],
+                false,
+            ),
+            (
+                "cut off (REJECT), the master's offset a poll old, started recently",
+                master("old", zeros, 800, 2, now),
+                vec![lost(0), node(replica(false, false, 1), "old", 950)],
                 false,
             ),
             (
