@@ -276,6 +276,11 @@ fn guard_step(
             .get(n)
             .is_some_and(|t| now < *t + FENCE_RETRY)
         {
+            // The master first: a replica told to authenticate as a user its master lacks
+            // could not resync.
+            if n == master {
+                return None;
+            }
             continue;
         }
         let reason = if n == master {

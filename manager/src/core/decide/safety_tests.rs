@@ -404,6 +404,13 @@ fn the_guard_goes_on_the_master_first_then_on_replicas_in_sync() {
         vec![a(1), a(2)],
         "h:3's link is down: not trusted yet"
     );
+    // While the guard fails on the master, no replica gets it: it could not resync.
+    let failing = GroupState {
+        guard_failed: [(a(1), now)].into(),
+        ..state(now)
+    };
+    let d = decide(&failing, &v, Some(&published), &Votes::new(), now, &guarded);
+    assert!(!matches!(d, Decision::Guard { .. }), "{d}");
     // A restart loses the guard: it goes back on once the node is in sync again.
     if let Some(h) = v.get_mut(&a(2)) {
         h.on_restart();
