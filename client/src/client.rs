@@ -176,7 +176,7 @@ impl Client {
         to: Option<&NodeAddr>,
         wait: Duration,
     ) -> Result<NodeAddr, FailoverError> {
-        let zk = self.session()?;
+        let zk = self.session().await?;
         failover::failover(&zk, &self.inner.paths, to, wait).await
     }
 
@@ -185,13 +185,19 @@ impl Client {
     /// returns once it is written, without waiting for the verdict: a request the manager
     /// refuses is only seen in the znode. [`Client::failover`] waits for the verdict.
     pub async fn manual_failover(&self, to: Option<&NodeAddr>) -> Result<(), FailoverError> {
-        let zk = self.session()?;
+        let zk = self.session().await?;
         failover::request(&zk, &self.inner.paths, to).await
     }
 
-    /// The client's ZooKeeper session, unless it is being replaced.
-    fn session(&self) -> Result<zk::Client, FailoverError> {
-        let session = self.inner.session.borrow().clone();
+    /// The client's ZooKeeper session; while it is being replaced, the next one, waited for
+    /// up to the session timeout.
+    async fn session(&self) -> Result<zk::Client, FailoverError> {
+        let mut rx = self.inner.session.clone();
+        let bound = self.inner.cfg.zk_session_timeout;
+        let session = match tokio::time::timeout(bound, rx.wait_for(Option::is_some)).await {
+            Ok(Ok(session)) => session.clone(),
+            _ => None,
+        };
         session.ok_or(FailoverError::NoSession)
     }
 

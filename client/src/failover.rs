@@ -71,8 +71,9 @@ pub enum FailoverError {
         /// The root.
         root: String,
     },
-    /// The client has no ZooKeeper session right now (it is being replaced); try again.
-    #[error("no ZooKeeper session right now; try again")]
+    /// The client had no ZooKeeper session for a session timeout (ZooKeeper unreachable, or
+    /// the session being replaced); try again.
+    #[error("no ZooKeeper session within the session timeout; try again")]
     NoSession,
     /// ZooKeeper refused a request or did not answer within [`OP_TIMEOUT`].
     #[error(transparent)]

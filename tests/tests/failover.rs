@@ -334,3 +334,73 @@ async fn a_master_restarted_empty_while_no_manager_runs_is_neither_synced_from_n
         m.stop().await.expect("stop");
     }
 }
+
+/// With the default synchronous acknowledgement (managers `--synchronous-replicas 1`), a
+/// replica that died earlier does not block the failover of a crashed master: the master's
+/// last `INFO` no longer listed it, so `WAIT` could not count it, and the other replica has
+/// every acknowledged write. (A replica still listed would block it: unit tests in
+/// `manager/src/core/decide/safety_tests.rs`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_replica_down_a_crashed_master_is_still_replaced_by_default() {
+    let trio = RedisGroup::trio();
+    let (master, survivor, dead) = (trio.node(0), trio.node(1), trio.node(2));
+    let (m, s, before) = managed(&trio, "replica_down", |c| c.down_after_ms = Some(1000)).await;
+    dead.kill9();
+    s.wait(DEADLINE, "the dead replica published unavailable", |t| {
+        t.unavailable.contains(&dead.node_addr())
+    })
+    .await;
+    write_keys(master, "kept", 50, 100);
+    let offset = master.offset().expect("master offset");
+    wait_until(DEADLINE, "the survivor caught up", || {
+        (survivor.offset()? >= offset).then_some(())
+    });
+    wait_until(DEADLINE, "the master lists one replica", || {
+        master
+            .info("replication")?
+            .contains("connected_slaves:1")
+            .then_some(())
+    });
+    // The manager's view of the master is internal: let a few of its polls see that.
+    tokio::time::sleep(redis_failover_manager::POLL_INTERVAL * 3).await;
+    master.kill9();
+    let t = s
+        .wait_new_master(DEADLINE, "the survivor promoted", &before)
+        .await;
+    assert_eq!(t.master, Some(survivor.node_addr()), "{t:?}");
+    for i in 0..50 {
+        assert!(survivor.get(&format!("kept:{i}")).is_some(), "kept:{i}");
+    }
+    m.stop().await.expect("stop");
+}
+
+/// Issue 13, item 4: a replica that hangs at the moment the master crashes does not delay
+/// the failover. The new master is published once the other replica follows it (what the
+/// clients' `WAIT 1` needs), while the hung one's `REPLICAOF` still waits out its 1.5 s
+/// timeout. (The hung replica has the higher address, so that a tie on offsets does not make
+/// it the one to promote.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_hung_during_a_crash_failover_does_not_delay_its_publication() {
+    let trio = RedisGroup::trio();
+    let (a_i, b_i) = replicas_by_address(&trio);
+    let (master, survivor, hung) = (trio.node(0), trio.node(a_i), trio.node(b_i));
+    let (m, s, before) = managed(&trio, "hung_replica", |c| c.down_after_ms = Some(1000)).await;
+    hung.sigstop();
+    master.kill9();
+    let killed = Instant::now();
+    let t = s.wait_new_master(DEADLINE, "a new master", &before).await;
+    let published = killed.elapsed();
+    assert_eq!(t.master, Some(survivor.node_addr()), "{t:?}");
+    assert!(
+        published < Duration::from_millis(1500),
+        "published {published:?} after the crash: the hung replica's REPLICAOF timeout was waited for"
+    );
+    hung.sigcont();
+    hung.wait_follows(
+        survivor.port(),
+        true,
+        DEADLINE,
+        "the woken replica re-pointed",
+    );
+    m.stop().await.expect("stop");
+}

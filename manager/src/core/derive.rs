@@ -155,6 +155,7 @@ mod tests {
                 replid: String::new(),
                 replid2: String::new(),
                 second_offset: 0,
+                followers: Vec::new(),
             };
             h.on_success(now, Some(info), None);
             if let N::Down = n {

@@ -103,6 +103,7 @@ mod tests {
             replid: String::new(),
             replid2: String::new(),
             second_offset: 0,
+            followers: Vec::new(),
         };
         h.on_success(Instant::now(), Some(info), None);
         h

@@ -156,6 +156,7 @@ mod tests {
             replid: replid.into(),
             replid2: String::new(),
             second_offset: 0,
+            followers: Vec::new(),
         };
         h.on_success(Instant::now(), Some(info), None);
         h
@@ -179,6 +180,7 @@ mod tests {
             replid: replid.into(),
             replid2: replid2.into(),
             second_offset: second,
+            followers: Vec::new(),
         };
         h.on_success(Instant::now(), Some(info), None);
         h.on_identified(now.checked_sub(Duration::from_secs(age)));

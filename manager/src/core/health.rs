@@ -138,6 +138,11 @@ impl NodeHealth {
         self.last_ok
     }
 
+    /// When the `INFO` the node's state comes from was asked.
+    pub fn info_at(&self) -> Option<Instant> {
+        self.info_at
+    }
+
     pub fn down_since(&self) -> Option<Instant> {
         self.down_since
     }
@@ -254,6 +259,7 @@ mod tests {
             replid: String::new(),
             replid2: String::new(),
             second_offset: 0,
+            followers: Vec::new(),
         }
     }
 
@@ -387,6 +393,7 @@ mod tests {
             replid: String::new(),
             replid2: String::new(),
             second_offset: 0,
+            followers: Vec::new(),
         };
         h.on_success(t0, Some(replica.clone()), None);
         // The leader promoted the node and recorded what it saw at t0 + 10 ms...

@@ -49,6 +49,9 @@ pub struct NodeInfo {
     /// `second_repl_offset`: `replid2`'s history is continued up to (not including) this
     /// offset; 0 when there is none.
     pub second_offset: u64,
+    /// On a master, the replicas it lists as online (`slaveN:ip=..,port=..,state=online`),
+    /// each with the offset it last acknowledged: the ones `WAIT` can count, and how far.
+    pub followers: Vec<(NodeAddr, u64)>,
 }
 
 impl NodeInfo {
@@ -115,6 +118,7 @@ pub fn parse_info_replication(text: &str, priority: Option<u32>) -> Result<NodeI
     let mut replid = String::new();
     let mut replid2 = String::new();
     let mut second_offset = 0;
+    let mut followers = Vec::new();
     for line in text.lines() {
         let Some((key, value)) = line.trim_end_matches('\r').split_once(':') else {
             continue;
@@ -134,6 +138,11 @@ pub fn parse_info_replication(text: &str, priority: Option<u32>) -> Result<NodeI
             "master_replid" => replid = value.to_string(),
             "master_replid2" => replid2 = value.to_string(),
             "second_repl_offset" => second_offset = value.parse::<u64>().unwrap_or(0),
+            k if k.starts_with("slave") && k[5..].parse::<u32>().is_ok() => {
+                if let Some(addr) = online_follower(value) {
+                    followers.push(addr);
+                }
+            }
             _ => {}
         }
     }
@@ -147,6 +156,7 @@ pub fn parse_info_replication(text: &str, priority: Option<u32>) -> Result<NodeI
             replid,
             replid2,
             second_offset,
+            followers,
         }),
         Some("slave") | Some("replica") => {
             let (Some(host), Some(port)) = (master_host, master_port) else {
@@ -167,11 +177,27 @@ pub fn parse_info_replication(text: &str, priority: Option<u32>) -> Result<NodeI
                 replid,
                 replid2,
                 second_offset,
+                followers: Vec::new(),
             })
         }
         Some(other) => Err(format!("unexpected role:{other} in INFO replication")),
         None => Err("INFO replication has no role: line".into()),
     }
+}
+
+/// The address and acknowledged offset of a `slaveN:ip=..,port=..,state=online,offset=..`
+/// entry, if online.
+fn online_follower(value: &str) -> Option<(NodeAddr, u64)> {
+    let field = |name: &str| {
+        value
+            .split(',')
+            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+    };
+    if field("state")? != "online" {
+        return None;
+    }
+    let addr = NodeAddr::new(field("ip")?, field("port")?.parse::<u16>().ok()?);
+    Some((addr, field("offset")?.parse().ok()?))
 }
 
 #[cfg(test)]
@@ -186,17 +212,17 @@ mod tests {
     fn table() {
         let h = |p| NodeAddr::new("127.0.0.1", p);
         let cases: Vec<(&str, &str, Option<u32>, Result<NodeInfo, &str>)> = vec![
-            ("master", MASTER, None, Ok(NodeInfo { role: Role::Master, offset: 42, priority: 100, fenced: false, replid: "abc".into(), replid2: String::new(), second_offset: 0 })),
-            ("master with CONFIG priority", MASTER, Some(0), Ok(NodeInfo { role: Role::Master, offset: 42, priority: 0, fenced: false, replid: "abc".into(), replid2: String::new(), second_offset: 0 })),
-            ("replica", REPLICA, None, Ok(NodeInfo { role: Role::Replica { master: h(7000), link_up: true, syncing: false, link_down_secs: None, last_io_secs: Some(0) }, offset: 40, priority: 10, fenced: false, replid: String::new(), replid2: String::new(), second_offset: 0 })),
-            ("CONFIG wins over INFO", REPLICA, Some(0), Ok(NodeInfo { role: Role::Replica { master: h(7000), link_up: true, syncing: false, link_down_secs: None, last_io_secs: Some(0) }, offset: 40, priority: 0, fenced: false, replid: String::new(), replid2: String::new(), second_offset: 0 })),
+            ("master", MASTER, None, Ok(NodeInfo { role: Role::Master, offset: 42, priority: 100, fenced: false, replid: "abc".into(), replid2: String::new(), second_offset: 0, followers: vec![(h(7001), 42)] })),
+            ("master with CONFIG priority", MASTER, Some(0), Ok(NodeInfo { role: Role::Master, offset: 42, priority: 0, fenced: false, replid: "abc".into(), replid2: String::new(), second_offset: 0, followers: vec![(h(7001), 42)] })),
+            ("replica", REPLICA, None, Ok(NodeInfo { role: Role::Replica { master: h(7000), link_up: true, syncing: false, link_down_secs: None, last_io_secs: Some(0) }, offset: 40, priority: 10, fenced: false, replid: String::new(), replid2: String::new(), second_offset: 0, followers: Vec::new() })),
+            ("CONFIG wins over INFO", REPLICA, Some(0), Ok(NodeInfo { role: Role::Replica { master: h(7000), link_up: true, syncing: false, link_down_secs: None, last_io_secs: Some(0) }, offset: 40, priority: 0, fenced: false, replid: String::new(), replid2: String::new(), second_offset: 0, followers: Vec::new() })),
             (
                 "replica with link down",
                 "role:slave\nmaster_host:10.0.0.1\nmaster_port:6379\nmaster_link_status:down\nmaster_link_down_since_seconds:12\nmaster_sync_in_progress:1\nslave_repl_offset:7\n",
                 None,
-                Ok(NodeInfo { role: Role::Replica { master: NodeAddr::new("10.0.0.1", 6379), link_up: false, syncing: true, link_down_secs: Some(12), last_io_secs: None }, offset: 7, priority: 100, fenced: false, replid: String::new(), replid2: String::new(), second_offset: 0 }),
+                Ok(NodeInfo { role: Role::Replica { master: NodeAddr::new("10.0.0.1", 6379), link_up: false, syncing: true, link_down_secs: Some(12), last_io_secs: None }, offset: 7, priority: 100, fenced: false, replid: String::new(), replid2: String::new(), second_offset: 0, followers: Vec::new() }),
             ),
-            ("fenced master", "role:master\r\nmin_slaves_good_slaves:1\r\nmaster_repl_offset:5\r\n", None, Ok(NodeInfo { role: Role::Master, offset: 5, priority: 100, fenced: true, replid: String::new(), replid2: String::new(), second_offset: 0 })),
+            ("fenced master", "role:master\r\nmin_slaves_good_slaves:1\r\nmaster_repl_offset:5\r\n", None, Ok(NodeInfo { role: Role::Master, offset: 5, priority: 100, fenced: true, replid: String::new(), replid2: String::new(), second_offset: 0, followers: Vec::new() })),
             ("no role", "# Replication\r\n", None, Err("no role")),
             ("replica without master", "role:slave\n", None, Err("lacks master_host")),
             ("sentinel", "role:sentinel\n", None, Err("unexpected role:sentinel")),

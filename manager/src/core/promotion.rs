@@ -7,7 +7,10 @@
 //!    confirms the lock: the record is already there);
 //! 2. **promote**: the Redis step of the kind (`REPLICAOF NO ONE`, `FAILOVER TO`, or a
 //!    check that the recorded node already is a master);
-//! 3. **confirm** the lock, then **re-point** the other live nodes;
+//! 3. **confirm** the lock, then **re-point** the other live nodes, all at once; a failover
+//!    goes on to publish once the replicas the clients' `WAIT` needs accepted (or after
+//!    100 ms: a hung node finishes in the background), a held promotion or a switchover once
+//!    every call ended;
 //! 4. **publish** the new master (`+switch-master`) and append the failover history. The
 //!    re-pointed nodes that carry the new master's data are published as its replicas while
 //!    their link comes up ([`Promotion::resyncing`]): a re-pointed replica is not down.
@@ -212,6 +215,7 @@ mod tests {
             replid: String::new(),
             replid2: String::new(),
             second_offset: 0,
+            followers: Vec::new(),
         };
         h.on_success(Instant::now(), Some(info), None);
         h

@@ -112,13 +112,23 @@ pub fn select_replica<'a>(
 /// Synchronous mode: every acknowledged write is on at least `n` of the group's replicas, so
 /// the offsets of `R - n + 1` of them (R: the configured replicas) include a replica with
 /// every such write, and only a replica with the largest offset among them may be promoted.
+///
+/// A replica that does not answer is left out of R when what it may have acknowledged is
+/// known from the failed master's last `INFO`, and the promoted replica has at least that:
+/// - the `INFO` did not list it as an online replica (`WAIT` was not counting it then): it
+///   acknowledged at most that `INFO`'s offset;
+/// - or it listed it with the offset it had acknowledged, while this manager already had it
+///   down as hung or gone (a process that answers nobody acknowledges nothing more).
+///
+/// Not covered: a replica this manager cannot reach that reconnected to the master within
+/// the last poll before the master failed.
 fn synchronous(
     view: &View,
     failed: &NodeAddr,
     n: usize,
     candidates: &mut Vec<(&NodeAddr, &NodeInfo)>,
 ) -> Result<(), String> {
-    let replicas = view.len().saturating_sub(1);
+    let configured = view.len().saturating_sub(1);
     let holders: Vec<(&NodeAddr, u64)> = view
         .iter()
         .filter(|(a, _)| *a != failed)
@@ -127,6 +137,45 @@ fn synchronous(
             (info.master() == Some(failed) && !info.syncing()).then_some((a, info.offset))
         })
         .collect();
+    // The failed master's last word on who followed it, how far, and when it said so.
+    let last = view.get(failed).and_then(|h| {
+        let i = h.info().filter(|i| i.is_master() && !i.replid.is_empty())?;
+        Some((i, h.info_at()?))
+    });
+    let mut excused: Vec<&NodeAddr> = Vec::new();
+    let mut floor = 0;
+    if let Some((m, asked)) = last {
+        for (a, h) in view.iter().filter(|(a, _)| *a != failed) {
+            if holders.iter().any(|(x, _)| x == &a) {
+                continue;
+            }
+            let acked = match m.followers.iter().find(|(f, _)| f == a) {
+                None => Some(m.offset),
+                Some((_, acked)) => {
+                    let silent_before = (h.proven_hung() || h.proven_gone())
+                        && h.down_since().is_some_and(|t| t < asked);
+                    silent_before.then_some(*acked)
+                }
+            };
+            if let Some(acked) = acked {
+                excused.push(a);
+                floor = floor.max(acked);
+            }
+        }
+    }
+    if !excused.is_empty() {
+        candidates.retain(|(_, i)| i.offset >= floor);
+        if candidates.is_empty() {
+            let names: Vec<String> = excused.iter().map(|a| a.to_string()).collect();
+            return Err(format!(
+                "synchronous mode ({n}): {} does not answer, and no replica that answers has \
+                 offset {floor}, which it may have acknowledged: a write acknowledged before \
+                 may be only there",
+                names.join(", ")
+            ));
+        }
+    }
+    let replicas = configured - excused.len();
     let needed = replicas.saturating_sub(n) + 1;
     if holders.len() < needed {
         return Err(format!(

@@ -2,10 +2,13 @@
 //! with the one promotion sequence that every kind of failover runs (see
 //! [`crate::core::promotion`] for its steps).
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use redis_failover_client::wire::unix_ms;
 use redis_failover_client::{NodeAddr, Topology};
+use tokio::sync::Notify;
 use tracing::{debug, error, info, warn};
 
 use super::{GroupDaemon, Held, Next};
@@ -29,6 +32,9 @@ const SWITCHOVER_TIMEOUT: Duration = Duration::from_secs(5);
 const REFRESH_TIMEOUT: Duration = Duration::from_millis(300);
 /// The same waiting reason is logged again after this long.
 const REPEAT_LOG: Duration = Duration::from_secs(30);
+/// How long a promotion waits for the replicas it needs to follow the new master before
+/// publishing it anyway (the others are re-pointed meanwhile).
+const REPOINT_GRACE: Duration = Duration::from_millis(100);
 /// How many failovers `<root>/failover_history` keeps.
 const HISTORY_LEN: usize = 20;
 
@@ -385,7 +391,19 @@ impl GroupDaemon {
         }
         let others = plan.to_repoint(&self.view);
         let carrying = plan.carry_data(&self.view);
-        let accepted = self.reconfigure(&others, to, confirmed).await;
+        // A failover is published at once, not after a hung node's timeout: once as many
+        // replicas carrying the data as clients wait for (`WAIT N`) follow the new master
+        // (within `REPOINT_GRACE`); the others are re-pointed meanwhile. A held promotion
+        // re-points them all first (none may keep the old master unfenced), and so does a
+        // planned switchover (nothing is down: every node is published as it is).
+        let enough = if plan.hold.is_zero() && plan.kind != Kind::Switchover {
+            self.rules.policy.synchronous_replicas.min(carrying.len())
+        } else {
+            usize::MAX
+        };
+        let accepted = self
+            .reconfigure_enough(&others, to, confirmed, enough, &carrying)
+            .await;
         let resyncing = Promotion::resyncing(&carrying, &accepted);
         // 4. Publish, then the history. A re-pointed replica is published as one while its
         // link comes up: it is not down.
@@ -467,6 +485,92 @@ impl GroupDaemon {
                 p.poke.notify_one();
             }
         }
+        accepted
+    }
+
+    /// `REPLICAOF master` on each of `nodes`, at once, while `confirmed` is fresh, returning
+    /// once `enough` of those in `counting` accepted it, every call ended, or
+    /// [`REPOINT_GRACE`] passed (`usize::MAX`: once every call ended); the calls still
+    /// running finish in a task of their own, which logs them. Returns the nodes that
+    /// accepted it so far.
+    async fn reconfigure_enough(
+        &mut self,
+        nodes: &[NodeAddr],
+        master: &NodeAddr,
+        confirmed: Confirmed,
+        enough: usize,
+        counting: &std::collections::BTreeSet<NodeAddr>,
+    ) -> Vec<NodeAddr> {
+        use futures::stream::{FuturesUnordered, StreamExt};
+        let mut accepted = Vec::new();
+        if !self.still_leading(&confirmed, &format!("not re-pointing {nodes:?}")) {
+            return accepted;
+        }
+        let mut calls: FuturesUnordered<_> = nodes
+            .iter()
+            .map(|n| {
+                let (connector, n, master) = (self.connector.clone(), n.clone(), master.clone());
+                async move {
+                    let r = node::replicaof(&connector, &n, &master).await;
+                    (n, r)
+                }
+            })
+            .collect();
+        let g = self.cfg.name.clone();
+        let mut counted = 0;
+        // Healthy nodes answer REPLICAOF within milliseconds; one that has not answered
+        // within the grace is not waited for (unless every one must be: `usize::MAX`).
+        let grace = tokio::time::sleep(if enough == usize::MAX {
+            node::ACT_TIMEOUT * 2
+        } else {
+            REPOINT_GRACE
+        });
+        tokio::pin!(grace);
+        while counted < enough {
+            let next = tokio::select! {
+                next = calls.next() => next,
+                _ = &mut grace, if enough != usize::MAX => None,
+            };
+            let Some((n, r)) = next else {
+                break;
+            };
+            match r {
+                Ok(info) => {
+                    info!(group = %g, "{RECONF_REPLICA} {n}: REPLICAOF {master} sent");
+                    self.set_info(&n, info);
+                    counted += usize::from(counting.contains(&n));
+                    accepted.push(n.clone());
+                }
+                Err(e) => {
+                    warn!(group = %g, "{RECONF_REPLICA_FAILED} {n}: REPLICAOF {master}: {e}; retrying on a later cycle")
+                }
+            }
+            if let Some(p) = self.probes.get(&n) {
+                p.poke.notify_one();
+            }
+        }
+        if calls.is_empty() {
+            return accepted;
+        }
+        let pokes: BTreeMap<NodeAddr, Arc<Notify>> = self
+            .probes
+            .iter()
+            .map(|(n, p)| (n.clone(), p.poke.clone()))
+            .collect();
+        let master = master.clone();
+        tokio::spawn(async move {
+            while let Some((n, r)) = calls.next().await {
+                match r {
+                    Ok(_) => info!(group = %g, "{RECONF_REPLICA} {n}: REPLICAOF {master} sent"),
+                    Err(e) => {
+                        warn!(group = %g, "{RECONF_REPLICA_FAILED} {n}: REPLICAOF {master}: {e}; retrying on a later cycle")
+                    }
+                }
+                if let Some(p) = pokes.get(&n) {
+                    p.notify_one();
+                }
+            }
+        });
         accepted
     }
 

@@ -474,6 +474,11 @@ fn canonical(aliases: &BTreeMap<NodeAddr, NodeAddr>, mut info: NodeInfo) -> Node
             *master = configured.clone();
         }
     }
+    for (f, _) in &mut info.followers {
+        if let Some(configured) = aliases.get(f) {
+            *f = configured.clone();
+        }
+    }
     info
 }
 

@@ -29,6 +29,7 @@ fn info(role: Role, fenced: bool) -> NodeInfo {
         replid: String::new(),
         replid2: String::new(),
         second_offset: 0,
+        followers: Vec::new(),
     }
 }
 
@@ -548,4 +549,115 @@ fn a_promotion_finished_for_a_cut_off_leader_is_published_only_after_the_fence_b
         matches!(&d, Decision::Adopt { hold, .. } if hold.is_zero()),
         "{d}"
     );
+}
+
+#[test]
+fn in_synchronous_mode_a_replica_the_master_no_longer_listed_does_not_block_the_failover() {
+    let now = Instant::now() + Duration::from_secs(1000);
+    // h:1's last INFO (offset 100) lists `followers`; then it is gone. h:2 answers at
+    // `h2_offset`; h:3 does not answer.
+    let run = |followers: Vec<(NodeAddr, u64)>, h2_offset: u64| {
+        let mut v = View::new();
+        let mut m = NodeHealth::new();
+        let last = NodeInfo {
+            offset: 100,
+            replid: "r".into(),
+            followers,
+            ..info(Role::Master, true)
+        };
+        m.on_success(now, Some(last), None);
+        for i in 1..=3 {
+            let at = now + Duration::from_millis(i);
+            m.on_failure_showing(at, "connection: refused", 3, Evidence::Gone);
+        }
+        v.insert(a(1), m);
+        let mut h2 = NodeHealth::new();
+        let r = NodeInfo {
+            offset: h2_offset,
+            replid: "r".into(),
+            ..info(replica(), false)
+        };
+        h2.on_success(now + Duration::from_millis(5), Some(r), None);
+        v.insert(a(2), h2);
+        let mut h3 = NodeHealth::new();
+        h3.on_success(now, Some(info(replica(), false)), None);
+        h3.on_failure(now + Duration::from_millis(5), "no reply", 1);
+        v.insert(a(3), h3);
+        let sync = Policy {
+            synchronous_replicas: 1,
+            ..FENCED
+        };
+        match decide_with(&v, &sync, &Votes::new(), now + Duration::from_millis(20)) {
+            Decision::Failover { winner, .. } => Ok(winner),
+            Decision::NoCandidate { reason, .. } => Err(reason),
+            other => panic!("{other}"),
+        }
+    };
+    // h:3 had left the master before its last INFO: WAIT could not count it; h:2 has
+    // everything up to that INFO and the rest was acknowledged by h:2.
+    assert_eq!(run(vec![(a(2), 100)], 100), Ok(a(2)));
+    // h:3 was online then: it may hold a write h:2 lacks.
+    let refused = run(vec![(a(2), 100), (a(3), 100)], 100).expect_err("h:3 may hold a write");
+    assert!(refused.contains("only 1 of 2 replicas"), "{refused}");
+    // h:2 behind the master's last offset: h:3 may have acknowledged what h:2 lacks.
+    let refused = run(vec![(a(2), 90)], 90).expect_err("h:2 behind");
+    assert!(
+        refused.contains("h:3 does not answer, and no replica that answers has offset 100"),
+        "{refused}"
+    );
+}
+
+#[test]
+fn in_synchronous_mode_a_replica_hung_before_the_masters_last_info_does_not_block_the_failover() {
+    let now = Instant::now() + Duration::from_secs(1000);
+    let ms = Duration::from_millis;
+    // h:3 stops answering (hung: its host accepts connections) at `h3_down`; h:1's last
+    // INFO, asked at +100 ms, still lists it online with the offset it acknowledged, 80.
+    let run = |h3_down: Duration, evidence: Evidence| {
+        let mut v = View::new();
+        let mut h3 = NodeHealth::new();
+        h3.on_success(now, Some(info(replica(), false)), None);
+        for i in 0..3 {
+            h3.on_failure_showing(now + h3_down + ms(i), "no reply within 333 ms", 3, evidence);
+        }
+        v.insert(a(3), h3);
+        let mut m = NodeHealth::new();
+        let last = NodeInfo {
+            offset: 100,
+            replid: "r".into(),
+            followers: vec![(a(2), 100), (a(3), 80)],
+            ..info(Role::Master, true)
+        };
+        m.on_success(now + ms(100), Some(last), None);
+        for i in 1..=3 {
+            m.on_failure_showing(now + ms(200 + i), "connection: refused", 3, Evidence::Gone);
+        }
+        v.insert(a(1), m);
+        let mut h2 = NodeHealth::new();
+        let r = NodeInfo {
+            offset: 100,
+            replid: "r".into(),
+            ..info(replica(), false)
+        };
+        h2.on_success(now + ms(210), Some(r), None);
+        v.insert(a(2), h2);
+        let sync = Policy {
+            synchronous_replicas: 1,
+            ..FENCED
+        };
+        match decide_with(&v, &sync, &Votes::new(), now + ms(300)) {
+            Decision::Failover { winner, .. } => Ok(winner),
+            Decision::NoCandidate { reason, .. } => Err(reason),
+            other => panic!("{other}"),
+        }
+    };
+    assert_eq!(
+        run(ms(10), Evidence::Hung),
+        Ok(a(2)),
+        "hung before the INFO"
+    );
+    let after = run(ms(150), Evidence::Hung).expect_err("hung only after the INFO");
+    assert!(after.contains("only 1 of 2 replicas"), "{after}");
+    let silent = run(ms(10), Evidence::None).expect_err("merely unreachable: may be alive");
+    assert!(silent.contains("only 1 of 2 replicas"), "{silent}");
 }

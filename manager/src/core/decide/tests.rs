@@ -52,6 +52,7 @@ fn view(nodes: &[(u16, N)], now: Instant) -> View {
             replid: String::new(),
             replid2: String::new(),
             second_offset: 0,
+            followers: Vec::new(),
         };
         let replica = |m: u16, link_up, syncing, down: Option<u64>| Role::Replica {
             master: a(m),
@@ -541,6 +542,7 @@ fn the_lag_bound_excludes_replicas_too_far_behind() {
             replid: String::new(),
             replid2: String::new(),
             second_offset: 0,
+            followers: Vec::new(),
         }),
         None,
     );
