@@ -118,10 +118,18 @@ pub struct Promotion {
 }
 
 impl Promotion {
-    /// Written (lock-checked) before any Redis command: `from` still named, `to` being
-    /// promoted.
+    /// Written (lock-checked) before any Redis command: `to` being promoted. A failover
+    /// withdraws `from` even if it answers (it restarted without its data, or it is being
+    /// replaced while alive): no client may write to it, least of all without waiting for a
+    /// replica because none is listed next to it. A switchover keeps naming it: `FAILOVER
+    /// TO` pauses its writers and loses nothing.
     pub fn intent(&self, epoch: u64, view: &View) -> Topology {
         let mut t = derive_topology(Some(&self.from), epoch, view, &BTreeSet::new());
+        if self.kind != Kind::Switchover && t.master.as_ref() == Some(&self.from) {
+            t.master = None;
+            t.unavailable.push(self.from.clone());
+            t.unavailable.sort();
+        }
         t.promoting = Some(self.to.clone());
         t
     }
@@ -321,6 +329,12 @@ mod tests {
             intent.master, None,
             "the down old master is not published as master"
         );
+        // An old master that answers (restarted without its data) is withdrawn too.
+        let intent = plan(Kind::Failover).intent(4, &view(true));
+        assert_eq!(intent.master, None, "a live old master is withdrawn");
+        assert!(intent.unavailable.contains(&a(1)), "{intent:?}");
+        let intent = plan(Kind::Switchover).intent(4, &view(true));
+        assert_eq!(intent.master, Some(a(1)), "a switchover keeps it named");
         let result = plan(Kind::Failover).result(5, &v, &BTreeSet::new());
         assert_eq!(result.master, Some(a(2)));
         assert_eq!(result.promoting, None);
