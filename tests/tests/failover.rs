@@ -361,8 +361,14 @@ async fn with_a_replica_down_a_crashed_master_is_still_replaced_by_default() {
             .contains("connected_slaves:1")
             .then_some(())
     });
-    // The manager's view of the master is internal: let a few of its polls see that.
-    tokio::time::sleep(redis_failover_manager::POLL_INTERVAL * 3).await;
+    // The manager's view of the master is internal: wait until it has read the master's
+    // INFO twice since (every INFO counts, these counting reads included).
+    let seen = master.calls("info");
+    let mut own = 1;
+    wait_until(DEADLINE, "two of the manager's polls of the master", || {
+        own += 1;
+        (master.calls("info") >= seen + own + 2).then_some(())
+    });
     master.kill9();
     let t = s
         .wait_new_master(DEADLINE, "the survivor promoted", &before)

@@ -24,7 +24,7 @@ mod file;
 #[cfg(test)]
 mod tests;
 
-pub use cli::{zk_target, Cli, Command, FencingMode, Switch};
+pub use cli::{zk_target, Cli, Command, Switch};
 pub use file::{FileConfig, FileGroup, NodesValue, Secret};
 
 /// How to log in to every Redis node.

@@ -2,7 +2,7 @@
 //! with the one promotion sequence that every kind of failover runs (see
 //! [`crate::core::promotion`] for its steps).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,8 +22,9 @@ use crate::core::event_names::{
     SWITCH_MASTER_UNPUBLISHED,
 };
 use crate::core::fence::FenceSetting;
+use crate::core::info::NodeInfo;
 use crate::core::promotion::{Kind, Promotion, RedisStep};
-use crate::io::node;
+use crate::io::node::{self, NodeError};
 use crate::io::zk::{self, Confirmed, Leadership, Published};
 
 /// How long a planned switchover may pause writers while the target catches up.
@@ -123,10 +124,8 @@ impl GroupDaemon {
                     master: Some(master),
                     epoch: epoch.max(floor),
                     paused: self.known.pause.clone(),
-                    fences: std::mem::take(&mut self.state.fences),
-                    guards: std::mem::take(&mut self.state.guards),
                     publish_not_before: (!hold.is_zero()).then(|| Instant::now() + hold),
-                    ..GroupState::default()
+                    ..self.state.node_settings()
                 };
                 Next::Soon
             }
@@ -156,11 +155,11 @@ impl GroupDaemon {
                 Next::Idle
             }
             Decision::Reconfigure { nodes, master, .. } => {
-                let Some(confirmed) = leader.confirm().await else {
-                    warn!(group = %self.cfg.name, "{LEADER_UNCONFIRMED}: not re-pointing {nodes:?}");
+                let not_doing = format!("not re-pointing {nodes:?}");
+                let Some(confirmed) = self.confirm_to(&leader, &not_doing).await else {
                     return Next::Idle;
                 };
-                self.reconfigure(&nodes, &master, confirmed).await;
+                self.reconfigure(&nodes, &master, confirmed, None).await;
                 Next::Soon
             }
             Decision::RefreshOffsets { nodes, .. } => {
@@ -187,16 +186,11 @@ impl GroupDaemon {
                 Next::Soon
             }
             Decision::Guard { node, .. } => {
-                let Some(confirmed) = leader.confirm().await else {
-                    warn!(group = %self.cfg.name, "{LEADER_UNCONFIRMED}: not setting the replication guard on {node}");
+                let not_doing = format!("not setting the replication guard on {node}");
+                if self.confirm_to(&leader, &not_doing).await.is_none() {
                     return Next::Idle;
-                };
-                if self.still_leading(
-                    &confirmed,
-                    &format!("not setting the replication guard on {node}"),
-                ) {
-                    self.guard(&node).await;
                 }
+                self.guard(&node).await;
                 Next::Soon
             }
         }
@@ -225,11 +219,8 @@ impl GroupDaemon {
     /// `+fence`: sets `min-replicas-*` on `node` while the lock's confirmation is fresh.
     async fn fence(&mut self, leader: &Leadership, n: &NodeAddr, setting: FenceSetting) {
         let g = self.cfg.name.clone();
-        let Some(confirmed) = leader.confirm().await else {
-            warn!(group = %g, "{LEADER_UNCONFIRMED}: not setting the fence on {n}");
-            return;
-        };
-        if !self.still_leading(&confirmed, &format!("not setting the fence on {n}")) {
+        let not_doing = format!("not setting the fence on {n}");
+        if self.confirm_to(leader, &not_doing).await.is_none() {
             return;
         }
         match node::set_fence(&self.connector, n, setting).await {
@@ -375,9 +366,7 @@ impl GroupDaemon {
             epoch: self.state.epoch + 1,
             paused: self.known.pause.clone(),
             master_restarts: self.restarts_of(to),
-            fences: std::mem::take(&mut self.state.fences),
-            guards: std::mem::take(&mut self.state.guards),
-            ..GroupState::default()
+            ..self.state.node_settings()
         };
         // 3. Re-point the others, still as the leader.
         let Some(confirmed) = leader.confirm().await else {
@@ -396,13 +385,10 @@ impl GroupDaemon {
         // (within `REPOINT_GRACE`); the others are re-pointed meanwhile. A held promotion
         // re-points them all first (none may keep the old master unfenced), and so does a
         // planned switchover (nothing is down: every node is published as it is).
-        let enough = if plan.hold.is_zero() && plan.kind != Kind::Switchover {
-            self.rules.policy.synchronous_replicas.min(carrying.len())
-        } else {
-            usize::MAX
-        };
+        let enough = (plan.hold.is_zero() && plan.kind != Kind::Switchover)
+            .then(|| self.rules.policy.synchronous_replicas.min(carrying.len()));
         let accepted = self
-            .reconfigure_enough(&others, to, confirmed, enough, &carrying)
+            .reconfigure(&others, to, confirmed, enough.map(|n| (n, &carrying)))
             .await;
         let resyncing = Promotion::resyncing(&carrying, &accepted);
         // 4. Publish, then the history. A re-pointed replica is published as one while its
@@ -442,6 +428,17 @@ impl GroupDaemon {
         Outcome::Promoted { published: true }
     }
 
+    /// The lock confirmed now, fresh enough to send a Redis command on; `None` (and the log
+    /// says `not_doing`) when it cannot be confirmed or the confirmation came too late.
+    async fn confirm_to(&self, leader: &Leadership, not_doing: &str) -> Option<Confirmed> {
+        let Some(confirmed) = leader.confirm().await else {
+            warn!(group = %self.cfg.name, "{LEADER_UNCONFIRMED}: {not_doing}");
+            return None;
+        };
+        self.still_leading(&confirmed, not_doing)
+            .then_some(confirmed)
+    }
+
     /// False (and says so) when the lock's confirmation is too old to act on: this manager
     /// was held up (a pause, a slow step) long enough for a new leader to have taken over.
     fn still_leading(&self, confirmed: &Confirmed, not_doing: &str) -> bool {
@@ -454,52 +451,16 @@ impl GroupDaemon {
     }
 
     /// `REPLICAOF master` on each of `nodes`, at once, while `confirmed` is fresh; a failure
-    /// is retried on a later cycle. Returns the nodes that accepted it.
+    /// is retried on a later cycle. Returns the nodes that accepted it, once every call
+    /// ended, or with `until = Some((enough, counting))` once `enough` of those in
+    /// `counting` accepted it or [`REPOINT_GRACE`] passed: the calls still running then
+    /// finish in a task of their own, which logs them.
     async fn reconfigure(
         &mut self,
         nodes: &[NodeAddr],
         master: &NodeAddr,
         confirmed: Confirmed,
-    ) -> Vec<NodeAddr> {
-        let mut accepted = Vec::new();
-        if !self.still_leading(&confirmed, &format!("not re-pointing {nodes:?}")) {
-            return accepted;
-        }
-        let g = self.cfg.name.clone();
-        let calls = nodes.iter().map(|n| {
-            let connector = self.connector.clone();
-            async move { (n, node::replicaof(&connector, n, master).await) }
-        });
-        for (n, r) in futures::future::join_all(calls).await {
-            match r {
-                Ok(info) => {
-                    info!(group = %g, "{RECONF_REPLICA} {n}: REPLICAOF {master} sent");
-                    self.set_info(n, info);
-                    accepted.push(n.clone());
-                }
-                Err(e) => {
-                    warn!(group = %g, "{RECONF_REPLICA_FAILED} {n}: REPLICAOF {master}: {e}; retrying on a later cycle")
-                }
-            }
-            if let Some(p) = self.probes.get(n) {
-                p.poke.notify_one();
-            }
-        }
-        accepted
-    }
-
-    /// `REPLICAOF master` on each of `nodes`, at once, while `confirmed` is fresh, returning
-    /// once `enough` of those in `counting` accepted it, every call ended, or
-    /// [`REPOINT_GRACE`] passed (`usize::MAX`: once every call ended); the calls still
-    /// running finish in a task of their own, which logs them. Returns the nodes that
-    /// accepted it so far.
-    async fn reconfigure_enough(
-        &mut self,
-        nodes: &[NodeAddr],
-        master: &NodeAddr,
-        confirmed: Confirmed,
-        enough: usize,
-        counting: &std::collections::BTreeSet<NodeAddr>,
+        until: Option<(usize, &BTreeSet<NodeAddr>)>,
     ) -> Vec<NodeAddr> {
         use futures::stream::{FuturesUnordered, StreamExt};
         let mut accepted = Vec::new();
@@ -517,33 +478,26 @@ impl GroupDaemon {
             })
             .collect();
         let g = self.cfg.name.clone();
+        let none = BTreeSet::new();
+        let (enough, counting) = until.unwrap_or((usize::MAX, &none));
         let mut counted = 0;
         // Healthy nodes answer REPLICAOF within milliseconds; one that has not answered
-        // within the grace is not waited for (unless every one must be: `usize::MAX`).
-        let grace = tokio::time::sleep(if enough == usize::MAX {
-            node::ACT_TIMEOUT * 2
-        } else {
-            REPOINT_GRACE
-        });
+        // within the grace is not waited for (unless every call is: `until` is `None`).
+        let grace = tokio::time::sleep(REPOINT_GRACE);
         tokio::pin!(grace);
         while counted < enough {
             let next = tokio::select! {
                 next = calls.next() => next,
-                _ = &mut grace, if enough != usize::MAX => None,
+                _ = &mut grace, if until.is_some() => None,
             };
             let Some((n, r)) = next else {
                 break;
             };
-            match r {
-                Ok(info) => {
-                    info!(group = %g, "{RECONF_REPLICA} {n}: REPLICAOF {master} sent");
-                    self.set_info(&n, info);
-                    counted += usize::from(counting.contains(&n));
-                    accepted.push(n.clone());
-                }
-                Err(e) => {
-                    warn!(group = %g, "{RECONF_REPLICA_FAILED} {n}: REPLICAOF {master}: {e}; retrying on a later cycle")
-                }
+            log_repoint(&g, &n, master, &r);
+            if let Ok(info) = r {
+                self.set_info(&n, info);
+                counted += usize::from(counting.contains(&n));
+                accepted.push(n.clone());
             }
             if let Some(p) = self.probes.get(&n) {
                 p.poke.notify_one();
@@ -560,12 +514,7 @@ impl GroupDaemon {
         let master = master.clone();
         tokio::spawn(async move {
             while let Some((n, r)) = calls.next().await {
-                match r {
-                    Ok(_) => info!(group = %g, "{RECONF_REPLICA} {n}: REPLICAOF {master} sent"),
-                    Err(e) => {
-                        warn!(group = %g, "{RECONF_REPLICA_FAILED} {n}: REPLICAOF {master}: {e}; retrying on a later cycle")
-                    }
-                }
+                log_repoint(&g, &n, &master, &r);
                 if let Some(p) = pokes.get(&n) {
                     p.notify_one();
                 }
@@ -626,6 +575,16 @@ impl GroupDaemon {
         match zk::append_history(leader, &self.cfg.paths, &record, HISTORY_LEN).await {
             Ok(history) => self.known.history = history,
             Err(e) => warn!(group = %self.cfg.name, "{HISTORY_WRITE} {e}"),
+        }
+    }
+}
+
+/// `+reconf-replica` or `-reconf-replica-failed` for one `REPLICAOF` call.
+fn log_repoint(g: &str, n: &NodeAddr, master: &NodeAddr, r: &Result<NodeInfo, NodeError>) {
+    match r {
+        Ok(_) => info!(group = %g, "{RECONF_REPLICA} {n}: REPLICAOF {master} sent"),
+        Err(e) => {
+            warn!(group = %g, "{RECONF_REPLICA_FAILED} {n}: REPLICAOF {master}: {e}; retrying on a later cycle")
         }
     }
 }

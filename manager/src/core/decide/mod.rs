@@ -68,6 +68,18 @@ pub struct GroupState {
     pub switchover_failed_at: Option<Instant>,
 }
 
+impl GroupState {
+    /// A fresh belief that keeps only what this leader set on the nodes (fences, guards),
+    /// which stays true across a new master or epoch; taken out of `self`.
+    pub fn node_settings(&mut self) -> GroupState {
+        GroupState {
+            fences: std::mem::take(&mut self.fences),
+            guards: std::mem::take(&mut self.guards),
+            ..GroupState::default()
+        }
+    }
+}
+
 /// See [`GroupState::switchover_failed_at`].
 pub const SWITCHOVER_RETRY: Duration = Duration::from_secs(5);
 
@@ -161,14 +173,14 @@ pub fn decide(
         }
         status => match (status, votes.get(master)) {
             (_, Some(Verdict::Down(why))) => {
-                return failover(state, why, view, published, now, policy)
+                return failover(state, Why::judged(why), view, published, now, policy)
             }
             (Status::Down, None) => {
                 let why = master_health
                     .last_error()
                     .unwrap_or("unreachable")
                     .to_string();
-                return failover(state, &why, view, published, now, policy);
+                return failover(state, Why::judged(&why), view, published, now, policy);
             }
             (Status::Down, Some(Verdict::Up(why) | Verdict::Doubtful(why))) => {
                 return Decision::Wait {
@@ -185,12 +197,19 @@ pub fn decide(
     // That is a fact this manager observed (a new run_id), not a judgement on reachability,
     // so it needs no vote; promote before the replicas reconnect (within about a second).
     if master_health.restarts() > state.master_restarts {
-        return failover(state, RESTARTED, view, published, now, policy);
+        return failover(
+            state,
+            Why::restarted(RESTARTED),
+            view,
+            published,
+            now,
+            policy,
+        );
     }
     // The same, when the restart happened while no leader watched it: its replicas, kept
     // from resyncing by the replication guard, hold a history it lacks.
     if let Some(why) = guard::lost_history(view, master, now) {
-        return failover(state, &why, view, published, now, policy);
+        return failover(state, Why::restarted(&why), view, published, now, policy);
     }
     if let Some(info) = master_health.info().filter(|i| !i.is_master()) {
         let follows = info
@@ -331,6 +350,31 @@ fn fence(
 
 const RESTARTED: &str = "it restarted (new run_id) and may have lost writes its replicas have";
 
+/// Why the master is being replaced: a verdict on it (the managers' votes, this manager's
+/// probes), or the fact that its process restarted without its data, which proves the old
+/// process gone.
+#[derive(Clone, Copy)]
+struct Why<'a> {
+    text: &'a str,
+    restarted: bool,
+}
+
+impl<'a> Why<'a> {
+    fn judged(text: &'a str) -> Self {
+        Why {
+            text,
+            restarted: false,
+        }
+    }
+
+    fn restarted(text: &'a str) -> Self {
+        Why {
+            text,
+            restarted: true,
+        }
+    }
+}
+
 /// How long a promotion that replaces `failed` other than by a fresh failover decision (a
 /// roll-forward of a recorded one, an operator's manual failover) holds its publication:
 /// the fence bound unless `failed` is proven gone or fencing is off.
@@ -349,7 +393,7 @@ pub fn roll_forward_hold(view: &View, failed: &NodeAddr, policy: &Policy) -> Dur
 fn mode(
     state: &GroupState,
     master: &NodeAddr,
-    why_down: &str,
+    why: Why<'_>,
     view: &View,
     now: Instant,
     policy: &Policy,
@@ -357,8 +401,7 @@ fn mode(
     let Some(h) = view.get(master) else {
         return Ok(Mode::Gone);
     };
-    if why_down == RESTARTED || h.proven_gone() || guard::lost_history(view, master, now).is_some()
-    {
+    if why.restarted || h.proven_gone() || guard::lost_history(view, master, now).is_some() {
         return Ok(Mode::Gone);
     }
     if h.proven_hung() {
@@ -437,12 +480,13 @@ fn mode(
 
 fn failover(
     state: &GroupState,
-    why_down: &str,
+    why: Why<'_>,
     view: &View,
     published: Option<&Topology>,
     now: Instant,
     policy: &Policy,
 ) -> Decision {
+    let why_down = why.text;
     let Some(master) = &state.master else {
         return Decision::Wait {
             reason: "no master known".into(),
@@ -498,7 +542,7 @@ fn failover(
                 .collect(),
             reason: format!("master down ({why_down}); ranking on offsets read now"),
         },
-        Ok((winner, ranking)) => match mode(state, master, why_down, view, now, policy) {
+        Ok((winner, ranking)) => match mode(state, master, why, view, now, policy) {
             Ok(mode) => Decision::Failover {
                 failed: master.clone(),
                 winner: winner.clone(),
