@@ -55,6 +55,39 @@ pub struct NodeInfo {
 }
 
 impl NodeInfo {
+    /// The same role, master, link, fence, priority, history and listed replicas: what a
+    /// decision looks at, leaving out the offsets and ages that move on every reply.
+    pub fn same_shape(&self, other: &NodeInfo) -> bool {
+        let role = match (&self.role, &other.role) {
+            (Role::Master, Role::Master) => true,
+            (
+                Role::Replica {
+                    master: m1,
+                    link_up: l1,
+                    syncing: s1,
+                    ..
+                },
+                Role::Replica {
+                    master: m2,
+                    link_up: l2,
+                    syncing: s2,
+                    ..
+                },
+            ) => m1 == m2 && l1 == l2 && s1 == s2,
+            _ => false,
+        };
+        let listed = |i: &NodeInfo| {
+            i.followers
+                .iter()
+                .map(|(a, _)| a.clone())
+                .collect::<Vec<_>>()
+        };
+        role && self.fenced == other.fenced
+            && self.priority == other.priority
+            && self.replid == other.replid
+            && listed(self) == listed(other)
+    }
+
     pub fn is_master(&self) -> bool {
         self.role == Role::Master
     }
@@ -235,5 +268,44 @@ mod tests {
                 (g, w) => panic!("{name}: got {g:?}, want {w:?}"),
             }
         }
+    }
+
+    #[test]
+    fn shape_leaves_out_what_moves_on_every_reply() {
+        let replica = |text: &str| parse_info_replication(text, None).expect("parses");
+        let base = replica(REPLICA);
+        for (what, from, to) in [
+            ("offset", "slave_repl_offset:40", "slave_repl_offset:90"),
+            (
+                "last io",
+                "master_last_io_seconds_ago:0",
+                "master_last_io_seconds_ago:3",
+            ),
+        ] {
+            let moved = replica(&REPLICA.replace(from, to));
+            assert!(base.same_shape(&moved), "{what} is not shape");
+        }
+        for (what, from, to) in [
+            ("master", "master_port:7000", "master_port:7009"),
+            ("link", "master_link_status:up", "master_link_status:down"),
+            (
+                "sync",
+                "master_sync_in_progress:0",
+                "master_sync_in_progress:1",
+            ),
+            ("priority", "slave_priority:10", "slave_priority:0"),
+            ("role", "role:slave", "role:master"),
+        ] {
+            let changed = replica(&REPLICA.replace(from, to));
+            assert!(!base.same_shape(&changed), "{what} is shape");
+        }
+        let master = replica(MASTER);
+        let more = replica(&MASTER.replace(
+            "lag=0\r\n",
+            "lag=0\r\nslave1:ip=127.0.0.1,port=7002,state=online,offset=40,lag=0\r\n",
+        ));
+        assert!(!master.same_shape(&more), "a newly listed replica is shape");
+        let acked = replica(&MASTER.replace("offset=42", "offset=41"));
+        assert!(master.same_shape(&acked), "an ack offset is not shape");
     }
 }

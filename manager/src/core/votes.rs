@@ -3,6 +3,7 @@
 //! view (its own included) and decides by `--node-strategy`, and only with at least
 //! `--required-node-managers` ballots. Pure; `now` comes in as an argument.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
@@ -60,10 +61,17 @@ pub enum Verdict {
     Doubtful(String),
 }
 
-/// How old another manager's view may be and still count as a ballot: twice
-/// `--down-after-ms`, and at least 2 s (a view is rewritten every 500 ms).
+/// How often a manager rewrites its view when nothing changed (it writes it at once on
+/// every change), so that a view that stops being rewritten is known to be stale.
+pub const VIEW_HEARTBEAT: Duration = Duration::from_secs(5);
+
+/// How old another manager's view may be and still count as a ballot: three heartbeats
+/// (one may be late, one in flight), and at least twice `--down-after-ms`. A view says what
+/// its manager sees now, however old it is, as long as that manager rewrites it on every
+/// change; the age only tells a manager that stopped working (a live session keeps its
+/// ephemeral view) from one that has nothing new to say.
 pub fn max_view_age(down_after: Duration) -> Duration {
-    (down_after * 2).max(Duration::from_secs(2))
+    (down_after * 2).max(VIEW_HEARTBEAT * 3)
 }
 
 /// A view written at `at_ms` still counts at `now_ms`.
@@ -78,7 +86,7 @@ pub fn ballots_for(
     node: &NodeAddr,
     own_id: &str,
     own_down: Option<bool>,
-    views: &[(String, ManagerView)],
+    views: &BTreeMap<String, ManagerView>,
     now_ms: u64,
     max_age: Duration,
 ) -> Vec<Ballot> {
@@ -231,12 +239,12 @@ mod tests {
             at_ms: 10_000,
             ..ManagerView::default()
         };
-        let views = vec![
+        let views = BTreeMap::from([
             ("a".to_string(), fresh),
             ("b".to_string(), stale),
             ("c".to_string(), silent),
             ("me".to_string(), own_old),
-        ];
+        ]);
         let got = ballots_for(
             &n,
             "me",

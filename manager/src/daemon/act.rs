@@ -25,7 +25,7 @@ use crate::core::fence::FenceSetting;
 use crate::core::info::NodeInfo;
 use crate::core::promotion::{Kind, Promotion, RedisStep};
 use crate::io::node::{self, NodeError};
-use crate::io::zk::{self, Confirmed, Leadership, Published};
+use crate::io::zk::{self, Changes, Confirmed, Leadership, Published};
 
 /// How long a planned switchover may pause writers while the target catches up.
 const SWITCHOVER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -64,17 +64,21 @@ impl GroupDaemon {
             }
         }
         if !self.known.pause_known {
-            self.read_shared(true).await;
+            self.sync(Changes {
+                paused: true,
+                ..Changes::default()
+            })
+            .await;
             if !self.known.pause_known {
-                return Next::Idle;
+                return Next::Soon;
             }
         }
-        if self.state.master.is_some() && self.timers.manual.due(Instant::now()) {
+        if self.state.master.is_some() && self.manual_pending {
+            self.manual_pending = false;
             if let Some(next) = self.manual_failover(&leader).await {
                 return next;
             }
         }
-        self.read_views(&leader).await;
         self.state.paused = self.known.pause.clone();
         let now = Instant::now();
         let master = self.state.master.clone();
@@ -106,7 +110,9 @@ impl GroupDaemon {
             _ => (Kind::Failover, Duration::ZERO),
         };
         match decision {
-            Decision::Steady | Decision::Wait { .. } => Next::Idle,
+            Decision::Steady => Next::Idle,
+            // What it waits for may come with time alone (a fence's bound, a view's age).
+            Decision::Wait { .. } => Next::Soon,
             Decision::Adopt {
                 master,
                 epoch,

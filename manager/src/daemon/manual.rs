@@ -20,9 +20,6 @@ use crate::core::manual::judge_manual;
 use crate::core::promotion::{Kind, Promotion};
 use crate::io::zk::{self, Leadership};
 
-/// How often the leader looks for a request.
-pub(super) const CHECK_EVERY: Duration = Duration::from_millis(250);
-
 impl GroupDaemon {
     /// Carries out or refuses a pending request; `None` when there is none (or it could not
     /// be read), else what the loop should do next.
@@ -34,6 +31,7 @@ impl GroupDaemon {
             Ok(None) => return None,
             Err(e) => {
                 warn!(group = %g, "{ZK_READ} {e}");
+                self.manual_pending = true;
                 return None;
             }
         };
@@ -43,6 +41,14 @@ impl GroupDaemon {
         }
         let text = String::from_utf8_lossy(&data).trim().to_string();
         let master = self.state.master.clone()?;
+        if let Some((v, at)) = self.manual_retried {
+            let master_up = self.view.get(&master).is_some_and(|h| h.is_up());
+            if v == version && master_up && at.elapsed() < self.rules.down_after {
+                // Until the probes tell whether the master died (or down-after passed).
+                self.manual_pending = true;
+                return Some(Next::Soon);
+            }
+        }
         let verdict = judge_manual(
             &self.state,
             &self.view,
@@ -84,6 +90,13 @@ impl GroupDaemon {
         if matches!(outcome, Outcome::Promoted { .. }) {
             info!(group = %g, "{MANUAL_FAILOVER_DONE} {text}: {target} is master, epoch {}", self.state.epoch);
             self.finish_manual(leader, &path, version, None).await;
+        } else if kind == Kind::Switchover && self.manual_retried.map(|(v, _)| v) != Some(version) {
+            // The master may have died as the request came in (its probes had not told yet):
+            // judged again once they tell (or after down-after), as a promotion if it is
+            // down by then.
+            warn!(group = %g, "{MANUAL_FAILOVER} {text}: the switchover did not happen; judging the request again");
+            self.manual_retried = Some((version, Instant::now()));
+            self.manual_pending = true;
         } else {
             let reason = format!("the promotion of {target} failed; see the manager's log");
             self.finish_manual(leader, &path, version, Some((&text, &reason)))

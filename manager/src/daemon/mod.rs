@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use redis_failover_client::wire::ManagerView;
 use redis_failover_client::wire::{FailoverRecord, PauseInfo};
 use redis_failover_client::NodeAddr;
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -29,20 +29,25 @@ use crate::core::health::{Evidence, NodeHealth, Transition};
 use crate::core::info::{NodeInfo, Role};
 use crate::core::select::Policy;
 use crate::core::votes::Strategy;
+use crate::core::votes::VIEW_HEARTBEAT;
 use crate::core::View;
 use crate::front::metrics::GroupMetrics;
 use crate::front::snapshot::{GroupSettings, GroupSnapshot};
 use crate::io::node::{Connector, NodeError};
 use crate::io::probe::{self, NodeProbe, Observation, ProbeResult, ProbeSettings};
-use crate::io::zk::{self, Leadership, Published};
+use crate::io::zk::{self, Changes, Leadership, Pending, Published};
 
 mod act;
 mod manual;
 mod report;
 mod shared;
 
-/// How often the leader re-checks when nothing happens.
+/// How soon the leader looks again while a decision waits for something that may come
+/// with time alone (a fence's bound, a replica catching up).
 const TICK: Duration = Duration::from_millis(100);
+/// How often a settled group's loop wakes when nothing happens: the view's heartbeat, what
+/// operators see, a view aging out of the vote. Every change wakes it at once.
+const IDLE_TICK: Duration = Duration::from_secs(1);
 /// How often configured host names are resolved again.
 const RESOLVE_EVERY: Duration = Duration::from_secs(30);
 /// How many cycles may follow each other without waiting for an event (a decision that
@@ -132,20 +137,16 @@ struct Known {
     pause_known: bool,
     /// `<root>/failover_history`.
     history: Vec<FailoverRecord>,
-    /// Other managers' views, as the leader votes with them.
-    views: Vec<(String, ManagerView)>,
-    /// Every live manager's view and the lock order, for operators.
-    all_views: BTreeMap<String, ManagerView>,
+    /// Every live manager's view (this one's as last written): the leader votes with the
+    /// others', operators see them all.
+    views: BTreeMap<String, ManagerView>,
+    /// The lock order, for operators.
     managers_in_line: Vec<String>,
 }
 
 /// The rate limits of the loop's periodic work.
 #[derive(Debug)]
 struct Timers {
-    /// The leader looks for a request in `<root>/manual_failover`.
-    manual: Every,
-    /// The leader reads the other managers' views (each cycle, but not in bursts).
-    views_read: Every,
     /// Every manager rewrites its view (and at once on any change).
     view_published: Every,
     /// Configured host names are resolved again.
@@ -174,9 +175,15 @@ pub struct GroupDaemon {
     /// What HTTP, metrics and the Sentinel endpoint show.
     snapshot: watch::Sender<GroupSnapshot>,
     settings: GroupSettings,
-    /// Poked when `<root>/nodes` or `<root>/paused` changes (a ZooKeeper watch), so that
-    /// standbys show a new topology at once and the leader sees a pause at once.
-    changed: Arc<Notify>,
+    /// What changed under the group's root (its ZooKeeper watch), so that standbys show a
+    /// new topology at once, the leader sees a pause, a request or a view at once.
+    pending: Arc<Pending>,
+    /// Changes whose reading failed, read again at the next pass.
+    unsynced: Option<Changes>,
+    /// `<root>/manual_failover` changed since the leader last looked.
+    manual_pending: bool,
+    /// The version of the request whose switchover failed once already, and when.
+    manual_retried: Option<(i32, Instant)>,
     metrics: Option<Arc<GroupMetrics>>,
     /// This manager's Sentinel-protocol address, announced in its view.
     sentinel_addr: Option<NodeAddr>,
@@ -220,21 +227,21 @@ impl GroupDaemon {
                 pause: None,
                 pause_known: false,
                 history: Vec::new(),
-                views: Vec::new(),
-                all_views: BTreeMap::new(),
+                views: BTreeMap::new(),
                 managers_in_line: Vec::new(),
             },
             timers: Timers {
-                manual: Every::new(manual::CHECK_EVERY),
-                views_read: Every::new(shared::VIEWS_READ_EVERY),
-                view_published: Every::new(shared::VIEW_EVERY),
+                view_published: Every::new(VIEW_HEARTBEAT),
                 resolve: Every::new(RESOLVE_EVERY),
             },
             last_log: None,
             session,
             snapshot,
             settings,
-            changed: Arc::new(Notify::new()),
+            pending: Arc::new(Pending::default()),
+            unsynced: None,
+            manual_pending: false,
+            manual_retried: None,
             metrics: None,
             sentinel_addr: None,
             held: None,
@@ -266,32 +273,28 @@ impl GroupDaemon {
             self.probes.insert(node.clone(), p);
         }
         drop(tx);
-        let watcher = tokio::spawn(zk::watch_changes(
+        let watcher = tokio::spawn(zk::watch_group(
             self.session.clone(),
-            vec![self.cfg.paths.nodes(), self.cfg.paths.paused()],
-            Vec::new(),
-            self.changed.clone(),
+            self.cfg.paths.clone(),
+            self.pending.clone(),
             shutdown.clone(),
         ));
-        // Another manager's view changing (it saw a node go down) matters to the leader's
-        // vote at once, not at its next tick.
-        let views_changed = Arc::new(Notify::new());
-        let views_watcher = tokio::spawn(zk::watch_changes(
-            self.session.clone(),
-            Vec::new(),
-            vec![self.cfg.paths.manager_node_state()],
-            views_changed.clone(),
-            shutdown.clone(),
-        ));
-        let changed = self.changed.clone();
-        let mut tick = tokio::time::interval(TICK);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let pending = self.pending.clone();
+        // The first heartbeat of each group falls at a random point of the period, so that
+        // many groups' views are not all rewritten in the same instant.
+        self.timers.view_published.last =
+            Instant::now().checked_sub(VIEW_HEARTBEAT.mul_f64(fastrand::f64()));
+        let mut next_tick = Instant::now();
         let mut again = false;
+        let mut settled = false;
         loop {
-            // Probe ages change on every pass, so there is no unchanged snapshot to skip.
-            self.snapshot.send_replace(self.snapshot());
             if again {
                 again = self.cycles(&mut rx).await;
+                settled = !again && self.held.is_none();
+                if !settled {
+                    next_tick = next_tick.min(Instant::now() + TICK);
+                }
+                self.snapshot.send_replace(self.snapshot());
             }
             tokio::select! {
                 biased;
@@ -300,39 +303,43 @@ impl GroupDaemon {
                     if changed.is_err() { break; }
                     let now_leader = leadership.borrow_and_update().clone();
                     again = self.on_leadership(now_leader).await;
+                    self.snapshot.send_replace(self.snapshot());
                 }
                 obs = rx.recv() => match obs {
                     Some(obs) => {
-                        if self.observe(obs) {
+                        let (changed, worth_a_cycle) = self.observe(obs);
+                        if changed {
                             // Other managers vote with this view: tell them at once.
-                            self.timers.view_published.now();
-                            self.publish_view().await;
+                            self.publish_view(true).await;
+                        }
+                        if worth_a_cycle {
                             again = true;
+                            self.snapshot.send_replace(self.snapshot());
                         }
                     }
                     None => break,
                 },
-                _ = changed.notified() => {
-                    self.read_shared(true).await;
+                changes = pending.changed() => {
+                    self.sync(changes).await;
                     again = true;
-                }
-                _ = views_changed.notified() => {
-                    if self.leader.is_some() {
-                        self.timers.views_read.now();
-                        again = true;
-                    }
+                    self.snapshot.send_replace(self.snapshot());
                 }
                 _ = hold_over(self.held.as_ref().map(|h| h.until)) => {
                     again = true;
                 }
-                _ = tick.tick() => {
-                    self.publish_view().await;
+                _ = tokio::time::sleep_until(next_tick.into()) => {
+                    if let Some(retry) = self.unsynced.take() {
+                        self.sync(retry).await;
+                    }
+                    self.publish_view(false).await;
+                    // Probe ages and latencies move on: what operators see is refreshed here.
+                    self.snapshot.send_replace(self.snapshot());
                     again = true;
+                    next_tick = Instant::now() + if settled { IDLE_TICK } else { TICK };
                 }
             }
         }
         let _ = tokio::time::timeout(Duration::from_secs(2), watcher).await;
-        let _ = tokio::time::timeout(Duration::from_secs(2), views_watcher).await;
         for (_, p) in std::mem::take(&mut self.probes) {
             for t in p.tasks {
                 let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
@@ -358,8 +365,10 @@ impl GroupDaemon {
         true
     }
 
-    /// Applies one probe result; true when a node changed state (worth a cycle now).
-    fn observe(&mut self, obs: Observation) -> bool {
+    /// Applies one probe result: whether a node changed state (up, down, restarted: its
+    /// view changes), and whether the leader should look at once (also when a node changed
+    /// role, master, link or replicas, not just its offsets).
+    fn observe(&mut self, obs: Observation) -> (bool, bool) {
         let g = &self.cfg.name;
         let result = match obs.result {
             ProbeResult::Ok { info, latency } => ProbeResult::Ok {
@@ -369,7 +378,7 @@ impl GroupDaemon {
             other => other,
         };
         let Some(h) = self.view.get_mut(&obs.node) else {
-            return false;
+            return (false, false);
         };
         let node = &obs.node;
         let t = match result {
@@ -377,7 +386,15 @@ impl GroupDaemon {
                 if let (Some(m), Some(l)) = (&self.metrics, latency) {
                     m.observe_latency(node, l);
                 }
-                h.on_success(obs.at, info, latency)
+                let reshaped = match (h.info(), &info) {
+                    (Some(old), Some(new)) => !old.same_shape(new),
+                    (None, Some(_)) => true,
+                    _ => false,
+                };
+                match h.on_success(obs.at, info, latency) {
+                    None => return (false, reshaped),
+                    t => t,
+                }
             }
             ProbeResult::Identified {
                 run_id,
@@ -386,11 +403,11 @@ impl GroupDaemon {
             } => {
                 h.on_identified(obs.at.checked_sub(uptime));
                 if !restarted {
-                    return false;
+                    return (false, false);
                 }
                 warn!(group = %g, "{REBOOT} {node}: answers with a new run_id {run_id}");
                 h.on_restart();
-                return true;
+                return (true, true);
             }
             ProbeResult::Failed(e) => {
                 // Once per streak, not once per probe.
@@ -413,7 +430,7 @@ impl GroupDaemon {
         match t {
             Some(Transition::Down { reason }) => {
                 warn!(group = %g, "{SDOWN} {node}: {reason}");
-                true
+                (true, true)
             }
             Some(Transition::Up { was_down }) => {
                 let role = match h.info() {
@@ -429,9 +446,9 @@ impl GroupDaemon {
                 } else {
                     info!(group = %g, "{MONITOR} {node}: up as {role}");
                 }
-                true
+                (true, true)
             }
-            None => false,
+            None => (false, false),
         }
     }
 

@@ -68,7 +68,7 @@ impl GroupDaemon {
             topology: self.known.published.topology().cloned(),
             view: self.own_view(),
             nodes,
-            views: self.known.all_views.clone(),
+            views: self.known.views.clone(),
             managers_in_line: self.known.managers_in_line.clone(),
             paused: self.known.pause.clone(),
             history: self.known.history.clone(),

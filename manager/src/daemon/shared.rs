@@ -1,12 +1,12 @@
 //! What a group's loop reads from and writes to ZooKeeper besides acting: the published
 //! topology, the pause switch, the history, the managers' views (its own written, the
 //! others read for the vote) and the lock order. Every manager, leader or standby, does
-//! this.
+//! this, and only for what the group's watch says changed: nothing is polled.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use redis_failover_client::wire::unix_ms;
-use redis_failover_client::wire::ManagerView;
+use redis_failover_client::wire::{ManagerView, PauseInfo};
 use redis_failover_client::NodeAddr;
 use tracing::{debug, error, info, warn};
 
@@ -17,12 +17,7 @@ use crate::core::event_names::{
 };
 use crate::core::health::Status;
 use crate::core::votes::{self, Verdict};
-use crate::io::zk::{self, Leadership, Published};
-
-/// How often the leader reads the other managers' views (each cycle, but not in bursts).
-pub(super) const VIEWS_READ_EVERY: Duration = Duration::from_millis(50);
-/// How often every manager rewrites its view of the nodes (and at once on any change).
-pub(super) const VIEW_EVERY: Duration = Duration::from_millis(500);
+use crate::io::zk::{self, Changes, Leadership, Published};
 
 impl GroupDaemon {
     /// A new term (or leadership resumed) believes nothing from before: it reads what is
@@ -42,7 +37,7 @@ impl GroupDaemon {
             self.known.published_known = false;
             self.known.pause_known = false;
             self.refresh_published().await;
-            self.read_shared(true).await;
+            self.sync(Changes::all()).await;
             return true;
         }
         false
@@ -64,50 +59,94 @@ impl GroupDaemon {
         }
     }
 
-    /// Reads what every manager shows operators: the published topology (standbys), the
-    /// pause switch, and unless only the watched znodes changed (`nodes_changed`), the
-    /// history, every manager's view and the lock order.
-    pub(super) async fn read_shared(&mut self, nodes_changed: bool) {
+    /// Re-reads what changed in ZooKeeper (as the group's watch says): the published
+    /// topology (standbys: the leader knows what it wrote), the pause switch, the history,
+    /// the managers' views, the lock order; a manual request is looked at by the next cycle.
+    /// A failed read is marked changed again, for the next call.
+    pub(super) async fn sync(&mut self, changes: Changes) {
         let Some(client) = self.session.borrow().clone() else {
+            self.unsynced = Some(Changes::all());
             return;
         };
-        let g = &self.cfg.name;
-        // The leader knows what it wrote; a standby reads what the leader wrote.
-        if self.leader.is_none() {
-            if let Ok(p) = zk::read_published(&client, &self.cfg.paths.nodes()).await {
-                self.known.published = p;
+        let g = self.cfg.name.clone();
+        let all = changes.everything;
+        let mut retry = Changes::default();
+        if (all || changes.nodes) && self.leader.is_none() {
+            match zk::read_published(&client, &self.cfg.paths.nodes()).await {
+                Ok(p) => self.known.published = p,
+                Err(_) => retry.nodes = true,
             }
         }
-        match zk::read_pause(&client, &self.cfg.paths).await {
-            Ok(p) => {
-                if p != self.known.pause {
-                    match &p {
-                        Some(p) => {
-                            warn!(group = %g, "{PAUSED} by {}: {}; no automatic failover until resumed", p.by, p.reason)
-                        }
-                        None if self.known.pause.is_some() => {
-                            info!(group = %g, "{RESUMED}: automatic failover resumed")
-                        }
-                        None => {}
+        if all || changes.paused {
+            match zk::read_pause(&client, &self.cfg.paths).await {
+                Ok(p) => self.set_pause(p),
+                Err(e) => {
+                    debug!(group = %g, "{PAUSE_READ} {e}");
+                    retry.paused = true;
+                }
+            }
+        }
+        if all || changes.manual {
+            self.manual_pending = true;
+        }
+        if all || changes.history {
+            match zk::read_history(&client, &self.cfg.paths).await {
+                Ok(h) => self.known.history = h,
+                Err(_) => retry.history = true,
+            }
+        }
+        if all {
+            match zk::read_views(&client, &self.cfg.paths).await {
+                Ok(v) => self.known.views = v.into_iter().collect(),
+                Err(e) => {
+                    debug!(group = %g, "{VIEWS_READ} {e}");
+                    retry.everything = true;
+                }
+            }
+        } else {
+            for id in changes.views {
+                if id == self.manager_id {
+                    continue;
+                }
+                match zk::read_view(&client, &self.cfg.paths, &id).await {
+                    Ok(Some(v)) => {
+                        self.known.views.insert(id, v);
+                    }
+                    Ok(None) => {
+                        self.known.views.remove(&id);
+                    }
+                    Err(e) => {
+                        debug!(group = %g, "{VIEWS_READ} {e}");
+                        retry.views.insert(id);
                     }
                 }
-                self.known.pause = p;
-                self.known.pause_known = true;
             }
-            Err(e) => debug!(group = %g, "{PAUSE_READ} {e}"),
         }
-        if nodes_changed {
-            return;
+        if all || changes.lock {
+            match zk::read_lock_order(&client, &self.cfg.paths).await {
+                Ok(order) => self.known.managers_in_line = order,
+                Err(_) => retry.lock = true,
+            }
         }
-        if let Ok(h) = zk::read_history(&client, &self.cfg.paths).await {
-            self.known.history = h;
+        self.unsynced = (!retry.is_empty()).then_some(retry);
+    }
+
+    /// Takes a pause read from ZooKeeper, logging a change.
+    fn set_pause(&mut self, p: Option<PauseInfo>) {
+        let g = &self.cfg.name;
+        if p != self.known.pause {
+            match &p {
+                Some(p) => {
+                    warn!(group = %g, "{PAUSED} by {}: {}; no automatic failover until resumed", p.by, p.reason)
+                }
+                None if self.known.pause.is_some() => {
+                    info!(group = %g, "{RESUMED}: automatic failover resumed")
+                }
+                None => {}
+            }
         }
-        if let Ok(v) = zk::read_views(&client, &self.cfg.paths).await {
-            self.known.all_views = v.into_iter().collect();
-        }
-        if let Ok(order) = zk::read_lock_order(&client, &self.cfg.paths).await {
-            self.known.managers_in_line = order;
-        }
+        self.known.pause = p;
+        self.known.pause_known = true;
     }
 
     /// This manager's view of the group, as other managers (and operators) read it.
@@ -131,30 +170,30 @@ impl GroupDaemon {
         v
     }
 
-    /// Writes the own view to `<root>/manager_node_state/<id>` (ephemeral) every
-    /// [`VIEW_EVERY`], leader or not.
-    pub(super) async fn publish_view(&mut self) {
+    /// Writes the own view to `<root>/manager_node_state/<id>` (ephemeral), leader or not:
+    /// at once when `changed`, else every [`votes::VIEW_HEARTBEAT`] so that others can tell it is
+    /// current.
+    pub(super) async fn publish_view(&mut self, changed: bool) {
         let Some(client) = self.session.borrow().clone() else {
             return;
         };
+        if changed {
+            self.timers.view_published.now();
+        }
         if !self.timers.view_published.due(Instant::now()) {
             return;
         }
-        self.read_shared(false).await;
         let path = self.cfg.paths.manager_node_state_of(&self.manager_id);
-        if let Err(e) = zk::publish_view(&client, &self.cfg.paths, &path, &self.own_view()).await {
-            debug!(group = %self.cfg.name, "{VIEW_PUBLISH} {e}");
-        }
-    }
-
-    /// The leader reads the other managers' views for the vote (not in bursts).
-    pub(super) async fn read_views(&mut self, leader: &Leadership) {
-        if !self.timers.views_read.due(Instant::now()) {
-            return;
-        }
-        match zk::read_views(&leader.client, &self.cfg.paths).await {
-            Ok(v) => self.known.views = v,
-            Err(e) => debug!(group = %self.cfg.name, "{VIEWS_READ} {e}"),
+        let view = self.own_view();
+        match zk::publish_view(&client, &self.cfg.paths, &path, &view).await {
+            Ok(()) => {
+                self.known.views.insert(self.manager_id.clone(), view);
+            }
+            Err(e) => {
+                debug!(group = %self.cfg.name, "{VIEW_PUBLISH} {e}");
+                // Soon again, not a heartbeat later: the others vote with it.
+                self.timers.view_published.now();
+            }
         }
     }
 

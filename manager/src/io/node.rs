@@ -232,10 +232,22 @@ fn one_line(e: &RedisError) -> String {
 /// Reads `INFO replication` and `replica-priority` (from `CONFIG GET` when allowed, since a
 /// master does not report it in `INFO`).
 pub async fn read_info(conn: &mut MultiplexedConnection) -> Result<NodeInfo, NodeError> {
+    read_info_with(conn, None).await
+}
+
+/// [`read_info`], with `replica-priority` as last read by `CONFIG GET` when the caller has
+/// it (`known`): then only `INFO` is sent.
+pub async fn read_info_with(
+    conn: &mut MultiplexedConnection,
+    known: Option<u32>,
+) -> Result<NodeInfo, NodeError> {
     let text: String = redis::cmd("INFO")
         .arg("replication")
         .query_async(conn)
         .await?;
+    if known.is_some() {
+        return parse_info_replication(&text, known).map_err(NodeError::NotRedis);
+    }
     let priority: Option<u32> = match redis::cmd("CONFIG")
         .arg("GET")
         .arg("replica-priority")

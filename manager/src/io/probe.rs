@@ -9,6 +9,7 @@
 //! - the **poller** reads `INFO replication` every [`POLL_INTERVAL`] with a deadline of
 //!   `down-after / max-failures`, and retries at once after a failure, so a hung node
 //!   (SIGSTOP, a black-holed link) collects `max-failures` failures in about `down-after`.
+//!   `replica-priority` is read with it on each new connection and every [`PRIORITY_EVERY`].
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,10 +21,13 @@ use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
 use crate::core::info::NodeInfo;
-use crate::io::node::{read_identity, read_info, Connector, NodeError};
+use crate::io::node::{read_identity, read_info_with, Connector, NodeError};
 
-/// How often the poller refreshes role, offsets, link status and priority.
+/// How often the poller refreshes role, offsets and link status.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
+/// How often it asks for `replica-priority` (`CONFIG GET`, a second round trip), which
+/// changes only when an operator changes it: on every new connection and then this often.
+const PRIORITY_EVERY: Duration = Duration::from_secs(10);
 /// How long the parked read blocks before it is re-issued.
 const BLOCK: Duration = Duration::from_secs(1);
 /// Spacing of retries after a failure: short, so a crash is confirmed quickly...
@@ -303,8 +307,13 @@ async fn poller(
 ) {
     let mut conn: Option<MultiplexedConnection> = None;
     let mut failures = 0u32;
+    // `replica-priority` and when it was read, while the connection lasts.
+    let mut priority: Option<(u32, Instant)> = None;
     while !shutdown.is_cancelled() {
         let started = Instant::now();
+        let known = priority
+            .filter(|(_, at)| started.saturating_duration_since(*at) < PRIORITY_EVERY)
+            .map(|(p, _)| p);
         let attempt = async {
             // A connection dropped under a live node (CLIENT KILL, an idle timeout) is
             // retried once with a fresh one before it counts as a failure.
@@ -320,7 +329,7 @@ async fn poller(
                 let Some(c) = conn.as_mut() else {
                     return Err(NodeError::Connection("not connected".into()));
                 };
-                match read_info(c).await {
+                match read_info_with(c, known).await {
                     Err(NodeError::Connection(_)) if !fresh => {
                         conn = None;
                         fresh = true;
@@ -336,6 +345,9 @@ async fn poller(
         let (result, wait) = match outcome {
             Ok(info) => {
                 failures = 0;
+                if known.is_none() {
+                    priority = Some((info.priority, started));
+                }
                 let latency = Some(started.elapsed());
                 (
                     ProbeResult::Ok {
@@ -355,6 +367,7 @@ async fn poller(
                     other => other,
                 };
                 conn = None;
+                priority = None;
                 failures += 1;
                 (
                     ProbeResult::Failed(e),

@@ -482,11 +482,12 @@ mod tests {
             ..ManagerView::default()
         };
         s.views.insert("me".into(), view(1_000, &[]));
-        s.view = view(9_500, &["h:1"]);
-        s.views.insert("other".into(), view(9_000, &["h:1"]));
+        s.view = view(29_500, &["h:1"]);
+        s.views.insert("other".into(), view(29_000, &["h:1"]));
+        // Older than three view heartbeats.
         s.views.insert("stale".into(), view(1_000, &["h:1"]));
         s.managers_in_line = vec!["other".into(), "me".into()];
-        let g = GroupView::new(&s, None, "me", 10_000);
+        let g = GroupView::new(&s, None, "me", 30_000);
         assert_eq!(g.usable_managers(), 2);
         assert_eq!(g.odown_quorum(&a("h:1")), (2, 2));
         assert_eq!(g.master_down(), (true, true));

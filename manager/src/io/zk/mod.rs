@@ -4,7 +4,7 @@
 //! - [`store`]: the group's znodes — compare-and-set publishing of `<root>/nodes`, the
 //!   managers' views, the pause switch, the failover history, the lock order;
 //! - [`operator`]: requests written by operators (manual failover, pause) and their verdicts;
-//! - [`watch`]: watches that poke a group's loop when a znode changes.
+//! - [`watch`]: one persistent recursive watch per group root, telling its loop what changed.
 //!
 //! Every request is bounded by [`ZK_OP_TIMEOUT`] and fails with a [`ZkError`] that names the
 //! znode.
@@ -27,9 +27,9 @@ pub(crate) use operator::{
 pub(crate) use session::{connect, keep_session};
 pub(crate) use store::{
     append_history, publish, publish_view, read_history, read_lock_order, read_pause,
-    read_published, read_views, Published,
+    read_published, read_view, read_views, Published,
 };
-pub(crate) use watch::watch_changes;
+pub(crate) use watch::{watch_group, Changes, Pending};
 
 /// Bound on every single ZooKeeper request made outside the lock recipe.
 pub const ZK_OP_TIMEOUT: Duration = Duration::from_secs(3);

@@ -163,6 +163,20 @@ pub async fn read_views(
     bounded(Op::Reading, &dir, read).await
 }
 
+/// One manager's view, `None` when it has none (its session ended) or it is unreadable.
+pub async fn read_view(
+    client: &zk::Client,
+    paths: &ZnodePaths,
+    id: &str,
+) -> Result<Option<ManagerView>, ZkError> {
+    let path = paths.manager_node_state_of(id);
+    let data = bounded(Op::Reading, &path, async {
+        optional(client.get_data(&path).await)
+    })
+    .await?;
+    Ok(data.and_then(|(d, _)| ManagerView::from_json(&d).ok()))
+}
+
 /// `<root>/paused`: `None` when automatic failover is not paused. An unreadable payload
 /// still pauses (an operator meant to pause; the reason is lost).
 pub async fn read_pause(
