@@ -16,6 +16,7 @@ use crate::core::select::Policy;
 use crate::core::votes;
 use crate::daemon;
 use crate::front::{http, metrics, sentinel};
+use crate::io::limits;
 use crate::io::node::{self, Connector, NodeError};
 use crate::io::probe;
 use crate::io::zk::{self, ZkError};
@@ -120,6 +121,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             };
             redis_failover_client::NodeAddr::new(host, a.port())
         });
+    let nodes = config.groups.iter().map(|g| g.nodes.len()).sum();
+    limits::raise_fd_limit(nodes).map_err(|e| StartError::Config(ConfigError(e)))?;
     preflight(&config, &connector).await?;
     let wait = config.zk_session_timeout + Duration::from_secs(1);
     let client = zk::connect(&config.zkservers, config.zk_session_timeout, wait).await?;

@@ -477,3 +477,32 @@ async fn pause_and_resume_subcommands_switch_automatic_failover() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("does not exist"), "{stderr}");
 }
+
+/// The daemon raises its own open-file limit to what its nodes need; when the hard limit is
+/// too low, it says so in one line, naming what to change, before touching anything.
+#[test]
+fn an_open_file_limit_too_low_for_the_nodes_is_refused() {
+    let script = "ulimit -Sn 40 && ulimit -Hn 40 && exec \"$0\" \"$@\"";
+    let out = Command::new("sh")
+        .args([
+            "-c",
+            script,
+            BIN,
+            "-z",
+            "127.0.0.1:1",
+            "-n",
+            "127.0.0.1:1,127.0.0.1:2",
+        ])
+        .env("RUST_LOG", "error")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run under sh");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(
+        stderr.trim(),
+        "redis_node_manager: 2 nodes need 70 open files but the hard limit is 40; raise it \
+         (ulimit -Hn 70, or LimitNOFILE=70 in the systemd unit) or split the groups between \
+         managers"
+    );
+}

@@ -1,6 +1,8 @@
 //! The I/O shells around the core: Redis connections and commands ([`node`]), the
-//! per-node watching tasks ([`probe`]), ZooKeeper ([`zk`]). Each call is bounded by a timeout.
+//! per-node watching tasks ([`probe`]), ZooKeeper ([`zk`]), the open-file limit
+//! ([`limits`]). Each call is bounded by a timeout.
 
+pub(crate) mod limits;
 pub mod node;
 pub mod probe;
 pub mod zk;
