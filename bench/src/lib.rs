@@ -16,7 +16,7 @@
 //! `redis_failover_tests::writer`'s, shared with the tests.
 //!
 //! Each program keeps its measurements in a module of its own ([`client_bench`],
-//! [`failover_bench`], [`ha_bench`], [`sentinel_bench`], [`soak`], [`zk_outage`]; `chaos`'s
+//! [`failover_bench`], [`ha_bench`], [`scale_bench`], [`sentinel_bench`], [`soak`], [`zk_outage`]; `chaos`'s
 //! engine is `redis_failover_tests::chaos`, `partition`'s is `redis_failover_tests::partition`),
 //! behind a thin `src/bin/<name>.rs`.
 
@@ -38,6 +38,7 @@ pub mod znodes;
 pub mod client_bench;
 pub mod failover_bench;
 pub mod ha_bench;
+pub mod scale_bench;
 pub mod sentinel_bench;
 pub mod soak;
 pub mod zk_outage;
