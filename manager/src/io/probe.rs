@@ -6,9 +6,11 @@
 //!   process breaks that connection at once; reconnecting is then refused, so
 //!   `--max-failures` failures pile up within tens of milliseconds. It never reports a
 //!   timeout: hangs are the other task's job.
-//! - the **poller** reads `INFO replication` every [`POLL_INTERVAL`] with a deadline of
-//!   `down-after / max-failures`, and retries at once after a failure, so a hung node
-//!   (SIGSTOP, a black-holed link) collects `max-failures` failures in about `down-after`.
+//! - the **poller** sends `PING` every [`POLL_INTERVAL`] (`INFO replication` every
+//!   [`INFO_EVERY`]) with a deadline of `down-after / max-failures`, and retries at once
+//!   after a failure, so a hung node (SIGSTOP, a black-holed link) collects
+//!   `max-failures` failures in about `down-after`. A `PING` that answers tells nothing
+//!   new and is not reported: the group's loop wakes for `INFO`s and failures only.
 //!   `replica-priority` is read with it on each new connection and every [`PRIORITY_EVERY`].
 
 use std::sync::Arc;
@@ -23,13 +25,18 @@ use tokio_util::sync::CancellationToken;
 use crate::core::info::NodeInfo;
 use crate::io::node::{read_identity, read_info_with, Connector, NodeError};
 
-/// How often the poller refreshes role, offsets and link status.
+/// How often the poller asks the node for a sign of life (`PING`, or `INFO`): a hang is
+/// caught about `down-after` plus half of this after it starts.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
+/// How often one of those is `INFO replication` (role, offsets, link status), besides on
+/// every new connection, after any failure and when the leader asks (a poke).
+const INFO_EVERY: Duration = Duration::from_secs(1);
 /// How often it asks for `replica-priority` (`CONFIG GET`, a second round trip), which
 /// changes only when an operator changes it: on every new connection and then this often.
 const PRIORITY_EVERY: Duration = Duration::from_secs(10);
-/// How long the parked read blocks before it is re-issued.
-const BLOCK: Duration = Duration::from_secs(1);
+/// How long the parked read blocks before it is re-issued: it only waits for the
+/// connection to break, so rarely.
+const BLOCK: Duration = Duration::from_secs(5);
 /// Spacing of retries after a failure: short, so a crash is confirmed quickly...
 const RETRY_FAST: Duration = Duration::from_millis(20);
 /// ...and longer once the node is known to be down, so a dead node is not hammered.
@@ -309,8 +316,10 @@ async fn poller(
     let mut failures = 0u32;
     // `replica-priority` and when it was read, while the connection lasts.
     let mut priority: Option<(u32, Instant)> = None;
+    let mut info_due = Instant::now();
     while !shutdown.is_cancelled() {
         let started = Instant::now();
+        let want_info = conn.is_none() || failures > 0 || started >= info_due;
         let known = priority
             .filter(|(_, at)| started.saturating_duration_since(*at) < PRIORITY_EVERY)
             .map(|(p, _)| p);
@@ -329,7 +338,12 @@ async fn poller(
                 let Some(c) = conn.as_mut() else {
                     return Err(NodeError::Connection("not connected".into()));
                 };
-                match read_info_with(c, known).await {
+                let reply = if want_info {
+                    read_info_with(c, known).await.map(Some)
+                } else {
+                    ping(c).await.map(|()| None)
+                };
+                match reply {
                     Err(NodeError::Connection(_)) if !fresh => {
                         conn = None;
                         fresh = true;
@@ -343,17 +357,20 @@ async fn poller(
             _ = shutdown.cancelled() => return,
         };
         let (result, wait) = match outcome {
-            Ok(info) => {
+            // Alive, as it was: nothing to tell.
+            Ok(None) => (None, POLL_INTERVAL),
+            Ok(Some(info)) => {
                 failures = 0;
+                info_due = started + INFO_EVERY;
                 if known.is_none() {
                     priority = Some((info.priority, started));
                 }
                 let latency = Some(started.elapsed());
                 (
-                    ProbeResult::Ok {
+                    Some(ProbeResult::Ok {
                         info: Some(info),
                         latency,
-                    },
+                    }),
                     POLL_INTERVAL,
                 )
             }
@@ -370,21 +387,32 @@ async fn poller(
                 priority = None;
                 failures += 1;
                 (
-                    ProbeResult::Failed(e),
+                    Some(ProbeResult::Failed(e)),
                     retry_delay(failures, s.max_failures),
                 )
             }
         };
         // Stamped with when the request was sent: a reply is only as new as its question,
         // and the leader must not take it over what it saw after acting on the node.
-        if !report_at(&tx, &node, result, started).await {
-            return;
+        if let Some(result) = result {
+            if !report_at(&tx, &node, result, started).await {
+                return;
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
-            _ = poke.notified() => {}
+            _ = poke.notified() => info_due = Instant::now(),
             _ = shutdown.cancelled() => return,
         }
+    }
+}
+
+/// `PING`: any reply, even an error (`LOADING`, `NOAUTH` after a password change), comes
+/// from a live process; what it says is judged by the next `INFO`.
+async fn ping(conn: &mut MultiplexedConnection) -> Result<(), NodeError> {
+    match redis::cmd("PING").query_async::<Value>(conn).await {
+        Err(e) if e_is_transport(&e) => Err(e.into()),
+        _ => Ok(()),
     }
 }
 
