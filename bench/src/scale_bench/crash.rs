@@ -18,15 +18,14 @@
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use redis::AsyncCommands;
 use redis_failover_client::{Client, NodeAddr};
-use redis_failover_tests::connect_async;
 use redis_failover_tests::manager::ManagerSet;
-use redis_failover_tests::writer::{SeqWriter, SetFuture, WriteLog, Writer};
+use redis_failover_tests::writer::Writer;
 use zookeeper_client as zk;
 
 use super::groups::Groups;
 use super::procstat::CpuMeter;
+use super::writes::{lost_writes, prefix, RackWriter};
 use super::zkstats::{srvr_received, Overhead, ZkSnapshot, ZkTraffic};
 use super::{blocking, secs, RackOpts};
 use crate::nodes::node_addr;
@@ -34,6 +33,8 @@ use crate::znodes::{arm_topology_watch, watch_for_new_master};
 
 /// An acknowledgement counts as the new master's when it comes this long after the kill.
 const ACK_GUARD: Duration = Duration::from_millis(5);
+/// How often the log of a writer is looked at for its first write after the kill.
+const ACK_POLL: Duration = Duration::from_millis(20);
 /// A write still unanswered after this long is abandoned (never expected).
 const CALL_BOUND: Duration = Duration::from_secs(10);
 /// Bound on connecting a client.
@@ -42,8 +43,6 @@ const CONNECT_BOUND: Duration = Duration::from_secs(15);
 const PARALLEL_CONNECTS: usize = 8;
 /// Period of the `srvr` samples after the kill.
 const SAMPLE: Duration = Duration::from_millis(100);
-/// Keys per `MGET` of the loss check.
-const CHECK_BATCH: usize = 1000;
 
 /// What a crash works on.
 pub(super) struct CrashCtx<'a> {
@@ -88,29 +87,6 @@ pub(super) struct After {
 pub(super) struct CrashResult {
     pub groups: Vec<GroupOutcome>,
     pub after: After,
-}
-
-/// `SET rack:<group>:<n> <n>` through a client.
-struct RackWriter {
-    client: Client,
-    prefix: String,
-}
-
-impl SeqWriter for RackWriter {
-    fn set<'a>(&'a mut self, _key: &'a str, n: u64) -> SetFuture<'a> {
-        Box::pin(async move {
-            let key = format!("{}{n}", self.prefix);
-            self.client
-                .set::<_, _, ()>(&key, n)
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok(self.client.topology().topology.master)
-        })
-    }
-}
-
-fn prefix(group: usize) -> String {
-    format!("rack:{}:", Groups::name(group))
 }
 
 /// Kills the masters of `chosen` (group indices) under writers and measures.
@@ -174,13 +150,21 @@ pub(super) async fn crash(c: &CrashCtx<'_>, chosen: &[usize]) -> Result<CrashRes
     let z0 = blocking(move || ZkSnapshot::take(zk_port)).await?;
     let received0 = blocking(move || srvr_received(zk_port)).await?;
     let cpu = CpuMeter::start(&manager_pids(c.managers))?;
-    let pids: Vec<libc::pid_t> = chosen
-        .iter()
-        .map(|&i| c.groups.get(i).node(0).pid() as libc::pid_t)
-        .collect();
+    let mut pids: Vec<libc::pid_t> = Vec::with_capacity(chosen.len());
+    for &i in chosen {
+        let master = c.groups.get(i).node(0);
+        // Running now (not exited, not reaped): only this program reaps it, in kill9 below.
+        if !master.is_running() {
+            return Err(format!(
+                "the master of {} is gone before the kill",
+                Groups::name(i)
+            ));
+        }
+        pids.push(master.pid() as libc::pid_t);
+    }
     for pid in &pids {
-        // SAFETY: kill(2) of our own child, not reaped yet (the harness reaps it only in
-        // kill9 below), so the pid is still its.
+        // SAFETY: kill(2) of our own child, still running or a zombie (checked above; only
+        // kill9 below reaps it), so the pid is still its.
         unsafe {
             libc::kill(*pid, libc::SIGKILL);
         }
@@ -313,12 +297,31 @@ async fn observe(
             ),
         }
     };
-    let first = writer.wait_ack_after(t_kill + ACK_GUARD, deadline);
+    let first = first_ack_after(writer, t_kill + ACK_GUARD, deadline);
     let ((published, why), first) = tokio::join!(published, first);
     Observed {
         published,
-        first: first.map(|a| a.at),
+        first,
         why,
+    }
+}
+
+/// When the first write after `after` was acknowledged (the writer's own timestamp, so the
+/// coarse polling, which spares the CPU the managers need, does not delay it), until
+/// `deadline`.
+async fn first_ack_after(
+    writer: &Writer,
+    after: Instant,
+    deadline: tokio::time::Instant,
+) -> Option<Instant> {
+    loop {
+        if let Some(at) = writer.with_log(|l| l.first_ack_after(after).map(|a| a.at)) {
+            return Some(at);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(ACK_POLL).await;
     }
 }
 
@@ -344,28 +347,4 @@ fn sample(port: u16, received0: u64, t0: Instant, window: Duration, cpu: CpuMete
     let cpu_pct = cpu.percent()?;
     let snap = ZkSnapshot::take(port)?;
     Ok((samples, snap, cpu_pct))
-}
-
-/// How many acknowledged writes of `log` `node` does not hold with their value
-/// (`GET <prefix><n>` is not `n`).
-async fn lost_writes(node: &NodeAddr, prefix: &str, log: &WriteLog) -> Result<usize, String> {
-    let mut conn = connect_async(node, Duration::from_secs(5)).await?;
-    let seqs = log.acked_seqs();
-    let mut lost = 0;
-    for chunk in seqs.chunks(CHECK_BATCH) {
-        let keys: Vec<String> = chunk.iter().map(|n| format!("{prefix}{n}")).collect();
-        let values: Vec<Option<u64>> = tokio::time::timeout(
-            Duration::from_secs(10),
-            redis::cmd("MGET").arg(&keys).query_async(&mut conn),
-        )
-        .await
-        .map_err(|_| format!("loss check: MGET on {node} timed out"))?
-        .map_err(|e| format!("loss check: MGET on {node}: {e}"))?;
-        lost += chunk
-            .iter()
-            .zip(&values)
-            .filter(|(n, v)| **v != Some(**n))
-            .count();
-    }
-    Ok(lost)
 }

@@ -3,7 +3,7 @@
 //! `redis_node_manager` processes on it) and the one `sentinel` watching every group; the
 //! counters read from `/proc` (`procstat`), ZooKeeper (`zkstats`) and Redis (`redis_stats`);
 //! the `footprint` subcommand and its `footprint_report`; the `rack` subcommand, its
-//! `crash` of a set of masters under writers and its `rack_report`.
+//! `crash` of a set of masters under the `writes` and its `rack_report`.
 
 mod crash;
 mod footprint;
@@ -15,6 +15,7 @@ mod rack;
 mod rack_report;
 mod redis_stats;
 mod sentinel;
+mod writes;
 mod zkstats;
 
 use std::path::{Path, PathBuf};
