@@ -77,6 +77,7 @@ pub(super) async fn bench(
     for &n in &o.groups {
         let r = size(o, zk, bin, sentinel, n, own).await;
         print_size(o, &r);
+        println!("load average after {n} groups: {}", load_average());
         results.push(r);
     }
     print_summary(o, &results);

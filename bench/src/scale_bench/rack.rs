@@ -56,6 +56,7 @@ pub(super) async fn bench(o: &RackOpts, zk: &ZkServer, bin: &Path) -> bool {
         match one_run(o, zk, bin, run, &mut rng, own).await {
             Ok(r) => {
                 ok &= print_run(o, run, &r);
+                println!("load average after run {run}: {}", load_average());
                 results.push(r);
             }
             Err(e) => {
