@@ -186,6 +186,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         let settings = probe::ProbeSettings {
             connector: connector.clone(),
             probe_timeout,
+            interval: config.probe_interval,
             max_failures: config.max_failures,
             probe_key: format!("_redis_failover_probe:{}", config.manager_id),
         };

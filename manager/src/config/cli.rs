@@ -73,6 +73,12 @@ pub struct Cli {
     #[arg(long, env = "REDIS_FAILOVER_DOWN_AFTER_MS", value_name = "MS")]
     pub down_after_ms: Option<u64>,
 
+    /// How often each node is asked for a sign of life (PING; INFO every second): a hung
+    /// node is seen about --down-after-ms plus half of this after it stops answering. Each
+    /// node costs this manager and Redis about 1000/MS commands per second [default: 200].
+    #[arg(long, env = "REDIS_FAILOVER_PROBE_INTERVAL_MS", value_name = "MS")]
+    pub probe_interval_ms: Option<u64>,
+
     /// ZooKeeper session timeout; a standby takes over within about this long after the
     /// leader dies [default: 6000].
     #[arg(long, env = "REDIS_FAILOVER_ZK_SESSION_TIMEOUT_MS", value_name = "MS")]

@@ -19,6 +19,7 @@ pub struct FileConfig {
     pub max_failures: Option<u32>,
     pub down_after_ms: Option<u64>,
     pub zk_session_timeout_ms: Option<u64>,
+    pub probe_interval_ms: Option<u64>,
     pub manager_name: Option<String>,
     pub max_lag_bytes: Option<u64>,
     pub fencing: Option<super::cli::FencingMode>,

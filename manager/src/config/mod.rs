@@ -51,6 +51,8 @@ pub struct Config {
     pub max_failures: u32,
     pub down_after: Duration,
     pub zk_session_timeout: Duration,
+    /// `--probe-interval-ms`.
+    pub probe_interval: Duration,
     pub max_lag_bytes: Option<u64>,
     /// `--fencing` and `--fencing-max-lag-secs`.
     pub fencing: crate::core::fence::Fencing,
@@ -190,6 +192,15 @@ impl Config {
                 "--zk-session-timeout-ms {session_ms} is out of range (2000 to 600000)"
             ));
         }
+        let probe_ms = cli
+            .probe_interval_ms
+            .or(file.probe_interval_ms)
+            .unwrap_or(crate::io::probe::POLL_INTERVAL.as_millis() as u64);
+        if !(10..=down_after_ms.max(10)).contains(&probe_ms) {
+            return err(format!(
+                "--probe-interval-ms {probe_ms} is out of range (10 to --down-after-ms, {down_after_ms})"
+            ));
+        }
         let node_strategy = match (cli.node_strategy, file.node_strategy) {
             (Some(s), _) => s,
             (None, Some(s)) => s
@@ -233,6 +244,7 @@ impl Config {
             max_failures,
             down_after: Duration::from_millis(down_after_ms),
             zk_session_timeout: Duration::from_millis(session_ms),
+            probe_interval: Duration::from_millis(probe_ms),
             max_lag_bytes: cli.max_lag_bytes.or(file.max_lag_bytes),
             fencing,
             synchronous_replicas,

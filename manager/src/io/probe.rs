@@ -6,7 +6,7 @@
 //!   process breaks that connection at once; reconnecting is then refused, so
 //!   `--max-failures` failures pile up within tens of milliseconds. It never reports a
 //!   timeout: hangs are the other task's job.
-//! - the **poller** sends `PING` every [`POLL_INTERVAL`] (`INFO replication` every
+//! - the **poller** sends `PING` every `--probe-interval-ms` (`INFO replication` every
 //!   [`INFO_EVERY`]) with a deadline of `down-after / max-failures`, and retries at once
 //!   after a failure, so a hung node (SIGSTOP, a black-holed link) collects
 //!   `max-failures` failures in about `down-after`. A `PING` that answers tells nothing
@@ -25,8 +25,9 @@ use tokio_util::sync::CancellationToken;
 use crate::core::info::NodeInfo;
 use crate::io::node::{read_identity, read_info_with, Connector, NodeError};
 
-/// How often the poller asks the node for a sign of life (`PING`, or `INFO`): a hang is
-/// caught about `down-after` plus half of this after it starts.
+/// How often the poller asks the node for a sign of life (`PING`, or `INFO`) unless
+/// `--probe-interval-ms` says otherwise: a hang is caught about `down-after` plus half of
+/// this after it starts.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
 /// How often one of those is `INFO replication` (role, offsets, link status), besides on
 /// every new connection, after any failure and when the leader asks (a poke).
@@ -78,6 +79,8 @@ pub struct ProbeSettings {
     pub connector: Connector,
     /// Deadline of one probe: `down-after / max-failures`.
     pub probe_timeout: Duration,
+    /// `--probe-interval-ms`: how often the poller asks for a sign of life.
+    pub interval: Duration,
     pub max_failures: u32,
     /// Key the parked read blocks on; never written.
     pub probe_key: String,
@@ -358,7 +361,7 @@ async fn poller(
         };
         let (result, wait) = match outcome {
             // Alive, as it was: nothing to tell.
-            Ok(None) => (None, POLL_INTERVAL),
+            Ok(None) => (None, None),
             Ok(Some(info)) => {
                 failures = 0;
                 info_due = started + INFO_EVERY;
@@ -371,7 +374,7 @@ async fn poller(
                         info: Some(info),
                         latency,
                     }),
-                    POLL_INTERVAL,
+                    None,
                 )
             }
             Err(e) => {
@@ -388,7 +391,7 @@ async fn poller(
                 failures += 1;
                 (
                     Some(ProbeResult::Failed(e)),
-                    retry_delay(failures, s.max_failures),
+                    Some(retry_delay(failures, s.max_failures)),
                 )
             }
         };
@@ -399,12 +402,28 @@ async fn poller(
                 return;
             }
         }
+        let next = match wait {
+            Some(d) => Instant::now() + d,
+            None => on_grid(Instant::now(), s.interval),
+        };
         tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
+            _ = tokio::time::sleep_until(next.into()) => {}
             _ = poke.notified() => info_due = Instant::now(),
             _ = shutdown.cancelled() => return,
         }
     }
+}
+
+/// The next multiple of `interval` since the process's first probe: every poller of the
+/// process wakes at the same instants, so that hundreds of nodes' probes go out, and their
+/// replies come back, in one pass of the runtime instead of one wake-up each.
+fn on_grid(now: Instant, interval: Duration) -> Instant {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let epoch = *EPOCH.get_or_init(|| now);
+    let step = interval.as_nanos().max(1);
+    let since = now.saturating_duration_since(epoch).as_nanos();
+    let n = since / step + 1;
+    epoch + Duration::from_nanos((n * step).min(u64::MAX as u128) as u64)
 }
 
 /// `PING`: any reply, even an error (`LOADING`, `NOAUTH` after a password change), comes
@@ -463,6 +482,19 @@ mod tests {
         .expect("the server ends the read");
         server.await.expect("server task");
         read.expect_err("the connection ends")
+    }
+
+    #[test]
+    fn probes_wake_on_one_grid() {
+        let i = Duration::from_millis(200);
+        let t0 = Instant::now();
+        let first = on_grid(t0, i);
+        assert!(first > t0 && first <= t0 + i, "within one interval");
+        for offset_ms in [0u64, 1, 50, 199] {
+            let at = first - i + Duration::from_millis(offset_ms);
+            assert_eq!(on_grid(at.max(t0), i), first, "same slot, same wake-up");
+        }
+        assert_eq!(on_grid(first, i), first + i, "strictly later");
     }
 
     #[tokio::test]
