@@ -25,9 +25,10 @@
 //! `scale_bench rack --groups 100 --kill 30 --managers 1 [--runs 1] [--seed S]`: N groups,
 //! --managers managers with every group (`--required-node-managers` min(2, managers) when
 //! more than one); a `redis_failover_client::Client` per chosen group writing `SET
-//! rack:<group>:<n> <n>` back to back; after --write-secs the masters are SIGKILLed in one
-//! tight loop: first one group's alone (the reference), then K other groups' at once (picked
-//! with `fastrand` from --seed, printed). Per killed group: the new master published (a
+//! rack:<group>:<n> <n>` back to back (or one per --write-interval-ms: on a small machine K
+//! writers back to back take the CPU the managers need); after --write-secs the masters are
+//! SIGKILLed in one tight loop: first one group's alone (the reference), then K other groups'
+//! at once (picked with `fastrand` from --seed, printed). Per killed group: the new master published (a
 //! ZooKeeper data watch on its `<znode_path>/nodes`) and the first write acknowledged > 5 ms
 //! after the kill, within --deadline-secs; p50 / p90 / p99 / max of both, the ratio
 //! p99(rack) / single, ZooKeeper requests over --zk-window-secs after the kill (total, the

@@ -1,9 +1,9 @@
 //! One crash of `scale_bench rack`, of one group (the reference) or of K at once: on each
 //! chosen group a `redis_failover_client::Client` (synchronous default: a write is
-//! acknowledged once a replica has it) writes `SET rack:<group>:<n> <n>` back to back and
-//! logs every acknowledged write with its time; after --write-secs the masters get SIGKILL in
-//! one tight loop (the clock starts after the last `kill(2)`); then per group, from that
-//! instant:
+//! acknowledged once a replica has it) writes `SET rack:<group>:<n> <n>` back to back (or
+//! one per --write-interval-ms) and logs every acknowledged write with its time; after
+//! --write-secs the masters get SIGKILL in one tight loop (the clock starts after the last
+//! `kill(2)`); then per group, from that instant:
 //! * **published**: a ZooKeeper data watch on the group's `<znode_path>/nodes`, armed before
 //!   the kill on the bench's session, timed when the read naming another master returns;
 //! * **first write**: the first acknowledgement more than 5 ms after the kill (the new
@@ -116,7 +116,9 @@ pub(super) async fn crash(c: &CrashCtx<'_>, chosen: &[usize]) -> Result<CrashRes
                 client,
                 prefix: prefix(i),
             };
-            Writer::spawn(w, None, CALL_BOUND)
+            let every =
+                (o.write_interval_ms > 0).then(|| Duration::from_millis(o.write_interval_ms));
+            Writer::spawn(w, every, CALL_BOUND)
         })
         .collect();
     tokio::time::sleep(secs(o.write_secs)).await;

@@ -113,6 +113,11 @@ pub struct RackOpts {
     #[arg(long)]
     pub seed: Option<u64>,
 
+    /// At most one write per this many ms per group (0: back to back). On a small machine,
+    /// K writers back to back take the CPU the managers need: compare with, say, 10.
+    #[arg(long, default_value_t = 0)]
+    pub write_interval_ms: u64,
+
     /// How long the writers run before the kill, in seconds.
     #[arg(long, default_value_t = 3)]
     pub write_secs: u64,

@@ -18,8 +18,16 @@ const DASH: &str = "–";
 pub(super) fn print_run(o: &RackOpts, run: u64, r: &RunResult) -> bool {
     println!();
     println!(
-        "### run {run}: {} groups, {} manager(s), down-after {} ms; reference {}",
-        o.groups, o.managers, o.common.down_after_ms, r.single_group
+        "### run {run}: {} groups, {} manager(s), down-after {} ms, writes {}; reference {}",
+        o.groups,
+        o.managers,
+        o.common.down_after_ms,
+        if o.write_interval_ms == 0 {
+            "back to back".to_string()
+        } else {
+            format!("one per {} ms per group", o.write_interval_ms)
+        },
+        r.single_group
     );
     println!();
     header(o);
