@@ -84,7 +84,7 @@ impl Ours {
         let names: Vec<String> = (1..=spec.managers).map(|i| format!("m{i}")).collect();
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
         let managers = ManagerSet::new(ManagerMode::Process(spec.bin.to_path_buf()), flags)
-            .rust_log("warn")
+            .rust_log(&std::env::var("SCALE_BENCH_MANAGER_LOG").unwrap_or_else(|_| "warn".into()))
             .log_to(dir)
             .start_named(&names)?;
         Ok(Ours { managers, roots })

@@ -180,6 +180,8 @@ pub struct GroupDaemon {
     pending: Arc<Pending>,
     /// Changes whose reading failed, read again at the next pass.
     unsynced: Option<Changes>,
+    /// A node changed state since this manager's view was last written.
+    view_changed: bool,
     /// `<root>/manual_failover` changed since the leader last looked.
     manual_pending: bool,
     /// The version of the request whose switchover failed once already, and when.
@@ -240,6 +242,7 @@ impl GroupDaemon {
             settings,
             pending: Arc::new(Pending::default()),
             unsynced: None,
+            view_changed: false,
             manual_pending: false,
             manual_retried: None,
             metrics: None,
@@ -296,6 +299,12 @@ impl GroupDaemon {
                 }
                 self.snapshot.send_replace(self.snapshot());
             }
+            if self.view_changed {
+                // Other managers vote with this view: tell them at once (a leader acts
+                // first: nobody waits for its view).
+                self.view_changed = false;
+                self.publish_view(true).await;
+            }
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
@@ -307,11 +316,7 @@ impl GroupDaemon {
                 }
                 obs = rx.recv() => match obs {
                     Some(obs) => {
-                        let (changed, worth_a_cycle) = self.observe(obs);
-                        if changed {
-                            // Other managers vote with this view: tell them at once.
-                            self.publish_view(true).await;
-                        }
+                        let (_, worth_a_cycle) = self.observe(obs);
                         if worth_a_cycle {
                             again = true;
                             self.snapshot.send_replace(self.snapshot());
@@ -407,6 +412,7 @@ impl GroupDaemon {
                 }
                 warn!(group = %g, "{REBOOT} {node}: answers with a new run_id {run_id}");
                 h.on_restart();
+                self.view_changed = true;
                 return (true, true);
             }
             ProbeResult::Failed(e) => {
@@ -427,7 +433,7 @@ impl GroupDaemon {
                 Evidence::Gone,
             ),
         };
-        match t {
+        let out = match t {
             Some(Transition::Down { reason }) => {
                 warn!(group = %g, "{SDOWN} {node}: {reason}");
                 (true, true)
@@ -449,7 +455,9 @@ impl GroupDaemon {
                 (true, true)
             }
             None => (false, false),
-        }
+        };
+        self.view_changed |= out.0;
+        out
     }
 
     /// Resolves configured host names (bounded; again every [`RESOLVE_EVERY`], so that a DNS
