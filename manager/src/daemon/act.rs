@@ -294,6 +294,9 @@ impl GroupDaemon {
     }
 
     fn log_decision(&mut self, d: &Decision) {
+        if *d == Decision::Steady {
+            return;
+        }
         let line = d.to_string();
         match d {
             Decision::Steady => {}

@@ -45,9 +45,10 @@ mod shared;
 /// How soon the leader looks again while a decision waits for something that may come
 /// with time alone (a fence's bound, a replica catching up).
 const TICK: Duration = Duration::from_millis(100);
-/// How often a settled group's loop wakes when nothing happens: the view's heartbeat, what
-/// operators see, a view aging out of the vote. Every change wakes it at once.
-const IDLE_TICK: Duration = Duration::from_secs(1);
+/// How often a settled group's loop wakes when nothing happens: the view's heartbeat, a
+/// view aging out of the vote, a failed ZooKeeper read tried again. Every change wakes it
+/// at once; what operators see ages on its own ([`GroupSnapshot::now`]).
+const IDLE_TICK: Duration = VIEW_HEARTBEAT;
 /// How often configured host names are resolved again.
 const RESOLVE_EVERY: Duration = Duration::from_secs(30);
 /// How many cycles may follow each other without waiting for an event (a decision that
@@ -115,6 +116,11 @@ impl Every {
             self.last = Some(now);
         }
         due
+    }
+
+    /// When [`Every::due`] turns true (now if it is).
+    fn next(&self, now: Instant) -> Instant {
+        self.last.map_or(now, |t| (t + self.period).max(now))
     }
 
     /// Makes the next [`Every::due`] true.
@@ -340,7 +346,16 @@ impl GroupDaemon {
                     // Probe ages and latencies move on: what operators see is refreshed here.
                     self.snapshot.send_replace(self.snapshot());
                     again = true;
-                    next_tick = Instant::now() + if settled { IDLE_TICK } else { TICK };
+                    let now = Instant::now();
+                    next_tick = if settled {
+                        // Not sooner than a busy tick: a failing write asks to be retried
+                        // at once.
+                        (now + IDLE_TICK)
+                            .min(self.timers.view_published.next(now))
+                            .max(now + TICK)
+                    } else {
+                        now + TICK
+                    };
                 }
             }
         }
@@ -532,5 +547,13 @@ mod tests {
             "due at once after now()"
         );
         assert!(!e.due(t0 + Duration::from_millis(102)));
+        let t1 = t0 + Duration::from_millis(101);
+        assert_eq!(
+            e.next(t1),
+            t1 + Duration::from_millis(100),
+            "next after due"
+        );
+        e.now();
+        assert_eq!(e.next(t1), t1, "now when asked for at once");
     }
 }

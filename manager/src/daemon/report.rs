@@ -73,6 +73,7 @@ impl GroupDaemon {
             paused: self.known.pause.clone(),
             history: self.known.history.clone(),
             settings: self.settings.clone(),
+            taken_at: Some(now),
         }
     }
 }

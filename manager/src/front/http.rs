@@ -43,7 +43,7 @@ impl HttpState {
     fn group(&self, name: &str) -> Result<GroupSnapshot, String> {
         self.groups
             .iter()
-            .map(|g| g.borrow().clone())
+            .map(GroupSnapshot::now)
             .find(|g| g.name == name)
             .ok_or_else(|| {
                 let known: Vec<String> = self
@@ -61,7 +61,7 @@ impl HttpState {
             Some(n) => self
                 .group(n)
                 .map_err(|m| ApiError(StatusCode::NOT_FOUND, m)),
-            None if self.groups.len() == 1 => Ok(self.groups[0].borrow().clone()),
+            None if self.groups.len() == 1 => Ok(GroupSnapshot::now(&self.groups[0])),
             None => Err(ApiError(
                 StatusCode::BAD_REQUEST,
                 "this manager watches several groups: say which with \"group\"".to_string(),
@@ -235,7 +235,7 @@ async fn switch(
 }
 
 async fn metrics(State(s): State<HttpState>) -> Response {
-    let groups: Vec<GroupSnapshot> = s.groups.iter().map(|g| g.borrow().clone()).collect();
+    let groups: Vec<GroupSnapshot> = s.groups.iter().map(GroupSnapshot::now).collect();
     (
         [(
             axum::http::header::CONTENT_TYPE,
@@ -269,7 +269,7 @@ async fn status(State(s): State<HttpState>) -> Response {
         .groups
         .iter()
         .map(|g| {
-            let g = g.borrow().clone();
+            let g = GroupSnapshot::now(g);
             let mut v = serde_json::to_value(&g).unwrap_or_default();
             v["last_failover"] = serde_json::to_value(g.last_failover()).unwrap_or_default();
             // The leading manager's id (`leader` says whether it is this one).

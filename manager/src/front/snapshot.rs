@@ -3,6 +3,7 @@
 //! manager, standby included, fills it from the published topology and its own probes.
 
 use std::collections::BTreeMap;
+use std::time::Instant;
 
 use redis_failover_client::wire::{FailoverRecord, ManagerView, PauseInfo};
 use redis_failover_client::{NodeAddr, Topology};
@@ -69,11 +70,58 @@ pub struct GroupSnapshot {
     /// `<root>/failover_history`, oldest first.
     pub history: Vec<FailoverRecord>,
     pub settings: GroupSettings,
+    /// When the group's loop took it: the ages in `nodes` are as of then.
+    #[serde(skip)]
+    pub taken_at: Option<Instant>,
 }
 
 impl GroupSnapshot {
+    /// The latest snapshot, its ages brought up to now (the loop refreshes it on every
+    /// change, and only every few seconds when nothing changes).
+    pub fn now(rx: &tokio::sync::watch::Receiver<GroupSnapshot>) -> GroupSnapshot {
+        let mut s = rx.borrow().clone();
+        if let Some(taken) = s.taken_at {
+            let since = taken.elapsed().as_millis() as u64;
+            for r in s.nodes.values_mut() {
+                r.last_ok_ms_ago = r.last_ok_ms_ago.map(|ms| ms + since);
+                r.down_for_ms = r.down_for_ms.map(|ms| ms + since);
+            }
+        }
+        s
+    }
+
     /// The most recent failover, if any is recorded.
     pub fn last_failover(&self) -> Option<&FailoverRecord> {
         self.history.last()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn ages_are_brought_up_to_the_moment_of_reading() {
+        let node: NodeAddr = "h:1".parse().expect("address");
+        let mut s = GroupSnapshot {
+            taken_at: Instant::now().checked_sub(Duration::from_secs(2)),
+            ..GroupSnapshot::default()
+        };
+        let report = NodeReport {
+            last_ok_ms_ago: Some(5),
+            down_for_ms: Some(7),
+            ..NodeReport::default()
+        };
+        s.nodes.insert(node.clone(), report);
+        s.nodes
+            .insert("h:2".parse().expect("address"), NodeReport::default());
+        let (_tx, rx) = tokio::sync::watch::channel(s);
+        let now = GroupSnapshot::now(&rx);
+        let r = &now.nodes[&node];
+        assert!(r.last_ok_ms_ago.is_some_and(|ms| ms >= 2005), "{r:?}");
+        assert!(r.down_for_ms.is_some_and(|ms| ms >= 2007), "{r:?}");
+        let never = &now.nodes[&"h:2".parse::<NodeAddr>().expect("address")];
+        assert_eq!(never.last_ok_ms_ago, None, "unknown stays unknown");
     }
 }

@@ -106,7 +106,7 @@ impl Shared {
         self.state
             .groups
             .iter()
-            .map(|g| g.borrow().clone())
+            .map(GroupSnapshot::now)
             .enumerate()
             .collect()
     }
@@ -116,7 +116,7 @@ impl Shared {
             .groups
             .iter()
             .position(|g| g.borrow().name == name)
-            .map(|i| (i, self.state.groups[i].borrow().clone()))
+            .map(|i| (i, GroupSnapshot::now(&self.state.groups[i])))
     }
 
     fn last_master(&self, index: usize) -> Option<NodeAddr> {
