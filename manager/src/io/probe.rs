@@ -7,7 +7,8 @@
 //!   `--max-failures` failures pile up within tens of milliseconds. It never reports a
 //!   timeout: hangs are the other task's job.
 //! - the **poller** sends `PING` every `--probe-interval-ms` (`INFO replication` every
-//!   [`INFO_EVERY`]) with a deadline of `down-after / max-failures`, and retries at once
+//!   [`INFO_EVERY`], every time on a master) with a deadline of `down-after /
+//!   max-failures`, and retries at once
 //!   after a failure, so a hung node (SIGSTOP, a black-holed link) collects
 //!   `max-failures` failures in about `down-after`. A `PING` that answers tells nothing
 //!   new and is not reported: the group's loop wakes for `INFO`s and failures only.
@@ -29,8 +30,10 @@ use crate::io::node::{read_identity, read_info_with, Connector, NodeError};
 /// `--probe-interval-ms` says otherwise: a hang is caught about `down-after` plus half of
 /// this after it starts.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
-/// How often one of those is `INFO replication` (role, offsets, link status), besides on
-/// every new connection, after any failure and when the leader asks (a poke).
+/// How often one of those is `INFO replication` on a replica (role, offsets, link status),
+/// besides on every new connection, after any failure and when the leader asks (a poke). A
+/// master gets `INFO` every time: which replicas it lists, and how far each acknowledged,
+/// decides which replica may replace it (`select.rs`), so it is kept as fresh as probing.
 const INFO_EVERY: Duration = Duration::from_secs(1);
 /// How often it asks for `replica-priority` (`CONFIG GET`, a second round trip), which
 /// changes only when an operator changes it: on every new connection and then this often.
@@ -320,9 +323,10 @@ async fn poller(
     // `replica-priority` and when it was read, while the connection lasts.
     let mut priority: Option<(u32, Instant)> = None;
     let mut info_due = Instant::now();
+    let mut is_master = false;
     while !shutdown.is_cancelled() {
         let started = Instant::now();
-        let want_info = conn.is_none() || failures > 0 || started >= info_due;
+        let want_info = conn.is_none() || failures > 0 || is_master || started >= info_due;
         let known = priority
             .filter(|(_, at)| started.saturating_duration_since(*at) < PRIORITY_EVERY)
             .map(|(p, _)| p);
@@ -365,6 +369,7 @@ async fn poller(
             Ok(Some(info)) => {
                 failures = 0;
                 info_due = started + INFO_EVERY;
+                is_master = info.is_master();
                 if known.is_none() {
                     priority = Some((info.priority, started));
                 }
