@@ -56,8 +56,10 @@ pub enum Evidence {
     /// Nothing: it may be cut off by the network, and serving clients elsewhere.
     #[default]
     None,
-    /// Its latest failure was a silence while its host accepted connections: a hung
-    /// process (see `NodeError::Silent`).
+    /// Every failure since its last success was a silence while its host accepted
+    /// connections: a hung process (see `NodeError::Silent`). One failure of the streak
+    /// whose handshake failed too (a link that flaps, a host that drops) spoils it until
+    /// the next success: the network, not the process, may be what fails.
     Hung,
     /// It closed a connection, then refused new ones: the process is gone (see
     /// `ProbeResult::Gone`). Kept until the next success, whatever fails after it.
@@ -217,9 +219,13 @@ impl NodeHealth {
         max_failures: u32,
         evidence: Evidence,
     ) -> Option<Transition> {
-        if self.evidence != Evidence::Gone {
-            self.evidence = evidence;
-        }
+        let first = self.consecutive_failures == 0;
+        self.evidence = match (self.evidence, evidence) {
+            (Evidence::Gone, _) | (_, Evidence::Gone) => Evidence::Gone,
+            (_, Evidence::Hung) if first => Evidence::Hung,
+            (Evidence::Hung, Evidence::Hung) => Evidence::Hung,
+            _ => Evidence::None,
+        };
         self.consecutive_failures = self.consecutive_failures.saturating_add(1);
         self.last_error = Some(reason.to_string());
         self.last_failure_at = Some(self.last_failure_at.map_or(now, |t| t.max(now)));
@@ -438,7 +444,38 @@ mod tests {
     }
 
     #[test]
-    fn proof_of_a_gone_process_stays_and_a_hang_is_the_latest_failure_only() {
+    fn a_hang_needs_every_failure_of_the_streak_silent() {
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        use Evidence::{Hung, None as Plain};
+        let table: &[(&str, &[Evidence], bool)] = &[
+            ("all silent", &[Hung, Hung, Hung], true),
+            (
+                "a flapping link: the handshake failed once",
+                &[Plain, Hung, Hung],
+                false,
+            ),
+            ("spoiled in the middle", &[Hung, Plain, Hung], false),
+            ("spoiled at the end", &[Hung, Hung, Plain], false),
+        ];
+        for (what, streak, hung) in table {
+            let mut h = NodeHealth::new();
+            h.on_success(t0, Some(info()), None);
+            for (i, e) in streak.iter().enumerate() {
+                h.on_failure_showing(at(i as u64 + 1), "failed", 3, *e);
+            }
+            assert_eq!(h.proven_hung(), *hung, "{what}");
+            // A success starts a new streak.
+            h.on_success(at(10), Some(info()), None);
+            for i in 0..3 {
+                h.on_failure_showing(at(11 + i), "silent", 3, Hung);
+            }
+            assert!(h.proven_hung(), "{what}: a new all-silent streak");
+        }
+    }
+
+    #[test]
+    fn proof_of_a_gone_process_stays_and_a_hang_ends_at_any_other_failure() {
         let t0 = Instant::now();
         let at = |ms| t0 + Duration::from_millis(ms);
         let mut h = NodeHealth::new();
@@ -456,6 +493,15 @@ mod tests {
         h.on_failure_showing(at(6), "silent", 2, Evidence::Hung);
         assert!(h.proven_gone(), "proof of a gone process stays");
         h.on_success(at(7), Some(info()), None);
-        assert!(!h.proven_gone() && !h.proven_hung());
+        h.on_failure_showing(at(8), "silent", 2, Evidence::Hung);
+        h.on_failure(at(9), "connect timeout", 2);
+        h.on_failure_showing(at(10), "silent", 2, Evidence::Hung);
+        assert!(
+            !h.proven_hung(),
+            "silent again after a failed handshake: still not a hang"
+        );
+        h.on_failure_showing(at(11), "refused after a close", 2, Evidence::Gone);
+        h.on_success(at(12), Some(info()), None);
+        assert!(!h.proven_gone() && !h.proven_hung(), "a success ends both");
     }
 }
