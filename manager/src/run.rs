@@ -126,6 +126,22 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     preflight(&config, &connector).await?;
     let wait = config.zk_session_timeout + Duration::from_secs(1);
     let client = zk::connect(&config.zkservers, config.zk_session_timeout, wait).await?;
+    // Every group's loop learns of changes through a persistent recursive watch; a server
+    // without them would leave it blind to other managers and operators. Checked on a path
+    // no group uses (never created), so that dropping the check's watch touches no group's.
+    let probe = client.watch(
+        "/redis_failover_addwatch_check",
+        zookeeper_client::AddWatchMode::PersistentRecursive,
+    );
+    if let Ok(Err(zookeeper_client::Error::Unimplemented)) =
+        tokio::time::timeout(zk::ZK_OP_TIMEOUT, probe).await
+    {
+        return Err(StartError::Config(ConfigError(format!(
+            "ZooKeeper at {} does not support persistent watches (addWatch); \
+             redis_node_manager needs ZooKeeper 3.6 or newer",
+            config.zkservers
+        ))));
+    }
     // A manager id in use by a live manager is a configuration mistake; the view of a crashed
     // process with the same name disappears when its session expires, so wait that long.
     for group in &config.groups {
