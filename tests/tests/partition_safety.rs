@@ -141,9 +141,9 @@ async fn the_defaults_lose_no_acknowledged_write_in_any_partition() {
         // handed over itself (`FAILOVER TO`: it stops taking writes until the target has
         // them all), as a flapping link allows.
         if let Some(published) = report.published_after_cut {
-            let handed_over = count_lines(&report, "+switch-master")
-                == count_lines(&report, "(switchover)")
-                && count_lines(&report, "(switchover)") == 1;
+            let switchovers = count_lines(&report, "(switchover)");
+            let handed_over =
+                switchovers == 1 && count_lines(&report, "+switch-master") == switchovers;
             assert!(
                 published >= FENCE_BOUND || handed_over,
                 "published {published:?} after the cut, before the fence bound, and not by a \

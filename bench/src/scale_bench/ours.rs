@@ -158,14 +158,4 @@ impl Ours {
 }
 
 /// A ZooKeeper session for the bench (closed when the last handle drops), within 15 s.
-pub(crate) async fn zk_session(connect: &str) -> Result<zk::Client, String> {
-    tokio::time::timeout(
-        Duration::from_secs(15),
-        zk::Client::connector()
-            .with_session_timeout(Duration::from_secs(10))
-            .connect(connect),
-    )
-    .await
-    .map_err(|_| format!("connecting to ZooKeeper at {connect} timed out"))?
-    .map_err(|e| format!("connecting to ZooKeeper at {connect}: {e}"))
-}
+pub(crate) use redis_failover_tests::manager::try_zk_client as zk_session;

@@ -13,7 +13,7 @@ use super::groups::Groups;
 use super::ours::{zk_session, Ours, OursSpec};
 use super::rack_report::{print_pooled, print_run};
 use super::zkstats::Overhead;
-use super::{blocking, secs, RackOpts, RunDir};
+use super::{secs, RackOpts, RunDir};
 use crate::load::load_average;
 
 /// What one run measured.
@@ -29,12 +29,8 @@ pub(super) async fn bench(o: &RackOpts, zk: &ZkServer, bin: &Path) -> bool {
     let seed = o.seed.unwrap_or_else(|| fastrand::u64(..));
     let mut rng = fastrand::Rng::with_seed(seed);
     let port = zk.port();
-    let own = match blocking(move || Overhead::measure(port)).await {
-        Ok(n) => n,
-        Err(e) => {
-            eprintln!("scale_bench: reading ZooKeeper's counters: {e}");
-            return false;
-        }
+    let Some(own) = Overhead::measured(port).await else {
+        return false;
     };
     println!(
         "scale_bench rack: {} groups, {} killed at once, {} manager(s), down-after {} ms, \

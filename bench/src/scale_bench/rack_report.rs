@@ -68,19 +68,23 @@ pub(super) fn print_pooled(runs: &[RunResult]) {
     println!("| crash | groups | succeeded | published p50 / p90 / p99 / max ms | first write p50 / p90 / p99 / max ms | acked | lost |");
     println!("|---|---:|---:|---|---|---:|---:|");
     for (label, set) in [("single", &singles), ("rack", &racks)] {
-        let s = samples(set);
-        println!(
-            "| {label} | {} | {} | {} | {} | {} | {} |",
-            s.total,
-            s.succeeded,
-            dist(&s.published),
-            dist(&s.first_write),
-            s.acked,
-            s.lost_text()
-        );
+        println!("| {label} | {} |", outcome_cells(&samples(set)));
     }
     println!();
     print_ratio(&samples(&singles), &samples(&racks));
+}
+
+/// groups | succeeded | published | first write | acked | lost, as table cells.
+fn outcome_cells(s: &Samples) -> String {
+    format!(
+        "{} | {} | {} | {} | {} | {}",
+        s.total,
+        s.succeeded,
+        dist(&s.published),
+        dist(&s.first_write),
+        s.acked,
+        s.lost_text()
+    )
 }
 
 fn header(o: &RackOpts) {
@@ -92,16 +96,10 @@ fn header(o: &RackOpts) {
 }
 
 fn line(label: &str, c: &CrashResult) {
-    let s = samples(&[c]);
     let z = &c.after.zk;
     println!(
-        "| {label} | {} | {} | {} | {} | {} | {} | {} / {} / {} | {} | {:.1} |",
-        s.total,
-        s.succeeded,
-        dist(&s.published),
-        dist(&s.first_write),
-        s.acked,
-        s.lost_text(),
+        "| {label} | {} | {} / {} / {} | {} | {:.1} |",
+        outcome_cells(&samples(&[c])),
         z.requests,
         z.requests_of_pids,
         z.requests.saturating_sub(z.requests_of_pids),

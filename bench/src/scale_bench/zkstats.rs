@@ -38,6 +38,18 @@ impl Overhead {
             snapshot: snapshot_overhead(port)?,
         })
     }
+
+    /// [`Overhead::measure`] off the runtime's threads; `None` (said on stderr) when
+    /// ZooKeeper's counters cannot be read.
+    pub(crate) async fn measured(port: u16) -> Option<Overhead> {
+        match super::blocking(move || Overhead::measure(port)).await {
+            Ok(n) => Some(n),
+            Err(e) => {
+                eprintln!("scale_bench: reading ZooKeeper's counters: {e}");
+                None
+            }
+        }
+    }
 }
 
 /// How much one `srvr` adds to `Received:` (four-letter words count), from three calls in a

@@ -76,16 +76,11 @@ impl NodeInfo {
             ) => m1 == m2 && l1 == l2 && s1 == s2,
             _ => false,
         };
-        let listed = |i: &NodeInfo| {
-            i.followers
-                .iter()
-                .map(|(a, _)| a.clone())
-                .collect::<Vec<_>>()
-        };
+        let (mine, theirs) = (self.followers.iter(), other.followers.iter());
         role && self.fenced == other.fenced
             && self.priority == other.priority
             && self.replid == other.replid
-            && listed(self) == listed(other)
+            && mine.map(|(a, _)| a).eq(theirs.map(|(a, _)| a))
     }
 
     pub fn is_master(&self) -> bool {

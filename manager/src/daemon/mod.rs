@@ -297,6 +297,7 @@ impl GroupDaemon {
         let mut again = false;
         let mut settled = false;
         loop {
+            // Whatever woke the loop and asked for a cycle also changed what operators see.
             if again {
                 again = self.cycles(&mut rx).await;
                 settled = !again && self.held.is_none();
@@ -318,22 +319,19 @@ impl GroupDaemon {
                     if changed.is_err() { break; }
                     let now_leader = leadership.borrow_and_update().clone();
                     again = self.on_leadership(now_leader).await;
-                    self.snapshot.send_replace(self.snapshot());
+                    if !again {
+                        self.snapshot.send_replace(self.snapshot());
+                    }
                 }
                 obs = rx.recv() => match obs {
                     Some(obs) => {
-                        let (_, worth_a_cycle) = self.observe(obs);
-                        if worth_a_cycle {
-                            again = true;
-                            self.snapshot.send_replace(self.snapshot());
-                        }
+                        again |= self.observe(obs);
                     }
                     None => break,
                 },
                 changes = pending.changed() => {
                     self.sync(changes).await;
                     again = true;
-                    self.snapshot.send_replace(self.snapshot());
                 }
                 _ = hold_over(self.held.as_ref().map(|h| h.until)) => {
                     again = true;
@@ -343,8 +341,6 @@ impl GroupDaemon {
                         self.sync(retry).await;
                     }
                     self.publish_view(false).await;
-                    // Probe ages and latencies move on: what operators see is refreshed here.
-                    self.snapshot.send_replace(self.snapshot());
                     again = true;
                     let now = Instant::now();
                     next_tick = if settled {
@@ -385,10 +381,10 @@ impl GroupDaemon {
         true
     }
 
-    /// Applies one probe result: whether a node changed state (up, down, restarted: its
-    /// view changes), and whether the leader should look at once (also when a node changed
-    /// role, master, link or replicas, not just its offsets).
-    fn observe(&mut self, obs: Observation) -> (bool, bool) {
+    /// Applies one probe result (a node that changed state — up, down, restarted — marks
+    /// the view to be written); true when the leader should look at once (also when a node
+    /// changed role, master, link or replicas, not just its offsets).
+    fn observe(&mut self, obs: Observation) -> bool {
         let g = &self.cfg.name;
         let result = match obs.result {
             ProbeResult::Ok { info, latency } => ProbeResult::Ok {
@@ -398,7 +394,7 @@ impl GroupDaemon {
             other => other,
         };
         let Some(h) = self.view.get_mut(&obs.node) else {
-            return (false, false);
+            return false;
         };
         let node = &obs.node;
         let t = match result {
@@ -412,7 +408,7 @@ impl GroupDaemon {
                     _ => false,
                 };
                 match h.on_success(obs.at, info, latency) {
-                    None => return (false, reshaped),
+                    None => return reshaped,
                     t => t,
                 }
             }
@@ -423,12 +419,12 @@ impl GroupDaemon {
             } => {
                 h.on_identified(obs.at.checked_sub(uptime));
                 if !restarted {
-                    return (false, false);
+                    return false;
                 }
                 warn!(group = %g, "{REBOOT} {node}: answers with a new run_id {run_id}");
                 h.on_restart();
                 self.view_changed = true;
-                return (true, true);
+                return true;
             }
             ProbeResult::Failed(e) => {
                 // Once per streak, not once per probe.
@@ -448,10 +444,10 @@ impl GroupDaemon {
                 Evidence::Gone,
             ),
         };
-        let out = match t {
+        let changed = match t {
             Some(Transition::Down { reason }) => {
                 warn!(group = %g, "{SDOWN} {node}: {reason}");
-                (true, true)
+                true
             }
             Some(Transition::Up { was_down }) => {
                 let role = match h.info() {
@@ -467,12 +463,12 @@ impl GroupDaemon {
                 } else {
                     info!(group = %g, "{MONITOR} {node}: up as {role}");
                 }
-                (true, true)
+                true
             }
-            None => (false, false),
+            None => false,
         };
-        self.view_changed |= out.0;
-        out
+        self.view_changed |= changed;
+        changed
     }
 
     /// Resolves configured host names (bounded; again every [`RESOLVE_EVERY`], so that a DNS

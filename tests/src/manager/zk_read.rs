@@ -12,6 +12,14 @@ const ZK_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// A ZooKeeper session for the test itself.
 pub async fn zk_client(connect: &str) -> zk::Client {
+    try_zk_client(connect)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`zk_client`] for programs that report a failure instead of panicking: a session
+/// (10 s timeout) within 15 s.
+pub async fn try_zk_client(connect: &str) -> Result<zk::Client, String> {
     tokio::time::timeout(
         Duration::from_secs(15),
         zk::Client::connector()
@@ -19,8 +27,8 @@ pub async fn zk_client(connect: &str) -> zk::Client {
             .connect(connect),
     )
     .await
-    .expect("ZooKeeper connect timed out")
-    .expect("ZooKeeper connect")
+    .map_err(|_| format!("connecting to ZooKeeper at {connect} timed out"))?
+    .map_err(|e| format!("connecting to ZooKeeper at {connect}: {e}"))
 }
 
 /// `<root>/nodes` decoded; `None` when missing, unreadable or corrupt.
