@@ -203,6 +203,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             connector: connector.clone(),
             probe_timeout,
             interval: config.probe_interval,
+            alert: Default::default(),
             max_failures: config.max_failures,
             probe_key: format!("_redis_failover_probe:{}", config.manager_id),
         };

@@ -276,6 +276,7 @@ impl GroupDaemon {
         shutdown: CancellationToken,
     ) {
         self.resolve_aliases().await;
+        let alert = settings.alert.clone();
         let (tx, mut rx) = mpsc::channel::<Observation>(1024);
         for node in &self.cfg.nodes {
             let p = probe::spawn(node.clone(), settings.clone(), tx.clone(), shutdown.clone());
@@ -297,6 +298,10 @@ impl GroupDaemon {
         let mut again = false;
         let mut settled = false;
         loop {
+            alert.store(
+                self.view.values().any(|h| !h.is_up()),
+                std::sync::atomic::Ordering::Relaxed,
+            );
             // Whatever woke the loop and asked for a cycle also changed what operators see.
             if again {
                 again = self.cycles(&mut rx).await;

@@ -7,13 +7,15 @@
 //!   `--max-failures` failures pile up within tens of milliseconds. It never reports a
 //!   timeout: hangs are the other task's job.
 //! - the **poller** sends `PING` every `--probe-interval-ms` (`INFO replication` every
-//!   [`INFO_EVERY`], every time on a master) with a deadline of `down-after /
+//!   [`INFO_EVERY`], every time on a master and while a node of the group is not up)
+//!   with a deadline of `down-after /
 //!   max-failures`, and retries at once
 //!   after a failure, so a hung node (SIGSTOP, a black-holed link) collects
 //!   `max-failures` failures in about `down-after`. A `PING` that answers tells nothing
 //!   new and is not reported: the group's loop wakes for `INFO`s and failures only.
 //!   `replica-priority` is read with it on each new connection and every [`PRIORITY_EVERY`].
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -84,6 +86,10 @@ pub struct ProbeSettings {
     pub probe_timeout: Duration,
     /// `--probe-interval-ms`: how often the poller asks for a sign of life.
     pub interval: Duration,
+    /// Set by the group's loop while one of its nodes is not up: every probe of the group
+    /// is then an `INFO`, so that what a failover decides on (replicas still hearing from
+    /// their master, offsets, links) is as fresh as probing.
+    pub alert: Arc<AtomicBool>,
     pub max_failures: u32,
     /// Key the parked read blocks on; never written.
     pub probe_key: String,
@@ -326,7 +332,11 @@ async fn poller(
     let mut is_master = false;
     while !shutdown.is_cancelled() {
         let started = Instant::now();
-        let want_info = conn.is_none() || failures > 0 || is_master || started >= info_due;
+        let want_info = conn.is_none()
+            || failures > 0
+            || is_master
+            || started >= info_due
+            || s.alert.load(Ordering::Relaxed);
         let known = priority
             .filter(|(_, at)| started.saturating_duration_since(*at) < PRIORITY_EVERY)
             .map(|(p, _)| p);
