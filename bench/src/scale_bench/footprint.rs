@@ -57,12 +57,15 @@ pub(super) async fn bench(
         return false;
     };
     println!(
-        "scale_bench footprint: groups {:?}, window {} s after {} s warm-up, down-after {} ms; \
-         {}; nproc {}; load average {}; ZooKeeper requests one srvr / snapshot (srvr, cons) of the bench adds: {} / {} (taken off)",
+        "scale_bench footprint: groups {:?}, window {} s after {} s warm-up, down-after {} ms, \
+         manager's probe interval {}; {}; nproc {}; load average {}; ZooKeeper requests one srvr / snapshot (srvr, cons) of the bench adds: {} / {} (taken off)",
         o.groups,
         o.seconds,
         o.warmup_secs,
         o.common.down_after_ms,
+        o.common
+            .probe_interval_ms
+            .map_or("its default".to_string(), |ms| format!("{ms} ms")),
         sentinel.describe,
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         load_average(),
@@ -150,6 +153,7 @@ async fn ours_row(
         root: &root,
         managers: 1,
         down_after_ms: o.common.down_after_ms,
+        probe_interval_ms: o.common.probe_interval_ms,
         required: None,
     };
     let ours = Ours::start(&spec, groups, dir.path())?;

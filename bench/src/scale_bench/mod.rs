@@ -54,6 +54,10 @@ pub struct Common {
     #[arg(long, default_value_t = 1000)]
     pub down_after_ms: u64,
 
+    /// The manager's --probe-interval-ms [default: the manager's own].
+    #[arg(long, value_name = "MS")]
+    pub probe_interval_ms: Option<u64>,
+
     /// Deadline of every setup wait (Redis nodes, publication, Sentinel ready), in seconds.
     #[arg(long, default_value_t = 180, value_parser = clap::value_parser!(u64).range(1..))]
     pub setup_timeout_secs: u64,

@@ -33,6 +33,8 @@ pub(crate) struct OursSpec<'a> {
     pub down_after_ms: u64,
     /// `--required-node-managers`, when given.
     pub required: Option<usize>,
+    /// `--probe-interval-ms`, when given.
+    pub probe_interval_ms: Option<u64>,
 }
 
 /// The managers of a run, on every group.
@@ -80,6 +82,9 @@ impl Ours {
         ];
         if let Some(r) = spec.required {
             flags.extend(["--required-node-managers".into(), r.to_string()]);
+        }
+        if let Some(ms) = spec.probe_interval_ms {
+            flags.extend(["--probe-interval-ms".into(), ms.to_string()]);
         }
         let names: Vec<String> = (1..=spec.managers).map(|i| format!("m{i}")).collect();
         let names: Vec<&str> = names.iter().map(String::as_str).collect();

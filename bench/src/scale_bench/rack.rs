@@ -103,6 +103,7 @@ async fn with_groups(
         root: &root,
         managers,
         down_after_ms: o.common.down_after_ms,
+        probe_interval_ms: o.common.probe_interval_ms,
         required: (managers > 1).then(|| managers.min(2)),
     };
     let ours = Ours::start(&spec, groups, dir.path())?;

@@ -73,9 +73,10 @@ pub struct Cli {
     #[arg(long, env = "REDIS_FAILOVER_DOWN_AFTER_MS", value_name = "MS")]
     pub down_after_ms: Option<u64>,
 
-    /// How often each node is asked for a sign of life (PING; INFO every second): a hung
-    /// node is seen about --down-after-ms plus half of this after it stops answering. Each
-    /// node costs this manager and Redis about 1000/MS commands per second [default: 200].
+    /// How often a master (and every node of a group with a node down) is asked for a sign
+    /// of life, INFO replication: a hung master is seen about --down-after-ms plus half of
+    /// this after it stops answering. Replicas of a calm group are asked once a second, or
+    /// this often if slower [default: 200].
     #[arg(long, env = "REDIS_FAILOVER_PROBE_INTERVAL_MS", value_name = "MS")]
     pub probe_interval_ms: Option<u64>,
 

@@ -298,10 +298,16 @@ impl GroupDaemon {
         let mut again = false;
         let mut settled = false;
         loop {
-            alert.store(
-                self.view.values().any(|h| !h.is_up()),
-                std::sync::atomic::Ordering::Relaxed,
-            );
+            // A node of the group is not up: every node is asked at every probe from now
+            // on, and the calm ones (replicas, asked once a second) are asked at once.
+            let now_alert = self.view.values().any(|h| !h.is_up());
+            if now_alert && !alert.swap(now_alert, std::sync::atomic::Ordering::Relaxed) {
+                for p in self.probes.values() {
+                    p.poke.notify_one();
+                }
+            } else if !now_alert {
+                alert.store(false, std::sync::atomic::Ordering::Relaxed);
+            }
             // Whatever woke the loop and asked for a cycle also changed what operators see.
             if again {
                 again = self.cycles(&mut rx).await;

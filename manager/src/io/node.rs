@@ -60,9 +60,18 @@ impl Connector {
         }
     }
 
+    /// `AUTH [user] password` as a command's words, when credentials are configured.
+    pub(crate) fn auth_args(&self) -> Option<Vec<String>> {
+        let pass = self.auth.password.as_ref()?;
+        let mut args = vec!["AUTH".to_string()];
+        args.extend(self.auth.username.clone());
+        args.push(pass.expose().to_string());
+        Some(args)
+    }
+
     /// The client library does not keep the node's answer to a failed AUTH; this asks again
     /// on a connection without credentials and turns the answer into what is wrong.
-    async fn why_auth_failed(&self, addr: &NodeAddr, timeout: Duration) -> NodeError {
+    pub(crate) async fn why_auth_failed(&self, addr: &NodeAddr, timeout: Duration) -> NodeError {
         let plain = match ConnectionAddr::Tcp(addr.host.clone(), addr.port).into_connection_info() {
             Ok(i) => {
                 i.set_redis_settings(redis::RedisConnectionInfo::default().set_skip_set_lib_name())
