@@ -126,6 +126,35 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     preflight(&config, &connector).await?;
     let wait = config.zk_session_timeout + Duration::from_secs(1);
     let client = zk::connect(&config.zkservers, config.zk_session_timeout, wait).await?;
+    // ZooKeeper grants a session timeout within its own bounds (2 to 20 ticks by default):
+    // a leader acts only within half of what it was granted, not of what it asked for, or
+    // its lock could expire while it still acts.
+    let granted = client.session_timeout();
+    let session_timeout = if granted < config.zk_session_timeout {
+        warn!(
+            "ZooKeeper granted a session timeout of {} ms instead of the {} ms asked \
+             (--zk-session-timeout-ms is above its maxSessionTimeout); leaders act within half of it",
+            granted.as_millis(),
+            config.zk_session_timeout.as_millis()
+        );
+        granted
+    } else {
+        config.zk_session_timeout
+    };
+    // A chroot that does not exist would leave every write failing with "no node" forever;
+    // creating it here would let a typo start a second, empty tree for the same nodes.
+    if let Some(i) = config.zkservers.find('/') {
+        let chroot = &config.zkservers[i..];
+        if zk::bounded(zk::Op::Reading, chroot, client.check_stat("/"))
+            .await?
+            .is_none()
+        {
+            return Err(StartError::Config(ConfigError(format!(
+                "ZooKeeper chroot {chroot} (in -z/--zkservers) does not exist; create it once \
+                 (create {chroot} in zkCli) or check its spelling"
+            ))));
+        }
+    }
     // Every group's loop learns of changes through a persistent recursive watch; a server
     // without them would leave it blind to other managers and operators. Checked on a path
     // no group uses (never created), so that dropping the check's watch touches no group's.
@@ -196,7 +225,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             config.manager_id.clone(),
             session_rx.clone(),
             leader_tx,
-            zk::act_window(config.zk_session_timeout),
+            zk::act_window(session_timeout),
             stop_all.clone(),
         )));
         let settings = probe::ProbeSettings {

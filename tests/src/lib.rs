@@ -17,6 +17,7 @@
 //! The modules, one job each:
 //! * `process`: the spawner thread, [`GuardedChild`], and where a process runs ([`Place`]);
 //! * `zookeeper`: [`ZkServer`], [`shared_zk`], four-letter commands and the CLI;
+//!   `zk_ensemble`: [`ZkEnsemble`], 3 servers as production runs them (fsync on);
 //! * `redis_node`, `redis_group`, `redis_helpers`: [`RedisNode`], [`RedisGroup`], one-shot
 //!   commands, roles and async connections;
 //! * [`manager`]: the node manager in-process ([`manager::Manager`]) and N managers
@@ -47,6 +48,7 @@ pub mod stats;
 mod util;
 mod wait;
 pub mod writer;
+mod zk_ensemble;
 mod zookeeper;
 
 pub use process::{find_program, spawn_child, spawn_guarded, GuardedChild, Place};
@@ -58,6 +60,7 @@ pub use util::{
     free_port, init_tracing, log_tail, panic_text, pid_alive, unique_root, unix_ms, unix_ms_at,
 };
 pub use wait::{for_a_while, wait_until, wait_until_async};
+pub use zk_ensemble::ZkEnsemble;
 pub use zookeeper::{
     check_zookeeper, shared_zk, zk_cli, zk_four_letter, zk_four_letter_at, ZkServer,
 };

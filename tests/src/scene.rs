@@ -28,11 +28,20 @@ impl Scene {
 
     /// A scene named after `name` on `zk` (tracing set up).
     pub async fn on(zk: &ZkServer, name: &str) -> Scene {
+        Scene::at(&zk.connect_string(), name).await
+    }
+
+    /// A scene named after `name` on the ZooKeeper servers of `connect` (`host:port,...`,
+    /// e.g. a [`crate::ZkEnsemble`]'s).
+    pub async fn at(connect: &str, name: &str) -> Scene {
         init_tracing();
-        let connect = zk.connect_string();
         let root = unique_root(name);
-        let zk = zk_client(&connect).await;
-        Scene { connect, root, zk }
+        let zk = zk_client(connect).await;
+        Scene {
+            connect: connect.to_string(),
+            root,
+            zk,
+        }
     }
 
     /// Starts an in-process manager of `nodes` under this root ([`config`], flags adjusted

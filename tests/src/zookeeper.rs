@@ -149,12 +149,21 @@ pub fn zk_cli(port: u16, args: &[&str]) -> String {
     String::from_utf8_lossy(&text).into_owned()
 }
 
+/// Settings every server of the tests has.
+const COMMON_CONFIG: &str = "maxClientCnxns=0\n\
+     admin.enableServer=false\n\
+     4lw.commands.whitelist=ruok,srvr,stat,mntr,cons,dump,wchs,wchc,conf,envi,crst,srst\n";
+
 /// A throwaway standalone ZooKeeper server on 127.0.0.1, with its config, data and log in a
 /// temp dir. Dropping it stops the server and removes the dir.
 #[derive(Debug)]
 pub struct ZkServer {
     place: Place,
     port: u16,
+    /// `ZooKeeperServerMain` (standalone) or `QuorumPeerMain` (an ensemble's member).
+    main_class: &'static str,
+    /// The whole `zoo.cfg`.
+    config: String,
     proc: Mutex<Option<GuardedChild>>,
     // last field: dropped after the process is gone
     dir: tempfile::TempDir,
@@ -184,9 +193,24 @@ impl ZkServer {
                 .prefix("rf-zk-")
                 .tempdir()
                 .expect("ZkServer: cannot create a temp dir");
+            let port = free_port();
+            let data = dir.path().join("data");
             let zk = ZkServer {
                 place: place.clone(),
-                port: free_port(),
+                port,
+                main_class: "org.apache.zookeeper.server.ZooKeeperServerMain",
+                config: format!(
+                    "tickTime=500\n\
+                     dataDir={}\n\
+                     clientPort={port}\n\
+                     clientPortAddress={}\n\
+                     minSessionTimeout=1000\n\
+                     maxSessionTimeout=60000\n\
+                     forceSync=no\n\
+                     {COMMON_CONFIG}",
+                    data.display(),
+                    place.ip
+                ),
                 proc: Mutex::new(None),
                 dir,
             };
@@ -203,6 +227,67 @@ impl ZkServer {
             }
         }
         panic!("{last_err}");
+    }
+
+    /// Member `id` of an ensemble on loopback whose `server.N=` lines are `servers`,
+    /// serving clients on `port`, configured as production runs ZooKeeper (fsync on,
+    /// `tickTime=2000`); not started yet ([`ZkServer::spawn`]).
+    ///
+    /// # Panics
+    /// If its temp dir cannot be made.
+    pub(crate) fn member(id: u32, port: u16, servers: &str) -> ZkServer {
+        require_zookeeper();
+        let dir = tempfile::Builder::new()
+            .prefix("rf-zk-")
+            .tempdir()
+            .expect("ZkServer: cannot create a temp dir");
+        let data = dir.path().join("data");
+        fs::create_dir_all(&data).expect("ZkServer: cannot create data/");
+        fs::write(data.join("myid"), format!("{id}\n")).expect("ZkServer: cannot write myid");
+        let zk = ZkServer {
+            place: Place::loopback(),
+            port,
+            main_class: "org.apache.zookeeper.server.quorum.QuorumPeerMain",
+            config: format!(
+                "tickTime=2000\n\
+                 initLimit=10\n\
+                 syncLimit=5\n\
+                 dataDir={}\n\
+                 clientPort={port}\n\
+                 clientPortAddress=127.0.0.1\n\
+                 forceSync=yes\n\
+                 reconfigEnabled=false\n\
+                 {COMMON_CONFIG}{servers}",
+                data.display()
+            ),
+            proc: Mutex::new(None),
+            dir,
+        };
+        zk.write_config().expect("ZkServer: cannot write zoo.cfg");
+        zk
+    }
+
+    /// What `srvr` says the server is (`leader`, `follower`, `standalone`); `None` while it
+    /// does not serve (down, or a member without a quorum).
+    pub fn mode(&self) -> Option<String> {
+        let out = self.srvr()?;
+        out.lines()
+            .find_map(|l| l.strip_prefix("Mode:"))
+            .map(|m| m.trim().to_string())
+    }
+
+    /// The ids of the sessions connected to this server now (`sid=0x...` in `cons`).
+    pub fn session_ids(&self) -> Vec<String> {
+        let Ok(ip) = self.place.ip.parse() else {
+            return Vec::new();
+        };
+        let Some(out) = zk_four_letter_at(ip, self.port, "cons") else {
+            return Vec::new();
+        };
+        out.split([',', '(', ')'])
+            .filter_map(|part| part.trim().strip_prefix("sid="))
+            .map(str::to_string)
+            .collect()
     }
 
     /// The client port.
@@ -284,27 +369,17 @@ impl ZkServer {
     }
 
     fn write_config(&self) -> io::Result<()> {
-        let data = self.dir.path().join("data");
-        fs::create_dir_all(&data)?;
-        let cfg = format!(
-            "tickTime=500\n\
-             dataDir={}\n\
-             clientPort={}\n\
-             clientPortAddress={}\n\
-             maxClientCnxns=0\n\
-             minSessionTimeout=1000\n\
-             maxSessionTimeout=60000\n\
-             admin.enableServer=false\n\
-             4lw.commands.whitelist=ruok,srvr,stat,mntr,cons,dump,wchs,wchc,conf,envi,crst,srst\n\
-             forceSync=no\n",
-            data.display(),
-            self.port,
-            self.place.ip
-        );
-        fs::write(self.dir.path().join("zoo.cfg"), cfg)
+        fs::create_dir_all(self.dir.path().join("data"))?;
+        fs::write(self.dir.path().join("zoo.cfg"), &self.config)
     }
 
     fn spawn_and_wait(&self) -> Result<(), String> {
+        self.spawn()?;
+        self.wait_serving(Instant::now() + ZK_READY_TIMEOUT)
+    }
+
+    /// Starts the process (the config is written); [`ZkServer::wait_serving`] waits for it.
+    pub(crate) fn spawn(&self) -> Result<(), String> {
         let cfg = self.dir.path().join("zoo.cfg");
         let log_path = self.log_path();
         let log = open_log(&log_path)
@@ -313,8 +388,8 @@ impl ZkServer {
             .try_clone()
             .map_err(|e| format!("ZkServer: cannot clone log handle: {e}"))?;
         let level = std::env::var("ZK_LOG_LEVEL").unwrap_or_else(|_| "warn".to_string());
-        let started = Instant::now();
         let place = self.place.clone();
+        let main_class = self.main_class;
         let child = spawn_guarded(move || {
             let mut cmd = place.command(zk_java());
             cmd.args(ZK_JVM_OPTS)
@@ -322,7 +397,7 @@ impl ZkServer {
                 .arg(zk_classpath())
                 .arg(format!("-Dorg.slf4j.simpleLogger.defaultLogLevel={level}"))
                 .arg("-Dzookeeper.jmx.log4j.disable=true")
-                .arg("org.apache.zookeeper.server.ZooKeeperServerMain")
+                .arg(main_class)
                 .arg(cfg)
                 .stdin(Stdio::null())
                 .stdout(log)
@@ -330,15 +405,20 @@ impl ZkServer {
             cmd
         })
         .map_err(|e| format!("ZkServer: cannot spawn {}: {e}", zk_java()))?;
-        let mut slot = lock(&self.proc);
-        *slot = Some(child);
-        let child = slot.as_ref().expect("ZkServer: child was just stored");
-        let deadline = started + ZK_READY_TIMEOUT;
+        *lock(&self.proc) = Some(child);
+        Ok(())
+    }
+
+    /// Waits until `srvr` answers with a `Mode:` (for a member: until it is part of a
+    /// quorum), or the process exits, or `deadline`.
+    pub(crate) fn wait_serving(&self, deadline: Instant) -> Result<(), String> {
+        let log_path = self.log_path();
         loop {
             if self.srvr().is_some_and(|out| out.contains("Mode:")) {
                 return Ok(());
             }
-            if let Some(status) = child.exit_status() {
+            let exited = lock(&self.proc).as_ref().map(GuardedChild::exit_status);
+            if let Some(Some(status)) = exited {
                 return Err(format!(
                     "ZooKeeper on port {} exited ({status}) before it was ready; tail of {}:\n{}",
                     self.port,
@@ -346,9 +426,12 @@ impl ZkServer {
                     log_tail(&log_path, 40)
                 ));
             }
+            if exited.is_none() {
+                return Err(format!("ZooKeeper on port {} is not running", self.port));
+            }
             if Instant::now() >= deadline {
                 return Err(format!(
-                    "ZooKeeper on port {} not ready (srvr without `Mode:`) after {ZK_READY_TIMEOUT:?}; tail of {}:\n{}",
+                    "ZooKeeper on port {} not ready (srvr without `Mode:`) in time; tail of {}:\n{}",
                     self.port,
                     log_path.display(),
                     log_tail(&log_path, 40)
