@@ -168,12 +168,43 @@ pub enum AuthProblem {
     /// `NOAUTH`: the node has a password and none was given.
     #[error("authentication required: the node has a password; give -p/--password")]
     Required,
-    /// `NOPERM`: logged in, but the user may not run a command the manager needs.
-    #[error("permission denied ({0}); the --username user needs the commands of the manager")]
+    /// `NOPERM`: logged in, but the user may not run a command the manager needs. Holds the
+    /// node's reply (`NOPERM this user has no permissions to run the 'replicaof' command`);
+    /// the message names the ACL rule to add ([`acl_rule_to_add`]).
+    #[error(
+        "the Redis user lacks a permission: {0}; add {rule} to its ACL (see {ACL_DOC})",
+        rule = acl_rule_to_add(.0)
+    )]
     NoPerm(String),
     /// Anything else.
     #[error("authentication failed ({0}); check -p/--password and --username")]
     Other(String),
+}
+
+/// Where the Redis users the manager and clients need are documented, named in the message
+/// of a missing permission.
+pub const ACL_DOC: &str = "docs/production.md#redis-users";
+
+/// The key the crash detector parks its blocking read on is `_redis_failover_probe:<id>`.
+const PROBE_KEYS: &str = "~_redis_failover_probe:*";
+
+/// The ACL rule that lets the user do what a `NOPERM` reply refused: `+replicaof` for
+/// `... to run the 'replicaof' command` (`+config|set` for a subcommand), the probe keys'
+/// pattern for a key, or, when the reply says neither, `the rules it lacks` (the message
+/// then points to the page that lists them). Redis 7.0 says
+/// `this user has no permissions to run the 'x' command`, later versions and Valkey
+/// `User u has no permissions to run the 'x' command`.
+pub fn acl_rule_to_add(noperm: &str) -> String {
+    let command = noperm
+        .split_once("to run the '")
+        .and_then(|(_, rest)| rest.split_once('\''))
+        .map(|(name, _)| name.to_ascii_lowercase())
+        .filter(|name| !name.is_empty() && !name.contains(char::is_whitespace));
+    match command {
+        Some(name) => format!("+{name}"),
+        None if noperm.contains("key") => PROBE_KEYS.to_string(),
+        None => "the rules it lacks".to_string(),
+    }
 }
 
 /// Why a node did not answer as hoped, in words fit for a log line.
@@ -212,7 +243,11 @@ impl From<RedisError> for NodeError {
         match e.code().unwrap_or("") {
             "NOAUTH" => return NodeError::Auth(AuthProblem::Required),
             "WRONGPASS" => return NodeError::Auth(AuthProblem::WrongPass),
-            "NOPERM" => return NodeError::Auth(AuthProblem::NoPerm(one_line(&e))),
+            "NOPERM" => {
+                // The node's own words, as the probe connection keeps them.
+                let reply = format!("NOPERM {}", e.detail().unwrap_or(""));
+                return NodeError::Auth(AuthProblem::NoPerm(reply.replace(['\r', '\n'], " ")));
+            }
             _ => {}
         }
         if e.kind() == ErrorKind::AuthenticationFailed {
@@ -452,5 +487,56 @@ pub async fn switchover(
             )));
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(reply: &str) -> String {
+        NodeError::Auth(AuthProblem::NoPerm(reply.to_string())).to_string()
+    }
+
+    #[test]
+    fn a_missing_permission_names_the_rule_to_add() {
+        assert_eq!(
+            message("NOPERM this user has no permissions to run the 'replicaof' command"),
+            "the Redis user lacks a permission: NOPERM this user has no permissions to run the \
+             'replicaof' command; add +replicaof to its ACL (see docs/production.md#redis-users)"
+        );
+        // Later Redis versions and Valkey name the user; subcommands are `command|sub`.
+        assert_eq!(
+            acl_rule_to_add(
+                "NOPERM User redis-failover has no permissions to run the 'config|set' command"
+            ),
+            "+config|set"
+        );
+        assert_eq!(
+            acl_rule_to_add(
+                "NOPERM this user has no permissions to access one of the keys used as arguments"
+            ),
+            "~_redis_failover_probe:*"
+        );
+        assert_eq!(
+            acl_rule_to_add("NOPERM No permissions to access a key"),
+            "~_redis_failover_probe:*"
+        );
+        assert_eq!(
+            acl_rule_to_add("NOPERM something new"),
+            "the rules it lacks"
+        );
+    }
+
+    #[test]
+    fn a_noperm_reply_is_kept_as_the_node_sent_it() {
+        let reply = "NOPERM this user has no permissions to run the 'failover' command";
+        let e = redis::parse_redis_value(format!("-{reply}\r\n").as_bytes())
+            .and_then(redis::Value::extract_error)
+            .expect_err("an error reply");
+        match NodeError::from(e) {
+            NodeError::Auth(AuthProblem::NoPerm(text)) => assert_eq!(text, reply),
+            other => panic!("not NoPerm: {other:?}"),
+        }
     }
 }
