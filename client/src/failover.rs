@@ -98,19 +98,33 @@ pub async fn request(
     to: Option<&NodeAddr>,
 ) -> Result<(), FailoverError> {
     let data = ManualRequest::encode(to);
-    operator_write(zk, paths, &paths.manual_failover(), Some(&data)).await
+    operator_write(zk, paths, &paths.manual_failover(), Some(&data), false).await
 }
 
 /// An operator's write under an existing group root (a manual failover request, the pause
 /// switch): `Some(data)` creates or replaces the persistent znode `path`, `None` deletes it
 /// (absent is fine). A missing root means no manager ever ran there: [`FailoverError::NoRoot`].
+///
+/// `as_identity`: the session has an identity (the managers' `--zk-operator-acl` lets it
+/// create and delete under the root); the znode is then writable by it and readable by all,
+/// and one that exists is replaced (deleted and created again in one transaction, as its
+/// writer may have been the leader). Without: open to all, as every znode of an open tree.
 pub async fn operator_write(
     zk: &zk::Client,
     paths: &ZnodePaths,
     path: &str,
     data: Option<&[u8]>,
+    as_identity: bool,
 ) -> Result<(), FailoverError> {
-    let opts = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+    const CREATOR_ALL_ANYONE_READ: &[zk::Acl] = &[
+        zk::Acl::new_const(zk::Permission::ALL, "auth", ""),
+        zk::Acl::new_const(zk::Permission::READ, "world", "anyone"),
+    ];
+    let opts = if as_identity {
+        zk::CreateMode::Persistent.with_acls(zk::Acls::new(CREATOR_ALL_ANYONE_READ))
+    } else {
+        zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all())
+    };
     let write = async {
         match data {
             None => match zk.delete(path, None).await {
@@ -119,6 +133,12 @@ pub async fn operator_write(
             },
             Some(data) => match zk.create(path, data, &opts).await {
                 Ok(_) => Ok(()),
+                Err(zk::Error::NodeExists) if as_identity => {
+                    let mut replace = zk.new_multi_writer();
+                    replace.add_delete(path, None)?;
+                    replace.add_create(path, data, &opts)?;
+                    replace.commit().await.map(|_| ()).map_err(zk::Error::from)
+                }
                 Err(zk::Error::NodeExists) => zk.set_data(path, data, None).await.map(|_| ()),
                 Err(e) => Err(e),
             },

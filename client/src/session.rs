@@ -83,8 +83,23 @@ pub async fn connect(
     session_timeout: Duration,
     wait: Duration,
 ) -> Result<zk::Client, SessionError> {
+    connect_as(servers, None, session_timeout, wait).await
+}
+
+/// [`connect`] with an identity (`scheme`, `auth`: `("digest", b"user:password")`), which
+/// ZooKeeper checks on every connection of the session.
+pub async fn connect_as(
+    servers: &str,
+    auth: Option<(&str, &[u8])>,
+    session_timeout: Duration,
+    wait: Duration,
+) -> Result<zk::Client, SessionError> {
     let start = tokio::time::Instant::now();
-    let connecting = zk::Client::connector()
+    let mut connector = zk::Client::connector();
+    if let Some((scheme, auth)) = auth {
+        connector = connector.with_auth(scheme, auth);
+    }
+    let connecting = connector
         .with_session_timeout(session_timeout)
         .connect(servers);
     let refused = async {
@@ -155,11 +170,22 @@ pub async fn reconnect(
     servers: &str,
     session_timeout: Duration,
     first_delay: Duration,
+    on_error: impl FnMut(&SessionError),
+) -> zk::Client {
+    reconnect_as(servers, None, session_timeout, first_delay, on_error).await
+}
+
+/// [`reconnect`] with an identity, as [`connect_as`].
+pub async fn reconnect_as(
+    servers: &str,
+    auth: Option<(&str, &[u8])>,
+    session_timeout: Duration,
+    first_delay: Duration,
     mut on_error: impl FnMut(&SessionError),
 ) -> zk::Client {
     let mut delay = first_delay;
     loop {
-        match connect(servers, session_timeout, session_timeout).await {
+        match connect_as(servers, auth, session_timeout, session_timeout).await {
             Ok(c) => return c,
             Err(e) => on_error(&e),
         }

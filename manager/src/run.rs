@@ -125,7 +125,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     limits::raise_fd_limit(nodes).map_err(|e| StartError::Config(ConfigError(e)))?;
     preflight(&config, &connector).await?;
     let wait = config.zk_session_timeout + Duration::from_secs(1);
-    let client = zk::connect(&config.zkservers, config.zk_session_timeout, wait).await?;
+    let client = zk::connect(
+        &config.zkservers,
+        &config.zk_access,
+        config.zk_session_timeout,
+        wait,
+    )
+    .await?;
     // ZooKeeper grants a session timeout within its own bounds (2 to 20 ticks by default):
     // a leader acts only within half of what it was granted, not of what it asked for, or
     // its lock could expire while it still acts.
@@ -171,6 +177,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             config.zkservers
         ))));
     }
+    // With an identity, every group's tree is created with the managers' ACLs, or locked
+    // if it was made open, before anything else touches it.
+    let acls = std::sync::Arc::new(zk::ZnodeAcls::new(&config.zk_access));
+    for group in &config.groups {
+        zk::secure_group(&client, &group.paths, &acls)
+            .await
+            .map_err(|e| StartError::Config(ConfigError(e.to_string())))?;
+    }
     // A manager id in use by a live manager is a configuration mistake; the view of a crashed
     // process with the same name disappears when its session expires, so wait that long.
     for group in &config.groups {
@@ -210,6 +224,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let metrics = metrics::Metrics::new();
     tasks.push(tokio::spawn(zk::keep_session(
         config.zkservers.clone(),
+        config.zk_access.clone(),
         config.zk_session_timeout,
         client,
         session_tx,
@@ -225,7 +240,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             config.manager_id.clone(),
             session_rx.clone(),
             leader_tx,
-            zk::act_window(session_timeout),
+            zk::LeaderTerms {
+                act_window: zk::act_window(session_timeout),
+                acls: acls.clone(),
+            },
             stop_all.clone(),
         )));
         let settings = probe::ProbeSettings {
@@ -273,7 +291,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             connector.clone(),
         )
         .with_metrics(metrics.group(&group.name))
-        .with_sentinel_addr(sentinel_announce.clone());
+        .with_sentinel_addr(sentinel_announce.clone())
+        .with_acls(acls.clone());
         group_tasks.push(tokio::spawn(daemon.run(
             settings,
             leader_rx,
@@ -286,6 +305,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             groups: snapshots.clone(),
             session: session_rx.clone(),
             metrics: metrics.clone(),
+            as_identity: config.zk_access.identity.is_some(),
         };
         let stop = stop_all.clone();
         tasks.push(tokio::spawn(async move {
@@ -307,6 +327,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 .as_ref()
                 .map(|p| p.expose().to_string()),
             port,
+            as_identity: config.zk_access.identity.is_some(),
         };
         tasks.push(tokio::spawn(sentinel::serve(
             listener,

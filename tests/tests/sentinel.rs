@@ -660,10 +660,15 @@ async fn a_switchover_and_a_failover_report_only_the_killed_node_down() {
     // 1. A planned switchover to node 1, as `redis_node_manager failover --to` asks for it.
     let target = trio.node(1).node_addr();
     let paths = redis_failover_client::ZnodePaths::new(&scene.root).expect("root");
-    let done =
-        redis_failover_manager::request_failover(&scene.connect, &paths, Some(&target), DEADLINE)
-            .await
-            .expect("the switchover is carried out");
+    let done = redis_failover_manager::request_failover(
+        &scene.connect,
+        &Default::default(),
+        &paths,
+        Some(&target),
+        DEADLINE,
+    )
+    .await
+    .expect("the switchover is carried out");
     assert_eq!(done, format!("done: the master is now {target}"));
     scene
         .wait(DEADLINE, "both replicas of node 1 listed", |t| {

@@ -45,6 +45,11 @@ pub struct Cli {
     )]
     pub password: Option<Secret>,
 
+    /// File holding the Redis password (as container platforms mount secrets; one
+    /// trailing newline is ignored); instead of -p.
+    #[arg(long, env = "REDIS_FAILOVER_PASSWORD_FILE", value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+
     /// Redis ACL user name (AUTH user password); needs --password.
     #[arg(long, env = "REDIS_FAILOVER_USERNAME")]
     pub username: Option<String>,
@@ -154,6 +159,43 @@ pub struct Cli {
     )]
     pub sentinel_password: Option<Secret>,
 
+    /// File holding --sentinel-password (one trailing newline is ignored).
+    #[arg(
+        long,
+        env = "REDIS_FAILOVER_SENTINEL_PASSWORD_FILE",
+        value_name = "FILE"
+    )]
+    pub sentinel_password_file: Option<PathBuf>,
+
+    /// File holding this process's ZooKeeper identity, `user:password` (digest scheme).
+    /// A manager with one creates every znode writable by that identity only (give all
+    /// managers the same), readable per --zk-read-acl, and locks a tree it finds open; an
+    /// operator's subcommand writes requests with it. Also REDIS_FAILOVER_ZK_AUTH
+    /// (`user:password` itself) [default: none: znodes open to all].
+    #[arg(
+        long,
+        env = "REDIS_FAILOVER_ZK_AUTH_FILE",
+        value_name = "FILE",
+        global = true
+    )]
+    pub zk_auth_file: Option<PathBuf>,
+
+    /// Who may read the znodes when the managers have an identity: ZooKeeper ACL ids,
+    /// comma-separated (`world:anyone`, `digest:USER:HASH`, `ip:10.0.0.0/8`)
+    /// [default: world:anyone].
+    #[arg(long, env = "REDIS_FAILOVER_ZK_READ_ACL", value_name = "ID,...")]
+    pub zk_read_acl: Option<String>,
+
+    /// Operators' ZooKeeper ACL ids (`digest:USER:HASH`, see `zk-digest`), comma-separated:
+    /// they may request failovers and pause (create and delete <znode-path>/manual_failover
+    /// and /paused) [default: none].
+    #[arg(long, env = "REDIS_FAILOVER_ZK_OPERATOR_ACL", value_name = "ID,...")]
+    pub zk_operator_acl: Option<String>,
+
+    /// `user:password` from REDIS_FAILOVER_ZK_AUTH (read by `Config::load`, never a flag).
+    #[arg(skip)]
+    pub zk_auth: Option<Secret>,
+
     /// Name of this manager, used in its id (`<hostname>-<name>`) [default: the process id].
     #[arg(long, env = "REDIS_FAILOVER_MANAGER_NAME", value_name = "NAME")]
     pub manager_name: Option<String>,
@@ -218,6 +260,21 @@ pub enum Command {
     /// Resume automatic failover (deletes <znode-path>/paused); a master that is down now
     /// is replaced at once.
     Resume,
+    /// Print the ZooKeeper ACL id (`digest:USER:HASH`) of the identity `user:password`
+    /// read from standard input, for --zk-read-acl and --zk-operator-acl.
+    ZkDigest,
+}
+
+/// A subcommand's ZooKeeper identity (an operator's): `REDIS_FAILOVER_ZK_AUTH` or
+/// `--zk-auth-file` (or the config file's `zk_auth_file`).
+pub fn operator_access(cli: &Cli) -> Result<ZkAccess, ConfigError> {
+    let file = FileConfig::read(cli.config.as_deref())?;
+    ZkAccess::new(
+        zk_auth_env(),
+        cli.zk_auth_file.as_deref().or(file.zk_auth_file.as_deref()),
+        None,
+        None,
+    )
 }
 
 /// Where a subcommand finds the group: `-z` and `--znode-path` (or the config file's

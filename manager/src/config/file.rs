@@ -31,6 +31,11 @@ pub struct FileConfig {
     pub http_addr: Option<std::net::SocketAddr>,
     pub sentinel_addr: Option<std::net::SocketAddr>,
     pub sentinel_password: Option<Secret>,
+    pub password_file: Option<std::path::PathBuf>,
+    pub sentinel_password_file: Option<std::path::PathBuf>,
+    pub zk_auth_file: Option<std::path::PathBuf>,
+    pub zk_read_acl: Option<String>,
+    pub zk_operator_acl: Option<String>,
     #[serde(default)]
     pub groups: Vec<FileGroup>,
 }
@@ -80,6 +85,27 @@ pub struct Secret(String);
 impl Secret {
     pub fn expose(&self) -> &str {
         &self.0
+    }
+
+    /// The content of `path` (`what` names the setting in the error), without one trailing
+    /// newline: what `echo secret > file` and container platforms' mounted secrets hold.
+    pub fn from_file(path: &std::path::Path, what: &str) -> Result<Secret, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("{what} {}: {e}", path.display())))?;
+        let text = text
+            .strip_suffix('\n')
+            .map(|t| t.strip_suffix('\r').unwrap_or(t))
+            .unwrap_or(&text);
+        if text.is_empty() {
+            return Err(ConfigError(format!("{what} {} is empty", path.display())));
+        }
+        Ok(Secret(text.to_string()))
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(s: &str) -> Secret {
+        Secret(s.to_string())
     }
 }
 

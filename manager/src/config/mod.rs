@@ -23,9 +23,11 @@ mod cli;
 mod file;
 #[cfg(test)]
 mod tests;
+mod zk_access;
 
-pub use cli::{zk_target, Cli, Command, Switch};
+pub use cli::{operator_access, zk_target, Cli, Command, Switch};
 pub use file::{FileConfig, FileGroup, NodesValue, Secret};
+pub use zk_access::{digest_id, parse_ids, AclId, ZkAccess};
 
 /// How to log in to every Redis node.
 #[derive(Clone, Debug, Default)]
@@ -66,6 +68,8 @@ pub struct Config {
     pub sentinel_addr: Option<std::net::SocketAddr>,
     /// Required from Sentinel-protocol clients when set.
     pub sentinel_password: Option<Secret>,
+    /// The managers' ZooKeeper identity and who else may read and operate.
+    pub zk_access: ZkAccess,
     /// `<hostname>-<name>`: stable for a given config, unique among managers.
     pub manager_id: String,
 }
@@ -80,9 +84,10 @@ fn err<T>(msg: impl Into<String>) -> Result<T, ConfigError> {
 }
 
 impl Config {
-    /// Reads `-C` if given, then merges.
-    pub fn load(cli: Cli) -> Result<Config, ConfigError> {
+    /// Reads `-C` if given and `REDIS_FAILOVER_ZK_AUTH`, then merges.
+    pub fn load(mut cli: Cli) -> Result<Config, ConfigError> {
         let file = FileConfig::read(cli.config.as_deref())?;
+        cli.zk_auth = zk_auth_env();
         Self::merge(cli, file)
     }
 
@@ -158,10 +163,31 @@ impl Config {
                 g.name
             ));
         }
-        let password = cli
-            .password
-            .or(file.password)
-            .filter(|p| !p.expose().is_empty());
+        let password = secret(
+            cli.password.or(file.password),
+            cli.password_file
+                .as_deref()
+                .or(file.password_file.as_deref()),
+            "-p/--password",
+            "--password-file",
+        )?
+        .filter(|p| !p.expose().is_empty());
+        let sentinel_password = secret(
+            cli.sentinel_password.or(file.sentinel_password),
+            cli.sentinel_password_file
+                .as_deref()
+                .or(file.sentinel_password_file.as_deref()),
+            "--sentinel-password",
+            "--sentinel-password-file",
+        )?;
+        let zk_access = ZkAccess::new(
+            cli.zk_auth,
+            cli.zk_auth_file.as_deref().or(file.zk_auth_file.as_deref()),
+            cli.zk_read_acl.as_deref().or(file.zk_read_acl.as_deref()),
+            cli.zk_operator_acl
+                .as_deref()
+                .or(file.zk_operator_acl.as_deref()),
+        )?;
         let username = cli.username.or(file.username).filter(|u| !u.is_empty());
         if username.is_some() && password.is_none() {
             return err("--username needs -p/--password");
@@ -254,7 +280,8 @@ impl Config {
             required_node_managers,
             http_addr: cli.http_addr.or(file.http_addr),
             sentinel_addr: cli.sentinel_addr.or(file.sentinel_addr),
-            sentinel_password: cli.sentinel_password.or(file.sentinel_password),
+            sentinel_password,
+            zk_access,
             manager_id: format!("{}-{name}", hostname()),
         })
     }
@@ -286,6 +313,30 @@ fn group(
         nodes,
         paths,
     })
+}
+
+/// `REDIS_FAILOVER_ZK_AUTH`, the ZooKeeper identity `user:password` (an environment
+/// variable or a file only: a flag would show it in `ps`).
+pub fn zk_auth_env() -> Option<Secret> {
+    std::env::var("REDIS_FAILOVER_ZK_AUTH")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .map(|v| Secret::from(v.as_str()))
+}
+
+/// A secret given directly or in a file, not both.
+fn secret(
+    given: Option<Secret>,
+    file: Option<&std::path::Path>,
+    flag: &str,
+    file_flag: &str,
+) -> Result<Option<Secret>, ConfigError> {
+    match (given, file) {
+        (Some(_), Some(_)) => err(format!("give {flag} or {file_flag}, not both")),
+        (Some(s), None) => Ok(Some(s)),
+        (None, Some(p)) => Secret::from_file(p, file_flag).map(Some),
+        (None, None) => Ok(None),
+    }
 }
 
 /// `host:port[,host:port...][/chroot]`, as ZooKeeper's own clients take it.

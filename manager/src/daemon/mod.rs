@@ -197,6 +197,8 @@ pub struct GroupDaemon {
     sentinel_addr: Option<NodeAddr>,
     /// A promotion waiting for the old master's fence before it is published.
     held: Option<Held>,
+    /// What the znodes this manager creates are given (its view).
+    acls: Arc<zk::ZnodeAcls>,
 }
 
 impl GroupDaemon {
@@ -254,12 +256,19 @@ impl GroupDaemon {
             metrics: None,
             sentinel_addr: None,
             held: None,
+            acls: Arc::new(zk::ZnodeAcls::open()),
         }
     }
 
     /// Announces where this manager answers the Sentinel protocol.
     pub fn with_sentinel_addr(mut self, addr: Option<NodeAddr>) -> Self {
         self.sentinel_addr = addr;
+        self
+    }
+
+    /// The ACLs of the znodes it creates (open to all unless the managers have an identity).
+    pub fn with_acls(mut self, acls: Arc<zk::ZnodeAcls>) -> Self {
+        self.acls = acls;
         self
     }
 

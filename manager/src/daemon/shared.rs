@@ -185,7 +185,7 @@ impl GroupDaemon {
         }
         let path = self.cfg.paths.manager_node_state_of(&self.manager_id);
         let view = self.own_view();
-        match zk::publish_view(&client, &self.cfg.paths, &path, &view).await {
+        match zk::publish_view(&client, &self.cfg.paths, &path, &view, &self.acls).await {
             Ok(()) => {
                 self.known.views.insert(self.manager_id.clone(), view);
             }

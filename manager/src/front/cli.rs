@@ -8,7 +8,7 @@ use std::time::Duration;
 use redis_failover_client::wire::PauseInfo;
 use redis_failover_client::NodeAddr;
 
-use crate::config::{self, zk_target, Cli, Command};
+use crate::config::{self, operator_access, zk_target, Cli, Command, ZkAccess};
 use crate::io::zk::{self, ZkError};
 
 /// Runs a subcommand: prints its result on stdout, or one line naming what went wrong on
@@ -20,13 +20,27 @@ pub fn subcommand(cli: &Cli, command: &Command) -> i32 {
         Command::Status { .. } => "status",
         Command::Pause { .. } => "pause",
         Command::Resume => "resume",
+        Command::ZkDigest => "zk-digest",
     };
     let fail = |code: i32, e: &dyn Display| {
         eprintln!("redis_node_manager {name}: {e}");
         code
     };
+    if let Command::ZkDigest = command {
+        return match zk_digest(std::io::stdin().lock()) {
+            Ok(id) => {
+                println!("{id}");
+                0
+            }
+            Err(e) => fail(2, &e),
+        };
+    }
     let (zk, paths) = match zk_target(cli) {
         Ok(t) => t,
+        Err(e) => return fail(2, &e),
+    };
+    let access = match operator_access(cli) {
+        Ok(a) => a,
         Err(e) => return fail(2, &e),
     };
     let to = match command {
@@ -44,7 +58,7 @@ pub fn subcommand(cli: &Cli, command: &Command) -> i32 {
     match command {
         Command::Failover { wait_secs, .. } => {
             let wait = Duration::from_secs(*wait_secs);
-            match runtime.block_on(request_failover(&zk, &paths, to.as_ref(), wait)) {
+            match runtime.block_on(request_failover(&zk, &access, &paths, to.as_ref(), wait)) {
                 Ok(msg) => {
                     println!("{msg}");
                     0
@@ -52,7 +66,7 @@ pub fn subcommand(cli: &Cli, command: &Command) -> i32 {
                 Err(e) => fail(1, &e),
             }
         }
-        Command::Status { json } => match runtime.block_on(status(&zk, &paths)) {
+        Command::Status { json } => match runtime.block_on(status(&zk, &access, &paths)) {
             Ok(report) if report.is_no_group() => fail(
                 1,
                 &format!(
@@ -81,7 +95,7 @@ pub fn subcommand(cli: &Cli, command: &Command) -> i32 {
                 config::hostname()
             );
             let pause = PauseInfo::now(reason.clone().unwrap_or_default(), by);
-            match runtime.block_on(set_pause(&zk, &paths, Some(&pause))) {
+            match runtime.block_on(set_pause(&zk, &access, &paths, Some(&pause))) {
                 Ok(()) => {
                     println!(
                         "paused: no automatic failover for {} until `redis_node_manager resume`",
@@ -92,14 +106,32 @@ pub fn subcommand(cli: &Cli, command: &Command) -> i32 {
                 Err(e) => fail(1, &e),
             }
         }
-        Command::Resume => match runtime.block_on(set_pause(&zk, &paths, None)) {
+        Command::Resume => match runtime.block_on(set_pause(&zk, &access, &paths, None)) {
             Ok(()) => {
                 println!("resumed: automatic failover is on for {}", paths.root());
                 0
             }
             Err(e) => fail(1, &e),
         },
+        Command::ZkDigest => 0,
     }
+}
+
+/// `redis_node_manager zk-digest`: the ACL id of the `user:password` on the first line of
+/// `input` (standard input, so that the password shows in no process list).
+pub fn zk_digest(input: impl std::io::BufRead) -> Result<String, String> {
+    let line = input
+        .lines()
+        .next()
+        .transpose()
+        .map_err(|e| format!("cannot read standard input: {e}"))?
+        .unwrap_or_default();
+    let identity = line.trim_end_matches(['\r', '\n']);
+    match identity.split_once(':') {
+        Some((user, pass)) if !user.is_empty() && !pass.is_empty() => {}
+        _ => return Err("give user:password on standard input (echo 'ops:secret' | redis_node_manager zk-digest)".into()),
+    }
+    config::digest_id(identity).ok_or_else(|| "give user:password on standard input".into())
 }
 
 /// Who runs the command, for `pause`'s `by`: `$USER`, else `$LOGNAME`, else the user name of
@@ -140,12 +172,13 @@ const CLI_ZK_WAIT: Duration = Duration::from_secs(10);
 /// verdict. `Ok` names the new master; `Err` says why not.
 pub async fn request_failover(
     zkservers: &str,
+    access: &ZkAccess,
     paths: &redis_failover_client::ZnodePaths,
     to: Option<&redis_failover_client::NodeAddr>,
     wait: Duration,
 ) -> Result<String, FailoverRequestError> {
-    let client = zk::connect(zkservers, CLI_ZK_WAIT, CLI_ZK_WAIT).await?;
-    zk::request_manual(&client, paths, to).await?;
+    let client = zk::connect(zkservers, access, CLI_ZK_WAIT, CLI_ZK_WAIT).await?;
+    zk::request_manual(&client, paths, to, access.identity.is_some()).await?;
     match zk::await_manual(&client, paths, wait).await? {
         zk::ManualOutcome::Done(m) => Ok(m),
         other => Err(FailoverRequestError::NotDone(other)),
@@ -165,11 +198,12 @@ pub enum FailoverRequestError {
 /// `redis_node_manager pause` / `resume`: sets or clears `<root>/paused`.
 pub async fn set_pause(
     zkservers: &str,
+    access: &ZkAccess,
     paths: &redis_failover_client::ZnodePaths,
     pause: Option<&redis_failover_client::wire::PauseInfo>,
 ) -> Result<(), ZkError> {
-    let client = zk::connect(zkservers, CLI_ZK_WAIT, CLI_ZK_WAIT).await?;
-    zk::set_pause(&client, paths, pause).await
+    let client = zk::connect(zkservers, access, CLI_ZK_WAIT, CLI_ZK_WAIT).await?;
+    zk::set_pause(&client, paths, pause, access.identity.is_some()).await
 }
 
 /// What `redis_node_manager status` shows.
@@ -194,9 +228,10 @@ pub struct StatusReport {
 /// Reads everything `status` shows, with bounded waits.
 pub async fn status(
     zkservers: &str,
+    access: &ZkAccess,
     paths: &redis_failover_client::ZnodePaths,
 ) -> Result<StatusReport, ZkError> {
-    let client = zk::connect(zkservers, CLI_ZK_WAIT, CLI_ZK_WAIT).await?;
+    let client = zk::connect(zkservers, access, CLI_ZK_WAIT, CLI_ZK_WAIT).await?;
     let published = zk::read_published(&client, &paths.nodes()).await?;
     let topology_missing = matches!(published, zk::Published::Missing);
     let (topology, topology_error) = match published {

@@ -32,6 +32,8 @@ pub struct HttpState {
     pub groups: Vec<watch::Receiver<GroupSnapshot>>,
     pub session: watch::Receiver<Option<zk::Client>>,
     pub metrics: Arc<crate::front::metrics::Metrics>,
+    /// The session has the managers' identity: requests are written as its own.
+    pub as_identity: bool,
 }
 
 /// Longest `wait_secs` a `POST /failover` may ask for.
@@ -175,7 +177,7 @@ async fn failover(State(s): State<HttpState>, raw: Bytes) -> Result<Response, Ap
         .map_or(DEFAULT_FAILOVER_WAIT, Duration::from_secs)
         .min(MAX_FAILOVER_WAIT);
     let unavailable = |e: ZkError| ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
-    crate::io::zk::request_manual(&client, &paths, to.as_ref())
+    crate::io::zk::request_manual(&client, &paths, to.as_ref(), s.as_identity)
         .await
         .map_err(unavailable)?;
     match crate::io::zk::await_manual(&client, &paths, wait)
@@ -228,7 +230,7 @@ async fn switch(
     let g = s.pick(group)?;
     let paths = paths_of(&g)?;
     let client = s.client()?;
-    crate::io::zk::set_pause(&client, &paths, pause.as_ref())
+    crate::io::zk::set_pause(&client, &paths, pause.as_ref(), s.as_identity)
         .await
         .map_err(|e| ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
     Ok(Json(serde_json::json!({ "group": g.name, "paused": pause })).into_response())

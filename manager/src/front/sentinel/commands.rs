@@ -175,7 +175,7 @@ impl Client {
             Ok(_) => {}
             Err(e) => return error(format!("ERR {e}")),
         }
-        match crate::io::zk::request_manual(&zk, &paths, None).await {
+        match crate::io::zk::request_manual(&zk, &paths, None, shared.state.as_identity).await {
             Ok(()) => {
                 info!(
                     "{SENTINEL_FAILOVER} {}: requested by Sentinel client {} (id {})",

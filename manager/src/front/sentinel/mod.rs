@@ -88,6 +88,8 @@ pub struct SentinelState {
     pub password: Option<String>,
     /// The port listened on, for INFO.
     pub port: u16,
+    /// The session has the managers' identity: requests are written as its own.
+    pub as_identity: bool,
 }
 
 struct Shared {

@@ -17,7 +17,7 @@ use zookeeper_client as zk;
 
 use crate::core::event_names::{LEADER, LEADER_LOST};
 
-use super::ZK_OP_TIMEOUT;
+use super::{ZnodeAcls, ZK_OP_TIMEOUT};
 
 /// This manager holds a group's lock, through this session.
 #[derive(Clone, Debug)]
@@ -27,6 +27,8 @@ pub struct Leadership {
     pub lock: Arc<zk::OwnedLockClient>,
     /// How long after a confirmation of the lock a Redis command may still be sent on it.
     pub act_window: Duration,
+    /// What the znodes it creates are given.
+    pub acls: Arc<ZnodeAcls>,
 }
 
 /// The moment ZooKeeper confirmed this manager's lock (a quorum-ordered check, or a
@@ -98,6 +100,13 @@ impl Leadership {
     }
 }
 
+/// What a [`Leadership`] carries besides the lock: how long it may act after a
+/// confirmation, and the ACLs of what it creates.
+pub struct LeaderTerms {
+    pub act_window: Duration,
+    pub acls: Arc<ZnodeAcls>,
+}
+
 /// Contends for the group's lock whenever there is a session, and publishes leadership.
 pub async fn elect(
     group: String,
@@ -105,9 +114,10 @@ pub async fn elect(
     manager_id: String,
     mut sessions: watch::Receiver<Option<zk::Client>>,
     tx: watch::Sender<Option<Leadership>>,
-    act_window: Duration,
+    terms: LeaderTerms,
     shutdown: CancellationToken,
 ) {
+    let LeaderTerms { act_window, acls } = terms;
     let lock_dir = paths.lock();
     loop {
         let client = tokio::select! {
@@ -120,9 +130,7 @@ pub async fn elect(
         };
         let Some(client) = client else { continue };
         let mut states = client.state_watcher();
-        let options = zk::LockOptions::new(zk::Acls::anyone_all())
-            .with_ancestor_options(zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all()));
-        let options = match options {
+        let options = match acls.lock_options() {
             Ok(o) => o,
             Err(e) => {
                 warn!(group = %group, "{LEADER_LOST}: cannot prepare the lock options: {e}");
@@ -156,6 +164,7 @@ pub async fn elect(
             client: client.clone(),
             lock: lock.clone(),
             act_window,
+            acls: acls.clone(),
         };
         info!(group = %group, "{LEADER}: {manager_id} holds {}", lock.lock_path());
         tx.send_replace(Some(leadership.clone()));

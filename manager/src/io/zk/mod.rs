@@ -4,7 +4,8 @@
 //! - [`store`]: the group's znodes — compare-and-set publishing of `<root>/nodes`, the
 //!   managers' views, the pause switch, the failover history, the lock order;
 //! - [`operator`]: requests written by operators (manual failover, pause) and their verdicts;
-//! - [`watch`]: one persistent recursive watch per group root, telling its loop what changed.
+//! - [`watch`]: one persistent recursive watch per group root, telling its loop what changed;
+//! - [`acl`]: the znodes' ACLs, and locking a tree made open.
 //!
 //! Every request is bounded by [`ZK_OP_TIMEOUT`] and fails with a [`ZkError`] that names the
 //! znode.
@@ -14,13 +15,15 @@ use std::time::Duration;
 
 use zookeeper_client as zk;
 
+pub(crate) mod acl;
 pub(crate) mod election;
 pub(crate) mod operator;
 pub(crate) mod session;
 pub(crate) mod store;
 pub(crate) mod watch;
 
-pub(crate) use election::{act_window, elect, Confirmed, Leadership};
+pub(crate) use acl::{secure_group, ZnodeAcls};
+pub(crate) use election::{act_window, elect, Confirmed, LeaderTerms, Leadership};
 pub(crate) use operator::{
     await_manual, finish_manual, read_manual, request_manual, set_pause, ManualOutcome,
 };
@@ -54,6 +57,22 @@ pub enum ZkError {
     /// No session: the message says why and what to check.
     #[error("{0}")]
     Connect(String),
+    /// ZooKeeper refused for want of permission (`NoAuth`): the message says which identity
+    /// to give.
+    #[error("{0}")]
+    NoAuth(String),
+}
+
+impl ZkError {
+    /// A `NoAuth` refusal becomes [`ZkError::NoAuth`] saying `hint`; anything else is kept.
+    pub(crate) fn with_hint(self, hint: &str) -> ZkError {
+        match &self {
+            ZkError::Op(e) if matches!(e.zk_error(), Some(zk::Error::NoAuth)) => {
+                ZkError::NoAuth(format!("{self} (no permission): {hint}"))
+            }
+            _ => self,
+        }
+    }
 }
 
 /// Runs one request within [`ZK_OP_TIMEOUT`].
@@ -74,11 +93,6 @@ pub(crate) fn optional<T>(r: Result<T, zk::Error>) -> Result<Option<T>, zk::Erro
     }
 }
 
-/// World-readable, world-writable persistent znodes (as every znode here today).
-pub(crate) fn persistent() -> zk::CreateOptions<'static> {
-    zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all())
-}
-
 #[cfg(test)]
 /// Takes the lock under `dir` with a fresh session.
 pub(crate) async fn test_leadership(dir: &str) -> Leadership {
@@ -86,9 +100,8 @@ pub(crate) async fn test_leadership(dir: &str) -> Leadership {
         &redis_failover_tests::shared_zk().connect_string(),
     )
     .await;
-    let options = zk::LockOptions::new(zk::Acls::anyone_all())
-        .with_ancestor_options(zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all()))
-        .expect("lock options");
+    let acls = std::sync::Arc::new(ZnodeAcls::open());
+    let options = acls.lock_options().expect("lock options");
     let prefix = zk::LockPrefix::new_curator(dir, "lock-").expect("lock prefix");
     let lock = tokio::time::timeout(Duration::from_secs(10), client.lock(prefix, b"m1", options))
         .await
@@ -99,5 +112,6 @@ pub(crate) async fn test_leadership(dir: &str) -> Leadership {
         client,
         lock: std::sync::Arc::new(lock),
         act_window: Duration::from_secs(3),
+        acls,
     }
 }

@@ -31,14 +31,27 @@ pub async fn request_manual(
     client: &zk::Client,
     paths: &ZnodePaths,
     to: Option<&NodeAddr>,
+    as_identity: bool,
 ) -> Result<(), ZkError> {
-    failover::request(client, paths, to).await.map_err(zk_error)
+    let data = redis_failover_client::wire::ManualRequest::encode(to);
+    failover::operator_write(
+        client,
+        paths,
+        &paths.manual_failover(),
+        Some(&data),
+        as_identity,
+    )
+    .await
+    .map_err(zk_error)
 }
+
+/// What an operator is told when ZooKeeper refuses its request.
+pub const OPERATOR_HINT: &str = "give an operator identity the managers accept (--zk-auth-file or REDIS_FAILOVER_ZK_AUTH, listed in their --zk-operator-acl)";
 
 /// A failover error that is not a verdict, as the manager's other ZooKeeper errors read.
 fn zk_error(e: FailoverError) -> ZkError {
     match e {
-        FailoverError::ZooKeeper(e) => ZkError::Op(e),
+        FailoverError::ZooKeeper(e) => ZkError::Op(e).with_hint(OPERATOR_HINT),
         FailoverError::NoRoot { root } => ZkError::NoRoot { root },
         other => ZkError::Connect(other.to_string()),
     }
@@ -50,9 +63,10 @@ pub async fn set_pause(
     client: &zk::Client,
     paths: &ZnodePaths,
     pause: Option<&PauseInfo>,
+    as_identity: bool,
 ) -> Result<(), ZkError> {
     let data = pause.map(PauseInfo::to_json);
-    failover::operator_write(client, paths, &paths.paused(), data.as_deref())
+    failover::operator_write(client, paths, &paths.paused(), data.as_deref(), as_identity)
         .await
         .map_err(zk_error)
 }
@@ -107,13 +121,14 @@ pub async fn finish_manual(
     let write = async {
         match refused {
             None => leader.lock.delete(path, Some(version)).await,
+            // Deleted and created again, in one lock-checked transaction: an operator's
+            // request is writable by its creator only when the tree has ACLs.
             Some((request, reason)) => {
                 let body = ManualRefusal::now(request, reason).to_json();
-                leader
-                    .lock
-                    .set_data(path, &body, Some(version))
-                    .await
-                    .map(|_| ())
+                let mut replace = leader.lock.new_check_writer();
+                replace.add_delete(path, Some(version))?;
+                replace.add_create(path, &body, &leader.acls.persistent())?;
+                replace.commit().await.map(|_| ()).map_err(zk::Error::from)
             }
         }
     };

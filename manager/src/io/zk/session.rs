@@ -12,14 +12,16 @@ use zookeeper_client as zk;
 use crate::core::event_names::{ZK_DISCONNECTED, ZK_RECONNECTED, ZK_SESSION, ZK_SESSION_ENDED};
 
 use super::{ZkError, ZK_OP_TIMEOUT};
+use crate::config::ZkAccess;
 
 /// Connects within `wait` or says why not.
 pub async fn connect(
     servers: &str,
+    access: &ZkAccess,
     session_timeout: Duration,
     wait: Duration,
 ) -> Result<zk::Client, ZkError> {
-    session::connect(servers, session_timeout, wait)
+    session::connect_as(servers, access.auth(), session_timeout, wait)
         .await
         .map_err(|e| match e {
             // Says already what to check.
@@ -34,6 +36,7 @@ pub async fn connect(
 /// not), `None` between an expiry and the next session.
 pub async fn keep_session(
     servers: String,
+    access: ZkAccess,
     session_timeout: Duration,
     first: zk::Client,
     tx: watch::Sender<Option<zk::Client>>,
@@ -82,10 +85,13 @@ pub async fn keep_session(
         }
         tx.send_replace(None);
         drop(client);
-        let reconnect =
-            session::reconnect(&servers, session_timeout, Duration::from_millis(200), |e| {
-                warn!("{ZK_SESSION_ENDED}: {e}; retrying")
-            });
+        let reconnect = session::reconnect_as(
+            &servers,
+            access.auth(),
+            session_timeout,
+            Duration::from_millis(200),
+            |e| warn!("{ZK_SESSION_ENDED}: {e}; retrying"),
+        );
         client = tokio::select! {
             c = reconnect => c,
             _ = shutdown.cancelled() => return,

@@ -8,7 +8,7 @@ use redis_failover_client::wire::{FailoverRecord, PauseInfo};
 use redis_failover_client::{Topology, ZnodePaths};
 use zookeeper_client as zk;
 
-use super::{bounded, optional, persistent, Leadership, Op, ZkError, ZK_OP_TIMEOUT};
+use super::{bounded, optional, Leadership, Op, ZkError, ZnodeAcls, ZK_OP_TIMEOUT};
 
 /// What `<root>/nodes` holds.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -89,13 +89,17 @@ pub async fn publish(
                 .map(|s| s.version),
             None => {
                 // Parents first (mkdir -p); the lock recipe already made the root.
-                match leader.client.mkdir(paths.root(), &persistent()).await {
+                match leader
+                    .client
+                    .mkdir(paths.root(), &leader.acls.persistent())
+                    .await
+                {
                     Ok(()) | Err(zk::Error::NodeExists) => {}
                     Err(e) => return Err(e),
                 }
                 leader
                     .lock
-                    .create(&path, &data, &persistent())
+                    .create(&path, &data, &leader.acls.persistent())
                     .await
                     .map(|_| 0)
             }
@@ -118,6 +122,7 @@ pub async fn publish_view(
     paths: &ZnodePaths,
     path: &str,
     view: &ManagerView,
+    acls: &ZnodeAcls,
 ) -> Result<(), ZkError> {
     let data = view.to_json();
     let write = async {
@@ -125,14 +130,16 @@ pub async fn publish_view(
             Ok(_) => Ok(()),
             Err(zk::Error::NoNode) => {
                 match client
-                    .mkdir(&paths.manager_node_state(), &persistent())
+                    .mkdir(&paths.manager_node_state(), &acls.persistent())
                     .await
                 {
                     Ok(()) | Err(zk::Error::NodeExists) => {}
                     Err(e) => return Err(e),
                 }
-                let eph = zk::CreateMode::Ephemeral.with_acls(zk::Acls::anyone_all());
-                client.create(path, &data, &eph).await.map(|_| ())
+                client
+                    .create(path, &data, &acls.ephemeral())
+                    .await
+                    .map(|_| ())
             }
             Err(e) => Err(e),
         }
@@ -240,7 +247,7 @@ pub async fn append_history(
                     .map(|_| ()),
                 None => leader
                     .lock
-                    .create(&path, &data, &persistent())
+                    .create(&path, &data, &leader.acls.persistent())
                     .await
                     .map(|_| ()),
             };

@@ -1,0 +1,224 @@
+//! Issue 14, item 3: with an identity (`--zk-auth-file`) the managers create every znode
+//! writable by themselves only and readable by all; ZooKeeper itself refuses anyone else's
+//! write (a client, zkCli); operators listed in `--zk-operator-acl` request failovers and
+//! pause with their own identity; a tree made open is locked when such managers start.
+
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use redis_failover_tests::manager::{zk_client, ManagerMode, ManagerSet};
+use redis_failover_tests::{shared_zk, wait_until_async, zk_cli, NodeRole, RedisGroup, Scene};
+use zookeeper_client as zk;
+
+const BIN: &str = env!("CARGO_BIN_EXE_redis_node_manager");
+const DEADLINE: Duration = Duration::from_secs(30);
+const MANAGERS: &str = "managers:m-secret-1";
+const OPERATOR: &str = "ops:o-secret-2";
+
+/// Runs the binary with `args`, `stdin` and the operator identity in the environment when
+/// `as_operator` (bounded: it is killed after 30 s).
+async fn run(args: Vec<String>, stdin: &'static str, as_operator: bool) -> Output {
+    tokio::task::spawn_blocking(move || {
+        let mut cmd = Command::new(BIN);
+        cmd.args(&args)
+            .env("RUST_LOG", "error")
+            .env_remove("REDIS_FAILOVER_ZK_AUTH")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if as_operator {
+            cmd.env("REDIS_FAILOVER_ZK_AUTH", OPERATOR);
+        }
+        let mut child = cmd.spawn().expect("spawn redis_node_manager");
+        if let Some(mut input) = child.stdin.take() {
+            use std::io::Write;
+            let _ = input.write_all(stdin.as_bytes());
+        }
+        let pid = child.id();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait_with_output());
+        });
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(out) => out.expect("wait"),
+            Err(_) => {
+                // SAFETY: killing our own child by pid.
+                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+                panic!("redis_node_manager {args:?} did not exit within 30 s");
+            }
+        }
+    })
+    .await
+    .expect("join")
+}
+
+/// A manager process with the managers' identity (in a file) and `extra` flags.
+fn secured_manager(
+    s: &Scene,
+    trio: &RedisGroup,
+    dir: &std::path::Path,
+    extra: &[&str],
+) -> ManagerSet {
+    let auth = dir.join("zk-auth");
+    std::fs::write(&auth, format!("{MANAGERS}\n")).expect("write the identity file");
+    let mut flags = ManagerSet::base_flags(&s.connect, &trio.addrs(), &s.root);
+    flags.extend(["--zk-auth-file".to_string(), auth.display().to_string()]);
+    flags.extend(extra.iter().map(|a| a.to_string()));
+    let mut set = ManagerSet::new(ManagerMode::Process(BIN.into()), flags)
+        .rust_log("info")
+        .log_to(dir);
+    set.add(None).expect("spawn manager");
+    set
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_managers_write_what_they_created() {
+    let trio = RedisGroup::trio();
+    let s = Scene::new("acl_owned").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _m = secured_manager(&s, &trio, dir.path(), &[]);
+    let before = s.wait_published(DEADLINE, "published with ACLs", 2).await;
+
+    // Anyone reads; nobody without the identity writes, creates or deletes.
+    let nodes = format!("{}/nodes", s.root);
+    let plain = zk_client(&s.connect).await;
+    let (data, _) = plain.get_data(&nodes).await.expect("world-readable");
+    assert!(!data.is_empty());
+    assert_eq!(
+        plain.set_data(&nodes, b"{}", None).await.err(),
+        Some(zk::Error::NoAuth)
+    );
+    let open = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+    assert_eq!(
+        plain
+            .create(&format!("{}/x", s.root), b"", &open)
+            .await
+            .err(),
+        Some(zk::Error::NoAuth)
+    );
+    assert_eq!(
+        plain.delete(&nodes, None).await.err(),
+        Some(zk::Error::NoAuth)
+    );
+    // zkCli too: the znode is unchanged after its `set`.
+    let (_, stat) = plain.get_data(&nodes).await.expect("get");
+    tokio::task::spawn_blocking({
+        let (port, nodes) = (shared_zk().port(), nodes.clone());
+        move || zk_cli(port, &["set", &nodes, "{}"])
+    })
+    .await
+    .expect("join");
+    let (after, stat_after) = plain.get_data(&nodes).await.expect("get");
+    assert_eq!(stat_after.version, stat.version, "zkCli changed {nodes}");
+    assert_ne!(after, b"{}".to_vec());
+
+    // The managers still do their job under their ACLs: a failover.
+    trio.node(0).kill9();
+    let t = s
+        .wait_new_master(DEADLINE, "a failover with ACLs", &before)
+        .await;
+    assert_eq!(t.epoch, before.epoch + 1);
+    let (acl, _) = plain.get_acl(&nodes).await.expect("acl");
+    assert!(
+        acl.iter()
+            .all(|a| a.scheme() != "world" || a.permission() == zk::Permission::READ),
+        "{acl:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_pause_and_fail_over_with_their_own_identity() {
+    // The operator's ACL id, as the zk-digest subcommand prints it.
+    let digest = run(vec!["zk-digest".into()], "ops:o-secret-2\n", false).await;
+    assert!(digest.status.success(), "{digest:?}");
+    let operator_id = String::from_utf8_lossy(&digest.stdout).trim().to_string();
+    assert!(operator_id.starts_with("digest:ops:"), "{operator_id}");
+
+    let trio = RedisGroup::trio();
+    let s = Scene::new("acl_operator").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _m = secured_manager(&s, &trio, dir.path(), &["--zk-operator-acl", &operator_id]);
+    let before = s.wait_published(DEADLINE, "published with ACLs", 2).await;
+    let on = |sub: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> = sub.iter().map(|x| x.to_string()).collect();
+        a.extend([
+            "-z".into(),
+            s.connect.clone(),
+            "--znode-path".into(),
+            s.root.clone(),
+        ]);
+        a
+    };
+
+    // Without an identity ZooKeeper refuses, and the error says what to give.
+    let refused = run(on(&["pause"]), "", false).await;
+    assert_eq!(refused.status.code(), Some(1), "{refused:?}");
+    let err = String::from_utf8_lossy(&refused.stderr);
+    // The line docs/production.md quotes, for its group at /cache.
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/production.md"
+    ))
+    .expect("docs/production.md");
+    let quoted = doc
+        .lines()
+        .find(|l| l.starts_with("redis_node_manager pause: "))
+        .expect("the quoted refusal");
+    assert_eq!(err.trim(), quoted.replace("/cache", &s.root));
+
+    let paused = run(on(&["pause", "--reason", "acl test"]), "", true).await;
+    assert!(paused.status.success(), "{paused:?}");
+    s.wait(DEADLINE, "paused shown", |t| t.paused.is_some())
+        .await;
+    let resumed = run(on(&["resume"]), "", true).await;
+    assert!(resumed.status.success(), "{resumed:?}");
+    s.wait(DEADLINE, "resumed", |t| t.paused.is_none()).await;
+
+    // A planned switchover, asked by the operator, carried out by the managers.
+    let target = trio.node(1).addr();
+    let done = run(on(&["failover", "--to", &target]), "", true).await;
+    assert!(done.status.success(), "{done:?}");
+    let t = s.wait_new_master(DEADLINE, "the switchover", &before).await;
+    assert_eq!(t.master.map(|m| m.to_string()), Some(target.clone()));
+    wait_until_async(DEADLINE, "the target is master", || async {
+        (trio.node(1).role() == Some(NodeRole::Master)).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_tree_is_locked_when_managers_with_an_identity_start() {
+    let trio = RedisGroup::trio();
+    let s = Scene::new("acl_migrate").await;
+    // A manager without an identity makes the tree open to all.
+    let open = s.manager(&trio.addrs(), |_| {});
+    s.wait_published(DEADLINE, "published open", 2).await;
+    open.stop().await.expect("stop");
+    let nodes = format!("{}/nodes", s.root);
+    let plain = zk_client(&s.connect).await;
+    plain
+        .set_data(
+            &format!("{}/nodes", s.root),
+            &plain.get_data(&nodes).await.expect("get").0,
+            None,
+        )
+        .await
+        .expect("an open tree is writable by anyone");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let m = secured_manager(&s, &trio, dir.path(), &[]);
+    wait_until_async(DEADLINE, "the tree locked", || async {
+        let (acl, _) = plain.get_acl(&nodes).await.ok()?;
+        let locked = acl
+            .iter()
+            .all(|a| a.scheme() != "world" || a.permission() == zk::Permission::READ);
+        locked.then_some(())
+    })
+    .await;
+    assert_eq!(
+        plain.set_data(&nodes, b"{}", None).await.err(),
+        Some(zk::Error::NoAuth)
+    );
+    let log = std::fs::read_to_string(&m.log_paths()[0]).unwrap_or_default();
+    assert!(log.contains(&format!("+acl-locked {}", s.root)), "{log}");
+}
