@@ -1,10 +1,12 @@
-//! A throwaway ZooKeeper ensemble on loopback, shaped as production runs one: 3 servers
-//! (each its own client, quorum and election port), `forceSync=yes`, ZooKeeper's sample
-//! `tickTime=2000`, `initLimit=10`, `syncLimit=5` (so sessions last 4 to 40 s). Members
-//! can be killed and started again one by one; dropping the ensemble stops them all.
+//! A throwaway ZooKeeper ensemble on loopback, or with each member at a [`Place`] of its own
+//! (a network-namespace host), shaped as production runs one: 3 servers (each its own client,
+//! quorum and election port), `forceSync=yes`, ZooKeeper's sample `tickTime=2000`,
+//! `initLimit=10`, `syncLimit=5` (so sessions last 4 to 40 s). Members can be killed and
+//! started again one by one; dropping the ensemble stops them all.
 
 use std::time::{Duration, Instant};
 
+use crate::process::Place;
 use crate::util::free_port;
 use crate::zookeeper::ZkServer;
 
@@ -17,34 +19,50 @@ pub struct ZkEnsemble {
 }
 
 impl ZkEnsemble {
-    /// Starts `n` servers on free ports and waits until every one serves (one leader, the
-    /// others following).
+    /// Starts `n` servers on loopback on free ports and waits until every one serves (one
+    /// leader, the others following).
     ///
     /// # Panics
     /// If ZooKeeper is missing or the ensemble does not form within 60 s (with the tail of
     /// each member's log).
     pub fn start(n: usize) -> ZkEnsemble {
+        ZkEnsemble::start_at(&vec![Place::loopback(); n])
+    }
+
+    /// [`ZkEnsemble::start`] with member `i` (id `i + 1`) at `places[i]`: it binds its
+    /// client, quorum and election ports on that place's address (a network-namespace
+    /// host's own IP, see [`crate::netns::Host::place`]), and the `server.N=` lines name
+    /// those addresses, so that cutting a host's links cuts that member from the others.
+    ///
+    /// # Panics
+    /// As [`ZkEnsemble::start`].
+    pub fn start_at(places: &[Place]) -> ZkEnsemble {
         let mut last_err = String::new();
         // A port picked by free_port() may be taken before a member binds it: that member
         // exits at once, and the whole ensemble is tried again on other ports.
         for _ in 0..3 {
-            let ports: Vec<(u16, u16, u16)> = (0..n)
+            let ports: Vec<(u16, u16, u16)> = places
+                .iter()
                 .map(|_| (free_port(), free_port(), free_port()))
                 .collect();
             let servers: String = ports
                 .iter()
+                .zip(places)
                 .enumerate()
-                .map(|(i, (_, quorum, election))| {
-                    format!("server.{}=127.0.0.1:{quorum}:{election}\n", i + 1)
+                .map(|(i, ((_, quorum, election), place))| {
+                    format!("server.{}={}:{quorum}:{election}\n", i + 1, place.ip)
                 })
                 .collect();
             let members: Vec<ZkServer> = ports
                 .iter()
+                .zip(places)
                 .enumerate()
-                .map(|(i, (client, _, _))| ZkServer::member(i as u32 + 1, *client, &servers))
+                .map(|(i, ((client, _, _), place))| {
+                    ZkServer::member(i as u32 + 1, place, *client, &servers)
+                })
                 .collect();
             let ensemble = ZkEnsemble { members };
-            let all: Vec<usize> = (0..n).collect();
+            let all: Vec<usize> = (0..places.len()).collect();
             match ensemble.start_members(&all) {
                 Ok(()) => return ensemble,
                 Err(e) => last_err = e,
@@ -53,7 +71,8 @@ impl ZkEnsemble {
         panic!("{last_err}");
     }
 
-    /// `127.0.0.1:P1,127.0.0.1:P2,...`, as ZooKeeper clients take a server list.
+    /// `IP1:P1,IP2:P2,...` (`127.0.0.1:P1,...` on loopback), as ZooKeeper clients take a
+    /// server list.
     pub fn connect_string(&self) -> String {
         self.members
             .iter()

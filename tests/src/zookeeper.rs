@@ -154,8 +154,9 @@ const COMMON_CONFIG: &str = "maxClientCnxns=0\n\
      admin.enableServer=false\n\
      4lw.commands.whitelist=ruok,srvr,stat,mntr,cons,dump,wchs,wchc,conf,envi,crst,srst\n";
 
-/// A throwaway standalone ZooKeeper server on 127.0.0.1, with its config, data and log in a
-/// temp dir. Dropping it stops the server and removes the dir.
+/// A throwaway ZooKeeper server (standalone, or a member of a [`crate::ZkEnsemble`]) on
+/// 127.0.0.1 or at a [`Place`], with its config, data and log in a temp dir. Dropping it
+/// stops the server and removes the dir.
 #[derive(Debug)]
 pub struct ZkServer {
     place: Place,
@@ -229,13 +230,13 @@ impl ZkServer {
         panic!("{last_err}");
     }
 
-    /// Member `id` of an ensemble on loopback whose `server.N=` lines are `servers`,
-    /// serving clients on `port`, configured as production runs ZooKeeper (fsync on,
-    /// `tickTime=2000`); not started yet ([`ZkServer::spawn`]).
+    /// Member `id` of an ensemble whose `server.N=` lines are `servers`, serving clients
+    /// at `place` (its address, on `port`), configured as production runs ZooKeeper (fsync
+    /// on, `tickTime=2000`); not started yet ([`ZkServer::spawn`]).
     ///
     /// # Panics
     /// If its temp dir cannot be made.
-    pub(crate) fn member(id: u32, port: u16, servers: &str) -> ZkServer {
+    pub(crate) fn member(id: u32, place: &Place, port: u16, servers: &str) -> ZkServer {
         require_zookeeper();
         let dir = tempfile::Builder::new()
             .prefix("rf-zk-")
@@ -245,7 +246,7 @@ impl ZkServer {
         fs::create_dir_all(&data).expect("ZkServer: cannot create data/");
         fs::write(data.join("myid"), format!("{id}\n")).expect("ZkServer: cannot write myid");
         let zk = ZkServer {
-            place: Place::loopback(),
+            place: place.clone(),
             port,
             main_class: "org.apache.zookeeper.server.quorum.QuorumPeerMain",
             config: format!(
@@ -254,11 +255,12 @@ impl ZkServer {
                  syncLimit=5\n\
                  dataDir={}\n\
                  clientPort={port}\n\
-                 clientPortAddress=127.0.0.1\n\
+                 clientPortAddress={}\n\
                  forceSync=yes\n\
                  reconfigEnabled=false\n\
                  {COMMON_CONFIG}{servers}",
-                data.display()
+                data.display(),
+                place.ip
             ),
             proc: Mutex::new(None),
             dir,
