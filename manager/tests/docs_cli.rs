@@ -505,3 +505,26 @@ fn config_keys_are_the_flags_in_snake_case() {
         "config keys vs. --help's long flags in snake_case"
     );
 }
+
+/// examples/deploy/redis-node-manager.service starts the program with flags it has.
+#[test]
+fn the_systemd_unit_starts_the_program_with_flags_it_has() {
+    use clap::Parser;
+    let unit = std::fs::read_to_string(
+        common::repo().join("examples/deploy/redis-node-manager.service"),
+    )
+    .expect("the unit");
+    let exec = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .expect("an ExecStart line");
+    // %H is systemd's host name.
+    let words: Vec<String> = exec
+        .split_whitespace()
+        .map(|w| w.replace("%H", "host"))
+        .collect();
+    assert!(words[0].ends_with("/redis_node_manager"), "{exec}");
+    let cli = redis_failover_manager::Cli::try_parse_from(&words)
+        .unwrap_or_else(|e| panic!("{exec}: {e}"));
+    assert!(cli.zk_auth_file.is_some() && cli.password_file.is_some() && cli.config.is_some());
+}

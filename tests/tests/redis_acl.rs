@@ -452,6 +452,12 @@ async fn without_replicaof_a_crash_failover_waits_for_the_rule_it_names() {
         assert_eq!(*line, want, "the logged line");
     }
     assert_eq!(rule_asked(&want), "+replicaof");
+    // Retried once a second, not as fast as ZooKeeper answers (each attempt writes its
+    // intent there and logs this line).
+    let first = logged(&["-failover-abort-promote-failed", &from.to_string()]).len();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let retries = logged(&["-failover-abort-promote-failed", &from.to_string()]).len() - first;
+    assert!(retries <= 5, "{retries} failed attempts in 3 s");
 
     add_rule(&trio, MANAGER, &rule_asked(&want));
     let t = scene

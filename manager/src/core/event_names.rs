@@ -46,7 +46,7 @@ event_names! {
     NO_GOOD_SLAVE = "-failover-abort-no-good-slave": "the master is down and no replica may be promoted; the master is published as unavailable";
     FAILOVER_PAUSED = "-failover-abort-paused": "the master is down but automatic failover is paused; it is published as unavailable";
     FAILOVER_NOT_LEADER = "-failover-abort-not-leader": "the promotion could not be recorded under the lock in ZooKeeper, so nothing was promoted";
-    PROMOTE_FAILED = "-failover-abort-promote-failed": "promoting the replica failed; retried on the next cycle";
+    PROMOTE_FAILED = "-failover-abort-promote-failed": "promoting the replica failed; tried again a second later";
     PUBLISH = "+publish": "the topology is written to the znode (the line shows it)";
     PUBLISH_FAILED = "-publish-failed": "writing the topology was refused (changed under us, or the lock was lost); re-read";
     CORRUPT_ZNODE = "-corrupt-znode": "the topology znode is unreadable; the leader rebuilds it from discovery";

@@ -274,6 +274,13 @@ impl GroupDaemon {
         reason: String,
         hold: Duration,
     ) -> Next {
+        // A promotion that failed is tried again at most once per `PROMOTION_RETRY`: its
+        // own intent write wakes this loop at once, which would retry (and log, and write
+        // to ZooKeeper) as fast as ZooKeeper answers.
+        let now = Instant::now();
+        if self.timers.promotion_aborted.next(now) > now {
+            return Next::Soon;
+        }
         let plan = Promotion {
             kind,
             votes: self.vote_text(&failed),
@@ -287,9 +294,13 @@ impl GroupDaemon {
                 if kind == Kind::Switchover {
                     self.state.switchover_failed_at = Some(Instant::now());
                 }
-                Next::Idle
+                self.timers.promotion_aborted.last = Some(Instant::now());
+                Next::Soon
             }
-            Outcome::Promoted { .. } => Next::Soon,
+            Outcome::Promoted { .. } => {
+                self.timers.promotion_aborted.now();
+                Next::Soon
+            }
         }
     }
 

@@ -51,6 +51,9 @@ const TICK: Duration = Duration::from_millis(100);
 const IDLE_TICK: Duration = VIEW_HEARTBEAT;
 /// How often configured host names are resolved again.
 const RESOLVE_EVERY: Duration = Duration::from_secs(30);
+/// A promotion that failed (a Redis step refused or timed out) is tried again after this,
+/// not at once: each attempt writes its intent to ZooKeeper and logs why it failed.
+const PROMOTION_RETRY: Duration = Duration::from_secs(1);
 /// How many cycles may follow each other without waiting for an event (a decision that
 /// asks for the next one at once, such as reading offsets before a failover).
 const MAX_CYCLES_IN_A_ROW: usize = 4;
@@ -157,6 +160,8 @@ struct Timers {
     view_published: Every,
     /// Configured host names are resolved again.
     resolve: Every,
+    /// A promotion that failed (its last attempt), retried once this has passed.
+    promotion_aborted: Every,
 }
 
 pub struct GroupDaemon {
@@ -243,6 +248,7 @@ impl GroupDaemon {
             timers: Timers {
                 view_published: Every::new(VIEW_HEARTBEAT),
                 resolve: Every::new(RESOLVE_EVERY),
+                promotion_aborted: Every::new(PROMOTION_RETRY),
             },
             last_log: None,
             session,
