@@ -234,18 +234,28 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         (config.down_after / config.max_failures.max(1)).max(Duration::from_millis(10));
     for group in &config.groups {
         let (leader_tx, leader_rx) = watch::channel(None);
-        tasks.push(tokio::spawn(zk::elect(
-            group.name.clone(),
-            group.paths.clone(),
-            config.manager_id.clone(),
-            session_rx.clone(),
-            leader_tx,
-            zk::LeaderTerms {
-                act_window: zk::act_window(session_timeout),
-                acls: acls.clone(),
-            },
-            stop_all.clone(),
-        )));
+        if config.observe_only {
+            // Never contends for the lock: its group loop never leads. The sender lives
+            // until shutdown (the loop ends when it is dropped).
+            let stop = stop_all.clone();
+            tasks.push(tokio::spawn(async move {
+                stop.cancelled().await;
+                drop(leader_tx);
+            }));
+        } else {
+            tasks.push(tokio::spawn(zk::elect(
+                group.name.clone(),
+                group.paths.clone(),
+                config.manager_id.clone(),
+                session_rx.clone(),
+                leader_tx,
+                zk::LeaderTerms {
+                    act_window: zk::act_window(session_timeout),
+                    acls: acls.clone(),
+                },
+                stop_all.clone(),
+            )));
+        }
         let settings = probe::ProbeSettings {
             connector: connector.clone(),
             probe_timeout,
@@ -292,7 +302,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         )
         .with_metrics(metrics.group(&group.name))
         .with_sentinel_addr(sentinel_announce.clone())
-        .with_acls(acls.clone());
+        .with_acls(acls.clone())
+        .observe_only(config.observe_only);
         group_tasks.push(tokio::spawn(daemon.run(
             settings,
             leader_rx,

@@ -124,6 +124,12 @@ pub struct Cli {
     )]
     pub replication_guard: Option<Switch>,
 
+    /// Probe, vote and publish this manager's view, and log what a leader would do
+    /// (`+would-promote ...` with its reasons), but never lead: no Redis command that changes
+    /// a role, no write to the topology. For trying it next to a running Sentinel.
+    #[arg(long, env = "REDIS_FAILOVER_OBSERVE_ONLY")]
+    pub observe_only: bool,
+
     /// Clients acknowledge a write only once this many replicas have it (the client's
     /// synchronous mode, WAIT N; its default is 1): a failover then promotes only a replica
     /// holding every such write, and only when enough replicas answer to know which; 0 for

@@ -26,6 +26,7 @@ pub struct FileConfig {
     pub fencing_max_lag_secs: Option<u64>,
     pub synchronous_replicas: Option<usize>,
     pub replication_guard: Option<super::cli::Switch>,
+    pub observe_only: Option<bool>,
     pub node_strategy: Option<String>,
     pub required_node_managers: Option<usize>,
     pub http_addr: Option<std::net::SocketAddr>,

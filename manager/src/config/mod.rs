@@ -62,6 +62,8 @@ pub struct Config {
     pub synchronous_replicas: usize,
     /// `--replication-guard`.
     pub replication_guard: bool,
+    /// `--observe-only`: never lead, log what a leader would do.
+    pub observe_only: bool,
     pub node_strategy: crate::core::votes::Strategy,
     pub required_node_managers: usize,
     pub http_addr: Option<std::net::SocketAddr>,
@@ -274,6 +276,7 @@ impl Config {
             max_lag_bytes: cli.max_lag_bytes.or(file.max_lag_bytes),
             fencing,
             synchronous_replicas,
+            observe_only: cli.observe_only || file.observe_only == Some(true),
             replication_guard: cli.replication_guard.or(file.replication_guard)
                 != Some(cli::Switch::Off),
             node_strategy,

@@ -52,6 +52,9 @@ impl GroupDaemon {
     /// One decision and its action.
     pub(super) async fn cycle(&mut self) -> Next {
         let Some(leader) = self.leader.clone() else {
+            if self.observe_only {
+                return self.observe_cycle().await;
+            }
             return Next::Idle;
         };
         if let Some(next) = self.finish_held(&leader).await {
@@ -304,7 +307,7 @@ impl GroupDaemon {
         }
     }
 
-    fn log_decision(&mut self, d: &Decision) {
+    pub(super) fn log_decision(&mut self, d: &Decision) {
         if *d == Decision::Steady {
             return;
         }
@@ -545,7 +548,7 @@ impl GroupDaemon {
 
     /// Reads `INFO replication` from `nodes` at once, within [`REFRESH_TIMEOUT`]; a node
     /// that does not answer keeps its last known state.
-    async fn refresh_offsets(&mut self, nodes: &[NodeAddr]) {
+    pub(super) async fn refresh_offsets(&mut self, nodes: &[NodeAddr]) {
         let reads = nodes.iter().map(|n| {
             let connector = self.connector.clone();
             async move {

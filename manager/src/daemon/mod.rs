@@ -39,6 +39,7 @@ use crate::io::zk::{self, Changes, Leadership, Pending, Published};
 
 mod act;
 mod manual;
+mod observe;
 mod report;
 mod shared;
 
@@ -204,6 +205,8 @@ pub struct GroupDaemon {
     held: Option<Held>,
     /// What the znodes this manager creates are given (its view).
     acls: Arc<zk::ZnodeAcls>,
+    /// `--observe-only`: decides as a leader would, logs it, does nothing.
+    observe_only: bool,
 }
 
 impl GroupDaemon {
@@ -263,12 +266,19 @@ impl GroupDaemon {
             sentinel_addr: None,
             held: None,
             acls: Arc::new(zk::ZnodeAcls::open()),
+            observe_only: false,
         }
     }
 
     /// Announces where this manager answers the Sentinel protocol.
     pub fn with_sentinel_addr(mut self, addr: Option<NodeAddr>) -> Self {
         self.sentinel_addr = addr;
+        self
+    }
+
+    /// `--observe-only`: never leads; each cycle logs what a leader would do.
+    pub fn observe_only(mut self, on: bool) -> Self {
+        self.observe_only = on;
         self
     }
 

@@ -1,0 +1,98 @@
+//! `--observe-only`: the group's loop decides as a leader would and logs what it would do
+//! (`+would-promote <replica> to replace <master>: <the leader's reasons>`, `+would` for
+//! anything else), but never leads: it takes no lock, sends no Redis command that changes a
+//! role and writes nothing but its own view. For trying the manager next to a running
+//! Sentinel before switching. Reading is allowed: offsets are refreshed as a leader would
+//! before ranking replicas, so the replica named is the one a leader would promote.
+
+use std::time::Instant;
+
+use tracing::info;
+
+use crate::core::decide::{decide, Decision};
+use crate::core::event_names::{WOULD, WOULD_PROMOTE};
+use crate::core::decide::GroupState;
+
+use super::{GroupDaemon, Next};
+
+/// A line already logged is not repeated for this long.
+const REPEAT_LOG: std::time::Duration = std::time::Duration::from_secs(30);
+
+impl GroupDaemon {
+    /// One decision as a leader's cycle takes it, on what this manager knows as a standby
+    /// (the published topology and the pause, kept current by the group's watch).
+    pub(super) async fn observe_cycle(&mut self) -> Next {
+        self.state.paused = self.known.pause.clone();
+        let now = Instant::now();
+        let master = self.state.master.clone();
+        self.state
+            .resyncing
+            .settle(&self.view, master.as_ref(), now);
+        let decision = decide(
+            &self.state,
+            &self.view,
+            self.known.published.topology(),
+            &self.votes(),
+            now,
+            &self.rules.policy,
+        );
+        match decision {
+            Decision::Steady => Next::Idle,
+            Decision::Wait { .. } => {
+                self.log_decision(&decision);
+                Next::Soon
+            }
+            // What a leader believes, kept as its own (no write): the next decision is then
+            // the one a leader would take.
+            Decision::Adopt { master, epoch, .. } => {
+                self.state = GroupState {
+                    master_restarts: self.restarts_of(&master),
+                    master: Some(master),
+                    epoch,
+                    paused: self.known.pause.clone(),
+                    ..self.state.node_settings()
+                };
+                Next::Soon
+            }
+            Decision::Forget { .. } => {
+                self.state.master = None;
+                Next::Soon
+            }
+            Decision::RefreshOffsets { nodes, .. } => {
+                self.refresh_offsets(&nodes).await;
+                self.state.offsets_read_at = Some(Instant::now());
+                Next::Now
+            }
+            Decision::Failover {
+                ref failed,
+                ref winner,
+                ..
+            }
+            | Decision::RollForward {
+                ref failed,
+                ref winner,
+                ..
+            } => {
+                let line = format!("{WOULD_PROMOTE} {winner} to replace {failed}: {decision}");
+                self.log_once(line);
+                Next::Soon
+            }
+            other => {
+                self.log_once(format!("{WOULD} {other}"));
+                Next::Soon
+            }
+        }
+    }
+
+    /// Logs `line` unless it was the last line logged, less than [`REPEAT_LOG`] ago.
+    fn log_once(&mut self, line: String) {
+        let repeat = self
+            .last_log
+            .as_ref()
+            .is_some_and(|(l, at)| *l == line && at.elapsed() < REPEAT_LOG);
+        if !repeat {
+            info!(group = %self.cfg.name, "{line}");
+            self.last_log = Some((line, Instant::now()));
+        }
+    }
+}
