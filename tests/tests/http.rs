@@ -324,3 +324,63 @@ async fn manual_failover_over_http_and_bad_requests() {
     assert_eq!(last["to"], r1.as_str(), "{last}");
     m.stop().await.expect("stop");
 }
+
+/// Issue 15, item 4: a replica whose link to the master is down is out of the read pool
+/// (`/replica` and `/read-only` 503) although it answers and is still published as a
+/// replica; so is one further behind than `?max_lag_bytes`; back in once it has caught up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_with_its_link_down_or_too_far_behind_is_out_of_the_read_pool() {
+    let (trio, m, _s, port) = http_managed("http_lag").await;
+    let (m0, r1) = (trio.node(0).addr(), trio.node(1).addr());
+    let in_pool = [
+        check("replica", &r1, 200),
+        check("read-only", &r1, 200),
+        check("read-only", &m0, 200),
+        (format!("/replica/mymaster/{r1}?max_lag_bytes=1000000"), 200),
+    ];
+    wait_codes(port, "the replica in the read pool", &in_pool).await;
+
+    // Its link breaks: it asks the master for a password the master does not have.
+    trio.node(1)
+        .cmd(&["CONFIG", "SET", "masterauth", "nope"])
+        .expect("CONFIG SET");
+    trio.node(1)
+        .cmd(&["CLIENT", "KILL", "TYPE", "master"])
+        .expect("CLIENT KILL");
+    let out = [
+        check("replica", &r1, 503),
+        check("read-only", &r1, 503),
+        check("read-only", &m0, 200),
+    ];
+    wait_codes(port, "the replica out of the read pool", &out).await;
+    let (_, body) = request_async(port, "GET", &format!("/replica/mymaster/{r1}"), "")
+        .await
+        .expect("503");
+    // Either reason takes it out: its link is down, or the leader no longer publishes it.
+    assert!(
+        body.contains("link to the master is down") || body.contains("not a published replica"),
+        "{body}"
+    );
+
+    // Writes it misses while its link is down put it behind.
+    for i in 0..200 {
+        trio.node(0)
+            .cmd(&["SET", &format!("lag:{i}"), &"x".repeat(1000)])
+            .expect("SET");
+    }
+    trio.node(1)
+        .cmd(&["CONFIG", "SET", "masterauth", ""])
+        .expect("CONFIG SET");
+    wait_codes(port, "the replica back once caught up", &in_pool).await;
+    wait_codes(
+        port,
+        "a lag bound of 0 holds once caught up",
+        &[(format!("/read-only/mymaster/{r1}?max_lag_bytes=0"), 200)],
+    )
+    .await;
+    let (code, body) = request_async(port, "GET", &format!("/replica/mymaster/{r1}?lag=1"), "")
+        .await
+        .expect("400");
+    assert_eq!(code, 400, "{body}");
+    m.stop().await.expect("stop");
+}

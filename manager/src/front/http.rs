@@ -1,8 +1,10 @@
 //! The HTTP endpoint (`--http-addr`, off by default), for load balancers and operators:
 //! `GET /health`, `GET /status`, `GET /metrics` (Prometheus), Patroni-style checks
-//! `GET /master/{group}/{host:port}` and `GET /replica/{group}/{host:port}` that answer 200
-//! only when that node currently is the master / a healthy replica in the published topology
-//! (503 otherwise), and the operator actions `POST /failover`, `POST /pause`, `POST /resume`,
+//! `GET /master/{group}/{host:port}`, `GET /replica/{group}/{host:port}[?max_lag_bytes=N]`
+//! and `GET /read-only/{group}/{host:port}[?max_lag_bytes=N]` that answer 200 only when that
+//! node currently is the master / a healthy replica (published, and by this manager's probes
+//! up, following the master with its link up, and within the lag) / either (503 otherwise),
+//! and the operator actions `POST /failover`, `POST /pause`, `POST /resume`,
 //! which only write requests to ZooKeeper: the leader acts on them. Every manager answers,
 //! standby included; nothing is decided here.
 
@@ -11,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -111,6 +113,7 @@ pub fn router(state: HttpState) -> Router {
         .route("/status", get(status))
         .route("/master/{group}/{node}", get(master))
         .route("/replica/{group}/{node}", get(replica))
+        .route("/read-only/{group}/{node}", get(read_only))
         .route("/metrics", get(metrics))
         .route("/failover", post(failover))
         .route("/pause", post(pause))
@@ -120,6 +123,7 @@ pub fn router(state: HttpState) -> Router {
                 StatusCode::NOT_FOUND,
                 "no such endpoint; try GET /health, /status, /metrics, \
                  /master/{group}/{host:port}, /replica/{group}/{host:port}, \
+                 /read-only/{group}/{host:port}, \
                  POST /failover, /pause, /resume"
                     .to_string(),
             )
@@ -302,19 +306,107 @@ async fn master(
     )
 }
 
-/// 200 when `node` is a healthy replica of the group's master, 503 otherwise.
+/// `?max_lag_bytes=N` of the replica checks.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct LagQuery {
+    max_lag_bytes: Option<u64>,
+}
+
+/// 200 when `node` is a replica of the group's master in the published topology and, by
+/// this manager's probes, up, following that master with its link up (not loading a full
+/// sync) and, with `max_lag_bytes`, at most that far behind; 503 otherwise.
 async fn replica(
     State(s): State<HttpState>,
     Path((group, node)): Path<(String, String)>,
+    Query(q): Query<LagQuery>,
 ) -> Response {
-    check(&s, &group, &node, |t, n| t.slaves.contains(n), "replica")
+    let snapshot = s.group(&group).ok();
+    check(
+        &s,
+        &group,
+        &node,
+        |t, n| healthy_replica(snapshot.as_ref(), t, n, q.max_lag_bytes),
+        "replica",
+    )
 }
 
-fn check(
+/// 200 when `node` may serve reads: the master, or a replica as `GET /replica` says.
+async fn read_only(
+    State(s): State<HttpState>,
+    Path((group, node)): Path<(String, String)>,
+    Query(q): Query<LagQuery>,
+) -> Response {
+    let snapshot = s.group(&group).ok();
+    check(
+        &s,
+        &group,
+        &node,
+        |t, n| {
+            t.master.as_ref() == Some(n)
+                || healthy_replica(snapshot.as_ref(), t, n, q.max_lag_bytes).is_ok()
+        },
+        "master or healthy replica",
+    )
+}
+
+/// Why `n` is not a healthy replica of `t`'s master, as this manager's probes see it.
+fn healthy_replica(
+    g: Option<&GroupSnapshot>,
+    t: &Topology,
+    n: &NodeAddr,
+    max_lag_bytes: Option<u64>,
+) -> Result<(), String> {
+    if !t.slaves.contains(n) {
+        return Err("not a published replica".into());
+    }
+    let Some(r) = g.and_then(|g| g.nodes.get(n)) else {
+        return Err("not probed by this manager".into());
+    };
+    if r.status != "up" {
+        return Err(format!("{} by this manager's probes", r.status));
+    }
+    if r.master.as_ref() != t.master.as_ref() {
+        return Err("not following the published master".into());
+    }
+    if !r.link_up {
+        return Err("its link to the master is down (or it is loading a full sync)".into());
+    }
+    match (max_lag_bytes, r.lag_bytes) {
+        (Some(max), Some(lag)) if lag > max => {
+            Err(format!("{lag} bytes behind the master, more than {max}"))
+        }
+        (Some(_), None) => Err("its lag is not known yet".into()),
+        _ => Ok(()),
+    }
+}
+
+/// Whether `node` is `what` in the published topology: `Ok`, or why not.
+trait Verdict {
+    fn verdict(self) -> Result<(), String>;
+}
+
+impl Verdict for bool {
+    fn verdict(self) -> Result<(), String> {
+        if self {
+            Ok(())
+        } else {
+            Err(String::new())
+        }
+    }
+}
+
+impl Verdict for Result<(), String> {
+    fn verdict(self) -> Result<(), String> {
+        self
+    }
+}
+
+fn check<V: Verdict>(
     s: &HttpState,
     group: &str,
     node: &str,
-    is: impl Fn(&Topology, &NodeAddr) -> bool,
+    is: impl Fn(&Topology, &NodeAddr) -> V,
     what: &str,
 ) -> Response {
     let g = match s.group(group) {
@@ -338,22 +430,95 @@ fn check(
         );
     }
     match &g.topology {
-        Some(t) if is(t, &addr) => (
-            StatusCode::OK,
-            Json(serde_json::json!({ "node": addr, "role": what, "epoch": t.epoch })),
-        )
-            .into_response(),
-        Some(t) => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!(
-                "{addr} is not {} {what} of {group} (epoch {})",
-                if what == "master" { "the" } else { "a" },
-                t.epoch
+        Some(t) => match is(t, &addr).verdict() {
+            Ok(()) => (
+                StatusCode::OK,
+                Json(serde_json::json!({ "node": addr, "role": what, "epoch": t.epoch })),
+            )
+                .into_response(),
+            Err(why) => error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "{addr} is not {} {what} of {group} (epoch {}){}",
+                    if what == "master" { "the" } else { "a" },
+                    t.epoch,
+                    if why.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {why}")
+                    }
+                ),
             ),
-        ),
+        },
         None => error(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("no topology known yet for {group}"),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::front::snapshot::NodeReport;
+
+    #[test]
+    fn a_healthy_replica_is_published_up_linked_and_within_the_lag() {
+        let (m, r): (NodeAddr, NodeAddr) = ("h:1".parse().expect("m"), "h:2".parse().expect("r"));
+        let t = Topology {
+            master: Some(m.clone()),
+            slaves: vec![r.clone()],
+            ..Topology::default()
+        };
+        let report = |status: &str, master: Option<&NodeAddr>, link_up, lag| NodeReport {
+            status: status.into(),
+            master: master.cloned(),
+            link_up,
+            lag_bytes: lag,
+            ..NodeReport::default()
+        };
+        let snapshot = |n: NodeReport| GroupSnapshot {
+            nodes: [(r.clone(), n)].into_iter().collect(),
+            ..GroupSnapshot::default()
+        };
+        let table: &[(NodeReport, Option<u64>, Result<(), &str>)] = &[
+            (report("up", Some(&m), true, Some(10)), None, Ok(())),
+            (report("up", Some(&m), true, Some(10)), Some(10), Ok(())),
+            (
+                report("up", Some(&m), true, Some(11)),
+                Some(10),
+                Err("11 bytes behind the master, more than 10"),
+            ),
+            (
+                report("up", Some(&m), true, None),
+                Some(10),
+                Err("its lag is not known yet"),
+            ),
+            (
+                report("up", Some(&m), false, Some(0)),
+                None,
+                Err("link to the master is down"),
+            ),
+            (
+                report("up", Some(&r), true, Some(0)),
+                None,
+                Err("not following the published master"),
+            ),
+            (
+                report("down", Some(&m), true, Some(0)),
+                None,
+                Err("down by this manager's probes"),
+            ),
+        ];
+        for (n, max, want) in table {
+            let got = healthy_replica(Some(&snapshot(n.clone())), &t, &r, *max);
+            match (got, want) {
+                (Ok(()), Ok(())) => {}
+                (Err(e), Err(w)) => assert!(e.contains(w), "{n:?} {max:?}: {e}"),
+                (got, _) => panic!("{n:?} {max:?}: {got:?}"),
+            }
+        }
+        let unpublished = healthy_replica(None, &t, &m, None);
+        assert!(unpublished.is_err_and(|e| e.contains("not a published replica")));
     }
 }
