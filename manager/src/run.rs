@@ -281,6 +281,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         let (snapshot_tx, snapshot_rx) = watch::channel(http::GroupSnapshot::default());
         snapshots.push(snapshot_rx);
         let rules = daemon::Rules {
+            hook: config
+                .on_switch_master
+                .clone()
+                .map(|(program, timeout)| crate::io::hook::Hook { program, timeout }),
             guard: config.replication_guard.then(|| {
                 Credential::derive(
                     group.paths.root(),

@@ -510,10 +510,9 @@ fn config_keys_are_the_flags_in_snake_case() {
 #[test]
 fn the_systemd_unit_starts_the_program_with_flags_it_has() {
     use clap::Parser;
-    let unit = std::fs::read_to_string(
-        common::repo().join("examples/deploy/redis-node-manager.service"),
-    )
-    .expect("the unit");
+    let unit =
+        std::fs::read_to_string(common::repo().join("examples/deploy/redis-node-manager.service"))
+            .expect("the unit");
     let exec = unit
         .lines()
         .find_map(|l| l.strip_prefix("ExecStart="))

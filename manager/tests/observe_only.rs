@@ -16,10 +16,7 @@ async fn an_observer_names_the_replica_it_would_promote_and_changes_nothing() {
     let s = Scene::new("observe_only").await;
     let dir = tempfile::tempdir().expect("tempdir");
     let mut flags = ManagerSet::base_flags(&s.connect, &trio.addrs(), &s.root);
-    flags.extend(
-        ["--observe-only", "--down-after-ms", "1000"]
-            .map(String::from),
-    );
+    flags.extend(["--observe-only", "--down-after-ms", "1000"].map(String::from));
     let mut set = ManagerSet::new(ManagerMode::Process(BIN.into()), flags)
         .rust_log("info")
         .log_to(dir.path());
@@ -33,7 +30,11 @@ async fn an_observer_names_the_replica_it_would_promote_and_changes_nothing() {
         if view.is_some_and(|v| v.available.len() == 3) {
             break;
         }
-        assert!(Instant::now() < deadline, "no view:\n{}", log_tail(&log, 30));
+        assert!(
+            Instant::now() < deadline,
+            "no view:\n{}",
+            log_tail(&log, 30)
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
@@ -57,24 +58,40 @@ async fn an_observer_names_the_replica_it_would_promote_and_changes_nothing() {
         .filter(|a| line.contains(&format!("+would-promote {a} to replace {old}")))
         .collect();
     assert_eq!(named.len(), 1, "one replica named: {line}");
-    assert!(line.contains("+selected-replica"), "the leader's decision and reasons: {line}");
+    assert!(
+        line.contains("+selected-replica"),
+        "the leader's decision and reasons: {line}"
+    );
 
     // Nothing changes: no promotion, no topology, no lock.
-    for_a_while(Duration::from_secs(3), Duration::from_millis(100), || async {
-        for i in 1..3 {
+    for_a_while(
+        Duration::from_secs(3),
+        Duration::from_millis(100),
+        || async {
+            for i in 1..3 {
+                assert!(
+                    matches!(trio.node(i).role(), Some(NodeRole::Replica { .. })),
+                    "{} was promoted by an observer",
+                    trio.node(i).addr()
+                );
+            }
             assert!(
-                matches!(trio.node(i).role(), Some(NodeRole::Replica { .. })),
-                "{} was promoted by an observer",
-                trio.node(i).addr()
+                s.topology().await.is_none(),
+                "the observer wrote a topology"
             );
-        }
-        assert!(s.topology().await.is_none(), "the observer wrote a topology");
-        assert!(lock_holders(&s.zk, &s.root).await.is_empty(), "the observer took the lock");
-    })
+            assert!(
+                lock_holders(&s.zk, &s.root).await.is_empty(),
+                "the observer took the lock"
+            );
+        },
+    )
     .await;
     set.stop_all();
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     for never in ["+promoted", "+switch-master", "+reconf-replica", "+leader"] {
-        assert!(!text.contains(never), "{never} logged by an observer:\n{text}");
+        assert!(
+            !text.contains(never),
+            "{never} logged by an observer:\n{text}"
+        );
     }
 }

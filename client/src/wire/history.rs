@@ -88,6 +88,10 @@ pub struct FailoverRecord {
     pub epoch: u64,
     /// The manager that did it.
     pub manager: String,
+    /// What `--on-switch-master` said: its exit and the start of its output (absent without
+    /// one, and until it ends).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hook: Option<String>,
 }
 
 impl FailoverRecord {

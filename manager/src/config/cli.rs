@@ -130,6 +130,19 @@ pub struct Cli {
     #[arg(long, env = "REDIS_FAILOVER_OBSERVE_ONLY")]
     pub observe_only: bool,
 
+    /// Program the leader runs after every change of master, with Sentinel's
+    /// client-reconfig-script arguments [default: none].
+    #[arg(long, env = "REDIS_FAILOVER_ON_SWITCH_MASTER", value_name = "PROGRAM")]
+    pub on_switch_master: Option<PathBuf>,
+
+    /// How long that program may run before it is killed [default: 60000].
+    #[arg(
+        long,
+        env = "REDIS_FAILOVER_HOOK_TIMEOUT_MS",
+        value_name = "MS"
+    )]
+    pub hook_timeout_ms: Option<u64>,
+
     /// Clients acknowledge a write only once this many replicas have it (the client's
     /// synchronous mode, WAIT N; its default is 1): a failover then promotes only a replica
     /// holding every such write, and only when enough replicas answer to know which; 0 for

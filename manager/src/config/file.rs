@@ -27,6 +27,8 @@ pub struct FileConfig {
     pub synchronous_replicas: Option<usize>,
     pub replication_guard: Option<super::cli::Switch>,
     pub observe_only: Option<bool>,
+    pub on_switch_master: Option<std::path::PathBuf>,
+    pub hook_timeout_ms: Option<u64>,
     pub node_strategy: Option<String>,
     pub required_node_managers: Option<usize>,
     pub http_addr: Option<std::net::SocketAddr>,

@@ -64,6 +64,8 @@ pub struct Config {
     pub replication_guard: bool,
     /// `--observe-only`: never lead, log what a leader would do.
     pub observe_only: bool,
+    /// `--on-switch-master` and its timeout.
+    pub on_switch_master: Option<(std::path::PathBuf, Duration)>,
     pub node_strategy: crate::core::votes::Strategy,
     pub required_node_managers: usize,
     pub http_addr: Option<std::net::SocketAddr>,
@@ -277,6 +279,13 @@ impl Config {
             fencing,
             synchronous_replicas,
             observe_only: cli.observe_only || file.observe_only == Some(true),
+            on_switch_master: cli.on_switch_master.or(file.on_switch_master).map(|p| {
+                let ms = cli
+                    .hook_timeout_ms
+                    .or(file.hook_timeout_ms)
+                    .unwrap_or(60_000);
+                (p, Duration::from_millis(ms))
+            }),
             replication_guard: cli.replication_guard.or(file.replication_guard)
                 != Some(cli::Switch::Off),
             node_strategy,

@@ -198,6 +198,7 @@ impl Promotion {
             votes: self.votes.clone(),
             epoch,
             manager: manager.to_string(),
+            hook: None,
         }
     }
 }

@@ -17,9 +17,9 @@ use crate::core::decide::{
 };
 use crate::core::derive::Resyncing;
 use crate::core::event_names::{
-    FAILOVER_NOT_LEADER, FENCE_FAILED, FENCE_WAIT, GUARD_FAILED, HISTORY_WRITE, LEADER_UNCONFIRMED,
-    PROMOTED, PUBLISH_FAILED, REBOOT_KEPT, RECONF_REPLICA, RECONF_REPLICA_FAILED, SWITCH_MASTER,
-    SWITCH_MASTER_UNPUBLISHED,
+    FAILOVER_NOT_LEADER, FENCE_FAILED, FENCE_WAIT, GUARD_FAILED, HISTORY_WRITE, HOOK, HOOK_FAILED,
+    LEADER_UNCONFIRMED, PROMOTED, PUBLISH_FAILED, REBOOT_KEPT, RECONF_REPLICA,
+    RECONF_REPLICA_FAILED, SWITCH_MASTER, SWITCH_MASTER_UNPUBLISHED,
 };
 use crate::core::fence::FenceSetting;
 use crate::core::info::NodeInfo;
@@ -447,7 +447,28 @@ impl GroupDaemon {
             started.elapsed().as_millis(),
             plan.kind.suffix()
         );
-        self.record(leader, plan, started).await;
+        let at_ms = self.record(leader, plan, started).await;
+        if let Some(hook) = self.rules.hook.clone() {
+            // In the background: the failover is done; the program may take its time.
+            let (leader, paths, from, to) = (
+                leader.clone(),
+                self.cfg.paths.clone(),
+                from.clone(),
+                to.clone(),
+            );
+            tokio::spawn(async move {
+                let (ok, text) = hook.run(&g, &from, &to).await;
+                let line = format!("{} {}: {text}", hook.program.display(), from_to(&from, &to));
+                if ok {
+                    info!(group = %g, "{HOOK} {line}");
+                } else {
+                    warn!(group = %g, "{HOOK_FAILED} {line}");
+                }
+                if let Err(e) = zk::annotate_history(&leader, &paths, at_ms, &text).await {
+                    warn!(group = %g, "{HISTORY_WRITE} {e}");
+                }
+            });
+        }
         Outcome::Promoted { published: true }
     }
 
@@ -588,8 +609,9 @@ impl GroupDaemon {
         }
     }
 
-    /// Appends a finished promotion to `<root>/failover_history` and counts it.
-    async fn record(&mut self, leader: &Leadership, plan: &Promotion, started: Instant) {
+    /// Appends a finished promotion to `<root>/failover_history` and counts it; returns its
+    /// `at_ms`.
+    async fn record(&mut self, leader: &Leadership, plan: &Promotion, started: Instant) -> u64 {
         let duration_ms = started.elapsed().as_millis() as u64;
         let record = plan.record(unix_ms(), duration_ms, self.state.epoch, &self.manager_id);
         if let Some(m) = &self.metrics {
@@ -599,7 +621,13 @@ impl GroupDaemon {
             Ok(history) => self.known.history = history,
             Err(e) => warn!(group = %self.cfg.name, "{HISTORY_WRITE} {e}"),
         }
+        record.at_ms
     }
+}
+
+/// `from -> to` for the hook's log line.
+fn from_to(from: &NodeAddr, to: &NodeAddr) -> String {
+    format!("{from} -> {to}")
 }
 
 /// `+reconf-replica` or `-reconf-replica-failed` for one `REPLICAOF` call.

@@ -64,6 +64,8 @@ const MAX_CYCLES_IN_A_ROW: usize = 4;
 pub struct Rules {
     /// `--replication-guard`: the user and password replicas authenticate with.
     pub guard: Option<Credential>,
+    /// `--on-switch-master`.
+    pub hook: Option<crate::io::hook::Hook>,
     pub max_failures: u32,
     /// `--down-after-ms`, reported to operators.
     pub down_after: Duration,

@@ -9,9 +9,9 @@ use std::time::Instant;
 
 use tracing::info;
 
+use crate::core::decide::GroupState;
 use crate::core::decide::{decide, Decision};
 use crate::core::event_names::{WOULD, WOULD_PROMOTE};
-use crate::core::decide::GroupState;
 
 use super::{GroupDaemon, Next};
 

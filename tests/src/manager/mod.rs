@@ -17,8 +17,8 @@ mod zk_read;
 
 pub use set::{manager_process, manager_process_at, ManagerMode, ManagerSet};
 pub use zk_read::{
-    lock_holders, lock_order, manager_view, read_topology, try_zk_client, wait_topology, write_raw,
-    zk_client,
+    lock_holders, lock_order, manager_view, read_history, read_topology, try_zk_client,
+    wait_topology, write_raw, zk_client,
 };
 
 /// Builds a validated config as the command line would: `-z zk -n nodes --znode-path root`

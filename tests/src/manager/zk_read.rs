@@ -126,3 +126,17 @@ pub async fn manager_view(zk: &zk::Client, root: &str, suffix: &str) -> Option<M
     let (data, _) = zk.get_data(&format!("{views}/{id}")).await.ok()?;
     ManagerView::from_json(&data).ok()
 }
+
+/// `<root>/failover_history` (empty when missing or unreadable).
+pub async fn read_history(
+    zk: &zk::Client,
+    root: &str,
+) -> Vec<redis_failover_client::wire::FailoverRecord> {
+    let Ok(paths) = ZnodePaths::new(root) else {
+        return Vec::new();
+    };
+    match tokio::time::timeout(ZK_TIMEOUT, zk.get_data(&paths.failover_history())).await {
+        Ok(Ok((data, _))) => redis_failover_client::wire::FailoverRecord::list_from_json(&data),
+        _ => Vec::new(),
+    }
+}

@@ -29,8 +29,8 @@ pub(crate) use operator::{
 };
 pub(crate) use session::{connect, keep_session};
 pub(crate) use store::{
-    append_history, publish, publish_view, read_history, read_lock_order, read_pause,
-    read_published, read_view, read_views, Published,
+    annotate_history, append_history, publish, publish_view, read_history, read_lock_order,
+    read_pause, read_published, read_view, read_views, Published,
 };
 pub(crate) use watch::{watch_group, Changes, Pending};
 

@@ -222,6 +222,39 @@ async fn read_history_versioned(
     })
 }
 
+/// Adds what `--on-switch-master` said to the record published at `at_ms` (if the history
+/// still holds it), compare-and-set and lock-checked as [`append_history`].
+pub async fn annotate_history(
+    leader: &Leadership,
+    paths: &ZnodePaths,
+    at_ms: u64,
+    hook: &str,
+) -> Result<(), ZkError> {
+    let path = paths.failover_history();
+    for _ in 0..5 {
+        let (mut history, version) = read_history_versioned(&leader.client, paths).await?;
+        let (Some(record), Some(version)) =
+            (history.iter_mut().find(|r| r.at_ms == at_ms), version)
+        else {
+            return Ok(());
+        };
+        record.hook = Some(hook.to_string());
+        let data = FailoverRecord::list_to_json(&history);
+        let write = async {
+            match leader.lock.set_data(&path, &data, Some(version)).await {
+                Err(zk::Error::BadVersion) => Ok(false),
+                other => other.map(|_| true),
+            }
+        };
+        match bounded(Op::Writing, &path, write).await {
+            Ok(true) => return Ok(()),
+            Ok(false) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Err(ZkError::Contended(path))
+}
+
 /// Appends `record`, keeping the newest `keep`; compare-and-set and lock-checked (like the
 /// topology: a deposed leader cannot write history late), retried a few times. Returns the
 /// history as written.
@@ -309,6 +342,7 @@ mod tests {
             votes: String::new(),
             epoch,
             manager: "m1".into(),
+            hook: None,
         }
     }
 

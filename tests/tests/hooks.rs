@@ -1,0 +1,96 @@
+//! Issue 15, item 2: `--on-switch-master` runs after a published change of master with
+//! Sentinel's client-reconfig-script arguments; its exit and output reach the failover
+//! history; a program that hangs is killed at its timeout and the failover is not delayed.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use redis_failover_tests::manager::read_history;
+use redis_failover_tests::{wait_until_async, RedisGroup, Scene};
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+fn script(dir: &Path, body: &str) -> PathBuf {
+    let p = dir.join("on-switch-master.sh");
+    std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).expect("write the script");
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    p
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_program_gets_the_new_master_and_its_answer_is_in_the_history() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let args = dir.path().join("args");
+    let program = script(
+        dir.path(),
+        &format!("echo \"$@\" > {}; echo moved the VIP", args.display()),
+    );
+    let trio = RedisGroup::trio();
+    let s = Scene::new("hook").await;
+    let m = s.manager(&trio.addrs(), |c| {
+        c.on_switch_master = Some(program.clone())
+    });
+    let before = s.wait_published(DEADLINE, "published", 2).await;
+    trio.node(0).kill9();
+    let t = s.wait_new_master(DEADLINE, "a failover", &before).await;
+    let (from, to) = (
+        trio.node(0).node_addr(),
+        t.master.clone().expect("a master"),
+    );
+    let want = format!(
+        "mymaster leader start {} {} {} {}",
+        from.host, from.port, to.host, to.port
+    );
+    let got = wait_until_async(DEADLINE, "the program ran", || async {
+        std::fs::read_to_string(&args)
+            .ok()
+            .filter(|a| a.ends_with('\n'))
+    })
+    .await;
+    assert_eq!(got.trim(), want);
+    let record = wait_until_async(DEADLINE, "its answer in the history", || async {
+        read_history(&s.zk, &s.root)
+            .await
+            .into_iter()
+            .find(|r| r.to == to && r.hook.is_some())
+    })
+    .await;
+    let hook = record.hook.expect("hook");
+    assert!(
+        hook.starts_with("exit 0 in ") && hook.ends_with(": moved the VIP"),
+        "{hook}"
+    );
+    m.stop().await.expect("stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_program_that_hangs_is_killed_and_delays_nothing() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let program = script(dir.path(), "sleep 600");
+    let trio = RedisGroup::trio();
+    let s = Scene::new("hook_hangs").await;
+    let m = s.manager(&trio.addrs(), |c| {
+        c.on_switch_master = Some(program.clone());
+        c.hook_timeout_ms = Some(1500);
+    });
+    let before = s.wait_published(DEADLINE, "published", 2).await;
+    trio.node(0).kill9();
+    let killed = Instant::now();
+    let t = s.wait_new_master(DEADLINE, "a failover", &before).await;
+    assert!(
+        killed.elapsed() < Duration::from_millis(1500),
+        "published {:?} after the kill: the program was waited for",
+        killed.elapsed()
+    );
+    let to = t.master.clone().expect("a master");
+    let record = wait_until_async(DEADLINE, "the kill in the history", || async {
+        read_history(&s.zk, &s.root)
+            .await
+            .into_iter()
+            .find(|r| r.to == to && r.hook.is_some())
+    })
+    .await;
+    assert_eq!(record.hook.as_deref(), Some("killed after 1500 ms"));
+    m.stop().await.expect("stop");
+}
