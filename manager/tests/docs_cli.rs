@@ -527,3 +527,30 @@ fn the_systemd_unit_starts_the_program_with_flags_it_has() {
         .unwrap_or_else(|e| panic!("{exec}: {e}"));
     assert!(cli.zk_auth_file.is_some() && cli.password_file.is_some() && cli.config.is_some());
 }
+
+/// examples/deploy/manager.toml is a valid config: every key known, every group sound.
+#[test]
+fn the_example_config_file_is_valid() {
+    let dir = tempfile::tempdir().expect("tmp");
+    // Its files, so that loading it reads real ones.
+    let text = std::fs::read_to_string(common::repo().join("examples/deploy/manager.toml"))
+        .expect("the example config");
+    let text = text
+        .replace("/etc/redis-failover/zk-auth", &dir.path().join("zk").display().to_string())
+        .replace(
+            "/etc/redis-failover/redis-password",
+            &dir.path().join("pw").display().to_string(),
+        );
+    std::fs::write(dir.path().join("zk"), "managers:secret\n").expect("zk");
+    std::fs::write(dir.path().join("pw"), "secret\n").expect("pw");
+    let path = dir.path().join("manager.toml");
+    std::fs::write(&path, text).expect("write");
+    let cli = redis_failover_manager::Cli {
+        config: Some(path),
+        ..Default::default()
+    };
+    let config = redis_failover_manager::Config::load(cli).expect("the example loads");
+    assert_eq!(config.groups.len(), 2);
+    assert!(config.zk_access.identity.is_some() && config.auth.password.is_some());
+    assert!(config.on_switch_master.is_some());
+}
