@@ -54,7 +54,7 @@ mod zookeeper;
 pub use process::{find_program, spawn_child, spawn_guarded, GuardedChild, Place};
 pub use redis_group::RedisGroup;
 pub use redis_helpers::{connect_async, parse_role, redis_cmd_at, redis_cmd_timeout, NodeRole};
-pub use redis_node::{check_redis, RedisNode};
+pub use redis_node::{check_redis, server_bin, RedisNode};
 pub use scene::{group_topology, Scene};
 pub use util::{
     free_port, init_tracing, log_tail, panic_text, pid_alive, unique_root, unix_ms, unix_ms_at,

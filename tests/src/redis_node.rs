@@ -20,9 +20,27 @@ const REDIS_READY_TIMEOUT: Duration = Duration::from_secs(15);
 /// Connect/read/write timeout of the sync redis helpers.
 const REDIS_CMD_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Whether `redis-server` is on `path` (a `PATH` value); `Err` is one line saying what to
-/// install.
+/// The server the tests start: `REDIS_SERVER_BIN` (a path or a program name, e.g. Valkey's
+/// `valkey-server`), else `redis-server`.
+pub fn server_bin() -> String {
+    std::env::var("REDIS_SERVER_BIN")
+        .ok()
+        .filter(|b| !b.is_empty())
+        .unwrap_or_else(|| "redis-server".to_string())
+}
+
+/// Whether the server ([`server_bin`]) is found (a program name is looked up on `path`, a
+/// `PATH` value); `Err` is one line saying what to install.
 pub fn check_redis(path: Option<&OsStr>) -> Result<(), String> {
+    let bin = server_bin();
+    if bin != "redis-server" {
+        return match find_program(&bin, path) {
+            Some(_) => Ok(()),
+            None => Err(format!(
+                "{bin} (REDIS_SERVER_BIN) not found: give the path of a redis-server or valkey-server"
+            )),
+        };
+    }
     match find_program("redis-server", path) {
         Some(_) => Ok(()),
         None => Err(
@@ -158,7 +176,7 @@ impl RedisNode {
         let place = place.clone();
         let ip = place.ip.clone();
         let proc = spawn_guarded(move || {
-            let mut cmd = place.command("redis-server");
+            let mut cmd = place.command(server_bin());
             cmd.args(&args)
                 .stdin(Stdio::null())
                 .stdout(out)

@@ -572,6 +572,26 @@ async fn a_password_is_required_when_set() {
             .text(&["HELLO", "2", "AUTH", "default", "s3cret"])
             .contains("sentinel"));
         assert_eq!(h.text(&["ROLE"]), "[sentinel, [mymaster]]");
+        // Valkey 8's names for the same commands.
+        assert_eq!(
+            h.text(&["SENTINEL", "GET-PRIMARY-ADDR-BY-NAME", "mymaster"]),
+            h.text(&["SENTINEL", "GET-MASTER-ADDR-BY-NAME", "mymaster"])
+        );
+        // (The fields before the ages, which move between two calls.)
+        let head = |t: String| t.split(", runid").next().unwrap_or_default().to_string();
+        assert_eq!(
+            head(h.text(&["SENTINEL", "PRIMARY", "mymaster"])),
+            head(h.text(&["SENTINEL", "MASTER", "mymaster"]))
+        );
+        assert_eq!(
+            head(h.text(&["SENTINEL", "PRIMARIES"])),
+            head(h.text(&["SENTINEL", "MASTERS"]))
+        );
+        let down = ["127.0.0.1", "1", "0", "*"];
+        assert_eq!(
+            h.text(&[&["SENTINEL", "IS-PRIMARY-DOWN-BY-ADDR"][..], &down].concat()),
+            h.text(&[&["SENTINEL", "IS-MASTER-DOWN-BY-ADDR"][..], &down].concat())
+        );
 
         assert_eq!(
             redis_cli(port, &["SENTINEL", "get-master-addr-by-name", "mymaster"]).trim(),

@@ -224,6 +224,11 @@ fn online_follower(value: &str) -> Option<(NodeAddr, u64)> {
     if field("state")? != "online" {
         return None;
     }
+    // Valkey's dual-channel replication lists the full sync's second connection as one more
+    // `slaveN` (`type=rdb-channel`): the same replica, not another (valkey-io/valkey#2338).
+    if field("type").is_some_and(|t| t != "main-channel") {
+        return None;
+    }
     let addr = NodeAddr::new(field("ip")?, field("port")?.parse::<u16>().ok()?);
     Some((addr, field("offset")?.parse().ok()?))
 }
@@ -234,6 +239,16 @@ mod tests {
 
     const MASTER: &str = "# Replication\r\nrole:master\r\nconnected_slaves:1\r\nslave0:ip=127.0.0.1,port=7001,state=online,offset=42,lag=0\r\nmaster_failover_state:no-failover\r\nmaster_replid:abc\r\nmaster_repl_offset:42\r\n";
     const REPLICA: &str = "# Replication\r\nrole:slave\r\nmaster_host:127.0.0.1\r\nmaster_port:7000\r\nmaster_link_status:up\r\nmaster_last_io_seconds_ago:0\r\nmaster_sync_in_progress:0\r\nslave_read_repl_offset:40\r\nslave_repl_offset:40\r\nslave_priority:10\r\nslave_read_only:1\r\nmaster_repl_offset:40\r\n";
+
+    #[test]
+    fn a_dual_channel_sync_lists_no_phantom_replica() {
+        let text = "# Replication\r\nrole:master\r\nconnected_slaves:2\r\n\
+            slave0:ip=127.0.0.1,port=7001,state=online,offset=42,lag=0,type=main-channel\r\n\
+            slave1:ip=127.0.0.1,port=7001,state=online,offset=0,lag=0,type=rdb-channel\r\n\
+            master_replid:abc\r\nmaster_repl_offset:42\r\n";
+        let info = parse_info_replication(text, None).expect("parses");
+        assert_eq!(info.followers, vec![(NodeAddr::new("127.0.0.1", 7001), 42)]);
+    }
 
     #[test]
     #[allow(clippy::type_complexity)]

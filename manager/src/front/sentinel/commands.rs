@@ -35,7 +35,8 @@ impl Client {
             Ok(Some((i, s))) => f(&shared.group_view(i, &s)),
         };
         match sub.as_str() {
-            "masters" => {
+            // Valkey 8 names them `primary`; both spellings are answered.
+            "masters" | "primaries" => {
                 if args.len() != 2 {
                     return arity("sentinel|masters");
                 }
@@ -46,7 +47,7 @@ impl Client {
                     .collect();
                 Frame::Array(masters)
             }
-            "master" => for_group(&|g| fields(g.master_fields())),
+            "master" | "primary" => for_group(&|g| fields(g.master_fields())),
             "replicas" | "slaves" => for_group(&|g| {
                 Frame::Array(
                     g.replicas()
@@ -63,7 +64,7 @@ impl Client {
                         .collect(),
                 )
             }),
-            "get-master-addr-by-name" => match with_group(3) {
+            "get-master-addr-by-name" | "get-primary-addr-by-name" => match with_group(3) {
                 Err(e) => e,
                 // Without a live ZooKeeper session the master may have been replaced: nil,
                 // as Sentinel answers when it knows no master, rather than a deposed one.
@@ -99,7 +100,7 @@ impl Client {
                     }
                 }
             },
-            "is-master-down-by-addr" => {
+            "is-master-down-by-addr" | "is-primary-down-by-addr" => {
                 if args.len() != 6 {
                     return arity("sentinel|is-master-down-by-addr");
                 }
@@ -214,15 +215,15 @@ const HELP: &[&str] = &[
     "    Check that enough managers publish fresh views to judge nodes down.",
     "CONFIG GET <param>",
     "    Get a global Sentinel configuration parameter.",
-    "GET-MASTER-ADDR-BY-NAME <master-name>",
+    "GET-MASTER-ADDR-BY-NAME <master-name> (or GET-PRIMARY-ADDR-BY-NAME)",
     "    Return the ip and port number of the master with that name.",
     "FAILOVER <master-name>",
     "    Ask the leading manager for a failover (a switchover while the master is healthy).",
-    "IS-MASTER-DOWN-BY-ADDR <ip> <port> <current-epoch> <runid>",
+    "IS-MASTER-DOWN-BY-ADDR <ip> <port> <current-epoch> <runid> (or IS-PRIMARY-DOWN-BY-ADDR)",
     "    Check if the node is down from this manager's point of view (never votes).",
-    "MASTER <master-name>",
+    "MASTER <master-name> (or PRIMARY)",
     "    Show the state and info of the specified master.",
-    "MASTERS",
+    "MASTERS (or PRIMARIES)",
     "    Show a list of monitored masters and their state.",
     "MYID",
     "    Return the ID of this manager.",
