@@ -1,5 +1,6 @@
 //! The start and the end of every bench program, written once: logging, the tokio runtime(s),
-//! a throwaway ZooKeeper, the `redis_node_manager` binary, and the exit code.
+//! a throwaway ZooKeeper (one standalone server, or a production-shaped 3-server ensemble),
+//! the `redis_node_manager` binary, and the exit code.
 //!
 //! ```ignore
 //! fn main() -> ExitCode {
@@ -7,7 +8,8 @@
 //!     Scaffold::new("failover_bench")
 //!         .zookeeper()
 //!         .manager_runtime()
-//!         .run(|env| env.block_on(bench(&opts, env.zk().connect_string())))
+//!         .zookeeper_ensemble(opts.zk_ensemble)
+//!         .run(|env| env.block_on(bench(&opts, env.zk_connect(), env.zk_shape())))
 //! }
 //! ```
 //!
@@ -20,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use redis_failover_tests::ZkServer;
+use redis_failover_tests::{ZkEnsemble, ZkServer};
 use tokio::runtime::{Handle, Runtime};
 
 /// Logs to stderr, `warn` unless `RUST_LOG` says otherwise.
@@ -61,6 +63,43 @@ pub fn fail(message: impl std::fmt::Display) -> ExitCode {
     ExitCode::FAILURE
 }
 
+/// Servers of the ensemble that [`Scaffold::zookeeper_ensemble`] asks for.
+const ENSEMBLE_SIZE: usize = 3;
+
+/// The ZooKeeper a bench runs on.
+enum Zk {
+    /// One server tuned for tests (`tickTime=500`, `forceSync=no`).
+    Standalone(ZkServer),
+    /// [`ENSEMBLE_SIZE`] servers as production runs them (`tickTime=2000`, `forceSync=yes`).
+    Ensemble(ZkEnsemble),
+}
+
+impl Zk {
+    fn start(ensemble: bool) -> Zk {
+        if ensemble {
+            Zk::Ensemble(ZkEnsemble::start(ENSEMBLE_SIZE))
+        } else {
+            Zk::Standalone(ZkServer::start())
+        }
+    }
+
+    fn connect_string(&self) -> String {
+        match self {
+            Zk::Standalone(z) => z.connect_string(),
+            Zk::Ensemble(e) => e.connect_string(),
+        }
+    }
+
+    fn shape(&self) -> &'static str {
+        match self {
+            Zk::Standalone(_) => "one standalone ZooKeeper (tickTime=500, forceSync=no)",
+            Zk::Ensemble(_) => {
+                "a 3-server ZooKeeper ensemble on loopback (tickTime=2000, forceSync=yes)"
+            }
+        }
+    }
+}
+
 /// How a bench program is set up: see the module documentation.
 pub struct Scaffold {
     me: &'static str,
@@ -69,6 +108,7 @@ pub struct Scaffold {
     worker_threads: Option<usize>,
     manager_runtime: bool,
     zookeeper: Option<&'static str>,
+    zk_ensemble: bool,
     shutdown_timeout: Option<Duration>,
 }
 
@@ -76,7 +116,7 @@ pub struct Scaffold {
 pub struct Env<'a> {
     rt: Option<&'a Runtime>,
     manager_rt: Option<&'a Runtime>,
-    zk: Option<&'a ZkServer>,
+    zk: Option<&'a Zk>,
 }
 
 impl Env<'_> {
@@ -99,14 +139,34 @@ impl Env<'_> {
             .clone()
     }
 
-    /// The throwaway ZooKeeper (started with [`Scaffold::zookeeper`]).
+    /// The throwaway standalone ZooKeeper (started with [`Scaffold::zookeeper`]).
+    ///
+    /// # Panics
+    /// If none was started, or an ensemble was ([`Env::zk_connect`] serves both).
     pub fn zk(&self) -> &ZkServer {
-        self.zk.expect("Scaffold::zookeeper() was not called")
+        match self.zk {
+            Some(Zk::Standalone(z)) => z,
+            Some(Zk::Ensemble(_)) => {
+                panic!("Scaffold::zookeeper_ensemble(true) was called: use Env::zk_connect()")
+            }
+            None => panic!("Scaffold::zookeeper() was not called"),
+        }
     }
 
-    /// The throwaway ZooKeeper, when one was started.
-    pub fn zk_if_started(&self) -> Option<&ZkServer> {
+    /// The throwaway ZooKeeper's connect string (`IP:PORT`, or `IP:P1,IP:P2,IP:P3` for an
+    /// ensemble).
+    ///
+    /// # Panics
+    /// If no ZooKeeper was started.
+    pub fn zk_connect(&self) -> String {
         self.zk
+            .expect("Scaffold::zookeeper() was not called")
+            .connect_string()
+    }
+
+    /// One line saying which ZooKeeper the bench runs on (`no ZooKeeper` without one).
+    pub fn zk_shape(&self) -> &'static str {
+        self.zk.map_or("no ZooKeeper", Zk::shape)
     }
 }
 
@@ -122,6 +182,7 @@ impl Scaffold {
             worker_threads: None,
             manager_runtime: false,
             zookeeper: None,
+            zk_ensemble: false,
             shutdown_timeout: None,
         }
     }
@@ -167,6 +228,15 @@ impl Scaffold {
     /// Starts a throwaway ZooKeeper, saying `starting <what> ...` on stderr.
     pub fn zookeeper_saying(mut self, what: &'static str) -> Scaffold {
         self.zookeeper = Some(what);
+        self
+    }
+
+    /// When `wanted`, the ZooKeeper asked for (by [`Scaffold::zookeeper`] and its variants)
+    /// is a production-shaped ensemble of 3 servers on loopback (`forceSync=yes`,
+    /// `tickTime=2000`) instead of one standalone server; reach it through
+    /// [`Env::zk_connect`].
+    pub fn zookeeper_ensemble(mut self, wanted: bool) -> Scaffold {
+        self.zk_ensemble = wanted;
         self
     }
 
@@ -218,8 +288,13 @@ impl Scaffold {
             None
         };
         let zk = self.zookeeper.map(|what| {
-            eprintln!("{me}: starting {what} ...");
-            ZkServer::start()
+            let shape = if self.zk_ensemble {
+                " (a 3-server ensemble)"
+            } else {
+                ""
+            };
+            eprintln!("{me}: starting {what}{shape} ...");
+            Zk::start(self.zk_ensemble)
         });
         let outcome = body(&Env {
             rt: rt.as_ref(),

@@ -7,7 +7,9 @@
 //!   `failover-timeout` 5000, `parallel-syncs` 1; the run starts once every sentinel knows
 //!   both replicas and both other sentinels and `SENTINEL CKQUORUM` is OK;
 //! * **ours**: 3 `redis_node_manager` processes (the release binary next to this one) on one
-//!   ZooKeeper (shared by all runs, fresh znode root per run), `--down-after-ms` D
+//!   standalone ZooKeeper (`forceSync=no`), or with `--zk-ensemble` on a production-shaped
+//!   3-server ensemble (`forceSync=yes`, `tickTime=2000`), shared by all runs (fresh znode
+//!   root per run), `--down-after-ms` D
 //!   `--required-node-managers 2` (defaults otherwise: `--max-failures 3`, `majority`); the run
 //!   starts once the trio is published, the lock has 3 children and the 3 managers' views
 //!   are in ZooKeeper.
@@ -62,8 +64,17 @@ fn main() -> ExitCode {
         Err(e) => return fail(format!("sentinel_bench: {e}")),
     };
     let with_ours = opts.with_ours();
-    scaffold.zookeeper_if(with_ours).run(|env| {
-        let settings = Settings::new(opts, env.zk_if_started(), manager_bin, sentinel);
-        env.block_on(bench(&settings))
-    })
+    let zk_ensemble = opts.zk_ensemble;
+    scaffold
+        .zookeeper_if(with_ours)
+        .zookeeper_ensemble(zk_ensemble)
+        .run(|env| {
+            let zk_connect = if with_ours {
+                env.zk_connect()
+            } else {
+                String::new()
+            };
+            let settings = Settings::new(opts, zk_connect, env.zk_shape(), manager_bin, sentinel);
+            env.block_on(bench(&settings))
+        })
 }

@@ -10,7 +10,6 @@ use redis_failover_client::NodeAddr;
 use redis_failover_manager::POLL_INTERVAL;
 use redis_failover_tests::manager as harness;
 use redis_failover_tests::stats::{ms, Stats};
-use redis_failover_tests::ZkServer;
 use tokio::runtime::Handle;
 
 use crate::failure::{Scenario, ScenarioArg};
@@ -62,6 +61,11 @@ pub struct Opts {
     #[arg(long, default_value_t = POLL_INTERVAL.as_millis() as u64)]
     jitter_ms: u64,
 
+    /// Run the manager on a production-shaped ZooKeeper: 3 servers on loopback,
+    /// forceSync=yes, tickTime=2000 (default: one standalone server, forceSync=no).
+    #[arg(long)]
+    pub zk_ensemble: bool,
+
     /// Keep the manager running this long after a measurement, then check that `<root>/nodes`
     /// still names the same master with the same epoch (0 = stop the manager at once).
     #[arg(long, default_value_t = 0)]
@@ -73,6 +77,8 @@ pub struct Settings {
     opts: Opts,
     deadline: Duration,
     zk_connect: String,
+    /// Which ZooKeeper the manager runs on, in words.
+    zk_shape: &'static str,
     manager_rt: Handle,
 }
 
@@ -97,11 +103,18 @@ struct RunOk {
 }
 
 impl Settings {
-    /// The settings of a bench on `zk`, with the managers on `manager_rt`.
-    pub fn new(opts: Opts, zk: &ZkServer, manager_rt: Handle) -> Settings {
+    /// The settings of a bench on the ZooKeeper at `zk_connect` (`zk_shape` says which),
+    /// with the managers on `manager_rt`.
+    pub fn new(
+        opts: Opts,
+        zk_connect: String,
+        zk_shape: &'static str,
+        manager_rt: Handle,
+    ) -> Settings {
         Settings {
             deadline: Duration::from_secs(opts.timeout_secs),
-            zk_connect: zk.connect_string(),
+            zk_connect,
+            zk_shape,
             manager_rt,
             opts,
         }
@@ -116,8 +129,8 @@ pub async fn bench(s: &Settings) -> bool {
     let zk = harness::zk_client(&s.zk_connect).await;
 
     println!(
-        "failover_bench: {} run(s) per scenario, --down-after-ms {}, --max-failures {}, nproc {nproc}, deadline {} s per wait",
-        s.opts.runs, s.opts.down_after_ms, s.opts.max_failures, s.opts.timeout_secs
+        "failover_bench: {} run(s) per scenario, --down-after-ms {}, --max-failures {}, nproc {nproc}, deadline {} s per wait, on {}",
+        s.opts.runs, s.opts.down_after_ms, s.opts.max_failures, s.opts.timeout_secs, s.zk_shape
     );
     println!(
         "the master is hit {} ms + random [0, {}) ms after the manager first publishes the full trio",
@@ -210,12 +223,13 @@ pub async fn bench(s: &Settings) -> bool {
     println!();
     println!(
         "Settings: `--down-after-ms {}`, `--max-failures {}`, {} runs per scenario, nproc {nproc}; \
-         ZooKeeper 3.8 standalone and redis-server on loopback; the new master in ZooKeeper is \
+         {}, redis-server on loopback; the new master in ZooKeeper is \
          seen through a data watch; writes are tried every {} ms on every surviving node; the master \
          is hit at a random point of the manager's {} ms poll cycle.",
         s.opts.down_after_ms,
         s.opts.max_failures,
         s.opts.runs,
+        s.zk_shape,
         SET_EVERY.as_millis(),
         POLL_INTERVAL.as_millis()
     );

@@ -14,7 +14,6 @@ use clap::{Parser, ValueEnum};
 use redis_failover_client::NodeAddr;
 use redis_failover_tests::manager as harness;
 use redis_failover_tests::stats::ms;
-use redis_failover_tests::ZkServer;
 
 use crate::failure::{Scenario, ScenarioArg};
 use crate::load::load_average;
@@ -90,6 +89,11 @@ pub struct Opts {
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     max_minutes: u64,
 
+    /// Run our managers and clients on a production-shaped ZooKeeper: 3 servers on loopback,
+    /// forceSync=yes, tickTime=2000 (default: one standalone server, forceSync=no).
+    #[arg(long)]
+    pub zk_ensemble: bool,
+
     /// The redis_node_manager binary [default: next to this executable].
     #[arg(long, value_name = "PATH")]
     pub manager_bin: Option<PathBuf>,
@@ -136,6 +140,8 @@ pub struct Settings {
     deadline: Duration,
     command_timeout: Duration,
     zk_connect: String,
+    /// Which ZooKeeper our managers run on, in words.
+    zk_shape: &'static str,
     manager_bin: Option<PathBuf>,
     sentinel: Option<SentinelProgram>,
 }
@@ -194,18 +200,21 @@ impl Opts {
 }
 
 impl Settings {
-    /// The settings of a bench on `zk` (with our managers), with the managers from
-    /// `manager_bin` and the sentinels from `sentinel`.
+    /// The settings of a bench whose managers run on the ZooKeeper at `zk_connect` (`zk_shape`
+    /// says which; both unused without our managers), from `manager_bin`, and whose
+    /// sentinels run `sentinel`.
     pub fn new(
         opts: Opts,
-        zk: Option<&ZkServer>,
+        zk_connect: String,
+        zk_shape: &'static str,
         manager_bin: Option<PathBuf>,
         sentinel: Option<SentinelProgram>,
     ) -> Settings {
         Settings {
             deadline: Duration::from_secs(opts.timeout_secs),
             command_timeout: Duration::from_millis(opts.command_timeout_ms),
-            zk_connect: zk.map(ZkServer::connect_string).unwrap_or_default(),
+            zk_connect,
+            zk_shape,
             manager_bin,
             sentinel,
             opts,
@@ -232,8 +241,8 @@ pub async fn bench(s: &Settings) -> bool {
     };
     let load_before = load_average();
     println!(
-        "sentinel_bench: {} run(s) per scenario / down-after / system, nproc {nproc}, load average {load_before}",
-        o.runs
+        "sentinel_bench: {} run(s) per scenario / down-after / system, nproc {nproc}, load average {load_before}, on {}",
+        o.runs, s.zk_shape
     );
     if let Some(p) = &s.sentinel {
         println!(
@@ -244,11 +253,12 @@ pub async fn bench(s: &Settings) -> bool {
     }
     if let Some(b) = &s.manager_bin {
         println!(
-            "  ours:     3 x {} {} on one ZooKeeper 3.8 (tickTime 500 ms)",
+            "  ours:     3 x {} {} on {}",
             b.display(),
             manager_args(0)
                 .join(" ")
-                .replace("--down-after-ms 0", "--down-after-ms D")
+                .replace("--down-after-ms 0", "--down-after-ms D"),
+            s.zk_shape
         );
     }
     println!(

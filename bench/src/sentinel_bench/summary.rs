@@ -88,6 +88,7 @@ pub(super) fn summarize(
                     sc.how(),
                     match sys {
                         System::Sentinel => "Sentinel ×3",
+                        System::Ours if o.zk_ensemble => "ours ×3 + ZooKeeper ×3 (fsync)",
                         System::Ours => "ours ×3 + ZooKeeper",
                     },
                     ok.len(),
@@ -144,6 +145,15 @@ pub(super) fn summarize(
                     ));
                 }
             }
+            if let (Scenario::Crash, true, Some(og)) =
+                (sc, o.zk_ensemble, get(&gap_median, System::Ours))
+            {
+                targets.push(target(
+                    &format!("crash, D={da}, 3-server ZooKeeper with fsync: our median write gap <= 100 ms"),
+                    ms(og) <= 100.0,
+                    format!("{:.1} ms", ms(og)),
+                ));
+            }
             if sc == Scenario::Hang {
                 let bound = da as f64 + 300.0;
                 if let Some(op) = get(&pub_median, System::Ours) {
@@ -189,11 +199,12 @@ pub(super) fn summarize(
     println!();
     println!(
         "Settings: {} runs per row, alternating Sentinel / ours; nproc {nproc}, load average {load_before} at the start; \
-         Sentinel: 3 sentinels, quorum 2, failover-timeout {}; ours: 3 `redis_node_manager` processes `{}` on one ZooKeeper; \
+         Sentinel: 3 sentinels, quorum 2, failover-timeout {}; ours: 3 `redis_node_manager` processes `{}` on {}; \
          writers: `SET seq:N N` back to back, reply timeout {} ms; the failure hits {} ms + random [0, {}) ms after the writer starts.",
         o.runs,
         o.failover_timeout_ms,
         manager_args(0).join(" ").replace("--down-after-ms 0", "--down-after-ms D"),
+        s.zk_shape,
         o.command_timeout_ms,
         o.settle_ms,
         o.jitter_ms
