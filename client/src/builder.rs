@@ -49,6 +49,7 @@ pub struct ClientBuilder {
     pub(crate) write_lease: Option<Duration>,
     pub(crate) stale_reads: bool,
     pub(crate) synchronous: Option<Synchronous>,
+    pub(crate) tls: Option<crate::Tls>,
 }
 
 impl ClientBuilder {
@@ -65,6 +66,30 @@ impl ClientBuilder {
     /// Redis ACL user (with [`Self::password`]).
     pub fn username(mut self, username: impl Into<String>) -> Self {
         self.username = Some(username.into());
+        self
+    }
+    /// Connects to every Redis node over TLS (the nodes' `tls-port`, as the manager
+    /// publishes it when run with `--tls`). Checked by [`Self::connect`].
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+    /// use redis_failover_client::{Client, Tls};
+    /// let tls = Tls::new(std::fs::read("/etc/redis/tls/ca.crt")?)
+    ///     // Only for `tls-auth-clients yes`:
+    ///     .client_cert(
+    ///         std::fs::read("/etc/redis/tls/client.crt")?,
+    ///         std::fs::read("/etc/redis/tls/client.key")?,
+    ///     );
+    /// let client = Client::builder("zk1:2181,zk2:2181,zk3:2181")
+    ///     .tls(tls)
+    ///     .connect()
+    ///     .await?;
+    /// # let _ = client;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn tls(mut self, tls: crate::Tls) -> Self {
+        self.tls = Some(tls);
         self
     }
     /// Database number selected on every connection (`SELECT` itself is refused).
@@ -221,6 +246,10 @@ impl ClientBuilder {
                 "write_lease must be at least 1 ms".into(),
             ));
         }
+        if let Some(tls) = &self.tls {
+            tls.check()
+                .map_err(|e| ConnectError::Config(format!("tls: {e}")))?;
+        }
         let wait = self.zk_session_timeout.min(Duration::from_secs(15));
         let zk = session::connect(&self.zkservers, self.zk_session_timeout, wait).await?;
         let confirmed = Confirmation::default();
@@ -254,6 +283,7 @@ impl ClientBuilder {
             username: self.username.clone(),
             password: self.password.clone(),
             db: self.db,
+            tls: self.tls.clone(),
             connect_timeout: self.connect_timeout,
             // A request may be queued behind a `WAIT` on the master's connection.
             command_timeout: self.command_timeout
@@ -318,6 +348,7 @@ impl Client {
             write_lease: None,
             stale_reads: true,
             synchronous: Some(crate::synchronous::DEFAULT),
+            tls: None,
         }
     }
 }

@@ -24,6 +24,7 @@ pub(crate) struct Opener {
     pub(crate) username: Option<String>,
     pub(crate) password: Option<String>,
     pub(crate) db: i64,
+    pub(crate) tls: Option<crate::Tls>,
     pub(crate) connect_timeout: Duration,
     pub(crate) command_timeout: Duration,
 }
@@ -51,20 +52,41 @@ impl Opener {
         if let Some(p) = &self.password {
             settings = settings.set_password(p);
         }
-        let info = ConnectionAddr::Tcp(addr.host.clone(), addr.port)
-            .into_connection_info()?
-            .set_redis_settings(settings);
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.connect_timeout))
             .set_response_timeout(response_timeout);
-        let client = redis::Client::open(info)?;
+        let (client, config) = match &self.tls {
+            Some(tls) => tls.redis_client(addr, settings, config)?,
+            None => {
+                let info = ConnectionAddr::Tcp(addr.host.clone(), addr.port)
+                    .into_connection_info()?
+                    .set_redis_settings(settings);
+                (redis::Client::open(info)?, config)
+            }
+        };
         match tokio::time::timeout(
             self.connect_timeout + Duration::from_millis(50),
             client.get_multiplexed_async_connection_with_config(&config),
         )
         .await
         {
-            Ok(r) => r,
+            Ok(Ok(mut conn)) => match &self.tls {
+                // Under TLS 1.3 the node checks a client certificate after the handshake
+                // has completed on this side: a refusal shows at the first reply, said here
+                // rather than as a broken pipe on the caller's command.
+                // Any reply (even an error: PING may be denied by ACL) means it was accepted.
+                Some(tls) => match redis::cmd("PING").query_async::<()>(&mut conn).await {
+                    Err(e) if e.is_io_error() || e.is_connection_dropped() => {
+                        Err(crate::tls::explain(tls, addr, e, self.connect_timeout).await)
+                    }
+                    _ => Ok(conn),
+                },
+                None => Ok(conn),
+            },
+            Ok(Err(e)) => match &self.tls {
+                Some(tls) => Err(crate::tls::explain(tls, addr, e, self.connect_timeout).await),
+                None => Err(e),
+            },
             Err(_) => Err(crate::error::io_error(format!(
                 "connecting to {addr} timed out after {} ms",
                 self.connect_timeout.as_millis()

@@ -84,6 +84,7 @@ mod send;
 pub mod session;
 mod synchronous;
 mod term;
+mod tls;
 mod watcher;
 pub mod wire;
 
@@ -91,6 +92,7 @@ pub use builder::{ClientBuilder, ReadPolicy};
 pub use client::Client;
 pub use error::{ConnectError, TopologyReadError, NOT_REPLICATED, TOPOLOGY_UNCONFIRMED};
 pub use failover::FailoverError;
+pub use tls::{Tls, TlsDiagnosis, TlsError, TlsPart};
 pub use watcher::TopologyView;
 pub use wire::{NodeAddr, Topology, ZnodePaths};
 

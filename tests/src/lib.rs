@@ -29,6 +29,7 @@
 //!   on a host's thread; [`partition`]: the partition scenarios run on it;
 //! * [`sentinel`]: Redis Sentinel processes (loopback or on hosts) and a Sentinel writer;
 //! * [`chaos`]: the chaos engine; [`http`]: a tiny HTTP client; [`stats`]: min/median/max;
+//! * [`tls`]: certificates made at test time and a trio of nodes wired by their TLS ports;
 //! * `wait`, `util`: polls, ports, roots, tracing, the clock in Unix ms.
 
 pub use redis;
@@ -45,6 +46,7 @@ mod redis_node;
 mod scene;
 pub mod sentinel;
 pub mod stats;
+pub mod tls;
 mod util;
 mod wait;
 pub mod writer;

@@ -241,7 +241,7 @@ async fn the_redis_crate_sentinel_client_follows_a_failover() {
     let url = format!("redis://127.0.0.1:{port}/");
     let mut master = SentinelClient::build(
         vec![url.clone()],
-        "mymaster".to_string(),
+        "mymaster",
         None,
         SentinelServerType::Master,
     )

@@ -54,6 +54,34 @@ pub struct Cli {
     #[arg(long, env = "REDIS_FAILOVER_USERNAME")]
     pub username: Option<String>,
 
+    /// on: every connection to Redis uses TLS (the nodes' tls-port), verified with
+    /// --tls-ca-file; implied by --tls-ca-file [default: off].
+    #[arg(
+        long,
+        env = "REDIS_FAILOVER_TLS",
+        value_name = "on|off",
+        hide_possible_values = true
+    )]
+    pub tls: Option<Switch>,
+
+    /// CA certificate(s), PEM, that sign the Redis nodes' certificates (needed with --tls).
+    #[arg(long, env = "REDIS_FAILOVER_TLS_CA_FILE", value_name = "FILE")]
+    pub tls_ca_file: Option<PathBuf>,
+
+    /// Client certificate, PEM, presented to the nodes (for tls-auth-clients yes); with
+    /// --tls-key-file.
+    #[arg(long, env = "REDIS_FAILOVER_TLS_CERT_FILE", value_name = "FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+
+    /// Private key, PEM, of --tls-cert-file.
+    #[arg(long, env = "REDIS_FAILOVER_TLS_KEY_FILE", value_name = "FILE")]
+    pub tls_key_file: Option<PathBuf>,
+
+    /// Name the nodes' certificates are verified for [default: each node's host as
+    /// given in --nodes].
+    #[arg(long, env = "REDIS_FAILOVER_TLS_SERVER_NAME", value_name = "NAME")]
+    pub tls_server_name: Option<String>,
+
     /// Root znode of the group [default: /redis_failover].
     #[arg(
         long,

@@ -34,6 +34,8 @@ pub use zk_access::{digest_id, parse_ids, AclId, ZkAccess};
 pub struct RedisAuth {
     pub username: Option<String>,
     pub password: Option<Secret>,
+    /// `--tls` and its files: every connection to Redis over TLS.
+    pub tls: Option<redis_failover_client::Tls>,
 }
 
 /// One master/replica group and where it is published.
@@ -196,6 +198,13 @@ impl Config {
         if username.is_some() && password.is_none() {
             return err("--username needs -p/--password");
         }
+        let tls = tls_settings(
+            cli.tls.or(file.tls),
+            cli.tls_ca_file.or(file.tls_ca_file),
+            cli.tls_cert_file.or(file.tls_cert_file),
+            cli.tls_key_file.or(file.tls_key_file),
+            cli.tls_server_name.or(file.tls_server_name),
+        )?;
         let max_failures = cli
             .max_failures
             .or(file.max_failures)
@@ -270,7 +279,11 @@ impl Config {
         Ok(Config {
             zkservers,
             groups,
-            auth: RedisAuth { username, password },
+            auth: RedisAuth {
+                username,
+                password,
+                tls,
+            },
             max_failures,
             down_after: Duration::from_millis(down_after_ms),
             zk_session_timeout: Duration::from_millis(session_ms),
@@ -297,6 +310,64 @@ impl Config {
             manager_id: format!("{}-{name}", hostname()),
         })
     }
+}
+
+/// `--tls` and its files, read and checked: each mistake names its flag.
+fn tls_settings(
+    switch: Option<cli::Switch>,
+    ca: Option<std::path::PathBuf>,
+    cert: Option<std::path::PathBuf>,
+    key: Option<std::path::PathBuf>,
+    server_name: Option<String>,
+) -> Result<Option<redis_failover_client::Tls>, ConfigError> {
+    use redis_failover_client::{Tls, TlsPart};
+    let on = match switch {
+        Some(cli::Switch::On) => true,
+        Some(cli::Switch::Off) => false,
+        None => ca.is_some(),
+    };
+    if !on {
+        if switch == Some(cli::Switch::Off)
+            && (ca.is_some() || cert.is_some() || key.is_some() || server_name.is_some())
+        {
+            return err("--tls off, but a --tls-* setting is given; remove one of them");
+        }
+        if cert.is_some() || key.is_some() || server_name.is_some() {
+            return err("--tls-cert-file, --tls-key-file and --tls-server-name need --tls-ca-file");
+        }
+        return Ok(None);
+    }
+    let Some(ca) = ca else {
+        return err("--tls on needs --tls-ca-file (the CA that signs the nodes' certificates)");
+    };
+    let read = |flag: &str, path: &std::path::Path| {
+        std::fs::read(path)
+            .map_err(|e| ConfigError(format!("{flag} {}: cannot read it: {e}", path.display())))
+    };
+    let mut tls = Tls::new(read("--tls-ca-file", &ca)?);
+    match (&cert, &key) {
+        (Some(c), Some(k)) => {
+            tls = tls.client_cert(read("--tls-cert-file", c)?, read("--tls-key-file", k)?)
+        }
+        (None, None) => {}
+        _ => return err("--tls-cert-file and --tls-key-file go together; give both or neither"),
+    }
+    if let Some(name) = &server_name {
+        tls = tls.server_name(name);
+    }
+    tls.check().map_err(|e| {
+        let (flag, path) = match e.part {
+            TlsPart::Ca => ("--tls-ca-file", Some(&ca)),
+            TlsPart::ClientCert => ("--tls-cert-file", cert.as_ref()),
+            TlsPart::ClientKey => ("--tls-key-file", key.as_ref()),
+            TlsPart::ServerName => ("--tls-server-name", None),
+        };
+        match path {
+            Some(p) => ConfigError(format!("{flag} {}: {}", p.display(), e.reason)),
+            None => ConfigError(format!("{flag}: {}", e.reason)),
+        }
+    })?;
+    Ok(Some(tls))
 }
 
 fn group(

@@ -5,10 +5,7 @@
 use std::time::{Duration, Instant};
 
 use redis::aio::MultiplexedConnection;
-use redis::{
-    AsyncConnectionConfig, ConnectionAddr, ConnectionInfo, ErrorKind, IntoConnectionInfo,
-    RedisError,
-};
+use redis::{AsyncConnectionConfig, ConnectionAddr, ErrorKind, IntoConnectionInfo, RedisError};
 use redis_failover_client::NodeAddr;
 
 use crate::config::RedisAuth;
@@ -30,17 +27,37 @@ impl Connector {
         Self { auth }
     }
 
-    fn info(&self, addr: &NodeAddr) -> Result<ConnectionInfo, RedisError> {
+    /// A redis crate client for `addr` (with the credentials when `login`), over TLS when
+    /// configured, and the connection options it needs.
+    fn client(
+        &self,
+        addr: &NodeAddr,
+        login: bool,
+        config: AsyncConnectionConfig,
+    ) -> Result<(redis::Client, AsyncConnectionConfig), RedisError> {
         let mut redis = redis::RedisConnectionInfo::default().set_skip_set_lib_name();
-        if let Some(user) = &self.auth.username {
-            redis = redis.set_username(user);
+        if login {
+            if let Some(user) = &self.auth.username {
+                redis = redis.set_username(user);
+            }
+            if let Some(pass) = &self.auth.password {
+                redis = redis.set_password(pass.expose());
+            }
         }
-        if let Some(pass) = &self.auth.password {
-            redis = redis.set_password(pass.expose());
+        match &self.auth.tls {
+            Some(tls) => tls.redis_client(addr, redis, config),
+            None => {
+                let info = ConnectionAddr::Tcp(addr.host.clone(), addr.port)
+                    .into_connection_info()?
+                    .set_redis_settings(redis);
+                Ok((redis::Client::open(info)?, config))
+            }
         }
-        Ok(ConnectionAddr::Tcp(addr.host.clone(), addr.port)
-            .into_connection_info()?
-            .set_redis_settings(redis))
+    }
+
+    /// The TLS settings, when connections to Redis use TLS.
+    pub(crate) fn tls(&self) -> Option<&redis_failover_client::Tls> {
+        self.auth.tls.as_ref()
     }
 
     /// A connection whose setup (TCP + AUTH) must finish within `connect_timeout`; every
@@ -52,11 +69,49 @@ impl Connector {
         connect_timeout: Duration,
         response_timeout: Option<Duration>,
     ) -> Result<MultiplexedConnection, NodeError> {
-        match open(self.info(addr)?, connect_timeout, response_timeout).await {
+        let opened = open(
+            self.client(addr, true, options(connect_timeout, response_timeout))?,
+            connect_timeout,
+        )
+        .await;
+        let opened = match (opened, &self.auth.tls) {
+            // Under TLS 1.3 a node checks a client certificate after the handshake has
+            // completed on this side: its refusal is seen here, not on the caller's command.
+            // Any reply (even an error: PING may be denied by ACL) means it was accepted.
+            (Ok(mut conn), Some(_)) => {
+                match redis::cmd("PING").query_async::<()>(&mut conn).await {
+                    Err(e) if e.is_io_error() || e.is_connection_dropped() => {
+                        Err(NodeError::from(e))
+                    }
+                    _ => Ok(conn),
+                }
+            }
+            (r, _) => r,
+        };
+        match opened {
             Err(NodeError::Auth(_)) if self.auth.password.is_some() => {
                 Err(self.why_auth_failed(addr, connect_timeout).await)
             }
+            Err(e) => Err(self.explain_tls(addr, e, connect_timeout).await),
             r => r,
+        }
+    }
+
+    /// `e`, or, under TLS, why the node refuses the connection when that is the cause
+    /// ([`redis_failover_client::Tls::diagnose`]), with the flags to check.
+    pub(crate) async fn explain_tls(
+        &self,
+        addr: &NodeAddr,
+        e: NodeError,
+        timeout: Duration,
+    ) -> NodeError {
+        let Some(tls) = &self.auth.tls else { return e };
+        if !matches!(e, NodeError::Connection(_) | NodeError::NotRedis(_)) {
+            return e;
+        }
+        match tls.diagnose(addr, timeout).await {
+            Some(d) => NodeError::Tls(tls_words(d)),
+            None => e,
         }
     }
 
@@ -72,10 +127,8 @@ impl Connector {
     /// The client library does not keep the node's answer to a failed AUTH; this asks again
     /// on a connection without credentials and turns the answer into what is wrong.
     pub(crate) async fn why_auth_failed(&self, addr: &NodeAddr, timeout: Duration) -> NodeError {
-        let plain = match ConnectionAddr::Tcp(addr.host.clone(), addr.port).into_connection_info() {
-            Ok(i) => {
-                i.set_redis_settings(redis::RedisConnectionInfo::default().set_skip_set_lib_name())
-            }
+        let plain = match self.client(addr, false, options(timeout, Some(timeout))) {
+            Ok(c) => c,
             Err(e) => return NodeError::from(e),
         };
         let mut auth = redis::cmd("AUTH");
@@ -86,7 +139,7 @@ impl Connector {
             auth.arg(pass.expose());
         }
         let answer = async {
-            let mut conn = open(plain, timeout, Some(timeout)).await?;
+            let mut conn = open(plain, timeout).await?;
             auth.query_async::<()>(&mut conn)
                 .await
                 .map_err(NodeError::from)
@@ -127,16 +180,18 @@ impl Connector {
     }
 }
 
+/// Connection options: setup bounded by `connect_timeout`, each reply by `response_timeout`.
+fn options(connect_timeout: Duration, response_timeout: Option<Duration>) -> AsyncConnectionConfig {
+    AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(connect_timeout))
+        .set_response_timeout(response_timeout)
+}
+
 /// One try to open a connection, bounded by `connect_timeout`.
 async fn open(
-    info: ConnectionInfo,
+    (client, config): (redis::Client, AsyncConnectionConfig),
     connect_timeout: Duration,
-    response_timeout: Option<Duration>,
 ) -> Result<MultiplexedConnection, NodeError> {
-    let client = redis::Client::open(info).map_err(NodeError::from)?;
-    let config = AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(connect_timeout))
-        .set_response_timeout(response_timeout);
     match tokio::time::timeout(
         connect_timeout + Duration::from_millis(50),
         client.get_multiplexed_async_connection_with_config(&config),
@@ -222,6 +277,10 @@ pub enum NodeError {
     NotRedis(String),
     #[error("connection: {0}")]
     Connection(String),
+    /// The TLS handshake failed for a reason of configuration (an untrusted certificate,
+    /// no client certificate for a node that asks for one, a port without TLS).
+    #[error("TLS: {0}")]
+    Tls(String),
     /// The node's host refused the connection (nothing listens on the port, or a firewall
     /// rejects it: alone, this proves nothing).
     #[error("connection: {0}")]
@@ -234,7 +293,10 @@ impl NodeError {
     /// The node is reachable and answers, but we are not allowed in, or it is not Redis:
     /// a configuration mistake rather than a failure of the node.
     pub fn is_config_mistake(&self) -> bool {
-        matches!(self, NodeError::Auth(_) | NodeError::NotRedis(_))
+        matches!(
+            self,
+            NodeError::Auth(_) | NodeError::NotRedis(_) | NodeError::Tls(_)
+        )
     }
 }
 
@@ -262,10 +324,38 @@ impl From<RedisError> for NodeError {
         if e.is_connection_refusal() {
             return NodeError::Refused(one_line(&e));
         }
+        if let Some(problem) = tls_problem(&one_line(&e)) {
+            return NodeError::Tls(problem);
+        }
         if e.is_io_error() || e.is_connection_dropped() {
             return NodeError::Connection(one_line(&e));
         }
         NodeError::Reply(one_line(&e))
+    }
+}
+
+/// A TLS failure that configuration causes, from rustls' words, said with the flags to
+/// check; `None` for anything else.
+pub(crate) fn tls_problem(text: &str) -> Option<String> {
+    redis_failover_client::TlsDiagnosis::from_text(text).map(tls_words)
+}
+
+/// What to tell the operator about a TLS failure.
+fn tls_words(d: redis_failover_client::TlsDiagnosis) -> String {
+    use redis_failover_client::TlsDiagnosis as D;
+    match d {
+        D::CertificateNotAccepted(d) => format!(
+            "the node's certificate is not accepted ({d}); check --tls-ca-file and --tls-server-name"
+        ),
+        D::ClientCertificateRequired => "the node asks for a client certificate \
+             (tls-auth-clients yes); give --tls-cert-file and --tls-key-file"
+            .to_string(),
+        D::Refused(d) => format!(
+            "the node refused the handshake ({d}); check --tls-cert-file and --tls-key-file"
+        ),
+        D::NotTls(d) => {
+            format!("the node does not speak TLS on this port ({d}); is it its tls-port?")
+        }
     }
 }
 

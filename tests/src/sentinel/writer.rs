@@ -50,13 +50,8 @@ impl SentinelWriter {
         retry_pause: Duration,
     ) -> Result<SentinelWriter, String> {
         let urls: Vec<String> = sentinels.iter().map(|a| format!("redis://{a}/")).collect();
-        let sentinel = SentinelClient::build(
-            urls,
-            MASTER_NAME.to_string(),
-            None,
-            SentinelServerType::Master,
-        )
-        .map_err(|e| format!("SentinelClient::build: {e}"))?;
+        let sentinel = SentinelClient::build(urls, MASTER_NAME, None, SentinelServerType::Master)
+            .map_err(|e| format!("SentinelClient::build: {e}"))?;
         Ok(SentinelWriter {
             sentinel,
             namespace: String::new(),
