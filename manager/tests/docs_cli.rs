@@ -536,7 +536,10 @@ fn the_example_config_file_is_valid() {
     let text = std::fs::read_to_string(common::repo().join("examples/deploy/manager.toml"))
         .expect("the example config");
     let text = text
-        .replace("/etc/redis-failover/zk-auth", &dir.path().join("zk").display().to_string())
+        .replace(
+            "/etc/redis-failover/zk-auth",
+            &dir.path().join("zk").display().to_string(),
+        )
         .replace(
             "/etc/redis-failover/redis-password",
             &dir.path().join("pw").display().to_string(),

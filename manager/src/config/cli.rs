@@ -164,11 +164,7 @@ pub struct Cli {
     pub on_switch_master: Option<PathBuf>,
 
     /// How long that program may run before it is killed [default: 60000].
-    #[arg(
-        long,
-        env = "REDIS_FAILOVER_HOOK_TIMEOUT_MS",
-        value_name = "MS"
-    )]
+    #[arg(long, env = "REDIS_FAILOVER_HOOK_TIMEOUT_MS", value_name = "MS")]
     pub hook_timeout_ms: Option<u64>,
 
     /// Clients acknowledge a write only once this many replicas have it (the client's
