@@ -281,6 +281,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         let (snapshot_tx, snapshot_rx) = watch::channel(http::GroupSnapshot::default());
         snapshots.push(snapshot_rx);
         let rules = daemon::Rules {
+            webhook: config.webhook.clone(),
             hook: config
                 .on_switch_master
                 .clone()

@@ -94,3 +94,57 @@ async fn a_program_that_hangs_is_killed_and_delays_nothing() {
     assert_eq!(record.hook.as_deref(), Some("killed after 1500 ms"));
     m.stop().await.expect("stop");
 }
+
+/// `--webhook-url`: a real local HTTP receiver that fails twice, then answers 200, gets the
+/// failover's record until it acknowledges it (three POSTs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_gets_the_record_until_it_acknowledges_it() {
+    use std::sync::{Arc, Mutex};
+
+    let bodies: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
+    let seen = bodies.clone();
+    let app = axum::Router::new().route(
+        "/hooks/redis",
+        axum::routing::post(move |axum::Json(body): axum::Json<serde_json::Value>| {
+            let seen = seen.clone();
+            async move {
+                let mut b = seen.lock().expect("lock");
+                b.push(body);
+                if b.len() < 3 {
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR
+                } else {
+                    axum::http::StatusCode::OK
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let trio = RedisGroup::trio();
+    let s = Scene::new("webhook").await;
+    let m = s.manager(&trio.addrs(), |c| {
+        c.webhook_url = Some(format!("http://127.0.0.1:{port}/hooks/redis"));
+    });
+    let before = s.wait_published(DEADLINE, "published", 2).await;
+    trio.node(0).kill9();
+    let t = s.wait_new_master(DEADLINE, "a failover", &before).await;
+    let to = t.master.clone().expect("a master").to_string();
+    let got = wait_until_async(DEADLINE, "three POSTs", || {
+        let b = bodies.lock().expect("lock").clone();
+        async move { (b.len() >= 3).then_some(b) }
+    })
+    .await;
+    for body in &got {
+        assert_eq!(body["to"], serde_json::Value::String(to.clone()), "{body}");
+        assert_eq!(body["kind"], "failover", "{body}");
+    }
+    // Acknowledged: no fourth.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(bodies.lock().expect("lock").len(), 3);
+    m.stop().await.expect("stop");
+    server.abort();
+}

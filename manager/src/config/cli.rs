@@ -163,6 +163,11 @@ pub struct Cli {
     #[arg(long, env = "REDIS_FAILOVER_ON_SWITCH_MASTER", value_name = "PROGRAM")]
     pub on_switch_master: Option<PathBuf>,
 
+    /// POST each failover's history record (JSON) here after every change of master,
+    /// retried with backoff (http:// only) [default: none].
+    #[arg(long, env = "REDIS_FAILOVER_WEBHOOK_URL", value_name = "URL")]
+    pub webhook_url: Option<String>,
+
     /// How long that program may run before it is killed [default: 60000].
     #[arg(long, env = "REDIS_FAILOVER_HOOK_TIMEOUT_MS", value_name = "MS")]
     pub hook_timeout_ms: Option<u64>,

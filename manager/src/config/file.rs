@@ -33,6 +33,7 @@ pub struct FileConfig {
     pub replication_guard: Option<super::cli::Switch>,
     pub observe_only: Option<bool>,
     pub on_switch_master: Option<std::path::PathBuf>,
+    pub webhook_url: Option<String>,
     pub hook_timeout_ms: Option<u64>,
     pub node_strategy: Option<String>,
     pub required_node_managers: Option<usize>,

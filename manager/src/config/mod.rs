@@ -68,6 +68,8 @@ pub struct Config {
     pub observe_only: bool,
     /// `--on-switch-master` and its timeout.
     pub on_switch_master: Option<(std::path::PathBuf, Duration)>,
+    /// `--webhook-url`, parsed.
+    pub webhook: Option<crate::io::webhook::Webhook>,
     pub node_strategy: crate::core::votes::Strategy,
     pub required_node_managers: usize,
     pub http_addr: Option<std::net::SocketAddr>,
@@ -291,6 +293,12 @@ impl Config {
             max_lag_bytes: cli.max_lag_bytes.or(file.max_lag_bytes),
             fencing,
             synchronous_replicas,
+            webhook: cli
+                .webhook_url
+                .or(file.webhook_url)
+                .map(|u| crate::io::webhook::Webhook::parse(&u))
+                .transpose()
+                .map_err(ConfigError)?,
             observe_only: cli.observe_only || file.observe_only == Some(true),
             on_switch_master: cli.on_switch_master.or(file.on_switch_master).map(|p| {
                 let ms = cli

@@ -64,6 +64,8 @@ event_names! {
     ZK_SESSION = "+zk-session": "a new ZooKeeper session was opened after the old one ended";
     HOOK = "+hook": "`--on-switch-master` ran after a change of master and exited 0 (its output follows)";
     HOOK_FAILED = "-hook": "`--on-switch-master` exited non-zero, was killed at its timeout, or could not start";
+    WEBHOOK = "+webhook": "`--webhook-url` acknowledged a failover's record (2xx)";
+    WEBHOOK_FAILED = "-webhook": "`--webhook-url` did not acknowledge a failover's record after its retries";
     WOULD_PROMOTE = "+would-promote": "`--observe-only`: a leader would promote this replica now (the line gives the leader's decision and reasons); nothing was done";
     WOULD = "+would": "`--observe-only`: what a leader would do now (its decision follows); nothing was done";
     ACL_LOCKED = "+acl-locked": "a znode of the group was open to all: it now has the managers' ACL (`--zk-auth-file`)";

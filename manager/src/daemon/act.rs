@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use redis_failover_client::wire::unix_ms;
+use redis_failover_client::wire::{unix_ms, FailoverRecord};
 use redis_failover_client::{NodeAddr, Topology};
 use tokio::sync::Notify;
 use tracing::{debug, error, info, warn};
@@ -19,7 +19,7 @@ use crate::core::derive::Resyncing;
 use crate::core::event_names::{
     FAILOVER_NOT_LEADER, FENCE_FAILED, FENCE_WAIT, GUARD_FAILED, HISTORY_WRITE, HOOK, HOOK_FAILED,
     LEADER_UNCONFIRMED, PROMOTED, PUBLISH_FAILED, REBOOT_KEPT, RECONF_REPLICA,
-    RECONF_REPLICA_FAILED, SWITCH_MASTER, SWITCH_MASTER_UNPUBLISHED,
+    RECONF_REPLICA_FAILED, SWITCH_MASTER, SWITCH_MASTER_UNPUBLISHED, WEBHOOK, WEBHOOK_FAILED,
 };
 use crate::core::fence::FenceSetting;
 use crate::core::info::NodeInfo;
@@ -447,7 +447,17 @@ impl GroupDaemon {
             started.elapsed().as_millis(),
             plan.kind.suffix()
         );
-        let at_ms = self.record(leader, plan, started).await;
+        let record = self.record(leader, plan, started).await;
+        let at_ms = record.at_ms;
+        if let Some(webhook) = self.rules.webhook.clone() {
+            let (g, body) = (g.clone(), serde_json::to_vec(&record).unwrap_or_default());
+            tokio::spawn(async move {
+                match webhook.notify(body).await {
+                    (true, how) => info!(group = %g, "{WEBHOOK} delivered: {how}"),
+                    (false, how) => warn!(group = %g, "{WEBHOOK_FAILED} {how}"),
+                }
+            });
+        }
         if let Some(hook) = self.rules.hook.clone() {
             // In the background: the failover is done; the program may take its time.
             let (leader, paths, from, to) = (
@@ -609,9 +619,14 @@ impl GroupDaemon {
         }
     }
 
-    /// Appends a finished promotion to `<root>/failover_history` and counts it; returns its
-    /// `at_ms`.
-    async fn record(&mut self, leader: &Leadership, plan: &Promotion, started: Instant) -> u64 {
+    /// Appends a finished promotion to `<root>/failover_history` and counts it; returns the
+    /// record.
+    async fn record(
+        &mut self,
+        leader: &Leadership,
+        plan: &Promotion,
+        started: Instant,
+    ) -> FailoverRecord {
         let duration_ms = started.elapsed().as_millis() as u64;
         let record = plan.record(unix_ms(), duration_ms, self.state.epoch, &self.manager_id);
         if let Some(m) = &self.metrics {
@@ -621,7 +636,7 @@ impl GroupDaemon {
             Ok(history) => self.known.history = history,
             Err(e) => warn!(group = %self.cfg.name, "{HISTORY_WRITE} {e}"),
         }
-        record.at_ms
+        record
     }
 }
 

@@ -66,6 +66,8 @@ pub struct Rules {
     pub guard: Option<Credential>,
     /// `--on-switch-master`.
     pub hook: Option<crate::io::hook::Hook>,
+    /// `--webhook-url`.
+    pub webhook: Option<crate::io::webhook::Webhook>,
     pub max_failures: u32,
     /// `--down-after-ms`, reported to operators.
     pub down_after: Duration,
