@@ -315,6 +315,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             stop_groups.clone(),
         )));
     }
+    let endpoint_tls = match &config.endpoint_tls {
+        Some((cert, key)) => Some(
+            crate::front::tls::acceptor(cert, key)
+                .map_err(|e| StartError::Config(ConfigError(e)))?,
+        ),
+        None => None,
+    };
     if let Some(listener) = http_listener {
         let state = http::HttpState {
             manager_id: config.manager_id.clone(),
@@ -324,13 +331,23 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             as_identity: config.zk_access.identity.is_some(),
         };
         let stop = stop_all.clone();
-        tasks.push(tokio::spawn(async move {
-            let served = axum::serve(listener, http::router(state))
-                .with_graceful_shutdown(async move { stop.cancelled().await });
-            if let Err(e) = served.await {
-                warn!("{HTTP_ERROR}: {e}");
+        match endpoint_tls.clone() {
+            Some(tls) => {
+                tasks.push(tokio::spawn(http::serve_tls(
+                    listener,
+                    tls,
+                    http::router(state),
+                    stop,
+                )));
             }
-        }));
+            None => tasks.push(tokio::spawn(async move {
+                let served = axum::serve(listener, http::router(state))
+                    .with_graceful_shutdown(async move { stop.cancelled().await });
+                if let Err(e) = served.await {
+                    warn!("{HTTP_ERROR}: {e}");
+                }
+            })),
+        }
     }
     if let Some(listener) = sentinel_listener {
         let port = listener.local_addr().map_or(0, |a| a.port());
@@ -347,6 +364,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         };
         tasks.push(tokio::spawn(sentinel::serve(
             listener,
+            endpoint_tls.clone(),
             state,
             stop_all.clone(),
         )));

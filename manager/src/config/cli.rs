@@ -163,6 +163,23 @@ pub struct Cli {
     #[arg(long, env = "REDIS_FAILOVER_ON_SWITCH_MASTER", value_name = "PROGRAM")]
     pub on_switch_master: Option<PathBuf>,
 
+    /// Certificate (PEM chain) the HTTP and Sentinel endpoints serve TLS with; with
+    /// --endpoint-tls-key-file [default: plain TCP].
+    #[arg(
+        long,
+        env = "REDIS_FAILOVER_ENDPOINT_TLS_CERT_FILE",
+        value_name = "FILE"
+    )]
+    pub endpoint_tls_cert_file: Option<PathBuf>,
+
+    /// Private key (PEM) of --endpoint-tls-cert-file.
+    #[arg(
+        long,
+        env = "REDIS_FAILOVER_ENDPOINT_TLS_KEY_FILE",
+        value_name = "FILE"
+    )]
+    pub endpoint_tls_key_file: Option<PathBuf>,
+
     /// POST each failover's history record (JSON) here after every change of master,
     /// retried with backoff (http:// only) [default: none].
     #[arg(long, env = "REDIS_FAILOVER_WEBHOOK_URL", value_name = "URL")]

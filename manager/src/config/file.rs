@@ -34,6 +34,8 @@ pub struct FileConfig {
     pub observe_only: Option<bool>,
     pub on_switch_master: Option<std::path::PathBuf>,
     pub webhook_url: Option<String>,
+    pub endpoint_tls_cert_file: Option<std::path::PathBuf>,
+    pub endpoint_tls_key_file: Option<std::path::PathBuf>,
     pub hook_timeout_ms: Option<u64>,
     pub node_strategy: Option<String>,
     pub required_node_managers: Option<usize>,

@@ -70,6 +70,8 @@ pub struct Config {
     pub on_switch_master: Option<(std::path::PathBuf, Duration)>,
     /// `--webhook-url`, parsed.
     pub webhook: Option<crate::io::webhook::Webhook>,
+    /// `--endpoint-tls-cert-file` and `--endpoint-tls-key-file`.
+    pub endpoint_tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
     pub node_strategy: crate::core::votes::Strategy,
     pub required_node_managers: usize,
     pub http_addr: Option<std::net::SocketAddr>,
@@ -293,6 +295,18 @@ impl Config {
             max_lag_bytes: cli.max_lag_bytes.or(file.max_lag_bytes),
             fencing,
             synchronous_replicas,
+            endpoint_tls: match (
+                cli.endpoint_tls_cert_file.or(file.endpoint_tls_cert_file),
+                cli.endpoint_tls_key_file.or(file.endpoint_tls_key_file),
+            ) {
+                (Some(c), Some(k)) => Some((c, k)),
+                (None, None) => None,
+                _ => {
+                    return err(
+                        "give --endpoint-tls-cert-file and --endpoint-tls-key-file together",
+                    )
+                }
+            },
             webhook: cli
                 .webhook_url
                 .or(file.webhook_url)

@@ -457,6 +457,42 @@ fn check<V: Verdict>(
     }
 }
 
+/// Serves `router` over TLS on `listener` until `stop`: each connection's handshake and
+/// requests in its own task (bounded handshake), all of them ended at `stop`.
+pub async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    tls: tokio_rustls::TlsAcceptor,
+    router: Router,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    let mut conns = tokio::task::JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            _ = stop.cancelled() => break,
+            a = listener.accept() => a,
+        };
+        let Ok((stream, _)) = accepted else {
+            // Out of file descriptors and the like: pause instead of spinning.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        let (tls, router) = (tls.clone(), router.clone());
+        conns.spawn(async move {
+            let Ok(Ok(stream)) =
+                tokio::time::timeout(Duration::from_secs(5), tls.accept(stream)).await
+            else {
+                return;
+            };
+            let service = hyper_util::service::TowerToHyperService::new(router);
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await;
+        });
+        while conns.try_join_next().is_some() {}
+    }
+    conns.shutdown().await;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,6 +7,7 @@
 //! - [`metrics`]: the Prometheus registry behind `/metrics`.
 //! - [`sentinel`]: the Redis Sentinel protocol, so unmodified Sentinel clients work.
 //! - [`cli`]: the `failover`, `pause`/`resume` and `status` subcommands.
+//! - [`tls`]: the certificate the HTTP and Sentinel endpoints serve TLS with, if given.
 
 use tokio::sync::watch;
 use zookeeper_client as zk;
@@ -16,6 +17,7 @@ pub mod http;
 pub mod metrics;
 pub mod sentinel;
 pub mod snapshot;
+pub(crate) mod tls;
 
 /// This manager's ZooKeeper session while it is connected: only then is the topology it
 /// holds current (without it another manager may have replaced the master meanwhile).

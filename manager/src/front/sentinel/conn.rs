@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use futures::{SinkExt, StreamExt};
 use redis_protocol::resp2::types::BytesFrame as Frame;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{broadcast, OwnedSemaphorePermit};
 use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
@@ -46,9 +46,9 @@ impl From<Frame> for Reply {
     }
 }
 
-pub(super) async fn connection(
+pub(super) async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
     shared: Arc<Shared>,
-    stream: TcpStream,
+    stream: S,
     peer: String,
     stop: CancellationToken,
     _permit: OwnedSemaphorePermit,
@@ -100,7 +100,10 @@ pub(super) async fn connection(
 }
 
 /// Writes `frames`, bounded by [`WRITE_TIMEOUT`]; an error means the connection is done.
-async fn send(framed: &mut Framed<TcpStream, Codec>, frames: Vec<Frame>) -> Result<(), ()> {
+async fn send<S: AsyncRead + AsyncWrite + Unpin>(
+    framed: &mut Framed<S, Codec>,
+    frames: Vec<Frame>,
+) -> Result<(), ()> {
     let write = async {
         for f in frames {
             framed.feed(f).await?;

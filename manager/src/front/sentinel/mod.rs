@@ -153,7 +153,12 @@ impl Shared {
 
 /// Serves Sentinel clients on `listener` until `stop` turns true; then ends every task it
 /// started (connections get [`SHUTDOWN_GRACE`], then are aborted).
-pub async fn serve(listener: TcpListener, state: SentinelState, stop: CancellationToken) {
+pub async fn serve(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    state: SentinelState,
+    stop: CancellationToken,
+) {
     let (events, _) = broadcast::channel(EVENT_BACKLOG);
     let shared = Arc::new(Shared {
         last_masters: Mutex::new(vec![None; state.groups.len()]),
@@ -175,8 +180,8 @@ pub async fn serve(listener: TcpListener, state: SentinelState, stop: Cancellati
         match accepted {
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
-                match shared.clients.clone().try_acquire_owned() {
-                    Ok(permit) => {
+                match (shared.clients.clone().try_acquire_owned(), tls.clone()) {
+                    (Ok(permit), None) => {
                         tasks.spawn(connection(
                             shared.clone(),
                             stream,
@@ -185,7 +190,17 @@ pub async fn serve(listener: TcpListener, state: SentinelState, stop: Cancellati
                             permit,
                         ));
                     }
-                    Err(_) => {
+                    // The handshake in the connection's own task: a slow client holds only it.
+                    (Ok(permit), Some(tls)) => {
+                        let (shared, stop) = (shared.clone(), stop.clone());
+                        tasks.spawn(async move {
+                            let handshake = tokio::time::timeout(WRITE_TIMEOUT, tls.accept(stream));
+                            if let Ok(Ok(stream)) = handshake.await {
+                                connection(shared, stream, peer.to_string(), stop, permit).await;
+                            }
+                        });
+                    }
+                    (Err(_), _) => {
                         tasks.spawn(refuse(stream));
                     }
                 }
