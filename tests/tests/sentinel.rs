@@ -473,10 +473,28 @@ async fn commands_answer_like_sentinel_on_leader_and_standby() {
                 show(&r.cmd(&["CLIENT", "ID"]))
             )
         );
-        assert_eq!(
-            r.text(&["HELLO", "3"]),
-            "NOPROTO unsupported protocol version"
+        // RESP3 when asked (Lettuce and go-redis ask by default): HELLO and a master's fields
+        // as maps, the masters as an array of maps, a subscription as a push.
+        let mut r3 = Raw::connect(pa);
+        let has = |v: &Value, key: &str, want: &str| {
+            matches!(v, Value::Map(kv) if kv.iter().any(|(k, v)| show(k) == key && show(v) == want))
+        };
+        let hello = r3.cmd(&["HELLO", "3"]);
+        assert!(has(&hello, "proto", "3"), "{hello:?}");
+        let master = r3.cmd(&["SENTINEL", "MASTER", "mymaster"]);
+        assert!(has(&master, "port", &p0.to_string()), "{master:?}");
+        let masters = r3.cmd(&["SENTINEL", "MASTERS"]);
+        assert!(
+            matches!(&masters, Value::Array(a) if a.first().is_some_and(|m| has(m, "name", "mymaster"))),
+            "{masters:?}"
         );
+        assert_eq!(
+            r3.text(&["SENTINEL", "GET-MASTER-ADDR-BY-NAME", "mymaster"]),
+            format!("[127.0.0.1, {p0}]")
+        );
+        let sub = r3.cmd(&["SUBSCRIBE", "+switch-master"]);
+        assert!(matches!(sub, Value::Push { .. }), "{sub:?}");
+        assert_eq!(r.text(&["HELLO", "4"]), "NOPROTO unsupported protocol version");
 
         // Errors, as Redis words them.
         assert_eq!(

@@ -59,6 +59,19 @@ impl Decoder for Codec {
     }
 }
 
+/// A RESP3 reply (after `HELLO 3`).
+impl Encoder<redis_protocol::resp3::types::BytesFrame> for Codec {
+    type Error = RedisProtocolError;
+
+    fn encode(
+        &mut self,
+        item: redis_protocol::resp3::types::BytesFrame,
+        dst: &mut BytesMut,
+    ) -> Result<(), Self::Error> {
+        redis_protocol::resp3::encode::complete::extend_encode(dst, &item, false).map(|_| ())
+    }
+}
+
 impl Encoder<Frame> for Codec {
     type Error = RedisProtocolError;
 

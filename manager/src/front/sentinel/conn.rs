@@ -17,6 +17,7 @@ use tracing::warn;
 use super::codec::{arity, bulk, error, int, ok, request_args, simple, unknown_command, Codec};
 use super::commands::info;
 use super::glob::glob;
+use super::resp3;
 use super::{Shared, COMMANDS, REDIS_VERSION, SUBSCRIBED_COMMANDS, WRITE_TIMEOUT};
 use crate::core::event_names::SENTINEL_ERROR;
 use crate::core::events::Event;
@@ -29,6 +30,8 @@ pub(super) struct Client {
     channels: BTreeSet<String>,
     patterns: BTreeSet<String>,
     events: Option<broadcast::Receiver<Event>>,
+    /// The client asked for RESP3 (`HELLO 3`).
+    resp3: bool,
 }
 
 /// What to send back, and whether to close the connection after it.
@@ -62,6 +65,7 @@ pub(super) async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
         channels: BTreeSet::new(),
         patterns: BTreeSet::new(),
         events: None,
+        resp3: false,
     };
     loop {
         // Reading has no deadline: Sentinel clients keep idle connections open.
@@ -70,18 +74,20 @@ pub(super) async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
             request = framed.next() => match request {
                 None => return,
                 Some(Err(e)) => {
-                    let _ = send(&mut framed, vec![error(format!("ERR Protocol error: {e}"))]).await;
+                    let _ = send(&mut framed, vec![error(format!("ERR Protocol error: {e}"))], None).await;
                     return;
                 }
                 Some(Ok(frame)) => match request_args(frame) {
                     Err(e) => {
-                        let _ = send(&mut framed, vec![error(e)]).await;
+                        let _ = send(&mut framed, vec![error(e)], None).await;
                         return;
                     }
                     Ok(args) if args.is_empty() => continue,
                     Ok(args) => {
+                        let shape = resp3::shape_of(&args);
                         let reply = client.handle(&shared, args).await;
-                        if send(&mut framed, reply.frames).await.is_err() || reply.close {
+                        let shape = client.resp3.then_some(shape);
+                        if send(&mut framed, reply.frames, shape).await.is_err() || reply.close {
                             return;
                         }
                         continue;
@@ -93,22 +99,28 @@ pub(super) async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
                 None => continue,
             },
         };
-        if send(&mut framed, frames).await.is_err() {
+        let shape = client.resp3.then_some(resp3::Shape::Push);
+        if send(&mut framed, frames, shape).await.is_err() {
             return;
         }
     }
 }
 
 /// Writes `frames`, bounded by [`WRITE_TIMEOUT`]; an error means the connection is done.
+/// In RESP3 (`shape` given) when the client asked for it.
 async fn send<S: AsyncRead + AsyncWrite + Unpin>(
     framed: &mut Framed<S, Codec>,
     frames: Vec<Frame>,
+    shape: Option<resp3::Shape>,
 ) -> Result<(), ()> {
     let write = async {
         for f in frames {
-            framed.feed(f).await?;
+            match shape {
+                None => framed.feed(f).await?,
+                Some(shape) => framed.feed(resp3::convert(f, shape)).await?,
+            }
         }
-        framed.flush().await
+        SinkExt::<Frame>::flush(framed).await
     };
     match tokio::time::timeout(WRITE_TIMEOUT, write).await {
         Ok(Ok(())) => Ok(()),
@@ -263,7 +275,7 @@ impl Client {
     fn hello(&mut self, shared: &Shared, args: &[String]) -> Frame {
         if let Some(v) = args.get(1) {
             match v.parse::<i64>() {
-                Ok(2) => {}
+                Ok(2 | 3) => {}
                 Ok(_) => return error("NOPROTO unsupported protocol version"),
                 Err(_) => return error("ERR Protocol version is not an integer or out of range"),
             }
@@ -302,13 +314,16 @@ impl Client {
                 return e;
             }
         }
+        if let Some(v) = args.get(1) {
+            self.resp3 = v == "3";
+        }
         Frame::Array(vec![
             bulk("server"),
             bulk("redis"),
             bulk("version"),
             bulk(REDIS_VERSION),
             bulk("proto"),
-            int(2),
+            int(if self.resp3 { 3 } else { 2 }),
             bulk("id"),
             int(self.id as i64),
             bulk("mode"),

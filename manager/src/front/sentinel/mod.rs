@@ -5,8 +5,8 @@
 //! decided here (`SENTINEL FAILOVER` writes the same request as `redis_node_manager
 //! failover`, which the leader carries out).
 //!
-//! A group's name is its Sentinel master name. What differs from Sentinel: RESP2 only
-//! (`HELLO 3` is refused with `NOPROTO`), no Sentinel election (`IS-MASTER-DOWN-BY-ADDR`
+//! A group's name is its Sentinel master name. RESP3 after `HELLO 3` ([`resp3`]). What
+//! differs from Sentinel: no Sentinel election (`IS-MASTER-DOWN-BY-ADDR`
 //! answers from this manager's own view and never votes), no runtime reconfiguration
 //! (`SENTINEL SET/MONITOR/REMOVE/RESET/CONFIG SET` are refused). `SENTINEL SENTINELS` lists
 //! the other managers at the Sentinel address each announces in its view (`ip ?`, `port 0`
@@ -32,6 +32,7 @@ mod codec;
 mod commands;
 mod conn;
 mod glob;
+mod resp3;
 mod view;
 
 use crate::core::event_names::SENTINEL_ERROR;
