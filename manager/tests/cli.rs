@@ -1,6 +1,8 @@
 //! The `redis_node_manager` binary: bad input gives one line naming the culprit and exit
 //! code 2 (never a panic); SIGTERM releases the lock and exits 0.
 
+mod common;
+
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
@@ -23,29 +25,13 @@ fn run_env(args: &[&str], env: &[(&str, Option<&str>)]) -> Output {
             None => cmd.env_remove(k),
         };
     }
-    cmd.args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.args(args);
     for (k, _) in std::env::vars() {
         if k.starts_with("REDIS_FAILOVER_") {
             cmd.env_remove(k);
         }
     }
-    let child = cmd.spawn().expect("spawn redis_node_manager");
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(Duration::from_secs(30)) {
-        Ok(out) => out.expect("wait"),
-        Err(_) => {
-            // SAFETY: killing our own child by pid.
-            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-            panic!("redis_node_manager {args:?} did not exit within 30 s");
-        }
-    }
+    common::output_within(cmd, b"")
 }
 
 /// Asserts exit code 2 and a single stderr line containing every `want`.

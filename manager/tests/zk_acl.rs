@@ -3,7 +3,9 @@
 //! write (a client, zkCli); operators listed in `--zk-operator-acl` request failovers and
 //! pause with their own identity; a tree made open is locked when such managers start.
 
-use std::process::{Command, Output, Stdio};
+mod common;
+
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use redis_failover_tests::manager::{zk_client, ManagerMode, ManagerSet};
@@ -22,31 +24,11 @@ async fn run(args: Vec<String>, stdin: &'static str, as_operator: bool) -> Outpu
         let mut cmd = Command::new(BIN);
         cmd.args(&args)
             .env("RUST_LOG", "error")
-            .env_remove("REDIS_FAILOVER_ZK_AUTH")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .env_remove("REDIS_FAILOVER_ZK_AUTH");
         if as_operator {
             cmd.env("REDIS_FAILOVER_ZK_AUTH", OPERATOR);
         }
-        let mut child = cmd.spawn().expect("spawn redis_node_manager");
-        if let Some(mut input) = child.stdin.take() {
-            use std::io::Write;
-            let _ = input.write_all(stdin.as_bytes());
-        }
-        let pid = child.id();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let _ = tx.send(child.wait_with_output());
-        });
-        match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(out) => out.expect("wait"),
-            Err(_) => {
-                // SAFETY: killing our own child by pid.
-                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-                panic!("redis_node_manager {args:?} did not exit within 30 s");
-            }
-        }
+        common::output_within(cmd, stdin.as_bytes())
     })
     .await
     .expect("join")

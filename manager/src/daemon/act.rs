@@ -82,20 +82,7 @@ impl GroupDaemon {
                 return next;
             }
         }
-        self.state.paused = self.known.pause.clone();
-        let now = Instant::now();
-        let master = self.state.master.clone();
-        self.state
-            .resyncing
-            .settle(&self.view, master.as_ref(), now);
-        let decision = decide(
-            &self.state,
-            &self.view,
-            self.known.published.topology(),
-            &self.votes(),
-            now,
-            &self.rules.policy,
-        );
+        let (decision, now) = self.decide_now();
         self.log_decision(&decision);
         let (kind, hold) = match &decision {
             Decision::RollForward { failed, .. } => (
@@ -307,28 +294,55 @@ impl GroupDaemon {
         }
     }
 
+    /// What a leader decides now, on this manager's view and what it knows of ZooKeeper
+    /// (the leader's cycle and `--observe-only`'s take it the same way), and when.
+    pub(super) fn decide_now(&mut self) -> (Decision, Instant) {
+        self.state.paused = self.known.pause.clone();
+        let now = Instant::now();
+        let master = self.state.master.clone();
+        self.state
+            .resyncing
+            .settle(&self.view, master.as_ref(), now);
+        let decision = decide(
+            &self.state,
+            &self.view,
+            self.known.published.topology(),
+            &self.votes(),
+            now,
+            &self.rules.policy,
+        );
+        (decision, now)
+    }
+
     pub(super) fn log_decision(&mut self, d: &Decision) {
-        if *d == Decision::Steady {
-            return;
-        }
-        let line = d.to_string();
         match d {
             Decision::Steady => {}
             Decision::Wait { .. } | Decision::NoCandidate { .. } => {
-                let repeat = self
-                    .last_log
-                    .as_ref()
-                    .is_some_and(|(l, at)| *l == line && at.elapsed() < REPEAT_LOG);
-                if !repeat {
-                    warn!(group = %self.cfg.name, "{line}");
-                    self.last_log = Some((line, Instant::now()));
-                }
+                self.log_unrepeated(d.to_string(), true)
             }
             _ => {
-                info!(group = %self.cfg.name, "{line}");
+                info!(group = %self.cfg.name, "{d}");
                 self.last_log = None;
             }
         }
+    }
+
+    /// Logs `line` (a warning or information) unless it was the last line so logged, less
+    /// than [`REPEAT_LOG`] ago.
+    pub(super) fn log_unrepeated(&mut self, line: String, warning: bool) {
+        let repeat = self
+            .last_log
+            .as_ref()
+            .is_some_and(|(l, at)| *l == line && at.elapsed() < REPEAT_LOG);
+        if repeat {
+            return;
+        }
+        if warning {
+            warn!(group = %self.cfg.name, "{line}");
+        } else {
+            info!(group = %self.cfg.name, "{line}");
+        }
+        self.last_log = Some((line, Instant::now()));
     }
 
     /// The one promotion sequence: record, promote, confirm and re-point, publish.

@@ -7,35 +7,17 @@
 
 use std::time::Instant;
 
-use tracing::info;
-
+use crate::core::decide::Decision;
 use crate::core::decide::GroupState;
-use crate::core::decide::{decide, Decision};
 use crate::core::event_names::{WOULD, WOULD_PROMOTE};
 
 use super::{GroupDaemon, Next};
-
-/// A line already logged is not repeated for this long.
-const REPEAT_LOG: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl GroupDaemon {
     /// One decision as a leader's cycle takes it, on what this manager knows as a standby
     /// (the published topology and the pause, kept current by the group's watch).
     pub(super) async fn observe_cycle(&mut self) -> Next {
-        self.state.paused = self.known.pause.clone();
-        let now = Instant::now();
-        let master = self.state.master.clone();
-        self.state
-            .resyncing
-            .settle(&self.view, master.as_ref(), now);
-        let decision = decide(
-            &self.state,
-            &self.view,
-            self.known.published.topology(),
-            &self.votes(),
-            now,
-            &self.rules.policy,
-        );
+        let (decision, _) = self.decide_now();
         match decision {
             Decision::Steady => Next::Idle,
             Decision::Wait { .. } => {
@@ -74,25 +56,13 @@ impl GroupDaemon {
                 ..
             } => {
                 let line = format!("{WOULD_PROMOTE} {winner} to replace {failed}: {decision}");
-                self.log_once(line);
+                self.log_unrepeated(line, false);
                 Next::Soon
             }
             other => {
-                self.log_once(format!("{WOULD} {other}"));
+                self.log_unrepeated(format!("{WOULD} {other}"), false);
                 Next::Soon
             }
-        }
-    }
-
-    /// Logs `line` unless it was the last line logged, less than [`REPEAT_LOG`] ago.
-    fn log_once(&mut self, line: String) {
-        let repeat = self
-            .last_log
-            .as_ref()
-            .is_some_and(|(l, at)| *l == line && at.elapsed() < REPEAT_LOG);
-        if !repeat {
-            info!(group = %self.cfg.name, "{line}");
-            self.last_log = Some((line, Instant::now()));
         }
     }
 }

@@ -301,7 +301,13 @@ async fn master(
         &s,
         &group,
         &node,
-        |t, n| t.master.as_ref() == Some(n),
+        |_, t, n| {
+            if t.master.as_ref() == Some(n) {
+                Ok(())
+            } else {
+                Err(String::new())
+            }
+        },
         "master",
     )
 }
@@ -321,12 +327,11 @@ async fn replica(
     Path((group, node)): Path<(String, String)>,
     Query(q): Query<LagQuery>,
 ) -> Response {
-    let snapshot = s.group(&group).ok();
     check(
         &s,
         &group,
         &node,
-        |t, n| healthy_replica(snapshot.as_ref(), t, n, q.max_lag_bytes),
+        |g, t, n| healthy_replica(g, t, n, q.max_lag_bytes),
         "replica",
     )
 }
@@ -337,14 +342,16 @@ async fn read_only(
     Path((group, node)): Path<(String, String)>,
     Query(q): Query<LagQuery>,
 ) -> Response {
-    let snapshot = s.group(&group).ok();
     check(
         &s,
         &group,
         &node,
-        |t, n| {
-            t.master.as_ref() == Some(n)
-                || healthy_replica(snapshot.as_ref(), t, n, q.max_lag_bytes).is_ok()
+        |g, t, n| {
+            if t.master.as_ref() == Some(n) {
+                Ok(())
+            } else {
+                healthy_replica(g, t, n, q.max_lag_bytes).map_err(|_| String::new())
+            }
         },
         "master or healthy replica",
     )
@@ -352,7 +359,7 @@ async fn read_only(
 
 /// Why `n` is not a healthy replica of `t`'s master, as this manager's probes see it.
 fn healthy_replica(
-    g: Option<&GroupSnapshot>,
+    g: &GroupSnapshot,
     t: &Topology,
     n: &NodeAddr,
     max_lag_bytes: Option<u64>,
@@ -360,7 +367,7 @@ fn healthy_replica(
     if !t.slaves.contains(n) {
         return Err("not a published replica".into());
     }
-    let Some(r) = g.and_then(|g| g.nodes.get(n)) else {
+    let Some(r) = g.nodes.get(n) else {
         return Err("not probed by this manager".into());
     };
     if r.status != "up" {
@@ -381,32 +388,13 @@ fn healthy_replica(
     }
 }
 
-/// Whether `node` is `what` in the published topology: `Ok`, or why not.
-trait Verdict {
-    fn verdict(self) -> Result<(), String>;
-}
-
-impl Verdict for bool {
-    fn verdict(self) -> Result<(), String> {
-        if self {
-            Ok(())
-        } else {
-            Err(String::new())
-        }
-    }
-}
-
-impl Verdict for Result<(), String> {
-    fn verdict(self) -> Result<(), String> {
-        self
-    }
-}
-
-fn check<V: Verdict>(
+/// 200 when `is` says `node` is `what` in the group's published topology (with this
+/// manager's view of the group), 503 with why not.
+fn check(
     s: &HttpState,
     group: &str,
     node: &str,
-    is: impl Fn(&Topology, &NodeAddr) -> V,
+    is: impl Fn(&GroupSnapshot, &Topology, &NodeAddr) -> Result<(), String>,
     what: &str,
 ) -> Response {
     let g = match s.group(group) {
@@ -430,7 +418,7 @@ fn check<V: Verdict>(
         );
     }
     match &g.topology {
-        Some(t) => match is(t, &addr).verdict() {
+        Some(t) => match is(&g, t, &addr) {
             Ok(()) => (
                 StatusCode::OK,
                 Json(serde_json::json!({ "node": addr, "role": what, "epoch": t.epoch })),
@@ -547,14 +535,14 @@ mod tests {
             ),
         ];
         for (n, max, want) in table {
-            let got = healthy_replica(Some(&snapshot(n.clone())), &t, &r, *max);
+            let got = healthy_replica(&snapshot(n.clone()), &t, &r, *max);
             match (got, want) {
                 (Ok(()), Ok(())) => {}
                 (Err(e), Err(w)) => assert!(e.contains(w), "{n:?} {max:?}: {e}"),
                 (got, _) => panic!("{n:?} {max:?}: {got:?}"),
             }
         }
-        let unpublished = healthy_replica(None, &t, &m, None);
+        let unpublished = healthy_replica(&GroupSnapshot::default(), &t, &m, None);
         assert!(unpublished.is_err_and(|e| e.contains("not a published replica")));
     }
 }

@@ -1,4 +1,5 @@
-//! What the docs tests share: the repository's files and docs, and the manager binary.
+//! What the manager's tests share: the repository's files and docs, and the manager binary
+//! (and running it, bounded).
 #![allow(dead_code)] // each test file uses part of it
 
 use std::path::{Path, PathBuf};
@@ -92,4 +93,33 @@ pub fn stdout_of(args: &[&str]) -> String {
 /// Fails with `what` and the list when `bad` is not empty.
 pub fn none(bad: &[String], what: &str) {
     assert!(bad.is_empty(), "{what}: {bad:#?}");
+}
+
+/// Runs `cmd` to completion with `stdin` written to it, killing it (and failing the test)
+/// after 30 s; its stdout and stderr are captured.
+pub fn output_within(mut cmd: std::process::Command, stdin: &[u8]) -> std::process::Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn redis_node_manager");
+    if let Some(mut input) = child.stdin.take() {
+        let _ = input.write_all(stdin);
+    }
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(std::time::Duration::from_secs(30)) {
+        Ok(out) => out.expect("wait"),
+        Err(_) => {
+            // SAFETY: killing our own child by pid.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            panic!("{cmd:?} did not exit within 30 s");
+        }
+    }
 }

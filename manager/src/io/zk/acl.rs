@@ -74,9 +74,9 @@ fn acl(permission: zk::Permission, id: &AclId) -> zk::Acl {
     zk::Acl::new(permission, zk::AuthId::new(&id.scheme, &id.id))
 }
 
-/// With an identity: creates the group's root with its ACL if it is missing, and gives the
-/// root and every znode below it (the operators' requests excepted) the managers' ACLs if
-/// any is open to all, logging each (`+acl-locked`). A tree another identity owns is
+/// With an identity: creates the group's root with its ACL if it is missing and, when the
+/// root is open to all, gives every znode below it and then the root (the operators'
+/// requests excepted) the managers' ACLs, logging each (`+acl-locked`). A tree another identity owns is
 /// refused by ZooKeeper (`NoAuth`): the error says which managers' identity to use.
 pub async fn secure_group(
     client: &zk::Client,
@@ -96,31 +96,44 @@ pub async fn secure_group(
     bounded(Op::Writing, root, mkdir)
         .await
         .map_err(|e| e.with_hint(NOT_OURS))?;
-    let mut todo = vec![root.to_string()];
-    while let Some(path) = todo.pop() {
-        let Some((current, _)) = bounded(Op::Reading, &path, async {
+    // The root is locked last: a locked root means the whole tree is (only managers and
+    // operators can create under it), so a manager that starts again reads one ACL.
+    let acl_of = |path: String| async move {
+        let acl = bounded(Op::Reading, &path, async {
             optional(client.get_acl(&path).await)
         })
-        .await?
-        else {
-            continue;
-        };
-        let is_request = path == paths.manual_failover() || path == paths.paused();
-        let want = if path == root { &acls.root } else { &acls.node };
-        if !is_request && is_open(&current) {
-            bounded(Op::Writing, &path, client.set_acl(&path, want, None))
-                .await
-                .map_err(|e| e.with_hint(NOT_OURS))?;
-            info!("{ACL_LOCKED} {path}: was open to all; now writable by the managers only");
-        }
+        .await?;
+        Ok::<_, ZkError>(acl.map(|(a, _)| a))
+    };
+    if !acl_of(root.to_string()).await?.is_some_and(|a| is_open(&a)) {
+        return Ok(());
+    }
+    let mut tree = vec![root.to_string()];
+    let mut i = 0;
+    while let Some(path) = tree.get(i).cloned() {
+        i += 1;
         let children = bounded(Op::Reading, &path, async {
             optional(client.list_children(&path).await)
         })
         .await
         .map_err(|e| e.with_hint(NOT_OURS))?;
-        if let Some(children) = children {
-            todo.extend(children.into_iter().map(|c| format!("{path}/{c}")));
+        tree.extend(
+            children
+                .into_iter()
+                .flatten()
+                .map(|c| format!("{path}/{c}")),
+        );
+    }
+    for path in tree.into_iter().rev() {
+        let is_request = path == paths.manual_failover() || path == paths.paused();
+        let want = if path == root { &acls.root } else { &acls.node };
+        if is_request || !acl_of(path.clone()).await?.is_some_and(|a| is_open(&a)) {
+            continue;
         }
+        bounded(Op::Writing, &path, client.set_acl(&path, want, None))
+            .await
+            .map_err(|e| e.with_hint(NOT_OURS))?;
+        info!("{ACL_LOCKED} {path}: was open to all; now writable by the managers only");
     }
     Ok(())
 }
