@@ -29,12 +29,14 @@
 //!   on a host's thread; [`partition`]: the partition scenarios run on it;
 //! * [`sentinel`]: Redis Sentinel processes (loopback or on hosts) and a Sentinel writer;
 //! * [`chaos`]: the chaos engine; [`http`]: a tiny HTTP client; [`stats`]: min/median/max;
+//! * [`haproxy`]: HAProxy on the documented example config;
 //! * [`tls`]: certificates made at test time and a trio of nodes wired by their TLS ports;
 //! * `wait`, `util`: polls, ports, roots, tracing, the clock in Unix ms.
 
 pub use redis;
 
 pub mod chaos;
+pub mod haproxy;
 pub mod http;
 pub mod manager;
 pub mod netns;

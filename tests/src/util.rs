@@ -98,3 +98,23 @@ pub fn panic_text(p: &(dyn std::any::Any + Send)) -> Option<String> {
         .cloned()
         .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
 }
+
+/// Whether a test that needs `needs` can run: `true` when `probe` is `Ok`. Otherwise prints
+/// `SKIPPED (needs <needs>): <test>: <why>` to stderr and returns `false` (the caller returns)
+/// — or panics with that line when the environment variable `require_env` is `1` (as `.ci/run`
+/// sets), so that CI never passes by skipping.
+pub fn run_or_skip(needs: &str, require_env: &str, test: &str, probe: Result<(), String>) -> bool {
+    let Err(why) = probe else {
+        return true;
+    };
+    let line = format!("SKIPPED (needs {needs}): {test}: {why}");
+    if std::env::var(require_env).is_ok_and(|v| v == "1") {
+        panic!("{line} ({require_env}=1 forbids skipping)");
+    }
+    // Straight to fd 2: libtest captures `eprintln!` of a passing test.
+    let _ = std::io::Write::write_all(
+        &mut std::io::stderr(),
+        format!("\n!!!!!!!! {line}\n\n").as_bytes(),
+    );
+    false
+}

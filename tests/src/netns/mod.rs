@@ -15,12 +15,11 @@
 //!
 //! [`Place`]: crate::Place
 
-mod cmd;
+pub(crate) mod cmd;
 mod net;
 mod rules;
 mod thread;
 
-use std::io::Write;
 use std::sync::OnceLock;
 
 pub use cmd::ip;
@@ -68,16 +67,5 @@ fn probe() -> Result<(), String> {
 /// `SKIPPED (needs root and iptables): <test>: <why>` to stderr and returns `false` (the
 /// caller returns) — or panics with that line when `RF_REQUIRE_NETNS=1`.
 pub fn skip_unless_available(test: &str) -> bool {
-    match available() {
-        Ok(()) => true,
-        Err(why) => {
-            let line = format!("SKIPPED (needs root and iptables): {test}: {why}");
-            if std::env::var(REQUIRE_ENV).is_ok_and(|v| v == "1") {
-                panic!("{line} ({REQUIRE_ENV}=1 forbids skipping)");
-            }
-            // Straight to fd 2: libtest captures `eprintln!` of a passing test.
-            let _ = writeln!(std::io::stderr(), "\n!!!!!!!! {line}\n");
-            false
-        }
-    }
+    crate::util::run_or_skip("root and iptables", REQUIRE_ENV, test, available())
 }
