@@ -2,7 +2,7 @@
 //! its example addresses replaced by the test's): its checks ask a standby manager's HTTP
 //! endpoint which node is the master (`/master/...`) and which replicas may serve reads
 //! (`/replica/...`). Writes through its write port and reads through its read port go on
-//! across a `kill -9` of the master.
+//! across a `kill -9` of the master; without the manager, HAProxy takes every server out.
 //!
 //! Needs `haproxy` (Debian package); without it the test says `SKIPPED (needs haproxy)` on
 //! stderr (fails with `RF_REQUIRE_HAPROXY=1`, as CI sets).
@@ -139,7 +139,7 @@ async fn reads_and_writes_through_haproxy_go_on_across_a_failover() {
     let m0 = trio.node(0).addr();
     // HAProxy asks a standby: every manager answers the checks, from the published topology.
     let http = free_port();
-    let _standby = s.named_manager(&trio, "standby", |c| {
+    let standby = s.named_manager(&trio, "standby", |c| {
         c.http_addr = Some(format!("127.0.0.1:{http}").parse().expect("addr"));
     });
     wait_until_async(DEADLINE, "the standby's HTTP endpoint", || async {
@@ -229,6 +229,26 @@ async fn reads_and_writes_through_haproxy_go_on_across_a_failover() {
     // Every acknowledged write is on the new master.
     let lost = check_lost_acks(&new, &log).await.expect("loss check");
     assert!(lost.is_empty(), "acknowledged writes lost: {lost:?}");
+    // Fail closed: once the manager it asks is gone, HAProxy takes every server out.
+    standby.stop().await.expect("stopping the standby");
+    wait_until_async(DEADLINE, "HAProxy without servers", || async {
+        let log = hap.log_tail(50);
+        ["redis_write", "redis_read"]
+            .iter()
+            .all(|b| log.contains(&format!("backend '{b}' has no server available")))
+            .then_some(())
+    })
+    .await;
+    let write = ProxyWriter {
+        haproxy: through(write_port),
+        conn: None,
+    }
+    .set("after", 1)
+    .await;
+    assert!(
+        write.is_err(),
+        "a write through HAProxy without its manager"
+    );
     // Reads: never a wrong value, no error before the kill, and STREAK successes in a row
     // after the publication within the deadline (waited above): errors only in the failover.
     let failed: Vec<&Read> = reads.iter().filter(|r| r.1.is_some()).collect();
