@@ -28,6 +28,7 @@
 //! * [`netns`]: hosts as network namespaces on a bridge, partitions with iptables, clients
 //!   on a host's thread; [`partition`]: the partition scenarios run on it;
 //! * [`sentinel`]: Redis Sentinel processes (loopback or on hosts) and a Sentinel writer;
+//! * [`resp`]: a raw RESP connection, replies as text, the real `redis-cli`;
 //! * [`chaos`]: the chaos engine; [`http`]: a tiny HTTP client; [`stats`]: min/median/max;
 //! * [`tls`]: certificates made at test time and a trio of nodes wired by their TLS ports;
 //! * `wait`, `util`: polls, ports, roots, tracing, the clock in Unix ms.
@@ -43,6 +44,7 @@ mod process;
 mod redis_group;
 mod redis_helpers;
 mod redis_node;
+pub mod resp;
 mod scene;
 pub mod sentinel;
 pub mod stats;

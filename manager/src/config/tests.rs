@@ -138,23 +138,17 @@ fn bad_input_names_the_culprit() {
 #[test]
 fn a_mistyped_password_is_not_echoed() {
     let e = toml::from_str::<FileConfig>("password = 9876543210\n").expect_err("not a string");
-    assert!(
-        e.message().contains("password must be a string"),
-        "{}",
-        e.message()
-    );
-    assert!(!e.to_string().contains("9876543210") || !e.message().contains("9876543210"));
-    assert!(!e.message().contains("9876543210"), "{}", e.message());
+    let msg = e.message();
+    assert!(msg.contains("password must be a string"), "{msg}");
+    assert!(!e.to_string().contains("9876543210") || !msg.contains("9876543210"));
+    assert!(!msg.contains("9876543210"), "{msg}");
 }
 
 #[test]
 fn unknown_file_keys_are_refused() {
     let e = toml::from_str::<FileConfig>("max_failure = 3\n").expect_err("typo");
-    assert!(
-        e.message().contains("unknown field `max_failure`"),
-        "{}",
-        e.message()
-    );
+    let msg = e.message();
+    assert!(msg.contains("unknown field `max_failure`"), "{msg}");
 }
 
 #[test]
