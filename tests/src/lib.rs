@@ -57,7 +57,9 @@ mod zookeeper;
 
 pub use process::{find_program, spawn_child, spawn_guarded, GuardedChild, Place};
 pub use redis_group::RedisGroup;
-pub use redis_helpers::{connect_async, parse_role, redis_cmd_at, redis_cmd_timeout, NodeRole};
+pub use redis_helpers::{
+    connect_async, incr_twice_in_multi, parse_role, redis_cmd_at, redis_cmd_timeout, NodeRole,
+};
 pub use redis_node::{check_redis, server_bin, RedisNode};
 pub use scene::{group_topology, Scene};
 pub use util::{

@@ -86,9 +86,7 @@ async fn a_new_leader_finishes_a_recorded_promotion_and_no_other() {
     left.promoting = Some(addr(2));
     s.publish(&left).await;
     trio.node(0).kill9();
-    trio.node(2)
-        .cmd(&["REPLICAOF", "NO", "ONE"])
-        .expect("promote by hand");
+    trio.node(2).must(&["REPLICAOF", "NO", "ONE"]);
     trio.node(0).restart(None);
 
     let m = s.manager(&trio.addrs(), |_| {});
@@ -195,12 +193,8 @@ async fn one_blind_manager(strategy: &str) -> bool {
     }
 
     // Blind c to the master only.
-    trio.node(0)
-        .cmd(&["ACL", "SETUSER", "blind", "off"])
-        .expect("ACL off");
-    trio.node(0)
-        .cmd(&["CLIENT", "KILL", "USER", "blind"])
-        .expect("CLIENT KILL");
+    trio.node(0).must(&["ACL", "SETUSER", "blind", "off"]);
+    trio.node(0).must(&["CLIENT", "KILL", "USER", "blind"]);
     wait_until_async(DEADLINE, "c sees the master down", || async {
         view_of("-c")
             .await
