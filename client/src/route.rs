@@ -476,7 +476,7 @@ pub(crate) mod tests {
             ("OBJECT NOSUCHSUB k", Master),
             ("OBJECT", Master),
         ];
-        check_lines(cases, |c| route_cmd(c));
+        check_lines(cases, route_cmd);
         assert_eq!(route_cmd(&Cmd::new()), Target::Master, "empty command");
     }
 
@@ -552,7 +552,7 @@ pub(crate) mod tests {
             ("GET k", None),
             ("NOSUCHCOMMAND", None),
         ];
-        check_lines(cases, |c| classify(c));
+        check_lines(cases, classify);
     }
 
     #[test]
@@ -573,7 +573,7 @@ pub(crate) mod tests {
             ("XREAD STREAMS s 0", None),
             ("GET k", None),
         ];
-        check_lines(cases, |c| blocking_timeout(c));
+        check_lines(cases, blocking_timeout);
     }
 
     #[test]
