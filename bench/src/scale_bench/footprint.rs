@@ -58,7 +58,7 @@ pub(super) async fn bench(
     };
     println!(
         "scale_bench footprint: groups {:?}, window {} s after {} s warm-up, down-after {} ms, \
-         manager's probe interval {}; {}; nproc {}; load average {}; ZooKeeper requests one srvr / snapshot (srvr, cons) of the bench adds: {} / {} (taken off)",
+         manager's probe interval {}; {}; {}",
         o.groups,
         o.seconds,
         o.warmup_secs,
@@ -67,10 +67,7 @@ pub(super) async fn bench(
             .probe_interval_ms
             .map_or("its default".to_string(), |ms| format!("{ms} ms")),
         sentinel.describe,
-        std::thread::available_parallelism().map_or(0, |n| n.get()),
-        load_average(),
-        own.srvr,
-        own.snapshot
+        own.with_machine("snapshot (srvr, cons)")
     );
     let mut results = Vec::new();
     for &n in &o.groups {
