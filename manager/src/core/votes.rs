@@ -174,6 +174,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::type_complexity)]
     fn strategies() {
         use Strategy::*;
         // (strategy, required, [(ballots: D = down, U = up, expected: D/U/?)])
