@@ -63,7 +63,8 @@ pub use redis_helpers::{
 pub use redis_node::{check_redis, server_bin, RedisNode};
 pub use scene::{group_topology, Scene};
 pub use util::{
-    free_port, init_tracing, log_tail, panic_text, pid_alive, unique_root, unix_ms, unix_ms_at,
+    comma_list, free_port, init_tracing, log_tail, panic_text, pid_alive, unique_root, unix_ms,
+    unix_ms_at,
 };
 pub use wait::{for_a_while, wait_client_follows, wait_showing_log, wait_until, wait_until_async};
 pub use zk_ensemble::ZkEnsemble;
