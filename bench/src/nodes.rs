@@ -35,10 +35,6 @@ impl Trio {
 
     /// The replicas, comma-separated.
     pub fn replica_list(&self) -> String {
-        self.replicas
-            .iter()
-            .map(NodeAddr::to_string)
-            .collect::<Vec<_>>()
-            .join(",")
+        redis_failover_tests::comma_list(&self.replicas)
     }
 }

@@ -272,12 +272,15 @@ pub(crate) fn classify(cmd: &Cmd) -> Special {
     classify_argv(&argv(cmd))
 }
 
+/// A timeout argument as text, trimmed (`None` when absent or not UTF-8).
+fn arg_text<'a>(arg: Option<&Option<&'a [u8]>>) -> Option<&'a str> {
+    let bytes = arg.copied().flatten()?;
+    std::str::from_utf8(bytes).ok().map(str::trim)
+}
+
 pub(crate) fn parse_seconds(arg: Option<&Option<&[u8]>>) -> BlockTimeout {
-    let secs = arg
-        .copied()
-        .flatten()
-        .and_then(|b| std::str::from_utf8(b).ok())
-        .and_then(|s| s.trim().parse::<f64>().ok())
+    let secs = arg_text(arg)
+        .and_then(|s| s.parse::<f64>().ok())
         .filter(|s| s.is_finite() && *s > 0.0);
     match secs.and_then(|s| Duration::try_from_secs_f64(s).ok()) {
         Some(d) => BlockTimeout::After(d),
@@ -286,11 +289,8 @@ pub(crate) fn parse_seconds(arg: Option<&Option<&[u8]>>) -> BlockTimeout {
 }
 
 pub(crate) fn parse_millis(arg: Option<&Option<&[u8]>>) -> BlockTimeout {
-    let ms = arg
-        .copied()
-        .flatten()
-        .and_then(|b| std::str::from_utf8(b).ok())
-        .and_then(|s| s.trim().parse::<u64>().ok())
+    let ms = arg_text(arg)
+        .and_then(|s| s.parse::<u64>().ok())
         .filter(|ms| *ms > 0);
     match ms {
         Some(ms) => BlockTimeout::After(Duration::from_millis(ms)),
@@ -396,6 +396,13 @@ pub(crate) mod tests {
         line.split_whitespace().collect()
     }
 
+    /// Each command line of `cases` (words split on spaces) gives its answer by `f`.
+    fn check_lines<T: PartialEq + std::fmt::Debug>(cases: &[(&str, T)], f: impl Fn(&Cmd) -> T) {
+        for (line, want) in cases {
+            assert_eq!(f(&cmd(&words(line))), *want, "{line}");
+        }
+    }
+
     pub(crate) fn strings(c: &Cmd) -> Vec<String> {
         c.args_iter()
             .map(|a| match a {
@@ -469,9 +476,7 @@ pub(crate) mod tests {
             ("OBJECT NOSUCHSUB k", Master),
             ("OBJECT", Master),
         ];
-        for (line, want) in cases {
-            assert_eq!(route_cmd(&cmd(&words(line))), *want, "{line}");
-        }
+        check_lines(cases, route_cmd);
         assert_eq!(route_cmd(&Cmd::new()), Target::Master, "empty command");
     }
 
@@ -547,9 +552,7 @@ pub(crate) mod tests {
             ("GET k", None),
             ("NOSUCHCOMMAND", None),
         ];
-        for (line, want) in cases {
-            assert_eq!(classify(&cmd(&words(line))), *want, "{line}");
-        }
+        check_lines(cases, classify);
     }
 
     #[test]
@@ -570,9 +573,7 @@ pub(crate) mod tests {
             ("XREAD STREAMS s 0", None),
             ("GET k", None),
         ];
-        for (line, want) in cases {
-            assert_eq!(blocking_timeout(&cmd(&words(line))), *want, "{line}");
-        }
+        check_lines(cases, blocking_timeout);
     }
 
     #[test]

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Regenerate the command table in client/src/commands.rs from a live Redis server.
+"""Regenerate the command table in client/src/commands/table.rs from a live Redis server.
 
 The table sits between the `BEGIN GENERATED TABLE` / `END GENERATED TABLE` marker lines
-of commands.rs; everything outside the markers is hand-written and left untouched.
+of commands/table.rs; everything outside the markers is hand-written and left untouched.
 
 By default the script starts a throw-away `redis-server` (found on PATH, or --redis-server)
 listening only on a unix socket in a temporary directory (no TCP port, no persistence), runs
@@ -15,7 +15,7 @@ it is a container, and whether its "keys" are really shard channels (key specs f
 It also generates the `Flags` constants from FLAGS below.
 
 Usage:
-    client/tools/gen_commands.py              # rewrite client/src/commands.rs
+    client/tools/gen_commands.py              # rewrite client/src/commands/table.rs
     client/tools/gen_commands.py --check      # exit 1 if the file is not up to date
 """
 
@@ -29,13 +29,13 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-DEFAULT_OUT = os.path.normpath(os.path.join(HERE, "..", "src", "commands.rs"))
+DEFAULT_OUT = os.path.normpath(os.path.join(HERE, "..", "src", "commands", "table.rs"))
 BEGIN = "// BEGIN GENERATED TABLE"
 END = "// END GENERATED TABLE"
 
 # Flag names COMMAND can report (Redis 7 `replyFlagNames`; `may_replicate`, `sentinel`,
 # `only_sentinel` and `protected` are hidden on purpose by the server), in bit order.
-# The `Flags` constants of commands.rs are generated from this list. A flag the server reports
+# The `Flags` constants of commands/table.rs are generated from this list. A flag the server reports
 # that is not listed here is an error: add it (at the end, to keep the bit order).
 FLAGS = [
     "write",
@@ -237,7 +237,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--redis-server", help="redis-server binary (default: from PATH)")
     ap.add_argument("--connect", metavar="HOST:PORT", help="query this running server instead")
-    ap.add_argument("--out", default=DEFAULT_OUT, help="commands.rs to update (default: %(default)s)")
+    ap.add_argument("--out", default=DEFAULT_OUT, help="commands/table.rs to update (default: %(default)s)")
     ap.add_argument("--check", action="store_true", help="do not write; exit 1 if out of date")
     args = ap.parse_args()
 
@@ -250,7 +250,7 @@ def main():
         unknown = [f for f in r[2] if f not in FLAGS]
         if unknown:
             raise RuntimeError("command %s has unknown flags %s: add them to FLAGS and to "
-                               "`Flags` in commands.rs" % (r[0], unknown))
+                               "`Flags` in commands/table.rs" % (r[0], unknown))
         if not r[0].isascii() or '"' in r[0] or "\\" in r[0]:
             raise RuntimeError("unexpected command name %r" % r[0])
 

@@ -2,7 +2,7 @@
 //! same environment variables as `redis_node_manager`) and one-line errors that name the flag
 //! to fix.
 
-use redis_failover_client::{ConnectError, TopologyReadError};
+use redis_failover_client::{ConnectError, NodeAddr, TopologyReadError};
 
 /// Default ZooKeeper servers of the examples (a local ZooKeeper on its standard port).
 pub const DEFAULT_ZK: &str = "127.0.0.1:2181";
@@ -49,6 +49,11 @@ impl GroupArgs {
             _ => e.to_string(),
         }
     }
+}
+
+/// Nodes as `host:port` strings, for printing a topology's replicas.
+pub fn names(nodes: &[NodeAddr]) -> Vec<String> {
+    nodes.iter().map(NodeAddr::to_string).collect()
 }
 
 /// Prints `<program>: <msg>` on stderr (one line) and exits with status 1.

@@ -9,7 +9,9 @@ use redis_failover_tests::http::request_async;
 use redis_failover_tests::manager::{zk_client, ManagerMode, ManagerSet};
 use redis_failover_tests::{free_port, redis, redis_cmd_at, RedisGroup, Scene};
 
-const BIN: &str = env!("CARGO_BIN_EXE_redis_node_manager");
+mod common;
+use common::BIN;
+
 const DEADLINE: Duration = Duration::from_secs(30);
 const REDIS_SECRET: &str = "r-secret-3141";
 const ZK_SECRET: &str = "z-secret-5926";
@@ -126,18 +128,15 @@ async fn secrets_from_files_never_show() {
 
     // An error about a secret names the setting, not the secret.
     let wrong = write("wrong", "not-the-password\n".into());
-    let out = std::process::Command::new(BIN)
-        .args([
-            "-z",
-            &s.connect,
-            "-n",
-            &trio.addrs()[1],
-            "--password-file",
-            &wrong,
-        ])
-        .env("RUST_LOG", "debug")
-        .output()
-        .expect("run");
+    let manager = |extra: &[&str]| {
+        let mut cmd = std::process::Command::new(BIN);
+        cmd.args(["-z", &s.connect, "-n", &trio.addrs()[1]])
+            .args(extra);
+        cmd
+    };
+    let mut cmd = manager(&["--password-file", &wrong]);
+    cmd.env("RUST_LOG", "debug");
+    let out = common::output_within(cmd, b"");
     assert_eq!(out.status.code(), Some(2));
     let text = format!(
         "{}{}",
@@ -146,19 +145,7 @@ async fn secrets_from_files_never_show() {
     );
     assert!(text.contains("wrong password"), "{text}");
     assert!(!text.contains("not-the-password"), "{text}");
-    let both = std::process::Command::new(BIN)
-        .args([
-            "-z",
-            &s.connect,
-            "-n",
-            &trio.addrs()[1],
-            "-p",
-            "x",
-            "--password-file",
-            &wrong,
-        ])
-        .output()
-        .expect("run");
+    let both = common::output_within(manager(&["-p", "x", "--password-file", &wrong]), b"");
     assert_eq!(both.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&both.stderr)

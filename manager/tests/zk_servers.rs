@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use redis_failover_tests::manager::{ManagerMode, ManagerSet};
-use redis_failover_tests::{log_tail, shared_zk, RedisGroup, Scene, ZkEnsemble};
+use redis_failover_tests::{shared_zk, wait_showing_log, RedisGroup, Scene, ZkEnsemble};
 
 const BIN: &str = env!("CARGO_BIN_EXE_redis_node_manager");
 
@@ -59,26 +59,17 @@ async fn a_shorter_granted_session_is_said_and_used() {
     set.add(None).expect("spawn manager");
     let log = set.log_paths().pop().expect("a log");
     let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
+    let missing = format!("no {want:?} in the log");
+    wait_showing_log(deadline, &missing, &log, || {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
-        if text.contains(&want) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no {want:?} in the log:\n{}",
-            log_tail(&log, 30)
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        let found = text.contains(&want).then_some(());
+        async move { found }
+    })
+    .await;
     // And it leads: the group is published.
     let deadline = Instant::now() + Duration::from_secs(60);
-    while s.topology().await.is_none() {
-        assert!(
-            Instant::now() < deadline,
-            "not published:\n{}",
-            log_tail(&log, 30)
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_showing_log(deadline, "not published", &log, || async {
+        s.topology().await.map(|_| ())
+    })
+    .await;
 }

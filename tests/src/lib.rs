@@ -28,6 +28,7 @@
 //! * [`netns`]: hosts as network namespaces on a bridge, partitions with iptables, clients
 //!   on a host's thread; [`partition`]: the partition scenarios run on it;
 //! * [`sentinel`]: Redis Sentinel processes (loopback or on hosts) and a Sentinel writer;
+//! * [`resp`]: a raw RESP connection, replies as text, the real `redis-cli`;
 //! * [`chaos`]: the chaos engine; [`http`]: a tiny HTTP client; [`stats`]: min/median/max;
 //! * [`haproxy`]: HAProxy on the documented example config;
 //! * [`tls`]: certificates made at test time and a trio of nodes wired by their TLS ports;
@@ -45,6 +46,7 @@ mod process;
 mod redis_group;
 mod redis_helpers;
 mod redis_node;
+pub mod resp;
 mod scene;
 pub mod sentinel;
 pub mod stats;
@@ -57,13 +59,16 @@ mod zookeeper;
 
 pub use process::{find_program, spawn_child, spawn_guarded, GuardedChild, Place};
 pub use redis_group::RedisGroup;
-pub use redis_helpers::{connect_async, parse_role, redis_cmd_at, redis_cmd_timeout, NodeRole};
+pub use redis_helpers::{
+    connect_async, incr_twice_in_multi, parse_role, redis_cmd_at, redis_cmd_timeout, NodeRole,
+};
 pub use redis_node::{check_redis, server_bin, RedisNode};
 pub use scene::{group_topology, Scene};
 pub use util::{
-    free_port, init_tracing, log_tail, panic_text, pid_alive, unique_root, unix_ms, unix_ms_at,
+    comma_list, free_port, init_tracing, log_tail, panic_text, pid_alive, unique_root, unix_ms,
+    unix_ms_at,
 };
-pub use wait::{for_a_while, wait_until, wait_until_async};
+pub use wait::{for_a_while, wait_client_follows, wait_showing_log, wait_until, wait_until_async};
 pub use zk_ensemble::ZkEnsemble;
 pub use zookeeper::{
     check_zookeeper, shared_zk, zk_cli, zk_four_letter, zk_four_letter_at, ZkServer,

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use redis_failover_client::NodeAddr;
 
+use crate::redis_helpers::NodeRole;
 use crate::redis_node::RedisNode;
 use crate::util::free_port;
 
@@ -113,6 +114,18 @@ impl RedisGroup {
     /// Node `i` (0 = the initial master).
     pub fn node(&self, i: usize) -> &RedisNode {
         &self.nodes[i]
+    }
+
+    /// Asserts that every node but the first (a trio's replicas) still reports role replica;
+    /// the failure line is "<node> was promoted <why>".
+    pub fn assert_replicas_kept(&self, why: &str) {
+        for n in &self.nodes[1..] {
+            assert!(
+                matches!(n.role(), Some(NodeRole::Replica { .. })),
+                "{} was promoted {why}",
+                n.addr()
+            );
+        }
     }
 
     /// Node `i`, mutably.

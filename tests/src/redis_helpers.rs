@@ -95,3 +95,16 @@ pub async fn connect_async(
         .await
         .map_err(|e| format!("connecting to {node}: {e}"))
 }
+
+/// `MULTI`, `INCR key` twice, `EXEC` on `c`: the two values it counted.
+pub async fn incr_twice_in_multi<C: redis::aio::ConnectionLike>(
+    c: &mut C,
+    key: &str,
+) -> redis::RedisResult<(i64, i64)> {
+    redis::pipe()
+        .atomic()
+        .incr(key, 1)
+        .incr(key, 1)
+        .query_async(c)
+        .await
+}

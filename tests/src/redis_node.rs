@@ -324,6 +324,12 @@ impl RedisNode {
         redis_cmd_at(&self.place.ip, self.port, REDIS_CMD_TIMEOUT, args)
     }
 
+    /// Runs one command that must succeed (panics naming it and the node otherwise).
+    pub fn must(&self, args: &[&str]) -> redis::Value {
+        self.cmd(args)
+            .unwrap_or_else(|e| panic!("{args:?} on {}: {e}", self.addr()))
+    }
+
     /// Runs one command with the given connect/read/write timeout.
     pub fn cmd_timeout(
         &self,

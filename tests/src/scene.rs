@@ -109,6 +109,13 @@ impl Scene {
         self.write("nodes", &t.to_json()).await;
     }
 
+    /// Publishes `group`'s topology (its first node master) at `epoch`, and returns it.
+    pub async fn publish_group(&self, group: &RedisGroup, epoch: u64) -> Topology {
+        let t = group_topology(group, epoch);
+        self.publish(&t).await;
+        t
+    }
+
     /// A client builder for this root, to set more options on.
     pub fn builder(&self) -> ClientBuilder {
         Client::builder(&self.connect).znode_path(&self.root)

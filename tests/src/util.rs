@@ -60,6 +60,13 @@ pub fn unique_root(name: &str) -> String {
 /// Milliseconds since the Unix epoch: the wire schema's one clock.
 pub use redis_failover_client::wire::{unix_ms, unix_ms_at};
 
+/// `items` written one after the other, comma-separated (`a,b,c`), as server and node lists
+/// are given.
+pub fn comma_list<T: std::fmt::Display>(items: impl IntoIterator<Item = T>) -> String {
+    let items: Vec<String> = items.into_iter().map(|i| i.to_string()).collect();
+    items.join(",")
+}
+
 /// Locks a mutex, ignoring poisoning (a panicking test must not break the cleanup of others).
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())

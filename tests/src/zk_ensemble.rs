@@ -74,11 +74,7 @@ impl ZkEnsemble {
     /// `IP1:P1,IP2:P2,...` (`127.0.0.1:P1,...` on loopback), as ZooKeeper clients take a
     /// server list.
     pub fn connect_string(&self) -> String {
-        self.members
-            .iter()
-            .map(ZkServer::connect_string)
-            .collect::<Vec<_>>()
-            .join(",")
+        crate::comma_list(self.members.iter().map(ZkServer::connect_string))
     }
 
     pub fn member(&self, i: usize) -> &ZkServer {

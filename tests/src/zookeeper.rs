@@ -190,17 +190,10 @@ impl ZkServer {
         // A port picked by free_port() can be grabbed by someone else before ZooKeeper binds
         // it; the server then exits at once, and we try again on another port.
         for _ in 0..3 {
-            let dir = tempfile::Builder::new()
-                .prefix("rf-zk-")
-                .tempdir()
-                .expect("ZkServer: cannot create a temp dir");
             let port = free_port();
-            let data = dir.path().join("data");
-            let zk = ZkServer {
-                place: place.clone(),
-                port,
-                main_class: "org.apache.zookeeper.server.ZooKeeperServerMain",
-                config: format!(
+            let main_class = "org.apache.zookeeper.server.ZooKeeperServerMain";
+            let zk = ZkServer::unstarted(place, port, main_class, |data| {
+                format!(
                     "tickTime=500\n\
                      dataDir={}\n\
                      clientPort={port}\n\
@@ -211,11 +204,8 @@ impl ZkServer {
                      {COMMON_CONFIG}",
                     data.display(),
                     place.ip
-                ),
-                proc: Mutex::new(None),
-                dir,
-            };
-            zk.write_config().expect("ZkServer: cannot write zoo.cfg");
+                )
+            });
             match zk.spawn_and_wait() {
                 Ok(()) => return zk,
                 Err(e) => {
@@ -238,18 +228,9 @@ impl ZkServer {
     /// If its temp dir cannot be made.
     pub(crate) fn member(id: u32, place: &Place, port: u16, servers: &str) -> ZkServer {
         require_zookeeper();
-        let dir = tempfile::Builder::new()
-            .prefix("rf-zk-")
-            .tempdir()
-            .expect("ZkServer: cannot create a temp dir");
-        let data = dir.path().join("data");
-        fs::create_dir_all(&data).expect("ZkServer: cannot create data/");
-        fs::write(data.join("myid"), format!("{id}\n")).expect("ZkServer: cannot write myid");
-        let zk = ZkServer {
-            place: place.clone(),
-            port,
-            main_class: "org.apache.zookeeper.server.quorum.QuorumPeerMain",
-            config: format!(
+        let main_class = "org.apache.zookeeper.server.quorum.QuorumPeerMain";
+        let zk = ZkServer::unstarted(place, port, main_class, |data| {
+            format!(
                 "tickTime=2000\n\
                  initLimit=10\n\
                  syncLimit=5\n\
@@ -261,7 +242,35 @@ impl ZkServer {
                  {COMMON_CONFIG}{servers}",
                 data.display(),
                 place.ip
-            ),
+            )
+        });
+        let data = zk.dir.path().join("data");
+        fs::create_dir_all(&data).expect("ZkServer: cannot create data/");
+        fs::write(data.join("myid"), format!("{id}\n")).expect("ZkServer: cannot write myid");
+        zk
+    }
+
+    /// A server not started yet: `main_class` with the zoo.cfg `config` makes from its data
+    /// directory, written into a new temp dir.
+    ///
+    /// # Panics
+    /// If the temp dir or zoo.cfg cannot be written.
+    fn unstarted(
+        place: &Place,
+        port: u16,
+        main_class: &'static str,
+        config: impl FnOnce(&Path) -> String,
+    ) -> ZkServer {
+        let dir = tempfile::Builder::new()
+            .prefix("rf-zk-")
+            .tempdir()
+            .expect("ZkServer: cannot create a temp dir");
+        let config = config(&dir.path().join("data"));
+        let zk = ZkServer {
+            place: place.clone(),
+            port,
+            main_class,
+            config,
             proc: Mutex::new(None),
             dir,
         };

@@ -8,7 +8,8 @@ use redis::AsyncCommands;
 use redis_failover_client::{Client, ClientBuilder, ConnectError, Topology};
 use redis_failover_tests::manager::managed_trio;
 use redis_failover_tests::{
-    for_a_while, group_topology, wait_until_async, RedisGroup, RedisNode, Scene,
+    for_a_while, group_topology, incr_twice_in_multi, wait_until_async, RedisGroup, RedisNode,
+    Scene,
 };
 
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -82,11 +83,7 @@ async fn writes_go_to_the_master_and_reads_to_replicas() {
         before + 1,
         "the pipeline's GET ran on the master"
     );
-    let (x, y): (i64, i64) = redis::pipe()
-        .atomic()
-        .incr("ctr", 1)
-        .incr("ctr", 1)
-        .query_async(&mut c)
+    let (x, y) = incr_twice_in_multi(&mut c, "ctr")
         .await
         .expect("MULTI/EXEC");
     assert_eq!((x, y), (1, 2));
@@ -250,8 +247,7 @@ async fn a_corrupt_or_missing_znode_keeps_the_last_good_topology() {
 async fn a_topology_with_an_older_epoch_is_never_adopted() {
     let trio = RedisGroup::trio();
     let scene = Scene::new("client_epoch").await;
-    let newest = group_topology(&trio, 5);
-    scene.publish(&newest).await;
+    let newest = scene.publish_group(&trio, 5).await;
     let c = scene.client().await;
     assert_eq!(c.topology().topology, newest);
     // What a ZooKeeper server lagging behind would show: an older epoch naming another master.

@@ -9,7 +9,9 @@ use redis::AsyncCommands;
 use redis_failover_client::{Client, NOT_REPLICATED, TOPOLOGY_UNCONFIRMED};
 use redis_failover_tests::manager::managed_trio;
 use redis_failover_tests::writer::{check_lost_acks, ClientWriter, Writer};
-use redis_failover_tests::{group_topology, wait_until_async, RedisGroup, Scene, ZkServer};
+use redis_failover_tests::{
+    group_topology, incr_twice_in_multi, wait_until_async, RedisGroup, Scene, ZkServer,
+};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 /// Bound on one write of a [`Writer`], and on stopping it.
@@ -28,6 +30,16 @@ fn unconfirmed_ms(e: &redis::RedisError, rest: &str) -> u128 {
 
 const NOT_WRITING: &str = "not writing to a master that may have been replaced";
 const NOT_READING: &str = "not reading from a topology that may have changed";
+
+/// The error of `MULTI`, `cmd`, `EXEC` on `c`, which must fail; `what` names the attempt.
+async fn failed_transaction(c: &mut Client, cmd: redis::Cmd, what: &str) -> redis::RedisError {
+    redis::pipe()
+        .atomic()
+        .add_command(cmd)
+        .query_async::<redis::Value>(c)
+        .await
+        .expect_err(what)
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_stop_past_the_lease_and_resume_when_zookeeper_is_back() {
@@ -90,12 +102,12 @@ async fn writes_stop_past_the_lease_and_resume_when_zookeeper_is_back() {
         .await
         .expect_err("a pipeline past the lease");
     unconfirmed_ms(&e, NOT_WRITING);
-    let e = redis::pipe()
-        .atomic()
-        .set("a", 1)
-        .query_async::<redis::Value>(&mut c)
-        .await
-        .expect_err("a transaction past the lease");
+    let e = failed_transaction(
+        &mut c,
+        redis::Cmd::set("a", 1),
+        "a transaction past the lease",
+    )
+    .await;
     unconfirmed_ms(&e, NOT_WRITING);
     assert_eq!(master.calls("set"), sets, "a write was sent past the lease");
     // Reads: from the last topology with stale_reads(true) (the default), refused without.
@@ -174,13 +186,7 @@ async fn synchronous_writes_wait_for_a_replica() {
         .query_async(&mut c)
         .await
         .expect("pipeline");
-    let (x, y): (i64, i64) = redis::pipe()
-        .atomic()
-        .incr("t", 1)
-        .incr("t", 1)
-        .query_async(&mut c)
-        .await
-        .expect("transaction");
+    let (x, y) = incr_twice_in_multi(&mut c, "t").await.expect("transaction");
     assert_eq!((n, a, x, y), (1, 2, 1, 2));
     // Group commit: a WAIT may cover several writes, never none.
     let sent = master.calls("wait") - waits;
@@ -215,12 +221,12 @@ async fn synchronous_writes_wait_for_a_replica() {
         .await
         .expect_err("pipeline without a replica");
     assert_not_replicated(&e, 500);
-    let e = redis::pipe()
-        .atomic()
-        .incr("t", 1)
-        .query_async::<redis::Value>(&mut c)
-        .await
-        .expect_err("transaction without a replica");
+    let e = failed_transaction(
+        &mut c,
+        redis::Cmd::incr("t", 1),
+        "transaction without a replica",
+    )
+    .await;
     assert_not_replicated(&e, 500);
     // Not retried: one SET reached the master per failed write.
     let sets = master.calls("set");

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use redis_failover_client::{NodeAddr, Topology};
 use redis_failover_tests::{
-    for_a_while, free_port, group_topology, shared_zk, wait_until_async, zk_cli, NodeRole,
-    RedisGroup, RedisNode, Scene,
+    for_a_while, free_port, shared_zk, wait_until_async, zk_cli, NodeRole, RedisGroup, RedisNode,
+    Scene,
 };
 
 const DEADLINE: Duration = Duration::from_secs(20);
@@ -65,8 +65,7 @@ async fn an_unreachable_published_master_is_withdrawn_and_replaced_on_request() 
     // What a previous manager published, then the master died while no manager ran: this
     // manager never saw it close a connection (no proof it is gone) nor fenced (it may be
     // alive behind a firewall, taking writes), so it withdraws it but does not replace it.
-    let before = group_topology(&trio, 4);
-    s.publish(&before).await;
+    let before = s.publish_group(&trio, 4).await;
     trio.node(0).kill9();
     let m = s.manager(&trio.addrs(), |_| {});
     let old = trio.node(0).node_addr();

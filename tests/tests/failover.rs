@@ -16,6 +16,15 @@ fn write_keys(node: &RedisNode, prefix: &str, n: usize, value_len: usize) {
     }
 }
 
+/// Asserts that `node` has `<prefix>:0` to `<prefix>:<n - 1>`; the failure line is
+/// "<key> <where>".
+fn assert_keys(node: &RedisNode, prefix: &str, n: usize, place: &str) {
+    for i in 0..n {
+        let key = format!("{prefix}:{i}");
+        assert!(node.get(&key).is_some(), "{key} {place}");
+    }
+}
+
 /// The replicas of a trio, the one with the lower address first (the one a tie-break picks).
 fn replicas_by_address(trio: &RedisGroup) -> (usize, usize) {
     if trio.node(1).node_addr() < trio.node(2).node_addr() {
@@ -208,12 +217,12 @@ async fn a_master_restarted_faster_than_a_crash_is_confirmed_is_failed_over() {
     let t = s.wait_new_master(DEADLINE, "a new master", &before).await;
     let new = t.master.clone().expect("master");
     let new_node = trio.node_at(&new);
-    for i in 0..50 {
-        assert!(
-            new_node.get(&format!("kept:{i}")).is_some(),
-            "kept:{i} survived on the new master {new}"
-        );
-    }
+    assert_keys(
+        new_node,
+        "kept",
+        50,
+        &format!("survived on the new master {new}"),
+    );
     // The restarted node rejoins as a replica of the new master, never as a second master.
     master.wait_follows(new.port, true, DEADLINE, "the restarted node re-pointed");
     assert!(master.get("kept:0").is_some(), "it got the data back");
@@ -310,12 +319,7 @@ async fn a_master_restarted_empty_while_no_manager_runs_is_neither_synced_from_n
         assert_ne!(new, master.node_addr());
         assert!(t.epoch > before.epoch, "{t:?}");
         let new_node = trio.node_at(&new);
-        for i in 0..50 {
-            assert!(
-                new_node.get(&format!("kept:{i}")).is_some(),
-                "kept:{i} on {new}"
-            );
-        }
+        assert_keys(new_node, "kept", 50, &format!("on {new}"));
         master.wait_follows(new.port, true, DEADLINE, "the restarted node re-pointed");
         wait_until(DEADLINE, "the restarted node got the data back", || {
             master.get("kept:49")

@@ -6,6 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use redis_failover_client::NodeAddr;
 use redis_failover_tests::manager::read_history;
 use redis_failover_tests::{for_a_while, wait_until_async, RedisGroup, Scene};
 
@@ -16,6 +17,18 @@ fn script(dir: &Path, body: &str) -> PathBuf {
     std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).expect("write the script");
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     p
+}
+
+/// What the history records of the program run for the failover to `to`, once recorded.
+async fn recorded_hook(s: &Scene, to: &NodeAddr, what: &str) -> String {
+    let record = wait_until_async(DEADLINE, what, || async {
+        read_history(&s.zk, &s.root)
+            .await
+            .into_iter()
+            .find(|r| r.to == *to && r.hook.is_some())
+    })
+    .await;
+    record.hook.expect("a hook outcome")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -49,14 +62,7 @@ async fn the_program_gets_the_new_master_and_its_answer_is_in_the_history() {
     })
     .await;
     assert_eq!(got.trim(), want);
-    let record = wait_until_async(DEADLINE, "its answer in the history", || async {
-        read_history(&s.zk, &s.root)
-            .await
-            .into_iter()
-            .find(|r| r.to == to && r.hook.is_some())
-    })
-    .await;
-    let hook = record.hook.expect("hook");
+    let hook = recorded_hook(&s, &to, "its answer in the history").await;
     assert!(
         hook.starts_with("exit 0 in ") && hook.ends_with(": moved the VIP"),
         "{hook}"
@@ -84,14 +90,8 @@ async fn a_program_that_hangs_is_killed_and_delays_nothing() {
         killed.elapsed()
     );
     let to = t.master.clone().expect("a master");
-    let record = wait_until_async(DEADLINE, "the kill in the history", || async {
-        read_history(&s.zk, &s.root)
-            .await
-            .into_iter()
-            .find(|r| r.to == to && r.hook.is_some())
-    })
-    .await;
-    assert_eq!(record.hook.as_deref(), Some("killed after 1500 ms"));
+    let hook = recorded_hook(&s, &to, "the kill in the history").await;
+    assert_eq!(hook, "killed after 1500 ms");
     m.stop().await.expect("stop");
 }
 

@@ -341,12 +341,8 @@ async fn a_replica_with_its_link_down_or_too_far_behind_is_out_of_the_read_pool(
     wait_codes(port, "the replica in the read pool", &in_pool).await;
 
     // Its link breaks: it asks the master for a password the master does not have.
-    trio.node(1)
-        .cmd(&["CONFIG", "SET", "masterauth", "nope"])
-        .expect("CONFIG SET");
-    trio.node(1)
-        .cmd(&["CLIENT", "KILL", "TYPE", "master"])
-        .expect("CLIENT KILL");
+    trio.node(1).must(&["CONFIG", "SET", "masterauth", "nope"]);
+    trio.node(1).must(&["CLIENT", "KILL", "TYPE", "master"]);
     let out = [
         check("replica", &r1, 503),
         check("read-only", &r1, 503),
@@ -365,12 +361,9 @@ async fn a_replica_with_its_link_down_or_too_far_behind_is_out_of_the_read_pool(
     // Writes it misses while its link is down put it behind.
     for i in 0..200 {
         trio.node(0)
-            .cmd(&["SET", &format!("lag:{i}"), &"x".repeat(1000)])
-            .expect("SET");
+            .must(&["SET", &format!("lag:{i}"), &"x".repeat(1000)]);
     }
-    trio.node(1)
-        .cmd(&["CONFIG", "SET", "masterauth", ""])
-        .expect("CONFIG SET");
+    trio.node(1).must(&["CONFIG", "SET", "masterauth", ""]);
     wait_codes(port, "the replica back once caught up", &in_pool).await;
     wait_codes(
         port,

@@ -6,13 +6,20 @@
 use std::time::{Duration, Instant};
 
 use redis_failover_client::{Client, FailoverError, NodeAddr, Topology};
-use redis_failover_tests::manager::managed_trio;
+use redis_failover_tests::manager::{managed_trio, Manager};
 use redis_failover_tests::writer::{check_lost, ClientWriter, Writer};
 use redis_failover_tests::{group_topology, wait_until_async, RedisGroup, Scene};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 /// Bound on one write of the writer, and on stopping it.
 const WRITE_BOUND: Duration = Duration::from_secs(60);
+
+/// A managed trio (its topology published) in a fresh scene named `name`, and a client.
+async fn managed_with_client(name: &str) -> (RedisGroup, Manager, Scene, Client) {
+    let (trio, m, scene, _) = managed_trio(name, |_| {}).await;
+    let client = scene.client().await;
+    (trio, m, scene, client)
+}
 
 /// Asks for a manual failover to `target` through `client` and waits until it is published.
 async fn request_and_wait(
@@ -32,8 +39,7 @@ async fn request_and_wait(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_switchover_under_writes_loses_no_acknowledged_write() {
-    let (trio, m, scene, _) = managed_trio("switchover", |_| {}).await;
-    let client = scene.client().await;
+    let (trio, m, scene, client) = managed_with_client("switchover").await;
     let target = trio.node(2).node_addr();
 
     // A writer with sequence-numbered keys, through the client, until told to stop.
@@ -94,8 +100,7 @@ async fn a_switchover_under_writes_loses_no_acknowledged_write() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn any_slave_is_served_and_a_bad_request_is_refused_visibly() {
-    let (trio, m, scene, _) = managed_trio("any_slave", |_| {}).await;
-    let client = scene.client().await;
+    let (trio, m, scene, client) = managed_with_client("any_slave").await;
     let old = trio.node(0).node_addr();
 
     // Naming the master itself is refused, and the verdict stays readable.
@@ -150,8 +155,7 @@ async fn with_the_master_down_a_manual_request_promotes_the_named_replica() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_failover_call_returns_the_new_master_or_the_refusal() {
-    let (trio, m, scene, _) = managed_trio("failover_call", |_| {}).await;
-    let client = scene.client().await;
+    let (trio, m, scene, client) = managed_with_client("failover_call").await;
     let target = trio.node(2).node_addr();
 
     let master = client

@@ -51,6 +51,18 @@ fn row(table_name: &str, name: &'static str, duration: Duration) -> Scenario {
     sc
 }
 
+/// Runs row `table_name` of the scenario table, renamed `name` and shortened to `duration`,
+/// with the options adjusted by `tweak`, one run at a time; `None` when `test` cannot run
+/// on this machine (said on stderr).
+async fn run_row(
+    test: &str,
+    (table_name, name, duration): (&str, &'static str, Duration),
+    tweak: impl FnOnce(&mut Options),
+) -> Option<(Report, Logs)> {
+    let _turn = start(test).await?;
+    Some(run(&row(table_name, name, duration), tweak).await)
+}
+
 /// A run's log directory, removed when the test passes and kept (and named) when it fails.
 struct Logs(Option<TempDir>);
 
@@ -155,17 +167,19 @@ async fn the_defaults_lose_no_acknowledged_write_in_any_partition() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn asynchronous_mode_loses_only_the_fence_window_of_the_cut_off_side() {
-    let Some(_turn) =
-        start("asynchronous_mode_loses_only_the_fence_window_of_the_cut_off_side").await
+    let Some((report, _logs)) = run_row(
+        "asynchronous_mode_loses_only_the_fence_window_of_the_cut_off_side",
+        (
+            "master-client-isolated-drop-12s",
+            "async-master-client-isolated-drop-6s",
+            s(6),
+        ),
+        |o| o.synchronous = Some((0, s(1))),
+    )
+    .await
     else {
         return;
     };
-    let sc = row(
-        "master-client-isolated-drop-12s",
-        "async-master-client-isolated-drop-6s",
-        s(6),
-    );
-    let (report, _logs) = run(&sc, |o| o.synchronous = Some((0, s(1)))).await;
     assert_ne!(report.final_master, report.first_master, "{report}");
     // Unreachable, not proven gone: published no earlier than the fence bound.
     let published = report.published_after_cut.expect("a new master published");
@@ -185,15 +199,19 @@ async fn asynchronous_mode_loses_only_the_fence_window_of_the_cut_off_side() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_manager_cut_from_the_master_alone_causes_no_failover() {
-    let Some(_turn) = start("a_manager_cut_from_the_master_alone_causes_no_failover").await else {
+    let Some((report, _logs)) = run_row(
+        "a_manager_cut_from_the_master_alone_causes_no_failover",
+        (
+            "manager0-cut-from-master-drop-10s",
+            "manager0-cut-from-master-drop-5s",
+            s(5),
+        ),
+        |_| {},
+    )
+    .await
+    else {
         return;
     };
-    let sc = row(
-        "manager0-cut-from-master-drop-10s",
-        "manager0-cut-from-master-drop-5s",
-        s(5),
-    );
-    let (report, _logs) = run(&sc, |_| {}).await;
     assert_eq!(
         report.published_after_cut, None,
         "a false failover: {report}"
@@ -215,20 +233,22 @@ fn count_lines(report: &Report, text: &str) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_cut_from_zookeeper_mid_failover_is_replaced_and_nothing_is_lost() {
-    let Some(_turn) =
-        start("a_leader_cut_from_zookeeper_mid_failover_is_replaced_and_nothing_is_lost").await
-    else {
-        return;
-    };
     // The master's host cut off; once the leader has recorded the promotion (it then holds
     // the new master's publication for the fence bound), the leader is cut from ZooKeeper,
     // not from Redis.
-    let sc = row(
-        "leader-cut-from-zk-mid-failover-20s",
-        "leader-cut-from-zk-mid-failover-20s",
-        s(20),
-    );
-    let (report, _logs) = run(&sc, |_| {}).await;
+    let Some((report, _logs)) = run_row(
+        "a_leader_cut_from_zookeeper_mid_failover_is_replaced_and_nothing_is_lost",
+        (
+            "leader-cut-from-zk-mid-failover-20s",
+            "leader-cut-from-zk-mid-failover-20s",
+            s(20),
+        ),
+        |_| {},
+    )
+    .await
+    else {
+        return;
+    };
     assert_eq!(
         report.cuts, 2,
         "the leader was cut from ZooKeeper: {report}"

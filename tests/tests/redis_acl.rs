@@ -13,6 +13,7 @@ use std::time::Duration;
 use redis::{AsyncCommands, FromRedisValue};
 use redis_failover_client::{Client, FailoverError, NodeAddr};
 use redis_failover_manager::config::Cli;
+use redis_failover_tests::manager::Manager;
 use redis_failover_tests::{for_a_while, wait_until, wait_until_async, RedisGroup, Scene};
 
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -297,6 +298,24 @@ fn wait_logged(words: &[&str], what: &str) -> Vec<String> {
 
 // ---- the tests ----
 
+/// A trio whose nodes know the manager's documented user without `rule`, and a manager
+/// logged in as it in a fresh scene named `name` (its log lines captured).
+async fn manager_without(rule: &str, name: &str) -> (RedisGroup, Scene, Manager) {
+    capture_logs();
+    let manager = documented_users()[MANAGER].without(rule);
+    let trio = trio_with(&[&manager]);
+    let scene = Scene::new(name).await;
+    let m = scene.manager(&trio.addrs(), |c| log_in(c, &manager));
+    (trio, scene, m)
+}
+
+/// Every one of the logged `lines` is `want`.
+fn every_line_is(lines: &[String], want: &str) {
+    for line in lines {
+        assert_eq!(line, want, "the logged line");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_documented_users_carry_a_crash_failover_a_return_and_a_switchover() {
     capture_logs();
@@ -380,12 +399,7 @@ async fn the_documented_users_carry_a_crash_failover_a_return_and_a_switchover()
 /// Valkey 9's `+failover` trap: a user without it fails every switchover, saying so.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_failover_a_switchover_is_refused_with_the_rule_to_add() {
-    capture_logs();
-    let users = documented_users();
-    let manager = users[MANAGER].without("+failover");
-    let trio = trio_with(&[&manager]);
-    let scene = Scene::new("redis_acl_no_failover").await;
-    let m = scene.manager(&trio.addrs(), |c| log_in(c, &manager));
+    let (trio, scene, m) = manager_without("+failover", "redis_acl_no_failover").await;
     scene.wait_published(DEADLINE, "published", 2).await;
     let client = scene.client().await;
     let (from, to) = (trio.node(0).node_addr(), trio.node(1).node_addr());
@@ -402,9 +416,7 @@ async fn without_failover_a_switchover_is_refused_with_the_rule_to_add() {
         "the switchover's failure logged",
     );
     let want = doc_line("-switchover-failed", &from, &to);
-    for line in &lines {
-        assert_eq!(*line, want, "the logged line");
-    }
+    every_line_is(&lines, &want);
     assert_eq!(
         scene.topology().await.and_then(|t| t.master),
         Some(from.clone()),
@@ -426,12 +438,7 @@ async fn without_failover_a_switchover_is_refused_with_the_rule_to_add() {
 /// adding it lets the failover complete.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_replicaof_a_crash_failover_waits_for_the_rule_it_names() {
-    capture_logs();
-    let users = documented_users();
-    let manager = users[MANAGER].without("+replicaof");
-    let trio = trio_with(&[&manager]);
-    let scene = Scene::new("redis_acl_no_replicaof").await;
-    let m = scene.manager(&trio.addrs(), |c| log_in(c, &manager));
+    let (trio, scene, m) = manager_without("+replicaof", "redis_acl_no_replicaof").await;
     let before = scene.wait_published(DEADLINE, "published", 2).await;
     let from = trio.node(0).node_addr();
     trio.node(0).kill9();
@@ -448,9 +455,7 @@ async fn without_replicaof_a_crash_failover_waits_for_the_rule_it_names() {
         .unwrap_or_else(|| panic!("no address in {:?}", lines[0]));
     assert!(to == trio.node(1).node_addr() || to == trio.node(2).node_addr());
     let want = doc_line("-failover-abort-promote-failed", &from, &to);
-    for line in &lines {
-        assert_eq!(*line, want, "the logged line");
-    }
+    every_line_is(&lines, &want);
     assert_eq!(rule_asked(&want), "+replicaof");
     // Retried once a second, not as fast as ZooKeeper answers (each attempt writes its
     // intent there and logs this line).

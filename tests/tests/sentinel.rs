@@ -3,17 +3,14 @@
 //! after a kill -9 failover; replies and errors shaped like Sentinel's; AUTH; a standby
 //! manager answers too.
 
-use std::collections::HashMap;
-use std::io::Write;
-use std::net::TcpStream;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use redis::sentinel::{Sentinel, SentinelClient, SentinelClientBuilder, SentinelServerType};
 use redis::{ConnectionAddr, Value};
 use redis_failover_manager::config::Cli;
 use redis_failover_tests::manager::managed;
-use redis_failover_tests::{free_port, spawn_guarded, wait_until_async, RedisGroup};
+use redis_failover_tests::resp::{entries, fields, redis_cli, show, Raw};
+use redis_failover_tests::{free_port, wait_until_async, RedisGroup};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 /// Bound on one client step (connect, lookup, command) against the endpoint or Redis.
@@ -27,123 +24,6 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
     tokio::task::spawn_blocking(f)
         .await
         .expect("blocking test step panicked")
-}
-
-/// One RESP connection, written to by hand and read with the `redis` crate's parser, so
-/// that replies are seen exactly as sent (errors included).
-struct Raw {
-    stream: TcpStream,
-    parser: redis::Parser,
-}
-
-impl Raw {
-    fn connect(port: u16) -> Raw {
-        let stream = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), STEP)
-            .expect("connect to the Sentinel endpoint");
-        stream.set_read_timeout(Some(DEADLINE)).expect("timeout");
-        stream.set_write_timeout(Some(STEP)).expect("timeout");
-        Raw {
-            stream,
-            parser: redis::Parser::new(),
-        }
-    }
-
-    fn send(&mut self, args: &[&str]) {
-        let mut out = format!("*{}\r\n", args.len());
-        for a in args {
-            out.push_str(&format!("${}\r\n{a}\r\n", a.len()));
-        }
-        self.stream.write_all(out.as_bytes()).expect("write");
-    }
-
-    fn read(&mut self) -> Value {
-        self.parser
-            .parse_value(&mut self.stream)
-            .expect("a reply within the deadline")
-    }
-
-    fn cmd(&mut self, args: &[&str]) -> Value {
-        self.send(args);
-        self.read()
-    }
-
-    /// `cmd`, shown as text.
-    fn text(&mut self, args: &[&str]) -> String {
-        show(&self.cmd(args))
-    }
-
-    /// Reads until a reply shown as text contains `needle`; panics (listing what came) at
-    /// the deadline.
-    fn read_until(&mut self, needle: &str) -> String {
-        let deadline = Instant::now() + DEADLINE;
-        let mut seen = Vec::new();
-        while Instant::now() < deadline {
-            let v = show(&self.read());
-            if v.contains(needle) {
-                return v;
-            }
-            seen.push(v);
-        }
-        panic!("no message with {needle:?}; got {seen:?}");
-    }
-}
-
-/// A reply as text: arrays as `[a, b]`, errors as `CODE detail`, nil as `nil`.
-fn show(v: &Value) -> String {
-    match v {
-        Value::Nil => "nil".into(),
-        Value::Int(i) => i.to_string(),
-        Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
-        Value::SimpleString(s) => s.clone(),
-        Value::Okay => "OK".into(),
-        Value::Array(items) => format!(
-            "[{}]",
-            items.iter().map(show).collect::<Vec<_>>().join(", ")
-        ),
-        Value::ServerError(e) => format!("{} {}", e.code(), e.details().unwrap_or_default()),
-        other => format!("{other:?}"),
-    }
-}
-
-/// A flat field/value array (`SENTINEL MASTER`) as a map.
-fn fields(v: &Value) -> HashMap<String, String> {
-    let Value::Array(items) = v else {
-        panic!("not an array: {v:?}")
-    };
-    items
-        .chunks(2)
-        .map(|kv| (show(&kv[0]), show(&kv[1])))
-        .collect()
-}
-
-fn entries(v: &Value) -> Vec<HashMap<String, String>> {
-    let Value::Array(items) = v else {
-        panic!("not an array: {v:?}")
-    };
-    items.iter().map(fields).collect()
-}
-
-/// The real `redis-cli` (raw output, one reply element a line), killed after 10 s.
-fn redis_cli(port: u16, args: &[&str]) -> String {
-    let out = tempfile::NamedTempFile::new().expect("temp file");
-    let stdout = out.reopen().expect("reopen");
-    let stderr = stdout.try_clone().expect("clone");
-    let mut argv = vec!["-p".to_string(), port.to_string()];
-    argv.extend(args.iter().map(|a| a.to_string()));
-    let child = spawn_guarded(move || {
-        let mut c = Command::new("redis-cli");
-        c.args(argv)
-            .stdin(Stdio::null())
-            .stdout(stdout)
-            .stderr(stderr);
-        c
-    })
-    .expect("redis-cli runs");
-    assert!(
-        child.wait_exit(Duration::from_secs(10)).is_some(),
-        "redis-cli {args:?} did not finish within 10 s"
-    );
-    std::fs::read_to_string(out.path()).expect("redis-cli output")
 }
 
 /// Waits until `redis-cli SENTINEL get-master-addr-by-name mymaster` on `port` names
@@ -527,7 +407,7 @@ async fn commands_answer_like_sentinel_on_leader_and_standby() {
             .contains("not supported"));
         assert_eq!(r.text(&["QUIT"]), "OK");
         assert!(
-            r.parser.parse_value(&mut r.stream).is_err(),
+            r.try_read().is_err(),
             "the connection is closed after QUIT"
         );
     })

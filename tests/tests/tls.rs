@@ -13,7 +13,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use redis_failover_client::Client;
+use redis_failover_client::{Client, Tls};
 use redis_failover_manager::config::{Cli, FileConfig};
 use redis_failover_manager::Config;
 use redis_failover_tests::redis::AsyncCommands;
@@ -24,6 +24,46 @@ const DEADLINE: Duration = Duration::from_secs(30);
 
 fn with_ca(files: &TlsFiles) -> impl FnOnce(&mut Cli) + '_ {
     move |c: &mut Cli| c.tls_ca_file = Some(files.ca.clone())
+}
+
+/// Writes `<prefix>:0` to `<prefix>:49`, each retried until the deadline, and notes each
+/// acknowledged key in `acked`; `how` ends the failure line.
+async fn write_fifty(client: &mut Client, prefix: &str, how: &str, acked: &mut Vec<String>) {
+    for i in 0..50 {
+        let key = format!("{prefix}:{i}");
+        assert!(
+            write_until(client, &key, Instant::now() + DEADLINE).await,
+            "{key} written {how}"
+        );
+        acked.push(key);
+    }
+}
+
+/// A client of the scene's group over `tls`, sending everything to the master; `what`
+/// names it if it cannot start.
+async fn master_client(scene: &Scene, tls: Tls, what: &str) -> Client {
+    scene
+        .builder()
+        .tls(tls)
+        .master_only(true)
+        .connect()
+        .await
+        .expect(what)
+}
+
+/// Certificates, a trio of nodes on their TLS ports (asking for client certificates when
+/// `mutual`) and a fresh scene named `name`.
+async fn tls_trio(mutual: bool, name: &str) -> (TlsFiles, TlsTrio, Scene) {
+    let files = TlsFiles::generate();
+    let trio = TlsTrio::start(&files, mutual);
+    let scene = Scene::new(name).await;
+    (files, trio, scene)
+}
+
+/// Asserts that `e` is one line holding every one of `words`; `what` says what it tells.
+fn assert_line(e: &str, words: &[&str], what: &str) {
+    assert!(!e.contains('\n'), "one line: {e}");
+    assert!(words.iter().all(|w| e.contains(w)), "{what}: {e}");
 }
 
 /// Writes `key`, retrying until `deadline` (the master may be changing); true once
@@ -43,9 +83,7 @@ async fn write_until(client: &mut Client, key: &str, deadline: Instant) -> bool 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_failover_over_tls_keeps_every_acknowledged_write() {
-    let files = TlsFiles::generate();
-    let trio = TlsTrio::start(&files, false);
-    let scene = Scene::new("tls-failover").await;
+    let (files, trio, scene) = tls_trio(false, "tls-failover").await;
     let m = scene.manager(&trio.tls_addrs(), with_ca(&files));
     let before = scene
         .wait_published(DEADLINE, "the trio published over TLS", 2)
@@ -59,14 +97,7 @@ async fn a_crash_failover_over_tls_keeps_every_acknowledged_write() {
         .await
         .expect("a TLS client connects");
     let mut acked = Vec::new();
-    for i in 0..50 {
-        let key = format!("before:{i}");
-        assert!(
-            write_until(&mut client, &key, Instant::now() + DEADLINE).await,
-            "{key} written over TLS"
-        );
-        acked.push(key);
-    }
+    write_fifty(&mut client, "before", "over TLS", &mut acked).await;
 
     trio.node(0).kill9();
     let after = scene
@@ -85,23 +116,16 @@ async fn a_crash_failover_over_tls_keeps_every_acknowledged_write() {
         "the other replica follows the new master's TLS port",
     );
 
-    for i in 0..50 {
-        let key = format!("after:{i}");
-        assert!(
-            write_until(&mut client, &key, Instant::now() + DEADLINE).await,
-            "{key} written over TLS after the failover"
-        );
-        acked.push(key);
-    }
+    write_fifty(
+        &mut client,
+        "after",
+        "over TLS after the failover",
+        &mut acked,
+    )
+    .await;
 
     // Every acknowledged key, read back from the new master over TLS.
-    let mut reader = scene
-        .builder()
-        .tls(files.client_tls(false))
-        .master_only(true)
-        .connect()
-        .await
-        .expect("a TLS reader connects");
+    let mut reader = master_client(&scene, files.client_tls(false), "a TLS reader connects").await;
     for key in &acked {
         let v: Option<String> = reader.get(key).await.expect("GET over TLS");
         assert_eq!(
@@ -115,18 +139,18 @@ async fn a_crash_failover_over_tls_keeps_every_acknowledged_write() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mutual_tls_works_with_the_client_certificate_and_says_why_without() {
-    let files = TlsFiles::generate();
-    let trio = TlsTrio::start(&files, true);
-    let scene = Scene::new("tls-mutual").await;
+    let (files, trio, scene) = tls_trio(true, "tls-mutual").await;
 
     // Without a client certificate the manager stops at start, saying what to give.
     let m = scene.manager(&trio.tls_addrs(), with_ca(&files));
     let e = m.stop_after_start_error().await;
-    assert!(!e.contains('\n'), "one line: {e}");
-    assert!(
-        e.contains("TLS: the node asks for a client certificate")
-            && e.contains("--tls-cert-file and --tls-key-file"),
-        "names the missing certificate: {e}"
+    assert_line(
+        &e,
+        &[
+            "TLS: the node asks for a client certificate",
+            "--tls-cert-file and --tls-key-file",
+        ],
+        "names the missing certificate",
     );
 
     let m = scene.manager(&trio.tls_addrs(), |c| {
@@ -138,13 +162,12 @@ async fn mutual_tls_works_with_the_client_certificate_and_says_why_without() {
         .wait_published(DEADLINE, "the trio published over mutual TLS", 2)
         .await;
 
-    let mut client = scene
-        .builder()
-        .tls(files.client_tls(true))
-        .master_only(true)
-        .connect()
-        .await
-        .expect("a client with a certificate connects");
+    let mut client = master_client(
+        &scene,
+        files.client_tls(true),
+        "a client with a certificate connects",
+    )
+    .await;
     let _: () = client.set("k", "v").await.expect("SET with a certificate");
     let v: Option<String> = client.get("k").await.expect("GET with a certificate");
     assert_eq!(v.as_deref(), Some("v"));
@@ -160,36 +183,32 @@ async fn mutual_tls_works_with_the_client_certificate_and_says_why_without() {
     let e = r
         .expect_err("no SET without a client certificate")
         .to_string();
-    assert!(!e.contains('\n'), "one line: {e}");
-    assert!(
-        e.contains("asks for a client certificate") && e.contains("Tls::client_cert"),
-        "says a certificate is needed: {e}"
+    assert_line(
+        &e,
+        &["asks for a client certificate", "Tls::client_cert"],
+        "says a certificate is needed",
     );
     m.stop().await.expect("clean stop");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_ca_is_a_one_line_error_at_start() {
-    let files = TlsFiles::generate();
-    let trio = TlsTrio::start(&files, false);
-    let scene = Scene::new("tls-wrong-ca").await;
+    let (files, trio, scene) = tls_trio(false, "tls-wrong-ca").await;
     let m = scene.manager(&trio.tls_addrs(), |c| {
         c.tls_ca_file = Some(files.other_ca.clone())
     });
     let e = m.stop_after_start_error().await;
-    assert!(!e.contains('\n'), "one line: {e}");
-    assert!(
-        e.contains("not accepted") && e.contains("--tls-ca-file") && e.contains("UnknownIssuer"),
-        "says the certificate is not trusted and which flag to check: {e}"
+    assert_line(
+        &e,
+        &["not accepted", "--tls-ca-file", "UnknownIssuer"],
+        "says the certificate is not trusted and which flag to check",
     );
     assert!(scene.topology().await.is_none(), "nothing published");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_name_is_verified_instead_of_the_host() {
-    let files = TlsFiles::generate();
-    let trio = TlsTrio::start(&files, false);
-    let scene = Scene::new("tls-server-name").await;
+    let (files, trio, scene) = tls_trio(false, "tls-server-name").await;
 
     // The certificate is for 127.0.0.1 and localhost: another name is refused at start.
     let m = scene.manager(&trio.tls_addrs(), |c| {
@@ -269,31 +288,33 @@ fn each_tls_flag_mistake_names_its_flag() {
         "{e}"
     );
 
-    let e = merge(|c| {
-        c.tls_ca_file = Some(files.ca.clone());
-        c.tls_cert_file = Some(files.client_cert.clone());
-    })
-    .expect_err("a certificate without its key");
-    assert!(e.contains("--tls-cert-file and --tls-key-file"), "{e}");
-
-    let e = merge(|c| {
-        c.tls_ca_file = Some(files.ca.clone());
-        c.tls_cert_file = Some(files.client_cert.clone());
-        c.tls_key_file = Some(files.ca.clone());
-    })
-    .expect_err("a key file without a key");
-    assert!(e.contains("--tls-key-file"), "{e}");
-
-    let e = merge(|c| {
-        c.tls_ca_file = Some(files.ca.clone());
-        c.tls_cert_file = Some(files.client_cert.clone());
-        c.tls_key_file = Some(files.server_key.clone());
-    })
-    .expect_err("a key of another certificate");
-    assert!(
-        e.contains("--tls-key-file") && e.contains("does not fit"),
-        "{e}"
-    );
+    // A client certificate with its key file: none, one without a key, another's key.
+    let key_cases: [(Option<&PathBuf>, &str, &[&str]); 3] = [
+        (
+            None,
+            "a certificate without its key",
+            &["--tls-cert-file and --tls-key-file"],
+        ),
+        (
+            Some(&files.ca),
+            "a key file without a key",
+            &["--tls-key-file"],
+        ),
+        (
+            Some(&files.server_key),
+            "a key of another certificate",
+            &["--tls-key-file", "does not fit"],
+        ),
+    ];
+    for (key, mistake, words) in key_cases {
+        let e = merge(|c| {
+            c.tls_ca_file = Some(files.ca.clone());
+            c.tls_cert_file = Some(files.client_cert.clone());
+            c.tls_key_file = key.cloned();
+        })
+        .expect_err(mistake);
+        assert!(words.iter().all(|w| e.contains(w)), "{e}");
+    }
 
     let e = merge(|c| c.tls = Some(redis_failover_manager::config::Switch::On))
         .expect_err("--tls on without a CA");

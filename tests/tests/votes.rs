@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use redis_failover_manager::config::Cli;
 use redis_failover_tests::manager::{lock_holders, manager_view, Manager};
-use redis_failover_tests::{for_a_while, wait_until_async, NodeRole, RedisGroup, Scene};
+use redis_failover_tests::{for_a_while, wait_until_async, RedisGroup, Scene};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -32,12 +32,7 @@ async fn no_failover_without_the_required_views_then_one_with_them() {
         Duration::from_secs(3),
         Duration::from_millis(50),
         || async {
-            for i in 1..3 {
-                assert!(
-                    matches!(trio.node(i).role(), Some(NodeRole::Replica { .. })),
-                    "promoted on one view"
-                );
-            }
+            trio.assert_replicas_kept("on one view");
         },
     )
     .await;
@@ -91,9 +86,7 @@ async fn a_new_leader_finishes_a_recorded_promotion_and_no_other() {
     left.promoting = Some(addr(2));
     s.publish(&left).await;
     trio.node(0).kill9();
-    trio.node(2)
-        .cmd(&["REPLICAOF", "NO", "ONE"])
-        .expect("promote by hand");
+    trio.node(2).must(&["REPLICAOF", "NO", "ONE"]);
     trio.node(0).restart(None);
 
     let m = s.manager(&trio.addrs(), |_| {});
@@ -200,12 +193,8 @@ async fn one_blind_manager(strategy: &str) -> bool {
     }
 
     // Blind c to the master only.
-    trio.node(0)
-        .cmd(&["ACL", "SETUSER", "blind", "off"])
-        .expect("ACL off");
-    trio.node(0)
-        .cmd(&["CLIENT", "KILL", "USER", "blind"])
-        .expect("CLIENT KILL");
+    trio.node(0).must(&["ACL", "SETUSER", "blind", "off"]);
+    trio.node(0).must(&["CLIENT", "KILL", "USER", "blind"]);
     wait_until_async(DEADLINE, "c sees the master down", || async {
         view_of("-c")
             .await

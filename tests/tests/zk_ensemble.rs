@@ -9,7 +9,7 @@ use std::time::Duration;
 use redis::AsyncCommands;
 use redis_failover_tests::manager::zk_client;
 use redis_failover_tests::{
-    for_a_while, wait_until_async, NodeRole, RedisGroup, Scene, ZkEnsemble,
+    for_a_while, wait_client_follows, NodeRole, RedisGroup, Scene, ZkEnsemble,
 };
 use zookeeper_client as zk;
 
@@ -21,6 +21,14 @@ fn masters(trio: &RedisGroup) -> Vec<String> {
         .filter(|i| trio.node(*i).role() == Some(NodeRole::Master))
         .map(|i| trio.node(i).addr())
         .collect()
+}
+
+/// Three ZooKeeper servers, a trio of nodes, and a scene named `name` on the ensemble.
+async fn ensemble_scene(name: &str) -> (ZkEnsemble, RedisGroup, Scene) {
+    let ens = ZkEnsemble::start(3);
+    let trio = RedisGroup::trio();
+    let s = Scene::at(&ens.connect_string(), name).await;
+    (ens, trio, s)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -89,13 +97,8 @@ async fn a_follower_then_the_leader_of_zookeeper_dying_stops_nothing() {
         .wait_new_master(DEADLINE, "a failover on the new quorum", &before)
         .await;
     assert_eq!(t.epoch, before.epoch + 1);
-    let new_master = t.master.clone().expect("a master");
-    wait_until_async(DEADLINE, "the client follows the new master", || {
-        let m = client.topology().topology.master.clone();
-        let ok = m.as_ref() == Some(&new_master);
-        async move { ok.then_some(()) }
-    })
-    .await;
+    let new_master =
+        wait_client_follows(&client, &t, DEADLINE, "the client follows the new master").await;
     let _: () = client.set("k:41", 41).await.expect("SET on the new master");
     assert_eq!(masters(&trio), vec![new_master.to_string()]);
     for i in 0..=41u64 {
@@ -108,9 +111,7 @@ async fn a_follower_then_the_leader_of_zookeeper_dying_stops_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_promotion_without_a_quorum_and_exactly_one_once_it_returns() {
-    let ens = ZkEnsemble::start(3);
-    let trio = RedisGroup::trio();
-    let s = Scene::at(&ens.connect_string(), "ensemble_quorum").await;
+    let (ens, trio, s) = ensemble_scene("ensemble_quorum").await;
     // The shortest session the ensemble grants (2 × tickTime).
     let session_ms = 4000;
     let a = s.named_manager(&trio, "a", |c| c.zk_session_timeout_ms = Some(session_ms));
@@ -128,13 +129,7 @@ async fn no_promotion_without_a_quorum_and_exactly_one_once_it_returns() {
         Duration::from_millis(session_ms * 2),
         Duration::from_millis(50),
         || async {
-            for i in 1..3 {
-                assert!(
-                    matches!(trio.node(i).role(), Some(NodeRole::Replica { .. })),
-                    "{} was promoted without a ZooKeeper quorum",
-                    trio.node(i).addr()
-                );
-            }
+            trio.assert_replicas_kept("without a ZooKeeper quorum");
         },
     )
     .await;
@@ -165,9 +160,7 @@ async fn no_promotion_without_a_quorum_and_exactly_one_once_it_returns() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_whose_server_dies_moves_to_another_and_keeps_following() {
-    let ens = ZkEnsemble::start(3);
-    let trio = RedisGroup::trio();
-    let s = Scene::at(&ens.connect_string(), "ensemble_client").await;
+    let (ens, trio, s) = ensemble_scene("ensemble_client").await;
     let a = s.named_manager(&trio, "a", |_| {});
     let before = s
         .wait_published(DEADLINE, "published on the ensemble", 2)
@@ -194,12 +187,12 @@ async fn a_client_whose_server_dies_moves_to_another_and_keeps_following() {
             &before,
         )
         .await;
-    let new_master = t.master.clone().expect("a master");
-    wait_until_async(DEADLINE, "the moved client follows the failover", || {
-        let m = client.topology().topology.master.clone();
-        let ok = m.as_ref() == Some(&new_master);
-        async move { ok.then_some(()) }
-    })
+    wait_client_follows(
+        &client,
+        &t,
+        DEADLINE,
+        "the moved client follows the failover",
+    )
     .await;
     let _: () = client.set("after", 1).await.expect("SET on the new master");
     let on_others: usize = (0..ens.len())

@@ -58,7 +58,7 @@ pub(super) async fn bench(
     };
     println!(
         "scale_bench footprint: groups {:?}, window {} s after {} s warm-up, down-after {} ms, \
-         manager's probe interval {}; {}; nproc {}; load average {}; ZooKeeper requests one srvr / snapshot (srvr, cons) of the bench adds: {} / {} (taken off)",
+         manager's probe interval {}; {}; {}",
         o.groups,
         o.seconds,
         o.warmup_secs,
@@ -67,14 +67,18 @@ pub(super) async fn bench(
             .probe_interval_ms
             .map_or("its default".to_string(), |ms| format!("{ms} ms")),
         sentinel.describe,
-        std::thread::available_parallelism().map_or(0, |n| n.get()),
-        load_average(),
-        own.srvr,
-        own.snapshot
+        own.with_machine("snapshot (srvr, cons)")
     );
     let mut results = Vec::new();
     for &n in &o.groups {
-        let r = size(o, zk, bin, sentinel, n, own).await;
+        let b = Bench {
+            o,
+            zk,
+            bin,
+            sentinel,
+            own,
+        };
+        let r = size(b, n).await;
         print_size(o, &r);
         println!("load average after {n} groups: {}", load_average());
         results.push(r);
@@ -83,15 +87,19 @@ pub(super) async fn bench(
     results.iter().all(SizeResult::ok)
 }
 
-/// One N: the groups, the baseline, ours, Sentinel; the groups torn down at the end.
-async fn size(
-    o: &FootprintOpts,
-    zk: &ZkServer,
-    bin: &Path,
-    sentinel: &SentinelCmd,
-    n: usize,
+/// What every size of the bench is measured with.
+#[derive(Clone, Copy)]
+struct Bench<'a> {
+    o: &'a FootprintOpts,
+    zk: &'a ZkServer,
+    bin: &'a Path,
+    sentinel: &'a SentinelCmd,
     own: Overhead,
-) -> SizeResult {
+}
+
+/// One N: the groups, the baseline, ours, Sentinel; the groups torn down at the end.
+async fn size(b: Bench<'_>, n: usize) -> SizeResult {
+    let o = b.o;
     let setup = secs(o.common.setup_timeout_secs);
     let groups = match Groups::start(n, setup).await {
         Ok(g) => g,
@@ -111,11 +119,11 @@ async fn size(
     } else {
         None
     };
-    let ours = ours_row(o, zk, bin, &groups, own).await;
+    let ours = ours_row(b, &groups).await;
     if let Err(e) = &ours {
         eprintln!("scale_bench: N={n}: ours FAILED: {e}");
     }
-    let sentinel = sentinel_row(o, sentinel, &groups).await;
+    let sentinel = sentinel_row(o, b.sentinel, &groups).await;
     if let Err(e) = &sentinel {
         eprintln!("scale_bench: N={n}: Sentinel FAILED: {e}");
     }
@@ -136,13 +144,11 @@ async fn redis_window(ports: &[u16], window: Duration) -> Result<f64, String> {
     Ok(r0.rate_to(&r1))
 }
 
-async fn ours_row(
-    o: &FootprintOpts,
-    zk: &ZkServer,
-    bin: &Path,
-    groups: &Groups,
-    own: Overhead,
-) -> Result<Row, String> {
+/// Our manager watching the `groups`, measured.
+async fn ours_row(b: Bench<'_>, groups: &Groups) -> Result<Row, String> {
+    let Bench {
+        o, zk, bin, own, ..
+    } = b;
     let n = groups.len();
     let dir = RunDir::new(o.common.log_dir.as_deref(), &format!("footprint-{n}-ours"))?;
     let root = unique_root(&format!("scale_fp_{n}"));

@@ -34,17 +34,13 @@ pub(super) async fn bench(o: &RackOpts, zk: &ZkServer, bin: &Path) -> bool {
     };
     println!(
         "scale_bench rack: {} groups, {} killed at once, {} manager(s), down-after {} ms, \
-         {} run(s), --seed {seed}; nproc {}; load average {}; ZooKeeper requests one srvr / \
-         snapshot of the bench adds: {} / {} (taken off)",
+         {} run(s), --seed {seed}; {}",
         o.groups,
         o.kill,
         o.managers,
         o.common.down_after_ms,
         o.runs,
-        std::thread::available_parallelism().map_or(0, |n| n.get()),
-        load_average(),
-        own.srvr,
-        own.snapshot
+        own.with_machine("snapshot")
     );
     let mut results = Vec::new();
     let mut ok = true;
@@ -78,20 +74,43 @@ async fn one_run(
 ) -> Result<RunResult, String> {
     let setup = secs(o.common.setup_timeout_secs);
     let groups = Groups::start(o.groups, setup).await?;
-    let r = with_groups(o, zk, bin, run, rng, own, &groups).await;
+    let r = with_groups(
+        Run {
+            o,
+            zk,
+            bin,
+            run,
+            own,
+        },
+        rng,
+        &groups,
+    )
+    .await;
     groups.teardown().await;
     r
 }
 
-async fn with_groups(
-    o: &RackOpts,
-    zk: &ZkServer,
-    bin: &Path,
+/// What one run is given besides its groups and random numbers.
+struct Run<'a> {
+    o: &'a RackOpts,
+    zk: &'a ZkServer,
+    bin: &'a Path,
     run: u64,
-    rng: &mut fastrand::Rng,
     own: Overhead,
+}
+
+async fn with_groups(
+    r: Run<'_>,
+    rng: &mut fastrand::Rng,
     groups: &Groups,
 ) -> Result<RunResult, String> {
+    let Run {
+        o,
+        zk,
+        bin,
+        run,
+        own,
+    } = r;
     let setup = secs(o.common.setup_timeout_secs);
     let dir = RunDir::new(o.common.log_dir.as_deref(), &format!("rack-run{run}"))?;
     let root = unique_root(&format!("scale_rack_{run}"));

@@ -18,6 +18,7 @@ use redis_failover_tests::{
 use super::groups::Groups;
 use crate::nodes::node_addr;
 use crate::sentinel::SentinelProgram;
+use redis_failover_tests::sentinel::wait_sentinel_ping;
 
 /// How long the sentinel may take to answer PING.
 const READY_TIMEOUT: Duration = Duration::from_secs(15);
@@ -107,33 +108,9 @@ impl OneSentinel {
             c
         })
         .map_err(|e| format!("cannot start the sentinel: {e}"))?;
-        let deadline = Instant::now() + READY_TIMEOUT;
-        loop {
-            let pong = redis_failover_tests::redis_cmd_timeout(
-                port,
-                Duration::from_millis(200),
-                &["PING"],
-            );
-            if pong.is_ok() {
-                return Ok(OneSentinel { child, port, log });
-            }
-            if let Some(st) = child.exit_status() {
-                return Err(format!(
-                    "the sentinel exited ({st}) before answering PING; tail of {}:\n{}\n{}",
-                    log.display(),
-                    log_tail(&log, 20),
-                    log_tail(&out_path, 5)
-                ));
-            }
-            if Instant::now() >= deadline {
-                return Err(format!(
-                    "the sentinel did not answer PING within {READY_TIMEOUT:?}; tail of {}:\n{}",
-                    log.display(),
-                    log_tail(&log, 20)
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let at = ("127.0.0.1", port);
+        wait_sentinel_ping(&child, at, READY_TIMEOUT, "the sentinel", (&log, &out_path))?;
+        Ok(OneSentinel { child, port, log })
     }
 
     pub(crate) fn pid(&self) -> u32 {

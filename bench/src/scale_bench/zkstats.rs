@@ -31,6 +31,19 @@ pub(crate) struct Overhead {
 }
 
 impl Overhead {
+    /// The machine and this overhead, for a bench's first line: `nproc N; load average L;
+    /// ZooKeeper requests one srvr / <snapshot> of the bench adds: S / T (taken off)`.
+    pub(crate) fn with_machine(self, snapshot: &str) -> String {
+        format!(
+            "nproc {}; load average {}; ZooKeeper requests one srvr / {snapshot} of the bench \
+             adds: {} / {} (taken off)",
+            std::thread::available_parallelism().map_or(0, |n| n.get()),
+            crate::load::load_average(),
+            self.srvr,
+            self.snapshot
+        )
+    }
+
     /// Measured now: nobody else may talk to ZooKeeper. Blocking.
     pub(crate) fn measure(port: u16) -> Result<Overhead, String> {
         Ok(Overhead {

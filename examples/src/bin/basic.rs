@@ -7,7 +7,7 @@
 use clap::Parser;
 use redis::AsyncCommands;
 use redis_failover_client::Client;
-use redis_failover_examples::{fail, GroupArgs, AFTER_HELP};
+use redis_failover_examples::{fail, names, GroupArgs, AFTER_HELP};
 
 /// Connects through ZooKeeper, prints the topology, writes to the master and reads from a
 /// replica (SET, INCR, GET and a MULTI/EXEC pipeline), then exits.
@@ -22,23 +22,14 @@ struct Args {
 async fn main() {
     let args = Args::parse();
     // The only change for a redis-rs program: how it connects.
-    let mut redis = match Client::builder(&args.group.zk)
-        .znode_path(&args.group.znode_path)
-        .connect()
-        .await
-    {
-        Ok(c) => c,
-        Err(e) => fail("basic", &args.group.explain(&e)),
-    };
+    let builder = Client::builder(&args.group.zk).znode_path(&args.group.znode_path);
+    let connected = builder.connect().await;
+    let mut redis = connected.unwrap_or_else(|e| fail("basic", &args.group.explain(&e)));
     let view = redis.topology();
     println!(
         "master {:?}, replicas {:?}, epoch {}, znode version {}",
         view.topology.master.map(|m| m.to_string()),
-        view.topology
-            .slaves
-            .iter()
-            .map(|s| s.to_string())
-            .collect::<Vec<_>>(),
+        names(&view.topology.slaves),
         view.topology.epoch,
         view.version
     );

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use redis::AsyncCommands;
 use redis_failover_client::Client;
-use redis_failover_examples::{fail, GroupArgs, AFTER_HELP};
+use redis_failover_examples::{fail, names, GroupArgs, AFTER_HELP};
 
 /// Writes and reads in a loop for --seconds, printing every topology change the client
 /// follows and every error it had to surface, and a count every 5 s. Kill the master while
@@ -29,14 +29,9 @@ struct Args {
 async fn main() {
     let args = Args::parse();
     let seconds = args.seconds;
-    let mut redis = match Client::builder(&args.group.zk)
-        .znode_path(&args.group.znode_path)
-        .connect()
-        .await
-    {
-        Ok(c) => c,
-        Err(e) => fail("survive_failover", &args.group.explain(&e)),
-    };
+    let builder = Client::builder(&args.group.zk).znode_path(&args.group.znode_path);
+    let connected = builder.connect().await;
+    let mut redis = connected.unwrap_or_else(|e| fail("survive_failover", &args.group.explain(&e)));
     let mut changes = redis.subscribe();
     let start = Instant::now();
     let (mut ok, mut errors, mut seq) = (0u64, 0u64, 0u64);
@@ -48,11 +43,7 @@ async fn main() {
                 "{:>7.3}s topology: master {:?} replicas {:?} epoch {}",
                 start.elapsed().as_secs_f64(),
                 v.topology.master.map(|m| m.to_string()),
-                v.topology
-                    .slaves
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect::<Vec<_>>(),
+                names(&v.topology.slaves),
                 v.topology.epoch
             );
         }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use redis_failover_client::{Topology, ZnodePaths};
-use redis_failover_examples::{GroupArgs, AFTER_HELP};
+use redis_failover_examples::{names, GroupArgs, AFTER_HELP};
 use zookeeper_client as zk;
 
 /// Prints <znode-path>/nodes (master, replicas, unavailable nodes, epoch) now and every time
@@ -55,11 +55,8 @@ async fn main() {
                         "version {}: master={} slaves={:?} unavailable={:?} epoch={}",
                         stat.version,
                         t.master.map_or("null".to_string(), |m| m.to_string()),
-                        t.slaves.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
-                        t.unavailable
-                            .iter()
-                            .map(|s| s.to_string())
-                            .collect::<Vec<_>>(),
+                        names(&t.slaves),
+                        names(&t.unavailable),
                         t.epoch
                     ),
                     Err(e) => println!("version {}: {path} is corrupt: {e}", stat.version),

@@ -5,6 +5,7 @@
 //! - `cli`: the flags and subcommands; `file`: the TOML file and secrets;
 //! - this file: merging and validation.
 
+use std::ops::RangeInclusive;
 use std::time::Duration;
 
 use redis_failover_client::wire::parse_addr_list;
@@ -88,6 +89,15 @@ pub struct Config {
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct ConfigError(pub String);
+
+/// `value` of `flag` is within `range`, or the one line saying it is not.
+fn within(flag: &str, value: u64, range: RangeInclusive<u64>) -> Result<(), ConfigError> {
+    if range.contains(&value) {
+        return Ok(());
+    }
+    let (lo, hi) = range.into_inner();
+    err(format!("{flag} {value} is out of range ({lo} to {hi})"))
+}
 
 fn err<T>(msg: impl Into<String>) -> Result<T, ConfigError> {
     Err(ConfigError(msg.into()))
@@ -220,21 +230,13 @@ impl Config {
             .down_after_ms
             .or(file.down_after_ms)
             .unwrap_or(DEFAULT_DOWN_AFTER_MS);
-        if !(30..=3_600_000).contains(&down_after_ms) {
-            return err(format!(
-                "--down-after-ms {down_after_ms} is out of range (30 to 3600000)"
-            ));
-        }
+        within("--down-after-ms", down_after_ms, 30..=3_600_000)?;
         let session_ms = cli
             .zk_session_timeout_ms
             .or(file.zk_session_timeout_ms)
             .unwrap_or(DEFAULT_ZK_SESSION_TIMEOUT_MS);
         // Below 2 s a leader's single Redis step (up to 1.5 s) could outlive its session.
-        if !(2000..=600_000).contains(&session_ms) {
-            return err(format!(
-                "--zk-session-timeout-ms {session_ms} is out of range (2000 to 600000)"
-            ));
-        }
+        within("--zk-session-timeout-ms", session_ms, 2000..=600_000)?;
         let probe_ms = cli
             .probe_interval_ms
             .or(file.probe_interval_ms)
@@ -262,11 +264,7 @@ impl Config {
             .fencing_max_lag_secs
             .or(file.fencing_max_lag_secs)
             .unwrap_or(DEFAULT_FENCING_MAX_LAG_SECS);
-        if !(1..=60).contains(&max_lag_secs) {
-            return err(format!(
-                "--fencing-max-lag-secs {max_lag_secs} is out of range (1 to 60)"
-            ));
-        }
+        within("--fencing-max-lag-secs", max_lag_secs, 1..=60)?;
         let fencing = match cli.fencing.or(file.fencing) {
             Some(cli::FencingMode::None) => crate::core::fence::Fencing::None,
             _ => crate::core::fence::Fencing::MinReplicas { max_lag_secs },

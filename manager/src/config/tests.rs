@@ -74,76 +74,62 @@ znode_path = "/rf/b"
 
 #[test]
 fn bad_input_names_the_culprit() {
-    let cases: Vec<(Vec<&str>, &str, &str)> = vec![
-        (vec!["-n", "h:1"], "", "no ZooKeeper servers"),
-        (vec!["-z", "z:1"], "", "no Redis nodes"),
+    // What is missing or malformed in the addresses: a whole command line (split on
+    // spaces) and the error's words.
+    let addresses = [
+        ("-n h:1", "no ZooKeeper servers"),
+        ("-z z:1", "no Redis nodes"),
+        ("-z z:1 -n h", "-n/--nodes: bad address \"h\": no port"),
         (
-            vec!["-z", "z:1", "-n", "h"],
-            "",
-            "-n/--nodes: bad address \"h\": no port",
-        ),
-        (
-            vec!["-z", "z:1", "-n", "h:1,h:99999"],
-            "",
+            "-z z:1 -n h:1,h:99999",
             "-n/--nodes: bad address \"h:99999\"",
         ),
+        ("-z z:1 -n h:1,h:1", "-n/--nodes: duplicate address h:1"),
+        ("-z z:1 -n ,", "-n/--nodes: empty address list"),
+        ("-z nope -n h:1", "-z/--zkservers: bad address \"nope\""),
+    ];
+    // One flag added to a valid command line.
+    let flags = [
         (
-            vec!["-z", "z:1", "-n", "h:1,h:1"],
-            "",
-            "-n/--nodes: duplicate address h:1",
-        ),
-        (
-            vec!["-z", "z:1", "-n", ","],
-            "",
-            "-n/--nodes: empty address list",
-        ),
-        (
-            vec!["-z", "nope", "-n", "h:1"],
-            "",
-            "-z/--zkservers: bad address \"nope\"",
-        ),
-        (
-            vec!["-z", "z:1", "-n", "h:1", "--znode-path", "rf"],
-            "",
+            "--znode-path rf",
             "--znode-path: znode path \"rf\" must start with '/'",
         ),
+        ("--znode-path /zookeeper", "is reserved"),
+        ("--max-failures 0", "--max-failures must be at least 1"),
+        ("--down-after-ms 5", "--down-after-ms 5 is out of range"),
         (
-            vec!["-z", "z:1", "-n", "h:1", "--znode-path", "/zookeeper"],
-            "",
-            "is reserved",
-        ),
-        (
-            vec!["-z", "z:1", "-n", "h:1", "--max-failures", "0"],
-            "",
-            "--max-failures must be at least 1",
-        ),
-        (
-            vec!["-z", "z:1", "-n", "h:1", "--down-after-ms", "5"],
-            "",
-            "--down-after-ms 5 is out of range",
-        ),
-        (
-            vec!["-z", "z:1", "-n", "h:1", "--zk-session-timeout-ms", "10"],
-            "",
+            "--zk-session-timeout-ms 10",
             "--zk-session-timeout-ms 10 is out of range",
         ),
+        ("--username u", "--username needs -p/--password"),
+    ];
+    // A config file whose second group clashes with the one given by the flags.
+    let files = [
         (
-            vec!["-z", "z:1", "-n", "h:1", "--username", "u"],
-            "",
-            "--username needs -p/--password",
-        ),
-        (
-            vec!["-z", "z:1", "-n", "h:1"],
             "[[groups]]\nname=\"b\"\nnodes=\"h:1\"\nznode_path=\"/b\"\n",
             "node h:1 is in both groups \"mymaster\" and \"b\"",
         ),
         (
-            vec!["-z", "z:1", "-n", "h:1"],
             "[[groups]]\nname=\"b\"\nnodes=\"h:2\"\nznode_path=\"/redis_failover\"\n",
             "share znode path /redis_failover",
         ),
     ];
-    for (args, file, want) in cases {
+    let valid = "-z z:1 -n h:1";
+    let cases = (addresses
+        .iter()
+        .map(|&(line, want)| (line.to_string(), "", want)))
+    .chain(
+        flags
+            .iter()
+            .map(|&(flag, want)| (format!("{valid} {flag}"), "", want)),
+    )
+    .chain(
+        files
+            .iter()
+            .map(|&(file, want)| (valid.to_string(), file, want)),
+    );
+    for (line, file, want) in cases {
+        let args: Vec<&str> = line.split(' ').collect();
         let got = load(&args, file).expect_err(want);
         assert!(got.contains(want), "{args:?}: got {got:?}, want {want:?}");
     }
@@ -152,23 +138,17 @@ fn bad_input_names_the_culprit() {
 #[test]
 fn a_mistyped_password_is_not_echoed() {
     let e = toml::from_str::<FileConfig>("password = 9876543210\n").expect_err("not a string");
-    assert!(
-        e.message().contains("password must be a string"),
-        "{}",
-        e.message()
-    );
-    assert!(!e.to_string().contains("9876543210") || !e.message().contains("9876543210"));
-    assert!(!e.message().contains("9876543210"), "{}", e.message());
+    let msg = e.message();
+    assert!(msg.contains("password must be a string"), "{msg}");
+    assert!(!e.to_string().contains("9876543210") || !msg.contains("9876543210"));
+    assert!(!msg.contains("9876543210"), "{msg}");
 }
 
 #[test]
 fn unknown_file_keys_are_refused() {
     let e = toml::from_str::<FileConfig>("max_failure = 3\n").expect_err("typo");
-    assert!(
-        e.message().contains("unknown field `max_failure`"),
-        "{}",
-        e.message()
-    );
+    let msg = e.message();
+    assert!(msg.contains("unknown field `max_failure`"), "{msg}");
 }
 
 #[test]

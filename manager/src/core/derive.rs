@@ -111,12 +111,8 @@ pub fn derive_topology(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::health::NodeHealth;
     use crate::core::info::Role;
-
-    fn a(port: u16) -> NodeAddr {
-        NodeAddr::new("h", port)
-    }
+    use crate::core::test_support::{a, answered, info, replica_of};
 
     /// How a node of the table reports itself.
     #[derive(Clone, Copy)]
@@ -133,31 +129,15 @@ mod tests {
     fn view(nodes: &[(u16, N)], now: Instant) -> View {
         let mut v = View::new();
         for &(port, n) in nodes {
-            let mut h = NodeHealth::new();
-            let replica = |m, link_up, syncing| Role::Replica {
-                master: a(m),
-                link_up,
-                syncing,
-                link_down_secs: (!link_up).then_some(0),
-                last_io_secs: None,
-            };
+            let replica =
+                |m, link_up, syncing| replica_of(m, link_up, syncing, (!link_up).then_some(0));
             let role = match n {
                 N::Master | N::Down => Role::Master,
                 N::Up(m) => replica(m, true, false),
                 N::Connecting(m) => replica(m, false, false),
                 N::FullSync(m) => replica(m, false, true),
             };
-            let info = NodeInfo {
-                role,
-                offset: 10,
-                priority: 100,
-                fenced: false,
-                replid: String::new(),
-                replid2: String::new(),
-                second_offset: 0,
-                followers: Vec::new(),
-            };
-            h.on_success(now, Some(info), None);
+            let mut h = answered(now, info(role, 10));
             if let N::Down = n {
                 h.on_failure(now, "connection refused", 1);
             }

@@ -86,37 +86,12 @@ impl Fencing {
 mod tests {
     use super::*;
     use crate::core::health::NodeHealth;
-    use crate::core::info::{NodeInfo, Role};
+    use crate::core::info::Role;
+    use crate::core::test_support::{a, answered, info, linked_to};
     use std::time::Instant;
 
-    fn a(p: u16) -> NodeAddr {
-        NodeAddr::new("h", p)
-    }
-
     fn up(role: Role) -> NodeHealth {
-        let mut h = NodeHealth::new();
-        let info = NodeInfo {
-            role,
-            offset: 1,
-            priority: 100,
-            fenced: false,
-            replid: String::new(),
-            replid2: String::new(),
-            second_offset: 0,
-            followers: Vec::new(),
-        };
-        h.on_success(Instant::now(), Some(info), None);
-        h
-    }
-
-    fn replica_of(p: u16) -> Role {
-        Role::Replica {
-            master: a(p),
-            link_up: true,
-            syncing: false,
-            link_down_secs: None,
-            last_io_secs: None,
-        }
+        answered(Instant::now(), info(role, 1))
     }
 
     #[test]
@@ -130,7 +105,7 @@ mod tests {
         };
         let mut v = View::new();
         v.insert(a(1), up(Role::Master));
-        v.insert(a(2), up(replica_of(1)));
+        v.insert(a(2), up(linked_to(1)));
         assert_eq!(on.wanted(&v, &a(1), &a(1)), set(1), "master with a replica");
         assert_eq!(
             on.wanted(&v, &a(1), &a(2)),

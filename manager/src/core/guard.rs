@@ -141,25 +141,14 @@ mod tests {
     use super::*;
     use crate::core::health::NodeHealth;
     use crate::core::info::{NodeInfo, Role};
-
-    fn a(p: u16) -> NodeAddr {
-        NodeAddr::new("h", p)
-    }
+    use crate::core::test_support::{a, answered, info};
 
     fn node(role: Role, replid: &str, offset: u64) -> NodeHealth {
-        let mut h = NodeHealth::new();
         let info = NodeInfo {
-            role,
-            offset,
-            priority: 100,
-            fenced: false,
             replid: replid.into(),
-            replid2: String::new(),
-            second_offset: 0,
-            followers: Vec::new(),
+            ..info(role, offset)
         };
-        h.on_success(Instant::now(), Some(info), None);
-        h
+        answered(Instant::now(), info)
     }
 
     /// A master with history `replid` at `offset`, continuing `replid2` up to `second`,
@@ -171,18 +160,13 @@ mod tests {
         age: u64,
         now: Instant,
     ) -> NodeHealth {
-        let mut h = NodeHealth::new();
         let info = NodeInfo {
-            role: Role::Master,
-            offset,
-            priority: 100,
-            fenced: false,
             replid: replid.into(),
             replid2: replid2.into(),
             second_offset: second,
-            followers: Vec::new(),
+            ..info(Role::Master, offset)
         };
-        h.on_success(Instant::now(), Some(info), None);
+        let mut h = answered(Instant::now(), info);
         h.on_identified(now.checked_sub(Duration::from_secs(age)));
         h
     }

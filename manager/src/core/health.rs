@@ -248,6 +248,7 @@ impl NodeHealth {
 mod tests {
     use super::*;
     use crate::core::info::Role;
+    use crate::core::test_support::{self as ts, linked_to};
 
     #[derive(Clone, Copy, Debug)]
     enum Ev {
@@ -257,16 +258,7 @@ mod tests {
     }
 
     fn info() -> NodeInfo {
-        NodeInfo {
-            role: Role::Master,
-            offset: 1,
-            priority: 100,
-            fenced: false,
-            replid: String::new(),
-            replid2: String::new(),
-            second_offset: 0,
-            followers: Vec::new(),
-        }
+        ts::info(Role::Master, 1)
     }
 
     fn run(events: &[Ev], max_failures: u32) -> (Status, Vec<&'static str>, u32) {
@@ -385,22 +377,7 @@ mod tests {
     fn an_older_reply_does_not_replace_newer_state() {
         let t0 = Instant::now();
         let mut h = NodeHealth::new();
-        let replica = NodeInfo {
-            role: Role::Replica {
-                master: redis_failover_client::NodeAddr::new("h", 1),
-                link_up: true,
-                syncing: false,
-                link_down_secs: None,
-                last_io_secs: None,
-            },
-            offset: 5,
-            priority: 100,
-            fenced: false,
-            replid: String::new(),
-            replid2: String::new(),
-            second_offset: 0,
-            followers: Vec::new(),
-        };
+        let replica = ts::info(linked_to(1), 5);
         h.on_success(t0, Some(replica.clone()), None);
         // The leader promoted the node and recorded what it saw at t0 + 10 ms...
         h.on_success(t0 + Duration::from_millis(10), Some(info()), None);

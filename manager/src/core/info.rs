@@ -272,11 +272,7 @@ mod tests {
         ];
         for (name, text, prio, want) in cases {
             let got = parse_info_replication(text, prio);
-            match (got, want) {
-                (Ok(g), Ok(w)) => assert_eq!(g, w, "{name}"),
-                (Err(g), Err(w)) => assert!(g.contains(w), "{name}: {g}"),
-                (g, w) => panic!("{name}: got {g:?}, want {w:?}"),
-            }
+            crate::core::test_support::assert_outcome(name, got, want);
         }
     }
 

@@ -30,6 +30,8 @@ pub mod info;
 pub mod manual;
 pub mod promotion;
 pub mod select;
+#[cfg(test)]
+pub(crate) mod test_support;
 pub mod votes;
 
 /// Every configured node of a group and what the probes know about it.

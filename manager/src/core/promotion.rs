@@ -207,37 +207,12 @@ impl Promotion {
 mod tests {
     use super::*;
     use crate::core::health::NodeHealth;
-    use crate::core::info::{NodeInfo, Role};
+    use crate::core::info::Role;
+    use crate::core::test_support::{a, answered, info, replica_of};
     use std::time::Instant;
 
-    fn a(port: u16) -> NodeAddr {
-        NodeAddr::new("h", port)
-    }
-
     fn node(role: Role) -> NodeHealth {
-        let mut h = NodeHealth::new();
-        let info = NodeInfo {
-            role,
-            offset: 10,
-            priority: 100,
-            fenced: false,
-            replid: String::new(),
-            replid2: String::new(),
-            second_offset: 0,
-            followers: Vec::new(),
-        };
-        h.on_success(Instant::now(), Some(info), None);
-        h
-    }
-
-    fn replica_of(port: u16) -> NodeHealth {
-        node(Role::Replica {
-            master: a(port),
-            link_up: true,
-            syncing: false,
-            link_down_secs: None,
-            last_io_secs: None,
-        })
+        answered(Instant::now(), info(role, 10))
     }
 
     /// h:1 the old master (live for a switchover, down otherwise), h:2 promoted, h:3 a
@@ -250,7 +225,7 @@ mod tests {
         }
         v.insert(a(1), old);
         v.insert(a(2), node(Role::Master));
-        v.insert(a(3), replica_of(1));
+        v.insert(a(3), replica(1, true, false));
         let mut down = NodeHealth::new();
         down.on_failure(Instant::now(), "refused", 1);
         v.insert(a(4), down);
@@ -353,13 +328,7 @@ mod tests {
     }
 
     fn replica(of: u16, link_up: bool, syncing: bool) -> NodeHealth {
-        node(Role::Replica {
-            master: a(of),
-            link_up,
-            syncing,
-            link_down_secs: None,
-            last_io_secs: None,
-        })
+        node(replica_of(of, link_up, syncing, None))
     }
 
     /// Which re-pointed nodes keep their data (and are published as replicas while their

@@ -174,31 +174,38 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::type_complexity)]
     fn strategies() {
         use Strategy::*;
-        // (strategy, required, ballots: D = down, U = up, expected: D/U/?)
-        let cases = [
-            (Majority, 1, "D", 'D'),
-            (Majority, 1, "U", 'U'),
-            (Majority, 1, "DDU", 'D'),
-            (Majority, 1, "DUU", 'U'),
-            (Majority, 1, "DU", 'U'),
-            (Consensus, 1, "DDD", 'D'),
-            (Consensus, 1, "DDU", 'U'),
-            (Single, 1, "DUU", 'D'),
-            (Single, 1, "UUU", 'U'),
-            (Majority, 2, "D", '?'),
-            (Single, 3, "DD", '?'),
-            (Majority, 0, "", '?'),
-            (Consensus, 2, "DD", 'D'),
+        // (strategy, required, [(ballots: D = down, U = up, expected: D/U/?)])
+        let cases: [(Strategy, usize, &[(&str, char)]); 7] = [
+            (
+                Majority,
+                1,
+                &[
+                    ("D", 'D'),
+                    ("U", 'U'),
+                    ("DDU", 'D'),
+                    ("DUU", 'U'),
+                    ("DU", 'U'),
+                ],
+            ),
+            (Consensus, 1, &[("DDD", 'D'), ("DDU", 'U')]),
+            (Single, 1, &[("DUU", 'D'), ("UUU", 'U')]),
+            (Majority, 2, &[("D", '?')]),
+            (Single, 3, &[("DD", '?')]),
+            (Majority, 0, &[("", '?')]),
+            (Consensus, 2, &[("DD", 'D')]),
         ];
-        for (s, required, spec, want) in cases {
-            let got = match tally(s, required, &b(spec)) {
-                Verdict::Down(_) => 'D',
-                Verdict::Up(_) => 'U',
-                Verdict::Doubtful(_) => '?',
-            };
-            assert_eq!(got, want, "{s} required {required} ballots {spec}");
+        for (s, required, ballots) in cases {
+            for &(spec, want) in ballots {
+                let got = match tally(s, required, &b(spec)) {
+                    Verdict::Down(_) => 'D',
+                    Verdict::Up(_) => 'U',
+                    Verdict::Doubtful(_) => '?',
+                };
+                assert_eq!(got, want, "{s} required {required} ballots {spec}");
+            }
         }
     }
 

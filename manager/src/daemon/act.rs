@@ -12,9 +12,7 @@ use tokio::sync::Notify;
 use tracing::{debug, error, info, warn};
 
 use super::{GroupDaemon, Held, Next};
-use crate::core::decide::{
-    decide, roll_forward_hold, unreplaceable, Decision, GroupState, Mode, FENCE_RETRY,
-};
+use crate::core::decide::{decide, roll_forward_hold, unreplaceable, Decision, Mode, FENCE_RETRY};
 use crate::core::derive::Resyncing;
 use crate::core::event_names::{
     FAILOVER_NOT_LEADER, FENCE_FAILED, FENCE_WAIT, GUARD_FAILED, HISTORY_WRITE, HOOK, HOOK_FAILED,
@@ -115,14 +113,8 @@ impl GroupDaemon {
                     Published::Corrupt { version, .. } => *version as u64 + 1,
                     _ => 0,
                 };
-                self.state = GroupState {
-                    master_restarts: self.restarts_of(&master),
-                    master: Some(master),
-                    epoch: epoch.max(floor),
-                    paused: self.known.pause.clone(),
-                    publish_not_before: (!hold.is_zero()).then(|| Instant::now() + hold),
-                    ..self.state.node_settings()
-                };
+                let held = (!hold.is_zero()).then(|| Instant::now() + hold);
+                self.adopt(master, epoch.max(floor), held);
                 Next::Soon
             }
             Decision::Forget { .. } => {
@@ -160,7 +152,6 @@ impl GroupDaemon {
             }
             Decision::RefreshOffsets { nodes, .. } => {
                 self.refresh_offsets(&nodes).await;
-                self.state.offsets_read_at = Some(Instant::now());
                 Next::Now
             }
             Decision::Failover {
@@ -398,13 +389,7 @@ impl GroupDaemon {
             _ => "answers ROLE master after",
         };
         info!(group = %g, "{PROMOTED} {to}: {how} {} ms", started.elapsed().as_millis());
-        self.state = GroupState {
-            master: Some(to.clone()),
-            epoch: self.state.epoch + 1,
-            paused: self.known.pause.clone(),
-            master_restarts: self.restarts_of(to),
-            ..self.state.node_settings()
-        };
+        self.adopt(to.clone(), self.state.epoch + 1, None);
         // 3. Re-point the others, still as the leader.
         let Some(confirmed) = leader.confirm().await else {
             warn!(group = %g, "{LEADER_UNCONFIRMED}: {to} is master (epoch {}), not re-pointing the others; the next leader finishes", self.state.epoch);
@@ -592,7 +577,8 @@ impl GroupDaemon {
     }
 
     /// Reads `INFO replication` from `nodes` at once, within [`REFRESH_TIMEOUT`]; a node
-    /// that does not answer keeps its last known state.
+    /// that does not answer keeps its last known state. The state then notes when offsets
+    /// were read (`offsets_read_at`), for the ranking that follows.
     pub(super) async fn refresh_offsets(&mut self, nodes: &[NodeAddr]) {
         let reads = nodes.iter().map(|n| {
             let connector = self.connector.clone();
@@ -612,6 +598,7 @@ impl GroupDaemon {
                 self.set_info(n, info);
             }
         }
+        self.state.offsets_read_at = Some(Instant::now());
     }
 
     /// Writes the topology (lock-checked compare-and-set); true when it landed.

@@ -541,6 +541,19 @@ impl GroupDaemon {
     fn restarts_of(&self, node: &NodeAddr) -> u64 {
         self.view.get(node).map_or(0, |h| h.restarts())
     }
+
+    /// Takes `master` as the group's master at `epoch` (with the pause as known and the
+    /// nodes' settings kept), its publication held until `publish_not_before`.
+    fn adopt(&mut self, master: NodeAddr, epoch: u64, publish_not_before: Option<Instant>) {
+        self.state = GroupState {
+            master_restarts: self.restarts_of(&master),
+            master: Some(master),
+            epoch,
+            paused: self.known.pause.clone(),
+            publish_not_before,
+            ..self.state.node_settings()
+        };
+    }
 }
 
 /// A replica's reported master, named as configured.

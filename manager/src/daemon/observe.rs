@@ -5,10 +5,7 @@
 //! Sentinel before switching. Reading is allowed: offsets are refreshed as a leader would
 //! before ranking replicas, so the replica named is the one a leader would promote.
 
-use std::time::Instant;
-
 use crate::core::decide::Decision;
-use crate::core::decide::GroupState;
 use crate::core::event_names::{WOULD, WOULD_PROMOTE};
 
 use super::{GroupDaemon, Next};
@@ -27,13 +24,7 @@ impl GroupDaemon {
             // What a leader believes, kept as its own (no write): the next decision is then
             // the one a leader would take.
             Decision::Adopt { master, epoch, .. } => {
-                self.state = GroupState {
-                    master_restarts: self.restarts_of(&master),
-                    master: Some(master),
-                    epoch,
-                    paused: self.known.pause.clone(),
-                    ..self.state.node_settings()
-                };
+                self.adopt(master, epoch, None);
                 Next::Soon
             }
             Decision::Forget { .. } => {
@@ -42,7 +33,6 @@ impl GroupDaemon {
             }
             Decision::RefreshOffsets { nodes, .. } => {
                 self.refresh_offsets(&nodes).await;
-                self.state.offsets_read_at = Some(Instant::now());
                 Next::Now
             }
             Decision::Failover {

@@ -111,9 +111,22 @@ pub fn router(state: HttpState) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/status", get(status))
-        .route("/master/{group}/{node}", get(master))
-        .route("/replica/{group}/{node}", get(replica))
-        .route("/read-only/{group}/{node}", get(read_only))
+        .route(
+            "/master/{group}/{node}",
+            get(|s, p| node_check(s, p, None, Wanted::Master)),
+        )
+        .route(
+            "/replica/{group}/{node}",
+            get(|s, p, Query(q): Query<LagQuery>| {
+                node_check(s, p, q.max_lag_bytes, Wanted::Replica)
+            }),
+        )
+        .route(
+            "/read-only/{group}/{node}",
+            get(|s, p, Query(q): Query<LagQuery>| {
+                node_check(s, p, q.max_lag_bytes, Wanted::Readable)
+            }),
+        )
         .route("/metrics", get(metrics))
         .route("/failover", post(failover))
         .route("/pause", post(pause))
@@ -291,25 +304,48 @@ async fn status(State(s): State<HttpState>) -> Response {
     .into_response()
 }
 
-/// 200 when `node` is the group's master, 503 when it is not (or when this manager cannot
-/// confirm the topology: no live ZooKeeper session), 400/404 for bad requests.
-async fn master(
-    State(s): State<HttpState>,
-    Path((group, node)): Path<(String, String)>,
-) -> Response {
-    check(
-        &s,
-        &group,
-        &node,
-        |_, t, n| {
-            if t.master.as_ref() == Some(n) {
-                Ok(())
-            } else {
-                Err(String::new())
-            }
-        },
-        "master",
-    )
+/// What a node check (`GET /master`, `/replica`, `/read-only`) asks of the node: 200 when it
+/// holds, 503 when it does not (or when this manager cannot confirm the topology: no live
+/// ZooKeeper session), 400/404 for bad requests.
+#[derive(Clone, Copy)]
+enum Wanted {
+    /// The group's master.
+    Master,
+    /// A replica of the group's master in the published topology and, by this manager's
+    /// probes, up, following that master with its link up (not loading a full sync) and,
+    /// with `max_lag_bytes`, at most that far behind.
+    Replica,
+    /// May serve reads: the master, or a replica as [`Wanted::Replica`] says.
+    Readable,
+}
+
+impl Wanted {
+    /// Why `n` is not what is wanted (empty when there is nothing more to say).
+    fn holds(
+        self,
+        g: &GroupSnapshot,
+        t: &Topology,
+        n: &NodeAddr,
+        max_lag_bytes: Option<u64>,
+    ) -> Result<(), String> {
+        let is_master = t.master.as_ref() == Some(n);
+        match self {
+            Wanted::Master if is_master => Ok(()),
+            Wanted::Master => Err(String::new()),
+            Wanted::Replica => healthy_replica(g, t, n, max_lag_bytes),
+            Wanted::Readable if is_master => Ok(()),
+            Wanted::Readable => healthy_replica(g, t, n, max_lag_bytes).map_err(|_| String::new()),
+        }
+    }
+
+    /// The role named in the answer.
+    fn name(self) -> &'static str {
+        match self {
+            Wanted::Master => "master",
+            Wanted::Replica => "replica",
+            Wanted::Readable => "master or healthy replica",
+        }
+    }
 }
 
 /// `?max_lag_bytes=N` of the replica checks.
@@ -319,41 +355,19 @@ struct LagQuery {
     max_lag_bytes: Option<u64>,
 }
 
-/// 200 when `node` is a replica of the group's master in the published topology and, by
-/// this manager's probes, up, following that master with its link up (not loading a full
-/// sync) and, with `max_lag_bytes`, at most that far behind; 503 otherwise.
-async fn replica(
+/// The node check of `GET /{wanted}/{group}/{node}`.
+async fn node_check(
     State(s): State<HttpState>,
     Path((group, node)): Path<(String, String)>,
-    Query(q): Query<LagQuery>,
+    max_lag_bytes: Option<u64>,
+    wanted: Wanted,
 ) -> Response {
     check(
         &s,
         &group,
         &node,
-        |g, t, n| healthy_replica(g, t, n, q.max_lag_bytes),
-        "replica",
-    )
-}
-
-/// 200 when `node` may serve reads: the master, or a replica as `GET /replica` says.
-async fn read_only(
-    State(s): State<HttpState>,
-    Path((group, node)): Path<(String, String)>,
-    Query(q): Query<LagQuery>,
-) -> Response {
-    check(
-        &s,
-        &group,
-        &node,
-        |g, t, n| {
-            if t.master.as_ref() == Some(n) {
-                Ok(())
-            } else {
-                healthy_replica(g, t, n, q.max_lag_bytes).map_err(|_| String::new())
-            }
-        },
-        "master or healthy replica",
+        |g, t, n| wanted.holds(g, t, n, max_lag_bytes),
+        wanted.name(),
     )
 }
 

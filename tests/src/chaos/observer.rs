@@ -213,16 +213,8 @@ pub(super) fn describe(s: &Sweep, ports: &[u16]) -> String {
             t.master
                 .as_ref()
                 .map_or("null".into(), |m| format!(":{}", m.port)),
-            t.slaves
-                .iter()
-                .map(|a| format!(":{}", a.port))
-                .collect::<Vec<_>>()
-                .join(","),
-            t.unavailable
-                .iter()
-                .map(|a| format!(":{}", a.port))
-                .collect::<Vec<_>>()
-                .join(","),
+            crate::comma_list(t.slaves.iter().map(|a| format!(":{}", a.port))),
+            crate::comma_list(t.unavailable.iter().map(|a| format!(":{}", a.port))),
             t.epoch,
             t.promoting
                 .as_ref()

@@ -2,14 +2,12 @@
 //! managers' hosts, the topology they publish (the first new master, convergence), and the
 //! clients' writer: our [`Client`] in a [`ClientWriter`].
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use redis_failover_client::{Client, NodeAddr, Topology};
+use redis_failover_client::{Client, Topology};
 use zookeeper_client as zk;
 
-use super::run::{manager_host, START_TIMEOUT, WATCH_EVERY};
+use super::run::{manager_host, Watch, START_TIMEOUT, WATCH_EVERY};
 use super::{Options, Scenario};
 use crate::manager::{read_topology, wait_topology, zk_client, ManagerMode, ManagerSet};
 use crate::netns::Net;
@@ -107,23 +105,16 @@ impl Ours {
         (t.master == Some(nodes[m].node_addr()) && t.slaves.len() == nodes.len() - 1).then_some(m)
     }
 
-    /// Watches from here, for up to `until` or until `stop` (then after a last look), for
-    /// the first topology naming a master other than `first`.
-    pub(super) fn watch(
-        &self,
-        first: NodeAddr,
-        until: Duration,
-        stop: Arc<AtomicBool>,
-    ) -> tokio::task::JoinHandle<Option<Instant>> {
+    /// Watches from here (see [`Watch`]) for the first topology naming another master.
+    pub(super) fn watch(&self, w: Watch) -> tokio::task::JoinHandle<Option<Instant>> {
         let (session, root) = (self.session.clone(), self.root.clone());
         tokio::spawn(async move {
-            let end = Instant::now() + until;
             loop {
                 let t: Option<Topology> = read_topology(&session, &root).await;
-                if t.is_some_and(|t| t.master.is_some() && t.master != Some(first.clone())) {
+                if t.is_some_and(|t| t.master.is_some() && t.master != Some(w.first.clone())) {
                     return Some(Instant::now());
                 }
-                if stop.load(Ordering::SeqCst) || Instant::now() >= end {
+                if w.over() {
                     return None;
                 }
                 tokio::time::sleep(WATCH_EVERY).await;

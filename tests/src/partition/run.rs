@@ -157,15 +157,10 @@ impl Plane {
         }
     }
 
-    fn watch(
-        &self,
-        first: NodeAddr,
-        until: Duration,
-        stop: &Stop,
-    ) -> tokio::task::JoinHandle<Option<Instant>> {
+    fn watch(&self, w: Watch) -> tokio::task::JoinHandle<Option<Instant>> {
         match self {
-            Plane::Ours(ours) => ours.watch(first, until, stop.flag()),
-            Plane::Sentinel(s) => s.watch(first, until, stop.flag()),
+            Plane::Ours(ours) => ours.watch(w),
+            Plane::Sentinel(s) => s.watch(w),
         }
     }
 
@@ -271,6 +266,21 @@ async fn start_client(
 #[derive(Default)]
 pub(super) struct Stop(Arc<AtomicBool>);
 
+/// What a plane watches for from the fault on: the first master other than `first`, until
+/// `end` or until `stop` is set (then after a last look).
+pub(super) struct Watch {
+    pub(super) first: NodeAddr,
+    pub(super) end: Instant,
+    pub(super) stop: Arc<AtomicBool>,
+}
+
+impl Watch {
+    /// Whether to stop looking.
+    pub(super) fn over(&self) -> bool {
+        self.stop.load(Ordering::SeqCst) || Instant::now() >= self.end
+    }
+}
+
 impl Stop {
     pub(super) fn flag(&self) -> Arc<AtomicBool> {
         Arc::clone(&self.0)
@@ -348,11 +358,11 @@ pub async fn run(o: &Options, sc: &Scenario) -> Result<Report, String> {
     let cut_at = Instant::now();
     // Stopped once the group has converged, or when this run ends early.
     let stop_watch = Stop::default();
-    let watch = plane.watch(
-        first_master.clone(),
-        sc.duration + o.converge_timeout,
-        &stop_watch,
-    );
+    let watch = plane.watch(Watch {
+        first: first_master.clone(),
+        end: Instant::now() + sc.duration + o.converge_timeout,
+        stop: stop_watch.flag(),
+    });
     let cuts = {
         let (net, o2, sc2) = (Arc::clone(&net), o.clone(), sc.clone());
         tokio::task::spawn_blocking(move || match sc2.flap {

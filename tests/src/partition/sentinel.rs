@@ -4,13 +4,12 @@
 //! new one, convergence), and the clients' writer: redis-rs's Sentinel client in a
 //! [`SentinelWriter`].
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use redis_failover_client::NodeAddr;
 
-use super::run::{manager_host, one_master_followed, START_TIMEOUT, WATCH_EVERY};
+use super::run::{manager_host, one_master_followed, Watch, START_TIMEOUT, WATCH_EVERY};
 use super::Options;
 use crate::netns::Net;
 use crate::sentinel::{SentinelProgram, SentinelSettings, SentinelWriter, Sentinels};
@@ -105,30 +104,22 @@ impl SentinelSide {
             .then_some(m)
     }
 
-    /// Watches from here, for up to `until` or until `stop` (then after a last look), for
-    /// the first time any sentinel names a master other than `first`.
-    pub(super) fn watch(
-        &self,
-        first: NodeAddr,
-        until: Duration,
-        stop: Arc<AtomicBool>,
-    ) -> tokio::task::JoinHandle<Option<Instant>> {
+    /// Watches from here (see [`Watch`]) for the first time any sentinel names another
+    /// master.
+    pub(super) fn watch(&self, w: Watch) -> tokio::task::JoinHandle<Option<Instant>> {
         let s = Arc::clone(&self.sentinels);
-        tokio::task::spawn_blocking(move || {
-            let end = Instant::now() + until;
-            loop {
-                let named_other = s
-                    .master_addrs(ASK_TIMEOUT)
-                    .iter()
-                    .any(|a| a.as_ref().is_ok_and(|a| *a != first));
-                if named_other {
-                    return Some(Instant::now());
-                }
-                if stop.load(Ordering::SeqCst) || Instant::now() >= end {
-                    return None;
-                }
-                std::thread::sleep(WATCH_EVERY);
+        tokio::task::spawn_blocking(move || loop {
+            let named_other = s
+                .master_addrs(ASK_TIMEOUT)
+                .iter()
+                .any(|a| a.as_ref().is_ok_and(|a| *a != w.first));
+            if named_other {
+                return Some(Instant::now());
             }
+            if w.over() {
+                return None;
+            }
+            std::thread::sleep(WATCH_EVERY);
         })
     }
 

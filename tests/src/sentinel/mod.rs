@@ -9,7 +9,9 @@
 pub mod procs;
 pub mod writer;
 
-pub use procs::{sentinel_cmd, sentinel_cmd_at, SentinelProgram, SentinelSettings, Sentinels};
+pub use procs::{
+    sentinel_cmd, sentinel_cmd_at, wait_sentinel_ping, SentinelProgram, SentinelSettings, Sentinels,
+};
 pub use writer::SentinelWriter;
 
 /// The master's name in every sentinel's config (and our managers' default `--group-name`).

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -218,33 +218,20 @@ impl Sentinels {
             cmd
         })
         .map_err(|e| format!("cannot start {}: {e}", program.program))?;
-        let deadline = Instant::now() + SENTINEL_READY_TIMEOUT;
-        loop {
-            if redis_cmd_at(&ip, port, Duration::from_millis(200), &["PING"]).is_ok() {
-                return Ok(SentinelProc {
-                    ip,
-                    port,
-                    log,
-                    child,
-                });
-            }
-            if let Some(st) = child.exit_status() {
-                return Err(format!(
-                    "sentinel {ip}:{port} exited ({st}) before answering PING; tail of {}:\n{}\n{}",
-                    log.display(),
-                    log_tail(&log, 20),
-                    log_tail(&out_path, 5)
-                ));
-            }
-            if Instant::now() >= deadline {
-                return Err(format!(
-                    "sentinel {ip}:{port} did not answer PING within {SENTINEL_READY_TIMEOUT:?}; tail of {}:\n{}",
-                    log.display(),
-                    log_tail(&log, 20)
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        let who = format!("sentinel {ip}:{port}");
+        wait_sentinel_ping(
+            &child,
+            (&ip, port),
+            SENTINEL_READY_TIMEOUT,
+            &who,
+            (&log, &out_path),
+        )?;
+        Ok(SentinelProc {
+            ip,
+            port,
+            log,
+            child,
+        })
     }
 
     /// The sentinels' ports.
@@ -433,4 +420,38 @@ fn sentinel_master_fields(ip: &str, port: u16) -> Result<HashMap<String, String>
             _ => None,
         })
         .collect())
+}
+
+/// Waits until the sentinel `child` answers PING at `ip:port`, for at most `timeout`.
+/// Otherwise the error says that `who` exited or did not answer, with the tail of its log
+/// (and of its stdout and stderr, `logs.1`, when it exited).
+pub fn wait_sentinel_ping(
+    child: &GuardedChild,
+    (ip, port): (&str, u16),
+    timeout: Duration,
+    who: &str,
+    (log, out): (&Path, &Path),
+) -> Result<(), String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if redis_cmd_at(ip, port, Duration::from_millis(200), &["PING"]).is_ok() {
+            return Ok(());
+        }
+        if let Some(st) = child.exit_status() {
+            return Err(format!(
+                "{who} exited ({st}) before answering PING; tail of {}:\n{}\n{}",
+                log.display(),
+                log_tail(log, 20),
+                log_tail(out, 5)
+            ));
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "{who} did not answer PING within {timeout:?}; tail of {}:\n{}",
+                log.display(),
+                log_tail(log, 20)
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }

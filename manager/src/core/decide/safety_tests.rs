@@ -6,6 +6,9 @@ use super::*;
 use crate::core::fence::{FenceSetting, Fencing};
 use crate::core::health::{Evidence, NodeHealth};
 use crate::core::info::{NodeInfo, Role};
+use crate::core::test_support::{
+    self as ts, a, answered, assert_outcome, heard, linked_to, replica_of,
+};
 use crate::core::votes::Verdict;
 
 const FENCED: Policy = Policy {
@@ -16,30 +19,23 @@ const FENCED: Policy = Policy {
     replication_guard: false,
 };
 
-fn a(port: u16) -> NodeAddr {
-    NodeAddr::new("h", port)
-}
-
 fn info(role: Role, fenced: bool) -> NodeInfo {
     NodeInfo {
-        role,
-        offset: 100,
-        priority: 100,
         fenced,
-        replid: String::new(),
-        replid2: String::new(),
-        second_offset: 0,
-        followers: Vec::new(),
+        ..ts::info(role, 100)
     }
 }
 
 fn replica() -> Role {
-    Role::Replica {
-        master: a(1),
-        link_up: false,
-        syncing: false,
-        link_down_secs: Some(1),
-        last_io_secs: None,
+    replica_of(1, false, false, Some(1))
+}
+
+/// Who a failover decision promotes, or why nobody may be.
+fn winner_of(d: Decision) -> Result<NodeAddr, String> {
+    match d {
+        Decision::Failover { winner, .. } => Ok(winner),
+        Decision::NoCandidate { reason, .. } => Err(reason),
+        other => panic!("{other}"),
     }
 }
 
@@ -58,8 +54,7 @@ enum Failed {
 /// replicas, h:3 down when `h3_down`.
 fn view(how: Failed, fenced: bool, h3_down: bool, now: Instant) -> View {
     let mut v = View::new();
-    let mut m = NodeHealth::new();
-    m.on_success(now, Some(info(Role::Master, fenced)), None);
+    let mut m = answered(now, info(Role::Master, fenced));
     for i in 1..=3 {
         let at = now + Duration::from_millis(i);
         match how {
@@ -72,8 +67,7 @@ fn view(how: Failed, fenced: bool, h3_down: bool, now: Instant) -> View {
     }
     v.insert(a(1), m);
     for (port, down) in [(2, false), (3, h3_down)] {
-        let mut h = NodeHealth::new();
-        h.on_success(now, Some(info(replica(), false)), None);
+        let mut h = answered(now, info(replica(), false));
         if down {
             h.on_failure(now + Duration::from_millis(5), "no reply", 1);
         }
@@ -159,11 +153,7 @@ fn a_down_master_is_replaced_the_way_its_failure_allows() {
     ];
     for (name, v, policy, want) in cases {
         let got = mode_of(&decide_with(&v, policy, &none, now));
-        match (got, want) {
-            (Ok(g), Ok(w)) => assert_eq!(g, w, "{name}"),
-            (Err(g), Err(w)) => assert!(g.contains(w), "{name}: {g}"),
-            (g, w) => panic!("{name}: got {g:?}, want {w:?}"),
-        }
+        assert_outcome(name, got, want);
     }
 }
 
@@ -226,19 +216,8 @@ fn the_line_says_which_case_applied_and_how_long_it_waits() {
 fn each_live_node_gets_its_fence_once_per_restart() {
     let now = Instant::now() + Duration::from_secs(1000);
     let mut v = View::new();
-    let mut m = NodeHealth::new();
-    m.on_success(now, Some(info(Role::Master, false)), None);
-    v.insert(a(1), m);
-    let mut r = NodeHealth::new();
-    let up = Role::Replica {
-        master: a(1),
-        link_up: true,
-        syncing: false,
-        link_down_secs: None,
-        last_io_secs: None,
-    };
-    r.on_success(now, Some(info(up, false)), None);
-    v.insert(a(2), r);
+    v.insert(a(1), answered(now, info(Role::Master, false)));
+    v.insert(a(2), answered(now, info(linked_to(1), false)));
     let published = derive_topology(Some(&a(1)), 2, &v, &Default::default());
     let mut st = state(now);
     let set = |k| FenceSetting {
@@ -327,13 +306,7 @@ fn an_unreachable_master_its_replicas_still_hear_is_not_replaced() {
     let hearing = |secs: u64| {
         let mut v = view(Failed::Silent, true, false, now);
         let mut h = NodeHealth::new();
-        let role = Role::Replica {
-            master: a(1),
-            link_up: true,
-            syncing: false,
-            link_down_secs: None,
-            last_io_secs: Some(secs),
-        };
+        let role = heard(1, secs);
         h.on_success(now, Some(info(role, false)), None);
         v.insert(a(2), h);
         decide_with(&v, &FENCED, &none, now)
@@ -374,18 +347,10 @@ fn the_guard_goes_on_the_master_first_then_on_replicas_in_sync() {
         fencing: Fencing::None,
         ..FENCED
     };
-    let linked = Role::Replica {
-        master: a(1),
-        link_up: true,
-        syncing: false,
-        link_down_secs: None,
-        last_io_secs: Some(0),
-    };
+    let linked = heard(1, 0);
     let mut v = View::new();
     for (port, role) in [(1, Role::Master), (2, linked.clone()), (3, replica())] {
-        let mut h = NodeHealth::new();
-        h.on_success(now, Some(with_history(role, "r", 100)), None);
-        v.insert(a(port), h);
+        v.insert(a(port), answered(now, with_history(role, "r", 100)));
     }
     let mut st = state(now);
     let published = derive_topology(Some(&a(1)), st.epoch, &v, st.resyncing.at(now));
@@ -427,15 +392,15 @@ fn the_guard_goes_on_the_master_first_then_on_replicas_in_sync() {
 fn a_master_that_restarted_while_nobody_watched_is_replaced_by_a_replica_with_the_data() {
     let now = Instant::now() + Duration::from_secs(1000);
     let mut v = View::new();
-    let mut m = NodeHealth::new();
-    m.on_success(now, Some(with_history(Role::Master, "new", 0)), None);
+    let mut m = answered(now, with_history(Role::Master, "new", 0));
     // Started after its replicas lost their link (a second ago: `replica()`).
     m.on_identified(now.checked_sub(Duration::from_millis(500)));
     v.insert(a(1), m);
     for (port, offset) in [(2, 900), (3, 950)] {
-        let mut h = NodeHealth::new();
-        h.on_success(now, Some(with_history(replica(), "old", offset)), None);
-        v.insert(a(port), h);
+        v.insert(
+            a(port),
+            answered(now, with_history(replica(), "old", offset)),
+        );
     }
     // A leader that never saw its run_id change: no vote says it is down, it answers.
     let d = decide_with(&v, &FENCED, &Votes::new(), now);
@@ -459,17 +424,9 @@ fn a_promotion_finished_for_a_cut_off_leader_is_published_only_after_the_fence_b
     // h:1 went silent (unreachable, not proven gone); the previous leader recorded h:2's
     // promotion and promoted it, then was cut off while holding its publication.
     let mut v = view(Failed::Silent, true, false, now);
-    let linked = Role::Replica {
-        master: a(2),
-        link_up: true,
-        syncing: false,
-        link_down_secs: None,
-        last_io_secs: Some(0),
-    };
+    let linked = heard(2, 0);
     for (port, role) in [(2, Role::Master), (3, linked)] {
-        let mut h = NodeHealth::new();
-        h.on_success(now, Some(info(role, false)), None);
-        v.insert(a(port), h);
+        v.insert(a(port), answered(now, info(role, false)));
     }
     let recorded = Topology {
         master: None,
@@ -579,19 +536,19 @@ fn in_synchronous_mode_a_replica_the_master_no_longer_listed_does_not_block_the_
         };
         h2.on_success(now + Duration::from_millis(5), Some(r), None);
         v.insert(a(2), h2);
-        let mut h3 = NodeHealth::new();
-        h3.on_success(now, Some(info(replica(), false)), None);
+        let mut h3 = answered(now, info(replica(), false));
         h3.on_failure(now + Duration::from_millis(5), "no reply", 1);
         v.insert(a(3), h3);
         let sync = Policy {
             synchronous_replicas: 1,
             ..FENCED
         };
-        match decide_with(&v, &sync, &Votes::new(), now + Duration::from_millis(20)) {
-            Decision::Failover { winner, .. } => Ok(winner),
-            Decision::NoCandidate { reason, .. } => Err(reason),
-            other => panic!("{other}"),
-        }
+        winner_of(decide_with(
+            &v,
+            &sync,
+            &Votes::new(),
+            now + Duration::from_millis(20),
+        ))
     };
     // h:3 had left the master before its last INFO: WAIT could not count it; h:2 has
     // everything up to that INFO and the rest was acknowledged by h:2.
@@ -615,8 +572,7 @@ fn in_synchronous_mode_a_replica_hung_before_the_masters_last_info_does_not_bloc
     // INFO, asked at +100 ms, still lists it online with the offset it acknowledged, 80.
     let run = |h3_down: Duration, evidence: Evidence| {
         let mut v = View::new();
-        let mut h3 = NodeHealth::new();
-        h3.on_success(now, Some(info(replica(), false)), None);
+        let mut h3 = answered(now, info(replica(), false));
         for i in 0..3 {
             h3.on_failure_showing(now + h3_down + ms(i), "no reply within 333 ms", 3, evidence);
         }
@@ -645,11 +601,7 @@ fn in_synchronous_mode_a_replica_hung_before_the_masters_last_info_does_not_bloc
             synchronous_replicas: 1,
             ..FENCED
         };
-        match decide_with(&v, &sync, &Votes::new(), now + ms(300)) {
-            Decision::Failover { winner, .. } => Ok(winner),
-            Decision::NoCandidate { reason, .. } => Err(reason),
-            other => panic!("{other}"),
-        }
+        winner_of(decide_with(&v, &sync, &Votes::new(), now + ms(300)))
     };
     assert_eq!(
         run(ms(10), Evidence::Hung),
