@@ -206,18 +206,25 @@ fn server_addrs(servers: &str) -> Option<Vec<&str>> {
     Some(addrs)
 }
 
-/// The first server of `servers` whose TLS handshake fails for a reason of configuration,
-/// and why ([`Tls::diagnose`]); pending when none does.
+/// The first server of `servers` and why its TLS handshake fails ([`Tls::diagnose`]), once
+/// every server's fails for a reason of configuration; pending while one accepts it (or is
+/// out of reach: the session attempt then says so).
 async fn tls_trouble(tls: &Tls, servers: &str) -> (NodeAddr, TlsDiagnosis) {
-    for addr in server_addrs(servers).unwrap_or_default() {
-        let Ok(addr) = addr.parse::<NodeAddr>() else {
-            continue;
-        };
-        if let Some(d) = tls.diagnose(&addr, PROBE_CONNECT_TIMEOUT * 4).await {
-            return (addr, d);
-        }
+    let addrs: Vec<NodeAddr> = server_addrs(servers)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let diagnoses = futures::future::join_all(
+        addrs
+            .iter()
+            .map(|a| tls.diagnose(a, PROBE_CONNECT_TIMEOUT * 4)),
+    )
+    .await;
+    match diagnoses.into_iter().collect::<Option<Vec<_>>>() {
+        Some(all) if !all.is_empty() => (addrs[0].clone(), all[0].clone()),
+        _ => std::future::pending().await,
     }
-    std::future::pending().await
 }
 
 /// `true` once every server of `servers` has refused TCP connections for [`REFUSED_GRACE`];
