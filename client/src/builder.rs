@@ -50,6 +50,7 @@ pub struct ClientBuilder {
     pub(crate) stale_reads: bool,
     pub(crate) synchronous: Option<Synchronous>,
     pub(crate) tls: Option<crate::Tls>,
+    pub(crate) zookeeper_tls: Option<crate::Tls>,
 }
 
 impl ClientBuilder {
@@ -90,6 +91,33 @@ impl ClientBuilder {
     /// ```
     pub fn tls(mut self, tls: crate::Tls) -> Self {
         self.tls = Some(tls);
+        self
+    }
+    /// Connects to ZooKeeper over TLS: the servers given to [`Client::builder`] are their
+    /// `secureClientPort`s, each verified for its host as given there; a client certificate
+    /// is presented when the servers ask for one (`ssl.clientAuth=need`). A CA that does not
+    /// sign the servers' certificates, or a missing client certificate, fails
+    /// [`Self::connect`] at once with an error that says so. Independent of [`Self::tls`].
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+    /// use redis_failover_client::{Client, Tls};
+    /// let zk_tls = Tls::new(std::fs::read("/etc/zookeeper/tls/ca.crt")?)
+    ///     // Only for ssl.clientAuth=need:
+    ///     .client_cert(
+    ///         std::fs::read("/etc/zookeeper/tls/client.crt")?,
+    ///         std::fs::read("/etc/zookeeper/tls/client.key")?,
+    ///     );
+    /// let client = Client::builder("zk1:2281,zk2:2281,zk3:2281")
+    ///     .zookeeper_tls(zk_tls)
+    ///     .connect()
+    ///     .await?;
+    /// # let _ = client;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn zookeeper_tls(mut self, tls: crate::Tls) -> Self {
+        self.zookeeper_tls = Some(tls);
         self
     }
     /// Database number selected on every connection (`SELECT` itself is refused).
@@ -250,8 +278,17 @@ impl ClientBuilder {
             tls.check()
                 .map_err(|e| ConnectError::Config(format!("tls: {e}")))?;
         }
+        if let Some(tls) = &self.zookeeper_tls {
+            tls.zookeeper_options()
+                .map_err(|e| ConnectError::Config(format!("zookeeper_tls: {e}")))?;
+        }
         let wait = self.zk_session_timeout.min(Duration::from_secs(15));
-        let zk = session::connect(&self.zkservers, self.zk_session_timeout, wait).await?;
+        let options = session::Options {
+            auth: None,
+            tls: self.zookeeper_tls.as_ref(),
+        };
+        let zk =
+            session::connect_as(&self.zkservers, options, self.zk_session_timeout, wait).await?;
         let confirmed = Confirmation::default();
         confirmed.confirm(Instant::now());
         let (topology, version) = watcher::read_once(&zk, &paths).await?;
@@ -271,8 +308,11 @@ impl ClientBuilder {
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
         tokio::spawn(watcher::run(
-            self.zkservers.clone(),
-            self.zk_session_timeout,
+            watcher::ZkTarget {
+                servers: self.zkservers.clone(),
+                tls: self.zookeeper_tls.clone(),
+                session_timeout: self.zk_session_timeout,
+            },
             self.lease().map(|l| l.heartbeat()),
             paths.clone(),
             zk,
@@ -349,6 +389,7 @@ impl Client {
             stale_reads: true,
             synchronous: Some(crate::synchronous::DEFAULT),
             tls: None,
+            zookeeper_tls: None,
         }
     }
 }

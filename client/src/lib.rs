@@ -92,7 +92,7 @@ pub use builder::{ClientBuilder, ReadPolicy};
 pub use client::Client;
 pub use error::{ConnectError, TopologyReadError, NOT_REPLICATED, TOPOLOGY_UNCONFIRMED};
 pub use failover::FailoverError;
-pub use tls::{Tls, TlsDiagnosis, TlsError, TlsPart};
+pub use tls::{install_crypto_provider, Tls, TlsDiagnosis, TlsError, TlsPart};
 pub use watcher::TopologyView;
 pub use wire::{NodeAddr, Topology, ZnodePaths};
 

@@ -32,6 +32,9 @@ use std::time::Duration;
 
 use zookeeper_client as zk;
 
+use crate::tls::{Tls, TlsDiagnosis};
+use crate::wire::NodeAddr;
+
 /// The longest wait between two tries of [`reconnect`].
 pub const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(5);
 
@@ -54,6 +57,20 @@ pub enum SessionError {
         #[source]
         source: zk::Error,
     },
+    /// A TLS handshake with a server fails for a reason of configuration (its certificate
+    /// not trusted, a client certificate required or refused, a port without TLS).
+    #[error("cannot connect to ZooKeeper at {servers}: TLS with {addr}: {}", tls_failure(.diagnosis))]
+    Tls {
+        /// The connection string.
+        servers: String,
+        /// The server that refused.
+        addr: NodeAddr,
+        /// Why.
+        diagnosis: TlsDiagnosis,
+    },
+    /// The TLS settings cannot be used (the message says which part and why).
+    #[error("ZooKeeper TLS settings: {0}")]
+    BadTls(#[source] crate::TlsError),
     /// No session within the wait: a server accepts connections but does not answer, or the
     /// addresses lead nowhere.
     #[error("cannot connect to ZooKeeper at {servers}: no answer within {} ms", wait.as_millis())]
@@ -63,6 +80,36 @@ pub enum SessionError {
         /// How long it waited.
         wait: Duration,
     },
+}
+
+/// What a failed TLS handshake with a ZooKeeper server means, and what to check in
+/// [`ClientBuilder::zookeeper_tls`](crate::ClientBuilder::zookeeper_tls).
+fn tls_failure(diagnosis: &TlsDiagnosis) -> String {
+    match diagnosis {
+        TlsDiagnosis::CertificateNotAccepted(d) => format!(
+            "the server's certificate is not accepted ({d}); check the CA given to zookeeper_tls"
+        ),
+        TlsDiagnosis::ClientCertificateRequired => "the server asks for a client certificate \
+             (ssl.clientAuth=need); give one with Tls::client_cert to zookeeper_tls"
+            .to_string(),
+        TlsDiagnosis::Refused(d) => format!(
+            "the server refused the handshake ({d}); check the client certificate given to \
+             zookeeper_tls"
+        ),
+        TlsDiagnosis::NotTls(d) => {
+            format!("the server does not speak TLS on this port ({d}); give its secureClientPort")
+        }
+    }
+}
+
+/// How a session reaches ZooKeeper besides the servers: an identity and TLS.
+#[derive(Clone, Copy, Default)]
+pub struct Options<'a> {
+    /// `(scheme, auth)`, e.g. `("digest", b"user:password")`: ZooKeeper checks it on every
+    /// connection of the session.
+    pub auth: Option<(&'a str, &'a [u8])>,
+    /// TLS to every server (their `secureClientPort`); `None`: plain TCP.
+    pub tls: Option<&'a Tls>,
 }
 
 /// How long [`connect`] keeps trying servers that refuse the connection (ZooKeeper may be
@@ -83,33 +130,51 @@ pub async fn connect(
     session_timeout: Duration,
     wait: Duration,
 ) -> Result<zk::Client, SessionError> {
-    connect_as(servers, None, session_timeout, wait).await
+    connect_as(servers, Options::default(), session_timeout, wait).await
 }
 
-/// [`connect`] with an identity (`scheme`, `auth`: `("digest", b"user:password")`), which
-/// ZooKeeper checks on every connection of the session.
+/// [`connect`] with `options`: an identity, TLS. With TLS, a handshake that fails for a
+/// reason of configuration is reported at once ([`SessionError::Tls`]).
 pub async fn connect_as(
     servers: &str,
-    auth: Option<(&str, &[u8])>,
+    options: Options<'_>,
     session_timeout: Duration,
     wait: Duration,
 ) -> Result<zk::Client, SessionError> {
     let start = tokio::time::Instant::now();
     let mut connector = zk::Client::connector();
-    if let Some((scheme, auth)) = auth {
+    if let Some((scheme, auth)) = options.auth {
         connector = connector.with_auth(scheme, auth);
     }
-    let connecting = connector
-        .with_session_timeout(session_timeout)
-        .connect(servers);
+    if let Some(tls) = options.tls {
+        connector = connector.with_tls(tls.zookeeper_options().map_err(SessionError::BadTls)?);
+    }
+    let connector = connector.with_session_timeout(session_timeout);
+    let connecting = async {
+        match options.tls {
+            // Every server without a scheme over TLS.
+            Some(_) => connector.secure_connect(servers).await,
+            None => connector.connect(servers).await,
+        }
+    };
     let refused = async {
         tokio::time::sleep(PROBE_AFTER).await;
         all_refuse(servers).await
+    };
+    let misconfigured = async {
+        tokio::time::sleep(PROBE_AFTER).await;
+        match options.tls {
+            Some(tls) => tls_trouble(tls, servers).await,
+            None => std::future::pending().await,
+        }
     };
     let result = tokio::select! {
         r = tokio::time::timeout(wait, connecting) => r,
         true = refused => {
             return Err(SessionError::ConnectionRefused { servers: servers.to_string() });
+        }
+        (addr, diagnosis) = misconfigured => {
+            return Err(SessionError::Tls { servers: servers.to_string(), addr, diagnosis });
         }
     };
     match result {
@@ -130,15 +195,45 @@ pub async fn connect_as(
     }
 }
 
+/// The `host:port`s of `servers`, unless it cannot be parsed into them (the session attempt
+/// then says what is wrong).
+fn server_addrs(servers: &str) -> Option<Vec<&str>> {
+    let hosts = servers.split('/').next().unwrap_or("");
+    let addrs: Vec<&str> = hosts.split(',').map(str::trim).collect();
+    if addrs.is_empty() || addrs.iter().any(|a| a.is_empty() || !a.contains(':')) {
+        return None;
+    }
+    Some(addrs)
+}
+
+/// The first server of `servers` and why its TLS handshake fails ([`Tls::diagnose`]), once
+/// every server's fails for a reason of configuration; pending while one accepts it (or is
+/// out of reach: the session attempt then says so).
+async fn tls_trouble(tls: &Tls, servers: &str) -> (NodeAddr, TlsDiagnosis) {
+    let addrs: Vec<NodeAddr> = server_addrs(servers)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let diagnoses = futures::future::join_all(
+        addrs
+            .iter()
+            .map(|a| tls.diagnose(a, PROBE_CONNECT_TIMEOUT * 4)),
+    )
+    .await;
+    match diagnoses.into_iter().collect::<Option<Vec<_>>>() {
+        Some(all) if !all.is_empty() => (addrs[0].clone(), all[0].clone()),
+        _ => std::future::pending().await,
+    }
+}
+
 /// `true` once every server of `servers` has refused TCP connections for [`REFUSED_GRACE`];
 /// never returns (pending) as soon as one accepts, answers otherwise, or the string cannot be
 /// parsed into `host:port`s (the session attempt then says what is wrong).
 async fn all_refuse(servers: &str) -> bool {
-    let hosts = servers.split('/').next().unwrap_or("");
-    let addrs: Vec<&str> = hosts.split(',').map(str::trim).collect();
-    if addrs.is_empty() || addrs.iter().any(|a| a.is_empty() || !a.contains(':')) {
+    let Some(addrs) = server_addrs(servers) else {
         return std::future::pending().await;
-    }
+    };
     let deadline = tokio::time::Instant::now() + REFUSED_GRACE;
     loop {
         for addr in &addrs {
@@ -172,20 +267,27 @@ pub async fn reconnect(
     first_delay: Duration,
     on_error: impl FnMut(&SessionError),
 ) -> zk::Client {
-    reconnect_as(servers, None, session_timeout, first_delay, on_error).await
+    reconnect_as(
+        servers,
+        Options::default(),
+        session_timeout,
+        first_delay,
+        on_error,
+    )
+    .await
 }
 
-/// [`reconnect`] with an identity, as [`connect_as`].
+/// [`reconnect`] with `options`, as [`connect_as`].
 pub async fn reconnect_as(
     servers: &str,
-    auth: Option<(&str, &[u8])>,
+    options: Options<'_>,
     session_timeout: Duration,
     first_delay: Duration,
     mut on_error: impl FnMut(&SessionError),
 ) -> zk::Client {
     let mut delay = first_delay;
     loop {
-        match connect_as(servers, auth, session_timeout, session_timeout).await {
+        match connect_as(servers, options, session_timeout, session_timeout).await {
             Ok(c) => return c,
             Err(e) => on_error(&e),
         }

@@ -125,6 +125,7 @@ impl Tls {
     /// redis crate).
     #[doc(hidden)]
     pub fn rustls_config(&self) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+        install_crypto_provider();
         let mut roots = rustls::RootCertStore::empty();
         for cert in CertificateDer::pem_slice_iter(&self.ca) {
             let cert = cert.map_err(|e| bad(TlsPart::Ca, format!("not PEM ({e})")))?;
@@ -175,6 +176,7 @@ impl Tls {
         settings: redis::RedisConnectionInfo,
         config: AsyncConnectionConfig,
     ) -> RedisResult<(redis::Client, AsyncConnectionConfig)> {
+        install_crypto_provider();
         let name = self.name_for(addr).to_string();
         let info = ConnectionAddr::TcpTls {
             host: name.clone(),
@@ -201,6 +203,51 @@ impl Tls {
         };
         Ok((client, config))
     }
+}
+
+impl Tls {
+    /// These settings for the ZooKeeper client (which verifies each server's certificate for
+    /// its host as given in the connection string: a server name cannot be set).
+    pub(crate) fn zookeeper_options(&self) -> Result<zookeeper_client::TlsOptions, TlsError> {
+        self.check()?;
+        if let Some(name) = &self.server_name {
+            return Err(bad(
+                TlsPart::ServerName,
+                format!("{name:?}: ZooKeeper servers are verified for their host as given"),
+            ));
+        }
+        install_crypto_provider();
+        let text = |part: TlsPart, pem: &[u8]| {
+            std::str::from_utf8(pem)
+                .map(str::to_string)
+                .map_err(|_| bad(part, "not PEM (not text)"))
+        };
+        let options = zookeeper_client::TlsOptions::new()
+            .with_pem_ca(&text(TlsPart::Ca, &self.ca)?)
+            .map_err(|e| bad(TlsPart::Ca, e))?;
+        match &self.identity {
+            None => Ok(options),
+            Some((cert, key)) => options
+                .with_pem_identity(
+                    &text(TlsPart::ClientCert, cert)?,
+                    &text(TlsPart::ClientKey, key)?,
+                )
+                .map_err(|e| bad(TlsPart::ClientCert, e)),
+        }
+    }
+}
+
+/// Makes ring rustls' crypto provider for the process, once. The ZooKeeper client's TLS
+/// brings rustls' other provider (aws-lc-rs) along, and rustls then picks neither by
+/// itself; every TLS setup here (and the redis crate's, and the manager's endpoints) calls
+/// this first.
+#[doc(hidden)]
+pub fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // Err: a provider is installed already (by the program), which is as good.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
 }
 
 /// `e`, or, when TLS with the node fails for a reason of configuration
@@ -270,6 +317,12 @@ impl Tls {
             }
         };
         let name = ServerName::try_from(self.name_for(addr).to_string()).ok()?;
+        let required = || {
+            asked
+                .0
+                .load(std::sync::atomic::Ordering::Relaxed)
+                .then_some(TlsDiagnosis::ClientCertificateRequired)
+        };
         let work = async {
             let tcp = tokio::net::TcpStream::connect((addr.host.as_str(), addr.port))
                 .await
@@ -279,16 +332,17 @@ impl Tls {
                 .await
             {
                 Ok(tls) => tls,
-                Err(e) => return classify(&e.to_string()),
+                // Under TLS 1.2 the refusal of a missing client certificate ends the
+                // handshake itself (ZooKeeper's alert is BadCertificate).
+                Err(e) => {
+                    return match classify(&e.to_string()) {
+                        Some(d @ TlsDiagnosis::CertificateNotAccepted(_)) => Some(d),
+                        other => required().or(other),
+                    }
+                }
             };
             let mut byte = [0u8; 1];
             let read = tokio::time::timeout(Duration::from_millis(500), tls.read(&mut byte)).await;
-            let required = || {
-                asked
-                    .0
-                    .load(std::sync::atomic::Ordering::Relaxed)
-                    .then_some(TlsDiagnosis::ClientCertificateRequired)
-            };
             match read {
                 // Nothing said within the wait: the node accepted the connection.
                 Err(_) => None,

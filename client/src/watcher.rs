@@ -82,11 +82,17 @@ pub(crate) struct Shared {
     pub(crate) confirmed: Confirmation,
 }
 
+/// Where and how the watcher opens a new session after one ended.
+pub(crate) struct ZkTarget {
+    pub(crate) servers: String,
+    pub(crate) tls: Option<crate::Tls>,
+    pub(crate) session_timeout: Duration,
+}
+
 /// Runs until `shutdown` is notified or every receiver is gone; confirms the topology every
 /// `heartbeat` while nothing changes, when given.
 pub(crate) async fn run(
-    servers: String,
-    session_timeout: Duration,
+    zk: ZkTarget,
     heartbeat: Option<Duration>,
     paths: ZnodePaths,
     first: zk::Client,
@@ -110,13 +116,22 @@ pub(crate) async fn run(
         mark_stale(&shared);
         shared.session.send_replace(None);
         // The session ended: open a new one, patiently; the last topology keeps serving.
-        let reconnect =
-            session::reconnect(&servers, session_timeout, Duration::from_millis(100), |e| {
+        let options = session::Options {
+            auth: None,
+            tls: zk.tls.as_ref(),
+        };
+        let reconnect = session::reconnect_as(
+            &zk.servers,
+            options,
+            zk.session_timeout,
+            Duration::from_millis(100),
+            |e| {
                 note(
                     &mut logged,
                     format!("redis_failover client: {e}; serving the last topology"),
                 )
-            });
+            },
+        );
         client = tokio::select! {
             c = reconnect => c,
             _ = stopped(&mut shutdown) => return,

@@ -20,6 +20,7 @@ async fn https_get(port: u16, ca: &std::path::Path, path: &str) -> String {
     for cert in CertificateDer::pem_file_iter(ca).expect("the CA") {
         roots.add(cert.expect("PEM")).expect("a CA");
     }
+    redis_failover_client::install_crypto_provider();
     let config = rustls::ClientConfig::builder()
         .with_root_certificates(roots)
         .with_no_client_auth();

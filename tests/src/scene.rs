@@ -3,11 +3,14 @@
 
 use std::time::Duration;
 
-use redis_failover_client::{Client, ClientBuilder, NodeAddr, Topology};
+use std::path::PathBuf;
+
+use redis_failover_client::{session, Client, ClientBuilder, NodeAddr, Tls, Topology};
 use redis_failover_manager::config::Cli;
 use zookeeper_client as zk;
 
 use crate::manager::{config, read_topology, wait_topology, write_raw, zk_client, Manager};
+use crate::tls::TlsFiles;
 use crate::{init_tracing, shared_zk, unique_root, RedisGroup, ZkServer};
 
 /// A fresh root (from [`unique_root`]) on one ZooKeeper, and a session to it.
@@ -18,6 +21,17 @@ pub struct Scene {
     pub root: String,
     /// A ZooKeeper session for the test itself.
     pub zk: zk::Client,
+    /// With a ZooKeeper serving TLS: what managers and clients are given.
+    zk_tls: Option<ZkTls>,
+}
+
+/// The client side of a ZooKeeper serving TLS: the files (a manager's flags) and the
+/// settings (a client's), with the client certificate.
+struct ZkTls {
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+    tls: Tls,
 }
 
 impl Scene {
@@ -41,13 +55,64 @@ impl Scene {
             connect: connect.to_string(),
             root,
             zk,
+            zk_tls: None,
         }
+    }
+
+    /// A scene named after `name` on `zk`, a server serving TLS only
+    /// ([`ZkServer::start_tls`] with `files`): the test's session, its managers
+    /// (`--zk-tls-*` flags, before `tweak`'s) and its clients (`zookeeper_tls`) connect with
+    /// `files`' CA and client certificate.
+    pub async fn on_tls(zk: &ZkServer, files: &TlsFiles, name: &str) -> Scene {
+        init_tracing();
+        let tls = files.client_tls(true);
+        let wait = Duration::from_secs(15);
+        let options = session::Options {
+            auth: None,
+            tls: Some(&tls),
+        };
+        let client = session::connect_as(&zk.connect_string(), options, wait, wait)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        Scene {
+            connect: zk.connect_string(),
+            root: unique_root(name),
+            zk: client,
+            zk_tls: Some(ZkTls {
+                ca: files.ca.clone(),
+                cert: files.client_cert.clone(),
+                key: files.client_key.clone(),
+                tls,
+            }),
+        }
+    }
+
+    /// The `--zk-tls-*` flags of this scene's managers (none without TLS).
+    pub fn zk_tls_flags(&self) -> Vec<String> {
+        let Some(t) = &self.zk_tls else {
+            return Vec::new();
+        };
+        [
+            ("--zk-tls-ca-file", &t.ca),
+            ("--zk-tls-cert-file", &t.cert),
+            ("--zk-tls-key-file", &t.key),
+        ]
+        .iter()
+        .flat_map(|(flag, path)| [flag.to_string(), path.display().to_string()])
+        .collect()
     }
 
     /// Starts an in-process manager of `nodes` under this root ([`config`], flags adjusted
     /// by `tweak`).
     pub fn manager(&self, nodes: &[String], tweak: impl FnOnce(&mut Cli)) -> Manager {
-        Manager::start(config(&self.connect, nodes, &self.root, tweak))
+        Manager::start(config(&self.connect, nodes, &self.root, |c| {
+            if let Some(t) = &self.zk_tls {
+                c.zk_tls_ca_file = Some(t.ca.clone());
+                c.zk_tls_cert_file = Some(t.cert.clone());
+                c.zk_tls_key_file = Some(t.key.clone());
+            }
+            tweak(c)
+        }))
     }
 
     /// Starts an in-process manager named `name` of `group` under this root, flags adjusted
@@ -118,7 +183,11 @@ impl Scene {
 
     /// A client builder for this root, to set more options on.
     pub fn builder(&self) -> ClientBuilder {
-        Client::builder(&self.connect).znode_path(&self.root)
+        let builder = Client::builder(&self.connect).znode_path(&self.root);
+        match &self.zk_tls {
+            Some(t) => builder.zookeeper_tls(t.tls.clone()),
+            None => builder,
+        }
     }
 
     /// A client following this root (panics when it cannot connect).

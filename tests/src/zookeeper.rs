@@ -8,10 +8,11 @@ use std::io::{self, Read, Seek, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::process::{find_program, open_log, spawn_guarded, GuardedChild, Place};
+use crate::tls::TlsFiles;
 use crate::util::{free_port, lock, log_tail};
 
 /// How long a ZooKeeper server may take to answer `srvr` with `Mode:`.
@@ -21,9 +22,11 @@ const ZK_STOP_GRACE: Duration = Duration::from_secs(5);
 /// `zk_cli` is killed after this long.
 const ZK_CLI_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// Default ZooKeeper classpath: the jar's manifest pulls in its own dependencies; slf4j-simple
-/// is the logging binding. Overridable with `ZK_CP`.
-const ZK_CP: &str = "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar";
+/// Default ZooKeeper classpath: the jar's manifest pulls in its own dependencies (but not
+/// all of Netty's, which the TLS port needs: codec and resolver, from the same Debian
+/// package, libnetty-java); slf4j-simple is the logging binding. Overridable with `ZK_CP`.
+const ZK_CP: &str = "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar:\
+                     /usr/share/java/netty-codec.jar:/usr/share/java/netty-resolver.jar";
 const ZK_JVM_OPTS: &[&str] = &[
     "-XX:+UseSerialGC",
     "-XX:TieredStopAtLevel=1",
@@ -88,12 +91,34 @@ pub fn zk_four_letter(port: u16, cmd: &str) -> Option<String> {
 
 /// [`zk_four_letter`] to `ip`:`port`.
 pub fn zk_four_letter_at(ip: IpAddr, port: u16, cmd: &str) -> Option<String> {
+    four_letter(ip, port, cmd, None)
+}
+
+/// A four-letter command, over TLS with `tls` (a server's `secureClientPort`).
+fn four_letter(
+    ip: IpAddr,
+    port: u16,
+    cmd: &str,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+) -> Option<String> {
     let addr = SocketAddr::from((ip, port));
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
+    let stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
     stream
         .set_write_timeout(Some(Duration::from_secs(1)))
         .ok()?;
+    match tls {
+        None => talk(stream, cmd),
+        Some(config) => {
+            let name = rustls::pki_types::ServerName::IpAddress(ip.into());
+            let conn = rustls::ClientConnection::new(config.clone(), name).ok()?;
+            talk(rustls::StreamOwned::new(conn, stream), cmd)
+        }
+    }
+}
+
+/// Sends `cmd` on `stream` and reads the answer until the server closes it.
+fn talk(mut stream: impl Read + Write, cmd: &str) -> Option<String> {
     stream.write_all(cmd.as_bytes()).ok()?;
     let mut out = Vec::new();
     // ZooKeeper closes the connection after answering; a timeout keeps what was read.
@@ -149,6 +174,32 @@ pub fn zk_cli(port: u16, args: &[&str]) -> String {
     String::from_utf8_lossy(&text).into_owned()
 }
 
+/// The `zoo.cfg` lines of a TLS-only port (`port` on `ip`) with `files`' certificates, the
+/// key store (key and certificate in one PEM file) and trust store written into `dir`.
+fn tls_ports(dir: &Path, files: &TlsFiles, port: u16, ip: &str) -> String {
+    let read = |p: &Path| fs::read_to_string(p).expect("ZkServer: read a test certificate");
+    let key_store = dir.join("server.pem");
+    let trust_store = dir.join("ca.pem");
+    fs::write(
+        &key_store,
+        read(&files.server_key) + &read(&files.server_cert),
+    )
+    .expect("ZkServer: write the key store");
+    fs::write(&trust_store, read(&files.ca)).expect("ZkServer: write the trust store");
+    format!(
+        "secureClientPort={port}\n\
+         secureClientPortAddress={ip}\n\
+         serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory\n\
+         ssl.keyStore.location={}\n\
+         ssl.keyStore.type=PEM\n\
+         ssl.trustStore.location={}\n\
+         ssl.trustStore.type=PEM\n\
+         ssl.clientAuth=need\n",
+        key_store.display(),
+        trust_store.display()
+    )
+}
+
 /// Settings every server of the tests has.
 const COMMON_CONFIG: &str = "maxClientCnxns=0\n\
      admin.enableServer=false\n\
@@ -165,6 +216,8 @@ pub struct ZkServer {
     main_class: &'static str,
     /// The whole `zoo.cfg`.
     config: String,
+    /// For a server serving TLS only: how the harness talks to it (four-letter commands).
+    tls: Option<Arc<rustls::ClientConfig>>,
     proc: Mutex<Option<GuardedChild>>,
     // last field: dropped after the process is gone
     dir: tempfile::TempDir,
@@ -185,6 +238,21 @@ impl ZkServer {
     /// # Panics
     /// As [`ZkServer::start`].
     pub fn start_at(place: &Place) -> ZkServer {
+        ZkServer::start_with(place, None)
+    }
+
+    /// A standalone server on 127.0.0.1 that serves TLS only, as production does
+    /// (`secureClientPort`, no `clientPort`; Netty), with `files`' server certificate,
+    /// trusting their CA, and requiring a client certificate (`ssl.clientAuth=need`):
+    /// [`ZkServer::port`] is its TLS port.
+    ///
+    /// # Panics
+    /// As [`ZkServer::start`].
+    pub fn start_tls(files: &TlsFiles) -> ZkServer {
+        ZkServer::start_with(&Place::loopback(), Some(files))
+    }
+
+    fn start_with(place: &Place, tls: Option<&TlsFiles>) -> ZkServer {
         require_zookeeper();
         let mut last_err = String::new();
         // A port picked by free_port() can be grabbed by someone else before ZooKeeper binds
@@ -192,19 +260,26 @@ impl ZkServer {
         for _ in 0..3 {
             let port = free_port();
             let main_class = "org.apache.zookeeper.server.ZooKeeperServerMain";
-            let zk = ZkServer::unstarted(place, port, main_class, |data| {
+            let mut zk = ZkServer::unstarted(place, port, main_class, |dir| {
+                let ports = match tls {
+                    None => format!("clientPort={port}\nclientPortAddress={}\n", place.ip),
+                    Some(files) => tls_ports(dir, files, port, &place.ip),
+                };
                 format!(
                     "tickTime=500\n\
                      dataDir={}\n\
-                     clientPort={port}\n\
-                     clientPortAddress={}\n\
+                     {ports}\
                      minSessionTimeout=1000\n\
                      maxSessionTimeout=60000\n\
                      forceSync=no\n\
                      {COMMON_CONFIG}",
-                    data.display(),
-                    place.ip
+                    dir.join("data").display(),
                 )
+            });
+            zk.tls = tls.map(|f| {
+                f.client_tls(true)
+                    .rustls_config()
+                    .expect("the test certificates")
             });
             match zk.spawn_and_wait() {
                 Ok(()) => return zk,
@@ -229,7 +304,7 @@ impl ZkServer {
     pub(crate) fn member(id: u32, place: &Place, port: u16, servers: &str) -> ZkServer {
         require_zookeeper();
         let main_class = "org.apache.zookeeper.server.quorum.QuorumPeerMain";
-        let zk = ZkServer::unstarted(place, port, main_class, |data| {
+        let zk = ZkServer::unstarted(place, port, main_class, |dir| {
             format!(
                 "tickTime=2000\n\
                  initLimit=10\n\
@@ -240,7 +315,7 @@ impl ZkServer {
                  forceSync=yes\n\
                  reconfigEnabled=false\n\
                  {COMMON_CONFIG}{servers}",
-                data.display(),
+                dir.join("data").display(),
                 place.ip
             )
         });
@@ -250,8 +325,8 @@ impl ZkServer {
         zk
     }
 
-    /// A server not started yet: `main_class` with the zoo.cfg `config` makes from its data
-    /// directory, written into a new temp dir.
+    /// A server not started yet: `main_class` with the zoo.cfg `config` makes from its new
+    /// temp dir (data in its `data/`), written into that dir; plain text (no `tls`).
     ///
     /// # Panics
     /// If the temp dir or zoo.cfg cannot be written.
@@ -265,12 +340,13 @@ impl ZkServer {
             .prefix("rf-zk-")
             .tempdir()
             .expect("ZkServer: cannot create a temp dir");
-        let config = config(&dir.path().join("data"));
+        let config = config(dir.path());
         let zk = ZkServer {
             place: place.clone(),
             port,
             main_class,
             config,
+            tls: None,
             proc: Mutex::new(None),
             dir,
         };
@@ -292,7 +368,7 @@ impl ZkServer {
         let Ok(ip) = self.place.ip.parse() else {
             return Vec::new();
         };
-        let Some(out) = zk_four_letter_at(ip, self.port, "cons") else {
+        let Some(out) = four_letter(ip, self.port, "cons", self.tls.as_ref()) else {
             return Vec::new();
         };
         out.split([',', '(', ')'])
@@ -336,7 +412,7 @@ impl ZkServer {
     /// The answer to the `srvr` four-letter command, if the server answers.
     pub fn srvr(&self) -> Option<String> {
         let ip = self.place.ip.parse().ok()?;
-        zk_four_letter_at(ip, self.port, "srvr")
+        four_letter(ip, self.port, "srvr", self.tls.as_ref())
     }
 
     /// SIGTERM, then SIGKILL after 5 s; waits until the process is reaped.

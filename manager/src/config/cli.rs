@@ -257,6 +257,35 @@ pub struct Cli {
     #[arg(long, env = "REDIS_FAILOVER_ZK_OPERATOR_ACL", value_name = "ID,...")]
     pub zk_operator_acl: Option<String>,
 
+    /// CA certificate(s), PEM, that sign the ZooKeeper servers' certificates: connect to
+    /// ZooKeeper over TLS, -z listing the servers' secureClientPort [default: plain TCP].
+    #[arg(
+        long,
+        env = "REDIS_FAILOVER_ZK_TLS_CA_FILE",
+        value_name = "FILE",
+        global = true
+    )]
+    pub zk_tls_ca_file: Option<PathBuf>,
+
+    /// Client certificate, PEM, presented to ZooKeeper (for ssl.clientAuth=need); with
+    /// --zk-tls-key-file.
+    #[arg(
+        long,
+        env = "REDIS_FAILOVER_ZK_TLS_CERT_FILE",
+        value_name = "FILE",
+        global = true
+    )]
+    pub zk_tls_cert_file: Option<PathBuf>,
+
+    /// Private key, PEM, of --zk-tls-cert-file.
+    #[arg(
+        long,
+        env = "REDIS_FAILOVER_ZK_TLS_KEY_FILE",
+        value_name = "FILE",
+        global = true
+    )]
+    pub zk_tls_key_file: Option<PathBuf>,
+
     /// `user:password` from REDIS_FAILOVER_ZK_AUTH (read by `Config::load`, never a flag).
     #[arg(skip)]
     pub zk_auth: Option<Secret>,
@@ -331,15 +360,21 @@ pub enum Command {
 }
 
 /// A subcommand's ZooKeeper identity (an operator's): `REDIS_FAILOVER_ZK_AUTH` or
-/// `--zk-auth-file` (or the config file's `zk_auth_file`).
+/// `--zk-auth-file` (or the config file's `zk_auth_file`), and its TLS settings.
 pub fn operator_access(cli: &Cli) -> Result<ZkAccess, ConfigError> {
     let file = FileConfig::read(cli.config.as_deref())?;
-    ZkAccess::new(
+    let mut access = ZkAccess::new(
         zk_auth_env(),
         cli.zk_auth_file.as_deref().or(file.zk_auth_file.as_deref()),
         None,
         None,
-    )
+    )?;
+    access.tls = zk_tls_settings(
+        cli.zk_tls_ca_file.clone().or(file.zk_tls_ca_file),
+        cli.zk_tls_cert_file.clone().or(file.zk_tls_cert_file),
+        cli.zk_tls_key_file.clone().or(file.zk_tls_key_file),
+    )?;
+    Ok(access)
 }
 
 /// Where a subcommand finds the group: `-z` and `--znode-path` (or the config file's

@@ -47,6 +47,9 @@ pub struct FileConfig {
     pub zk_auth_file: Option<std::path::PathBuf>,
     pub zk_read_acl: Option<String>,
     pub zk_operator_acl: Option<String>,
+    pub zk_tls_ca_file: Option<std::path::PathBuf>,
+    pub zk_tls_cert_file: Option<std::path::PathBuf>,
+    pub zk_tls_key_file: Option<std::path::PathBuf>,
     #[serde(default)]
     pub groups: Vec<FileGroup>,
 }

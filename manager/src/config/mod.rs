@@ -200,13 +200,18 @@ impl Config {
             "--sentinel-password",
             "--sentinel-password-file",
         )?;
-        let zk_access = ZkAccess::new(
+        let mut zk_access = ZkAccess::new(
             cli.zk_auth,
             cli.zk_auth_file.as_deref().or(file.zk_auth_file.as_deref()),
             cli.zk_read_acl.as_deref().or(file.zk_read_acl.as_deref()),
             cli.zk_operator_acl
                 .as_deref()
                 .or(file.zk_operator_acl.as_deref()),
+        )?;
+        zk_access.tls = zk_tls_settings(
+            cli.zk_tls_ca_file.or(file.zk_tls_ca_file),
+            cli.zk_tls_cert_file.or(file.zk_tls_cert_file),
+            cli.zk_tls_key_file.or(file.zk_tls_key_file),
         )?;
         let username = cli.username.or(file.username).filter(|u| !u.is_empty());
         if username.is_some() && password.is_none() {
@@ -340,7 +345,6 @@ fn tls_settings(
     key: Option<std::path::PathBuf>,
     server_name: Option<String>,
 ) -> Result<Option<redis_failover_client::Tls>, ConfigError> {
-    use redis_failover_client::{Tls, TlsPart};
     let on = match switch {
         Some(cli::Switch::On) => true,
         Some(cli::Switch::Off) => false,
@@ -360,34 +364,67 @@ fn tls_settings(
     let Some(ca) = ca else {
         return err("--tls on needs --tls-ca-file (the CA that signs the nodes' certificates)");
     };
+    read_tls("--tls", ca, cert, key, server_name).map(Some)
+}
+
+/// `--zk-tls-ca-file` and the client certificate's files, read and checked: TLS to
+/// ZooKeeper when a CA is given.
+fn zk_tls_settings(
+    ca: Option<std::path::PathBuf>,
+    cert: Option<std::path::PathBuf>,
+    key: Option<std::path::PathBuf>,
+) -> Result<Option<redis_failover_client::Tls>, ConfigError> {
+    match ca {
+        Some(ca) => read_tls("--zk-tls", ca, cert, key, None).map(Some),
+        None if cert.is_some() || key.is_some() => {
+            err("--zk-tls-cert-file and --zk-tls-key-file need --zk-tls-ca-file")
+        }
+        None => Ok(None),
+    }
+}
+
+/// The TLS settings in the files of `{prefix}-ca-file`, `{prefix}-cert-file` and
+/// `{prefix}-key-file` (and `{prefix}-server-name`): each mistake names its flag.
+fn read_tls(
+    prefix: &str,
+    ca: std::path::PathBuf,
+    cert: Option<std::path::PathBuf>,
+    key: Option<std::path::PathBuf>,
+    server_name: Option<String>,
+) -> Result<redis_failover_client::Tls, ConfigError> {
+    use redis_failover_client::{Tls, TlsPart};
+    let [ca_flag, cert_flag, key_flag, name_flag] =
+        ["ca-file", "cert-file", "key-file", "server-name"].map(|f| format!("{prefix}-{f}"));
     let read = |flag: &str, path: &std::path::Path| {
         std::fs::read(path)
             .map_err(|e| ConfigError(format!("{flag} {}: cannot read it: {e}", path.display())))
     };
-    let mut tls = Tls::new(read("--tls-ca-file", &ca)?);
+    let mut tls = Tls::new(read(&ca_flag, &ca)?);
     match (&cert, &key) {
-        (Some(c), Some(k)) => {
-            tls = tls.client_cert(read("--tls-cert-file", c)?, read("--tls-key-file", k)?)
-        }
+        (Some(c), Some(k)) => tls = tls.client_cert(read(&cert_flag, c)?, read(&key_flag, k)?),
         (None, None) => {}
-        _ => return err("--tls-cert-file and --tls-key-file go together; give both or neither"),
+        _ => {
+            return err(format!(
+                "{cert_flag} and {key_flag} go together; give both or neither"
+            ))
+        }
     }
     if let Some(name) = &server_name {
         tls = tls.server_name(name);
     }
     tls.check().map_err(|e| {
         let (flag, path) = match e.part {
-            TlsPart::Ca => ("--tls-ca-file", Some(&ca)),
-            TlsPart::ClientCert => ("--tls-cert-file", cert.as_ref()),
-            TlsPart::ClientKey => ("--tls-key-file", key.as_ref()),
-            TlsPart::ServerName => ("--tls-server-name", None),
+            TlsPart::Ca => (&ca_flag, Some(&ca)),
+            TlsPart::ClientCert => (&cert_flag, cert.as_ref()),
+            TlsPart::ClientKey => (&key_flag, key.as_ref()),
+            TlsPart::ServerName => (&name_flag, None),
         };
         match path {
             Some(p) => ConfigError(format!("{flag} {}: {}", p.display(), e.reason)),
             None => ConfigError(format!("{flag}: {}", e.reason)),
         }
     })?;
-    Ok(Some(tls))
+    Ok(tls)
 }
 
 fn group(
@@ -444,6 +481,11 @@ fn secret(
 
 /// `host:port[,host:port...][/chroot]`, as ZooKeeper's own clients take it.
 fn validate_zkservers(z: &str) -> Result<(), ConfigError> {
+    if z.contains("://") {
+        return err(
+            "-z/--zkservers: give host:port,... without a scheme (--zk-tls-ca-file turns TLS on)",
+        );
+    }
     let (hosts, chroot) = match z.find('/') {
         Some(i) => (&z[..i], Some(&z[i..])),
         None => (z, None),

@@ -192,3 +192,62 @@ fn synchronous_replicas_default_to_one_and_a_given_number_must_fit() {
         "{e}"
     );
 }
+
+#[test]
+fn zookeeper_tls_flags_name_their_mistakes() {
+    let files = redis_failover_tests::tls::TlsFiles::generate();
+    let (ca, cert, key) = (
+        files.ca.display().to_string(),
+        files.client_cert.display().to_string(),
+        files.client_key.display().to_string(),
+    );
+    let base = ["-n", "127.0.0.1:7000", "-z", "127.0.0.1:2281"];
+    let with = |more: &[&str]| {
+        let mut args = base.to_vec();
+        args.extend_from_slice(more);
+        load(&args, "")
+    };
+    let c = with(&["--zk-tls-ca-file", &ca]).expect("a CA alone");
+    assert!(c.zk_access.tls.is_some() && c.auth.tls.is_none());
+    assert!(with(&[]).expect("plain").zk_access.tls.is_none());
+    let c = load(
+        &base,
+        &format!("zk_tls_ca_file = {ca:?}\nzk_tls_cert_file = {cert:?}\nzk_tls_key_file = {key:?}"),
+    )
+    .expect("from the file");
+    assert!(c.zk_access.tls.is_some());
+    let missing = files.dir().join("nope.crt").display().to_string();
+    let table: &[(&[&str], &str)] = &[
+        (&["--zk-tls-ca-file", &missing], "--zk-tls-ca-file"),
+        (&["--zk-tls-ca-file", &key], "--zk-tls-ca-file"),
+        (
+            &["--zk-tls-cert-file", &cert, "--zk-tls-key-file", &key],
+            "--zk-tls-cert-file and --zk-tls-key-file need --zk-tls-ca-file",
+        ),
+        (
+            &["--zk-tls-ca-file", &ca, "--zk-tls-cert-file", &cert],
+            "--zk-tls-cert-file and --zk-tls-key-file go together",
+        ),
+        (
+            &[
+                "--zk-tls-ca-file",
+                &ca,
+                "--zk-tls-cert-file",
+                &cert,
+                "--zk-tls-key-file",
+                &ca,
+            ],
+            "--zk-tls-key-file",
+        ),
+    ];
+    for (args, want) in table {
+        let e = with(args).expect_err(want);
+        assert!(e.starts_with(want) && !e.contains('\n'), "{args:?}: {e}");
+    }
+    let e = load(
+        &["-n", "127.0.0.1:7000", "-z", "tcp+tls://127.0.0.1:2281"],
+        "",
+    )
+    .expect_err("a scheme");
+    assert!(e.contains("--zk-tls-ca-file turns TLS on"), "{e}");
+}

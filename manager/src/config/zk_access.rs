@@ -29,6 +29,8 @@ pub struct ZkAccess {
     pub readers: Vec<AclId>,
     /// Who may create and delete requests (manual failover, pause) under a group's root.
     pub operators: Vec<AclId>,
+    /// `--zk-tls-ca-file` and its client certificate: TLS to every ZooKeeper server.
+    pub tls: Option<redis_failover_client::Tls>,
 }
 
 impl ZkAccess {
@@ -83,14 +85,19 @@ impl ZkAccess {
             identity,
             readers,
             operators,
+            tls: None,
         })
     }
 
-    /// `(scheme, auth)` for ZooKeeper's `addAuth`.
-    pub fn auth(&self) -> Option<(&'static str, &[u8])> {
-        self.identity
-            .as_ref()
-            .map(|s| ("digest", s.expose().as_bytes()))
+    /// How a session logs in (`addAuth` digest) and whether over TLS.
+    pub fn session(&self) -> redis_failover_client::session::Options<'_> {
+        redis_failover_client::session::Options {
+            auth: self
+                .identity
+                .as_ref()
+                .map(|s| ("digest", s.expose().as_bytes())),
+            tls: self.tls.as_ref(),
+        }
     }
 }
 
@@ -191,7 +198,7 @@ mod tests {
             e.0
         );
         let open = ZkAccess::new(None, None, None, None).expect("open");
-        assert!(open.auth().is_none());
+        assert!(open.session().auth.is_none());
         assert_eq!(open.readers[0].to_string(), "world:anyone");
     }
 }

@@ -162,6 +162,7 @@ mod tests {
             } else {
                 parse_ids(operators, "o").expect("operators")
             },
+            tls: None,
         }
     }
 

@@ -21,15 +21,47 @@ pub async fn connect(
     session_timeout: Duration,
     wait: Duration,
 ) -> Result<zk::Client, ZkError> {
-    session::connect_as(servers, access.auth(), session_timeout, wait)
+    session::connect_as(servers, access.session(), session_timeout, wait)
         .await
-        .map_err(|e| match e {
-            // Says already what to check.
-            session::SessionError::ConnectionRefused { .. } => ZkError::Connect(e.to_string()),
-            _ => ZkError::Connect(format!(
-                "{e}; check -z/--zkservers and that ZooKeeper is running"
-            )),
-        })
+        .map_err(|e| ZkError::Connect(explain(&e)))
+}
+
+/// `e` in one line, with what to check, named by flag.
+fn explain(e: &session::SessionError) -> String {
+    use redis_failover_client::TlsDiagnosis;
+    use session::SessionError;
+    match e {
+        // Says already what to check.
+        SessionError::ConnectionRefused { .. } => e.to_string(),
+        SessionError::Tls {
+            servers,
+            addr,
+            diagnosis,
+        } => {
+            let what = match diagnosis {
+                TlsDiagnosis::CertificateNotAccepted(d) => format!(
+                    "the server's certificate is not accepted ({d}); check --zk-tls-ca-file \
+                     (the CA that signs the servers' certificates, for their hosts as -z gives them)"
+                ),
+                TlsDiagnosis::ClientCertificateRequired => "the server asks for a client \
+                     certificate (ssl.clientAuth=need); give --zk-tls-cert-file and --zk-tls-key-file"
+                    .to_string(),
+                TlsDiagnosis::Refused(d) => format!(
+                    "the server refused the handshake ({d}); check --zk-tls-cert-file (the \
+                     servers' ssl.trustStore must trust it)"
+                ),
+                TlsDiagnosis::NotTls(d) => format!(
+                    "the server does not speak TLS on this port ({d}); -z/--zkservers must \
+                     list the servers' secureClientPort"
+                ),
+            };
+            format!("cannot connect to ZooKeeper at {servers}: TLS with {addr}: {what}")
+        }
+        SessionError::BadTls(_) => {
+            format!("{e}; check --zk-tls-ca-file, --zk-tls-cert-file and --zk-tls-key-file")
+        }
+        _ => format!("{e}; check -z/--zkservers and that ZooKeeper is running"),
+    }
 }
 
 /// Keeps a live session in `tx`: `Some(client)` while the session lives (connected or
@@ -87,10 +119,10 @@ pub async fn keep_session(
         drop(client);
         let reconnect = session::reconnect_as(
             &servers,
-            access.auth(),
+            access.session(),
             session_timeout,
             Duration::from_millis(200),
-            |e| warn!("{ZK_SESSION_ENDED}: {e}; retrying"),
+            |e| warn!("{ZK_SESSION_ENDED}: {}; retrying", explain(e)),
         );
         client = tokio::select! {
             c = reconnect => c,
