@@ -207,6 +207,47 @@ async fn a_group_added_at_run_time_is_watched_and_one_removed_is_let_go() {
     })
     .await;
 
+    // An entry that cannot be read is a doubtful view: the group stays watched.
+    let entry = format!("{registry}/cache");
+    let (good, _) = client.get_data(&entry).await.expect("the registry entry");
+    client
+        .set_data(&entry, b"not json", None)
+        .await
+        .expect("spoil the entry");
+    for m in &managers {
+        wait_until_async(DEADLINE, "the spoiled entry is logged", || async {
+            let log = std::fs::read_to_string(&m.log).unwrap_or_default();
+            log.contains("-group-refused cache: unreadable entry")
+                .then_some(())
+        })
+        .await;
+    }
+    for_a_while(
+        Duration::from_secs(1),
+        Duration::from_millis(250),
+        || async {
+            for m in &managers {
+                assert_eq!(lists(m.sentinel, "cache"), Some(true), "{}", logs());
+            }
+            assert_eq!(lock_holders(&client, &root).await.len(), 2, "{}", logs());
+        },
+    )
+    .await;
+    client
+        .set_data(&entry, &good, None)
+        .await
+        .expect("restore the entry");
+    let metrics = |port| async move {
+        request_async(port, "GET", "/metrics", "")
+            .await
+            .map(|(_, body)| body)
+            .unwrap_or_default()
+    };
+    assert!(
+        metrics(managers[0].http).await.contains("group=\"cache\""),
+        "/metrics shows the group"
+    );
+
     // Removed over HTTP: both managers let it go, and send its nodes nothing.
     let calls = [replicaof_calls(new_master), replicaof_calls(replica)];
     let (code, body) = request_async(managers[0].http, "DELETE", "/groups/cache", "")
@@ -222,6 +263,10 @@ async fn a_group_added_at_run_time_is_watched_and_one_removed_is_let_go() {
         .await;
         let status = get_json(m.http, "/status").await.expect("/status");
         assert!(status["groups"].get("cache").is_none(), "{status}");
+        wait_until_async(DEADLINE, "/metrics drops the group", || async {
+            (!metrics(m.http).await.contains("group=\"cache\"")).then_some(())
+        })
+        .await;
         let none = sentinel_cmd(
             m.sentinel,
             &["SENTINEL", "GET-MASTER-ADDR-BY-NAME", "cache"],

@@ -4,8 +4,10 @@
 //! and `GET /read-only/{group}/{host:port}[?max_lag_bytes=N]` that answer 200 only when that
 //! node currently is the master / a healthy replica (published, and by this manager's probes
 //! up, following the master with its link up, and within the lag) / either (503 otherwise),
-//! and the operator actions `POST /failover`, `POST /pause`, `POST /resume`,
-//! which only write requests to ZooKeeper: the leader acts on them. Every manager answers,
+//! and the operator actions `POST /failover`, `POST /pause`, `POST /resume` and, with
+//! `--groups-from-zookeeper`, `POST/DELETE /groups/{name}` and `GET /groups` (the group
+//! registry), which only write requests to ZooKeeper: the leader (or every manager, for the
+//! registry) acts on them. Every manager answers,
 //! standby included; nothing is decided here.
 
 use std::collections::BTreeMap;

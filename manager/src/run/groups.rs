@@ -267,7 +267,9 @@ impl Groups {
             let g = self.running.remove(i);
             self.publish();
             let name = g.cfg.name.clone();
+            let nodes = g.cfg.nodes.clone();
             g.stop(&starter.session, &starter.config.manager_id).await;
+            starter.metrics.forget_group(&name, &nodes);
             info!(group = %name, "{GROUP_REMOVED} {name}: no longer watched (its nodes left as they are)");
         }
         self.refused.retain(|n, _| entries.contains_key(n));
