@@ -210,10 +210,16 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         }
     }
     info!(
-        "{MANAGER_STARTED} {} started: ZooKeeper session {}, {} group(s)",
+        "{MANAGER_STARTED} {} started: ZooKeeper session {}, {} group(s){}",
         config.manager_id,
         client.session_id(),
-        config.groups.len()
+        config.groups.len(),
+        config
+            .groups_registry
+            .as_ref()
+            .map_or(String::new(), |r| format!(
+                " and those of the group registry {r}"
+            ))
     );
 
     // Two stages: the groups stop acting first, then the locks are released and the

@@ -171,6 +171,13 @@ async fn a_group_added_at_run_time_is_watched_and_one_removed_is_let_go() {
         let status = get_json(m.http, "/status").await.expect("/status");
         assert!(status["groups"]["cache"].is_object(), "{status}");
     }
+    // Sentinel's own way is refused with the way to do it.
+    let monitor = ["SENTINEL", "MONITOR", "x", "127.0.0.1", "1", "1"];
+    let refused = sentinel_cmd(managers[0].sentinel, &monitor).expect_err("MONITOR refused");
+    assert!(
+        refused.contains("redis_node_manager group add/remove"),
+        "{refused}"
+    );
     // The same name again is refused, over HTTP as by the CLI.
     let (code, body) = request_async(
         managers[1].http,

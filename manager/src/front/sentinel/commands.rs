@@ -139,12 +139,19 @@ impl Client {
             "pending-scripts" if args.len() == 2 => Frame::Array(Vec::new()),
             "pending-scripts" => arity("sentinel|pending-scripts"),
             "help" => Frame::Array(HELP.iter().map(|l| simple(l)).collect()),
-            "monitor" | "remove" | "set" | "reset" | "flushconfig" | "simulate-failure"
-            | "debug" | "info-cache" => error(format!(
-                "ERR SENTINEL {} is not supported: redis_node_manager takes its groups from \
-                 its configuration and ZooKeeper",
+            "monitor" | "remove" => error(format!(
+                "ERR SENTINEL {} is not supported: add and remove groups with \
+                 `redis_node_manager group add/remove` (or POST/DELETE /groups/NAME) for the \
+                 managers started with --groups-from-zookeeper",
                 sub.to_ascii_uppercase()
             )),
+            "set" | "reset" | "flushconfig" | "simulate-failure" | "debug" | "info-cache" => {
+                error(format!(
+                    "ERR SENTINEL {} is not supported: redis_node_manager takes its groups from \
+                 its configuration and ZooKeeper",
+                    sub.to_ascii_uppercase()
+                ))
+            }
             _ => error(format!(
                 "ERR unknown subcommand '{}'. Try SENTINEL HELP.",
                 args[1]
