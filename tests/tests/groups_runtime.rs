@@ -123,6 +123,7 @@ async fn a_group_added_at_run_time_is_watched_and_one_removed_is_let_go() {
 
     // Added with the CLI: both managers watch it, one leads and publishes its topology.
     let nodes = trio.addrs().join(",");
+    let added_at = std::time::Instant::now();
     let (code, out, err) = run_cli(
         &bin,
         &[
@@ -148,6 +149,11 @@ async fn a_group_added_at_run_time_is_watched_and_one_removed_is_let_go() {
     })
     .await;
     assert_eq!(before.master, Some(trio.node(0).node_addr()));
+    // Not asserted (the machine may be loaded): printed for docs/benchmarks.
+    eprintln!(
+        "figure: group add (the CLI, its ZooKeeper session included) to the topology published: {} ms",
+        added_at.elapsed().as_millis()
+    );
     let holders = wait_until_async(DEADLINE, "both managers in the group's lock", || async {
         let h = lock_holders(&client, &root).await;
         (h.len() == 2).then_some(h)
@@ -257,6 +263,7 @@ async fn a_group_added_at_run_time_is_watched_and_one_removed_is_let_go() {
 
     // Removed over HTTP: both managers let it go, and send its nodes nothing.
     let calls = [replicaof_calls(new_master), replicaof_calls(replica)];
+    let removed_at = std::time::Instant::now();
     let (code, body) = request_async(managers[0].http, "DELETE", "/groups/cache", "")
         .await
         .expect("DELETE /groups/cache answers");
@@ -287,6 +294,10 @@ async fn a_group_added_at_run_time_is_watched_and_one_removed_is_let_go() {
         || async { lock_holders(&client, &root).await.is_empty().then_some(()) },
     )
     .await;
+    eprintln!(
+        "figure: DELETE /groups/cache to both managers out of SENTINEL MASTERS and the lock: {} ms",
+        removed_at.elapsed().as_millis()
+    );
     // Nobody watches it any more: its master killed now is not replaced, and the replica
     // keeps following the dead master (a manager would have promoted it within ~2 s).
     assert_eq!(new_master.role(), Some(NodeRole::Master));
