@@ -101,6 +101,20 @@ pub async fn request(
     operator_write(zk, paths, &paths.manual_failover(), Some(&data), false).await
 }
 
+/// What an operator's znode is created with: with an identity (`as_identity`), writable by
+/// it and readable by all; without, open to all, as every znode of an open tree.
+pub fn operator_options(as_identity: bool) -> zk::CreateOptions<'static> {
+    const CREATOR_ALL_ANYONE_READ: &[zk::Acl] = &[
+        zk::Acl::new_const(zk::Permission::ALL, "auth", ""),
+        zk::Acl::new_const(zk::Permission::READ, "world", "anyone"),
+    ];
+    if as_identity {
+        zk::CreateMode::Persistent.with_acls(zk::Acls::new(CREATOR_ALL_ANYONE_READ))
+    } else {
+        zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all())
+    }
+}
+
 /// An operator's write under an existing group root (a manual failover request, the pause
 /// switch): `Some(data)` creates or replaces the persistent znode `path`, `None` deletes it
 /// (absent is fine). A missing root means no manager ever ran there: [`FailoverError::NoRoot`].
@@ -116,15 +130,7 @@ pub async fn operator_write(
     data: Option<&[u8]>,
     as_identity: bool,
 ) -> Result<(), FailoverError> {
-    const CREATOR_ALL_ANYONE_READ: &[zk::Acl] = &[
-        zk::Acl::new_const(zk::Permission::ALL, "auth", ""),
-        zk::Acl::new_const(zk::Permission::READ, "world", "anyone"),
-    ];
-    let opts = if as_identity {
-        zk::CreateMode::Persistent.with_acls(zk::Acls::new(CREATOR_ALL_ANYONE_READ))
-    } else {
-        zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all())
-    };
+    let opts = operator_options(as_identity);
     let write = async {
         match data {
             None => match zk.delete(path, None).await {

@@ -3,6 +3,7 @@
 //! locks are released and the session closed).
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -11,15 +12,12 @@ use tracing::{info, warn};
 
 use crate::config::{self, Config, ConfigError};
 use crate::core::event_names::{HTTP_ERROR, MANAGER_STARTED, MANAGER_STOPPING};
-use crate::core::guard::Credential;
-use crate::core::select::Policy;
-use crate::core::votes;
-use crate::daemon;
 use crate::front::{http, metrics, sentinel};
 use crate::io::limits;
 use crate::io::node::{self, Connector, NodeError};
-use crate::io::probe;
 use crate::io::zk::{self, ZkError};
+
+mod groups;
 
 /// Why the daemon could not start. Its `Display` is the one line printed before exit 2.
 #[derive(Debug, thiserror::Error)]
@@ -179,11 +177,16 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     }
     // With an identity, every group's tree is created with the managers' ACLs, or locked
     // if it was made open, before anything else touches it.
-    let acls = std::sync::Arc::new(zk::ZnodeAcls::new(&config.zk_access));
+    let acls = Arc::new(zk::ZnodeAcls::new(&config.zk_access));
     for group in &config.groups {
         zk::secure_group(&client, &group.paths, &acls)
             .await
             .map_err(|e| StartError::Config(ConfigError(e.to_string())))?;
+    }
+    if let Some(root) = &config.groups_registry {
+        zk::registry::ensure_registry(&client, root, &acls)
+            .await
+            .map_err(|e| StartError::Config(ConfigError(format!("--groups-znode {root}: {e}"))))?;
     }
     // A manager id in use by a live manager is a configuration mistake; the view of a crashed
     // process with the same name disappears when its session expires, so wait that long.
@@ -207,10 +210,16 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         }
     }
     info!(
-        "{MANAGER_STARTED} {} started: ZooKeeper session {}, {} group(s)",
+        "{MANAGER_STARTED} {} started: ZooKeeper session {}, {} group(s){}",
         config.manager_id,
         client.session_id(),
-        config.groups.len()
+        config.groups.len(),
+        config
+            .groups_registry
+            .as_ref()
+            .map_or(String::new(), |r| format!(
+                " and those of the group registry {r}"
+            ))
     );
 
     // Two stages: the groups stop acting first, then the locks are released and the
@@ -219,8 +228,6 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let stop_groups = CancellationToken::new();
     let (session_tx, session_rx) = watch::channel(None);
     let mut tasks = Vec::new();
-    let mut group_tasks = Vec::new();
-    let mut snapshots = Vec::new();
     let metrics = metrics::Metrics::new();
     tasks.push(tokio::spawn(zk::keep_session(
         config.zkservers.clone(),
@@ -230,91 +237,24 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         session_tx,
         stop_all.clone(),
     )));
-    let probe_timeout =
-        (config.down_after / config.max_failures.max(1)).max(Duration::from_millis(10));
-    for group in &config.groups {
-        let (leader_tx, leader_rx) = watch::channel(None);
-        if config.observe_only {
-            // Never contends for the lock: its group loop never leads. The sender lives
-            // until shutdown (the loop ends when it is dropped).
-            let stop = stop_all.clone();
-            tasks.push(tokio::spawn(async move {
-                stop.cancelled().await;
-                drop(leader_tx);
-            }));
-        } else {
-            tasks.push(tokio::spawn(zk::elect(
-                group.name.clone(),
-                group.paths.clone(),
-                config.manager_id.clone(),
-                session_rx.clone(),
-                leader_tx,
-                zk::LeaderTerms {
-                    act_window: zk::act_window(session_timeout),
-                    acls: acls.clone(),
-                },
-                stop_all.clone(),
-            )));
-        }
-        let settings = probe::ProbeSettings {
-            connector: connector.clone(),
-            probe_timeout,
-            interval: config.probe_interval,
-            alert: Default::default(),
-            max_failures: config.max_failures,
-            probe_key: format!("_redis_failover_probe:{}", config.manager_id),
-        };
-        let policy = Policy {
-            link_grace: config.down_after * 10,
-            max_lag_bytes: config.max_lag_bytes,
-            fencing: config.fencing,
-            synchronous_replicas: config
-                .synchronous_replicas
-                .min(group.nodes.len().saturating_sub(1)),
-            replication_guard: config.replication_guard,
-        };
-        let vote = daemon::VoteSettings {
-            strategy: config.node_strategy,
-            required: config.required_node_managers,
-            max_age: votes::max_view_age(config.down_after),
-        };
-        let (snapshot_tx, snapshot_rx) = watch::channel(http::GroupSnapshot::default());
-        snapshots.push(snapshot_rx);
-        let rules = daemon::Rules {
-            webhook: config.webhook.clone(),
-            hook: config
-                .on_switch_master
-                .clone()
-                .map(|(program, timeout)| crate::io::hook::Hook { program, timeout }),
-            guard: config.replication_guard.then(|| {
-                Credential::derive(
-                    group.paths.root(),
-                    config.auth.password.as_ref().map(|p| p.expose()),
-                )
-            }),
-            max_failures: config.max_failures,
-            down_after: config.down_after,
-            policy,
-            vote,
-        };
-        let daemon = daemon::GroupDaemon::new(
-            group.clone(),
-            config.manager_id.clone(),
-            rules,
-            session_rx.clone(),
-            snapshot_tx,
-            connector.clone(),
-        )
-        .with_metrics(metrics.group(&group.name))
-        .with_sentinel_addr(sentinel_announce.clone())
-        .with_acls(acls.clone())
-        .observe_only(config.observe_only);
-        group_tasks.push(tokio::spawn(daemon.run(
-            settings,
-            leader_rx,
-            stop_groups.clone(),
-        )));
-    }
+    let starter = Arc::new(groups::Starter {
+        config: config.clone(),
+        connector: connector.clone(),
+        session: session_rx.clone(),
+        acls: acls.clone(),
+        metrics: metrics.clone(),
+        sentinel_announce: sentinel_announce.clone(),
+        session_timeout,
+        stop_groups: stop_groups.clone(),
+        stop_all: stop_all.clone(),
+    });
+    let fixed = config.groups.iter().map(|g| starter.start(g)).collect();
+    let (running, snapshots) = groups::Groups::new(fixed);
+    let groups_task = tokio::spawn(groups::keep_groups(
+        running,
+        starter.clone(),
+        config.groups_registry.clone(),
+    ));
     let endpoint_tls = match &config.endpoint_tls {
         Some((cert, key)) => Some(
             crate::front::tls::acceptor(cert, key)
@@ -326,6 +266,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         let state = http::HttpState {
             manager_id: config.manager_id.clone(),
             groups: snapshots.clone(),
+            registry: config.groups_registry.clone(),
             session: session_rx.clone(),
             metrics: metrics.clone(),
             as_identity: config.zk_access.identity.is_some(),
@@ -370,12 +311,25 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         )));
     }
     drop(session_rx);
+    drop(starter);
 
     shutdown.await;
     info!("{MANAGER_STOPPING} {} shutting down", config.manager_id);
     stop_groups.cancel();
-    join_within(group_tasks, "a group loop").await;
+    let running = match tokio::time::timeout(Duration::from_secs(15), groups_task).await {
+        Ok(Ok(mut running)) => {
+            running.join_loops().await;
+            Some(running)
+        }
+        _ => {
+            warn!("the groups did not stop within 15 s of shutdown");
+            None
+        }
+    };
     stop_all.cancel();
+    if let Some(running) = running {
+        running.join_elections().await;
+    }
     join_within(tasks, "a task").await;
     info!("{MANAGER_STOPPING} {} stopped", config.manager_id);
     Ok(())

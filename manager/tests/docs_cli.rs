@@ -54,7 +54,13 @@ fn helps() -> Vec<(String, Help)> {
     let main = parse_help(&stdout_of(&["--help"]));
     let mut all = Vec::new();
     for cmd in main.commands.iter().filter(|c| *c != "help") {
-        all.push((cmd.clone(), parse_help(&stdout_of(&[cmd, "--help"]))));
+        let help = parse_help(&stdout_of(&[cmd, "--help"]));
+        // A subcommand with its own subcommands (`group add`): each as "group add".
+        for sub in help.commands.iter().filter(|c| *c != "help") {
+            let text = stdout_of(&[cmd, sub, "--help"]);
+            all.push((format!("{cmd} {sub}"), parse_help(&text)));
+        }
+        all.push((cmd.clone(), help));
     }
     all.insert(0, (String::new(), main));
     all
@@ -69,8 +75,8 @@ fn invocations(text: &str) -> Vec<Vec<String>> {
             continue;
         };
         // A command line starts with the program (`$ `, `./target/release/` allowed before it);
-        // an error message quoted from it starts with `redis_node_manager: ` or
-        // `redis_node_manager status: `.
+        // an error message quoted from it starts with `redis_node_manager: `,
+        // `redis_node_manager status: ` or `redis_node_manager group add: `.
         let before = piece[..i].trim();
         let is_command = before.is_empty()
             || before == "$"
@@ -80,7 +86,8 @@ fn invocations(text: &str) -> Vec<Vec<String>> {
             .take_while(|w| !matches!(*w, "#" | "|" | "&" | "&&" | ";" | ">" | "2>&1"))
             .map(str::to_string)
             .collect();
-        if is_command && !words.first().is_some_and(|w| w.ends_with(':')) {
+        // (`redis_node_manager group add: ...` quotes a nested subcommand's error.)
+        if is_command && !words.iter().take(2).any(|w| w.ends_with(':')) {
             found.push(words);
         }
     }
@@ -92,14 +99,18 @@ fn invocations(text: &str) -> Vec<Vec<String>> {
 fn check_invocations(doc: &str, text: &str, helps: &[(String, Help)]) -> Vec<String> {
     let mut bad = Vec::new();
     for words in invocations(text) {
-        let (cmd, rest) = match words.first() {
-            Some(w)
-                if !w.starts_with('-')
+        let word = |i: usize| {
+            words.get(i).filter(|w| {
+                !w.starts_with('-')
                     && !w.starts_with('[')
-                    && w.chars().all(|c| c.is_ascii_lowercase()) =>
-            {
-                (w.clone(), &words[1..])
+                    && w.chars().all(|c| c.is_ascii_lowercase())
+            })
+        };
+        let (cmd, rest) = match (word(0), word(1)) {
+            (Some(w), Some(sub)) if helps.iter().any(|(n, _)| *n == format!("{w} {sub}")) => {
+                (format!("{w} {sub}"), &words[2..])
             }
+            (Some(w), _) => (w.clone(), &words[1..]),
             _ => (String::new(), &words[..]),
         };
         let Some((_, help)) = helps.iter().find(|(name, _)| *name == cmd) else {

@@ -204,3 +204,94 @@ async fn an_open_tree_is_locked_when_managers_with_an_identity_start() {
     let log = std::fs::read_to_string(&m.log_paths()[0]).unwrap_or_default();
     assert!(log.contains(&format!("+acl-locked {}", s.root)), "{log}");
 }
+
+/// Issue 15, item 5, under ACLs: the managers create the group registry so that operators
+/// (and only they, besides the managers) add and remove groups; a group added by an operator
+/// is watched, and its tree gets the managers' ACLs like any other group's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_add_and_remove_groups_with_their_own_identity() {
+    let digest = run(vec!["zk-digest".into()], "ops:o-secret-2\n", false).await;
+    assert!(digest.status.success(), "{digest:?}");
+    let operator_id = String::from_utf8_lossy(&digest.stdout).trim().to_string();
+    let trio = RedisGroup::trio();
+    let extra_group = RedisGroup::start(1, &[]);
+    let s = Scene::new("acl_registry").await;
+    let (registry, added_root) = (format!("{}_registry", s.root), format!("{}_added", s.root));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let flags = [
+        "--zk-operator-acl",
+        &operator_id,
+        "--groups-from-zookeeper",
+        "--groups-znode",
+        &registry,
+    ];
+    let _m = secured_manager(&s, &trio, dir.path(), &flags);
+    let plain = zk_client(&s.connect).await;
+    wait_until_async(DEADLINE, "the managers created the registry", || async {
+        plain.check_stat(&registry).await.ok().flatten()
+    })
+    .await;
+    let nodes = extra_group.addrs().join(",");
+    let add: Vec<String> = [
+        "group",
+        "add",
+        "extra",
+        "--nodes",
+        &nodes,
+        "--znode-path",
+        &added_root,
+        "-z",
+        &s.connect,
+        "--groups-znode",
+        &registry,
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+
+    // Without an identity ZooKeeper refuses, and the line says what to give.
+    let refused = run(add.clone(), "", false).await;
+    assert_eq!(refused.status.code(), Some(1), "{refused:?}");
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.starts_with("redis_node_manager group add: ")
+            && err.contains("not authorized")
+            && err.contains("--zk-operator-acl"),
+        "{err}"
+    );
+
+    let added = run(add, "", true).await;
+    assert!(added.status.success(), "{added:?}");
+    let topology = format!("{added_root}/nodes");
+    wait_until_async(DEADLINE, "the added group published", || async {
+        plain.get_data(&topology).await.ok()
+    })
+    .await;
+    assert_eq!(
+        plain.set_data(&topology, b"{}", None).await.err(),
+        Some(zk::Error::NoAuth),
+        "the added group's tree has the managers' ACLs"
+    );
+    let entry = format!("{registry}/extra");
+    assert_eq!(
+        plain.delete(&entry, None).await.err(),
+        Some(zk::Error::NoAuth),
+        "only operators and managers remove entries"
+    );
+    let removed = run(
+        vec![
+            "group".into(),
+            "remove".into(),
+            "extra".into(),
+            "-z".into(),
+            s.connect.clone(),
+            "--groups-znode".into(),
+            registry.clone(),
+        ],
+        "",
+        true,
+    )
+    .await;
+    assert!(removed.status.success(), "{removed:?}");
+    assert_eq!(plain.check_stat(&entry).await.ok().flatten(), None);
+}

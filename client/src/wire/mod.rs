@@ -10,6 +10,9 @@
 //! | `failover_history`                         | a list of [`FailoverRecord`]       | the leader         |
 //! | `master_redis_node_manager_lock/lock-*`    | the manager id (leader election)   | every manager      |
 //!
+//! Besides the groups' trees, the group registry (`/redis_failover_groups/<name>`, a
+//! [`GroupEntry`] each) lists the groups added at run time ([`groups`]).
+//!
 //! [`ZnodePaths`] builds those paths from the root (`--znode-path`, default
 //! [`DEFAULT_ROOT`]). The JSON keeps the Ruby `redis_failover` gem's keys where the gem has
 //! them; fields are only ever added, never renamed, and every encoder writes the bytes the
@@ -17,6 +20,7 @@
 //! back).
 
 mod addr;
+pub mod groups;
 mod history;
 mod manual;
 mod paths;
@@ -25,6 +29,7 @@ mod topology;
 mod view;
 
 pub use addr::{parse_addr_list, NodeAddr};
+pub use groups::{GroupEntry, DEFAULT_GROUPS_ROOT};
 pub use history::{FailoverKind, FailoverRecord};
 pub use manual::{ManualRefusal, ManualRequest, ANY_SLAVE};
 pub use paths::{ZnodePaths, DEFAULT_ROOT};

@@ -91,6 +91,21 @@ pub struct Cli {
     )]
     pub znode_path: Option<String>,
 
+    /// Also watch the groups listed in the group registry in ZooKeeper (--groups-znode),
+    /// started and stopped as `group add` / `group remove` change it, without a restart.
+    #[arg(long, env = "REDIS_FAILOVER_GROUPS_FROM_ZOOKEEPER")]
+    pub groups_from_zookeeper: bool,
+
+    /// Root znode of the group registry, for --groups-from-zookeeper and the group
+    /// subcommands [default: /redis_failover_groups].
+    #[arg(
+        long,
+        env = "REDIS_FAILOVER_GROUPS_ZNODE",
+        value_name = "PATH",
+        global = true
+    )]
+    pub groups_znode: Option<String>,
+
     /// Name of the group given by --nodes: the master name Sentinel clients ask for on
     /// --sentinel-addr, the {group} in HTTP paths and the `group` label of metrics on
     /// --http-addr, and the group in logs [default: mymaster].
@@ -354,9 +369,53 @@ pub enum Command {
     /// Resume automatic failover (deletes <znode-path>/paused); a master that is down now
     /// is replaced at once.
     Resume,
+    /// Add, remove or list the groups of the group registry in ZooKeeper (--groups-znode):
+    /// every manager started with --groups-from-zookeeper starts or stops watching them.
+    Group {
+        #[command(subcommand)]
+        action: GroupCommand,
+    },
     /// Print the ZooKeeper ACL id (`digest:USER:HASH`) of the identity `user:password`
     /// read from standard input, for --zk-read-acl and --zk-operator-acl.
     ZkDigest,
+}
+
+/// `redis_node_manager group ...`.
+#[derive(clap::Subcommand, Debug)]
+pub enum GroupCommand {
+    /// Add a group: the managers start watching its nodes and publish its topology under
+    /// --znode-path [default: /redis_failover_NAME]. Refused when NAME exists.
+    Add {
+        /// The group's name (its Sentinel master name): letters, digits, '.', '_', '-'.
+        name: String,
+        /// The group's Redis nodes, host:port,host:port,... (master and replicas).
+        #[arg(short = 'n', long, value_name = "HOST:PORT,...")]
+        nodes: String,
+    },
+    /// Remove a group: the managers stop watching it (its nodes' roles are left as they
+    /// are, its znodes stay).
+    Remove {
+        /// The group's name.
+        name: String,
+    },
+    /// List the registry's groups.
+    List {
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The group registry's root a subcommand or the daemon uses: --groups-znode (or the config
+/// file's `groups_znode`), else /redis_failover_groups.
+pub fn groups_root(cli: &Cli, file: &FileConfig) -> Result<String, ConfigError> {
+    let root = cli
+        .groups_znode
+        .clone()
+        .or(file.groups_znode.clone())
+        .unwrap_or_else(|| redis_failover_client::wire::DEFAULT_GROUPS_ROOT.to_string());
+    ZnodePaths::new(&root).map_err(|e| ConfigError(format!("--groups-znode: {e}")))?;
+    Ok(root)
 }
 
 /// A subcommand's ZooKeeper identity (an operator's): `REDIS_FAILOVER_ZK_AUTH` or

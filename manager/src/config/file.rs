@@ -21,6 +21,8 @@ pub struct FileConfig {
     pub tls_server_name: Option<String>,
     pub znode_path: Option<String>,
     pub group_name: Option<String>,
+    pub groups_from_zookeeper: Option<bool>,
+    pub groups_znode: Option<String>,
     pub max_failures: Option<u32>,
     pub down_after_ms: Option<u64>,
     pub zk_session_timeout_ms: Option<u64>,
@@ -76,7 +78,7 @@ pub enum NodesValue {
 }
 
 impl NodesValue {
-    pub(super) fn csv(&self) -> String {
+    pub fn csv(&self) -> String {
         match self {
             NodesValue::List(l) => l.join(","),
             NodesValue::Csv(s) => s.clone(),

@@ -26,7 +26,7 @@ mod file;
 mod tests;
 mod zk_access;
 
-pub use cli::{operator_access, zk_target, Cli, Command, Switch};
+pub use cli::{groups_root, operator_access, zk_target, Cli, Command, GroupCommand, Switch};
 pub use file::{FileConfig, FileGroup, NodesValue, Secret};
 pub use zk_access::{digest_id, parse_ids, AclId, ZkAccess};
 
@@ -51,7 +51,10 @@ pub struct GroupConfig {
 #[derive(Clone, Debug)]
 pub struct Config {
     pub zkservers: String,
+    /// The groups given by flags or the config file, watched for the manager's lifetime.
     pub groups: Vec<GroupConfig>,
+    /// `--groups-from-zookeeper`: the group registry's root, whose groups are watched too.
+    pub groups_registry: Option<String>,
     pub auth: RedisAuth,
     pub max_failures: u32,
     pub down_after: Duration,
@@ -113,6 +116,12 @@ impl Config {
 
     /// Flags override the file; the file overrides defaults.
     pub fn merge(cli: Cli, file: FileConfig) -> Result<Config, ConfigError> {
+        let groups_registry =
+            if cli.groups_from_zookeeper || file.groups_from_zookeeper == Some(true) {
+                Some(groups_root(&cli, &file)?)
+            } else {
+                None
+            };
         let zkservers = match cli.zkservers.or(file.zkservers) {
             Some(z) => z,
             None => return err("no ZooKeeper servers: give -z/--zkservers host:port,..."),
@@ -143,7 +152,7 @@ impl Config {
                 &format!("znode_path of group {:?}", g.name),
             )?);
         }
-        if groups.is_empty() {
+        if groups.is_empty() && groups_registry.is_none() {
             return err("no Redis nodes: give -n/--nodes host:port,... or [[groups]] in -C FILE");
         }
         for (i, g) in groups.iter().enumerate() {
@@ -286,6 +295,7 @@ impl Config {
         Ok(Config {
             zkservers,
             groups,
+            groups_registry,
             auth: RedisAuth {
                 username,
                 password,

@@ -251,3 +251,34 @@ fn zookeeper_tls_flags_name_their_mistakes() {
     .expect_err("a scheme");
     assert!(e.contains("--zk-tls-ca-file turns TLS on"), "{e}");
 }
+
+#[test]
+fn groups_from_zookeeper_need_no_nodes() {
+    let c = load(&["-z", "z:1", "--groups-from-zookeeper"], "").expect("valid");
+    assert!(c.groups.is_empty());
+    assert_eq!(c.groups_registry.as_deref(), Some("/redis_failover_groups"));
+    let c = load(
+        &["-z", "z:1", "-n", "h:1"],
+        "groups_from_zookeeper = true\ngroups_znode = \"/reg\"\n",
+    )
+    .expect("valid");
+    assert_eq!(
+        (c.groups.len(), c.groups_registry.as_deref()),
+        (1, Some("/reg"))
+    );
+    // Off by default: a registry path alone changes nothing.
+    let c = load(&["-z", "z:1", "-n", "h:1", "--groups-znode", "/reg"], "").expect("valid");
+    assert_eq!(c.groups_registry, None);
+    let e = load(
+        &[
+            "-z",
+            "z:1",
+            "--groups-from-zookeeper",
+            "--groups-znode",
+            "reg",
+        ],
+        "",
+    )
+    .expect_err("relative path");
+    assert_eq!(e, "--groups-znode: znode path \"reg\" must start with '/'");
+}

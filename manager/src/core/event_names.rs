@@ -68,6 +68,10 @@ event_names! {
     WEBHOOK_FAILED = "-webhook": "`--webhook-url` did not acknowledge a failover's record after its retries";
     WOULD_PROMOTE = "+would-promote": "`--observe-only`: a leader would promote this replica now (the line gives the leader's decision and reasons); nothing was done";
     WOULD = "+would": "`--observe-only`: what a leader would do now (its decision follows); nothing was done";
+    GROUP_ADDED = "+group": "`--groups-from-zookeeper`: a group listed in the registry is now watched (started at run time)";
+    GROUP_REMOVED = "-group": "`--groups-from-zookeeper`: a group gone from the registry is no longer watched (its lock released, its nodes left as they are)";
+    GROUP_REFUSED = "-group-refused": "`--groups-from-zookeeper`: a registry entry is not watched (unreadable, or its name, znode path or a node is another group's); the line says why";
+    REGISTRY_UNREAD = "-registry-unread": "`--groups-from-zookeeper`: the registry could not be read; the groups watched stay as they are until it can";
     ACL_LOCKED = "+acl-locked": "a znode of the group was open to all: it now has the managers' ACL (`--zk-auth-file`)";
     ZK_READ = "-zk-read": "a ZooKeeper read failed (the leader retries on the next cycle)";
     VIEW_PUBLISH = "-view-publish": "this manager's view could not be written to ZooKeeper";

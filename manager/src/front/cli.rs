@@ -1,5 +1,5 @@
-//! The operator subcommands that talk to ZooKeeper directly — `failover`, `pause`/`resume`
-//! and `status` — as library calls, and [`subcommand`], which runs one to its exit code and
+//! The operator subcommands that talk to ZooKeeper directly — `failover`, `pause`/`resume`,
+//! `status` and `group` — as library calls, and [`subcommand`], which runs one to its exit code and
 //! prints its result (`main.rs` only calls it).
 
 use std::fmt::Display;
@@ -8,8 +8,12 @@ use std::time::Duration;
 use redis_failover_client::wire::PauseInfo;
 use redis_failover_client::NodeAddr;
 
-use crate::config::{self, operator_access, zk_target, Cli, Command, ZkAccess};
+use crate::config::{self, operator_access, zk_target, Cli, Command, GroupCommand, ZkAccess};
+use crate::io::zk::registry::{
+    add_group, entries_json, new_entry, read_registry, remove_group, Entries, RegistryError,
+};
 use crate::io::zk::{self, ZkError};
+use redis_failover_client::wire::groups::check_group_name;
 
 /// Runs a subcommand: prints its result on stdout, or one line naming what went wrong on
 /// stderr. The exit code: 0 done, 1 when ZooKeeper or the leader did not do it, 2 on bad
@@ -21,6 +25,11 @@ pub fn subcommand(cli: &Cli, command: &Command) -> i32 {
         Command::Pause { .. } => "pause",
         Command::Resume => "resume",
         Command::ZkDigest => "zk-digest",
+        Command::Group { action } => match action {
+            GroupCommand::Add { .. } => "group add",
+            GroupCommand::Remove { .. } => "group remove",
+            GroupCommand::List { .. } => "group list",
+        },
     };
     let fail = |code: i32, e: &dyn Display| {
         eprintln!("redis_node_manager {name}: {e}");
@@ -33,6 +42,22 @@ pub fn subcommand(cli: &Cli, command: &Command) -> i32 {
                 0
             }
             Err(e) => fail(2, &e),
+        };
+    }
+    if let Command::Group { action } = command {
+        return match group(cli, action) {
+            Ok(out) => {
+                print!("{out}");
+                0
+            }
+            Err(e) => {
+                let code = if matches!(e, RegistryError::Zk(_)) {
+                    1
+                } else {
+                    2
+                };
+                fail(code, &e)
+            }
         };
     }
     let (zk, paths) = match zk_target(cli) {
@@ -113,8 +138,104 @@ pub fn subcommand(cli: &Cli, command: &Command) -> i32 {
             }
             Err(e) => fail(1, &e),
         },
-        Command::ZkDigest => 0,
+        Command::ZkDigest | Command::Group { .. } => 0,
     }
+}
+
+/// `redis_node_manager group add/remove/list`: what to print, or why not (`Zk`: exit 1,
+/// the rest is bad input, exit 2).
+fn group(cli: &Cli, action: &GroupCommand) -> Result<String, RegistryError> {
+    let bad = |e: config::ConfigError| RegistryError::Invalid(e.to_string());
+    let file = config::FileConfig::read(cli.config.as_deref()).map_err(bad)?;
+    let root = config::groups_root(cli, &file).map_err(bad)?;
+    let access = operator_access(cli).map_err(bad)?;
+    let Some(zk) = cli.zkservers.clone().or(file.zkservers) else {
+        return Err(RegistryError::Invalid(
+            "no ZooKeeper servers: give -z/--zkservers host:port,...".into(),
+        ));
+    };
+    // Checked before connecting: bad input is told at once.
+    let entry = match action {
+        GroupCommand::Add { name, nodes } => {
+            let by = format!(
+                "{}@{}",
+                who(|k| std::env::var(k).ok(), current_uid()),
+                config::hostname()
+            );
+            Some(new_entry(
+                name,
+                nodes,
+                "--nodes",
+                cli.znode_path.as_deref(),
+                by,
+            )?)
+        }
+        GroupCommand::Remove { name } => {
+            check_group_name(name).map_err(RegistryError::Invalid)?;
+            None
+        }
+        GroupCommand::List { .. } => None,
+    };
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| {
+        RegistryError::Zk(ZkError::Connect(format!(
+            "cannot start the async runtime: {e}"
+        )))
+    })?;
+    runtime.block_on(async {
+        let client = zk::connect(&zk, &access, CLI_ZK_WAIT, CLI_ZK_WAIT).await?;
+        match (action, entry) {
+            (GroupCommand::Add { name, .. }, Some(entry)) => {
+                add_group(&client, &root, name, &entry, access.identity.is_some()).await?;
+                let nodes: Vec<String> = entry.nodes.iter().map(ToString::to_string).collect();
+                Ok(format!(
+                    "added group {name}: {} under {}; managers started with \
+                     --groups-from-zookeeper watch it now\n",
+                    nodes.join(","),
+                    entry.znode_path
+                ))
+            }
+            (GroupCommand::Remove { name }, _) => {
+                remove_group(&client, &root, name).await?;
+                Ok(format!(
+                    "removed group {name}: managers stop watching it; its nodes keep their \
+                     roles and its znodes stay\n"
+                ))
+            }
+            (GroupCommand::List { json }, _) => {
+                let entries = read_registry(&client, &root).await?.unwrap_or_default();
+                Ok(if *json {
+                    let text =
+                        serde_json::to_string_pretty(&entries_json(entries)).unwrap_or_default();
+                    format!("{text}\n")
+                } else {
+                    list_table(&root, &entries)
+                })
+            }
+            (GroupCommand::Add { .. }, None) => Ok(String::new()),
+        }
+    })
+}
+
+/// `group list` as a table: one line per group.
+fn list_table(root: &str, entries: &Entries) -> String {
+    let mut out = format!("groups in {root}\n");
+    if entries.is_empty() {
+        out.push_str("  none\n");
+    }
+    for (name, e) in entries {
+        match e {
+            Ok(e) => {
+                let nodes: Vec<String> = e.nodes.iter().map(ToString::to_string).collect();
+                out.push_str(&format!(
+                    "  {name:<16} {:<28} {}\n",
+                    e.znode_path,
+                    nodes.join(",")
+                ));
+            }
+            Err(why) => out.push_str(&format!("  {name:<16} unreadable: {why}\n")),
+        }
+    }
+    out
 }
 
 /// `redis_node_manager zk-digest`: the ACL id of the `user:password` on the first line of

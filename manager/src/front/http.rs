@@ -4,8 +4,10 @@
 //! and `GET /read-only/{group}/{host:port}[?max_lag_bytes=N]` that answer 200 only when that
 //! node currently is the master / a healthy replica (published, and by this manager's probes
 //! up, following the master with its link up, and within the lag) / either (503 otherwise),
-//! and the operator actions `POST /failover`, `POST /pause`, `POST /resume`,
-//! which only write requests to ZooKeeper: the leader acts on them. Every manager answers,
+//! and the operator actions `POST /failover`, `POST /pause`, `POST /resume` and, with
+//! `--groups-from-zookeeper`, `POST/DELETE /groups/{name}` and `GET /groups` (the group
+//! registry), which only write requests to ZooKeeper: the leader (or every manager, for the
+//! registry) acts on them. Every manager answers,
 //! standby included; nothing is decided here.
 
 use std::collections::BTreeMap;
@@ -24,14 +26,20 @@ use serde::Deserialize;
 use tokio::sync::watch;
 use zookeeper_client as zk;
 
+use crate::io::zk::registry::{
+    add_group as add, entries_json, new_entry, read_registry, remove_group as remove, RegistryError,
+};
 use crate::io::zk::ZkError;
 
-pub use crate::front::snapshot::GroupSnapshot;
+pub use crate::front::snapshot::{GroupList, GroupSnapshot};
 
 #[derive(Clone)]
 pub struct HttpState {
     pub manager_id: String,
-    pub groups: Vec<watch::Receiver<GroupSnapshot>>,
+    pub groups: GroupList,
+    /// `--groups-from-zookeeper`: the group registry's root, which `POST/DELETE /groups/{name}`
+    /// write.
+    pub registry: Option<String>,
     pub session: watch::Receiver<Option<zk::Client>>,
     pub metrics: Arc<crate::front::metrics::Metrics>,
     /// The session has the managers' identity: requests are written as its own.
@@ -45,18 +53,12 @@ const DEFAULT_FAILOVER_WAIT: Duration = Duration::from_secs(30);
 impl HttpState {
     /// The group's snapshot, or the message for a 404.
     fn group(&self, name: &str) -> Result<GroupSnapshot, String> {
-        self.groups
-            .iter()
-            .map(GroupSnapshot::now)
-            .find(|g| g.name == name)
-            .ok_or_else(|| {
-                let known: Vec<String> = self
-                    .groups
-                    .iter()
-                    .map(|g| g.borrow().name.clone())
-                    .collect();
-                format!("unknown group {name:?}; known: {}", known.join(", "))
-            })
+        self.groups.find(name).ok_or_else(|| {
+            format!(
+                "unknown group {name:?}; known: {}",
+                self.groups.names().join(", ")
+            )
+        })
     }
 
     /// The group a request names, or the only one when it names none.
@@ -65,11 +67,14 @@ impl HttpState {
             Some(n) => self
                 .group(n)
                 .map_err(|m| ApiError(StatusCode::NOT_FOUND, m)),
-            None if self.groups.len() == 1 => Ok(GroupSnapshot::now(&self.groups[0])),
-            None => Err(ApiError(
-                StatusCode::BAD_REQUEST,
-                "this manager watches several groups: say which with \"group\"".to_string(),
-            )),
+            None => match self.groups.snapshots().as_slice() {
+                [only] => Ok(only.clone()),
+                _ => Err(ApiError(
+                    StatusCode::BAD_REQUEST,
+                    "this manager watches several groups (or none): say which with \"group\""
+                        .to_string(),
+                )),
+            },
         }
     }
 
@@ -131,20 +136,23 @@ pub fn router(state: HttpState) -> Router {
         .route("/failover", post(failover))
         .route("/pause", post(pause))
         .route("/resume", post(resume))
+        .route("/groups", get(list_groups))
+        .route("/groups/{name}", post(add_group).delete(remove_group))
         .fallback(|| async {
             error(
                 StatusCode::NOT_FOUND,
                 "no such endpoint; try GET /health, /status, /metrics, \
                  /master/{group}/{host:port}, /replica/{group}/{host:port}, \
                  /read-only/{group}/{host:port}, \
-                 POST /failover, /pause, /resume"
+                 POST /failover, /pause, /resume, GET /groups, POST/DELETE /groups/{name}"
                     .to_string(),
             )
         })
         .method_not_allowed_fallback(|| async {
             error(
                 StatusCode::METHOD_NOT_ALLOWED,
-                "method not allowed: /failover, /pause and /resume take POST, the rest GET"
+                "method not allowed: /failover, /pause and /resume take POST, /groups/{name} \
+                 POST or DELETE, the rest GET"
                     .to_string(),
             )
         })
@@ -253,8 +261,91 @@ async fn switch(
     Ok(Json(serde_json::json!({ "group": g.name, "paused": pause })).into_response())
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GroupBody {
+    /// `"h:p,h:p"` or `["h:p", "h:p"]`, as `--nodes` and the config file take them.
+    nodes: Option<crate::config::NodesValue>,
+    znode_path: Option<String>,
+}
+
+/// The group registry's root, or why this manager has none.
+fn registry(s: &HttpState) -> Result<&str, ApiError> {
+    s.registry.as_deref().ok_or_else(|| {
+        ApiError(
+            StatusCode::NOT_FOUND,
+            "this manager does not take groups from ZooKeeper; start it with \
+             --groups-from-zookeeper"
+                .to_string(),
+        )
+    })
+}
+
+fn registry_error(e: RegistryError) -> ApiError {
+    let code = match &e {
+        RegistryError::Invalid(_) => StatusCode::BAD_REQUEST,
+        RegistryError::Exists(_) => StatusCode::CONFLICT,
+        RegistryError::Missing(_) => StatusCode::NOT_FOUND,
+        RegistryError::Zk(_) => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    ApiError(code, e.to_string())
+}
+
+/// Adds a group to the registry (`redis_node_manager group add`): every manager with
+/// `--groups-from-zookeeper` starts watching it.
+async fn add_group(
+    State(s): State<HttpState>,
+    Path(name): Path<String>,
+    raw: Bytes,
+) -> Result<Response, ApiError> {
+    let root = registry(&s)?;
+    let req: GroupBody = body(&raw)?;
+    let Some(nodes) = req.nodes else {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            "nodes: missing; give {\"nodes\": \"host:port,...\"}".to_string(),
+        ));
+    };
+    let entry = new_entry(
+        &name,
+        &nodes.csv(),
+        "nodes",
+        req.znode_path.as_deref(),
+        format!("http ({})", s.manager_id),
+    )
+    .map_err(registry_error)?;
+    let client = s.client()?;
+    add(&client, root, &name, &entry, s.as_identity)
+        .await
+        .map_err(registry_error)?;
+    Ok(Json(serde_json::json!({ "group": name, "added": entry })).into_response())
+}
+
+/// Removes a group from the registry (`redis_node_manager group remove`).
+async fn remove_group(
+    State(s): State<HttpState>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let root = registry(&s)?;
+    let client = s.client()?;
+    remove(&client, root, &name).await.map_err(registry_error)?;
+    Ok(Json(serde_json::json!({ "group": name, "removed": true })).into_response())
+}
+
+/// The registry's entries, as ZooKeeper holds them.
+async fn list_groups(State(s): State<HttpState>) -> Result<Response, ApiError> {
+    let root = registry(&s)?;
+    let client = s.client()?;
+    let entries = read_registry(&client, root)
+        .await
+        .map_err(|e| ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?
+        .unwrap_or_default();
+    let groups = entries_json(entries);
+    Ok(Json(serde_json::json!({ "registry": root, "groups": groups })).into_response())
+}
+
 async fn metrics(State(s): State<HttpState>) -> Response {
-    let groups: Vec<GroupSnapshot> = s.groups.iter().map(GroupSnapshot::now).collect();
+    let groups = s.groups.snapshots();
     (
         [(
             axum::http::header::CONTENT_TYPE,
@@ -268,11 +359,9 @@ async fn metrics(State(s): State<HttpState>) -> Response {
 async fn health(State(s): State<HttpState>) -> Response {
     let groups: Vec<_> = s
         .groups
-        .iter()
-        .map(|g| {
-            let g = g.borrow();
-            serde_json::json!({ "name": g.name, "leader": g.leader })
-        })
+        .snapshots()
+        .into_iter()
+        .map(|g| serde_json::json!({ "name": g.name, "leader": g.leader }))
         .collect();
     Json(serde_json::json!({
         "status": "up",
@@ -286,9 +375,9 @@ async fn health(State(s): State<HttpState>) -> Response {
 async fn status(State(s): State<HttpState>) -> Response {
     let groups: BTreeMap<String, serde_json::Value> = s
         .groups
-        .iter()
+        .snapshots()
+        .into_iter()
         .map(|g| {
-            let g = GroupSnapshot::now(g);
             let mut v = serde_json::to_value(&g).unwrap_or_default();
             v["last_failover"] = serde_json::to_value(g.last_failover()).unwrap_or_default();
             // The leading manager's id (`leader` says whether it is this one).

@@ -173,6 +173,35 @@ impl Metrics {
         })
     }
 
+    /// Drops every series of a group no longer watched (`--groups-from-zookeeper`), so that
+    /// `/metrics` shows it no more than `/status` does.
+    pub fn forget_group(&self, group: &str, nodes: &[NodeAddr]) {
+        let gl = GroupLabels {
+            group: group.to_string(),
+        };
+        self.failovers.remove(&gl);
+        self.last_duration.remove(&gl);
+        self.last_at.remove(&gl);
+        for f in [&self.epoch, &self.is_leader, &self.paused, &self.managers] {
+            f.remove(&gl);
+        }
+        for n in nodes {
+            let nl = NodeLabels {
+                group: group.to_string(),
+                node: n.to_string(),
+            };
+            self.probe_latency.remove(&nl);
+            for f in [
+                &self.node_up,
+                &self.node_offset,
+                &self.node_lag,
+                &self.node_failures,
+            ] {
+                f.remove(&nl);
+            }
+        }
+    }
+
     /// The Prometheus text for the current snapshots and ZooKeeper session state.
     pub fn render(&self, groups: &[GroupSnapshot], zk_state: &str) -> String {
         // Families whose label sets come and go are rebuilt on each scrape.

@@ -96,6 +96,55 @@ impl GroupSnapshot {
     }
 }
 
+/// The groups this manager watches, each as its loop's snapshot channel, in the order they
+/// were started. It changes while the manager runs (`--groups-from-zookeeper`): the fronts
+/// read it afresh on every request.
+#[derive(Clone, Debug)]
+pub struct GroupList(
+    tokio::sync::watch::Receiver<Vec<tokio::sync::watch::Receiver<GroupSnapshot>>>,
+);
+
+impl GroupList {
+    pub fn new(
+        rx: tokio::sync::watch::Receiver<Vec<tokio::sync::watch::Receiver<GroupSnapshot>>>,
+    ) -> Self {
+        Self(rx)
+    }
+
+    /// The groups' channels now.
+    pub fn channels(&self) -> Vec<tokio::sync::watch::Receiver<GroupSnapshot>> {
+        self.0.borrow().clone()
+    }
+
+    /// Every group's snapshot now ([`GroupSnapshot::now`]).
+    pub fn snapshots(&self) -> Vec<GroupSnapshot> {
+        self.0.borrow().iter().map(GroupSnapshot::now).collect()
+    }
+
+    /// The snapshot of the group named `name`.
+    pub fn find(&self, name: &str) -> Option<GroupSnapshot> {
+        self.0
+            .borrow()
+            .iter()
+            .find(|g| g.borrow().name == name)
+            .map(GroupSnapshot::now)
+    }
+
+    /// The groups' names now.
+    pub fn names(&self) -> Vec<String> {
+        self.0
+            .borrow()
+            .iter()
+            .map(|g| g.borrow().name.clone())
+            .collect()
+    }
+
+    /// Waits until the list changes; false once it can change no more.
+    pub async fn changed(&mut self) -> bool {
+        self.0.changed().await.is_ok()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

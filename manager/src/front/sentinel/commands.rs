@@ -21,7 +21,7 @@ impl Client {
         let Some(sub) = args.get(1).map(|s| s.to_ascii_lowercase()) else {
             return arity("sentinel");
         };
-        let with_group = |n: usize| -> Result<Option<(usize, GroupSnapshot)>, Frame> {
+        let with_group = |n: usize| -> Result<Option<GroupSnapshot>, Frame> {
             if args.len() != n {
                 return Err(arity(&format!("sentinel|{sub}")));
             }
@@ -32,7 +32,7 @@ impl Client {
         let for_group = |f: &dyn Fn(&GroupView<'_>) -> Frame| match with_group(3) {
             Err(e) => e,
             Ok(None) => no_such(),
-            Ok(Some((i, s))) => f(&shared.group_view(i, &s)),
+            Ok(Some(s)) => f(&shared.group_view(&s)),
         };
         match sub.as_str() {
             // Valkey 8 names them `primary`; both spellings are answered.
@@ -43,7 +43,7 @@ impl Client {
                 let masters = shared
                     .snapshots()
                     .iter()
-                    .map(|(i, s)| fields(shared.group_view(*i, s).master_fields()))
+                    .map(|s| fields(shared.group_view(s).master_fields()))
                     .collect();
                 Frame::Array(masters)
             }
@@ -69,7 +69,7 @@ impl Client {
                 // Without a live ZooKeeper session the master may have been replaced: nil,
                 // as Sentinel answers when it knows no master, rather than a deposed one.
                 Ok(Some(_)) if !shared.session_live() => Frame::Null,
-                Ok(Some((_, s))) => match s.topology.and_then(|t| t.master) {
+                Ok(Some(s)) => match s.topology.and_then(|t| t.master) {
                     Some(m) => Frame::Array(vec![bulk(m.host), bulk(m.port.to_string())]),
                     None => Frame::Null,
                 },
@@ -78,13 +78,13 @@ impl Client {
             "failover" => match with_group(3) {
                 Err(e) => e,
                 Ok(None) => no_such(),
-                Ok(Some((_, s))) => self.failover(shared, &s).await,
+                Ok(Some(s)) => self.failover(shared, &s).await,
             },
             "ckquorum" => match with_group(3) {
                 Err(e) => e,
                 Ok(None) => no_such(),
-                Ok(Some((i, s))) => {
-                    let g = shared.group_view(i, &s);
+                Ok(Some(s)) => {
+                    let g = shared.group_view(&s);
                     let (usable, required) = (g.usable_managers(), g.quorum());
                     if usable >= required {
                         Frame::SimpleString(Bytes::from(format!(
@@ -112,7 +112,7 @@ impl Client {
                     .ok()
                     .map(|port| NodeAddr::new(args[2].clone(), port));
                 let down = node.is_some_and(|n| {
-                    shared.snapshots().iter().any(|(_, s)| {
+                    shared.snapshots().iter().any(|s| {
                         s.view.unavailable.contains(&n)
                             && s.topology
                                 .as_ref()
@@ -139,12 +139,19 @@ impl Client {
             "pending-scripts" if args.len() == 2 => Frame::Array(Vec::new()),
             "pending-scripts" => arity("sentinel|pending-scripts"),
             "help" => Frame::Array(HELP.iter().map(|l| simple(l)).collect()),
-            "monitor" | "remove" | "set" | "reset" | "flushconfig" | "simulate-failure"
-            | "debug" | "info-cache" => error(format!(
-                "ERR SENTINEL {} is not supported: redis_node_manager takes its groups from \
-                 its configuration and ZooKeeper",
+            "monitor" | "remove" => error(format!(
+                "ERR SENTINEL {} is not supported: add and remove groups with \
+                 `redis_node_manager group add/remove` (or POST/DELETE /groups/NAME) for the \
+                 managers started with --groups-from-zookeeper",
                 sub.to_ascii_uppercase()
             )),
+            "set" | "reset" | "flushconfig" | "simulate-failure" | "debug" | "info-cache" => {
+                error(format!(
+                    "ERR SENTINEL {} is not supported: redis_node_manager takes its groups from \
+                 its configuration and ZooKeeper",
+                    sub.to_ascii_uppercase()
+                ))
+            }
             _ => error(format!(
                 "ERR unknown subcommand '{}'. Try SENTINEL HELP.",
                 args[1]
@@ -284,8 +291,8 @@ pub(super) fn info(shared: &Shared, args: &[String]) -> Frame {
                     "sentinel_scripts_queue_length:0".to_string(),
                     "sentinel_simulate_failure_flags:0".to_string(),
                 ]);
-                for (n, (i, s)) in snaps.iter().enumerate() {
-                    lines.push(shared.group_view(*i, s).info_line(n));
+                for (n, s) in snaps.iter().enumerate() {
+                    lines.push(shared.group_view(s).info_line(n));
                 }
             }
         }

@@ -218,7 +218,7 @@ impl Client {
                 let names = shared
                     .snapshots()
                     .into_iter()
-                    .map(|(_, s)| bulk(s.name))
+                    .map(|s| bulk(s.name))
                     .collect();
                 Frame::Array(vec![bulk("sentinel"), Frame::Array(names)]).into()
             }

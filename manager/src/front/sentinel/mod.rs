@@ -8,10 +8,13 @@
 //! A group's name is its Sentinel master name. RESP3 after `HELLO 3` ([`resp3`]). What
 //! differs from Sentinel: no Sentinel election (`IS-MASTER-DOWN-BY-ADDR`
 //! answers from this manager's own view and never votes), no runtime reconfiguration
-//! (`SENTINEL SET/MONITOR/REMOVE/RESET/CONFIG SET` are refused). `SENTINEL SENTINELS` lists
+//! over this protocol (`SENTINEL SET/MONITOR/REMOVE/RESET/CONFIG SET` are refused; groups
+//! are added and removed through the group registry, `redis_node_manager group`, and the
+//! groups listed here follow it). `SENTINEL SENTINELS` lists
 //! the other managers at the Sentinel address each announces in its view (`ip ?`, `port 0`
 //! for one that runs no Sentinel endpoint).
 
+use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -36,7 +39,7 @@ mod resp3;
 mod view;
 
 use crate::core::event_names::SENTINEL_ERROR;
-use crate::front::snapshot::GroupSnapshot;
+use crate::front::snapshot::{GroupList, GroupSnapshot};
 use codec::{error, Codec};
 use conn::connection;
 use view::GroupView;
@@ -83,7 +86,7 @@ const COMMANDS: &[&str] = &[
 /// What the endpoint answers from.
 pub struct SentinelState {
     pub manager_id: String,
-    pub groups: Vec<watch::Receiver<GroupSnapshot>>,
+    pub groups: GroupList,
     pub session: watch::Receiver<Option<zookeeper_client::Client>>,
     /// Required from clients (AUTH / HELLO AUTH) when set.
     pub password: Option<String>,
@@ -96,42 +99,37 @@ pub struct SentinelState {
 struct Shared {
     state: SentinelState,
     events: broadcast::Sender<Event>,
-    /// Per group (in `state.groups` order), the last master published: shown while the
-    /// group has none, as Sentinel keeps showing a down master at its address.
-    last_masters: Mutex<Vec<Option<NodeAddr>>>,
+    /// Per group name, the last master published: shown while the group has none, as
+    /// Sentinel keeps showing a down master at its address.
+    last_masters: Mutex<BTreeMap<String, NodeAddr>>,
     clients: Arc<Semaphore>,
     next_client_id: AtomicU64,
     started: Instant,
 }
 
 impl Shared {
-    fn snapshots(&self) -> Vec<(usize, GroupSnapshot)> {
-        self.state
-            .groups
-            .iter()
-            .map(GroupSnapshot::now)
-            .enumerate()
-            .collect()
+    fn snapshots(&self) -> Vec<GroupSnapshot> {
+        self.state.groups.snapshots()
     }
 
-    fn group(&self, name: &str) -> Option<(usize, GroupSnapshot)> {
-        self.state
-            .groups
-            .iter()
-            .position(|g| g.borrow().name == name)
-            .map(|i| (i, GroupSnapshot::now(&self.state.groups[i])))
+    fn group(&self, name: &str) -> Option<GroupSnapshot> {
+        self.state.groups.find(name)
     }
 
-    fn last_master(&self, index: usize) -> Option<NodeAddr> {
+    fn last_master(&self, group: &str) -> Option<NodeAddr> {
         let masters = self.last_masters.lock().unwrap_or_else(|e| e.into_inner());
-        masters.get(index).cloned().flatten()
+        masters.get(group).cloned()
     }
 
-    fn set_last_master(&self, index: usize, master: NodeAddr) {
+    fn set_last_master(&self, group: &str, master: NodeAddr) {
         let mut masters = self.last_masters.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(slot) = masters.get_mut(index) {
-            *slot = Some(master);
-        }
+        masters.insert(group.to_string(), master);
+    }
+
+    /// Forgets the groups no longer watched (a group added again starts afresh).
+    fn keep_last_masters(&self, names: &[String]) {
+        let mut masters = self.last_masters.lock().unwrap_or_else(|e| e.into_inner());
+        masters.retain(|name, _| names.contains(name));
     }
 
     /// This manager's ZooKeeper session is connected, so the published topology it holds is
@@ -144,9 +142,9 @@ impl Shared {
         MAX_CLIENTS - self.clients.available_permits()
     }
 
-    fn group_view<'a>(&'a self, index: usize, snap: &'a GroupSnapshot) -> GroupView<'a> {
+    fn group_view<'a>(&'a self, snap: &'a GroupSnapshot) -> GroupView<'a> {
         let remembered = self
-            .last_master(index)
+            .last_master(&snap.name)
             .or_else(|| snap.last_failover().map(|r| r.to.clone()));
         GroupView::new(snap, remembered, &self.state.manager_id, unix_ms())
     }
@@ -162,7 +160,7 @@ pub async fn serve(
 ) {
     let (events, _) = broadcast::channel(EVENT_BACKLOG);
     let shared = Arc::new(Shared {
-        last_masters: Mutex::new(vec![None; state.groups.len()]),
+        last_masters: Mutex::new(BTreeMap::new()),
         state,
         events,
         clients: Arc::new(Semaphore::new(MAX_CLIENTS)),
@@ -170,9 +168,7 @@ pub async fn serve(
         started: Instant::now(),
     });
     let mut tasks = JoinSet::new();
-    for (i, rx) in shared.state.groups.iter().enumerate() {
-        tasks.spawn(watch_group(shared.clone(), i, rx.clone(), stop.clone()));
-    }
+    tasks.spawn(follow_groups(shared.clone(), stop.clone()));
     loop {
         let accepted = tokio::select! {
             _ = stop.cancelled() => break,
@@ -238,10 +234,35 @@ async fn refuse(stream: TcpStream) {
     .await;
 }
 
+/// Follows the list of groups: each group added is watched for its events
+/// ([`watch_group`], which ends when the group's loop does), a group removed is forgotten.
+async fn follow_groups(shared: Arc<Shared>, stop: CancellationToken) {
+    let mut list = shared.state.groups.clone();
+    let mut watched: Vec<watch::Receiver<GroupSnapshot>> = Vec::new();
+    let mut tasks = JoinSet::new();
+    loop {
+        let now = list.channels();
+        for rx in now
+            .iter()
+            .filter(|rx| !watched.iter().any(|w| w.same_channel(rx)))
+        {
+            tasks.spawn(watch_group(shared.clone(), rx.clone(), stop.clone()));
+        }
+        watched = now;
+        shared.keep_last_masters(&list.names());
+        while tasks.try_join_next().is_some() {}
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            more = list.changed() => if !more { break },
+        }
+    }
+    stop.cancelled().await;
+    while tasks.join_next().await.is_some() {}
+}
+
 /// Publishes the events of every change of the group's topology.
 async fn watch_group(
     shared: Arc<Shared>,
-    index: usize,
     mut rx: watch::Receiver<GroupSnapshot>,
     stop: CancellationToken,
 ) {
@@ -266,7 +287,7 @@ async fn watch_group(
         // one is compared with the last one known.
         if let Some(new) = topology {
             if let Some(old) = last.as_ref().filter(|old| !old.same_content(&new)) {
-                let remembered = shared.last_master(index);
+                let remembered = shared.last_master(&name);
                 let change = events::Change {
                     group: &name,
                     old,
@@ -281,7 +302,7 @@ async fn watch_group(
                 }
             }
             if let Some(m) = &new.master {
-                shared.set_last_master(index, m.clone());
+                shared.set_last_master(&name, m.clone());
             }
             last = Some(new);
         }

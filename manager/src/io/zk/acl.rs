@@ -65,7 +65,8 @@ impl ZnodeAcls {
         zk::LockOptions::new(zk::Acls::new(&self.node)).with_ancestor_options(self.persistent())
     }
 
-    fn root_options(&self) -> zk::CreateOptions<'_> {
+    /// A group's root (and the group registry's): operators may create and delete children.
+    pub fn root_options(&self) -> zk::CreateOptions<'_> {
         zk::CreateMode::Persistent.with_acls(zk::Acls::new(&self.root))
     }
 }

@@ -5,7 +5,8 @@
 //!   managers' views, the pause switch, the failover history, the lock order;
 //! - [`operator`]: requests written by operators (manual failover, pause) and their verdicts;
 //! - [`watch`]: one persistent recursive watch per group root, telling its loop what changed;
-//! - [`acl`]: the znodes' ACLs, and locking a tree made open.
+//! - [`acl`]: the znodes' ACLs, and locking a tree made open;
+//! - [`registry`]: the group registry (groups added and removed at run time).
 //!
 //! Every request is bounded by [`ZK_OP_TIMEOUT`] and fails with a [`ZkError`] that names the
 //! znode.
@@ -18,6 +19,7 @@ use zookeeper_client as zk;
 pub(crate) mod acl;
 pub(crate) mod election;
 pub(crate) mod operator;
+pub(crate) mod registry;
 pub(crate) mod session;
 pub(crate) mod store;
 pub(crate) mod watch;
@@ -32,7 +34,7 @@ pub(crate) use store::{
     annotate_history, append_history, publish, publish_view, read_history, read_lock_order,
     read_pause, read_published, read_view, read_views, Published,
 };
-pub(crate) use watch::{watch_group, Changes, Pending};
+pub(crate) use watch::{watch_group, watch_tree, Changes, Pending};
 
 /// Bound on every single ZooKeeper request made outside the lock recipe.
 pub const ZK_OP_TIMEOUT: Duration = Duration::from_secs(3);

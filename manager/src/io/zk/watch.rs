@@ -111,10 +111,30 @@ impl Pending {
 /// Keeps a persistent recursive watch on the group's root for as long as `shutdown` is
 /// not cancelled, on every session in turn, recording changes in `pending`.
 pub async fn watch_group(
-    mut sessions: watch::Receiver<Option<zk::Client>>,
+    sessions: watch::Receiver<Option<zk::Client>>,
     paths: ZnodePaths,
     pending: Arc<Pending>,
     shutdown: CancellationToken,
+) {
+    let root = paths.root().to_string();
+    watch_tree(sessions, &root, shutdown, |event| match event {
+        Some(path) => pending.add(|c| c.note(&paths, path)),
+        None => pending.add(|c| {
+            c.everything = true;
+            true
+        }),
+    })
+    .await
+}
+
+/// Keeps a persistent recursive watch on `root` for as long as `shutdown` is not cancelled,
+/// on every session in turn: `on_event(Some(path))` for each event under it, `on_event(None)`
+/// when events may have been missed (the watch (re)registered, the connection back).
+pub async fn watch_tree(
+    mut sessions: watch::Receiver<Option<zk::Client>>,
+    root: &str,
+    shutdown: CancellationToken,
+    on_event: impl Fn(Option<&str>),
 ) {
     loop {
         let client = sessions
@@ -124,7 +144,7 @@ pub async fn watch_group(
         let registered = match &client {
             Some(c) => tokio::time::timeout(
                 ZK_OP_TIMEOUT,
-                c.watch(paths.root(), zk::AddWatchMode::PersistentRecursive),
+                c.watch(root, zk::AddWatchMode::PersistentRecursive),
             )
             .await
             .ok()
@@ -141,10 +161,7 @@ pub async fn watch_group(
             continue;
         };
         // Whatever happened before the watch was in place is unknown.
-        pending.add(|c| {
-            c.everything = true;
-            true
-        });
+        on_event(None);
         loop {
             tokio::select! {
                 event = watcher.changed() => {
@@ -155,14 +172,11 @@ pub async fn watch_group(
                             break;
                         }
                         if event.session_state == zk::SessionState::SyncConnected {
-                            pending.add(|c| {
-                                c.everything = true;
-                                true
-                            });
+                            on_event(None);
                         }
                         continue;
                     }
-                    pending.add(|c| c.note(&paths, &event.path));
+                    on_event(Some(&event.path));
                 }
                 r = sessions.changed() => {
                     if r.is_err() { return }
