@@ -2,8 +2,9 @@
 //! are recorded as they happen; everything else is read from the groups' snapshots when
 //! scraped, so the numbers are the ones `/status` shows.
 
+use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -170,6 +171,7 @@ impl Metrics {
         Arc::new(GroupMetrics {
             group: name.to_string(),
             metrics: self.clone(),
+            latency: Mutex::default(),
         })
     }
 
@@ -283,17 +285,28 @@ impl Metrics {
 pub struct GroupMetrics {
     group: String,
     metrics: Arc<Metrics>,
+    /// Each node's latency histogram (a handle on the family's), found once: it is
+    /// recorded at every probe.
+    latency: Mutex<HashMap<NodeAddr, Histogram>>,
 }
 
 impl GroupMetrics {
     pub fn observe_latency(&self, node: &NodeAddr, latency: Duration) {
-        self.metrics
-            .probe_latency
-            .get_or_create(&NodeLabels {
-                group: self.group.clone(),
-                node: node.to_string(),
-            })
-            .observe(latency.as_secs_f64());
+        let mut cache = self.latency.lock().unwrap_or_else(PoisonError::into_inner);
+        if !cache.contains_key(node) {
+            let h = self
+                .metrics
+                .probe_latency
+                .get_or_create(&NodeLabels {
+                    group: self.group.clone(),
+                    node: node.to_string(),
+                })
+                .clone();
+            cache.insert(node.clone(), h);
+        }
+        if let Some(h) = cache.get(node) {
+            h.observe(latency.as_secs_f64());
+        }
     }
 
     pub fn failover_done(&self) {

@@ -42,8 +42,9 @@ const INFO_EVERY: Duration = Duration::from_secs(1);
 /// changes only when an operator changes it: on every new connection and then this often.
 const PRIORITY_EVERY: Duration = Duration::from_secs(10);
 /// How long the parked read blocks before it is re-issued: it only waits for the
-/// connection to break, so rarely.
-const BLOCK: Duration = Duration::from_secs(5);
+/// connection to break, so rarely (each re-issue of the 3 reads of a group is as costly as
+/// a probe). Well below the idle timeouts of load balancers and NAT tables (minutes).
+const BLOCK: Duration = Duration::from_secs(30);
 /// Spacing of retries after a failure: short, so a crash is confirmed quickly...
 const RETRY_FAST: Duration = Duration::from_millis(20);
 /// ...and longer once the node is known to be down, so a dead node is not hammered.
@@ -244,6 +245,10 @@ async fn crash_detector(
                 return;
             }
             run_id = Some(id);
+            // It answered: alive now, not only once the parked read returns.
+            if !alive(&tx, &node, &mut failures).await {
+                return;
+            }
         }
         loop {
             // Bounded: the server answers nil after BLOCK; a hung server is caught by the
