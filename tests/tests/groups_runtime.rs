@@ -52,9 +52,21 @@ struct Running {
 }
 
 fn start_manager(bin: &Path, zk: &str, registry: &str, name: &str, dir: &Path) -> Running {
+    start_manager_with(bin, zk, registry, name, dir, &[])
+}
+
+/// [`start_manager`] with more flags (`-n`: groups of its own besides the registry's).
+fn start_manager_with(
+    bin: &Path,
+    zk: &str,
+    registry: &str,
+    name: &str,
+    dir: &Path,
+    extra: &[&str],
+) -> Running {
     let (sentinel, http) = (free_port(), free_port());
     let log = dir.join(format!("manager-{name}.log"));
-    let args: Vec<String> = [
+    let mut args: Vec<String> = [
         "-z",
         zk,
         "--groups-from-zookeeper",
@@ -74,6 +86,7 @@ fn start_manager(bin: &Path, zk: &str, registry: &str, name: &str, dir: &Path) -
     .iter()
     .map(|s| s.to_string())
     .collect();
+    args.extend(extra.iter().map(|s| s.to_string()));
     let process = manager_process(bin, &args, "info", Some(&log)).expect("the manager starts");
     Running {
         _process: process,
@@ -421,4 +434,108 @@ async fn group_subcommands_refuse_bad_input_in_one_line() {
              `redis_node_manager group list` shows them"
         ),
     );
+}
+
+/// Two entries over the same node, written at once (two `group add` racing, or zkCli, pass
+/// each other's check): every manager watches the one added first and refuses the other,
+/// whatever it watched before, so the node never gets two leaders. And `POST /groups` to a
+/// manager refuses an entry over one of its configured (`-n`) groups, which the registry
+/// does not list: managers without that group would lead it a second time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conflicting_entries_are_settled_alike_and_a_configured_group_is_not_doubled() {
+    init_tracing();
+    let bin = manager_bin_next_to_tests().expect("the manager binary");
+    let zk = shared_zk().connect_string();
+    let dir = tempfile::tempdir().expect("tmp");
+    let (registry, fixed_root) = (unique_root("registry_c"), unique_root("rt_fixed"));
+    let (fixed, shared) = (RedisGroup::trio(), RedisGroup::trio());
+    let fixed_nodes = fixed.addrs().join(",");
+    let managers = [
+        start_manager_with(
+            &bin,
+            &zk,
+            &registry,
+            "c1",
+            dir.path(),
+            &["-n", &fixed_nodes, "--znode-path", &fixed_root],
+        ),
+        start_manager(&bin, &zk, &registry, "c2", dir.path()),
+    ];
+    for m in &managers {
+        wait_until_async(DEADLINE, "both managers answer /health", || async {
+            get_json(m.http, "/health").await
+        })
+        .await;
+    }
+    let client = zk_client(&zk).await;
+    let open =
+        zookeeper_client::CreateMode::Persistent.with_acls(zookeeper_client::Acls::anyone_all());
+    let addrs = shared.addrs();
+    let entry = |nodes: &[String], path: &str, added_ms: u64| {
+        serde_json::json!({"nodes": nodes, "znode_path": path, "added_ms": added_ms, "by": "test"})
+            .to_string()
+    };
+    // "zeta" was added first although its name sorts last.
+    let (zeta_root, alpha_root) = (unique_root("rt_zeta"), unique_root("rt_alpha"));
+    for (name, body) in [
+        ("zeta", entry(&addrs, &zeta_root, 10)),
+        ("alpha", entry(&addrs[2..], &alpha_root, 20)),
+    ] {
+        client
+            .create(&format!("{registry}/{name}"), body.as_bytes(), &open)
+            .await
+            .expect("write an entry");
+    }
+    let refusal = format!(
+        "-group-refused alpha: node {} is already in group \"zeta\", added earlier",
+        addrs[2]
+    );
+    for m in &managers {
+        wait_until_async(DEADLINE, "the later entry is refused", || async {
+            let log = std::fs::read_to_string(&m.log).unwrap_or_default();
+            log.contains(&refusal).then_some(())
+        })
+        .await;
+        wait_until_async(DEADLINE, "zeta is watched", || async {
+            lists(m.sentinel, "zeta").filter(|l| *l)
+        })
+        .await;
+        assert_eq!(lists(m.sentinel, "alpha"), Some(false), "alpha refused");
+    }
+    let tree = client
+        .list_children(&alpha_root)
+        .await
+        .map(|c| c.len())
+        .unwrap_or(0);
+    assert_eq!(tree, 0, "nobody took alpha's lock or published it");
+
+    // A configured group of c1: its nodes and its tree are refused, with a reason.
+    for (body, why) in [
+        (
+            format!(r#"{{"nodes":"{}"}}"#, fixed.addrs()[1]),
+            format!("node {} is already in group", fixed.addrs()[1]),
+        ),
+        (
+            format!(r#"{{"nodes":"127.0.0.1:1","znode_path":"{fixed_root}/sub"}}"#),
+            format!("znode path {fixed_root}/sub overlaps group"),
+        ),
+    ] {
+        let (code, answer) = request_async(managers[0].http, "POST", "/groups/dup", &body)
+            .await
+            .expect("POST /groups/dup answers");
+        assert_eq!(code, 409, "{answer}");
+        assert!(answer.contains(&why), "{answer}");
+    }
+    let (code, answer) = request_async(
+        managers[0].http,
+        "POST",
+        "/groups/root",
+        r#"{"nodes":"127.0.0.1:1","znode_path":"/"}"#,
+    )
+    .await
+    .expect("POST /groups/root answers");
+    assert_eq!(code, 400, "{answer}");
+    assert!(answer.contains("/ is reserved"), "{answer}");
+    let listed = client.list_children(&registry).await.expect("the registry");
+    assert_eq!(listed.len(), 2, "nothing added: {listed:?}");
 }

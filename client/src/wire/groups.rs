@@ -35,6 +35,14 @@ impl GroupEntry {
         if entry.nodes.is_empty() {
             return Err("no nodes".into());
         }
+        if let Some((_, n)) = entry
+            .nodes
+            .iter()
+            .enumerate()
+            .find(|(i, n)| entry.nodes[..*i].contains(n))
+        {
+            return Err(format!("node {n} is listed twice"));
+        }
         entry.paths()?;
         Ok(entry)
     }
@@ -45,9 +53,9 @@ impl GroupEntry {
         serde_json::to_vec(self).unwrap_or_default()
     }
 
-    /// The group's znode paths.
+    /// The group's znode paths (not `/` or under `/zookeeper`).
     pub fn paths(&self) -> Result<ZnodePaths, String> {
-        ZnodePaths::new(&self.znode_path)
+        ZnodePaths::own(&self.znode_path)
     }
 }
 
@@ -105,6 +113,15 @@ mod tests {
                 "must start with '/'",
             ),
             (br#"{"nodes":["h"],"znode_path":"/x"}"#, "not a group entry"),
+            (
+                br#"{"nodes":["h:1","h:2","h:1"],"znode_path":"/x"}"#,
+                "node h:1 is listed twice",
+            ),
+            (br#"{"nodes":["h:1"],"znode_path":"/"}"#, "/ is reserved"),
+            (
+                br#"{"nodes":["h:1"],"znode_path":"/zookeeper/quota"}"#,
+                "/zookeeper/quota is reserved",
+            ),
         ];
         for (bytes, want) in table {
             let e = GroupEntry::from_json(bytes).expect_err("refused");

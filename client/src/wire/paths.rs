@@ -34,6 +34,25 @@ impl ZnodePaths {
         })
     }
 
+    /// [`ZnodePaths::new`] for a tree this project owns (a group's, the group registry): also
+    /// refuses `/` and ZooKeeper's own `/zookeeper`, which it must not take over.
+    pub fn own(root: &str) -> Result<Self, String> {
+        let paths = Self::new(root)?;
+        if root == "/" || root == "/zookeeper" || root.starts_with("/zookeeper/") {
+            return Err(format!(
+                "{root} is reserved; use a path of its own such as {DEFAULT_ROOT}"
+            ));
+        }
+        Ok(paths)
+    }
+
+    /// True when the tree at `other` and this one share a znode: the same root, or one
+    /// under the other.
+    pub fn overlaps(&self, other: &str) -> bool {
+        let under = |a: &str, b: &str| a.strip_prefix(b).is_some_and(|r| r.starts_with('/'));
+        self.root == other || under(&self.root, other) || under(other, &self.root)
+    }
+
     /// The group's root, as given.
     pub fn root(&self) -> &str {
         &self.root
@@ -96,6 +115,26 @@ impl Default for ZnodePaths {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn own_trees_are_not_zookeepers_and_overlaps_are_seen() {
+        for bad in ["/", "/zookeeper", "/zookeeper/config"] {
+            let e = ZnodePaths::own(bad).expect_err(bad);
+            assert!(e.starts_with(&format!("{bad} is reserved")), "{e}");
+        }
+        assert!(ZnodePaths::own("/zookeeper_not").is_ok());
+        let p = ZnodePaths::own("/rf/a").expect("valid");
+        for (other, want) in [
+            ("/rf/a", true),
+            ("/rf", true),
+            ("/rf/a/b", true),
+            ("/rf/ab", false),
+            ("/rf/b", false),
+            ("/r", false),
+        ] {
+            assert_eq!(p.overlaps(other), want, "{other}");
+        }
+    }
 
     #[test]
     fn paths_under_root() {

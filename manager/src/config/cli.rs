@@ -414,7 +414,7 @@ pub fn groups_root(cli: &Cli, file: &FileConfig) -> Result<String, ConfigError> 
         .clone()
         .or(file.groups_znode.clone())
         .unwrap_or_else(|| redis_failover_client::wire::DEFAULT_GROUPS_ROOT.to_string());
-    ZnodePaths::new(&root).map_err(|e| ConfigError(format!("--groups-znode: {e}")))?;
+    ZnodePaths::own(&root).map_err(|e| ConfigError(format!("--groups-znode: {e}")))?;
     Ok(root)
 }
 

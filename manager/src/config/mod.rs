@@ -448,16 +448,7 @@ fn group(
         return err("a group has an empty name");
     }
     let nodes = parse_addr_list(nodes).map_err(|e| ConfigError(format!("{nodes_flag}: {e}")))?;
-    let paths = ZnodePaths::new(root).map_err(|e| ConfigError(format!("{root_flag}: {e}")))?;
-    if paths.root() == "/"
-        || paths.root() == "/zookeeper"
-        || paths.root().starts_with("/zookeeper/")
-    {
-        return err(format!(
-            "{root_flag}: {} is reserved; use a path of its own such as /redis_failover",
-            paths.root()
-        ));
-    }
+    let paths = ZnodePaths::own(root).map_err(|e| ConfigError(format!("{root_flag}: {e}")))?;
     Ok(GroupConfig {
         name: name.to_string(),
         nodes,

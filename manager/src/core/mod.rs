@@ -14,11 +14,13 @@
 //! - [`promotion`]: the one promotion sequence's plan, for every kind of failover.
 //! - [`event_names`]: every event name the manager logs, with its meaning.
 //! - [`events`]: Sentinel's pub/sub events derived from two successive topologies.
+//! - [`admit`]: which groups of the run-time registry may be watched, the same on every manager.
 
 use std::collections::BTreeMap;
 
 use redis_failover_client::NodeAddr;
 
+pub mod admit;
 pub mod decide;
 pub mod derive;
 pub mod event_names;

@@ -315,6 +315,33 @@ async fn add_group(
     )
     .map_err(registry_error)?;
     let client = s.client()?;
+    // The groups of this manager's flags and config file, which the registry does not list
+    // (`add` checks those it does): managers without them would give the entry a second
+    // leader over the same nodes.
+    let listed = read_registry(&client, root)
+        .await
+        .map_err(|e| ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?
+        .unwrap_or_default();
+    let fixed = s.groups.snapshots();
+    let mut fixed = fixed.iter().filter(|g| !listed.contains_key(&g.name));
+    if let Some(why) = fixed.find_map(|g| {
+        let (path, new) = (&g.znode_path, &entry.znode_path);
+        if g.name == name {
+            Some(format!(
+                "group {name:?} is one of this manager's configured groups"
+            ))
+        } else if entry.paths().is_ok_and(|p| p.overlaps(path)) {
+            Some(format!(
+                "znode path {new} overlaps group {:?}'s ({path})",
+                g.name
+            ))
+        } else {
+            let n = entry.nodes.iter().find(|n| g.nodes.contains_key(*n))?;
+            Some(format!("node {n} is already in group {:?}", g.name))
+        }
+    }) {
+        return Err(ApiError(StatusCode::CONFLICT, why));
+    }
     add(&client, root, &name, &entry, s.as_identity)
         .await
         .map_err(registry_error)?;

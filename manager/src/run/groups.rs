@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::config::{Config, GroupConfig};
+use crate::core::admit::admit;
 use crate::core::event_names::{GROUP_ADDED, GROUP_REFUSED, GROUP_REMOVED, REGISTRY_UNREAD};
 use crate::core::guard::Credential;
 use crate::core::select::Policy;
@@ -237,12 +238,15 @@ impl Groups {
         }
     }
 
-    /// Makes the registry's groups the ones watched (besides the fixed ones): stops those
-    /// gone or changed, starts those new. An entry that cannot be read leaves its group as
-    /// it is. False when something should be tried again soon.
-    async fn reconcile(&mut self, starter: &Starter, entries: Entries) -> bool {
+    /// Makes the registry's groups (at `root`) the ones watched besides the fixed ones:
+    /// stops those gone, changed or now refused, starts those new. Entries that conflict
+    /// with each other are settled by [`admit`], from the registry alone, so that no two
+    /// managers watch two groups over the same nodes; one that conflicts with a fixed group
+    /// is refused here. An entry that cannot be read leaves its group as it is. False when
+    /// something should be tried again soon.
+    async fn reconcile(&mut self, starter: &Starter, root: &str, entries: Entries) -> bool {
         let mut settled = true;
-        let wanted: BTreeMap<String, GroupEntry> = entries
+        let readable: BTreeMap<String, GroupEntry> = entries
             .iter()
             .filter_map(|(n, e)| Some((n.clone(), e.as_ref().ok()?.clone())))
             .collect();
@@ -250,6 +254,11 @@ impl Groups {
             if let Err(why) = e {
                 self.refuse(name, format!("unreadable entry, left as it is: {why}"));
             }
+        }
+        // Entries that conflict with each other: every manager refuses the same ones.
+        let (wanted, conflicting) = admit(root, readable);
+        for (name, why) in conflicting {
+            self.refuse(&name, why);
         }
         // Gone from the registry (an unreadable entry is not gone), or changed.
         let mut i = self.fixed;
@@ -338,11 +347,12 @@ impl Groups {
     /// Why `group` cannot be watched next to the running ones, if it cannot.
     fn conflict(&self, group: &GroupConfig) -> Option<String> {
         self.running.iter().find_map(|g| {
-            if g.cfg.paths == group.paths {
+            if g.cfg.paths.overlaps(group.paths.root()) {
                 return Some(format!(
-                    "znode path {} is group {:?}'s; give each group its own",
+                    "znode path {} overlaps group {:?}'s ({}); give each group its own",
                     group.paths.root(),
-                    g.cfg.name
+                    g.cfg.name,
+                    g.cfg.paths.root()
                 ));
             }
             let shared = group.nodes.iter().find(|n| g.cfg.nodes.contains(n))?;
@@ -407,7 +417,7 @@ pub(super) async fn keep_groups(
             }
         };
         groups.registry_unread = false;
-        if !groups.reconcile(&starter, entries).await {
+        if !groups.reconcile(&starter, &root, entries).await {
             retry_at = Some(tokio::time::Instant::now() + RETRY);
         }
     }

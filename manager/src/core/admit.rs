@@ -1,0 +1,131 @@
+//! Which groups of the registry (`--groups-from-zookeeper`) may be watched, decided from the
+//! registry's content alone, so that every manager reading it makes the same choice: two
+//! entries that name the same Redis nodes or share a tree must never each get a leader.
+
+use std::collections::BTreeMap;
+
+use redis_failover_client::wire::GroupEntry;
+
+/// The entries that may be watched, and why each other one may not. Taken in the order they
+/// were added (`added_ms`, then name), an entry is refused when its tree overlaps the
+/// registry's (`registry`) or an admitted entry's, or when it names a node an admitted entry
+/// has: the earlier entry wins, whatever this manager already watches.
+pub fn admit(
+    registry: &str,
+    entries: BTreeMap<String, GroupEntry>,
+) -> (BTreeMap<String, GroupEntry>, BTreeMap<String, String>) {
+    let mut order: Vec<(String, GroupEntry)> = entries.into_iter().collect();
+    order.sort_by(|(a, ea), (b, eb)| (ea.added_ms, a).cmp(&(eb.added_ms, b)));
+    let (mut admitted, mut refused) = (BTreeMap::new(), BTreeMap::new());
+    for (name, entry) in order {
+        match why_not(registry, &admitted, &entry) {
+            Some(why) => {
+                refused.insert(name, why);
+            }
+            None => {
+                admitted.insert(name, entry);
+            }
+        }
+    }
+    (admitted, refused)
+}
+
+fn why_not(
+    registry: &str,
+    admitted: &BTreeMap<String, GroupEntry>,
+    entry: &GroupEntry,
+) -> Option<String> {
+    let paths = match entry.paths() {
+        Ok(p) => p,
+        Err(e) => return Some(e),
+    };
+    if paths.overlaps(registry) {
+        return Some(format!(
+            "znode path {} overlaps the group registry {registry}; give the group its own",
+            paths.root()
+        ));
+    }
+    admitted.iter().find_map(|(other, e)| {
+        if paths.overlaps(&e.znode_path) {
+            return Some(format!(
+                "znode path {} overlaps group {other:?}'s ({}), added earlier",
+                paths.root(),
+                e.znode_path
+            ));
+        }
+        let shared = entry.nodes.iter().find(|n| e.nodes.contains(n))?;
+        Some(format!(
+            "node {shared} is already in group {other:?}, added earlier"
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use redis_failover_client::wire::parse_addr_list;
+
+    fn entry(nodes: &str, path: &str, added_ms: u64) -> GroupEntry {
+        GroupEntry {
+            nodes: parse_addr_list(nodes).expect("nodes"),
+            znode_path: path.to_string(),
+            added_ms,
+            by: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_earlier_entry_wins_on_every_manager() {
+        let reg = "/redis_failover_groups";
+        // (name, nodes, path, added_ms) -> refused because (None: admitted)
+        let table: &[(&str, &str, &str, u64, Option<&str>)] = &[
+            (
+                "alpha",
+                "h:1,h:2",
+                "/rf_alpha",
+                20,
+                Some("node h:1 is already in group \"zeta\", added earlier"),
+            ),
+            ("zeta", "h:1,h:3", "/rf_zeta", 10, None),
+            (
+                "beta",
+                "h:4",
+                "/rf_zeta/sub",
+                30,
+                Some("znode path /rf_zeta/sub overlaps group \"zeta\"'s (/rf_zeta), added earlier"),
+            ),
+            (
+                "gamma",
+                "h:5",
+                "/redis_failover_groups/x",
+                1,
+                Some("overlaps the group registry"),
+            ),
+            ("delta", "h:6", "/rf_delta", 30, None),
+            // Same instant: the name decides.
+            (
+                "b",
+                "h:7",
+                "/rf_b",
+                40,
+                Some("node h:7 is already in group \"a\""),
+            ),
+            ("a", "h:7", "/rf_a", 40, None),
+        ];
+        let entries = table
+            .iter()
+            .map(|(n, nodes, p, at, _)| (n.to_string(), entry(nodes, p, *at)))
+            .collect();
+        let (admitted, refused) = admit(reg, entries);
+        for (name, .., want) in table {
+            match want {
+                None => assert!(admitted.contains_key(*name), "{name} admitted: {refused:?}"),
+                Some(why) => {
+                    let got = refused.get(*name).expect(name);
+                    assert!(got.contains(why), "{name}: {got}");
+                    assert!(!admitted.contains_key(*name));
+                }
+            }
+        }
+    }
+}
