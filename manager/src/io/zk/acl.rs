@@ -3,7 +3,8 @@
 //! do everything, the readers (`--zk-read-acl`, `world:anyone` by default) may read, and on a
 //! group's root the operators (`--zk-operator-acl`) may also create and delete children, the
 //! requests `manual_failover` and `paused`. [`secure_group`] locks a group's tree that was
-//! made open, before the manager does anything else with it.
+//! made open, before the manager does anything else with it; [`lock_open_tree`] does it for
+//! that tree and for the group registry's (`registry::ensure_registry`).
 
 use tracing::info;
 use zookeeper_client as zk;
