@@ -232,22 +232,7 @@ async fn operators_add_and_remove_groups_with_their_own_identity() {
     })
     .await;
     let nodes = extra_group.addrs().join(",");
-    let add: Vec<String> = [
-        "group",
-        "add",
-        "extra",
-        "--nodes",
-        &nodes,
-        "--znode-path",
-        &added_root,
-        "-z",
-        &s.connect,
-        "--groups-znode",
-        &registry,
-    ]
-    .iter()
-    .map(|a| a.to_string())
-    .collect();
+    let add = group_add(&s, &registry, "extra", &nodes, &added_root);
 
     // Without an identity ZooKeeper refuses, and the line says what to give.
     let refused = run(add.clone(), "", false).await;
@@ -294,4 +279,125 @@ async fn operators_add_and_remove_groups_with_their_own_identity() {
     .await;
     assert!(removed.status.success(), "{removed:?}");
     assert_eq!(plain.check_stat(&entry).await.ok().flatten(), None);
+}
+
+/// `group add` arguments for group `name` on `nodes` under `znode_path`, in `registry`.
+fn group_add(s: &Scene, registry: &str, name: &str, nodes: &str, znode_path: &str) -> Vec<String> {
+    [
+        "group",
+        "add",
+        name,
+        "--nodes",
+        nodes,
+        "--znode-path",
+        znode_path,
+        "-z",
+        &s.connect,
+        "--groups-znode",
+        registry,
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect()
+}
+
+/// A group registry made open to all (by `group add` without an identity, before any manager
+/// ran) is locked when managers with an identity start: its root and its entries become
+/// writable by the managers only (operators may still add and remove entries).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_registry_is_locked_when_managers_with_an_identity_start() {
+    let digest = run(vec!["zk-digest".into()], "ops:o-secret-2\n", false).await;
+    assert!(digest.status.success(), "{digest:?}");
+    let operator_id = String::from_utf8_lossy(&digest.stdout).trim().to_string();
+    let trio = RedisGroup::trio();
+    let extra_group = RedisGroup::start(1, &[]);
+    let s = Scene::new("acl_open_registry").await;
+    let (registry, added_root) = (format!("{}_registry", s.root), format!("{}_added", s.root));
+    let nodes = extra_group.addrs().join(",");
+    let added = run(
+        group_add(&s, &registry, "extra", &nodes, &added_root),
+        "",
+        false,
+    )
+    .await;
+    assert!(added.status.success(), "{added:?}");
+    let plain = zk_client(&s.connect).await;
+    let entry = format!("{registry}/extra");
+    let (data, _) = plain.get_data(&entry).await.expect("the entry");
+    plain
+        .set_data(&entry, &data, None)
+        .await
+        .expect("an open registry is writable by anyone");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let flags = [
+        "--zk-operator-acl",
+        &operator_id,
+        "--groups-from-zookeeper",
+        "--groups-znode",
+        &registry,
+    ];
+    let m = secured_manager(&s, &trio, dir.path(), &flags);
+    let world_reads_only = |acl: &[zk::Acl]| {
+        acl.iter()
+            .all(|a| a.scheme() != "world" || a.permission() == zk::Permission::READ)
+    };
+    wait_until_async(DEADLINE, "the registry locked", || async {
+        let (acl, _) = plain.get_acl(&registry).await.ok()?;
+        world_reads_only(&acl).then_some(acl)
+    })
+    .await;
+    let (root_acl, _) = plain.get_acl(&registry).await.expect("the root's ACL");
+    assert!(
+        // ZooKeeper shows a digest's user, not its hash.
+        root_acl.iter().any(|a| a.scheme() == "digest"
+            && a.id().starts_with("ops:")
+            && a.permission()
+                == zk::Permission::CREATE | zk::Permission::DELETE | zk::Permission::READ),
+        "operators may add and remove entries: {root_acl:?}"
+    );
+    let (entry_acl, _) = plain.get_acl(&entry).await.expect("the entry's ACL");
+    assert!(world_reads_only(&entry_acl), "{entry_acl:?}");
+
+    assert_eq!(
+        plain
+            .create(
+                &format!("{registry}/intruder"),
+                b"{}",
+                &zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all()),
+            )
+            .await
+            .err(),
+        Some(zk::Error::NoAuth),
+        "no entry added without an identity"
+    );
+    assert_eq!(
+        plain.set_data(&entry, b"{}", None).await.err(),
+        Some(zk::Error::NoAuth),
+        "no entry rewritten without an identity"
+    );
+    let log = std::fs::read_to_string(&m.log_paths()[0]).unwrap_or_default();
+    assert!(log.contains(&format!("+acl-locked {registry}:")), "{log}");
+    assert!(log.contains(&format!("+acl-locked {entry}:")), "{log}");
+}
+
+/// `group add` with an identity does not create a missing registry (it would be the
+/// operator's, and shut the managers out): one line says to start a manager first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_does_not_create_the_registry() {
+    let s = Scene::new("acl_no_registry").await;
+    let (registry, added_root) = (format!("{}_registry", s.root), format!("{}_added", s.root));
+    let add = group_add(&s, &registry, "extra", "127.0.0.1:6390", &added_root);
+    let refused = run(add, "", true).await;
+    assert_eq!(refused.status.code(), Some(1), "{refused:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&refused.stderr),
+        format!(
+            "redis_node_manager group add: no group registry at {registry}: start a manager \
+             with --groups-from-zookeeper first (it creates the registry with the managers' \
+             ACL)\n"
+        )
+    );
+    let plain = zk_client(&s.connect).await;
+    assert_eq!(plain.check_stat(&registry).await.ok().flatten(), None);
 }

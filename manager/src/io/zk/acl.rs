@@ -3,7 +3,8 @@
 //! do everything, the readers (`--zk-read-acl`, `world:anyone` by default) may read, and on a
 //! group's root the operators (`--zk-operator-acl`) may also create and delete children, the
 //! requests `manual_failover` and `paused`. [`secure_group`] locks a group's tree that was
-//! made open, before the manager does anything else with it.
+//! made open, before the manager does anything else with it; [`lock_open_tree`] does it for
+//! that tree and for the group registry's (`registry::ensure_registry`).
 
 use tracing::info;
 use zookeeper_client as zk;
@@ -97,18 +98,50 @@ pub async fn secure_group(
     bounded(Op::Writing, root, mkdir)
         .await
         .map_err(|e| e.with_hint(NOT_OURS))?;
-    // The root is locked last: a locked root means the whole tree is (only managers and
-    // operators can create under it), so a manager that starts again reads one ACL.
-    let acl_of = |path: String| async move {
-        let acl = bounded(Op::Reading, &path, async {
-            optional(client.get_acl(&path).await)
-        })
-        .await?;
-        Ok::<_, ZkError>(acl.map(|(a, _)| a))
-    };
-    if !acl_of(root.to_string()).await?.is_some_and(|a| is_open(&a)) {
+    let requests = [paths.manual_failover(), paths.paused()];
+    lock_open_tree(client, root, acls, |path| {
+        requests.iter().any(|r| r == path)
+    })
+    .await
+}
+
+/// With an identity: when `root` exists and is open to all, gives every znode below it that
+/// is open to all (those `skip` names excepted) `acls.node`, then `root` itself `acls.root`,
+/// logging each (`+acl-locked`). Used for a group's tree and for the group registry. The root
+/// is locked last: a locked root means the whole tree is (only managers and operators can
+/// create under it), so a manager that starts again reads one ACL; the tree is walked once
+/// more after, for a znode created between the walk and the root's lock.
+pub(crate) async fn lock_open_tree(
+    client: &zk::Client,
+    root: &str,
+    acls: &ZnodeAcls,
+    skip: impl Fn(&str) -> bool,
+) -> Result<(), ZkError> {
+    if !acls.secured || !acl_of(client, root).await?.is_some_and(|a| is_open(&a)) {
         return Ok(());
     }
+    lock_below(client, root, acls, &skip).await?;
+    lock_if_open(client, root, &acls.root).await?;
+    lock_below(client, root, acls, &skip).await
+}
+
+/// The ACL of `path`; `None` when it does not exist.
+async fn acl_of(client: &zk::Client, path: &str) -> Result<Option<Vec<zk::Acl>>, ZkError> {
+    let acl = bounded(Op::Reading, path, async {
+        optional(client.get_acl(path).await)
+    })
+    .await
+    .map_err(|e| e.with_hint(NOT_OURS))?;
+    Ok(acl.map(|(a, _)| a))
+}
+
+/// Every znode below `root` (deepest last), those open to all given `acls.node`, deepest first.
+async fn lock_below(
+    client: &zk::Client,
+    root: &str,
+    acls: &ZnodeAcls,
+    skip: &impl Fn(&str) -> bool,
+) -> Result<(), ZkError> {
     let mut tree = vec![root.to_string()];
     let mut i = 0;
     while let Some(path) = tree.get(i).cloned() {
@@ -125,21 +158,35 @@ pub async fn secure_group(
                 .map(|c| format!("{path}/{c}")),
         );
     }
-    for path in tree.into_iter().rev() {
-        let is_request = path == paths.manual_failover() || path == paths.paused();
-        let want = if path == root { &acls.root } else { &acls.node };
-        if is_request || !acl_of(path.clone()).await?.is_some_and(|a| is_open(&a)) {
-            continue;
+    for path in tree.iter().skip(1).rev() {
+        if !skip(path) {
+            lock_if_open(client, path, &acls.node).await?;
         }
-        bounded(Op::Writing, &path, client.set_acl(&path, want, None))
-            .await
-            .map_err(|e| e.with_hint(NOT_OURS))?;
-        info!("{ACL_LOCKED} {path}: was open to all; now writable by the managers only");
     }
     Ok(())
 }
 
-const NOT_OURS: &str = "the tree belongs to another ZooKeeper identity: give every manager \
+/// Gives `path` the ACL `want` when it is open to all, logging it (`+acl-locked`).
+async fn lock_if_open(client: &zk::Client, path: &str, want: &[zk::Acl]) -> Result<(), ZkError> {
+    if !acl_of(client, path).await?.is_some_and(|a| is_open(&a)) {
+        return Ok(());
+    }
+    let set = async {
+        match client.set_acl(path, want, None).await {
+            // Removed since it was read: nothing left to lock.
+            Ok(_) | Err(zk::Error::NoNode) => Ok(()),
+            Err(e) => Err(e),
+        }
+    };
+    bounded(Op::Writing, path, set)
+        .await
+        .map_err(|e| e.with_hint(NOT_OURS))?;
+    info!("{ACL_LOCKED} {path}: was open to all; now writable by the managers only");
+    Ok(())
+}
+
+pub(crate) const NOT_OURS: &str =
+    "the tree belongs to another ZooKeeper identity: give every manager \
                         the same --zk-auth-file";
 
 /// Anyone may write it.

@@ -51,6 +51,13 @@ pub enum ZkError {
     Op(#[from] OpError),
     #[error("{root} does not exist: no manager runs with --znode-path {root}")]
     NoRoot { root: String },
+    /// `group add` with an identity and no group registry: the managers create it, with
+    /// their ACL, so that they may write it too.
+    #[error(
+        "no group registry at {root}: start a manager with --groups-from-zookeeper first \
+         (it creates the registry with the managers' ACL)"
+    )]
+    NoRegistry { root: String },
     #[error("writing {0}: kept changing under us")]
     Contended(String),
     /// A lock-checked write found the leader lock gone: this manager leads no more.

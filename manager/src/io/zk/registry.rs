@@ -11,6 +11,7 @@ use redis_failover_client::wire::groups::{check_group_name, default_group_root, 
 use redis_failover_client::wire::GroupEntry;
 use zookeeper_client as zk;
 
+use super::acl::{lock_open_tree, NOT_OURS};
 use super::operator::OPERATOR_HINT;
 use super::{bounded, optional, Op, ZkError, ZnodeAcls};
 
@@ -98,7 +99,10 @@ pub async fn read_registry(client: &zk::Client, root: &str) -> Result<Option<Ent
 }
 
 /// Creates the registry's root if it is missing, with a group root's ACL (the managers' own,
-/// readers may read, operators may add and remove entries).
+/// readers may read, operators may add and remove entries). With an identity, a root that
+/// is open to all (made by `group add` without one, or before ACLs) is locked: each entry
+/// open to all gets the managers' ACL, then the root a group root's, each logged
+/// (`+acl-locked`).
 pub async fn ensure_registry(
     client: &zk::Client,
     root: &str,
@@ -110,12 +114,18 @@ pub async fn ensure_registry(
             Err(e) => Err(e),
         }
     };
-    bounded(Op::Writing, root, mkdir).await
+    bounded(Op::Writing, root, mkdir)
+        .await
+        .map_err(|e| e.with_hint(NOT_OURS))?;
+    lock_open_tree(client, root, acls, |_| false).await
 }
 
 /// Adds group `name` to the registry at `root`: refused when the name is taken, or when its
 /// znode path or one of its nodes is another entry's. `as_identity`: written as the
-/// session's identity (see [`operator_options`]).
+/// session's identity (see [`operator_options`]). A missing registry is created open to all
+/// without an identity; with one it is refused ([`ZkError::NoRegistry`]): the managers create
+/// it at start (`--groups-from-zookeeper`), with their ACL, and an operator's would shut them
+/// out of it.
 pub async fn add_group(
     client: &zk::Client,
     root: &str,
@@ -163,15 +173,25 @@ pub async fn add_group(
         }
     }
     let options = operator_options(as_identity);
-    let mkdir = async {
-        match client.mkdir(root, &options).await {
-            Ok(()) | Err(zk::Error::NodeExists) => Ok(()),
-            Err(e) => Err(e),
+    if as_identity {
+        let stat = bounded(Op::Reading, root, client.check_stat(root)).await?;
+        if stat.is_none() {
+            return Err(ZkError::NoRegistry {
+                root: root.to_string(),
+            }
+            .into());
         }
-    };
-    bounded(Op::Writing, root, mkdir)
-        .await
-        .map_err(|e| e.with_hint(OPERATOR_HINT))?;
+    } else {
+        let mkdir = async {
+            match client.mkdir(root, &options).await {
+                Ok(()) | Err(zk::Error::NodeExists) => Ok(()),
+                Err(e) => Err(e),
+            }
+        };
+        bounded(Op::Writing, root, mkdir)
+            .await
+            .map_err(|e| e.with_hint(OPERATOR_HINT))?;
+    }
     let entry_path = group_entry_path(root, name);
     let create = async {
         match client.create(&entry_path, &entry.to_json(), &options).await {
