@@ -72,7 +72,7 @@ event_names! {
     GROUP_REMOVED = "-group": "`--groups-from-zookeeper`: a group gone from the registry is no longer watched (its lock released, its nodes left as they are)";
     GROUP_REFUSED = "-group-refused": "`--groups-from-zookeeper`: a registry entry is not watched (unreadable, or its name, znode path or a node is another group's); the line says why";
     REGISTRY_UNREAD = "-registry-unread": "`--groups-from-zookeeper`: the registry could not be read; the groups watched stay as they are until it can";
-    ACL_LOCKED = "+acl-locked": "a znode of the group was open to all: it now has the managers' ACL (`--zk-auth-file`)";
+    ACL_LOCKED = "+acl-locked": "a znode of the group, or of the group registry, was open to all: it now has the managers' ACL (`--zk-auth-file`)";
     ZK_READ = "-zk-read": "a ZooKeeper read failed (the leader retries on the next cycle)";
     VIEW_PUBLISH = "-view-publish": "this manager's view could not be written to ZooKeeper";
     VIEWS_READ = "-views-read": "the other managers' views could not be read";
