@@ -108,12 +108,18 @@ async fn only_the_managers_write_what_they_created() {
     );
 }
 
+/// The ACL id (`digest:ops:...`) of the operator identity `ops:o-secret-2`, by the
+/// `zk-digest` subcommand.
+async fn operator_id() -> String {
+    let digest = run(vec!["zk-digest".into()], "ops:o-secret-2\n", false).await;
+    assert!(digest.status.success(), "{digest:?}");
+    String::from_utf8_lossy(&digest.stdout).trim().to_string()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operators_pause_and_fail_over_with_their_own_identity() {
     // The operator's ACL id, as the zk-digest subcommand prints it.
-    let digest = run(vec!["zk-digest".into()], "ops:o-secret-2\n", false).await;
-    assert!(digest.status.success(), "{digest:?}");
-    let operator_id = String::from_utf8_lossy(&digest.stdout).trim().to_string();
+    let operator_id = operator_id().await;
     assert!(operator_id.starts_with("digest:ops:"), "{operator_id}");
 
     let trio = RedisGroup::trio();
@@ -205,26 +211,36 @@ async fn an_open_tree_is_locked_when_managers_with_an_identity_start() {
     assert!(log.contains(&format!("+acl-locked {}", s.root)), "{log}");
 }
 
+/// An operator identity, a group and a one-node group to add, a scene, a registry of its own
+/// and the added group's znode path.
+async fn registry_scene(name: &str) -> (String, RedisGroup, RedisGroup, Scene, String, String) {
+    let operator_id = operator_id().await;
+    let (trio, extra_group) = (RedisGroup::trio(), RedisGroup::start(1, &[]));
+    let s = Scene::new(name).await;
+    let (registry, added_root) = (format!("{}_registry", s.root), format!("{}_added", s.root));
+    (operator_id, trio, extra_group, s, registry, added_root)
+}
+
+/// A manager's flags for the registry at `registry`, with `operator_id` as the operators.
+fn registry_flags<'a>(operator_id: &'a str, registry: &'a str) -> [&'a str; 5] {
+    [
+        "--zk-operator-acl",
+        operator_id,
+        "--groups-from-zookeeper",
+        "--groups-znode",
+        registry,
+    ]
+}
+
 /// Issue 15, item 5, under ACLs: the managers create the group registry so that operators
 /// (and only they, besides the managers) add and remove groups; a group added by an operator
 /// is watched, and its tree gets the managers' ACLs like any other group's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operators_add_and_remove_groups_with_their_own_identity() {
-    let digest = run(vec!["zk-digest".into()], "ops:o-secret-2\n", false).await;
-    assert!(digest.status.success(), "{digest:?}");
-    let operator_id = String::from_utf8_lossy(&digest.stdout).trim().to_string();
-    let trio = RedisGroup::trio();
-    let extra_group = RedisGroup::start(1, &[]);
-    let s = Scene::new("acl_registry").await;
-    let (registry, added_root) = (format!("{}_registry", s.root), format!("{}_added", s.root));
+    let (operator_id, trio, extra_group, s, registry, added_root) =
+        registry_scene("acl_registry").await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let flags = [
-        "--zk-operator-acl",
-        &operator_id,
-        "--groups-from-zookeeper",
-        "--groups-znode",
-        &registry,
-    ];
+    let flags = registry_flags(&operator_id, &registry);
     let _m = secured_manager(&s, &trio, dir.path(), &flags);
     let plain = zk_client(&s.connect).await;
     wait_until_async(DEADLINE, "the managers created the registry", || async {
@@ -306,13 +322,8 @@ fn group_add(s: &Scene, registry: &str, name: &str, nodes: &str, znode_path: &st
 /// writable by the managers only (operators may still add and remove entries).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_open_registry_is_locked_when_managers_with_an_identity_start() {
-    let digest = run(vec!["zk-digest".into()], "ops:o-secret-2\n", false).await;
-    assert!(digest.status.success(), "{digest:?}");
-    let operator_id = String::from_utf8_lossy(&digest.stdout).trim().to_string();
-    let trio = RedisGroup::trio();
-    let extra_group = RedisGroup::start(1, &[]);
-    let s = Scene::new("acl_open_registry").await;
-    let (registry, added_root) = (format!("{}_registry", s.root), format!("{}_added", s.root));
+    let (operator_id, trio, extra_group, s, registry, added_root) =
+        registry_scene("acl_open_registry").await;
     let nodes = extra_group.addrs().join(",");
     let added = run(
         group_add(&s, &registry, "extra", &nodes, &added_root),
@@ -330,13 +341,7 @@ async fn an_open_registry_is_locked_when_managers_with_an_identity_start() {
         .expect("an open registry is writable by anyone");
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let flags = [
-        "--zk-operator-acl",
-        &operator_id,
-        "--groups-from-zookeeper",
-        "--groups-znode",
-        &registry,
-    ];
+    let flags = registry_flags(&operator_id, &registry);
     let m = secured_manager(&s, &trio, dir.path(), &flags);
     let world_reads_only = |acl: &[zk::Acl]| {
         acl.iter()

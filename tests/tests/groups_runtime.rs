@@ -43,6 +43,15 @@ async fn run_cli(bin: &Path, args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// What every test here starts from: the manager binary, the shared ZooKeeper's address and
+/// a temp dir for the managers' logs.
+fn setup() -> (PathBuf, String, tempfile::TempDir) {
+    init_tracing();
+    let bin = manager_bin_next_to_tests().expect("the manager binary");
+    let zk = shared_zk().connect_string();
+    (bin, zk, tempfile::tempdir().expect("tmp"))
+}
+
 /// A manager process with the registry, its Sentinel and HTTP ports.
 struct Running {
     _process: GuardedChild,
@@ -109,10 +118,7 @@ fn replicaof_calls(node: &redis_failover_tests::RedisNode) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_added_at_run_time_is_watched_and_one_removed_is_let_go() {
-    init_tracing();
-    let bin = manager_bin_next_to_tests().expect("the manager binary");
-    let zk = shared_zk().connect_string();
-    let dir = tempfile::tempdir().expect("tmp");
+    let (bin, zk, dir) = setup();
     let (registry, root) = (unique_root("registry"), unique_root("rt_cache"));
     let trio = RedisGroup::trio();
     let managers = [
@@ -340,9 +346,7 @@ async fn a_group_added_at_run_time_is_watched_and_one_removed_is_let_go() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn group_subcommands_refuse_bad_input_in_one_line() {
-    init_tracing();
-    let bin = manager_bin_next_to_tests().expect("the manager binary");
-    let zk = shared_zk().connect_string();
+    let (bin, zk, _dir) = setup();
     let registry = unique_root("registry_bad");
     let cli = |args: &[&str]| {
         let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
@@ -443,10 +447,7 @@ async fn group_subcommands_refuse_bad_input_in_one_line() {
 /// does not list: managers without that group would lead it a second time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conflicting_entries_are_settled_alike_and_a_configured_group_is_not_doubled() {
-    init_tracing();
-    let bin = manager_bin_next_to_tests().expect("the manager binary");
-    let zk = shared_zk().connect_string();
-    let dir = tempfile::tempdir().expect("tmp");
+    let (bin, zk, dir) = setup();
     let (registry, fixed_root) = (unique_root("registry_c"), unique_root("rt_fixed"));
     let (fixed, shared) = (RedisGroup::trio(), RedisGroup::trio());
     let fixed_nodes = fixed.addrs().join(",");

@@ -89,6 +89,20 @@ pub async fn secure_group(
         return Ok(());
     }
     let root = paths.root();
+    make_root(client, root, acls).await?;
+    let requests = [paths.manual_failover(), paths.paused()];
+    lock_open_tree(client, root, acls, |path| {
+        requests.iter().any(|r| r == path)
+    })
+    .await
+}
+
+/// Creates `root` with a group root's ACL ([`ZnodeAcls::root_options`]) if it is missing.
+pub(super) async fn make_root(
+    client: &zk::Client,
+    root: &str,
+    acls: &ZnodeAcls,
+) -> Result<(), ZkError> {
     let mkdir = async {
         match client.mkdir(root, &acls.root_options()).await {
             Ok(()) | Err(zk::Error::NodeExists) => Ok(()),
@@ -97,12 +111,7 @@ pub async fn secure_group(
     };
     bounded(Op::Writing, root, mkdir)
         .await
-        .map_err(|e| e.with_hint(NOT_OURS))?;
-    let requests = [paths.manual_failover(), paths.paused()];
-    lock_open_tree(client, root, acls, |path| {
-        requests.iter().any(|r| r == path)
-    })
-    .await
+        .map_err(|e| e.with_hint(NOT_OURS))
 }
 
 /// With an identity: when `root` exists and is open to all, gives every znode below it that

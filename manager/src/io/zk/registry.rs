@@ -11,7 +11,7 @@ use redis_failover_client::wire::groups::{check_group_name, default_group_root, 
 use redis_failover_client::wire::GroupEntry;
 use zookeeper_client as zk;
 
-use super::acl::{lock_open_tree, NOT_OURS};
+use super::acl::{lock_open_tree, make_root};
 use super::operator::OPERATOR_HINT;
 use super::{bounded, optional, Op, ZkError, ZnodeAcls};
 
@@ -108,15 +108,7 @@ pub async fn ensure_registry(
     root: &str,
     acls: &ZnodeAcls,
 ) -> Result<(), ZkError> {
-    let mkdir = async {
-        match client.mkdir(root, &acls.root_options()).await {
-            Ok(()) | Err(zk::Error::NodeExists) => Ok(()),
-            Err(e) => Err(e),
-        }
-    };
-    bounded(Op::Writing, root, mkdir)
-        .await
-        .map_err(|e| e.with_hint(NOT_OURS))?;
+    make_root(client, root, acls).await?;
     lock_open_tree(client, root, acls, |_| false).await
 }
 
