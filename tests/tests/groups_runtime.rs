@@ -460,7 +460,14 @@ async fn conflicting_entries_are_settled_alike_and_a_configured_group_is_not_dou
             dir.path(),
             &["-n", &fixed_nodes, "--znode-path", &fixed_root],
         ),
-        start_manager(&bin, &zk, &registry, "c2", dir.path()),
+        start_manager_with(
+            &bin,
+            &zk,
+            &registry,
+            "c2",
+            dir.path(),
+            &["--synchronous-replicas", "2"],
+        ),
     ];
     for m in &managers {
         wait_until_async(DEADLINE, "both managers answer /health", || async {
@@ -476,11 +483,13 @@ async fn conflicting_entries_are_settled_alike_and_a_configured_group_is_not_dou
         serde_json::json!({"nodes": nodes, "znode_path": path, "added_ms": added_ms, "by": "test"})
             .to_string()
     };
-    // "zeta" was added first although its name sorts last.
+    // "zeta" was added first although its name sorts last; "solo" has one replica.
     let (zeta_root, alpha_root) = (unique_root("rt_zeta"), unique_root("rt_alpha"));
+    let solo = RedisGroup::start(1, &[]);
     for (name, body) in [
         ("zeta", entry(&addrs, &zeta_root, 10)),
         ("alpha", entry(&addrs[2..], &alpha_root, 20)),
+        ("solo", entry(&solo.addrs(), &unique_root("rt_solo"), 30)),
     ] {
         client
             .create(&format!("{registry}/{name}"), body.as_bytes(), &open)
@@ -503,6 +512,20 @@ async fn conflicting_entries_are_settled_alike_and_a_configured_group_is_not_dou
         .await;
         assert_eq!(lists(m.sentinel, "alpha"), Some(false), "alpha refused");
     }
+    // A group that cannot fit the manager's --synchronous-replicas is refused, as it would be
+    // at start (c1 has the default, which fits every group).
+    let misfit = "-group-refused solo: --synchronous-replicas 2 is more than the 1 replicas of \
+                  group \"solo\"; no write could ever be acknowledged";
+    wait_until_async(DEADLINE, "c2 refuses solo", || async {
+        let log = std::fs::read_to_string(&managers[1].log).unwrap_or_default();
+        log.contains(misfit).then_some(())
+    })
+    .await;
+    assert_eq!(lists(managers[1].sentinel, "solo"), Some(false));
+    wait_until_async(DEADLINE, "c1 watches solo", || async {
+        lists(managers[0].sentinel, "solo").filter(|l| *l)
+    })
+    .await;
     let tree = client
         .list_children(&alpha_root)
         .await
@@ -538,5 +561,5 @@ async fn conflicting_entries_are_settled_alike_and_a_configured_group_is_not_dou
     assert_eq!(code, 400, "{answer}");
     assert!(answer.contains("/ is reserved"), "{answer}");
     let listed = client.list_children(&registry).await.expect("the registry");
-    assert_eq!(listed.len(), 2, "nothing added: {listed:?}");
+    assert_eq!(listed.len(), 3, "nothing added: {listed:?}");
 }

@@ -66,6 +66,9 @@ pub struct Config {
     pub fencing: crate::core::fence::Fencing,
     /// `--synchronous-replicas` (at most each group's replicas when not given).
     pub synchronous_replicas: usize,
+    /// `--synchronous-replicas` as given, if it was: then every group must fit it
+    /// ([`synchronous_misfit`]).
+    pub synchronous_replicas_given: Option<usize>,
     /// `--replication-guard`.
     pub replication_guard: bool,
     /// `--observe-only`: never lead, log what a leader would do.
@@ -180,18 +183,10 @@ impl Config {
         // The default (1) applies to each group as far as it has replicas; a number given
         // must fit every group.
         let given = cli.synchronous_replicas.or(file.synchronous_replicas);
-        let synchronous_replicas = given.unwrap_or(DEFAULT_SYNCHRONOUS_REPLICAS);
-        if let Some(g) = groups
-            .iter()
-            .find(|g| given.is_some() && synchronous_replicas > g.nodes.len().saturating_sub(1))
-        {
-            return err(format!(
-                "--synchronous-replicas {synchronous_replicas} is more than the {} replicas of \
-                 group {:?}; no write could ever be acknowledged",
-                g.nodes.len().saturating_sub(1),
-                g.name
-            ));
+        if let Some(why) = groups.iter().find_map(|g| synchronous_misfit(given, g)) {
+            return err(why);
         }
+        let synchronous_replicas = given.unwrap_or(DEFAULT_SYNCHRONOUS_REPLICAS);
         let password = secret(
             cli.password.or(file.password),
             cli.password_file
@@ -308,6 +303,7 @@ impl Config {
             max_lag_bytes: cli.max_lag_bytes.or(file.max_lag_bytes),
             fencing,
             synchronous_replicas,
+            synchronous_replicas_given: given,
             endpoint_tls: match (
                 cli.endpoint_tls_cert_file.or(file.endpoint_tls_cert_file),
                 cli.endpoint_tls_key_file.or(file.endpoint_tls_key_file),
@@ -435,6 +431,19 @@ fn read_tls(
         }
     })?;
     Ok(tls)
+}
+
+/// Why `group` cannot be watched with `--synchronous-replicas` `given` (the default fits every
+/// group: it waits for as many replicas as a group has, up to 1): more than its replicas.
+pub fn synchronous_misfit(given: Option<usize>, group: &GroupConfig) -> Option<String> {
+    let (n, replicas) = (given?, group.nodes.len().saturating_sub(1));
+    (n > replicas).then(|| {
+        format!(
+            "--synchronous-replicas {n} is more than the {replicas} replicas of group {:?}; \
+             no write could ever be acknowledged",
+            group.name
+        )
+    })
 }
 
 fn group(

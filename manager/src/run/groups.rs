@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::config::{Config, GroupConfig};
+use crate::config::{synchronous_misfit, Config, GroupConfig};
 use crate::core::admit::admit;
 use crate::core::event_names::{GROUP_ADDED, GROUP_REFUSED, GROUP_REMOVED, REGISTRY_UNREAD};
 use crate::core::guard::Credential;
@@ -308,7 +308,8 @@ impl Groups {
                 nodes: entry.nodes.clone(),
                 paths,
             };
-            if let Some(why) = self.conflict(&group) {
+            let misfit = synchronous_misfit(starter.config.synchronous_replicas_given, &group);
+            if let Some(why) = self.conflict(&group).or(misfit) {
                 self.refuse(&name, why);
                 continue;
             }
