@@ -1,10 +1,12 @@
 //! Which groups of the registry (`--groups-from-zookeeper`) may be watched, decided from the
 //! registry's content alone, so that every manager reading it makes the same choice: two
 //! entries that name the same Redis nodes or share a tree must never each get a leader.
+//! [`clash`] is the one check of a group against another, used wherever groups meet.
 
 use std::collections::BTreeMap;
 
 use redis_failover_client::wire::GroupEntry;
+use redis_failover_client::{NodeAddr, ZnodePaths};
 
 /// The entries that may be watched, and why each other one may not. Taken in the order they
 /// were added (`added_ms`, then name), an entry is refused when its tree overlaps the
@@ -39,25 +41,46 @@ fn why_not(
         Ok(p) => p,
         Err(e) => return Some(e),
     };
-    if paths.overlaps(registry) {
-        return Some(format!(
+    clash_with_registry(&paths, registry).or_else(|| {
+        admitted.iter().find_map(|(other, e)| {
+            let why = clash(&paths, &entry.nodes, other, &e.znode_path, |n| {
+                e.nodes.contains(n)
+            })?;
+            Some(format!("{why}, added earlier"))
+        })
+    })
+}
+
+/// Why a group at `root` cannot be watched with the registry at `registry`: one tree inside
+/// the other.
+pub fn clash_with_registry(root: &ZnodePaths, registry: &str) -> Option<String> {
+    root.overlaps(registry).then(|| {
+        format!(
             "znode path {} overlaps the group registry {registry}; give the group its own",
-            paths.root()
+            root.root()
+        )
+    })
+}
+
+/// Why a group at `root` over `nodes` cannot be watched beside group `other`, at
+/// `other_root` and over the nodes `other_has` says: their trees share a znode, or they
+/// share a node. Every check of one group against another (the registry's entries among
+/// themselves, against the groups a manager watches, `group add`) is this one.
+pub fn clash(
+    root: &ZnodePaths,
+    nodes: &[NodeAddr],
+    other: &str,
+    other_root: &str,
+    other_has: impl Fn(&NodeAddr) -> bool,
+) -> Option<String> {
+    if root.overlaps(other_root) {
+        return Some(format!(
+            "znode path {} overlaps group {other:?}'s ({other_root})",
+            root.root()
         ));
     }
-    admitted.iter().find_map(|(other, e)| {
-        if paths.overlaps(&e.znode_path) {
-            return Some(format!(
-                "znode path {} overlaps group {other:?}'s ({}), added earlier",
-                paths.root(),
-                e.znode_path
-            ));
-        }
-        let shared = entry.nodes.iter().find(|n| e.nodes.contains(n))?;
-        Some(format!(
-            "node {shared} is already in group {other:?}, added earlier"
-        ))
-    })
+    let shared = nodes.iter().find(|n| other_has(n))?;
+    Some(format!("node {shared} is already in group {other:?}"))
 }
 
 #[cfg(test)]

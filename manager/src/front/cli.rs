@@ -185,7 +185,7 @@ fn group(cli: &Cli, action: &GroupCommand) -> Result<String, RegistryError> {
         let client = zk::connect(&zk, &access, CLI_ZK_WAIT, CLI_ZK_WAIT).await?;
         match (action, entry) {
             (GroupCommand::Add { name, .. }, Some(entry)) => {
-                add_group(&client, &root, name, &entry, access.identity.is_some()).await?;
+                add_group(&client, &root, name, &entry, access.identity.is_some(), &[]).await?;
                 let nodes: Vec<String> = entry.nodes.iter().map(ToString::to_string).collect();
                 Ok(format!(
                     "added group {name}: {} under {}; managers started with \

@@ -27,7 +27,8 @@ use tokio::sync::watch;
 use zookeeper_client as zk;
 
 use crate::io::zk::registry::{
-    add_group as add, entries_json, new_entry, read_registry, remove_group as remove, RegistryError,
+    add_group as add, entries_json, new_entry, read_registry, remove_group as remove,
+    RegistryError, Watched,
 };
 use crate::io::zk::ZkError;
 
@@ -284,7 +285,7 @@ fn registry(s: &HttpState) -> Result<&str, ApiError> {
 fn registry_error(e: RegistryError) -> ApiError {
     let code = match &e {
         RegistryError::Invalid(_) => StatusCode::BAD_REQUEST,
-        RegistryError::Exists(_) => StatusCode::CONFLICT,
+        RegistryError::Exists(_) | RegistryError::Taken(_) => StatusCode::CONFLICT,
         RegistryError::Missing(_) => StatusCode::NOT_FOUND,
         RegistryError::Zk(_) => StatusCode::SERVICE_UNAVAILABLE,
     };
@@ -314,35 +315,18 @@ async fn add_group(
         format!("http ({})", s.manager_id),
     )
     .map_err(registry_error)?;
+    let watched: Vec<Watched> = s
+        .groups
+        .snapshots()
+        .into_iter()
+        .map(|g| Watched {
+            nodes: g.nodes.into_keys().collect(),
+            name: g.name,
+            root: g.znode_path,
+        })
+        .collect();
     let client = s.client()?;
-    // The groups of this manager's flags and config file, which the registry does not list
-    // (`add` checks those it does): managers without them would give the entry a second
-    // leader over the same nodes.
-    let listed = read_registry(&client, root)
-        .await
-        .map_err(|e| ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?
-        .unwrap_or_default();
-    let fixed = s.groups.snapshots();
-    let mut fixed = fixed.iter().filter(|g| !listed.contains_key(&g.name));
-    if let Some(why) = fixed.find_map(|g| {
-        let (path, new) = (&g.znode_path, &entry.znode_path);
-        if g.name == name {
-            Some(format!(
-                "group {name:?} is one of this manager's configured groups"
-            ))
-        } else if entry.paths().is_ok_and(|p| p.overlaps(path)) {
-            Some(format!(
-                "znode path {new} overlaps group {:?}'s ({path})",
-                g.name
-            ))
-        } else {
-            let n = entry.nodes.iter().find(|n| g.nodes.contains_key(*n))?;
-            Some(format!("node {n} is already in group {:?}", g.name))
-        }
-    }) {
-        return Err(ApiError(StatusCode::CONFLICT, why));
-    }
-    add(&client, root, &name, &entry, s.as_identity)
+    add(&client, root, &name, &entry, s.as_identity, &watched)
         .await
         .map_err(registry_error)?;
     Ok(Json(serde_json::json!({ "group": name, "added": entry })).into_response())

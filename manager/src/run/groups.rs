@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::config::{synchronous_misfit, Config, GroupConfig};
-use crate::core::admit::admit;
+use crate::core::admit::{admit, clash};
 use crate::core::event_names::{GROUP_ADDED, GROUP_REFUSED, GROUP_REMOVED, REGISTRY_UNREAD};
 use crate::core::guard::Credential;
 use crate::core::select::Policy;
@@ -348,19 +348,13 @@ impl Groups {
     /// Why `group` cannot be watched next to the running ones, if it cannot.
     fn conflict(&self, group: &GroupConfig) -> Option<String> {
         self.running.iter().find_map(|g| {
-            if g.cfg.paths.overlaps(group.paths.root()) {
-                return Some(format!(
-                    "znode path {} overlaps group {:?}'s ({}); give each group its own",
-                    group.paths.root(),
-                    g.cfg.name,
-                    g.cfg.paths.root()
-                ));
-            }
-            let shared = group.nodes.iter().find(|n| g.cfg.nodes.contains(n))?;
-            Some(format!(
-                "node {shared} is already in group {:?}",
-                g.cfg.name
-            ))
+            clash(
+                &group.paths,
+                &group.nodes,
+                &g.cfg.name,
+                g.cfg.paths.root(),
+                |n| g.cfg.nodes.contains(n),
+            )
         })
     }
 }

@@ -14,6 +14,7 @@ use zookeeper_client as zk;
 use super::acl::{lock_open_tree, make_root};
 use super::operator::OPERATOR_HINT;
 use super::{bounded, optional, Op, ZkError, ZnodeAcls};
+use crate::core::admit::{clash, clash_with_registry};
 
 /// The registry as read: each entry by name, or why it cannot be used.
 pub type Entries = BTreeMap<String, Result<GroupEntry, String>>;
@@ -33,6 +34,14 @@ pub fn entries_json(entries: Entries) -> BTreeMap<String, serde_json::Value> {
         .collect()
 }
 
+/// A group the caller watches (a manager's, for `POST /groups`), checked against an entry
+/// being added.
+pub struct Watched {
+    pub name: String,
+    pub root: String,
+    pub nodes: Vec<redis_failover_client::NodeAddr>,
+}
+
 /// Why a registry change was not made.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
@@ -42,6 +51,9 @@ pub enum RegistryError {
     /// `add` of a name the registry already has.
     #[error("{0}")]
     Exists(String),
+    /// `add` of an entry over one of the caller's own configured groups.
+    #[error("{0}")]
+    Taken(String),
     /// `remove` of a name the registry does not have.
     #[error("{0}")]
     Missing(String),
@@ -124,17 +136,15 @@ pub async fn add_group(
     name: &str,
     entry: &GroupEntry,
     as_identity: bool,
+    watched: &[Watched],
 ) -> Result<(), RegistryError> {
     check_group_name(name).map_err(RegistryError::Invalid)?;
     let paths = entry.paths().map_err(RegistryError::Invalid)?;
     if entry.nodes.is_empty() {
         return Err(RegistryError::Invalid("no nodes given".into()));
     }
-    let (path, group_root) = (paths.root(), |p: &str| format!("{p}/"));
-    if path == root || path.starts_with(&group_root(root)) || root.starts_with(&group_root(path)) {
-        return Err(RegistryError::Invalid(format!(
-            "znode path {path} overlaps the group registry {root}; give the group its own"
-        )));
+    if let Some(why) = clash_with_registry(&paths, root) {
+        return Err(RegistryError::Invalid(why));
     }
     let entries = read_registry(client, root).await?.unwrap_or_default();
     if let Some(existing) = entries.get(name) {
@@ -153,15 +163,24 @@ pub async fn add_group(
         .iter()
         .filter_map(|(n, e)| Some((n, e.as_ref().ok()?)))
     {
-        if e.znode_path == entry.znode_path {
-            return Err(RegistryError::Invalid(format!(
-                "znode path {path} is group {other:?}'s; give each group its own"
+        if let Some(why) = clash(&paths, &entry.nodes, other, &e.znode_path, |n| {
+            e.nodes.contains(n)
+        }) {
+            return Err(RegistryError::Invalid(why));
+        }
+    }
+    // The groups of the caller's flags and config file, which the registry does not list:
+    // managers without them would give the entry a second leader over the same nodes.
+    for w in watched.iter().filter(|w| !entries.contains_key(&w.name)) {
+        if w.name == name {
+            return Err(RegistryError::Taken(format!(
+                "group {name:?} is one of this manager's configured groups"
             )));
         }
-        if let Some(n) = entry.nodes.iter().find(|n| e.nodes.contains(n)) {
-            return Err(RegistryError::Invalid(format!(
-                "node {n} is already in group {other:?}"
-            )));
+        if let Some(why) = clash(&paths, &entry.nodes, &w.name, &w.root, |n| {
+            w.nodes.contains(n)
+        }) {
+            return Err(RegistryError::Taken(why));
         }
     }
     let options = operator_options(as_identity);
