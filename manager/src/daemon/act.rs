@@ -365,6 +365,13 @@ impl GroupDaemon {
             return Outcome::Aborted;
         }
         let step = plan.kind.redis_step();
+        // In a switchover the old master follows `to` as soon as `FAILOVER TO` hands over,
+        // authenticating as the guard's user: `to` must have it first (it may have just
+        // restarted, its user gone, before the guard was set on it again).
+        if step == RedisStep::FailoverTo && self.rules.guard.is_some() && !self.guard(to).await {
+            error!(group = %g, "{step_failed} {from} -> {to}: the replication user could not be set on {to}; {from} stays master");
+            return Outcome::Aborted;
+        }
         let promoted = match step {
             RedisStep::PromoteReplica => node::promote(&self.connector, to).await,
             RedisStep::CheckMaster => node::check_master(&self.connector, to).await,

@@ -562,7 +562,7 @@ pub async fn switchover(
             }
         }
         if Instant::now() > deadline {
-            let _ = connector
+            let aborted = connector
                 .act(master, |mut conn| async move {
                     let _: redis::Value = redis::cmd("FAILOVER")
                         .arg("ABORT")
@@ -571,8 +571,12 @@ pub async fn switchover(
                     Ok(())
                 })
                 .await;
+            let aborted = match aborted {
+                Ok(()) => "aborted".to_string(),
+                Err(e) => format!("FAILOVER ABORT failed: {e}"),
+            };
             return Err(NodeError::Reply(format!(
-                "{to} did not become master within {} ms of FAILOVER TO; aborted",
+                "{to} did not become master within {} ms of FAILOVER TO; {aborted}",
                 timeout.as_millis()
             )));
         }
