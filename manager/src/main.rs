@@ -79,7 +79,18 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let runtime = match tokio::runtime::Runtime::new() {
+    // One thread by default: the daemon mostly waits on sockets, and hand-offs between
+    // threads cost more than the work at rest (measured in docs/benchmarks.md).
+    let runtime = match config.threads {
+        1 => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        n => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build(),
+    };
+    let runtime = match runtime {
         Ok(r) => r,
         Err(e) => {
             eprintln!("redis_node_manager: cannot start the async runtime: {e}");

@@ -121,10 +121,11 @@ pub struct Cli {
     #[arg(long, env = "REDIS_FAILOVER_DOWN_AFTER_MS", value_name = "MS")]
     pub down_after_ms: Option<u64>,
 
-    /// How often a master (and every node of a group with a node down) is asked for a sign
-    /// of life, INFO replication: a hung master is seen about --down-after-ms plus half of
-    /// this after it stops answering. Replicas of a calm group are asked once a second, or
-    /// this often if slower [default: 200].
+    /// How often a master (and every node of a group that is not calm) is asked for a sign
+    /// of life (INFO replication; ROLE between the once-a-second INFOs of a calm group's
+    /// master): a hung master is seen about --down-after-ms plus half of this after it stops
+    /// answering. Replicas of a calm group are asked every 5 s, or this often if slower
+    /// [default: 200].
     #[arg(long, env = "REDIS_FAILOVER_PROBE_INTERVAL_MS", value_name = "MS")]
     pub probe_interval_ms: Option<u64>,
 
@@ -166,6 +167,11 @@ pub struct Cli {
         hide_possible_values = true
     )]
     pub replication_guard: Option<Switch>,
+
+    /// Threads that run the manager's work. 1 runs everything on one thread, the cheapest at
+    /// rest (no hand-offs between threads); more for thousands of groups [default: 1].
+    #[arg(long, env = "REDIS_FAILOVER_THREADS", value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub threads: Option<u16>,
 
     /// Probe, vote and publish this manager's view, and log what a leader would do
     /// (`+would-promote ...` with its reasons), but never lead: no Redis command that changes

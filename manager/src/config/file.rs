@@ -34,6 +34,7 @@ pub struct FileConfig {
     pub synchronous_replicas: Option<usize>,
     pub replication_guard: Option<super::cli::Switch>,
     pub observe_only: Option<bool>,
+    pub threads: Option<u16>,
     pub on_switch_master: Option<std::path::PathBuf>,
     pub webhook_url: Option<String>,
     pub endpoint_tls_cert_file: Option<std::path::PathBuf>,

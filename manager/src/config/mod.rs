@@ -73,6 +73,8 @@ pub struct Config {
     pub replication_guard: bool,
     /// `--observe-only`: never lead, log what a leader would do.
     pub observe_only: bool,
+    /// `--threads`: 1 runs the daemon on one thread (`main.rs` builds the runtime).
+    pub threads: usize,
     /// `--on-switch-master` and its timeout.
     pub on_switch_master: Option<(std::path::PathBuf, Duration)>,
     /// `--webhook-url`, parsed.
@@ -323,6 +325,11 @@ impl Config {
                 .transpose()
                 .map_err(ConfigError)?,
             observe_only: cli.observe_only || file.observe_only == Some(true),
+            threads: match cli.threads.or(file.threads) {
+                None => 1,
+                Some(n @ 1..=256) => n as usize,
+                Some(n) => return err(format!("--threads {n} is out of range (1 to 256)")),
+            },
             on_switch_master: cli.on_switch_master.or(file.on_switch_master).map(|p| {
                 let ms = cli
                     .hook_timeout_ms

@@ -103,8 +103,10 @@ fn bad_input_names_the_culprit() {
         ),
         ("--username u", "--username needs -p/--password"),
     ];
-    // A config file whose second group clashes with the one given by the flags.
+    // A config file whose second group clashes with the one given by the flags; a setting
+    // only the file can get wrong in a way the flags' parser cannot catch.
     let files = [
+        ("threads = 0\n", "--threads 0 is out of range (1 to 256)"),
         (
             "[[groups]]\nname=\"b\"\nnodes=\"h:1\"\nznode_path=\"/b\"\n",
             "node h:1 is in both groups \"mymaster\" and \"b\"",

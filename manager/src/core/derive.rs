@@ -68,9 +68,9 @@ impl Resyncing {
 
 /// What should be published for `master` given the view. Never more than one master: the
 /// `master` field is the only place one can appear, and a node is listed as a replica only
-/// when it reports that it replicates from it. While the master is up a replica must also
-/// have its link up, unless it is one of `resyncing` ([`Resyncing`]) and not in a full
-/// sync.
+/// when it reports that it replicates from it. While the master is up and answers, a
+/// replica must also have its link up, unless it is one of `resyncing` ([`Resyncing`]) and
+/// not in a full sync.
 pub fn derive_topology(
     master: Option<&NodeAddr>,
     epoch: u64,
@@ -80,6 +80,13 @@ pub fn derive_topology(
     let master_up = master
         .and_then(|m| up_info(view, m))
         .is_some_and(|i| i.is_master());
+    // A master that failed its latest probe may be dying (a crash is confirmed within tens
+    // of milliseconds): its replicas' links are down because of it, and they keep serving
+    // reads as when it is down, rather than leave the read pool for that while.
+    let master_answers = master_up
+        && master
+            .and_then(|m| view.get(m))
+            .is_some_and(|h| h.consecutive_failures() == 0);
     let mut topo = Topology {
         master: if master_up { master.cloned() } else { None },
         epoch,
@@ -99,7 +106,7 @@ pub fn derive_topology(
         // after a promotion. While it is down, replicas of it still serve reads.
         let serving =
             info.is_some_and(|i| i.link_up() || (resyncing.contains(addr) && !i.syncing()));
-        if follows_master && (!master_up || serving) {
+        if follows_master && (!master_answers || serving) {
             topo.slaves.push(addr.clone());
         } else {
             topo.unavailable.push(addr.clone());
@@ -124,6 +131,8 @@ mod tests {
         Connecting(u16),
         FullSync(u16),
         Down,
+        /// Master, up, but its latest probe failed.
+        Failing,
     }
 
     fn view(nodes: &[(u16, N)], now: Instant) -> View {
@@ -132,14 +141,20 @@ mod tests {
             let replica =
                 |m, link_up, syncing| replica_of(m, link_up, syncing, (!link_up).then_some(0));
             let role = match n {
-                N::Master | N::Down => Role::Master,
+                N::Master | N::Down | N::Failing => Role::Master,
                 N::Up(m) => replica(m, true, false),
                 N::Connecting(m) => replica(m, false, false),
                 N::FullSync(m) => replica(m, false, true),
             };
             let mut h = answered(now, info(role, 10));
-            if let N::Down = n {
-                h.on_failure(now, "connection refused", 1);
+            match n {
+                N::Down => {
+                    h.on_failure(now, "connection refused", 1);
+                }
+                N::Failing => {
+                    h.on_failure(now, "connection refused", 3);
+                }
+                _ => {}
             }
             v.insert(a(port), h);
         }
@@ -193,6 +208,12 @@ mod tests {
                 vec![(1, Master), (2, Up(1))],
                 &[1],
                 &[2],
+            ),
+            (
+                "master failing, not yet down: its replicas still serve reads",
+                vec![(1, Failing), (2, Connecting(1)), (3, Up(1))],
+                &[],
+                &[2, 3],
             ),
             (
                 "master down: its replicas serve reads",

@@ -244,6 +244,29 @@ impl NodeHealth {
     }
 }
 
+/// Whether `view`'s group is calm: every node is up and answered its latest probe, and
+/// one master lists every other node as an online replica heard from within the last second
+/// (not in [`NodeInfo::lagging`]). The probes of a calm group ask less (see `probe.rs`): its
+/// replicas' own answers add nothing the master's `INFO` does not show every second, and the
+/// moment this turns false every node is asked at every probe.
+pub fn calm(view: &crate::core::View) -> bool {
+    if view
+        .values()
+        .any(|h| !h.is_up() || h.consecutive_failures > 0)
+    {
+        return false;
+    }
+    let mut masters = view
+        .values()
+        .filter_map(|h| h.info().filter(|i| i.is_master()));
+    let (Some(master), None) = (masters.next(), masters.next()) else {
+        return false;
+    };
+    view.iter()
+        .filter(|(_, h)| h.info().is_some_and(|i| !i.is_master()))
+        .all(|(a, _)| master.followers.iter().any(|(f, _)| f == a) && !master.lagging.contains(a))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -480,5 +503,79 @@ mod tests {
         h.on_failure_showing(at(11), "refused after a close", 2, Evidence::Gone);
         h.on_success(at(12), Some(info()), None);
         assert!(!h.proven_gone() && !h.proven_hung(), "a success ends both");
+    }
+
+    #[test]
+    fn a_group_is_calm_while_its_master_hears_every_replica() {
+        let now = Instant::now();
+        let master = |listed: &[u16], lagging: &[u16]| NodeInfo {
+            followers: listed.iter().map(|p| (ts::a(*p), 10)).collect(),
+            lagging: lagging.iter().map(|p| ts::a(*p)).collect(),
+            ..ts::info(Role::Master, 10)
+        };
+        let replica = || ts::answered(now, ts::info(linked_to(1), 10));
+        let group = |m: NodeInfo| {
+            crate::core::View::from([
+                (ts::a(1), ts::answered(now, m)),
+                (ts::a(2), replica()),
+                (ts::a(3), replica()),
+            ])
+        };
+        let failed = |mut v: crate::core::View, port: u16| {
+            if let Some(h) = v.get_mut(&ts::a(port)) {
+                h.on_failure(now, "no reply", 3);
+            }
+            v
+        };
+        let two_masters = {
+            let mut v = group(master(&[2, 3], &[]));
+            v.insert(ts::a(3), ts::answered(now, ts::info(Role::Master, 10)));
+            v
+        };
+        let cases: Vec<(&str, crate::core::View, bool)> = vec![
+            (
+                "every replica listed and heard",
+                group(master(&[2, 3], &[])),
+                true,
+            ),
+            ("a replica not listed", group(master(&[2], &[])), false),
+            (
+                "a replica silent for 2 s",
+                group(master(&[2, 3], &[3])),
+                false,
+            ),
+            (
+                "a replica failed a probe",
+                failed(group(master(&[2, 3], &[])), 2),
+                false,
+            ),
+            (
+                "the master failed a probe",
+                failed(group(master(&[2, 3], &[])), 1),
+                false,
+            ),
+            (
+                "a node never answered",
+                {
+                    let mut v = group(master(&[2, 3], &[]));
+                    v.insert(ts::a(4), NodeHealth::new());
+                    v
+                },
+                false,
+            ),
+            ("two masters", two_masters, false),
+            (
+                "no master",
+                {
+                    let mut v = group(master(&[2, 3], &[]));
+                    v.remove(&ts::a(1));
+                    v
+                },
+                false,
+            ),
+        ];
+        for (name, view, want) in cases {
+            assert_eq!(calm(&view), want, "{name}");
+        }
     }
 }

@@ -5,6 +5,9 @@ use redis_failover_client::NodeAddr;
 
 /// Sentinel's and Redis's default `replica-priority`.
 pub const DEFAULT_PRIORITY: u32 = 100;
+/// A replica acknowledges its offset every second (`REPLCONF ACK`); a master that last heard
+/// from one this many seconds ago (`lag=` in `INFO`) lists it in [`NodeInfo::lagging`].
+pub const LAGGING_SECS: u64 = 2;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Role {
@@ -52,6 +55,10 @@ pub struct NodeInfo {
     /// On a master, the replicas it lists as online (`slaveN:ip=..,port=..,state=online`),
     /// each with the offset it last acknowledged: the ones `WAIT` can count, and how far.
     pub followers: Vec<(NodeAddr, u64)>,
+    /// On a master, the online replicas whose last acknowledgement is over a second old
+    /// (`lag` of 2 or more): a replica acknowledges every second, so one of these has
+    /// stopped (hung, cut off) or falls behind.
+    pub lagging: Vec<NodeAddr>,
 }
 
 impl NodeInfo {
@@ -81,6 +88,7 @@ impl NodeInfo {
             && self.priority == other.priority
             && self.replid == other.replid
             && mine.map(|(a, _)| a).eq(theirs.map(|(a, _)| a))
+            && self.lagging == other.lagging
     }
 
     pub fn is_master(&self) -> bool {
@@ -147,6 +155,7 @@ pub fn parse_info_replication(text: &str, priority: Option<u32>) -> Result<NodeI
     let mut replid2 = String::new();
     let mut second_offset = 0;
     let mut followers = Vec::new();
+    let mut lagging = Vec::new();
     for line in text.lines() {
         let Some((key, value)) = line.trim_end_matches('\r').split_once(':') else {
             continue;
@@ -167,8 +176,11 @@ pub fn parse_info_replication(text: &str, priority: Option<u32>) -> Result<NodeI
             "master_replid2" => replid2 = value.to_string(),
             "second_repl_offset" => second_offset = value.parse::<u64>().unwrap_or(0),
             k if k.starts_with("slave") && k[5..].parse::<u32>().is_ok() => {
-                if let Some(addr) = online_follower(value) {
-                    followers.push(addr);
+                if let Some((addr, offset, lag)) = online_follower(value) {
+                    if lag.is_some_and(|l| l >= LAGGING_SECS) {
+                        lagging.push(addr.clone());
+                    }
+                    followers.push((addr, offset));
                 }
             }
             _ => {}
@@ -185,6 +197,7 @@ pub fn parse_info_replication(text: &str, priority: Option<u32>) -> Result<NodeI
             replid2,
             second_offset,
             followers,
+            lagging,
         }),
         Some("slave") | Some("replica") => {
             let (Some(host), Some(port)) = (master_host, master_port) else {
@@ -206,6 +219,7 @@ pub fn parse_info_replication(text: &str, priority: Option<u32>) -> Result<NodeI
                 replid2,
                 second_offset,
                 followers: Vec::new(),
+                lagging: Vec::new(),
             })
         }
         Some(other) => Err(format!("unexpected role:{other} in INFO replication")),
@@ -213,9 +227,9 @@ pub fn parse_info_replication(text: &str, priority: Option<u32>) -> Result<NodeI
     }
 }
 
-/// The address and acknowledged offset of a `slaveN:ip=..,port=..,state=online,offset=..`
-/// entry, if online.
-fn online_follower(value: &str) -> Option<(NodeAddr, u64)> {
+/// The address, acknowledged offset and `lag` (seconds since its last acknowledgement) of a
+/// `slaveN:ip=..,port=..,state=online,offset=..,lag=..` entry, if online.
+fn online_follower(value: &str) -> Option<(NodeAddr, u64, Option<u64>)> {
     let field = |name: &str| {
         value
             .split(',')
@@ -230,7 +244,8 @@ fn online_follower(value: &str) -> Option<(NodeAddr, u64)> {
         return None;
     }
     let addr = NodeAddr::new(field("ip")?, field("port")?.parse::<u16>().ok()?);
-    Some((addr, field("offset")?.parse().ok()?))
+    let lag = field("lag").and_then(|l| l.parse().ok());
+    Some((addr, field("offset")?.parse().ok()?, lag))
 }
 
 #[cfg(test)]
@@ -255,17 +270,17 @@ mod tests {
     fn table() {
         let h = |p| NodeAddr::new("127.0.0.1", p);
         let cases: Vec<(&str, &str, Option<u32>, Result<NodeInfo, &str>)> = vec![
-            ("master", MASTER, None, Ok(NodeInfo { role: Role::Master, offset: 42, priority: 100, fenced: false, replid: "abc".into(), replid2: String::new(), second_offset: 0, followers: vec![(h(7001), 42)] })),
-            ("master with CONFIG priority", MASTER, Some(0), Ok(NodeInfo { role: Role::Master, offset: 42, priority: 0, fenced: false, replid: "abc".into(), replid2: String::new(), second_offset: 0, followers: vec![(h(7001), 42)] })),
-            ("replica", REPLICA, None, Ok(NodeInfo { role: Role::Replica { master: h(7000), link_up: true, syncing: false, link_down_secs: None, last_io_secs: Some(0) }, offset: 40, priority: 10, fenced: false, replid: String::new(), replid2: String::new(), second_offset: 0, followers: Vec::new() })),
-            ("CONFIG wins over INFO", REPLICA, Some(0), Ok(NodeInfo { role: Role::Replica { master: h(7000), link_up: true, syncing: false, link_down_secs: None, last_io_secs: Some(0) }, offset: 40, priority: 0, fenced: false, replid: String::new(), replid2: String::new(), second_offset: 0, followers: Vec::new() })),
+            ("master", MASTER, None, Ok(NodeInfo { role: Role::Master, offset: 42, priority: 100, fenced: false, replid: "abc".into(), replid2: String::new(), second_offset: 0, followers: vec![(h(7001), 42)], lagging: Vec::new() })),
+            ("master with CONFIG priority", MASTER, Some(0), Ok(NodeInfo { role: Role::Master, offset: 42, priority: 0, fenced: false, replid: "abc".into(), replid2: String::new(), second_offset: 0, followers: vec![(h(7001), 42)], lagging: Vec::new() })),
+            ("replica", REPLICA, None, Ok(NodeInfo { role: Role::Replica { master: h(7000), link_up: true, syncing: false, link_down_secs: None, last_io_secs: Some(0) }, offset: 40, priority: 10, fenced: false, replid: String::new(), replid2: String::new(), second_offset: 0, followers: Vec::new(), lagging: Vec::new() })),
+            ("CONFIG wins over INFO", REPLICA, Some(0), Ok(NodeInfo { role: Role::Replica { master: h(7000), link_up: true, syncing: false, link_down_secs: None, last_io_secs: Some(0) }, offset: 40, priority: 0, fenced: false, replid: String::new(), replid2: String::new(), second_offset: 0, followers: Vec::new(), lagging: Vec::new() })),
             (
                 "replica with link down",
                 "role:slave\nmaster_host:10.0.0.1\nmaster_port:6379\nmaster_link_status:down\nmaster_link_down_since_seconds:12\nmaster_sync_in_progress:1\nslave_repl_offset:7\n",
                 None,
-                Ok(NodeInfo { role: Role::Replica { master: NodeAddr::new("10.0.0.1", 6379), link_up: false, syncing: true, link_down_secs: Some(12), last_io_secs: None }, offset: 7, priority: 100, fenced: false, replid: String::new(), replid2: String::new(), second_offset: 0, followers: Vec::new() }),
+                Ok(NodeInfo { role: Role::Replica { master: NodeAddr::new("10.0.0.1", 6379), link_up: false, syncing: true, link_down_secs: Some(12), last_io_secs: None }, offset: 7, priority: 100, fenced: false, replid: String::new(), replid2: String::new(), second_offset: 0, followers: Vec::new(), lagging: Vec::new() }),
             ),
-            ("fenced master", "role:master\r\nmin_slaves_good_slaves:1\r\nmaster_repl_offset:5\r\n", None, Ok(NodeInfo { role: Role::Master, offset: 5, priority: 100, fenced: true, replid: String::new(), replid2: String::new(), second_offset: 0, followers: Vec::new() })),
+            ("fenced master", "role:master\r\nmin_slaves_good_slaves:1\r\nmaster_repl_offset:5\r\n", None, Ok(NodeInfo { role: Role::Master, offset: 5, priority: 100, fenced: true, replid: String::new(), replid2: String::new(), second_offset: 0, followers: Vec::new(), lagging: Vec::new() })),
             ("no role", "# Replication\r\n", None, Err("no role")),
             ("replica without master", "role:slave\n", None, Err("lacks master_host")),
             ("sentinel", "role:sentinel\n", None, Err("unexpected role:sentinel")),
@@ -313,5 +328,18 @@ mod tests {
         assert!(!master.same_shape(&more), "a newly listed replica is shape");
         let acked = replica(&MASTER.replace("offset=42", "offset=41"));
         assert!(master.same_shape(&acked), "an ack offset is not shape");
+        let late = replica(&MASTER.replace("lag=0", "lag=1"));
+        assert!(
+            master.same_shape(&late) && late.lagging.is_empty(),
+            "a lag of 1 s is not shape"
+        );
+        let silent = replica(&MASTER.replace("lag=0", "lag=2"));
+        assert_eq!(
+            silent.lagging,
+            vec![NodeAddr::new("127.0.0.1", 7001)],
+            "lag 2 s"
+        );
+        assert_eq!(silent.followers, master.followers, "still listed online");
+        assert!(!master.same_shape(&silent), "a replica gone quiet is shape");
     }
 }

@@ -26,6 +26,7 @@ pub(crate) fn info(role: Role, offset: u64) -> NodeInfo {
         replid2: String::new(),
         second_offset: 0,
         followers: Vec::new(),
+        lagging: Vec::new(),
     }
 }
 

@@ -49,6 +49,17 @@ impl GroupDaemon {
                 return Some(Next::Soon);
             }
         }
+        // The master failed its latest probe: whether it died is known within down-after
+        // (tens of milliseconds for a crash). Judged now, a request could be refused for a
+        // replica link that is down only because the master is dying.
+        if self
+            .view
+            .get(&master)
+            .is_some_and(|h| h.is_up() && h.consecutive_failures() > 0)
+        {
+            self.manual_pending = true;
+            return Some(Next::Soon);
+        }
         let verdict = judge_manual(
             &self.state,
             &self.view,

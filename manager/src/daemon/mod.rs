@@ -327,9 +327,10 @@ impl GroupDaemon {
         let mut again = false;
         let mut settled = false;
         loop {
-            // A node of the group is not up: every node is asked at every probe from now
-            // on, and the calm ones (replicas, asked once a second) are asked at once.
-            let now_alert = self.view.values().any(|h| !h.is_up());
+            // The group is no longer calm (a node not up or failing, a replica its master
+            // does not hear from): every node is asked at every probe from now on, and the
+            // calm ones (replicas, asked every few seconds) are asked at once.
+            let now_alert = !crate::core::health::calm(&self.view);
             if now_alert && !alert.swap(now_alert, std::sync::atomic::Ordering::Relaxed) {
                 for p in self.probes.values() {
                     p.poke.notify_one();

@@ -16,13 +16,20 @@ impl GroupDaemon {
             .topology()
             .and_then(|t| t.master.clone())
             .or_else(|| self.state.master.clone());
-        let master_offset = master
+        let master_info = master
             .as_ref()
             .and_then(|m| self.view.get(m))
             .filter(|h| h.is_up())
             .and_then(|h| h.info())
-            .filter(|i| i.is_master())
-            .map(|i| i.offset);
+            .filter(|i| i.is_master());
+        let master_offset = master_info.map(|i| i.offset);
+        // What the master last heard a replica acknowledge, read with its own offset: newer
+        // than the replica's own answer while the group is calm (asked every few seconds).
+        let acked = |a: &redis_failover_client::NodeAddr| {
+            master_info
+                .and_then(|m| m.followers.iter().find(|(f, _)| f == a))
+                .map(|(_, o)| *o)
+        };
         let now = Instant::now();
         let nodes = self
             .view
@@ -43,7 +50,7 @@ impl GroupDaemon {
                     offset: info.map(|i| i.offset),
                     lag_bytes: match (info, master_offset) {
                         (Some(i), Some(mo)) if !i.is_master() && i.master() == master.as_ref() => {
-                            Some(mo.saturating_sub(i.offset))
+                            Some(mo.saturating_sub(i.offset.max(acked(addr).unwrap_or(0))))
                         }
                         _ => None,
                     },

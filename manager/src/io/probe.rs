@@ -6,12 +6,16 @@
 //!   process breaks that connection at once; reconnecting is then refused, so
 //!   `--max-failures` failures pile up within tens of milliseconds. It never reports a
 //!   timeout: hangs are the other task's job.
-//! - the **poller** asks `INFO replication` every `--probe-interval-ms` on a master, on a
-//!   node whose role it does not know yet and on every node while one of the group is not
-//!   up; a replica of a calm group every [`INFO_EVERY`]. Each has a deadline of
-//!   `down-after / max-failures` and is retried at once after a failure, so a hung node
-//!   (SIGSTOP, a black-holed link) collects `max-failures` failures in about `down-after`.
-//!   `replica-priority` is read with it on each new connection and every [`PRIORITY_EVERY`].
+//! - the **poller** asks every `--probe-interval-ms` on a master, on a node whose role it
+//!   does not know yet and on every node of a group that is not calm (`health::calm`: a
+//!   node not up or failing, or a replica its master does not hear from); a replica of a
+//!   calm group every [`CALM_REPLICA_EVERY`], its master vouching for it in between. The
+//!   question is `INFO replication`, except `ROLE` between the [`INFO_EVERY`] `INFO`s of a
+//!   calm master (an answer that changes nothing does not wake the group's loop). Each has a
+//!   deadline of `down-after / max-failures` and is retried at once after a failure, so a
+//!   hung node (SIGSTOP, a black-holed link) collects `max-failures` failures in about
+//!   `down-after`. `replica-priority` is read with `INFO` on each new connection and every
+//!   [`PRIORITY_EVERY`].
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -32,12 +36,16 @@ use crate::io::probe_conn::ProbeConn;
 /// Which replicas it lists, and how far each acknowledged, decides which replica may
 /// replace it (`select.rs`), so that is as fresh as probing too.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
-/// How often a replica is asked while every node of its group is up (or the interval, if
-/// longer): its hang only takes it out of the read pool, up to this much later, and the
-/// moment a node of the group is not up every node is asked at once and then at every
-/// probe, so what a failover decides on is as fresh as before. Each probe is a round trip
-/// to the node, most of the manager's CPU at rest: this saves 4 of every 5 on replicas.
+/// How often a calm master is asked `INFO` (in between, at the interval, `ROLE`): which
+/// replicas it lists, how far each acknowledged and when each last did (`lag`) are at most
+/// this old while its group is calm, and read at every probe from the moment it is not.
 const INFO_EVERY: Duration = Duration::from_secs(1);
+/// How often a replica of a calm group is asked (or the interval, if longer): its master
+/// lists it as online and heard from within the last second at every `INFO`, and the moment
+/// it does not (a hung or cut-off replica stops acknowledging) the group is not calm and
+/// every node is asked at once and then at every probe. Each probe is a round trip, most
+/// of the manager's CPU at rest.
+const CALM_REPLICA_EVERY: Duration = Duration::from_secs(5);
 /// How often it asks for `replica-priority` (`CONFIG GET`, a second round trip), which
 /// changes only when an operator changes it: on every new connection and then this often.
 const PRIORITY_EVERY: Duration = Duration::from_secs(10);
@@ -323,6 +331,14 @@ fn e_is_transport(e: &redis::RedisError) -> bool {
     e.is_connection_dropped() || e.is_io_error() || e.is_connection_refusal() || e.is_timeout()
 }
 
+/// What one poll got.
+enum Answer {
+    /// `INFO replication` (with `replica-priority`).
+    Info(NodeInfo),
+    /// `ROLE`, between two `INFO`s of a calm master: whether it still answers `master`.
+    Role(bool),
+}
+
 async fn poller(
     node: NodeAddr,
     s: ProbeSettings,
@@ -334,10 +350,29 @@ async fn poller(
     let mut failures = 0u32;
     // `replica-priority` and when it was read, while the connection lasts.
     let mut priority: Option<(u32, Instant)> = None;
-    // A replica, as its last `INFO` said: asked every `INFO_EVERY` while the group is calm.
+    // A replica, as its last `INFO` said, and when that `INFO` was asked.
     let mut is_replica = false;
-    while !shutdown.is_cancelled() {
+    let mut info_at: Option<Instant> = None;
+    // The node refused `ROLE` (an ACL without it): `INFO` every time.
+    let mut role_denied = false;
+    let mut poked = false;
+    // Made once and polled again each time: a poller runs several times a second, and a
+    // new wait (on the shutdown, on a poke) per probe was a measurable share of its cost.
+    let stopped = shutdown.cancelled();
+    tokio::pin!(stopped);
+    let mut poke_wait = Box::pin(poke.notified());
+    loop {
         let started = Instant::now();
+        let calm = !s.alert.load(Ordering::Relaxed);
+        // A calm master is asked `ROLE` between its `INFO`s: as much a sign of life, with
+        // a role change still seen at once, and nothing to tell the group's loop.
+        let light = calm
+            && !poked
+            && !is_replica
+            && !role_denied
+            && conn.is_some()
+            && info_at.is_some_and(|t| started.saturating_duration_since(t) < INFO_EVERY);
+        poked = false;
         let known = priority
             .filter(|(_, at)| started.saturating_duration_since(*at) < PRIORITY_EVERY)
             .map(|(p, _)| p);
@@ -352,7 +387,12 @@ async fn poller(
                 let Some(c) = conn.as_mut() else {
                     return Err(NodeError::Connection("not connected".into()));
                 };
-                match c.info(known).await {
+                let answer = if light {
+                    c.still_master().await.map(Answer::Role)
+                } else {
+                    c.info(known).await.map(Answer::Info)
+                };
+                match answer {
                     Err(NodeError::Connection(_)) if !fresh => {
                         conn = None;
                         fresh = true;
@@ -363,21 +403,33 @@ async fn poller(
         };
         let outcome = tokio::select! {
             r = tokio::time::timeout(s.probe_timeout, attempt) => r.unwrap_or(Err(NodeError::Timeout(s.probe_timeout))),
-            _ = shutdown.cancelled() => return,
+            _ = &mut stopped => return,
         };
         let (result, wait) = match outcome {
-            Ok(info) => {
+            // Alive and still master: nothing the last `INFO` did not say.
+            Ok(Answer::Role(true)) => (None, None),
+            // No longer master (or `ROLE` refused): `INFO` at once says what it is now.
+            Ok(Answer::Role(false)) => {
+                info_at = None;
+                continue;
+            }
+            Err(NodeError::Reply(_) | NodeError::Auth(_)) if light => {
+                role_denied = true;
+                continue;
+            }
+            Ok(Answer::Info(info)) => {
                 failures = 0;
                 is_replica = !info.is_master();
+                info_at = Some(started);
                 if known.is_none() {
                     priority = Some((info.priority, started));
                 }
                 let latency = Some(started.elapsed());
                 (
-                    ProbeResult::Ok {
+                    Some(ProbeResult::Ok {
                         info: Some(info),
                         latency,
-                    },
+                    }),
                     None,
                 )
             }
@@ -392,29 +444,37 @@ async fn poller(
                 };
                 conn = None;
                 priority = None;
+                info_at = None;
                 failures += 1;
                 (
-                    ProbeResult::Failed(e),
+                    Some(ProbeResult::Failed(e)),
                     Some(retry_delay(failures, s.max_failures)),
                 )
             }
         };
         // Stamped with when the request was sent: a reply is only as new as its question,
         // and the leader must not take it over what it saw after acting on the node.
-        if !report_at(&tx, &node, result, started).await {
-            return;
+        if let Some(result) = result {
+            if !report_at(&tx, &node, result, started).await {
+                return;
+            }
         }
-        let calm = is_replica && !s.alert.load(Ordering::Relaxed);
         let next = match wait {
             Some(d) => Instant::now() + d,
-            None if calm => on_grid(Instant::now(), s.interval.max(INFO_EVERY)),
+            None if calm && is_replica => {
+                on_grid(Instant::now(), s.interval.max(CALM_REPLICA_EVERY))
+            }
             None => on_grid(Instant::now(), s.interval),
         };
-        // A poke (the leader changed the node, or the group's alert went up) asks at once.
+        // A poke (the leader changed the node, or the group is no longer calm) asks at
+        // once, with `INFO`.
         tokio::select! {
             _ = tokio::time::sleep_until(next.into()) => {}
-            _ = poke.notified() => {}
-            _ = shutdown.cancelled() => return,
+            _ = poke_wait.as_mut() => {
+                poked = true;
+                poke_wait.set(poke.notified());
+            }
+            _ = &mut stopped => return,
         }
     }
 }

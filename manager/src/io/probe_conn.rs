@@ -160,6 +160,17 @@ impl ProbeConn {
         parse_info_replication(&text, priority).map_err(NodeError::NotRedis)
     }
 
+    /// `ROLE`, the light probe between two `INFO`s of a master: whether the node still
+    /// answers `master` (a short fixed-shape reply, nothing parsed beyond its first word).
+    pub async fn still_master(&mut self) -> Result<bool, NodeError> {
+        match self.request(&["ROLE"]).await? {
+            Frame::Array(parts) => {
+                Ok(parts.first().and_then(frame_text).as_deref() == Some("master"))
+            }
+            other => Err(NodeError::NotRedis(format!("ROLE answered {other:?}"))),
+        }
+    }
+
     /// Sends one command and reads its reply; an error reply is an `Err` named as the
     /// redis crate names it (`NOAUTH`, `WRONGPASS`, `NOPERM` are [`NodeError::Auth`]).
     async fn request(&mut self, args: &[&str]) -> Result<Frame, NodeError> {

@@ -95,7 +95,8 @@ impl Starter {
             probe_timeout: (config.down_after / config.max_failures.max(1))
                 .max(Duration::from_millis(10)),
             interval: config.probe_interval,
-            alert: Default::default(),
+            // Not calm until the group's loop has seen every node answer.
+            alert: Arc::new(std::sync::atomic::AtomicBool::new(true)),
             max_failures: config.max_failures,
             probe_key: format!("_redis_failover_probe:{}", config.manager_id),
         };
