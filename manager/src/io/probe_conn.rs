@@ -258,9 +258,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_refused_port_is_refused_and_a_closed_connection_is_a_connection_error() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        drop(listener);
+        // Bound and never listening: the port refuses connections and stays ours, so no
+        // other process of a parallel test run can take it in between.
+        let held = tokio::net::TcpSocket::new_v4().expect("socket");
+        held.bind("127.0.0.1:0".parse().expect("addr"))
+            .expect("bind");
+        let port = held.local_addr().expect("addr").port();
         let addr = NodeAddr::new("127.0.0.1", port);
         let connector = Connector::new(Default::default());
         let refused = ProbeConn::connect(&connector, &addr, Duration::from_secs(2)).await;
