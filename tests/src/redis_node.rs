@@ -366,16 +366,27 @@ impl RedisNode {
     /// 0 when never). Panics when the node does not answer: a count nobody read proves
     /// nothing.
     pub fn calls(&self, name: &str) -> u64 {
+        self.calls_of(&[name])[0]
+    }
+
+    /// [`RedisNode::calls`] of each of `names`, read with one `INFO commandstats` (which
+    /// the node counts as one more `INFO` once it has answered).
+    pub fn calls_of(&self, names: &[&str]) -> Vec<u64> {
         let info = self.info("commandstats").unwrap_or_else(|| {
             panic!(
-                "{}: no answer to INFO commandstats (counting {name})",
+                "{}: no answer to INFO commandstats (counting {names:?})",
                 self.addr()
             )
         });
-        info.lines()
-            .find_map(|l| l.strip_prefix(&format!("cmdstat_{name}:calls=")))
-            .and_then(|rest| rest.split(',').next()?.parse().ok())
-            .unwrap_or(0)
+        names
+            .iter()
+            .map(|name| {
+                info.lines()
+                    .find_map(|l| l.strip_prefix(&format!("cmdstat_{name}:calls=")))
+                    .and_then(|rest| rest.split(',').next()?.parse().ok())
+                    .unwrap_or(0)
+            })
+            .collect()
     }
 
     /// Role from `INFO replication`, or `None` if the node does not answer.

@@ -10,19 +10,11 @@ use redis_failover_tests::{wait_until, RedisGroup, RedisNode};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
-/// `INFO` and `ROLE` calls the node has run, read with one `INFO commandstats` (which the
-/// next reading counts as one more `INFO`).
+/// `INFO` and `ROLE` calls the node has run (one `INFO commandstats`, which the next reading
+/// counts as one more `INFO`).
 fn counts(node: &RedisNode) -> (u64, u64) {
-    let text = node
-        .info("commandstats")
-        .unwrap_or_else(|| panic!("{}: no answer to INFO commandstats", node.addr()));
-    let calls = |name: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("cmdstat_{name}:calls=")))
-            .and_then(|rest| rest.split(',').next()?.parse().ok())
-            .unwrap_or(0u64)
-    };
-    (calls("info"), calls("role"))
+    let calls = node.calls_of(&["info", "role"]);
+    (calls[0], calls[1])
 }
 
 /// `INFO` and `ROLE` calls of each node of `trio` during `window` (the readings' own `INFO`

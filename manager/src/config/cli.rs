@@ -170,7 +170,7 @@ pub struct Cli {
 
     /// Threads that run the manager's work. 1 runs everything on one thread, the cheapest at
     /// rest (no hand-offs between threads); more for thousands of groups [default: 1].
-    #[arg(long, env = "REDIS_FAILOVER_THREADS", value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    #[arg(long, env = "REDIS_FAILOVER_THREADS", value_name = "N")]
     pub threads: Option<u16>,
 
     /// Probe, vote and publish this manager's view, and log what a leader would do

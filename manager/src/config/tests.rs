@@ -102,9 +102,10 @@ fn bad_input_names_the_culprit() {
             "--zk-session-timeout-ms 10 is out of range",
         ),
         ("--username u", "--username needs -p/--password"),
+        ("--threads 0", "--threads 0 is out of range (1 to 256)"),
     ];
-    // A config file whose second group clashes with the one given by the flags; a setting
-    // only the file can get wrong in a way the flags' parser cannot catch.
+    // A config file whose second group clashes with the one given by the flags, and a
+    // setting checked as its flag is.
     let files = [
         ("threads = 0\n", "--threads 0 is out of range (1 to 256)"),
         (

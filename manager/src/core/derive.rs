@@ -84,9 +84,9 @@ pub fn derive_topology(
     // of milliseconds): its replicas' links are down because of it, and they keep serving
     // reads as when it is down, rather than leave the read pool for that while.
     let master_answers = master_up
-        && master
+        && !master
             .and_then(|m| view.get(m))
-            .is_some_and(|h| h.consecutive_failures() == 0);
+            .is_some_and(|h| h.failing());
     let mut topo = Topology {
         master: if master_up { master.cloned() } else { None },
         epoch,

@@ -136,6 +136,12 @@ impl NodeHealth {
         self.consecutive_failures
     }
 
+    /// Up, but its latest probe failed: it is down within `--down-after-ms` unless it
+    /// answers again, and until then what it is doing is not known.
+    pub fn failing(&self) -> bool {
+        self.is_up() && self.consecutive_failures > 0
+    }
+
     pub fn last_ok(&self) -> Option<Instant> {
         self.last_ok
     }
@@ -250,10 +256,7 @@ impl NodeHealth {
 /// replicas' own answers add nothing the master's `INFO` does not show every second, and the
 /// moment this turns false every node is asked at every probe.
 pub fn calm(view: &crate::core::View) -> bool {
-    if view
-        .values()
-        .any(|h| !h.is_up() || h.consecutive_failures > 0)
-    {
+    if view.values().any(|h| !h.is_up() || h.failing()) {
         return false;
     }
     let mut masters = view

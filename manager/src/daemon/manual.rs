@@ -41,22 +41,18 @@ impl GroupDaemon {
         }
         let text = String::from_utf8_lossy(&data).trim().to_string();
         let master = self.state.master.clone()?;
-        if let Some((v, at)) = self.manual_retried {
-            let master_up = self.view.get(&master).is_some_and(|h| h.is_up());
-            if v == version && master_up && at.elapsed() < self.rules.down_after {
-                // Until the probes tell whether the master died (or down-after passed).
-                self.manual_pending = true;
-                return Some(Next::Soon);
-            }
-        }
-        // The master failed its latest probe: whether it died is known within down-after
-        // (tens of milliseconds for a crash). Judged now, a request could be refused for a
-        // replica link that is down only because the master is dying.
-        if self
+        // Judged once the probes tell whether the master died, not before: while it fails
+        // its probes (known within down-after, tens of milliseconds for a crash), and for
+        // down-after after a switchover to it did not happen. Judged sooner, a request could
+        // be refused for a replica link that is down only because the master is dying.
+        let (master_up, failing) = self
             .view
             .get(&master)
-            .is_some_and(|h| h.is_up() && h.consecutive_failures() > 0)
-        {
+            .map_or((false, false), |h| (h.is_up(), h.failing()));
+        let retried_lately = self
+            .manual_retried
+            .is_some_and(|(v, at)| v == version && at.elapsed() < self.rules.down_after);
+        if failing || (master_up && retried_lately) {
             self.manual_pending = true;
             return Some(Next::Soon);
         }

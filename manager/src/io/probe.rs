@@ -96,9 +96,9 @@ pub struct ProbeSettings {
     pub probe_timeout: Duration,
     /// `--probe-interval-ms`: how often the poller asks for a sign of life.
     pub interval: Duration,
-    /// Set by the group's loop while one of its nodes is not up: every probe of the group
-    /// is then an `INFO`, so that what a failover decides on (replicas still hearing from
-    /// their master, offsets, links) is as fresh as probing.
+    /// Set by the group's loop while the group is not calm (`health::calm`): every probe of
+    /// the group is then an `INFO` at the interval, so that what a failover decides on
+    /// (replicas still hearing from their master, offsets, links) is as fresh as probing.
     pub alert: Arc<AtomicBool>,
     pub max_failures: u32,
     /// Key the parked read blocks on; never written.
@@ -408,11 +408,12 @@ async fn poller(
         let (result, wait) = match outcome {
             // Alive and still master: nothing the last `INFO` did not say.
             Ok(Answer::Role(true)) => (None, None),
-            // No longer master (or `ROLE` refused): `INFO` at once says what it is now.
+            // No longer master: `INFO` at once says what it is now.
             Ok(Answer::Role(false)) => {
                 info_at = None;
                 continue;
             }
+            // `ROLE` refused (an ACL without it): `INFO` from now on.
             Err(NodeError::Reply(_) | NodeError::Auth(_)) if light => {
                 role_denied = true;
                 continue;

@@ -164,9 +164,10 @@ impl ProbeConn {
     /// answers `master` (a short fixed-shape reply, nothing parsed beyond its first word).
     pub async fn still_master(&mut self) -> Result<bool, NodeError> {
         match self.request(&["ROLE"]).await? {
-            Frame::Array(parts) => {
-                Ok(parts.first().and_then(frame_text).as_deref() == Some("master"))
-            }
+            Frame::Array(parts) => Ok(matches!(
+                parts.first(),
+                Some(Frame::BulkString(b) | Frame::SimpleString(b)) if b == "master"
+            )),
             other => Err(NodeError::NotRedis(format!("ROLE answered {other:?}"))),
         }
     }

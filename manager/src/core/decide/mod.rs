@@ -408,7 +408,7 @@ fn mode(
         return Ok(Mode::Hung);
     }
     if h.is_up() && h.info().is_some_and(|i| i.is_master()) {
-        if h.consecutive_failures() > 0 {
+        if h.failing() {
             return Err(NotNow::Wait(format!(
                 "master {master} is down by vote, and this manager's own probes of it are \
                  failing too; waiting for their verdict"
