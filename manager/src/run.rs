@@ -237,6 +237,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         session_tx,
         stop_all.clone(),
     )));
+    tasks.push(tokio::spawn(crate::io::probe::pace(
+        config.probe_interval,
+        stop_all.clone(),
+    )));
     let starter = Arc::new(groups::Starter {
         config: config.clone(),
         connector: connector.clone(),
