@@ -23,6 +23,7 @@ use crate::core::fence::FenceSetting;
 use crate::core::info::NodeInfo;
 use crate::core::promotion::{Kind, Promotion, RedisStep};
 use crate::io::node::{self, NodeError};
+use crate::io::probe_conn::ProbeConn;
 use crate::io::zk::{self, Changes, Confirmed, Leadership, Published};
 
 /// How long a planned switchover may pause writers while the target catches up.
@@ -372,9 +373,10 @@ impl GroupDaemon {
             error!(group = %g, "{step_failed} {from} -> {to}: the replication user could not be set on {to}; {from} stays master");
             return Outcome::Aborted;
         }
+        let known = self.known_priority(to);
         let promoted = match step {
-            RedisStep::PromoteReplica => node::promote(&self.connector, to).await,
-            RedisStep::CheckMaster => node::check_master(&self.connector, to).await,
+            RedisStep::PromoteReplica => node::promote(&self.connector, to, known).await,
+            RedisStep::CheckMaster => node::check_master(&self.connector, to, known).await,
             RedisStep::FailoverTo => {
                 node::switchover(&self.connector, from, to, SWITCHOVER_TIMEOUT).await
             }
@@ -397,10 +399,16 @@ impl GroupDaemon {
         };
         info!(group = %g, "{PROMOTED} {to}: {how} {} ms", started.elapsed().as_millis());
         self.adopt(to.clone(), self.state.epoch + 1, None);
-        // 3. Re-point the others, still as the leader.
-        let Some(confirmed) = leader.confirm().await else {
-            warn!(group = %g, "{LEADER_UNCONFIRMED}: {to} is master (epoch {}), not re-pointing the others; the next leader finishes", self.state.epoch);
-            return Outcome::Promoted { published: false };
+        // 3. Re-point the others, still as the leader: on the gate's confirmation while it
+        // is fresh (the Redis step takes milliseconds), else on a new one.
+        let confirmed = if confirmed.fresh() {
+            confirmed
+        } else {
+            let Some(confirmed) = leader.confirm().await else {
+                warn!(group = %g, "{LEADER_UNCONFIRMED}: {to} is master (epoch {}), not re-pointing the others; the next leader finishes", self.state.epoch);
+                return Outcome::Promoted { published: false };
+            };
+            confirmed
         };
         // The others authenticate to it as the guard's user: it must have it (it normally
         // has, as a replica in sync; not when the guard failed on it, or after a restart).
@@ -531,8 +539,9 @@ impl GroupDaemon {
             .iter()
             .map(|n| {
                 let (connector, n, master) = (self.connector.clone(), n.clone(), master.clone());
+                let known = self.known_priority(&n);
                 async move {
-                    let r = node::replicaof(&connector, &n, &master).await;
+                    let r = node::replicaof(&connector, &n, &master, known).await;
                     (n, r)
                 }
             })
@@ -589,12 +598,12 @@ impl GroupDaemon {
     pub(super) async fn refresh_offsets(&mut self, nodes: &[NodeAddr]) {
         let reads = nodes.iter().map(|n| {
             let connector = self.connector.clone();
+            let known = self.known_priority(n);
             async move {
+                // The probes' own kind of connection: one round trip after the handshake.
                 let r = tokio::time::timeout(REFRESH_TIMEOUT, async {
-                    let mut c = connector
-                        .connect(n, REFRESH_TIMEOUT, Some(REFRESH_TIMEOUT))
-                        .await?;
-                    node::read_info(&mut c).await
+                    let mut c = ProbeConn::connect(&connector, n, REFRESH_TIMEOUT).await?;
+                    c.info(known).await
                 })
                 .await;
                 (n, r)

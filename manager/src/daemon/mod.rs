@@ -539,6 +539,15 @@ impl GroupDaemon {
         }
     }
 
+    /// `replica-priority` as the probes last read it: the leader's commands read the rest
+    /// of `INFO` in the same round trip as the command, and this instead of a `CONFIG GET`.
+    fn known_priority(&self, node: &NodeAddr) -> Option<u32> {
+        self.view
+            .get(node)
+            .and_then(|h| h.info())
+            .map(|i| i.priority)
+    }
+
     fn restarts_of(&self, node: &NodeAddr) -> u64 {
         self.view.get(node).map_or(0, |h| h.restarts())
     }

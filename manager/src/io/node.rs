@@ -417,27 +417,39 @@ pub async fn read_identity(
 }
 
 /// `REPLICAOF NO ONE`, then waits until `ROLE` says master.
-pub async fn promote(connector: &Connector, addr: &NodeAddr) -> Result<NodeInfo, NodeError> {
+pub async fn promote(
+    connector: &Connector,
+    addr: &NodeAddr,
+    known: Option<u32>,
+) -> Result<NodeInfo, NodeError> {
     connector
         .act(addr, |mut conn| async move {
-            let _: () = redis::cmd("REPLICAOF")
-                .arg("NO")
-                .arg("ONE")
-                .query_async(&mut conn)
-                .await?;
-            confirm_master(&mut conn).await
+            // One round trip: `REPLICAOF NO ONE` takes effect before its reply, so the `ROLE`
+            // and `INFO` queued behind it see the master it made (else `ROLE` is polled).
+            let mut p = redis::pipe();
+            p.cmd("REPLICAOF").arg("NO").arg("ONE");
+            p.cmd("ROLE").cmd("INFO").arg("replication");
+            let [_ok, role, text] = replies(&mut conn, &mut p).await?;
+            let role: redis::Role = value(role)?;
+            if matches!(role, redis::Role::Primary { .. }) {
+                return parse_info(value(text)?, known);
+            }
+            confirm_master(&mut conn, known).await
         })
         .await
 }
 
 /// Polls `ROLE` until the node reports master (bounded by the caller's deadline), then
-/// returns its fresh replication state.
-pub async fn confirm_master(conn: &mut MultiplexedConnection) -> Result<NodeInfo, NodeError> {
+/// returns its fresh replication state (`replica-priority` read unless `known`).
+pub async fn confirm_master(
+    conn: &mut MultiplexedConnection,
+    known: Option<u32>,
+) -> Result<NodeInfo, NodeError> {
     let start = Instant::now();
     loop {
         let role: redis::Role = redis::cmd("ROLE").query_async(conn).await?;
         if matches!(role, redis::Role::Primary { .. }) {
-            return read_info(conn).await;
+            return read_info_with(conn, known).await;
         }
         if start.elapsed() > ACT_TIMEOUT {
             return Err(NodeError::Reply("ROLE still not master".into()));
@@ -446,23 +458,49 @@ pub async fn confirm_master(conn: &mut MultiplexedConnection) -> Result<NodeInfo
     }
 }
 
-/// `REPLICAOF host port`, then returns the node's fresh replication state.
+/// `REPLICAOF host port`, then returns the node's fresh replication state, in one round
+/// trip (`replica-priority` as `known` says, else as its `INFO` does).
 pub async fn replicaof(
     connector: &Connector,
     addr: &NodeAddr,
     master: &NodeAddr,
+    known: Option<u32>,
 ) -> Result<NodeInfo, NodeError> {
     let master = master.clone();
     connector
         .act(addr, |mut conn| async move {
-            let _: String = redis::cmd("REPLICAOF")
-                .arg(&master.host)
-                .arg(master.port)
-                .query_async(&mut conn)
-                .await?;
-            read_info(&mut conn).await
+            let mut p = redis::pipe();
+            p.cmd("REPLICAOF").arg(&master.host).arg(master.port);
+            p.cmd("INFO").arg("replication");
+            let [_ok, text] = replies(&mut conn, &mut p).await?;
+            parse_info(value(text)?, known)
         })
         .await
+}
+
+/// Sends `p` (`N` commands) in one round trip and returns their replies, or the first
+/// error reply as that command alone would have returned it.
+async fn replies<const N: usize>(
+    conn: &mut MultiplexedConnection,
+    p: &mut redis::Pipeline,
+) -> Result<[redis::Value; N], NodeError> {
+    let all: Vec<redis::Value> = p.ignore_errors().query_async(conn).await?;
+    let all = all
+        .into_iter()
+        .map(|v| v.extract_error().map_err(NodeError::from))
+        .collect::<Result<Vec<_>, _>>()?;
+    all.try_into().map_err(|v: Vec<_>| {
+        NodeError::NotRedis(format!("{} replies to a pipeline of {N} commands", v.len()))
+    })
+}
+
+/// A reply of [`replies`] as `T`; another shape is not Redis as we know it.
+fn value<T: redis::FromRedisValue>(v: redis::Value) -> Result<T, NodeError> {
+    redis::from_redis_value(v).map_err(|e| NodeError::NotRedis(e.to_string()))
+}
+
+fn parse_info(text: String, known: Option<u32>) -> Result<NodeInfo, NodeError> {
+    parse_info_replication(&text, known).map_err(NodeError::NotRedis)
 }
 
 /// `CONFIG SET min-replicas-to-write k min-replicas-max-lag L` (see `core/fence.rs`).
@@ -517,12 +555,15 @@ pub async fn set_guard(
 }
 
 /// Confirms the node answers as a master and returns its state.
-pub async fn check_master(connector: &Connector, addr: &NodeAddr) -> Result<NodeInfo, NodeError> {
+pub async fn check_master(
+    connector: &Connector,
+    addr: &NodeAddr,
+    known: Option<u32>,
+) -> Result<NodeInfo, NodeError> {
     connector
-        .act(
-            addr,
-            |mut conn| async move { confirm_master(&mut conn).await },
-        )
+        .act(addr, |mut conn| async move {
+            confirm_master(&mut conn, known).await
+        })
         .await
 }
 
