@@ -24,7 +24,7 @@ use redis_failover_tests::writer::Writer;
 use zookeeper_client as zk;
 
 use super::groups::Groups;
-use super::procstat::CpuMeter;
+use super::procstat::{idle_pct, machine_ticks, CpuMeter};
 use super::writes::{lost_writes, prefix, RackWriter};
 use super::zkstats::{srvr_received, Overhead, ZkSnapshot, ZkTraffic};
 use super::{blocking, secs, RackOpts};
@@ -82,11 +82,43 @@ pub(super) struct After {
     /// Most `srvr` requests within one 100 ms sample.
     pub peak_100ms: u64,
     pub manager_cpu_pct: f64,
+    /// How long the `kill(2)` loop took, and whether under `SCHED_FIFO`.
+    pub kill_spread: Duration,
+    pub realtime: bool,
+    /// The machine's idle CPU while the writers ran, before the kill, in %.
+    pub idle_before_pct: f64,
 }
 
 pub(super) struct CrashResult {
     pub groups: Vec<GroupOutcome>,
     pub after: After,
+}
+
+/// SIGKILL to every pid in one burst; returns how long the loop took and whether it ran
+/// under `SCHED_FIFO`. A normal thread that wakes a killed process may be preempted by it:
+/// 30 kills then took 30 ms on a 2-core machine, the first masters dying well before the
+/// clock starts. Under `SCHED_FIFO` (root) nothing preempts the loop.
+fn kill_burst(pids: &[libc::pid_t]) -> (Duration, bool) {
+    let fifo = libc::sched_param { sched_priority: 1 };
+    // SAFETY: sets this thread's policy (pid 0: the caller), restored below.
+    let realtime = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &fifo) } == 0;
+    let t0 = Instant::now();
+    for pid in pids {
+        // SAFETY: kill(2) of our own child, still running or a zombie (checked by the
+        // caller; only kill9 reaps it), so the pid is still its.
+        unsafe {
+            libc::kill(*pid, libc::SIGKILL);
+        }
+    }
+    let spread = t0.elapsed();
+    if realtime {
+        let normal = libc::sched_param { sched_priority: 0 };
+        // SAFETY: as above, back to the default policy.
+        unsafe {
+            libc::sched_setscheduler(0, libc::SCHED_OTHER, &normal);
+        }
+    }
+    (spread, realtime)
 }
 
 /// Kills the masters of `chosen` (group indices) under writers and measures.
@@ -121,7 +153,9 @@ pub(super) async fn crash(c: &CrashCtx<'_>, chosen: &[usize]) -> Result<CrashRes
             Writer::spawn(w, every, CALL_BOUND)
         })
         .collect();
+    let machine0 = machine_ticks()?;
     tokio::time::sleep(secs(o.write_secs)).await;
+    let idle_before_pct = idle_pct(machine0, machine_ticks()?);
     if let Some((w, &i)) = writers.iter().zip(chosen).find(|(w, _)| w.acked() == 0) {
         let log = w.snapshot();
         return Err(format!(
@@ -164,13 +198,7 @@ pub(super) async fn crash(c: &CrashCtx<'_>, chosen: &[usize]) -> Result<CrashRes
         }
         pids.push(master.pid() as libc::pid_t);
     }
-    for pid in &pids {
-        // SAFETY: kill(2) of our own child, still running or a zombie (checked above; only
-        // kill9 below reaps it), so the pid is still its.
-        unsafe {
-            libc::kill(*pid, libc::SIGKILL);
-        }
-    }
+    let (kill_spread, realtime) = kill_burst(&pids);
     let t_kill = Instant::now();
     let window = secs(o.zk_window_secs);
     let sampler =
@@ -261,6 +289,9 @@ pub(super) async fn crash(c: &CrashCtx<'_>, chosen: &[usize]) -> Result<CrashRes
             zk,
             peak_100ms,
             manager_cpu_pct,
+            kill_spread,
+            realtime,
+            idle_before_pct,
         },
     })
 }

@@ -35,6 +35,30 @@ pub(crate) fn cpu_ticks(pid: u32) -> Result<u64, String> {
     Ok(field(11)? + field(12)?)
 }
 
+/// The whole machine's CPU ticks from `/proc/stat` (`cpu` line): idle (idle + iowait) and
+/// total.
+pub(crate) fn machine_ticks() -> Result<(u64, u64), String> {
+    let stat = fs::read_to_string("/proc/stat").map_err(|e| format!("/proc/stat: {e}"))?;
+    let ticks: Vec<u64> = stat
+        .lines()
+        .find_map(|l| l.strip_prefix("cpu "))
+        .ok_or("/proc/stat: no cpu line")?
+        .split_whitespace()
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let idle = ticks.get(3).copied().unwrap_or(0) + ticks.get(4).copied().unwrap_or(0);
+    Ok((idle, ticks.iter().sum()))
+}
+
+/// The share of the machine's CPU time that was idle between two [`machine_ticks`], in %.
+pub(crate) fn idle_pct(from: (u64, u64), to: (u64, u64)) -> f64 {
+    let total = to.1.saturating_sub(from.1);
+    if total == 0 {
+        return 0.0;
+    }
+    100.0 * to.0.saturating_sub(from.0) as f64 / total as f64
+}
+
 /// `VmRSS` of `pid`, in MB (2^20 bytes).
 pub(crate) fn rss_mb(pid: u32) -> Result<f64, String> {
     let path = format!("/proc/{pid}/status");

@@ -89,22 +89,29 @@ fn outcome_cells(s: &Samples) -> String {
 
 fn header(o: &RackOpts) {
     println!(
-        "| crash | groups | succeeded | published p50 / p90 / p99 / max ms | first write p50 / p90 / p99 / max ms | acked | lost | ZK req in {w} s after (all / managers / bench) | peak ZK req per 100 ms | managers' CPU % in {w} s after |",
+        "| crash | groups | succeeded | published p50 / p90 / p99 / max ms | first write p50 / p90 / p99 / max ms | acked | lost | ZK req in {w} s after (all / managers / bench) | peak ZK req per 100 ms | managers' CPU % in {w} s after | kill(2) loop ms | machine idle before % |",
         w = o.zk_window_secs
     );
-    println!("|---|---:|---:|---|---|---:|---:|---|---:|---:|");
+    println!("|---|---:|---:|---|---|---:|---:|---|---:|---:|---:|---:|");
 }
 
 fn line(label: &str, c: &CrashResult) {
     let z = &c.after.zk;
     println!(
-        "| {label} | {} | {} / {} / {} | {} | {:.1} |",
+        "| {label} | {} | {} / {} / {} | {} | {:.1} | {:.2}{} | {:.0} |",
         outcome_cells(&samples(&[c])),
         z.requests,
         z.requests_of_pids,
         z.requests.saturating_sub(z.requests_of_pids),
         c.after.peak_100ms,
-        c.after.manager_cpu_pct
+        c.after.manager_cpu_pct,
+        c.after.kill_spread.as_secs_f64() * 1000.0,
+        if c.after.realtime {
+            ""
+        } else {
+            " (not SCHED_FIFO: not root?)"
+        },
+        c.after.idle_before_pct
     );
 }
 
@@ -116,7 +123,9 @@ fn notes(o: &RackOpts) {
          from the instant after the last kill(2), deadline {} s. lost: acknowledged writes not \
          read back with their value from the new master. ZK req: `srvr` Received delta; \
          managers = `cons` recved of the managers' connections, bench = the rest (its watch \
-         session and one session per client); peak: `srvr` sampled every 100 ms.",
+         session and one session per client); peak: `srvr` sampled every 100 ms; kill(2) loop: \
+         the SIGKILLs, sent under SCHED_FIFO so that no killed process preempts the loop; machine \
+         idle: /proc/stat over the --write-secs the writers ran before the kill.",
         o.deadline_secs
     );
 }
