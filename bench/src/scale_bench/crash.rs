@@ -6,8 +6,8 @@
 //! `kill(2)`); then per group, from that instant:
 //! * **published**: a ZooKeeper data watch on the group's `<znode_path>/nodes`, armed before
 //!   the kill on the bench's session, timed when the read naming another master returns;
-//! * **first write**: the first acknowledgement more than 5 ms after the kill (the new
-//!   master's);
+//! * **first write**: the first acknowledgement more than 5 ms after the kill with the
+//!   client's topology naming another master than the killed one (the new master's);
 //!
 //! within --deadline-secs. The writers go on for --linger-ms, then every acknowledged write
 //! is read back (`MGET`) from the group's new master. ZooKeeper's requests over
@@ -121,12 +121,20 @@ fn kill_burst(pids: &[libc::pid_t]) -> (Duration, bool) {
     (spread, realtime)
 }
 
-/// Kills the masters of `chosen` (group indices) under writers and measures.
-pub(super) async fn crash(c: &CrashCtx<'_>, chosen: &[usize]) -> Result<CrashResult, String> {
+/// Kills the masters of `chosen` (group indices) under writers and measures; `background`
+/// groups get writers too, and are not killed: the single crash runs under the same write
+/// load as the rack's (a machine that the rack's writers keep busy is as busy for the one
+/// reference failover).
+pub(super) async fn crash(
+    c: &CrashCtx<'_>,
+    chosen: &[usize],
+    background: &[usize],
+) -> Result<CrashResult, String> {
     let o = c.o;
-    // 1. A client and a writer per group.
+    // 1. A client and a writer per group, the killed ones first.
+    let written: Vec<usize> = chosen.iter().chain(background).copied().collect();
     let clients: Vec<Result<Client, String>> =
-        futures::stream::iter(chosen.iter().map(|&i| async move {
+        futures::stream::iter(written.iter().map(|&i| async move {
             let root = &c.roots[i];
             tokio::time::timeout(
                 CONNECT_BOUND,
@@ -142,7 +150,7 @@ pub(super) async fn crash(c: &CrashCtx<'_>, chosen: &[usize]) -> Result<CrashRes
     let clients = clients.into_iter().collect::<Result<Vec<_>, _>>()?;
     let writers: Vec<Writer> = clients
         .into_iter()
-        .zip(chosen)
+        .zip(&written)
         .map(|(client, &i)| {
             let w = RackWriter {
                 client,
@@ -156,7 +164,7 @@ pub(super) async fn crash(c: &CrashCtx<'_>, chosen: &[usize]) -> Result<CrashRes
     let machine0 = machine_ticks()?;
     tokio::time::sleep(secs(o.write_secs)).await;
     let idle_before_pct = idle_pct(machine0, machine_ticks()?);
-    if let Some((w, &i)) = writers.iter().zip(chosen).find(|(w, _)| w.acked() == 0) {
+    if let Some((w, &i)) = writers.iter().zip(&written).find(|(w, _)| w.acked() == 0) {
         let log = w.snapshot();
         return Err(format!(
             "the writer of {} had no write acknowledged in {} s; last error: {:?}",
@@ -330,7 +338,7 @@ async fn observe(
             ),
         }
     };
-    let first = first_ack_after(writer, t_kill + ACK_GUARD, deadline);
+    let first = first_ack_after(writer, &old, t_kill + ACK_GUARD, deadline);
     let ((published, why), first) = tokio::join!(published, first);
     Observed {
         published,
@@ -339,16 +347,25 @@ async fn observe(
     }
 }
 
-/// When the first write after `after` was acknowledged (the writer's own timestamp, so the
-/// coarse polling, which spares the CPU the managers need, does not delay it), until
-/// `deadline`.
+/// When the first write after `after` was acknowledged by another node than `old` (the
+/// writer's own timestamp, so the coarse polling, which spares the CPU the managers need,
+/// does not delay it), until `deadline`. On a busy machine a client may read the old
+/// master's last replies a few ms after the kill: those are not the new master's.
 async fn first_ack_after(
     writer: &Writer,
+    old: &NodeAddr,
     after: Instant,
     deadline: tokio::time::Instant,
 ) -> Option<Instant> {
     loop {
-        if let Some(at) = writer.with_log(|l| l.first_ack_after(after).map(|a| a.at)) {
+        let first = writer.with_log(|l| {
+            let i = l.acks.partition_point(|a| a.at <= after);
+            l.acks[i..]
+                .iter()
+                .find(|a| a.node.as_ref() != Some(old))
+                .map(|a| a.at)
+        });
+        if let Some(at) = first {
             return Some(at);
         }
         if tokio::time::Instant::now() >= deadline {

@@ -1,7 +1,8 @@
 //! `scale_bench rack`: per run, N fresh Redis groups and --managers `redis_node_manager`
 //! processes with every group (`--required-node-managers` min(2, managers) when there are
 //! several); once every group is published, one group's master is killed alone (the
-//! reference), then K other groups' masters at once (groups picked with `fastrand` from
+//! reference, while K - 1 other groups get writers too, so that the machine carries the
+//! rack's write load), then K other groups' masters at once (groups picked with `fastrand` from
 //! --seed); each [`crash`] measured and reported.
 
 use std::path::Path;
@@ -139,6 +140,9 @@ async fn with_groups(
         let single = order[0];
         let mut rack = order[1..=o.kill].to_vec();
         rack.sort_unstable();
+        // Under the rack's write load: K - 1 writers on groups that are not killed.
+        let others = &order[o.kill + 1..];
+        let background = &others[..others.len().min(o.kill - 1)];
         let ctx = CrashCtx {
             o,
             zk: &session,
@@ -153,14 +157,14 @@ async fn with_groups(
             "scale_bench: run {run}: single crash of {} ...",
             Groups::name(single)
         );
-        let single_result = crash(&ctx, &[single]).await?;
+        let single_result = crash(&ctx, &[single], background).await?;
         let names: Vec<String> = rack.iter().map(|&i| Groups::name(i)).collect();
         eprintln!(
             "scale_bench: run {run}: rack crash of {} masters: {} ...",
             rack.len(),
             names.join(",")
         );
-        let rack_result = crash(&ctx, &rack).await?;
+        let rack_result = crash(&ctx, &rack, &[]).await?;
         if let Some(e) = ours.managers.exited() {
             return Err(format!("a manager is gone at the end of the run: {e}"));
         }

@@ -119,7 +119,8 @@ fn notes(o: &RackOpts) {
     println!(
         "published: a ZooKeeper data watch per group on <znode_path>/nodes (the bench's session), \
          timed when the read naming another master returns; first write: the first write \
-         acknowledged > 5 ms after the kill (redis_failover_client, synchronous default); both \
+         acknowledged > 5 ms after the kill by another master than the killed one \
+         (redis_failover_client, synchronous default); both \
          from the instant after the last kill(2), deadline {} s. lost: acknowledged writes not \
          read back with their value from the new master. ZK req: `srvr` Received delta; \
          managers = `cons` recved of the managers' connections, bench = the rest (its watch \
