@@ -77,11 +77,16 @@ impl WriteLog {
             .map(|i| &self.acks[i])
     }
 
-    /// The first acknowledgement seen after `after`.
-    pub fn first_ack_after(&self, after: Instant) -> Option<&Ack> {
+    /// The acknowledgements seen after `after`, in order.
+    pub fn acks_after(&self, after: Instant) -> &[Ack] {
         // Acks are pushed in order; the tail is short after a failure.
         let i = self.acks.partition_point(|a| a.at <= after);
-        self.acks.get(i)
+        &self.acks[i..]
+    }
+
+    /// The first acknowledgement seen after `after`.
+    pub fn first_ack_after(&self, after: Instant) -> Option<&Ack> {
+        self.acks_after(after).first()
     }
 
     /// The longest time without an acknowledgement within [`from`, `to`]: between two

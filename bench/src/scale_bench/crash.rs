@@ -359,8 +359,7 @@ async fn first_ack_after(
 ) -> Option<Instant> {
     loop {
         let first = writer.with_log(|l| {
-            let i = l.acks.partition_point(|a| a.at <= after);
-            l.acks[i..]
+            l.acks_after(after)
                 .iter()
                 .find(|a| a.node.as_ref() != Some(old))
                 .map(|a| a.at)

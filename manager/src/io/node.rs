@@ -441,7 +441,7 @@ pub async fn promote(
 
 /// Polls `ROLE` until the node reports master (bounded by the caller's deadline), then
 /// returns its fresh replication state (`replica-priority` read unless `known`).
-pub async fn confirm_master(
+async fn confirm_master(
     conn: &mut MultiplexedConnection,
     known: Option<u32>,
 ) -> Result<NodeInfo, NodeError> {

@@ -484,13 +484,13 @@ async fn poller(
 /// wake-ups ([`on_grid`]), until `shutdown`. Tokio wakes its own driver (a write to an
 /// eventfd, then one more pass of its loop) for every timer registered earlier than the
 /// wake-up the driver last planned; once the grid's timers have fired nothing else is due
-/// soon, so every poller's next sleep and every probe's deadline did that: about one system
-/// call per probe, 10% of the manager's CPU at rest (found with `strace -c` and `perf record
-/// -e syscalls:sys_enter_write`). With this timer always due sooner, none of them is earlier.
+/// soon, so every poller's next sleep and every probe's deadline did that: 357 system calls
+/// a second at 100 groups, about one per probe (found with `strace -c` and `perf record -e
+/// syscalls:sys_enter_write`; 9 a second with this timer). With this timer always due
+/// sooner, none of them is earlier.
 pub async fn pace(interval: Duration, shutdown: CancellationToken) {
-    let half = interval / 2;
     loop {
-        let next = between_grid(Instant::now(), interval, half);
+        let next = between_grid(Instant::now(), interval);
         tokio::select! {
             _ = tokio::time::sleep_until(next.into()) => {}
             _ = shutdown.cancelled() => return,
@@ -498,9 +498,10 @@ pub async fn pace(interval: Duration, shutdown: CancellationToken) {
     }
 }
 
-/// The first instant after `now` that is `half` past a point of [`on_grid`]'s grid.
-fn between_grid(now: Instant, interval: Duration, half: Duration) -> Instant {
-    on_grid(now + interval - half, interval) - (interval - half)
+/// The first instant after `now` half-way between two points of [`on_grid`]'s grid.
+fn between_grid(now: Instant, interval: Duration) -> Instant {
+    let half = interval / 2;
+    on_grid(now + half, interval) - half
 }
 
 /// The next multiple of `interval` since the process's first probe: every poller of the
@@ -585,7 +586,7 @@ mod tests {
         let first = on_grid(t0, i);
         for offset_ms in [0u64, 1, 99, 100, 101, 199] {
             let now = first + Duration::from_millis(offset_ms);
-            let next = between_grid(now, i, half);
+            let next = between_grid(now, i);
             assert!(
                 next > now && next <= now + i,
                 "{offset_ms}: within one interval"
