@@ -248,6 +248,41 @@ fn online_follower(value: &str) -> Option<(NodeAddr, u64, Option<u64>)> {
     Some((addr, field("offset")?.parse().ok()?, lag))
 }
 
+/// Which process answers, from its `INFO server`: read on every new connection of the crash
+/// detector.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    /// A new one means the process restarted.
+    pub run_id: String,
+    pub uptime: std::time::Duration,
+    /// `configured_hz` (or `hz` before Redis 5): how often the node's timers run, which is
+    /// when a blocked read's timeout is noticed on an idle node. `None` if not reported.
+    pub hz: Option<u32>,
+}
+
+/// Parses `INFO server` text into an [`Identity`].
+pub fn parse_info_server(text: &str) -> Result<Identity, String> {
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(name))
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    let run_id = field("run_id:").ok_or("INFO server has no run_id")?;
+    let uptime = field("uptime_in_seconds:")
+        .and_then(|v| v.parse::<u64>().ok())
+        .ok_or("INFO server has no uptime_in_seconds")?;
+    let hz = field("configured_hz:")
+        .or_else(|| field("hz:"))
+        .and_then(|v| v.parse::<u32>().ok())
+        .filter(|hz| *hz > 0);
+    Ok(Identity {
+        run_id,
+        uptime: std::time::Duration::from_secs(uptime),
+        hz,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -341,5 +376,23 @@ mod tests {
         );
         assert_eq!(silent.followers, master.followers, "still listed online");
         assert!(!master.same_shape(&silent), "a replica gone quiet is shape");
+    }
+
+    #[test]
+    fn info_server_names_the_process_and_its_timer() {
+        let text = "# Server\r\nredis_version:7.0.15\r\nrun_id:abc123\r\nuptime_in_seconds:42\r\nhz:10\r\nconfigured_hz:25\r\n";
+        let id = parse_info_server(text).expect("parses");
+        assert_eq!(id.run_id, "abc123");
+        assert_eq!(id.uptime, std::time::Duration::from_secs(42));
+        assert_eq!(id.hz, Some(25), "configured_hz, not the dynamic hz");
+        let old =
+            parse_info_server("run_id:x\r\nuptime_in_seconds:1\r\nhz:100\r\n").expect("parses");
+        assert_eq!(old.hz, Some(100), "hz when configured_hz is missing");
+        let none = parse_info_server("run_id:x\r\nuptime_in_seconds:1\r\n").expect("parses");
+        assert_eq!(none.hz, None);
+        assert_eq!(
+            parse_info_server("uptime_in_seconds:1\r\n"),
+            Err("INFO server has no run_id".to_string())
+        );
     }
 }

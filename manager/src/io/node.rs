@@ -396,26 +396,6 @@ pub async fn read_info_with(
     parse_info_replication(&text, priority).map_err(NodeError::NotRedis)
 }
 
-/// Which process answers: `INFO server`'s `run_id` (a new one means the process
-/// restarted) and `uptime_in_seconds`.
-pub async fn read_identity(
-    conn: &mut MultiplexedConnection,
-) -> Result<(String, Duration), NodeError> {
-    let text: String = redis::cmd("INFO").arg("server").query_async(conn).await?;
-    let field = |name: &str| {
-        text.lines()
-            .find_map(|l| l.trim().strip_prefix(name))
-            .map(|v| v.trim().to_string())
-            .filter(|v| !v.is_empty())
-    };
-    let run_id =
-        field("run_id:").ok_or_else(|| NodeError::NotRedis("INFO server has no run_id".into()))?;
-    let uptime = field("uptime_in_seconds:")
-        .and_then(|v| v.parse::<u64>().ok())
-        .ok_or_else(|| NodeError::NotRedis("INFO server has no uptime_in_seconds".into()))?;
-    Ok((run_id, Duration::from_secs(uptime)))
-}
-
 /// `REPLICAOF NO ONE`, then waits until `ROLE` says master.
 pub async fn promote(
     connector: &Connector,

@@ -1,34 +1,33 @@
 //! Watching one node. Two tasks per node, each reporting [`Observation`]s; neither decides
 //! anything (that is `health.rs` and `decide.rs`):
 //!
-//! - the **crash detector** keeps a dedicated connection parked in a blocking read (`BLPOP`
-//!   on a master; `XREAD BLOCK` once the node answers `READONLY`, as replicas do). A crashed
-//!   process breaks that connection at once; reconnecting is then refused, so
-//!   `--max-failures` failures pile up within tens of milliseconds. It never reports a
-//!   timeout: hangs are the other task's job.
+//! - the **crash detector** (`parked.rs`) keeps a connection parked in a blocking read,
+//!   which a crashed process breaks at once; on a master the read is queued several times,
+//!   each ending on the node's own timer, so that a live master answers every
+//!   `--probe-interval-ms` without being asked, and a missed answer is a failed probe.
 //! - the **poller** asks every `--probe-interval-ms` on a master, on a node whose role it
 //!   does not know yet and on every node of a group that is not calm (`health::calm`: a
 //!   node not up or failing, or a replica its master does not hear from); a replica of a
 //!   calm group every [`CALM_REPLICA_EVERY`], its master vouching for it in between. The
-//!   question is `INFO replication`, except `ROLE` between the [`INFO_EVERY`] `INFO`s of a
-//!   calm master (an answer that changes nothing does not wake the group's loop). Each has a
-//!   deadline of `down-after / max-failures` and is retried at once after a failure, so a
-//!   hung node (SIGSTOP, a black-holed link) collects `max-failures` failures in about
-//!   `down-after`. `replica-priority` is read with `INFO` on each new connection and every
+//!   question is `INFO replication`, except between the [`INFO_EVERY`] `INFO`s of a calm
+//!   master: nothing while its parked read answers in time, else `ROLE` (an answer that
+//!   changes nothing does not wake the group's loop). Each has a deadline of
+//!   `down-after / max-failures` and is retried at once after a failure, so a hung node
+//!   (SIGSTOP, a black-holed link) collects `max-failures` failures in about `down-after`.
+//!   `replica-priority` is read with `INFO` on each new connection and every
 //!   [`PRIORITY_EVERY`].
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use redis::aio::MultiplexedConnection;
-use redis::Value;
 use redis_failover_client::NodeAddr;
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
 use crate::core::info::NodeInfo;
-use crate::io::node::{read_identity, Connector, NodeError};
+use crate::io::node::{Connector, NodeError};
+use crate::io::parked::{Detector, Pulse};
 use crate::io::probe_conn::ProbeConn;
 
 /// How often the poller asks a master for a sign of life unless `--probe-interval-ms` says
@@ -49,14 +48,10 @@ const CALM_REPLICA_EVERY: Duration = Duration::from_secs(5);
 /// How often it asks for `replica-priority` (`CONFIG GET`, a second round trip), which
 /// changes only when an operator changes it: on every new connection and then this often.
 const PRIORITY_EVERY: Duration = Duration::from_secs(10);
-/// How long the parked read blocks before it is re-issued: it only waits for the
-/// connection to break, so rarely (each re-issue of the 3 reads of a group is as costly as
-/// a probe). Well below the idle timeouts of load balancers and NAT tables (minutes).
-const BLOCK: Duration = Duration::from_secs(30);
 /// Spacing of retries after a failure: short, so a crash is confirmed quickly...
 const RETRY_FAST: Duration = Duration::from_millis(20);
 /// ...and longer once the node is known to be down, so a dead node is not hammered.
-const RETRY_SLOW: Duration = Duration::from_millis(250);
+pub(crate) const RETRY_SLOW: Duration = Duration::from_millis(250);
 
 #[derive(Clone, Debug)]
 pub enum ProbeResult {
@@ -120,23 +115,31 @@ pub fn spawn(
     shutdown: CancellationToken,
 ) -> NodeProbe {
     let poke = Arc::new(Notify::new());
+    let pulse = Arc::new(Pulse::default());
+    let detector = Detector {
+        node: node.clone(),
+        s: settings.clone(),
+        pulse: pulse.clone(),
+        poke: poke.clone(),
+        tx: tx.clone(),
+        shutdown: shutdown.clone(),
+    };
     let tasks = vec![
-        tokio::spawn(crash_detector(
-            node.clone(),
-            settings.clone(),
-            tx.clone(),
-            shutdown.clone(),
-        )),
-        tokio::spawn(poller(node, settings, tx, shutdown, poke.clone())),
+        tokio::spawn(detector.run()),
+        tokio::spawn(poller(node, settings, pulse, tx, shutdown, poke.clone())),
     ];
     NodeProbe { poke, tasks }
 }
 
-async fn report(tx: &mpsc::Sender<Observation>, node: &NodeAddr, result: ProbeResult) -> bool {
+pub(crate) async fn report(
+    tx: &mpsc::Sender<Observation>,
+    node: &NodeAddr,
+    result: ProbeResult,
+) -> bool {
     report_at(tx, node, result, Instant::now()).await
 }
 
-async fn report_at(
+pub(crate) async fn report_at(
     tx: &mpsc::Sender<Observation>,
     node: &NodeAddr,
     result: ProbeResult,
@@ -152,7 +155,7 @@ async fn report_at(
 }
 
 /// Sleeps, or returns false at shutdown.
-async fn pause(d: Duration, shutdown: &CancellationToken) -> bool {
+pub(crate) async fn pause(d: Duration, shutdown: &CancellationToken) -> bool {
     tokio::select! {
         _ = tokio::time::sleep(d) => {}
         _ = shutdown.cancelled() => return false,
@@ -160,7 +163,7 @@ async fn pause(d: Duration, shutdown: &CancellationToken) -> bool {
     !shutdown.is_cancelled()
 }
 
-fn retry_delay(failures: u32, max_failures: u32) -> Duration {
+pub(crate) fn retry_delay(failures: u32, max_failures: u32) -> Duration {
     if failures < max_failures {
         RETRY_FAST
     } else {
@@ -168,167 +171,12 @@ fn retry_delay(failures: u32, max_failures: u32) -> Duration {
     }
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum ParkedRead {
-    Blpop,
-    Xread,
-}
-
-async fn parked_read(
-    conn: &mut MultiplexedConnection,
-    mode: ParkedRead,
-    key: &str,
-) -> redis::RedisResult<Value> {
-    let cmd = match mode {
-        ParkedRead::Blpop => {
-            let mut c = redis::cmd("BLPOP");
-            c.arg(key).arg(BLOCK.as_secs_f64());
-            c
-        }
-        ParkedRead::Xread => {
-            let mut c = redis::cmd("XREAD");
-            c.arg("BLOCK")
-                .arg(BLOCK.as_millis() as u64)
-                .arg("STREAMS")
-                .arg(key)
-                .arg("$");
-            c
-        }
-    };
-    cmd.query_async(conn).await
-}
-
-async fn crash_detector(
-    node: NodeAddr,
-    s: ProbeSettings,
-    tx: mpsc::Sender<Observation>,
-    shutdown: CancellationToken,
-) {
-    let mut failures = 0u32;
-    let mut mode = ParkedRead::Blpop;
-    let mut run_id: Option<String> = None;
-    // The node closed the parked connection cleanly since we last connected.
-    let mut closed = false;
-    while !shutdown.is_cancelled() {
-        let conn = tokio::select! {
-            c = s.connector.connect(&node, s.probe_timeout, None) => c,
-            _ = shutdown.cancelled() => return,
-        };
-        let mut conn = match conn {
-            Ok(c) => {
-                closed = false;
-                c
-            }
-            // A connect that hangs is the poller's to report.
-            Err(NodeError::Timeout(_)) => continue,
-            Err(e) => {
-                failures += 1;
-                let result = match e {
-                    NodeError::Refused(_) if closed => ProbeResult::Gone(e),
-                    e => ProbeResult::Failed(e),
-                };
-                if !report(&tx, &node, result).await {
-                    return;
-                }
-                if !pause(retry_delay(failures, s.max_failures), &shutdown).await {
-                    return;
-                }
-                continue;
-            }
-        };
-        // Every reconnect asks who answers: a process that restarted faster than a crash can
-        // be confirmed (a graceful restart takes ~20 ms) comes back with whatever it loaded
-        // from disk, possibly older than its replicas.
-        let id = tokio::select! {
-            r = tokio::time::timeout(s.probe_timeout, read_identity(&mut conn)) => r,
-            _ = shutdown.cancelled() => return,
-        };
-        if let Ok(Ok((id, uptime))) = id {
-            let identified = ProbeResult::Identified {
-                restarted: run_id.as_ref().is_some_and(|old| *old != id),
-                run_id: id.clone(),
-                uptime,
-            };
-            if !report(&tx, &node, identified).await {
-                return;
-            }
-            run_id = Some(id);
-            // It answered: alive now, not only once the parked read returns.
-            if !alive(&tx, &node, &mut failures).await {
-                return;
-            }
-        }
-        loop {
-            // Bounded: the server answers nil after BLOCK; a hung server is caught by the
-            // deadline, which then only costs a reconnect (the poller reports the hang).
-            let read = tokio::select! {
-                r = tokio::time::timeout(BLOCK + s.probe_timeout * 2, parked_read(&mut conn, mode, &s.probe_key)) => r,
-                _ = shutdown.cancelled() => return,
-            };
-            let err = match read {
-                Err(_elapsed) => break,
-                Ok(Ok(_)) => {
-                    if !alive(&tx, &node, &mut failures).await {
-                        return;
-                    }
-                    continue;
-                }
-                Ok(Err(e)) => e,
-            };
-            if e_is_transport(&err) {
-                closed = closed_by_peer(&err);
-                // Reconnect at once: only a refused reconnect counts, so a connection killed
-                // on a live node (CLIENT KILL) is not a failure, and a crash is confirmed by
-                // the node refusing us.
-                break;
-            }
-            // Any reply, even an error, comes from a live process: READONLY on a replica,
-            // NOREPLICAS or MISCONF on a master that refuses writes, NOPERM for our ACL user,
-            // MASTERDOWN, LOADING, UNBLOCKED after a role change. Park on the read-only XREAD
-            // from then on, and let the poller judge the node.
-            if mode == ParkedRead::Blpop {
-                mode = ParkedRead::Xread;
-            } else if !pause(RETRY_SLOW, &shutdown).await {
-                return;
-            }
-            if !alive(&tx, &node, &mut failures).await {
-                return;
-            }
-        }
-    }
-}
-
-/// Reports a success if failures were reported since the last one.
-async fn alive(tx: &mpsc::Sender<Observation>, node: &NodeAddr, failures: &mut u32) -> bool {
-    if *failures == 0 {
-        return true;
-    }
-    *failures = 0;
-    let ok = ProbeResult::Ok {
-        info: None,
-        latency: None,
-    };
-    report(tx, node, ok).await
-}
-
 /// Whether the node's host completes a TCP handshake on its port within `timeout`: its
 /// kernel does that for a process that is alive but hung (SIGSTOP), not across a network
 /// that drops packets (a timeout) or rejects them (refused).
-async fn accepts_tcp(node: &NodeAddr, timeout: Duration) -> bool {
+pub(crate) async fn accepts_tcp(node: &NodeAddr, timeout: Duration) -> bool {
     let connect = tokio::net::TcpStream::connect((node.host.as_str(), node.port));
     matches!(tokio::time::timeout(timeout, connect).await, Ok(Ok(_)))
-}
-
-/// The server closed the connection cleanly (end of stream), as opposed to a reset or a
-/// timeout. The redis crate reports a stream that ended as a bare `BrokenPipe`, whose text
-/// is exactly this (tested against a real socket in `tests`).
-fn closed_by_peer(e: &redis::RedisError) -> bool {
-    e.is_io_error() && e.to_string() == "broken pipe"
-}
-
-/// The connection failed, as opposed to the server answering with an error.
-fn e_is_transport(e: &redis::RedisError) -> bool {
-    e.is_connection_dropped() || e.is_io_error() || e.is_connection_refusal() || e.is_timeout()
 }
 
 /// What one poll got.
@@ -342,6 +190,7 @@ enum Answer {
 async fn poller(
     node: NodeAddr,
     s: ProbeSettings,
+    pulse: Arc<Pulse>,
     tx: mpsc::Sender<Observation>,
     shutdown: CancellationToken,
     poke: Arc<Notify>,
@@ -361,8 +210,14 @@ async fn poller(
     let stopped = shutdown.cancelled();
     tokio::pin!(stopped);
     let mut poke_wait = Box::pin(poke.notified());
+    let mut miss_wait = Box::pin(pulse.miss.notified());
+    // A beat the parked read missed, to count as this probe's failure: when it was due.
+    let mut missed: Option<Instant> = None;
+    // When the node last answered this task.
+    let mut answered: Option<Instant> = None;
     loop {
-        let started = Instant::now();
+        let missed_due = missed.take();
+        let started = missed_due.unwrap_or_else(Instant::now);
         let calm = !s.alert.load(Ordering::Relaxed);
         // A calm master is asked `ROLE` between its `INFO`s: as much a sign of life, with
         // a role change still seen at once, and nothing to tell the group's loop.
@@ -401,13 +256,28 @@ async fn poller(
                 }
             }
         };
-        let outcome = tokio::select! {
-            r = tokio::time::timeout(s.probe_timeout, attempt) => r.unwrap_or(Err(NodeError::Timeout(s.probe_timeout))),
-            _ = &mut stopped => return,
+        let outcome = if missed_due.is_some() {
+            drop(attempt);
+            Err(NodeError::Timeout(s.probe_timeout))
+        } else if light && pulse.beating() {
+            // Its parked read answered within the interval: alive, and still master (a
+            // role change ends that read, and the detector pokes this task).
+            drop(attempt);
+            Ok(Answer::Role(true))
+        } else {
+            tokio::select! {
+                r = tokio::time::timeout(s.probe_timeout, attempt) => r.unwrap_or(Err(NodeError::Timeout(s.probe_timeout))),
+                _ = &mut stopped => return,
+            }
         };
         let (result, wait) = match outcome {
             // Alive and still master: nothing the last `INFO` did not say.
-            Ok(Answer::Role(true)) => (None, None),
+            Ok(Answer::Role(true)) => {
+                if !pulse.beating() {
+                    answered = Some(Instant::now());
+                }
+                (None, None)
+            }
             // No longer master: `INFO` at once says what it is now.
             Ok(Answer::Role(false)) => {
                 info_at = None;
@@ -419,8 +289,10 @@ async fn poller(
                 continue;
             }
             Ok(Answer::Info(info)) => {
+                answered = Some(Instant::now());
                 failures = 0;
                 is_replica = !info.is_master();
+                pulse.want(info.is_master());
                 info_at = Some(started);
                 if known.is_none() {
                     priority = Some((info.priority, started));
@@ -475,6 +347,17 @@ async fn poller(
                 poked = true;
                 poke_wait.set(poke.notified());
             }
+            _ = miss_wait.as_mut() => {
+                miss_wait.set(pulse.miss.notified());
+                // Counted where this task does not ask at every interval itself (a calm
+                // master), unless it failed already or heard from the node since that beat.
+                if let Some((last, due)) = pulse.take_miss() {
+                    let calm = !s.alert.load(Ordering::Relaxed);
+                    if calm && failures == 0 && answered.is_none_or(|t| t <= last) {
+                        missed = Some(due);
+                    }
+                }
+            }
             _ = &mut stopped => return,
         }
     }
@@ -519,51 +402,6 @@ fn on_grid(now: Instant, interval: Duration) -> Instant {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-    /// A server that answers `+OK` to everything until BLPOP arrives, then closes the
-    /// connection with a FIN, or with a RST (`SO_LINGER` 0) as a firewall's REJECT would.
-    async fn parked_read_error(reset: bool) -> redis::RedisError {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        let server = tokio::spawn(async move {
-            let (mut s, _) = listener.accept().await.expect("accept");
-            let mut buf = [0u8; 4096];
-            loop {
-                let n = s.read(&mut buf).await.expect("read");
-                let text = String::from_utf8_lossy(&buf[..n]).to_string();
-                if n == 0 || text.contains("BLPOP") {
-                    break;
-                }
-                for _ in 0..text.matches('*').count().max(1) {
-                    s.write_all(b"+OK\r\n").await.expect("write");
-                }
-            }
-            if reset {
-                // Lingering 0 s turns the close into a RST, which is the point here.
-                #[allow(deprecated)]
-                s.set_linger(Some(Duration::ZERO)).expect("linger");
-            }
-        });
-        let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).expect("url");
-        let mut conn = tokio::time::timeout(
-            Duration::from_secs(5),
-            client.get_multiplexed_async_connection(),
-        )
-        .await
-        .expect("connect in time")
-        .expect("connect");
-        let read = tokio::time::timeout(
-            Duration::from_secs(5),
-            parked_read(&mut conn, ParkedRead::Blpop, "k"),
-        )
-        .await
-        .expect("the server ends the read");
-        server.await.expect("server task");
-        read.expect_err("the connection ends")
-    }
 
     #[test]
     fn probes_wake_on_one_grid() {
@@ -598,14 +436,5 @@ mod tests {
                 "{offset_ms}: half-way between wake-ups"
             );
         }
-    }
-
-    #[tokio::test]
-    async fn a_clean_close_is_told_apart_from_a_reset() {
-        let fin = parked_read_error(false).await;
-        assert!(e_is_transport(&fin) && closed_by_peer(&fin), "FIN: {fin}");
-        let rst = parked_read_error(true).await;
-        assert!(e_is_transport(&rst), "RST: {rst}");
-        assert!(!closed_by_peer(&rst), "a reset is not a clean close: {rst}");
     }
 }

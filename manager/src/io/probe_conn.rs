@@ -19,7 +19,7 @@ use redis_failover_client::NodeAddr;
 use redis_protocol::bytes::Bytes;
 use redis_protocol::codec::Resp2;
 use redis_protocol::error::RedisProtocolErrorKind;
-use redis_protocol::resp2::types::BytesFrame as Frame;
+pub use redis_protocol::resp2::types::BytesFrame as Frame;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
@@ -172,25 +172,49 @@ impl ProbeConn {
         }
     }
 
+    /// Writes `cmd` `n` times in one write, without reading: the node runs them one after
+    /// the other, a blocking one once the one before it has ended.
+    pub async fn queue(&mut self, cmd: &Frame, n: usize) -> Result<(), NodeError> {
+        for _ in 0..n {
+            self.io.feed(cmd.clone()).await.map_err(protocol_error)?;
+        }
+        SinkExt::<Frame>::flush(&mut self.io)
+            .await
+            .map_err(protocol_error)
+    }
+
+    /// The next reply to what was queued; `None` once the node closed the connection
+    /// cleanly (as the kernel does for a process that exits), as opposed to a reset, which
+    /// is an `Err`.
+    pub async fn reply(&mut self) -> Result<Option<Frame>, NodeError> {
+        match self.io.next().await {
+            None => Ok(None),
+            Some(Err(e)) => Err(protocol_error(e)),
+            Some(Ok(Frame::Error(e))) => Err(error_reply(&e)),
+            Some(Ok(frame)) => Ok(Some(frame)),
+        }
+    }
+
     /// Sends one command and reads its reply; an error reply is an `Err` named as the
     /// redis crate names it (`NOAUTH`, `WRONGPASS`, `NOPERM` are [`NodeError::Auth`]).
     async fn request(&mut self, args: &[&str]) -> Result<Frame, NodeError> {
-        let cmd = Frame::Array(
-            args.iter()
-                .map(|a| Frame::BulkString(Bytes::copy_from_slice(a.as_bytes())))
-                .collect(),
-        );
-        self.io.send(cmd).await.map_err(protocol_error)?;
-        match self.io.next().await {
-            None => Err(NodeError::Connection("closed by the node".into())),
-            Some(Err(e)) => Err(protocol_error(e)),
-            Some(Ok(Frame::Error(e))) => Err(error_reply(&e)),
-            Some(Ok(frame)) => Ok(frame),
-        }
+        self.io.send(command(args)).await.map_err(protocol_error)?;
+        self.reply()
+            .await?
+            .ok_or_else(|| NodeError::Connection("closed by the node".into()))
     }
 }
 
-fn frame_text(f: &Frame) -> Option<String> {
+/// `args` as the command frame a client sends.
+pub fn command(args: &[&str]) -> Frame {
+    Frame::Array(
+        args.iter()
+            .map(|a| Frame::BulkString(Bytes::copy_from_slice(a.as_bytes())))
+            .collect(),
+    )
+}
+
+pub fn frame_text(f: &Frame) -> Option<String> {
     match f {
         Frame::BulkString(b) | Frame::SimpleString(b) => Some(String::from_utf8_lossy(b).into()),
         _ => None,
@@ -295,6 +319,55 @@ mod tests {
             matches!(closed, Err(NodeError::Connection(_))),
             "{:?}",
             closed.err()
+        );
+    }
+
+    /// A server that reads until XREAD arrives, then closes the connection with a FIN, or
+    /// with a RST (`SO_LINGER` 0) as a firewall's REJECT would.
+    async fn parked_read_end(reset: bool) -> Result<Option<Frame>, NodeError> {
+        use tokio::io::AsyncReadExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.expect("accept");
+            let mut buf = [0u8; 4096];
+            loop {
+                let n = s.read(&mut buf).await.expect("read");
+                if n == 0 || String::from_utf8_lossy(&buf[..n]).contains("XREAD") {
+                    break;
+                }
+            }
+            if reset {
+                // Lingering 0 s turns the close into a RST, which is the point here.
+                #[allow(deprecated)]
+                s.set_linger(Some(Duration::ZERO)).expect("linger");
+            }
+        });
+        let connector = Connector::new(Default::default());
+        let addr = NodeAddr::new("127.0.0.1", port);
+        let mut conn = ProbeConn::connect(&connector, &addr, Duration::from_secs(5))
+            .await
+            .expect("connect");
+        conn.queue(&command(&["XREAD", "BLOCK", "100", "STREAMS", "k", "$"]), 2)
+            .await
+            .expect("queued");
+        let end = tokio::time::timeout(Duration::from_secs(5), conn.reply())
+            .await
+            .expect("the server ends the read");
+        server.await.expect("server task");
+        end
+    }
+
+    #[tokio::test]
+    async fn a_clean_close_is_told_apart_from_a_reset() {
+        let fin = parked_read_end(false).await;
+        assert!(matches!(fin, Ok(None)), "FIN: {fin:?}");
+        let rst = parked_read_end(true).await;
+        assert!(
+            matches!(rst, Err(NodeError::Connection(_))),
+            "a reset is not a clean close: {rst:?}"
         );
     }
 }
