@@ -26,8 +26,9 @@ use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
 use crate::core::info::NodeInfo;
+use crate::io::beat::Beat;
 use crate::io::node::{Connector, NodeError};
-use crate::io::parked::{Detector, Pulse};
+use crate::io::parked::Detector;
 use crate::io::probe_conn::ProbeConn;
 
 /// How often the poller asks a master for a sign of life unless `--probe-interval-ms` says
@@ -48,6 +49,9 @@ const CALM_REPLICA_EVERY: Duration = Duration::from_secs(5);
 /// How often it asks for `replica-priority` (`CONFIG GET`, a second round trip), which
 /// changes only when an operator changes it: on every new connection and then this often.
 const PRIORITY_EVERY: Duration = Duration::from_secs(10);
+/// How long a calm master whose beat could not serve is asked `ROLE` before one is tried
+/// again (six times longer when its timer is too coarse or the connection is TLS).
+const BEAT_AGAIN: Duration = Duration::from_secs(10);
 /// Spacing of retries after a failure: short, so a crash is confirmed quickly...
 const RETRY_FAST: Duration = Duration::from_millis(20);
 /// ...and longer once the node is known to be down, so a dead node is not hammered.
@@ -115,18 +119,16 @@ pub fn spawn(
     shutdown: CancellationToken,
 ) -> NodeProbe {
     let poke = Arc::new(Notify::new());
-    let pulse = Arc::new(Pulse::default());
     let detector = Detector {
         node: node.clone(),
         s: settings.clone(),
-        pulse: pulse.clone(),
         poke: poke.clone(),
         tx: tx.clone(),
         shutdown: shutdown.clone(),
     };
     let tasks = vec![
         tokio::spawn(detector.run()),
-        tokio::spawn(poller(node, settings, pulse, tx, shutdown, poke.clone())),
+        tokio::spawn(poller(node, settings, tx, shutdown, poke.clone())),
     ];
     NodeProbe { poke, tasks }
 }
@@ -183,14 +185,14 @@ pub(crate) async fn accepts_tcp(node: &NodeAddr, timeout: Duration) -> bool {
 enum Answer {
     /// `INFO replication` (with `replica-priority`).
     Info(NodeInfo),
-    /// `ROLE`, between two `INFO`s of a calm master: whether it still answers `master`.
+    /// Between two `INFO`s of a calm master: whether it still answers `master` (`ROLE`, or
+    /// its beat answered in time: `true`).
     Role(bool),
 }
 
 async fn poller(
     node: NodeAddr,
     s: ProbeSettings,
-    pulse: Arc<Pulse>,
     tx: mpsc::Sender<Observation>,
     shutdown: CancellationToken,
     poke: Arc<Notify>,
@@ -205,22 +207,23 @@ async fn poller(
     // The node refused `ROLE` (an ACL without it): `INFO` every time.
     let mut role_denied = false;
     let mut poked = false;
+    // A calm master's sign of life between its `INFO`s (`beat.rs`), and when one may be
+    // opened again after one could not serve.
+    let mut beat: Option<Beat> = None;
+    let mut beat_again: Option<Instant> = None;
+    // When the node last answered a question of this task.
+    let mut answered: Option<Instant> = None;
     // Made once and polled again each time: a poller runs several times a second, and a
     // new wait (on the shutdown, on a poke) per probe was a measurable share of its cost.
     let stopped = shutdown.cancelled();
     tokio::pin!(stopped);
     let mut poke_wait = Box::pin(poke.notified());
-    let mut miss_wait = Box::pin(pulse.miss.notified());
-    // A beat the parked read missed, to count as this probe's failure: when it was due.
-    let mut missed: Option<Instant> = None;
-    // When the node last answered this task.
-    let mut answered: Option<Instant> = None;
     loop {
-        let missed_due = missed.take();
-        let started = missed_due.unwrap_or_else(Instant::now);
+        let mut started = Instant::now();
         let calm = !s.alert.load(Ordering::Relaxed);
-        // A calm master is asked `ROLE` between its `INFO`s: as much a sign of life, with
-        // a role change still seen at once, and nothing to tell the group's loop.
+        // A calm master is not asked between its `INFO`s while its beat answers in time;
+        // else `ROLE`: as much a sign of life, with a role change still seen at once, and
+        // nothing to tell the group's loop.
         let light = calm
             && !poked
             && !is_replica
@@ -228,6 +231,41 @@ async fn poller(
             && conn.is_some()
             && info_at.is_some_and(|t| started.saturating_duration_since(t) < INFO_EVERY);
         poked = false;
+        let wants_beat = calm && !is_replica && !role_denied && failures == 0;
+        if !wants_beat {
+            beat = None;
+        }
+        // Read at every wake-up, so that its answers never pile up; judged between `INFO`s.
+        let heard = match beat.as_mut().map(Beat::check) {
+            None => None,
+            Some(Ok(last)) => Some(last),
+            Some(Err(e)) => {
+                tracing::debug!(node = %node, "beat ended: {e}");
+                beat = None;
+                beat_again = Some(started + BEAT_AGAIN);
+                None
+            }
+        };
+        let verdict = match heard {
+            Some(last) if light => {
+                if started < last + s.interval + s.probe_timeout {
+                    Some(Ok(Answer::Role(true)))
+                } else if answered.is_some_and(|t| t > last) {
+                    // The node answers, but its timer does not (its `hz` lowered, a pause of
+                    // everything but us): no beat for a while.
+                    beat = None;
+                    beat_again = Some(started + BEAT_AGAIN);
+                    None
+                } else {
+                    // The answer due at `last + interval` did not come: a probe asked then
+                    // that failed.
+                    beat = None;
+                    started = last + s.interval;
+                    Some(Err(NodeError::Timeout(s.probe_timeout)))
+                }
+            }
+            _ => None,
+        };
         let known = priority
             .filter(|(_, at)| started.saturating_duration_since(*at) < PRIORITY_EVERY)
             .map(|(p, _)| p);
@@ -256,24 +294,21 @@ async fn poller(
                 }
             }
         };
-        let outcome = if missed_due.is_some() {
-            drop(attempt);
-            Err(NodeError::Timeout(s.probe_timeout))
-        } else if light && pulse.beating() {
-            // Its parked read answered within the interval: alive, and still master (a
-            // role change ends that read, and the detector pokes this task).
-            drop(attempt);
-            Ok(Answer::Role(true))
-        } else {
-            tokio::select! {
+        let by_beat = verdict.is_some();
+        let outcome = match verdict {
+            Some(v) => {
+                drop(attempt);
+                v
+            }
+            None => tokio::select! {
                 r = tokio::time::timeout(s.probe_timeout, attempt) => r.unwrap_or(Err(NodeError::Timeout(s.probe_timeout))),
                 _ = &mut stopped => return,
-            }
+            },
         };
         let (result, wait) = match outcome {
             // Alive and still master: nothing the last `INFO` did not say.
             Ok(Answer::Role(true)) => {
-                if !pulse.beating() {
+                if !by_beat {
                     answered = Some(Instant::now());
                 }
                 (None, None)
@@ -292,7 +327,6 @@ async fn poller(
                 answered = Some(Instant::now());
                 failures = 0;
                 is_replica = !info.is_master();
-                pulse.want(info.is_master());
                 info_at = Some(started);
                 if known.is_none() {
                     priority = Some((info.priority, started));
@@ -316,6 +350,7 @@ async fn poller(
                     other => other,
                 };
                 conn = None;
+                beat = None;
                 priority = None;
                 info_at = None;
                 failures += 1;
@@ -332,12 +367,40 @@ async fn poller(
                 return;
             }
         }
+        // A calm master without a beat gets one (a connection of its own, set up once).
+        let wants_beat = calm && !is_replica && !role_denied && failures == 0 && info_at.is_some();
+        if wants_beat && beat.is_none() && beat_again.is_none_or(|t| Instant::now() >= t) {
+            let open = Beat::open(
+                &s.connector,
+                &node,
+                s.probe_timeout,
+                s.interval,
+                &s.probe_key,
+            );
+            let opened = tokio::select! {
+                b = open => b,
+                _ = &mut stopped => return,
+            };
+            match opened {
+                Ok(Some(b)) => beat = Some(b),
+                Ok(None) => beat_again = Some(Instant::now() + BEAT_AGAIN * 6),
+                Err(e) => {
+                    tracing::debug!(node = %node, "no beat: {e}");
+                    beat_again = Some(Instant::now() + BEAT_AGAIN);
+                }
+            }
+        }
         let next = match wait {
             Some(d) => Instant::now() + d,
             None if calm && is_replica => {
                 on_grid(Instant::now(), s.interval.max(CALM_REPLICA_EVERY))
             }
             None => on_grid(Instant::now(), s.interval),
+        };
+        // A beat's deadline between two grid points is judged when it falls.
+        let next = match &beat {
+            Some(b) => next.min(b.last() + s.interval + s.probe_timeout),
+            None => next,
         };
         // A poke (the leader changed the node, or the group is no longer calm) asks at
         // once, with `INFO`.
@@ -346,17 +409,6 @@ async fn poller(
             _ = poke_wait.as_mut() => {
                 poked = true;
                 poke_wait.set(poke.notified());
-            }
-            _ = miss_wait.as_mut() => {
-                miss_wait.set(pulse.miss.notified());
-                // Counted where this task does not ask at every interval itself (a calm
-                // master), unless it failed already or heard from the node since that beat.
-                if let Some((last, due)) = pulse.take_miss() {
-                    let calm = !s.alert.load(Ordering::Relaxed);
-                    if calm && failures == 0 && answered.is_none_or(|t| t <= last) {
-                        missed = Some(due);
-                    }
-                }
             }
             _ = &mut stopped => return,
         }

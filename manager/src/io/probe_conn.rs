@@ -172,6 +172,18 @@ impl ProbeConn {
         }
     }
 
+    /// The plain socket, taken out of the runtime's hands (its readiness no longer watched)
+    /// and left non-blocking. `None` over TLS, or with bytes buffered either way.
+    pub fn into_std(self) -> Option<std::net::TcpStream> {
+        if !self.io.read_buffer().is_empty() || !self.io.write_buffer().is_empty() {
+            return None;
+        }
+        match self.io.into_inner() {
+            Stream::Plain(tcp) => tcp.into_std().ok(),
+            Stream::Tls(_) => None,
+        }
+    }
+
     /// Writes `cmd` `n` times in one write, without reading: the node runs them one after
     /// the other, a blocking one once the one before it has ended.
     pub async fn queue(&mut self, cmd: &Frame, n: usize) -> Result<(), NodeError> {
