@@ -487,8 +487,8 @@ fn an_open_file_limit_too_low_for_the_nodes_is_refused() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert_eq!(
         stderr.trim(),
-        "redis_node_manager: 2 nodes need 70 open files but the hard limit is 40; raise it \
-         (ulimit -Hn 70, or LimitNOFILE=70 in the systemd unit) or split the groups between \
+        "redis_node_manager: 2 nodes need 72 open files but the hard limit is 40; raise it \
+         (ulimit -Hn 72, or LimitNOFILE=72 in the systemd unit) or split the groups between \
          managers"
     );
 }

@@ -32,15 +32,59 @@ use crate::io::probe_conn::{command, frame_text, Frame, ProbeConn};
 /// half of them have been answered.
 pub const DEPTH: usize = 16;
 
-/// How long each queued read blocks, for an idle master to answer every `interval`: it
-/// notices a blocked read's timeout at its next timer tick (`1000 / hz` ms, its
-/// `configured_hz`; a busy one sooner), so half a tick short of the interval lands the
-/// answer on the interval's own tick. `None` when a tick is longer than half the interval
-/// (`hz` set very low, or not reported): answers would come late, and the poller asks
-/// `ROLE` instead.
+/// How long each queued read blocks, for the master to answer every `interval`. An idle
+/// node notices a blocked read's timeout at its next timer tick (every `1000 / hz` ms, its
+/// `configured_hz`), and the next read starts on that tick: blocking [`MARGIN`] less than
+/// the whole ticks in an interval lands each answer on the interval's last tick. A busy
+/// node notices sooner, so its answers come that much apart too. `None` when a tick is
+/// longer than the interval (`hz` set very low, or not reported): answers would come late,
+/// and the poller asks `ROLE` instead.
 pub fn period(interval: Duration, hz: Option<u32>) -> Option<Duration> {
     let tick = Duration::from_secs(1) / hz.filter(|h| *h > 0)?;
-    (tick * 2 <= interval).then(|| interval - tick / 2)
+    let ticks = u32::try_from(interval.as_nanos() / tick.as_nanos()).ok()?;
+    (ticks > 0).then(|| {
+        (tick * ticks)
+            .saturating_sub(MARGIN)
+            .max(Duration::from_millis(1))
+    })
+}
+
+/// How much shorter than its whole ticks a read blocks (see [`period`]): the node's timer
+/// runs a little late, never early, so the tick that ends it is never the one before.
+const MARGIN: Duration = Duration::from_millis(2);
+
+/// What a calm master's beat says at `now`, between two `INFO`s.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Heard {
+    /// An answer came within the interval plus a probe's deadline of the one before (or
+    /// of the first reads): alive, and still master (a role change ends the reads).
+    InTime,
+    /// None did: the answer due at `due` (the interval after the last one) is a probe
+    /// asked then that failed.
+    Missed { due: Instant },
+    /// None did, but the node answered the poller since the last one: its timer does not
+    /// serve (`hz` lowered, everything but our questions paused). Ask it instead.
+    Unreliable,
+}
+
+/// Judges a beat whose latest answer came at `last`; `answered` is when the node last
+/// answered the poller's own question. Pure: `now` is an argument.
+pub fn judge(
+    now: Instant,
+    last: Instant,
+    answered: Option<Instant>,
+    interval: Duration,
+    probe_timeout: Duration,
+) -> Heard {
+    if now < last + interval + probe_timeout {
+        Heard::InTime
+    } else if answered.is_some_and(|t| t > last) {
+        Heard::Unreliable
+    } else {
+        Heard::Missed {
+            due: last + interval,
+        }
+    }
 }
 
 /// Why a beat ended: the poller drops it and asks `ROLE` again.
@@ -221,18 +265,69 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_beat_is_judged_by_its_last_answer() {
+        let ms = Duration::from_millis;
+        let t0 = Instant::now();
+        let (interval, timeout) = (ms(200), ms(333));
+        let at = |m: u64| t0 + ms(m);
+        // (what, now, last answer, last answer to the poller, verdict)
+        let cases = [
+            ("just answered", at(1000), at(1000), None, Heard::InTime),
+            ("an interval ago", at(1200), at(1000), None, Heard::InTime),
+            (
+                "late, within the deadline",
+                at(1532),
+                at(1000),
+                None,
+                Heard::InTime,
+            ),
+            (
+                "past the deadline: the answer due at 1200 failed",
+                at(1533),
+                at(1000),
+                None,
+                Heard::Missed { due: at(1200) },
+            ),
+            (
+                "the poller heard from it before that answer: still a miss",
+                at(1600),
+                at(1000),
+                Some(at(900)),
+                Heard::Missed { due: at(1200) },
+            ),
+            (
+                "the poller heard from it since: its timer does not serve",
+                at(1600),
+                at(1000),
+                Some(at(1100)),
+                Heard::Unreliable,
+            ),
+        ];
+        for (what, now, last, answered, want) in cases {
+            assert_eq!(
+                judge(now, last, answered, interval, timeout),
+                want,
+                "{what}"
+            );
+        }
+    }
+
+    #[test]
     fn a_master_answers_on_the_interval_s_own_tick() {
         let ms = Duration::from_millis;
         let cases = [
             // (interval, hz, period)
-            (ms(200), Some(10), Some(ms(150))),
-            (ms(200), Some(100), Some(ms(195))),
-            (ms(400), Some(5), Some(ms(300))),
-            (ms(1000), Some(10), Some(ms(950))),
-            (ms(100), Some(20), Some(ms(75))),
-            // A tick longer than half the interval: the poller asks instead.
-            (ms(200), Some(5), None),
-            (ms(100), Some(10), None),
+            (ms(200), Some(10), Some(ms(198))),
+            (ms(250), Some(10), Some(ms(198))),
+            (ms(200), Some(100), Some(ms(198))),
+            (ms(200), Some(5), Some(ms(198))),
+            (ms(1000), Some(10), Some(ms(998))),
+            (ms(100), Some(20), Some(ms(98))),
+            (ms(10), Some(500), Some(ms(8))),
+            (ms(10), Some(100), Some(ms(8))),
+            (ms(3), Some(500), Some(ms(1))),
+            // A tick longer than the interval: the poller asks instead.
+            (ms(200), Some(4), None),
             (ms(200), Some(1), None),
             // Not reported: unknown timing, the poller asks.
             (ms(200), None, None),
@@ -245,5 +340,60 @@ mod tests {
                 "interval {interval:?}, hz {hz:?}"
             );
         }
+    }
+
+    /// A real master answers every interval on its own timer, not while it is stopped
+    /// (SIGSTOP), again once it runs; with a timer too coarse, no beat opens.
+    #[tokio::test]
+    async fn a_real_master_beats_every_interval_and_not_while_it_hangs() {
+        use redis_failover_tests::{free_port, wait_until_async, RedisNode};
+        let dir = tempfile::tempdir().expect("temp dir");
+        let node = RedisNode::start(dir.path(), free_port(), None, &[]);
+        let connector = Connector::new(Default::default());
+        let (interval, timeout) = (Duration::from_millis(200), Duration::from_secs(2));
+        let addr = node.node_addr();
+        let mut beat = Beat::open(&connector, &addr, timeout, interval, "k")
+            .await
+            .expect("connects")
+            .expect("hz 10 serves a 200 ms interval");
+        let mut answers = std::collections::BTreeSet::new();
+        let until = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let last = beat.check().expect("answers");
+            let age = last.elapsed();
+            assert!(
+                age < interval + Duration::from_millis(150),
+                "the latest answer is {age:?} old"
+            );
+            answers.insert(last);
+        }
+        assert!(
+            (7..=14).contains(&answers.len()),
+            "{} answers in 2 s, one per 200 ms expected",
+            answers.len()
+        );
+
+        node.sigstop();
+        let stopped = Instant::now();
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let last = beat.check().expect("a hung node breaks nothing");
+        assert!(
+            last <= stopped + Duration::from_millis(20),
+            "no answer while stopped: the latest came {:?} after SIGSTOP",
+            last.saturating_duration_since(stopped)
+        );
+        node.sigcont();
+        wait_until_async(timeout * 5, "answers again after SIGCONT", || {
+            let last = beat.check().expect("answers");
+            std::future::ready((last > stopped + Duration::from_millis(700)).then_some(()))
+        })
+        .await;
+
+        node.must(&["CONFIG", "SET", "hz", "1"]);
+        let coarse = Beat::open(&connector, &addr, timeout, interval, "k")
+            .await
+            .expect("connects");
+        assert!(coarse.is_none(), "a 1 s tick cannot answer every 200 ms");
     }
 }

@@ -1,6 +1,7 @@
 //! The process's file-descriptor limit, raised at start to what the configured groups need:
-//! two connections per node (the parked read and the poller), one more while the leader
-//! acts on it, and room for ZooKeeper, HTTP and Sentinel-protocol clients.
+//! two connections per node (the parked read and the poller), one more on a calm master
+//! (its beat), one more while the leader acts on it, and room for ZooKeeper, HTTP and
+//! Sentinel-protocol clients.
 
 use rlimit::Resource;
 
@@ -9,7 +10,7 @@ const SPARE: u64 = 64;
 
 /// How many descriptors a manager watching `nodes` nodes needs.
 pub fn needed(nodes: usize) -> u64 {
-    nodes as u64 * 3 + SPARE
+    nodes as u64 * 4 + SPARE
 }
 
 /// Raises the soft limit on open files to [`needed`] when it is lower (never lowers it);

@@ -26,7 +26,7 @@ use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
 use crate::core::info::NodeInfo;
-use crate::io::beat::Beat;
+use crate::io::beat::{judge, Beat, Heard};
 use crate::io::node::{Connector, NodeError};
 use crate::io::parked::Detector;
 use crate::io::probe_conn::ProbeConn;
@@ -246,25 +246,21 @@ async fn poller(
                 None
             }
         };
-        let verdict = match heard {
-            Some(last) if light => {
-                if started < last + s.interval + s.probe_timeout {
-                    Some(Ok(Answer::Role(true)))
-                } else if answered.is_some_and(|t| t > last) {
-                    // The node answers, but its timer does not (its `hz` lowered, a pause of
-                    // everything but us): no beat for a while.
+        let verdict = match heard.filter(|_| light) {
+            None => None,
+            Some(last) => match judge(started, last, answered, s.interval, s.probe_timeout) {
+                Heard::InTime => Some(Ok(Answer::Role(true))),
+                Heard::Unreliable => {
                     beat = None;
                     beat_again = Some(started + BEAT_AGAIN);
                     None
-                } else {
-                    // The answer due at `last + interval` did not come: a probe asked then
-                    // that failed.
+                }
+                Heard::Missed { due } => {
                     beat = None;
-                    started = last + s.interval;
+                    started = due;
                     Some(Err(NodeError::Timeout(s.probe_timeout)))
                 }
-            }
-            _ => None,
+            },
         };
         let known = priority
             .filter(|(_, at)| started.saturating_duration_since(*at) < PRIORITY_EVERY)
