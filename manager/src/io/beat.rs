@@ -207,6 +207,10 @@ impl Beat {
                 let at = SystemTime::UNIX_EPOCH + Duration::from(ts);
                 arrived = Some(arrived.map_or(at, |a| a.max(at)));
             }
+            // Less than asked for: nothing more was there (one system call, not two).
+            if n < chunk.len() {
+                break;
+            }
         }
         let mut answered = false;
         while let Some(frame) = self
