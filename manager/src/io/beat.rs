@@ -16,6 +16,7 @@ use std::net::TcpStream;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant, SystemTime};
 
+use futures::FutureExt;
 use nix::errno::Errno;
 use nix::sys::socket::{recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags};
 use nix::sys::time::TimeSpec;
@@ -97,6 +98,116 @@ pub enum BeatError {
     Reply(String),
     #[error("connection: {0}")]
     Io(String),
+}
+
+/// How long a calm master whose beat could not serve is asked `ROLE` before one is tried
+/// again (six times longer when its timer is too coarse or the connection is TLS).
+const AGAIN: Duration = Duration::from_secs(10);
+
+/// The poller's hold on its node's beat: the beat, one being opened (on a task of its own,
+/// so that the poller never waits for it), and when one may be opened again after one
+/// could not serve.
+#[derive(Default)]
+pub struct BeatSlot {
+    beat: Option<Beat>,
+    opening: Option<tokio::task::JoinHandle<Result<Option<Beat>, NodeError>>>,
+    again: Option<Instant>,
+}
+
+/// What the poller needs to open a beat.
+pub struct BeatTarget<'a> {
+    pub connector: &'a Connector,
+    pub node: &'a NodeAddr,
+    pub key: &'a str,
+    pub interval: Duration,
+    pub probe_timeout: Duration,
+}
+
+impl BeatSlot {
+    /// Reads the beat (at every wake-up, so that its answers never pile up) after taking
+    /// one opened since; drops it unless `wanted` (a calm master). When `judged` (between
+    /// two `INFO`s), what it says: `None` when there is no beat or it cannot tell, and the
+    /// poller asks. `answered`: when the node last answered the poller's own question.
+    pub fn hear(
+        &mut self,
+        now: Instant,
+        wanted: bool,
+        judged: bool,
+        answered: Option<Instant>,
+        to: &BeatTarget<'_>,
+    ) -> Option<Heard> {
+        if let Some(done) = self.opening.take_if(|h| h.is_finished()) {
+            match done.now_or_never() {
+                Some(Ok(Ok(Some(b)))) => self.beat = Some(b),
+                Some(Ok(Ok(None))) => self.again = Some(now + AGAIN * 6),
+                Some(Ok(Err(e))) => {
+                    tracing::debug!(node = %to.node, "no beat: {e}");
+                    self.again = Some(now + AGAIN);
+                }
+                // The task panicked (a bug): no beat for a while, `ROLE` instead.
+                Some(Err(_)) | None => self.again = Some(now + AGAIN),
+            }
+        }
+        if !wanted {
+            self.beat = None;
+        }
+        let last = match self.beat.as_mut().map(Beat::check)? {
+            Ok(last) => last,
+            Err(e) => {
+                tracing::debug!(node = %to.node, "beat ended: {e}");
+                self.pause(now);
+                return None;
+            }
+        };
+        if !judged {
+            return None;
+        }
+        match judge(now, last, answered, to.interval, to.probe_timeout) {
+            Heard::Unreliable => {
+                self.pause(now);
+                None
+            }
+            Heard::Missed { due } => {
+                self.beat = None;
+                Some(Heard::Missed { due })
+            }
+            Heard::InTime => Some(Heard::InTime),
+        }
+    }
+
+    /// The node failed: no beat until it is calm again.
+    pub fn stop(&mut self) {
+        self.beat = None;
+    }
+
+    /// Starts opening a beat when `wanted` and there is none.
+    pub fn open_if(&mut self, wanted: bool, now: Instant, to: &BeatTarget<'_>) {
+        let may = self.again.is_none_or(|t| now >= t);
+        if !(wanted && may && self.beat.is_none() && self.opening.is_none()) {
+            return;
+        }
+        let (connector, node, key) = (to.connector.clone(), to.node.clone(), to.key.to_string());
+        let (timeout, interval) = (to.probe_timeout, to.interval);
+        self.opening = Some(tokio::spawn(async move {
+            let open = Beat::open(&connector, &node, timeout, interval, &key);
+            tokio::time::timeout(timeout, open)
+                .await
+                .unwrap_or(Err(NodeError::Timeout(timeout)))
+        }));
+    }
+
+    /// When the beat's next answer is overdue, to be judged then even between two grid
+    /// points.
+    pub fn deadline(&self, interval: Duration, probe_timeout: Duration) -> Option<Instant> {
+        self.beat
+            .as_ref()
+            .map(|b| b.last + interval + probe_timeout)
+    }
+
+    fn pause(&mut self, now: Instant) {
+        self.beat = None;
+        self.again = Some(now + AGAIN);
+    }
 }
 
 pub struct Beat {
@@ -239,11 +350,6 @@ impl Beat {
             self.top_up()?;
         }
         Ok(self.last)
-    }
-
-    /// When the latest answer arrived (or the reads were first written).
-    pub fn last(&self) -> Instant {
-        self.last
     }
 
     /// Writes [`DEPTH`]` / 2` more reads in one write.

@@ -2,18 +2,19 @@
 //! anything (that is `health.rs` and `decide.rs`):
 //!
 //! - the **crash detector** (`parked.rs`) keeps a connection parked in a blocking read,
-//!   which a crashed process breaks at once; on a master the read is queued several times,
-//!   each ending on the node's own timer, so that a live master answers every
-//!   `--probe-interval-ms` without being asked, and a missed answer is a failed probe.
-//! - the **poller** asks every `--probe-interval-ms` on a master, on a node whose role it
-//!   does not know yet and on every node of a group that is not calm (`health::calm`: a
-//!   node not up or failing, or a replica its master does not hear from); a replica of a
-//!   calm group every [`CALM_REPLICA_EVERY`], its master vouching for it in between. The
-//!   question is `INFO replication`, except between the [`INFO_EVERY`] `INFO`s of a calm
-//!   master: nothing while its parked read answers in time, else `ROLE` (an answer that
-//!   changes nothing does not wake the group's loop). Each has a deadline of
+//!   which a crashed process breaks at once.
+//! - the **poller** (here) asks every `--probe-interval-ms` on a master, on a node whose
+//!   role it does not know yet and on every node of a group that is not calm
+//!   (`health::calm`: a node not up or failing, or a replica its master does not hear
+//!   from); a replica of a calm group every [`CALM_REPLICA_EVERY`], its master vouching for
+//!   it in between. The question is `INFO replication`, except between the [`INFO_EVERY`]
+//!   `INFO`s of a calm master: nothing while its beat (`beat.rs`: reads queued on a
+//!   connection of its own, which the master ends on its own timer every interval, and
+//!   this task reads without waiting when it wakes) answers in time, else `ROLE`; an answer
+//!   that changes nothing does not wake the group's loop. Each has a deadline of
 //!   `down-after / max-failures` and is retried at once after a failure, so a hung node
-//!   (SIGSTOP, a black-holed link) collects `max-failures` failures in about `down-after`.
+//!   (SIGSTOP, a black-holed link) collects `max-failures` failures in about `down-after`;
+//!   a beat that did not come by the interval plus that deadline is the first of them.
 //!   `replica-priority` is read with `INFO` on each new connection and every
 //!   [`PRIORITY_EVERY`].
 
@@ -26,7 +27,7 @@ use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
 use crate::core::info::NodeInfo;
-use crate::io::beat::{judge, Beat, Heard};
+use crate::io::beat::{BeatSlot, BeatTarget, Heard};
 use crate::io::node::{Connector, NodeError};
 use crate::io::parked::Detector;
 use crate::io::probe_conn::ProbeConn;
@@ -36,7 +37,7 @@ use crate::io::probe_conn::ProbeConn;
 /// Which replicas it lists, and how far each acknowledged, decides which replica may
 /// replace it (`select.rs`), so that is as fresh as probing too.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
-/// How often a calm master is asked `INFO` (in between, at the interval, `ROLE`): which
+/// How often a calm master is asked `INFO` (in between, its beat or `ROLE`): which
 /// replicas it lists, how far each acknowledged and when each last did (`lag`) are at most
 /// this old while its group is calm, and read at every probe from the moment it is not.
 const INFO_EVERY: Duration = Duration::from_secs(1);
@@ -49,9 +50,6 @@ const CALM_REPLICA_EVERY: Duration = Duration::from_secs(5);
 /// How often it asks for `replica-priority` (`CONFIG GET`, a second round trip), which
 /// changes only when an operator changes it: on every new connection and then this often.
 const PRIORITY_EVERY: Duration = Duration::from_secs(10);
-/// How long a calm master whose beat could not serve is asked `ROLE` before one is tried
-/// again (six times longer when its timer is too coarse or the connection is TLS).
-const BEAT_AGAIN: Duration = Duration::from_secs(10);
 /// Spacing of retries after a failure: short, so a crash is confirmed quickly...
 const RETRY_FAST: Duration = Duration::from_millis(20);
 /// ...and longer once the node is known to be down, so a dead node is not hammered.
@@ -141,7 +139,7 @@ pub(crate) async fn report(
     report_at(tx, node, result, Instant::now()).await
 }
 
-pub(crate) async fn report_at(
+async fn report_at(
     tx: &mpsc::Sender<Observation>,
     node: &NodeAddr,
     result: ProbeResult,
@@ -176,7 +174,7 @@ pub(crate) fn retry_delay(failures: u32, max_failures: u32) -> Duration {
 /// Whether the node's host completes a TCP handshake on its port within `timeout`: its
 /// kernel does that for a process that is alive but hung (SIGSTOP), not across a network
 /// that drops packets (a timeout) or rejects them (refused).
-pub(crate) async fn accepts_tcp(node: &NodeAddr, timeout: Duration) -> bool {
+async fn accepts_tcp(node: &NodeAddr, timeout: Duration) -> bool {
     let connect = tokio::net::TcpStream::connect((node.host.as_str(), node.port));
     matches!(tokio::time::timeout(timeout, connect).await, Ok(Ok(_)))
 }
@@ -207,10 +205,15 @@ async fn poller(
     // The node refused `ROLE` (an ACL without it): `INFO` every time.
     let mut role_denied = false;
     let mut poked = false;
-    // A calm master's sign of life between its `INFO`s (`beat.rs`), and when one may be
-    // opened again after one could not serve.
-    let mut beat: Option<Beat> = None;
-    let mut beat_again: Option<Instant> = None;
+    // A calm master's sign of life between its `INFO`s (`beat.rs`).
+    let mut beat = BeatSlot::default();
+    let target = BeatTarget {
+        connector: &s.connector,
+        node: &node,
+        key: &s.probe_key,
+        interval: s.interval,
+        probe_timeout: s.probe_timeout,
+    };
     // When the node last answered a question of this task.
     let mut answered: Option<Instant> = None;
     // Made once and polled again each time: a poller runs several times a second, and a
@@ -231,36 +234,16 @@ async fn poller(
             && conn.is_some()
             && info_at.is_some_and(|t| started.saturating_duration_since(t) < INFO_EVERY);
         poked = false;
-        let wants_beat = calm && !is_replica && !role_denied && failures == 0;
-        if !wants_beat {
-            beat = None;
-        }
-        // Read at every wake-up, so that its answers never pile up; judged between `INFO`s.
-        let heard = match beat.as_mut().map(Beat::check) {
+        let wanted = calm && !is_replica && !role_denied && failures == 0;
+        let verdict = match beat.hear(started, wanted, light, answered, &target) {
             None => None,
-            Some(Ok(last)) => Some(last),
-            Some(Err(e)) => {
-                tracing::debug!(node = %node, "beat ended: {e}");
-                beat = None;
-                beat_again = Some(started + BEAT_AGAIN);
-                None
+            Some(Heard::InTime) => Some(Ok(Answer::Role(true))),
+            // The answer due then did not come: a probe asked then that failed.
+            Some(Heard::Missed { due }) => {
+                started = due;
+                Some(Err(NodeError::Timeout(s.probe_timeout)))
             }
-        };
-        let verdict = match heard.filter(|_| light) {
-            None => None,
-            Some(last) => match judge(started, last, answered, s.interval, s.probe_timeout) {
-                Heard::InTime => Some(Ok(Answer::Role(true))),
-                Heard::Unreliable => {
-                    beat = None;
-                    beat_again = Some(started + BEAT_AGAIN);
-                    None
-                }
-                Heard::Missed { due } => {
-                    beat = None;
-                    started = due;
-                    Some(Err(NodeError::Timeout(s.probe_timeout)))
-                }
-            },
+            Some(Heard::Unreliable) => None,
         };
         let known = priority
             .filter(|(_, at)| started.saturating_duration_since(*at) < PRIORITY_EVERY)
@@ -346,7 +329,7 @@ async fn poller(
                     other => other,
                 };
                 conn = None;
-                beat = None;
+                beat.stop();
                 priority = None;
                 info_at = None;
                 failures += 1;
@@ -364,28 +347,8 @@ async fn poller(
             }
         }
         // A calm master without a beat gets one (a connection of its own, set up once).
-        let wants_beat = calm && !is_replica && !role_denied && failures == 0 && info_at.is_some();
-        if wants_beat && beat.is_none() && beat_again.is_none_or(|t| Instant::now() >= t) {
-            let open = Beat::open(
-                &s.connector,
-                &node,
-                s.probe_timeout,
-                s.interval,
-                &s.probe_key,
-            );
-            let opened = tokio::select! {
-                b = open => b,
-                _ = &mut stopped => return,
-            };
-            match opened {
-                Ok(Some(b)) => beat = Some(b),
-                Ok(None) => beat_again = Some(Instant::now() + BEAT_AGAIN * 6),
-                Err(e) => {
-                    tracing::debug!(node = %node, "no beat: {e}");
-                    beat_again = Some(Instant::now() + BEAT_AGAIN);
-                }
-            }
-        }
+        let wanted = calm && !is_replica && !role_denied && failures == 0 && info_at.is_some();
+        beat.open_if(wanted, Instant::now(), &target);
         let next = match wait {
             Some(d) => Instant::now() + d,
             None if calm && is_replica => {
@@ -394,8 +357,8 @@ async fn poller(
             None => on_grid(Instant::now(), s.interval),
         };
         // A beat's deadline between two grid points is judged when it falls.
-        let next = match &beat {
-            Some(b) => next.min(b.last() + s.interval + s.probe_timeout),
+        let next = match beat.deadline(s.interval, s.probe_timeout) {
+            Some(due) => next.min(due),
             None => next,
         };
         // A poke (the leader changed the node, or the group is no longer calm) asks at
