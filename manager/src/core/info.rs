@@ -240,7 +240,9 @@ fn online_follower(value: &str) -> Option<(NodeAddr, u64, Option<u64>)> {
     }
     // Valkey's dual-channel replication lists the full sync's second connection as one more
     // `slaveN` (`type=rdb-channel`): the same replica, not another (valkey-io/valkey#2338).
-    if field("type").is_some_and(|t| t != "main-channel") {
+    // Its other connection says `type=main-channel`, and a replica that syncs over one
+    // connection `type=replica` (Valkey 8.1).
+    if field("type") == Some("rdb-channel") {
         return None;
     }
     let addr = NodeAddr::new(field("ip")?, field("port")?.parse::<u16>().ok()?);
@@ -298,6 +300,17 @@ mod tests {
             master_replid:abc\r\nmaster_repl_offset:42\r\n";
         let info = parse_info_replication(text, None).expect("parses");
         assert_eq!(info.followers, vec![(NodeAddr::new("127.0.0.1", 7001), 42)]);
+    }
+
+    #[test]
+    fn valkey_s_replica_type_is_an_online_replica() {
+        // As Valkey 8.1.8 lists a replica that syncs over one connection.
+        let text = "# Replication\r\nrole:master\r\nconnected_slaves:1\r\n\
+            slave0:ip=127.0.0.1,port=7001,state=online,offset=0,lag=1,type=replica\r\n\
+            master_replid:abc\r\nmaster_repl_offset:0\r\n";
+        let info = parse_info_replication(text, None).expect("parses");
+        assert_eq!(info.followers, vec![(NodeAddr::new("127.0.0.1", 7001), 0)]);
+        assert!(info.lagging.is_empty(), "lag 1 s is heard from");
     }
 
     #[test]
