@@ -25,13 +25,12 @@ use redis_protocol::bytes::BytesMut;
 use redis_protocol::codec::Resp2;
 use tokio_util::codec::{Decoder, Encoder};
 
-use crate::core::info::parse_info_server;
 use crate::io::node::{Connector, NodeError};
-use crate::io::probe_conn::{command, frame_text, Frame, ProbeConn};
+use crate::io::probe_conn::{command, identity, Frame, ProbeConn};
 
 /// How many reads are queued at most; half as many more are written (in one write) once
 /// half of them have been answered.
-pub const DEPTH: usize = 16;
+const DEPTH: usize = 16;
 
 /// How long each queued read blocks, for the master to answer every `interval`. An idle
 /// node notices a blocked read's timeout at its next timer tick (every `1000 / hz` ms, its
@@ -40,7 +39,7 @@ pub const DEPTH: usize = 16;
 /// node notices sooner, so its answers come that much apart too. `None` when a tick is
 /// longer than the interval (`hz` set very low, or not reported): answers would come late,
 /// and the poller asks `ROLE` instead.
-pub fn period(interval: Duration, hz: Option<u32>) -> Option<Duration> {
+fn period(interval: Duration, hz: Option<u32>) -> Option<Duration> {
     let tick = Duration::from_secs(1) / hz.filter(|h| *h > 0)?;
     let ticks = u32::try_from(interval.as_nanos() / tick.as_nanos()).ok()?;
     (ticks > 0).then(|| {
@@ -70,7 +69,7 @@ pub enum Heard {
 
 /// Judges a beat whose latest answer came at `last`; `answered` is when the node last
 /// answered the poller's own question. Pure: `now` is an argument.
-pub fn judge(
+fn judge(
     now: Instant,
     last: Instant,
     answered: Option<Instant>,
@@ -90,7 +89,7 @@ pub fn judge(
 
 /// Why a beat ended: the poller drops it and asks `ROLE` again.
 #[derive(Debug, thiserror::Error)]
-pub enum BeatError {
+enum BeatError {
     #[error("the node closed the connection")]
     Closed,
     /// `UNBLOCKED` (the master became a replica), an ACL refusal...
@@ -210,7 +209,7 @@ impl BeatSlot {
     }
 }
 
-pub struct Beat {
+struct Beat {
     sock: TcpStream,
     codec: Resp2,
     /// Bytes received and not parsed yet.
@@ -225,10 +224,10 @@ pub struct Beat {
 }
 
 impl Beat {
-    /// Connects and logs in as the poller does, reads the node's `hz` (`INFO server`) and
-    /// queues [`DEPTH`] reads, within `timeout`. `Ok(None)` when a beat cannot serve: over
+    /// Connects and logs in as the poller does (within `timeout`; the caller bounds the
+    /// whole), reads the node's `hz` (`INFO server`) and queues [`DEPTH`] reads. `Ok(None)` when a beat cannot serve: over
     /// TLS (the socket is read outside the TLS stream's hands), or a timer too coarse.
-    pub async fn open(
+    async fn open(
         connector: &Connector,
         node: &NodeAddr,
         timeout: Duration,
@@ -239,19 +238,8 @@ impl Beat {
             return Ok(None);
         }
         let mut conn = ProbeConn::connect(connector, node, timeout).await?;
-        let info = async {
-            conn.queue(&command(&["INFO", "server"]), 1).await?;
-            conn.reply().await
-        };
-        let hz = match tokio::time::timeout(timeout, info).await {
-            Err(_) => return Err(NodeError::Timeout(timeout)),
-            Ok(Err(e)) => return Err(e),
-            Ok(Ok(frame)) => frame
-                .as_ref()
-                .and_then(frame_text)
-                .and_then(|t| parse_info_server(&t).ok())
-                .and_then(|id| id.hz),
-        };
+        let answer = conn.ask(&["INFO", "server"]).await?;
+        let hz = answer.as_ref().and_then(identity).and_then(|id| id.hz);
         let Some(block) = period(interval, hz) else {
             return Ok(None);
         };
@@ -288,7 +276,7 @@ impl Beat {
 
     /// Reads what arrived, without waiting, and queues more reads once half were answered.
     /// Returns when the latest answer arrived (or the reads were first written).
-    pub fn check(&mut self) -> Result<Instant, BeatError> {
+    fn check(&mut self) -> Result<Instant, BeatError> {
         let mut arrived: Option<SystemTime> = None;
         loop {
             let mut chunk = [0u8; 1024];
@@ -343,7 +331,7 @@ impl Beat {
                 .and_then(|a| SystemTime::now().duration_since(a).ok())
                 .unwrap_or_default();
             let at = now.checked_sub(ago).unwrap_or(now);
-            self.last = at.clamp(self.checked.min(now), now);
+            self.last = at.clamp(self.checked, now);
         }
         self.checked = now;
         if self.queued <= DEPTH / 2 {

@@ -18,12 +18,12 @@ use redis_failover_client::NodeAddr;
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
-use crate::core::info::{parse_info_server, Identity};
+use crate::core::info::Identity;
 use crate::io::node::NodeError;
 use crate::io::probe::{
     pause, report, retry_delay, Observation, ProbeResult, ProbeSettings, RETRY_SLOW,
 };
-use crate::io::probe_conn::{command, frame_text, ProbeConn};
+use crate::io::probe_conn::{command, identity, ProbeConn};
 
 /// How long the parked read blocks before it is re-issued: it only waits for the
 /// connection to break, so rarely. Well below the idle timeouts of load balancers and NAT
@@ -133,19 +133,13 @@ impl Detector {
     /// the poller's to report, and its answer, once it comes, is this one's. `Ok(None)` when
     /// the node refused it.
     async fn identify(&self, conn: &mut ProbeConn) -> Result<Option<Identity>, Parked> {
-        let asked = async {
-            conn.queue(&command(&["INFO", "server"]), 1).await?;
-            conn.reply().await
-        };
+        let asked = conn.ask(&["INFO", "server"]);
         let answer = tokio::select! {
             r = tokio::time::timeout(BLOCK + self.s.probe_timeout * 2, asked) => r,
             _ = self.shutdown.cancelled() => return Err(Parked::Shutdown),
         };
         match answer {
-            Ok(Ok(Some(frame))) => match frame_text(&frame).map(|t| parse_info_server(&t)) {
-                Some(Ok(id)) => Ok(Some(id)),
-                _ => Ok(None),
-            },
+            Ok(Ok(Some(frame))) => Ok(identity(&frame)),
             Ok(Ok(None)) => Err(Parked::Closed),
             Ok(Err(NodeError::Reply(_) | NodeError::Auth(_))) => Ok(None),
             Ok(Err(_)) | Err(_) => Err(Parked::Broken),

@@ -236,14 +236,14 @@ async fn poller(
         poked = false;
         let wanted = calm && !is_replica && !role_denied && failures == 0;
         let verdict = match beat.hear(started, wanted, light, answered, &target) {
-            None => None,
+            // No beat, or one that cannot tell (`hear` drops it): ask.
+            None | Some(Heard::Unreliable) => None,
             Some(Heard::InTime) => Some(Ok(Answer::Role(true))),
             // The answer due then did not come: a probe asked then that failed.
             Some(Heard::Missed { due }) => {
                 started = due;
                 Some(Err(NodeError::Timeout(s.probe_timeout)))
             }
-            Some(Heard::Unreliable) => None,
         };
         let known = priority
             .filter(|(_, at)| started.saturating_duration_since(*at) < PRIORITY_EVERY)

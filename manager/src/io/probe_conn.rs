@@ -25,7 +25,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_util::codec::Framed;
 
-use crate::core::info::{parse_info_replication, NodeInfo};
+use crate::core::info::{parse_info_replication, parse_info_server, Identity, NodeInfo};
 use crate::io::node::{AuthProblem, Connector, NodeError};
 
 pub struct ProbeConn {
@@ -207,14 +207,24 @@ impl ProbeConn {
         }
     }
 
+    /// Sends one command and reads its reply, `None` as [`ProbeConn::reply`] says.
+    pub async fn ask(&mut self, args: &[&str]) -> Result<Option<Frame>, NodeError> {
+        self.queue(&command(args), 1).await?;
+        self.reply().await
+    }
+
     /// Sends one command and reads its reply; an error reply is an `Err` named as the
     /// redis crate names it (`NOAUTH`, `WRONGPASS`, `NOPERM` are [`NodeError::Auth`]).
     async fn request(&mut self, args: &[&str]) -> Result<Frame, NodeError> {
-        self.io.send(command(args)).await.map_err(protocol_error)?;
-        self.reply()
+        self.ask(args)
             .await?
             .ok_or_else(|| NodeError::Connection("closed by the node".into()))
     }
+}
+
+/// Which process answered `INFO server` with `frame`; `None` if it is not such an answer.
+pub fn identity(frame: &Frame) -> Option<Identity> {
+    parse_info_server(&frame_text(frame)?).ok()
 }
 
 /// `args` as the command frame a client sends.
@@ -226,7 +236,7 @@ pub fn command(args: &[&str]) -> Frame {
     )
 }
 
-pub fn frame_text(f: &Frame) -> Option<String> {
+fn frame_text(f: &Frame) -> Option<String> {
     match f {
         Frame::BulkString(b) | Frame::SimpleString(b) => Some(String::from_utf8_lossy(b).into()),
         _ => None,
