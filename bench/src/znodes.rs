@@ -24,13 +24,15 @@ pub async fn arm_topology_watch(
 }
 
 /// Follows `path` with one-shot data watches until it holds a topology whose master is
-/// neither `null` nor `old`; returns when that read returned, and the topology.
+/// neither `null` nor `old`; returns when that read returned, the topology, and the watch
+/// that read left (dropping it asks ZooKeeper to remove it: a caller measuring ZooKeeper's
+/// load keeps it until its window is over).
 pub async fn watch_for_new_master(
     zk: &zk::Client,
     path: &str,
     old: &NodeAddr,
     first: zk::OneshotWatcher,
-) -> Result<(Instant, Topology), String> {
+) -> Result<(Instant, Topology, zk::OneshotWatcher), String> {
     let mut watcher = Some(first);
     loop {
         if let Some(w) = watcher.take() {
@@ -45,7 +47,7 @@ pub async fn watch_for_new_master(
                 let at = Instant::now();
                 if let Ok(t) = Topology::from_json(&data) {
                     if t.master.as_ref().is_some_and(|m| m != old) {
-                        return Ok((at, t));
+                        return Ok((at, t, next));
                     }
                 }
                 watcher = Some(next);

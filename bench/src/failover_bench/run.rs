@@ -111,7 +111,7 @@ async fn measure(
         k.done().await?;
     }
 
-    let (seen_at, topo) = match a {
+    let (seen_at, topo, _watch) = match a {
         Err(_) => {
             let now = harness::read_topology(zk, root).await;
             return Err(format!(

@@ -218,7 +218,7 @@ async fn measure(
             s.deadline
         ));
     };
-    let (published_at, topo) = found?;
+    let (published_at, topo, _watch) = found?;
     let new_master = topo
         .master
         .clone()

@@ -11,7 +11,8 @@
 //!
 //! within --deadline-secs. The writers go on for --linger-ms, then every acknowledged write
 //! is read back (`MGET`) from the group's new master. ZooKeeper's requests over
-//! --zk-window-secs after the kill: `srvr` sampled every 100 ms (total and peak per 100 ms),
+//! --zk-window-secs after the kill (counted from a snapshot taken 0.3 s before it, so that
+//! the snapshot's own `ss` is over by the kill): `srvr` sampled every 100 ms (total and peak per 100 ms),
 //! split by connection with `cons` (the managers' vs the bench's: its watch session and the K
 //! clients' sessions); and the managers' CPU over the same window.
 
@@ -43,6 +44,8 @@ const CONNECT_BOUND: Duration = Duration::from_secs(15);
 const PARALLEL_CONNECTS: usize = 8;
 /// Period of the `srvr` samples after the kill.
 const SAMPLE: Duration = Duration::from_millis(100);
+/// Pause between the snapshot of ZooKeeper's counters and the kill.
+const SETTLE: Duration = Duration::from_millis(300);
 
 /// What a crash works on.
 pub(super) struct CrashCtx<'a> {
@@ -193,6 +196,9 @@ pub(super) async fn crash(
     let zk_port = c.zk_port;
     let z0 = blocking(move || ZkSnapshot::take(zk_port)).await?;
     let received0 = blocking(move || srvr_received(zk_port)).await?;
+    // The snapshot runs `ss` over every connection of the machine (tens of ms of CPU): let
+    // it end before the kill, not compete with the failovers it measures.
+    tokio::time::sleep(SETTLE).await;
     let cpu = CpuMeter::start(&manager_pids(c.managers))?;
     let mut pids: Vec<libc::pid_t> = Vec::with_capacity(chosen.len());
     for &i in chosen {
@@ -241,12 +247,15 @@ pub(super) async fn crash(
 
     // 5. Lost writes, on each group's new master.
     let mut outcomes = Vec::with_capacity(chosen.len());
+    let mut kept_watches = Vec::with_capacity(chosen.len());
     for ((&i, seen), log) in chosen.iter().zip(measured).zip(&logs) {
         let Observed {
             published,
             first,
             why,
+            watch,
         } = seen;
+        kept_watches.extend(watch);
         let mut problems: Vec<String> = why.into_iter().collect();
         if first.is_none() {
             problems.push(format!(
@@ -283,6 +292,7 @@ pub(super) async fn crash(
     let (samples, z1, manager_cpu_pct) = sampler
         .await
         .map_err(|e| format!("the ZooKeeper sampler: {}", crate::tasks::join_error(e)))??;
+    drop(kept_watches);
     // What the bench's own reads add taken off: a srvr per sample, and the snapshots.
     let peak_100ms = samples
         .windows(2)
@@ -312,6 +322,9 @@ struct Observed {
     first: Option<Instant>,
     /// Why nothing was published.
     why: Option<String>,
+    /// The watch the last read left, kept until the window after the kill is over: dropped,
+    /// it would add a request (`removeWatches`) to the burst being measured.
+    watch: Option<zk::OneshotWatcher>,
 }
 
 /// Follows one group's watch and writer from the kill until both saw the new master, or
@@ -327,23 +340,25 @@ async fn observe(
         match tokio::time::timeout_at(deadline, watch_for_new_master(c.zk, &path, &old, watch))
             .await
         {
-            Ok(Ok((at, t))) => (t.master.map(|m| (at, m)), None),
-            Ok(Err(e)) => (None, Some(e)),
+            Ok(Ok((at, t, w))) => (t.master.map(|m| (at, m)), None, Some(w)),
+            Ok(Err(e)) => (None, Some(e), None),
             Err(_) => (
                 None,
                 Some(format!(
                     "no new master in {path} within {} s",
                     c.o.deadline_secs
                 )),
+                None,
             ),
         }
     };
     let first = first_ack_after(writer, &old, t_kill + ACK_GUARD, deadline);
-    let ((published, why), first) = tokio::join!(published, first);
+    let ((published, why, watch), first) = tokio::join!(published, first);
     Observed {
         published,
         first,
         why,
+        watch,
     }
 }
 

@@ -496,10 +496,11 @@ impl GroupDaemon {
         Outcome::Promoted { published: true }
     }
 
-    /// The lock confirmed now, fresh enough to send a Redis command on; `None` (and the log
-    /// says `not_doing`) when it cannot be confirmed or the confirmation came too late.
+    /// The lock confirmed recently ([`Leadership::confirm_recent`]) or now, fresh enough to
+    /// send a Redis command on; `None` (and the log says `not_doing`) when it cannot be
+    /// confirmed or the confirmation came too late.
     async fn confirm_to(&self, leader: &Leadership, not_doing: &str) -> Option<Confirmed> {
-        let Some(confirmed) = leader.confirm().await else {
+        let Some(confirmed) = leader.confirm_recent().await else {
             warn!(group = %self.cfg.name, "{LEADER_UNCONFIRMED}: {not_doing}");
             return None;
         };
@@ -622,8 +623,11 @@ impl GroupDaemon {
         topology.paused = self.known.pause.clone();
         topology.updated_at_ms = unix_ms();
         topology.manager = Some(self.manager_id.clone());
+        let asked = Instant::now();
         match zk::publish(leader, &self.cfg.paths, &self.known.published, &topology).await {
             Ok(version) => {
+                // Lock-checked: it confirmed the lock too.
+                leader.confirmed_by_write(asked);
                 debug!(group = %self.cfg.name, "published {} version {version}", self.cfg.paths.nodes());
                 self.known.published = Published::Valid { topology, version };
                 true
@@ -649,8 +653,12 @@ impl GroupDaemon {
         if let Some(m) = &self.metrics {
             m.failover_done();
         }
-        match zk::append_history(leader, &self.cfg.paths, &record, HISTORY_LEN).await {
-            Ok(history) => self.known.history = history,
+        let known = &self.known.history;
+        match zk::append_history(leader, &self.cfg.paths, known, &record, HISTORY_LEN).await {
+            Ok(history) => {
+                self.known.history = history;
+                self.known.history_appends += 1;
+            }
             Err(e) => warn!(group = %self.cfg.name, "{HISTORY_WRITE} {e}"),
         }
         record

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use redis_failover_client::wire::ManagerView;
-use redis_failover_client::wire::{FailoverRecord, PauseInfo};
+use redis_failover_client::wire::PauseInfo;
 use redis_failover_client::NodeAddr;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -35,7 +35,7 @@ use crate::front::metrics::GroupMetrics;
 use crate::front::snapshot::{GroupSettings, GroupSnapshot};
 use crate::io::node::{Connector, NodeError};
 use crate::io::probe::{self, NodeProbe, Observation, ProbeResult, ProbeSettings};
-use crate::io::zk::{self, Changes, Leadership, Pending, Published};
+use crate::io::zk::{self, Changes, History, Leadership, Pending, Published};
 
 mod act;
 mod manual;
@@ -150,7 +150,10 @@ struct Known {
     /// `pause` was read in the current term: no failover on a stale answer.
     pause_known: bool,
     /// `<root>/failover_history`.
-    history: Vec<FailoverRecord>,
+    history: History,
+    /// This manager's appends to the history whose watch events have not come yet: those
+    /// events are not read again.
+    history_appends: u32,
     /// Every live manager's view (this one's as last written): the leader votes with the
     /// others', operators see them all.
     views: BTreeMap<String, ManagerView>,
@@ -248,7 +251,8 @@ impl GroupDaemon {
                 published_known: false,
                 pause: None,
                 pause_known: false,
-                history: Vec::new(),
+                history: History::default(),
+                history_appends: 0,
                 views: BTreeMap::new(),
                 managers_in_line: Vec::new(),
             },

@@ -78,7 +78,7 @@ impl GroupDaemon {
             views: self.known.views.clone(),
             managers_in_line: self.known.managers_in_line.clone(),
             paused: self.known.pause.clone(),
-            history: self.known.history.clone(),
+            history: self.known.history.records.clone(),
             settings: self.settings.clone(),
             taken_at: Some(now),
         }

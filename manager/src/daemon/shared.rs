@@ -89,10 +89,15 @@ impl GroupDaemon {
         if all || changes.manual {
             self.manual_pending = true;
         }
-        if all || changes.history {
+        // The events of this manager's own appends are not read again: it knows what it
+        // wrote. Any other event (or a lost one) reads the history.
+        let own = std::mem::take(&mut self.known.history_appends);
+        if !all && changes.history <= own {
+            self.known.history_appends = own - changes.history;
+        } else {
             match zk::read_history(&client, &self.cfg.paths).await {
                 Ok(h) => self.known.history = h,
-                Err(_) => retry.history = true,
+                Err(_) => retry.history = 1,
             }
         }
         if all {

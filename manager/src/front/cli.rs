@@ -365,7 +365,7 @@ pub async fn status(
     let managers_in_line = zk::read_lock_order(&client, paths).await?;
     let views = zk::read_views(&client, paths).await?.into_iter().collect();
     let paused = zk::read_pause(&client, paths).await?;
-    let history = zk::read_history(&client, paths).await?;
+    let history = zk::read_history(&client, paths).await?.records;
     Ok(StatusReport {
         znode_path: paths.root().to_string(),
         topology,

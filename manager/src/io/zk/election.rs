@@ -6,7 +6,7 @@
 //! also checks the lock node (see [`super::store::publish`]), so a deposed leader cannot
 //! overwrite a newer topology even if it has not noticed yet.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use redis_failover_client::ZnodePaths;
@@ -29,6 +29,9 @@ pub struct Leadership {
     pub act_window: Duration,
     /// What the znodes it creates are given.
     pub acls: Arc<ZnodeAcls>,
+    /// When ZooKeeper last confirmed the lock (a check or a lock-checked write, counted
+    /// from its request), for [`Leadership::recent`].
+    last_confirmed: Arc<Mutex<Option<Instant>>>,
 }
 
 /// The moment ZooKeeper confirmed this manager's lock (a quorum-ordered check, or a
@@ -72,6 +75,21 @@ pub fn act_window(session_timeout: Duration) -> Duration {
 }
 
 impl Leadership {
+    pub fn new(
+        client: zk::Client,
+        lock: Arc<zk::OwnedLockClient>,
+        act_window: Duration,
+        acls: Arc<ZnodeAcls>,
+    ) -> Self {
+        Self {
+            client,
+            lock,
+            act_window,
+            acls,
+            last_confirmed: Arc::default(),
+        }
+    }
+
     /// True when ZooKeeper confirms now that the lock node is still ours. Asked right
     /// before any change to Redis.
     ///
@@ -88,7 +106,7 @@ impl Leadership {
         let asked = Instant::now();
         let check = self.lock.new_check_writer().commit();
         match tokio::time::timeout(ZK_OP_TIMEOUT, check).await {
-            Ok(Ok(_)) => Some(Confirmed::new(asked, self.act_window)),
+            Ok(Ok(_)) => Some(self.confirmed_by_write(asked)),
             _ => None,
         }
     }
@@ -96,7 +114,33 @@ impl Leadership {
     /// A lock-checked write asked at `asked` succeeded: it confirmed the lock as
     /// [`Leadership::confirm`] does.
     pub fn confirmed_by_write(&self, asked: Instant) -> Confirmed {
+        let mut last = self
+            .last_confirmed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        *last = Some(last.map_or(asked, |l| l.max(asked)));
         Confirmed::new(asked, self.act_window)
+    }
+
+    /// The last confirmation, while the session is connected and it is younger than half
+    /// the act window (so that at least half of it is left to act in); else a new one
+    /// ([`Leadership::confirm`]). The steps that follow a failover (fencing the new master,
+    /// re-pointing a replica) act on the confirmation of the write that published it
+    /// instead of asking ZooKeeper again, one request less each in a burst of failovers.
+    pub async fn confirm_recent(&self) -> Option<Confirmed> {
+        let last = *self
+            .last_confirmed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        match last {
+            Some(at)
+                if at.elapsed() < self.act_window / 2
+                    && self.client.state() == zk::SessionState::SyncConnected =>
+            {
+                Some(Confirmed::new(at, self.act_window))
+            }
+            _ => self.confirm().await,
+        }
     }
 }
 
@@ -160,12 +204,7 @@ pub async fn elect(
                 }
             }
         };
-        let leadership = Leadership {
-            client: client.clone(),
-            lock: lock.clone(),
-            act_window,
-            acls: acls.clone(),
-        };
+        let leadership = Leadership::new(client.clone(), lock.clone(), act_window, acls.clone());
         info!(group = %group, "{LEADER}: {manager_id} holds {}", lock.lock_path());
         tx.send_replace(Some(leadership.clone()));
         // Hold it while the session lives; stand down while disconnected.
@@ -261,6 +300,39 @@ mod tests {
             .await
             .expect("delete the lock node");
         assert!(leader.confirm().await.is_none(), "the lock node is gone");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_recent_confirmation_is_reused_for_half_the_window_only() {
+        let dir = format!("/t_confirm_recent_{}/lock", std::process::id());
+        let taken = super::super::test_leadership(&dir).await;
+        let window = Duration::from_millis(400);
+        let leader = Leadership::new(
+            taken.client.clone(),
+            taken.lock.clone(),
+            window,
+            taken.acls.clone(),
+        );
+        assert!(leader.confirm().await.is_some(), "just taken");
+        let other = zk_client(&shared_zk().connect_string()).await;
+        other
+            .delete(leader.lock.lock_path(), None)
+            .await
+            .expect("delete the lock node");
+        // Within half the window the last confirmation stands (no other manager can take
+        // the lock before this session expires, a session timeout after it)...
+        let reused = leader.confirm_recent().await.expect("reused");
+        assert!(reused.fresh() && reused.age() < window / 2, "{reused:?}");
+        // ... and after it, ZooKeeper is asked again, and says no.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match leader.confirm_recent().await {
+                None => break,
+                Some(c) => assert!(c.age() < window / 2, "only reused while recent: {c:?}"),
+            }
+            assert!(Instant::now() < deadline, "still confirmed after 5 s");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     #[test]

@@ -32,7 +32,7 @@ pub(crate) use operator::{
 pub(crate) use session::{connect, keep_session};
 pub(crate) use store::{
     annotate_history, append_history, publish, publish_view, read_history, read_lock_order,
-    read_pause, read_published, read_view, read_views, Published,
+    read_pause, read_published, read_view, read_views, History, Published,
 };
 pub(crate) use watch::{watch_group, watch_tree, Changes, Pending};
 
@@ -117,10 +117,10 @@ pub(crate) async fn test_leadership(dir: &str) -> Leadership {
         .expect("lock within 10 s")
         .expect("lock taken")
         .into_owned();
-    Leadership {
+    Leadership::new(
         client,
-        lock: std::sync::Arc::new(lock),
-        act_window: Duration::from_secs(3),
+        std::sync::Arc::new(lock),
+        Duration::from_secs(3),
         acls,
-    }
+    )
 }

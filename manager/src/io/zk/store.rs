@@ -198,27 +198,29 @@ pub async fn read_pause(
     Ok(data.map(|(data, _)| PauseInfo::from_json(&data)))
 }
 
-/// `<root>/failover_history`, oldest first (empty when missing or unreadable).
-pub async fn read_history(
-    client: &zk::Client,
-    paths: &ZnodePaths,
-) -> Result<Vec<FailoverRecord>, ZkError> {
-    Ok(read_history_versioned(client, paths).await?.0)
+/// `<root>/failover_history` as last read or written.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct History {
+    /// Oldest first (empty when missing or unreadable).
+    pub records: Vec<FailoverRecord>,
+    /// The znode's version; `None` when it does not exist (yet).
+    pub version: Option<i32>,
 }
 
-async fn read_history_versioned(
-    client: &zk::Client,
-    paths: &ZnodePaths,
-) -> Result<(Vec<FailoverRecord>, Option<i32>), ZkError> {
+/// `<root>/failover_history`.
+pub async fn read_history(client: &zk::Client, paths: &ZnodePaths) -> Result<History, ZkError> {
     let path = paths.failover_history();
     let data = bounded(Op::Reading, &path, async {
         optional(client.get_data(&path).await)
     })
     .await?;
     Ok(match data {
-        None => (Vec::new(), None),
+        None => History::default(),
         // A corrupt history is replaced rather than blocking new records.
-        Some((data, stat)) => (FailoverRecord::list_from_json(&data), Some(stat.version)),
+        Some((data, stat)) => History {
+            records: FailoverRecord::list_from_json(&data),
+            version: Some(stat.version),
+        },
     })
 }
 
@@ -232,7 +234,10 @@ pub async fn annotate_history(
 ) -> Result<(), ZkError> {
     let path = paths.failover_history();
     for _ in 0..5 {
-        let (mut history, version) = read_history_versioned(&leader.client, paths).await?;
+        let History {
+            records: mut history,
+            version,
+        } = read_history(&leader.client, paths).await?;
         let (Some(record), Some(version)) =
             (history.iter_mut().find(|r| r.at_ms == at_ms), version)
         else {
@@ -256,43 +261,54 @@ pub async fn annotate_history(
 }
 
 /// Appends `record`, keeping the newest `keep`; compare-and-set and lock-checked (like the
-/// topology: a deposed leader cannot write history late), retried a few times. Returns the
-/// history as written.
+/// topology: a deposed leader cannot write history late), retried a few times. The first
+/// try appends to `known` (what the caller last read or wrote) without reading it again;
+/// a conflict reads it. Returns the history as written.
 pub async fn append_history(
     leader: &Leadership,
     paths: &ZnodePaths,
+    known: &History,
     record: &FailoverRecord,
     keep: usize,
-) -> Result<Vec<FailoverRecord>, ZkError> {
+) -> Result<History, ZkError> {
     let path = paths.failover_history();
-    for _ in 0..5 {
-        let (mut history, version) = read_history_versioned(&leader.client, paths).await?;
+    let mut base = known.clone();
+    for attempt in 0..5 {
+        if attempt > 0 {
+            base = read_history(&leader.client, paths).await?;
+        }
+        let mut history = base.records.clone();
         history.push(record.clone());
         let excess = history.len().saturating_sub(keep);
         history.drain(..excess);
         let data = FailoverRecord::list_to_json(&history);
         let write = async {
-            let written = match version {
+            let written = match base.version {
                 Some(v) => leader
                     .lock
                     .set_data(&path, &data, Some(v))
                     .await
-                    .map(|_| ()),
+                    .map(|stat| stat.version),
                 None => leader
                     .lock
                     .create(&path, &data, &leader.acls.persistent())
                     .await
-                    .map(|_| ()),
+                    .map(|_| 0),
             };
             // Someone else appended meanwhile: read again and retry.
             match written {
-                Err(zk::Error::BadVersion | zk::Error::NodeExists) => Ok(false),
-                other => other.map(|()| true),
+                Err(zk::Error::BadVersion | zk::Error::NodeExists) => Ok(None),
+                other => other.map(Some),
             }
         };
         match bounded(Op::Writing, &path, write).await {
-            Ok(true) => return Ok(history),
-            Ok(false) => {}
+            Ok(Some(version)) => {
+                return Ok(History {
+                    records: history,
+                    version: Some(version),
+                })
+            }
+            Ok(None) => {}
             Err(ZkError::Op(OpError::Failed {
                 source: zk::Error::RuntimeInconsistent,
                 ..
@@ -351,19 +367,32 @@ mod tests {
         let root = format!("/t_history_{}", std::process::id());
         let paths = ZnodePaths::new(&root).expect("root");
         let leader = test_leadership(&paths.lock()).await;
-        let written = append_history(&leader, &paths, &record(1), 20)
+        let epochs = |h: &History| h.records.iter().map(|r| r.epoch).collect::<Vec<_>>();
+        let written = append_history(&leader, &paths, &History::default(), &record(1), 20)
             .await
             .expect("written while leading");
-        assert_eq!(written.len(), 1);
+        assert_eq!(epochs(&written), vec![1]);
+        // On what it wrote (not read again), and on a stale copy (the conflict is read):
+        // nothing is lost either way.
+        let second = append_history(&leader, &paths, &written, &record(2), 20)
+            .await
+            .expect("appended to what it wrote");
+        assert_eq!(epochs(&second), vec![1, 2]);
+        let third = append_history(&leader, &paths, &written, &record(3), 20)
+            .await
+            .expect("appended to a stale copy");
+        assert_eq!(epochs(&third), vec![1, 2, 3]);
+        let read = read_history(&leader.client, &paths).await.expect("read");
+        assert_eq!(read, third, "what it returns is what ZooKeeper holds");
         // Deposed (the lock node gone): a late write is refused and changes nothing.
         leader
             .client
             .delete(leader.lock.lock_path(), None)
             .await
             .expect("delete the lock node");
-        let late = append_history(&leader, &paths, &record(2), 20).await;
+        let late = append_history(&leader, &paths, &third, &record(4), 20).await;
         assert!(matches!(late, Err(ZkError::LockLost(_))), "{late:?}");
         let kept = read_history(&leader.client, &paths).await.expect("read");
-        assert_eq!(kept.iter().map(|r| r.epoch).collect::<Vec<_>>(), vec![1]);
+        assert_eq!(epochs(&kept), vec![1, 2, 3]);
     }
 }

@@ -27,8 +27,8 @@ pub struct Changes {
     pub paused: bool,
     /// `<root>/manual_failover`.
     pub manual: bool,
-    /// `<root>/failover_history`.
-    pub history: bool,
+    /// Events on `<root>/failover_history` (the leader's own appends among them).
+    pub history: u32,
     /// A child of `<root>/lock` came or went.
     pub lock: bool,
     /// The manager ids whose view (`<root>/manager_node_state/<id>`) changed, came or went.
@@ -63,7 +63,7 @@ impl Changes {
         } else if path == paths.manual_failover() {
             self.manual = true;
         } else if path == paths.failover_history() {
-            self.history = true;
+            self.history += 1;
         } else if let Some(id) = in_dir(paths.manager_node_state()) {
             self.views.insert(id);
         } else if in_dir(paths.lock()).is_some() {
@@ -200,7 +200,7 @@ mod tests {
             ("/rf/nodes", true, |c| c.nodes),
             ("/rf/paused", true, |c| c.paused),
             ("/rf/manual_failover", true, |c| c.manual),
-            ("/rf/failover_history", true, |c| c.history),
+            ("/rf/failover_history", true, |c| c.history == 1),
             (
                 "/rf/master_redis_node_manager_lock/_c_1-lock-0000000001",
                 true,
