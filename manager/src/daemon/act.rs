@@ -23,7 +23,6 @@ use crate::core::fence::FenceSetting;
 use crate::core::info::NodeInfo;
 use crate::core::promotion::{Kind, Promotion, RedisStep};
 use crate::io::node::{self, NodeError};
-use crate::io::probe_conn::ProbeConn;
 use crate::io::zk::{self, Changes, Confirmed, Leadership, Published};
 
 /// How long a planned switchover may pause writers while the target catches up.
@@ -601,12 +600,9 @@ impl GroupDaemon {
             let connector = self.connector.clone();
             let known = self.known_priority(n);
             async move {
-                // The probes' own kind of connection: one round trip after the handshake.
-                let r = tokio::time::timeout(REFRESH_TIMEOUT, async {
-                    let mut c = ProbeConn::connect(&connector, n, REFRESH_TIMEOUT).await?;
-                    c.info(known).await
-                })
-                .await;
+                // On the connection the promotion and the re-pointing then use again.
+                let r =
+                    tokio::time::timeout(REFRESH_TIMEOUT, node::info(&connector, n, known)).await;
                 (n, r)
             }
         });

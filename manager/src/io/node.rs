@@ -2,6 +2,8 @@
 //! the verbs the leader acts with (`REPLICAOF NO ONE`, `REPLICAOF host port`, `ROLE`).
 //! Decides nothing.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use redis::aio::MultiplexedConnection;
@@ -16,15 +18,67 @@ use crate::core::info::{parse_info_replication, NodeInfo};
 /// How long a leader's command (promote, re-point, confirm) may take on one node.
 pub const ACT_TIMEOUT: Duration = Duration::from_millis(1500);
 
+/// How long the connection of a leader's command is kept for the next one to the same node.
+/// A failover's steps (the offsets read, the promotion, the re-pointing, the fence) follow
+/// each other within milliseconds on the same nodes: each would otherwise open its own (a
+/// TCP handshake and the client's setup, one round trip each, and the CPU of a connection's
+/// life on both sides, which a burst of failovers pays 30 times over).
+const KEEP: Duration = Duration::from_secs(5);
+
 /// Opens connections to the group's nodes with the configured credentials.
 #[derive(Clone, Debug)]
 pub struct Connector {
     auth: RedisAuth,
+    /// The connections of the last commands ([`Connector::act`]), each for [`KEEP`] after
+    /// its last use.
+    kept: Arc<Mutex<HashMap<NodeAddr, Kept>>>,
+}
+
+/// A connection kept after a command; `serial` tells its own expiry from a later use's.
+struct Kept {
+    conn: MultiplexedConnection,
+    serial: u64,
+}
+
+impl std::fmt::Debug for Kept {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Kept({})", self.serial)
+    }
 }
 
 impl Connector {
     pub fn new(auth: RedisAuth) -> Self {
-        Self { auth }
+        Self {
+            auth,
+            kept: Arc::default(),
+        }
+    }
+
+    fn kept(&self) -> std::sync::MutexGuard<'_, HashMap<NodeAddr, Kept>> {
+        self.kept.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes the connection kept for `addr`, if any.
+    fn take_kept(&self, addr: &NodeAddr) -> Option<MultiplexedConnection> {
+        self.kept().remove(addr).map(|k| k.conn)
+    }
+
+    /// Keeps `conn` for the next command to `addr`, closed after [`KEEP`] unless used again.
+    fn keep(&self, addr: &NodeAddr, conn: MultiplexedConnection) {
+        static SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let serial = SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.kept().insert(addr.clone(), Kept { conn, serial });
+        let (kept, addr) = (Arc::downgrade(&self.kept), addr.clone());
+        let until = tokio::time::Instant::now() + KEEP;
+        tokio::spawn(async move {
+            tokio::time::sleep_until(until).await;
+            if let Some(kept) = kept.upgrade() {
+                let mut kept = kept.lock().unwrap_or_else(|p| p.into_inner());
+                if kept.get(&addr).is_some_and(|k| k.serial == serial) {
+                    kept.remove(&addr);
+                }
+            }
+        });
     }
 
     /// A redis crate client for `addr` (with the credentials when `login`), over TLS when
@@ -164,15 +218,34 @@ impl Connector {
         }
     }
 
-    /// Connects, runs `f`, all within `ACT_TIMEOUT`.
+    /// Runs `f` on the connection kept from the last command to `addr` ([`KEEP`]) or on a
+    /// new one, all within `ACT_TIMEOUT`. `f` must be safe to run twice: when the kept
+    /// connection turns out broken (the node restarted, a network dropped it), `f` runs
+    /// again on a new one. A connection is kept after a command that got an answer (even an
+    /// error reply), not after a timeout.
     pub async fn act<T, F, Fut>(&self, addr: &NodeAddr, f: F) -> Result<T, NodeError>
     where
-        F: FnOnce(MultiplexedConnection) -> Fut,
+        F: Fn(MultiplexedConnection) -> Fut,
         Fut: std::future::Future<Output = Result<T, NodeError>>,
     {
+        let answered =
+            |r: &Result<T, NodeError>| r.is_ok() || matches!(r, Err(NodeError::Reply(_)));
         let work = async {
+            if let Some(conn) = self.take_kept(addr) {
+                let r = f(conn.clone()).await;
+                if answered(&r) {
+                    self.keep(addr, conn);
+                }
+                if !matches!(r, Err(NodeError::Connection(_))) {
+                    return r;
+                }
+            }
             let conn = self.connect(addr, ACT_TIMEOUT, Some(ACT_TIMEOUT)).await?;
-            f(conn).await
+            let r = f(conn.clone()).await;
+            if answered(&r) {
+                self.keep(addr, conn);
+            }
+            r
         };
         tokio::time::timeout(ACT_TIMEOUT, work)
             .await
@@ -396,6 +469,20 @@ pub async fn read_info_with(
     parse_info_replication(&text, priority).map_err(NodeError::NotRedis)
 }
 
+/// `INFO replication` (and `replica-priority` unless `known`), on a kept connection when
+/// there is one: the promotion and re-pointing that follow use it again.
+pub async fn info(
+    connector: &Connector,
+    addr: &NodeAddr,
+    known: Option<u32>,
+) -> Result<NodeInfo, NodeError> {
+    connector
+        .act(addr, |mut conn| async move {
+            read_info_with(&mut conn, known).await
+        })
+        .await
+}
+
 /// `REPLICAOF NO ONE`, then waits until `ROLE` says master.
 pub async fn promote(
     connector: &Connector,
@@ -446,7 +533,6 @@ pub async fn replicaof(
     master: &NodeAddr,
     known: Option<u32>,
 ) -> Result<NodeInfo, NodeError> {
-    let master = master.clone();
     connector
         .act(addr, |mut conn| async move {
             let mut p = redis::pipe();
@@ -557,14 +643,13 @@ pub async fn switchover(
     to: &NodeAddr,
     timeout: Duration,
 ) -> Result<NodeInfo, NodeError> {
-    let target = to.clone();
     let ms = timeout.as_millis() as u64;
     connector
         .act(master, |mut conn| async move {
             let _: String = redis::cmd("FAILOVER")
                 .arg("TO")
-                .arg(&target.host)
-                .arg(target.port)
+                .arg(&to.host)
+                .arg(to.port)
                 .arg("TIMEOUT")
                 .arg(ms)
                 .query_async(&mut conn)
@@ -608,6 +693,73 @@ pub async fn switchover(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The connection's own address as the node sees it (`CLIENT INFO`'s `addr=`): another
+    /// connection has another port, also after a restart of the node.
+    async fn client_id(connector: &Connector, addr: &NodeAddr) -> Result<String, NodeError> {
+        let info: String = connector
+            .act(addr, |mut conn| async move {
+                Ok(redis::cmd("CLIENT")
+                    .arg("INFO")
+                    .query_async(&mut conn)
+                    .await?)
+            })
+            .await?;
+        let own = info.split(' ').find(|kv| kv.starts_with("addr="));
+        Ok(own.expect("CLIENT INFO names addr=").to_string())
+    }
+
+    #[tokio::test]
+    async fn a_command_s_connection_is_kept_for_the_next_one_and_replaced_when_broken() {
+        use redis_failover_tests::{free_port, RedisNode};
+        let dir = tempfile::tempdir().expect("temp dir");
+        let node = RedisNode::start(dir.path(), free_port(), None, &[]);
+        let addr = node.node_addr();
+        let connector = Connector::new(Default::default());
+        let first = client_id(&connector, &addr).await.expect("first command");
+        let again = client_id(&connector, &addr).await.expect("second command");
+        assert_eq!(
+            first, again,
+            "the second command runs on the first one's connection"
+        );
+        // A clone (as each task of the daemon holds) shares what is kept.
+        let clone = connector.clone();
+        assert_eq!(
+            client_id(&clone, &addr).await.expect("third command"),
+            first
+        );
+        // The node restarts: the kept connection is broken; the command still runs, once,
+        // on a new connection.
+        node.restart(None);
+        let after = client_id(&connector, &addr).await.expect("after a restart");
+        assert_ne!(after, first, "a new connection after the restart");
+        assert_eq!(
+            client_id(&connector, &addr).await.expect("kept again"),
+            after
+        );
+        // An error reply leaves the connection usable: kept.
+        let refused = connector
+            .act(&addr, |mut conn| async move {
+                Ok(redis::cmd("NO-SUCH-COMMAND")
+                    .query_async::<()>(&mut conn)
+                    .await?)
+            })
+            .await;
+        assert!(matches!(refused, Err(NodeError::Reply(_))), "{refused:?}");
+        assert_eq!(
+            client_id(&connector, &addr).await.expect("still kept"),
+            after
+        );
+        // Closed once unused for KEEP.
+        tokio::time::pause();
+        tokio::time::advance(KEEP - Duration::from_millis(100)).await;
+        assert_eq!(connector.kept().len(), 1, "kept until KEEP has passed");
+        tokio::time::advance(Duration::from_millis(200)).await;
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert!(connector.kept().is_empty(), "closed after KEEP unused");
+    }
 
     fn message(reply: &str) -> String {
         NodeError::Auth(AuthProblem::NoPerm(reply.to_string())).to_string()
