@@ -1,5 +1,6 @@
 //! Keeps the client's view of `<root>/nodes` current: reads it, watches it, re-reads after
-//! every change, every reconnect and every new session (an expired session is replaced), and
+//! every change, every reconnect and every new session (an expired session is replaced) and
+//! when a failed command asks (keeping the armed watch: one request, not two), and
 //! publishes the last good topology through a [`watch`] channel. A missing or corrupt znode,
 //! or ZooKeeper being down, leaves the last good topology in place (logged once); so does a
 //! topology with an older epoch than one already seen — the client never goes back in time.
@@ -8,6 +9,8 @@
 //! write lease, a heartbeat (`exists` of the znode every quarter lease) confirms it while
 //! nothing changes (see [`crate::lease`]).
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -170,18 +173,59 @@ struct Session<'a> {
     heartbeat: Option<Duration>,
 }
 
+/// The wait on a one-shot watch armed by a read, kept across the reads that do not need a
+/// new one.
+type Armed = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Completes when the armed watch fires; never without one.
+async fn fired(armed: &mut Option<Armed>) {
+    match armed {
+        Some(w) => w.await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Why the watcher woke.
+enum Wake {
+    /// The armed watch fired (a change, or the session's end): read and arm a new one.
+    Changed,
+    /// Read again (a refresh asked by a failed command, the retry timer, a reconnect).
+    Read,
+    /// Confirm the topology (the heartbeat).
+    Beat,
+    /// Nothing to do (the connection dropped: the topology is marked stale).
+    Nothing,
+}
+
 impl Session<'_> {
     /// Follows the znode within one session; returns when the session has ended.
+    ///
+    /// A read asked by a failed command (many clients ask at once when a master dies) keeps
+    /// the watch still armed instead of replacing it: removing a watch is one more request
+    /// to ZooKeeper, and the armed one tells of the next change all the same.
     async fn watch(&self, shutdown: &mut watch::Receiver<bool>, logged: &mut Option<String>) {
         let (client, shared) = (self.client, self.shared);
         let path = self.paths.nodes();
         let mut states = client.state_watcher();
+        let mut armed: Option<Armed> = None;
         loop {
             // The `mzxid` of the topology the client holds, when this read proved it current.
             let mut adopted = None;
             let asked = Instant::now();
-            let read = tokio::time::timeout(ZK_OP_TIMEOUT, client.get_and_watch_data(&path)).await;
-            let watcher = match read {
+            let read = if armed.is_some() {
+                let read = client.get_data(&path);
+                tokio::time::timeout(ZK_OP_TIMEOUT, read)
+                    .await
+                    .map(|r| r.map(|(data, stat)| (data, stat, None)))
+            } else {
+                let read = client.get_and_watch_data(&path);
+                tokio::time::timeout(ZK_OP_TIMEOUT, read)
+                    .await
+                    .map(|r| r.map(|(data, stat, w)| (data, stat, Some(w))))
+            };
+            // ZooKeeper answered (a missing znode included: its creation is watched).
+            let answered = matches!(read, Ok(Ok(_)) | Ok(Err(zk::Error::NoNode)));
+            match read {
                 Ok(Ok((data, stat, watcher))) => {
                     match Topology::from_json(&data) {
                         Ok(topology) if topology.epoch < shared.tx.borrow().topology.epoch => {
@@ -214,7 +258,11 @@ impl Session<'_> {
                             "redis_failover client: {path} is corrupt ({e}); keeping the last good topology"
                         )),
                     }
-                    Some(watcher)
+                    if let Some(w) = watcher {
+                        armed = Some(Box::pin(async move {
+                            w.changed().await;
+                        }));
+                    }
                 }
                 Ok(Err(zk::Error::NoNode)) => {
                     note(
@@ -223,11 +271,15 @@ impl Session<'_> {
                             "redis_failover client: {path} is missing; keeping the last good topology"
                         ),
                     );
-                    match tokio::time::timeout(ZK_OP_TIMEOUT, client.check_and_watch_stat(&path))
-                        .await
+                    // A data watch does not tell of a creation: watch for one instead.
+                    armed = None;
+                    if let Ok(Ok((_, w))) =
+                        tokio::time::timeout(ZK_OP_TIMEOUT, client.check_and_watch_stat(&path))
+                            .await
                     {
-                        Ok(Ok((_, w))) => Some(w),
-                        _ => None,
+                        armed = Some(Box::pin(async move {
+                            w.changed().await;
+                        }));
                     }
                 }
                 Ok(Err(e)) if client.state().is_terminated() => {
@@ -239,50 +291,60 @@ impl Session<'_> {
                 }
                 Ok(Err(e)) => {
                     note(logged, format!("redis_failover client: reading {path}: {e}; keeping the last good topology"));
-                    None
                 }
-                Err(_) => {
-                    mark_stale(shared);
-                    None
-                }
-            };
+                Err(_) => mark_stale(shared),
+            }
             if client.state().is_terminated() {
                 return;
             }
             // Wait for a change, a reconnect, a refresh request or the end; confirm the
-            // topology every heartbeat meanwhile.
-            let mut retry = Box::pin(tokio::time::sleep(if watcher.is_some() {
+            // topology every heartbeat meanwhile. A read that failed is tried again soon.
+            let mut retry = Box::pin(tokio::time::sleep(if answered && armed.is_some() {
                 Duration::from_secs(3600)
             } else {
                 Duration::from_millis(200)
             }));
-            let changed = async {
-                match watcher {
-                    Some(w) => {
-                        w.changed().await;
-                    }
-                    None => std::future::pending::<()>().await,
-                }
-            };
-            tokio::pin!(changed);
             let beat = self.heartbeat.unwrap_or(Duration::from_secs(3600));
             let mut beats = tokio::time::interval_at(tokio::time::Instant::now() + beat, beat);
             beats.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                tokio::select! {
-                    _ = &mut changed => break,
-                    _ = &mut retry => break,
-                    _ = shared.refresh.notified() => break,
+                let wake = tokio::select! {
+                    _ = fired(&mut armed) => Wake::Changed,
+                    _ = &mut retry => Wake::Read,
+                    _ = shared.refresh.notified() => Wake::Read,
                     _ = stopped(shutdown) => return,
-                    _ = beats.tick(), if self.heartbeat.is_some() && adopted.is_some() => {
+                    _ = beats.tick(), if self.heartbeat.is_some() && adopted.is_some() => Wake::Beat,
+                    state = states.changed() => match state {
+                        zk::SessionState::Disconnected => {
+                            mark_stale(shared);
+                            Wake::Nothing
+                        }
+                        // Watches survive a reconnect, but a change while disconnected may
+                        // have been missed: read again, with a new watch (only that read
+                        // confirms the topology).
+                        zk::SessionState::SyncConnected | zk::SessionState::ConnectedReadOnly => Wake::Changed,
+                        _ => return,
+                    },
+                };
+                match wake {
+                    Wake::Changed => {
+                        armed = None;
+                        break;
+                    }
+                    Wake::Read => break,
+                    Wake::Nothing => {}
+                    Wake::Beat => {
                         let asked = Instant::now();
                         let limit = ZK_OP_TIMEOUT.min(beat * 2);
                         match tokio::time::timeout(limit, client.check_stat(&path)).await {
                             Ok(Ok(Some(stat))) if Some(stat.mzxid) == adopted => {
                                 // A change handled before this answer was notified before it:
                                 // the watch has fired by now if there was one.
-                                if futures::poll!(changed.as_mut()).is_ready() {
-                                    break;
+                                if let Some(w) = armed.as_mut() {
+                                    if futures::poll!(w.as_mut()).is_ready() {
+                                        armed = None;
+                                        break;
+                                    }
                                 }
                                 shared.confirmed.confirm(asked);
                             }
@@ -292,13 +354,6 @@ impl Session<'_> {
                             _ => {}
                         }
                     }
-                    state = states.changed() => match state {
-                        zk::SessionState::Disconnected => mark_stale(shared),
-                        // Watches survive a reconnect, but a change while disconnected may
-                        // have been missed: read again (only that read confirms the topology).
-                        zk::SessionState::SyncConnected | zk::SessionState::ConnectedReadOnly => break,
-                        _ => return,
-                    },
                 }
             }
         }

@@ -9,7 +9,7 @@ use redis_failover_client::{Client, ClientBuilder, ConnectError, Topology};
 use redis_failover_tests::manager::managed_trio;
 use redis_failover_tests::{
     for_a_while, group_topology, incr_twice_in_multi, wait_until_async, RedisGroup, RedisNode,
-    Scene,
+    Scene, ZkServer,
 };
 
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -500,4 +500,61 @@ async fn a_write_in_flight_on_a_deposed_master_is_not_acknowledged() {
     assert!(!acked.is_empty(), "the loop made no progress: {errors:?}");
     assert_eq!(node.get("in_flight"), None, "the write was not retried");
     m.stop().await.expect("stop");
+}
+
+/// ZooKeeper's count of the requests it received (`srvr`'s `Received:`).
+fn zk_received(zk: &ZkServer) -> u64 {
+    let srvr = zk.srvr().expect("srvr answers");
+    srvr.lines()
+        .find_map(|l| l.strip_prefix("Received:"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no Received: in {srvr:?}"))
+}
+
+/// A command that fails on a dead master asks the client to read the znode again (every
+/// client of the group at once, when a master dies). That read leaves the armed watch in
+/// place instead of replacing it (removing a watch is a request too): one ZooKeeper request
+/// per refresh, not two. The watch still tells of the next topology.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_after_a_failed_command_is_one_zookeeper_request() {
+    // A ZooKeeper of its own: the count is of this test's requests only.
+    let zk = ZkServer::start();
+    let trio = RedisGroup::trio();
+    let scene = Scene::on(&zk, "client_refresh").await;
+    let first = scene.publish_group(&trio, 1).await;
+    let mut c = scene
+        .builder()
+        .max_retries(1)
+        .retry_backoff(Duration::from_millis(20))
+        .asynchronous()
+        .connect()
+        .await
+        .expect("connect");
+    let _: () = c.set("k", 1).await.expect("SET on a live master");
+    trio.node(0).kill9();
+    const COMMANDS: u64 = 20;
+    let before = zk_received(&zk);
+    for _ in 0..COMMANDS {
+        // One refused try, one refresh, one retry refused again.
+        let r: redis::RedisResult<()> = c.set("k", 2).await;
+        assert!(r.is_err(), "the master is dead: {r:?}");
+    }
+    let asked = zk_received(&zk) - before;
+    eprintln!("{asked} ZooKeeper requests for {COMMANDS} failed commands");
+    // Each failed command read the znode once (a few more may be the sessions' pings);
+    // replacing the watch each time would have made it twice that.
+    assert!(
+        (COMMANDS / 2..=COMMANDS + 5).contains(&asked),
+        "{asked} ZooKeeper requests for {COMMANDS} failed commands"
+    );
+    let next = Topology {
+        master: first.slaves.first().cloned(),
+        slaves: first.slaves[1..].to_vec(),
+        epoch: 2,
+        ..first.clone()
+    };
+    trio.node(1).must(&["REPLICAOF", "NO", "ONE"]);
+    scene.publish(&next).await;
+    wait_epoch(&c, 2).await;
+    let _: () = c.set("k", 3).await.expect("SET on the new master");
 }
