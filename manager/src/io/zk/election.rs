@@ -30,7 +30,7 @@ pub struct Leadership {
     /// What the znodes it creates are given.
     pub acls: Arc<ZnodeAcls>,
     /// When ZooKeeper last confirmed the lock (a check or a lock-checked write, counted
-    /// from its request), for [`Leadership::recent`].
+    /// from its request), for [`Leadership::confirm_recent`].
     last_confirmed: Arc<Mutex<Option<Instant>>>,
 }
 
