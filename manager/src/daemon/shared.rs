@@ -91,10 +91,10 @@ impl GroupDaemon {
         }
         // The events of this manager's own appends are not read again: it knows what it
         // wrote. Any other event (or a lost one) reads the history.
-        let own = std::mem::take(&mut self.known.history_appends);
-        if !all && changes.history <= own {
-            self.known.history_appends = own - changes.history;
+        if !all && changes.history <= self.known.history_appends {
+            self.known.history_appends -= changes.history;
         } else {
+            self.known.history_appends = 0;
             match zk::read_history(&client, &self.cfg.paths).await {
                 Ok(h) => self.known.history = h,
                 Err(_) => retry.history = 1,

@@ -228,28 +228,37 @@ impl Connector {
         F: Fn(MultiplexedConnection) -> Fut,
         Fut: std::future::Future<Output = Result<T, NodeError>>,
     {
-        let answered =
-            |r: &Result<T, NodeError>| r.is_ok() || matches!(r, Err(NodeError::Reply(_)));
         let work = async {
             if let Some(conn) = self.take_kept(addr) {
-                let r = f(conn.clone()).await;
-                if answered(&r) {
-                    self.keep(addr, conn);
-                }
+                let r = self.run_keeping(addr, conn, &f).await;
                 if !matches!(r, Err(NodeError::Connection(_))) {
                     return r;
                 }
             }
             let conn = self.connect(addr, ACT_TIMEOUT, Some(ACT_TIMEOUT)).await?;
-            let r = f(conn.clone()).await;
-            if answered(&r) {
-                self.keep(addr, conn);
-            }
-            r
+            self.run_keeping(addr, conn, &f).await
         };
         tokio::time::timeout(ACT_TIMEOUT, work)
             .await
             .unwrap_or(Err(NodeError::Timeout(ACT_TIMEOUT)))
+    }
+
+    /// Runs `f` on `conn`, then keeps `conn` if the node answered (even with an error reply).
+    async fn run_keeping<T, F, Fut>(
+        &self,
+        addr: &NodeAddr,
+        conn: MultiplexedConnection,
+        f: &F,
+    ) -> Result<T, NodeError>
+    where
+        F: Fn(MultiplexedConnection) -> Fut,
+        Fut: std::future::Future<Output = Result<T, NodeError>>,
+    {
+        let r = f(conn.clone()).await;
+        if r.is_ok() || matches!(r, Err(NodeError::Reply(_))) {
+            self.keep(addr, conn);
+        }
+        r
     }
 }
 
@@ -659,10 +668,7 @@ pub async fn switchover(
         .await?;
     let deadline = Instant::now() + timeout + Duration::from_secs(1);
     loop {
-        if let Ok(info) = connector
-            .act(to, |mut conn| async move { read_info(&mut conn).await })
-            .await
-        {
+        if let Ok(info) = info(connector, to, None).await {
             if info.is_master() {
                 return Ok(info);
             }
